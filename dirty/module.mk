@@ -1,0 +1,3 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+LIB_SRCS += dirty/dirty.c
+PUBLIC_HEADERS += dirty/dirty.h

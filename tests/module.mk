@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Tests and benchmarks are found by name:
+#   tests/unit/test-*.c     cmocka unit tests, one program each
+#   tests/stress/stress-*.c multi-threaded stress tests (also run under TSan)
+#   tests/bench/bench-*.c   benchmarks (make bench)
+# Each links against libxenram.a.  A test that needs extra link flags (for
+# example -Wl,--wrap=xc_... for error paths) sets LDFLAGS_<name>, and one
+# that needs extra objects sets OBJS_<name>, in the module.mk of the module
+# it tests.
+
+UNIT_SRCS   := $(wildcard tests/unit/test-*.c)
+STRESS_SRCS := $(wildcard tests/stress/stress-*.c)
+BENCH_SRCS  := $(wildcard tests/bench/bench-*.c)
+
+UNIT_TESTS   += $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+STRESS_TESTS += $(STRESS_SRCS:tests/stress/%.c=$(BUILD)/tests/%)
+BENCHES      += $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+
+# The concurrency tests: every stress test and the unit tests whose names
+# say they are about concurrency.
+TSAN_TESTS  += $(STRESS_TESTS) \
+               $(filter %-concurrency %-rcu,$(UNIT_TESTS))
+
+TEST_LIBS = $(LIB) $(XEN_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(XR_LDFLAGS) $(LDFLAGS_$*) -o $@ $< $(OBJS_$*) $(TEST_LIBS)
+
+$(BUILD)/tests/stress-%: $(BUILD)/obj/tests/stress/stress-%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(XR_LDFLAGS) $(LDFLAGS_stress-$*) -o $@ $< $(TEST_LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(XR_LDFLAGS) $(LDFLAGS_$*) -o $@ $< $(OBJS_$*) $(TEST_LIBS)

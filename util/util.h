@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * util.h - the one shared leaf of xenram: compiler helpers, bit operations
+ * and the RCU flavour every module uses.
+ *
+ * Nothing here knows about Xen, RAM blocks or dirty logging; it includes no
+ * other header of the project.  Every module may include it.
+ *
+ * RCU flavour: liburcu's "memb" flavour (membarrier(2) based).  Readers pay
+ * only a thread-local counter update and a compiler barrier, no fence, and
+ * threads need no quiescent-state reports (unlike QSBR), which matters
+ * because our readers are library callers we do not control.  The price,
+ * a membarrier system call per grace period, falls on writers (RAM
+ * hot-plug, bitmap growth, block swaps), which are rare.  See docs/dirty.md.
+ */
+#ifndef XENRAM_UTIL_H
+#define XENRAM_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <limits.h>
+
+#define RCU_MEMB
+#include <urcu.h>
+
+/* ---- compiler helpers ------------------------------------------------ */
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#endif
+#ifndef MAX
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#endif
+#define DIV_ROUND_UP(n, d) (((n) + (d) - 1) / (d))
+#define ROUND_UP(n, d)     (DIV_ROUND_UP(n, d) * (d))
+#define IS_POW2(n)         ((n) != 0 && ((n) & ((n) - 1)) == 0)
+
+/* ---- pages ----------------------------------------------------------- */
+
+/* Xen's page: the unit of the p2m, of log-dirty and of every dirty bitmap. */
+#define XR_PAGE_BITS  12
+#define XR_PAGE_SIZE  ((uint64_t)1 << XR_PAGE_BITS)
+#define XR_PAGE_MASK  (~(XR_PAGE_SIZE - 1))
+#define XR_PAGE_ALIGN(a) (((a) + XR_PAGE_SIZE - 1) & XR_PAGE_MASK)
+
+/* ---- bit operations on arrays of unsigned long ------------------------ */
+
+#define BITS_PER_LONG     (sizeof(unsigned long) * CHAR_BIT)
+#define BIT_WORD(nr)      ((nr) / BITS_PER_LONG)
+#define BIT_MASK(nr)      (1UL << ((nr) % BITS_PER_LONG))
+#define BITS_TO_LONGS(nr) DIV_ROUND_UP(nr, BITS_PER_LONG)
+
+/* Mask of the bits from @start (inclusive) to the top of the word. */
+#define BITMAP_FIRST_WORD_MASK(start) (~0UL << ((start) % BITS_PER_LONG))
+/* Mask of the low bits of the word holding the last of @nbits bits. */
+#define BITMAP_LAST_WORD_MASK(nbits) \
+    (~0UL >> (-(nbits) & (BITS_PER_LONG - 1)))
+
+static inline bool test_bit(uint64_t nr, const unsigned long *addr)
+{
+    return (addr[BIT_WORD(nr)] >> (nr % BITS_PER_LONG)) & 1;
+}
+
+static inline void set_bit(uint64_t nr, unsigned long *addr)
+{
+    addr[BIT_WORD(nr)] |= BIT_MASK(nr);
+}
+
+static inline void clear_bit(uint64_t nr, unsigned long *addr)
+{
+    addr[BIT_WORD(nr)] &= ~BIT_MASK(nr);
+}
+
+/* Index of the first set bit in [start, size), or size if there is none. */
+uint64_t find_next_bit(const unsigned long *addr, uint64_t size,
+                       uint64_t start);
+/* Index of the first clear bit in [start, size), or size if there is none. */
+uint64_t find_next_zero_bit(const unsigned long *addr, uint64_t size,
+                            uint64_t start);
+/* Plain (non-atomic) set / clear of @nr bits from @start. */
+void bitmap_set(unsigned long *map, uint64_t start, uint64_t nr);
+void bitmap_clear(unsigned long *map, uint64_t start, uint64_t nr);
+/* Number of set bits in the first @nbits bits of @map. */
+uint64_t bitmap_count(const unsigned long *map, uint64_t nbits);
+/* A zeroed bitmap of @nbits bits, or NULL when out of memory. */
+unsigned long *bitmap_new(uint64_t nbits);
+
+/* ---- RCU and ThreadSanitizer ----------------------------------------- */
+
+/*
+ * liburcu is not built with ThreadSanitizer, so TSan cannot see that a
+ * grace period orders every earlier read-side critical section before the
+ * code that follows synchronize_rcu() or runs as a call_rcu() callback.
+ * Under TSan we model that edge explicitly: each read-side unlock releases
+ * a global sync object and the writer acquires it once the grace period
+ * has elapsed.  Without TSan all of this compiles to nothing.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define XR_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define XR_TSAN 1
+#endif
+#endif
+
+#ifdef XR_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+extern char xr_rcu_tsan_sync;
+
+static inline void xr_rcu_tsan_read_unlock(void)
+{
+    __tsan_release(&xr_rcu_tsan_sync);
+    urcu_memb_read_unlock();
+}
+
+static inline void xr_rcu_tsan_synchronize(void)
+{
+    urcu_memb_synchronize_rcu();
+    __tsan_acquire(&xr_rcu_tsan_sync);
+}
+
+#undef rcu_read_unlock
+#define rcu_read_unlock() xr_rcu_tsan_read_unlock()
+#undef synchronize_rcu
+#define synchronize_rcu() xr_rcu_tsan_synchronize()
+/* First statement of every call_rcu() callback: see rcu_reclaim_begin(). */
+#define rcu_reclaim_begin() __tsan_acquire(&xr_rcu_tsan_sync)
+#else
+/*
+ * First statement of every call_rcu() callback.  It documents (and under
+ * ThreadSanitizer establishes) that the readers which could still see the
+ * object are gone.
+ */
+#define rcu_reclaim_begin() do { } while (0)
+#endif
+
+/*
+ * Free the object holding @head (a struct rcu_head at offset 0 of a block
+ * allocated with malloc) after a grace period.
+ */
+void rcu_free_head(struct rcu_head *head);
+
+#endif /* XENRAM_UTIL_H */
