@@ -15,6 +15,7 @@
 .DEFAULT_GOAL := all
 .SUFFIXES:
 .DELETE_ON_ERROR:
+.SECONDARY:
 
 VERSION     := 0.1.0
 PREFIX      ?= /usr/local
@@ -90,6 +91,7 @@ include dirty/module.mk
 include memory/module.mk
 -include xen/module.mk
 -include xen/sim/module.mk
+-include xen/sim/xenstore/module.mk
 -include migration/module.mk
 -include hotplug/module.mk
 -include xen/dm/module.mk
@@ -139,7 +141,7 @@ check-tsan:
 
 .PHONY: tsan-run
 tsan-run: $(TSAN_TESTS)
-	@BUILD=$(BUILD) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	@BUILD=$(BUILD) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	    XR_TEST_WRAP="setarch $$(uname -m) -R" $(RUN_TESTS) $(TSAN_TESTS)
 
 bench: $(BENCHES)

@@ -67,14 +67,16 @@
 
 /*
  * One client's array of block pointers.  RCU-protected: read it with
- * rcu_dereference(); it is replaced, never modified in place, except that
- * a block pointer may be swapped for an equivalent block by
- * dirty_memory_sync() (readers rcu_dereference() each block pointer).
+ * rcu_dereference().  It has room for @capacity blocks; growth within that
+ * room fills empty slots and then raises @npages (release), growth beyond it
+ * publishes a new, larger array.  A block pointer may also be swapped for an
+ * equivalent block by dirty_memory_sync().  Readers therefore load @npages
+ * with acquire before using slots, and rcu_dereference() each block pointer.
  */
 typedef struct DirtyMemoryBlocks {
     struct rcu_head rcu;
-    uint64_t npages;        /* pages covered; the valid range is [0, npages) */
-    uint64_t nblocks;       /* DIV_ROUND_UP(npages, DIRTY_MEMORY_BLOCK_PAGES) */
+    uint64_t npages;        /* atomic: pages covered, [0, npages) is valid */
+    uint64_t capacity;      /* slots in blocks[] */
     unsigned long *blocks[];
 } DirtyMemoryBlocks;
 

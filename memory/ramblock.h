@@ -17,11 +17,17 @@
  *    RCU-registered thread and take no lock.  A RAMBlock pointer obtained
  *    there stays valid until the matching rcu_read_unlock().
  *  - Writers (add, remove, resize, notifier add/remove) take the RAMList
- *    mutex themselves; they must not be called inside a read-side critical
- *    section (remove waits for nothing, but the host memory of a removed
- *    block is released only after a grace period).
+ *    mutex themselves, so the caller must not hold it; they run on an
+ *    RCU-registered thread (they queue call_rcu() work) and must not be
+ *    called inside a read-side critical section (remove waits for nothing,
+ *    but the host memory of a removed block is released only after grace
+ *    periods).
  *  - Notifier callbacks run with the RAMList mutex held and must not call
- *    the writer functions of the same RAMList.
+ *    the writer functions of the same RAMList (the mutex is error-checking:
+ *    doing so aborts with a message rather than deadlocking).
+ *  - Fields of a published block are fixed, except used_length (resize)
+ *    and the migration state; read used_length with
+ *    ram_block_used_length() unless you hold the mutex.
  */
 #ifndef XENRAM_MEMORY_RAMBLOCK_H
 #define XENRAM_MEMORY_RAMBLOCK_H
@@ -30,9 +36,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <urcu/rculist.h>
-
+/* util.h first: it picks liburcu's flavour and inline read side. */
+#include "util/util.h"
 #include "dirty/dirty.h"
+
+#include <urcu/rculist.h>
 
 typedef uint64_t ram_addr_t;
 
@@ -61,7 +69,8 @@ struct RAMBlock {
     /* Host view of the block, or NULL when it is reached via the mapcache. */
     uint8_t *host;
     ram_addr_t offset;          /* first ram_addr of the block */
-    ram_addr_t used_length;     /* bytes in use, <= max_length */
+    /* Bytes in use, <= max_length; see ram_block_used_length(). */
+    ram_addr_t used_length;
     ram_addr_t max_length;      /* bytes reserved in ram_addr space */
     /* Called (RAMList mutex held) after used_length changed. */
     void (*resized)(const char *idstr, uint64_t new_length, void *host);
@@ -100,19 +109,29 @@ struct RAMBlockNotifier {
 
 struct RAMList {
     pthread_mutex_t mutex;
-    /* RCU-enabled: the block the last lookup found. */
+    /*
+     * The block the last lookup found.  Private to the lookups: it may
+     * briefly point to a removed (but not yet freed) block, which they
+     * ignore.
+     */
     RAMBlock *mru_block;
     /* RCU-enabled, writes protected by @mutex; biggest max_length first. */
     struct cds_list_head blocks;
     /* One bit per page of ram_addr space per client; see dirty/dirty.h. */
     DirtyMemory dirty;
-    /* Bumped (under @mutex) by every change of the block list. */
+    /*
+     * Bumped (under @mutex) by every change of the block list; without the
+     * mutex, read it with __atomic_load_n(&rl->version, __ATOMIC_ACQUIRE).
+     */
     uint32_t version;
     /* Protected by @mutex. */
     struct cds_list_head notifiers;
 };
 
-/* Iterate over blocks; hold the RAMList mutex or be inside rcu_read_lock(). */
+/*
+ * Iterate over blocks, biggest first; hold the RAMList mutex or be inside
+ * rcu_read_lock().
+ */
 #define RAMBLOCK_FOREACH(rl, block) \
     cds_list_for_each_entry_rcu(block, &(rl)->blocks, next)
 
@@ -125,7 +144,11 @@ int ram_list_init(RAMList *rl);
  */
 void ram_list_destroy(RAMList *rl);
 
-/* Take / drop the RAMList mutex (writers' lock). */
+/*
+ * Take / drop the RAMList mutex (writers' lock), for a caller that needs
+ * the block list to stay still while it works on it.  The writer functions
+ * below take it themselves: do not call them while holding it.
+ */
 void ram_list_lock(RAMList *rl);
 void ram_list_unlock(RAMList *rl);
 
@@ -133,18 +156,23 @@ void ram_list_unlock(RAMList *rl);
  * Add a block of @used_length bytes that may grow to @max_length bytes
  * (equal unless RAM_RESIZEABLE) named @idstr.  A free range of ram_addr
  * space is chosen (the smallest gap that fits, so freed ranges are reused),
- * the dirty bitmaps are extended under RCU and the whole block is marked
- * dirty for every client; then ram_block_added notifiers run.
+ * starting on a RAM_BLOCK_ALIGN boundary below RAM_ADDR_MAX; the dirty
+ * bitmaps are extended under RCU to cover max_length and the used range is
+ * marked dirty for every client before the block becomes visible; then
+ * ram_block_added notifiers run.
  *
  * @host: the block's host memory, or NULL.  With RAM_OWN_HOST (and host
  * NULL) the RAMList reserves max_length bytes of anonymous memory itself
- * and releases them after the block is removed and a grace period passed.
+ * (MAP_NORESERVE) and releases them once the block is removed and no
+ * reader can hold it any more.
  *
- * Returns 0 and the block in *@out, or: -EINVAL (zero or unaligned sizes,
- * used > max, unknown flags, RAM_OWN_HOST with a host pointer), -ENAMETOOLONG
- * (idstr empty or not shorter than RAM_BLOCK_IDSTR_SIZE), -EEXIST (idstr
- * already used), -ENOSPC (no room left in ram_addr space), -ENOMEM.  On
- * error nothing has changed.  Takes the RAMList mutex.
+ * Returns 0 and the block in *@out (if @out is not NULL), or: -EINVAL
+ * (idstr NULL, zero or not page-aligned sizes, used > max, used != max
+ * without RAM_RESIZEABLE, unknown flags, RAM_OWN_HOST with a host
+ * pointer), -ENAMETOOLONG (idstr empty or not shorter than
+ * RAM_BLOCK_IDSTR_SIZE), -EEXIST (idstr already used), -ENOSPC (no free
+ * range of ram_addr space is big enough), -ENOMEM (host memory or dirty
+ * bitmaps).  On error nothing has changed.  Takes the RAMList mutex.
  */
 int ram_block_add(RAMList *rl, const char *idstr, ram_addr_t used_length,
                   ram_addr_t max_length, void *host, uint32_t flags,
@@ -153,9 +181,11 @@ int ram_block_add(RAMList *rl, const char *idstr, ram_addr_t used_length,
 
 /*
  * Remove @block: ram_block_removed notifiers run, the block leaves the list
- * (new lookups no longer find it), and it is freed after a grace period,
- * with its bitmaps and (RAM_OWN_HOST) its memory.  Its ram_addr range may
- * be reused by a later add.  Takes the RAMList mutex.
+ * (new lookups no longer find it), and it is freed once every reader that
+ * may still hold it has left its read-side critical section, with its
+ * migration bitmaps and (RAM_OWN_HOST) its memory.  Its ram_addr range may
+ * be reused by a later add at once; its dirty bits are left as they are.
+ * Takes the RAMList mutex.
  */
 void ram_block_remove(RAMList *rl, RAMBlock *block);
 
@@ -163,9 +193,11 @@ void ram_block_remove(RAMList *rl, RAMBlock *block);
  * Change @block's used_length to @new_length (page-aligned, non-zero).  The
  * block must be RAM_RESIZEABLE, or new_length must equal used_length.  The
  * newly used range (if any) is marked dirty for every client, then the
- * block's resized callback and the ram_block_resized notifiers run.
- * Returns 0, -EINVAL (not resizeable, zero or unaligned) or -ENOSPC (beyond
- * max_length); nothing changes on error.  Takes the RAMList mutex.
+ * block's resized callback and the ram_block_resized notifiers run
+ * (neither runs when new_length equals used_length).  Readers may see
+ * either length until this returns.  Returns 0, -EINVAL (not resizeable,
+ * zero or unaligned) or -ENOSPC (beyond max_length); nothing changes on
+ * error.  Takes the RAMList mutex.
  */
 int ram_block_resize(RAMList *rl, RAMBlock *block, ram_addr_t new_length);
 
@@ -179,8 +211,8 @@ RAMBlock *ram_block_from_addr(RAMList *rl, ram_addr_t addr,
 
 /*
  * The block whose host memory contains @ptr (within used_length), or NULL;
- * *@offset (if non-NULL) receives the offset into the block.  Inside
- * rcu_read_lock().
+ * *@offset (if non-NULL) receives the offset into the block.  Tries the
+ * MRU block first but does not update it.  Inside rcu_read_lock().
  */
 RAMBlock *ram_block_from_host(RAMList *rl, const void *ptr,
                               ram_addr_t *offset);
@@ -207,17 +239,30 @@ void ram_block_notifier_remove(RAMList *rl, RAMBlockNotifier *n);
  * Allocate @block's bmap, receivedmap and clear_bmap (one bit per
  * 2^@clear_bmap_shift pages) for max_length, bmap all set (everything is
  * to be sent), the others clear; set postcopy_length to used_length.
- * Returns 0 or -ENOMEM (nothing allocated).  Owned by the migration
- * thread; freed with ram_block_free_migration_bitmaps() or with the block.
+ * Bitmaps allocated earlier are replaced.  Returns 0, -EINVAL
+ * (clear_bmap_shift >= 64) or -ENOMEM (the block is then unchanged).
+ * Owned by the migration thread; freed with
+ * ram_block_free_migration_bitmaps() (which also NULLs the pointers) or
+ * with the block.
  */
 int ram_block_alloc_migration_bitmaps(RAMBlock *block,
                                       uint8_t clear_bmap_shift);
 void ram_block_free_migration_bitmaps(RAMBlock *block);
 
+/*
+ * The block's used_length, safe against a concurrent resize: a reader sees
+ * either the old or the new length, and, for a grown block, the new range
+ * already marked dirty.
+ */
+static inline ram_addr_t ram_block_used_length(const RAMBlock *block)
+{
+    return __atomic_load_n(&block->used_length, __ATOMIC_ACQUIRE);
+}
+
 /* Pages in the block's used / max length. */
 static inline uint64_t ram_block_used_pages(const RAMBlock *block)
 {
-    return block->used_length >> XR_PAGE_BITS;
+    return ram_block_used_length(block) >> XR_PAGE_BITS;
 }
 
 static inline uint64_t ram_block_max_pages(const RAMBlock *block)

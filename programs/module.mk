@@ -7,3 +7,7 @@ PROGRAMS += $(BUILD)/xenram-demo
 $(BUILD)/xenram-demo: $(BUILD)/obj/programs/xenram-demo.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(URCU_LIBS)
+
+# The README's main job.
+demo: $(BUILD)/xenram-demo
+	$(BUILD)/xenram-demo

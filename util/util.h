@@ -21,7 +21,22 @@
 #include <stdint.h>
 #include <limits.h>
 
+#if defined(__SANITIZE_THREAD__)
+#define XR_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define XR_TSAN 1
+#endif
+#endif
+
 #define RCU_MEMB
+#ifndef XR_TSAN
+/*
+ * Inline read-side fast paths (we are LGPL too).  Not under TSan: the
+ * inlined internals of liburcu race in ways TSan cannot see are ordered.
+ */
+#define _LGPL_SOURCE
+#endif
 #include <urcu.h>
 
 /* ---- compiler helpers ------------------------------------------------ */
@@ -98,18 +113,11 @@ unsigned long *bitmap_new(uint64_t nbits);
  * liburcu is not built with ThreadSanitizer, so TSan cannot see that a
  * grace period orders every earlier read-side critical section before the
  * code that follows synchronize_rcu() or runs as a call_rcu() callback.
- * Under TSan we model that edge explicitly: each read-side unlock releases
- * a global sync object and the writer acquires it once the grace period
- * has elapsed.  Without TSan all of this compiles to nothing.
+ * Under TSan we model that edge explicitly: each read-side unlock and each
+ * call_rcu() releases a global sync object, and the writer acquires it once
+ * the grace period has elapsed (after synchronize_rcu(), at the start of a
+ * call_rcu() callback).  Without TSan all of this compiles to nothing.
  */
-#if defined(__SANITIZE_THREAD__)
-#define XR_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define XR_TSAN 1
-#endif
-#endif
-
 #ifdef XR_TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
@@ -127,10 +135,28 @@ static inline void xr_rcu_tsan_synchronize(void)
     __tsan_acquire(&xr_rcu_tsan_sync);
 }
 
+/*
+ * liburcu publishes and reads pointers with volatile accesses and inline
+ * barriers that TSan cannot see; use the equivalent C11 atomics instead
+ * (on x86 they compile to the same plain loads and stores).
+ */
+#undef rcu_dereference
+#define rcu_dereference(p) __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
+#undef rcu_assign_pointer
+#define rcu_assign_pointer(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
+#undef rcu_set_pointer
+#define rcu_set_pointer(pp, v) __atomic_store_n((pp), (v), __ATOMIC_RELEASE)
+#undef rcu_xchg_pointer
+#define rcu_xchg_pointer(pp, v) __atomic_exchange_n((pp), (v), __ATOMIC_ACQ_REL)
+
 #undef rcu_read_unlock
 #define rcu_read_unlock() xr_rcu_tsan_read_unlock()
 #undef synchronize_rcu
 #define synchronize_rcu() xr_rcu_tsan_synchronize()
+/* The writer's last touches of an object happen before its callback. */
+#undef call_rcu
+#define call_rcu(head, func) \
+    (__tsan_release(&xr_rcu_tsan_sync), urcu_memb_call_rcu((head), (func)))
 /* First statement of every call_rcu() callback: see rcu_reclaim_begin(). */
 #define rcu_reclaim_begin() __tsan_acquire(&xr_rcu_tsan_sync)
 #else
