@@ -7,6 +7,7 @@
 #   make check SANITIZE=address,undefined
 #                                 the same under ASan+UBSan (in build/san-*)
 #   make check-tsan               the concurrency tests under ThreadSanitizer
+#   make check-valgrind           the unit tests under valgrind
 #   make bench                    build and run the benchmarks
 #   make install PREFIX=/usr DESTDIR=/tmp/stage
 #
@@ -102,7 +103,7 @@ include docs/module.mk
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib check check-unit check-stress check-tsan check-integration \
-        bench install uninstall clean demo
+        check-valgrind bench install uninstall clean demo
 
 all: $(LIB) $(PROGRAMS) $(ALL_EXTRA)
 lib: $(LIB)
@@ -143,6 +144,12 @@ check-tsan:
 tsan-run: $(TSAN_TESTS)
 	@BUILD=$(BUILD) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	    XR_TEST_WRAP="setarch $$(uname -m) -R" $(RUN_TESTS) $(TSAN_TESTS)
+
+# The unit tests under valgrind's memcheck (leaks and invalid accesses).
+check-valgrind: $(UNIT_TESTS)
+	@BUILD=$(BUILD) XR_TEST_WRAP="valgrind -q --error-exitcode=1 \
+	    --leak-check=full --errors-for-leak-kinds=definite" \
+	    $(RUN_TESTS) $(UNIT_TESTS)
 
 bench: $(BENCHES)
 	@set -e; for b in $(BENCHES); do echo "== $$b"; ./$$b; done
