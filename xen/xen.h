@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * xen.h - the Xen platform layer: everything xenram asks of Xen, for one
+ * domain.
+ *
+ * Thin, typed wrappers over Debian's libxenctrl, libxenforeignmemory,
+ * libxendevicemodel, libxenstore and libxentoolcore.  They hold no policy:
+ * they check every call and turn Xen's errors into -errno plus a message
+ * that names the call, the domain and the errno text, e.g.
+ *
+ *   "xc_domain_populate_physmap_exact(domid 7, gfn 0xf0000, 256 pages):
+ *    Cannot allocate memory"
+ *
+ * The message of the last failure is kept in the handle (xen_last_error())
+ * and logged; callers that talk to a person (QMP, xenstore, the command
+ * line) pass it on.
+ *
+ * The same code runs on a real Xen host and on the simulator: the
+ * simulator's stand-in libraries are picked by LD_LIBRARY_PATH, never by a
+ * branch here.
+ *
+ * Concurrency: a XenHandles may be used from several threads at once (the
+ * Xen libraries allow it); only xen_close() must not race with anything.
+ * The last-error text is per thread.
+ */
+#ifndef XENRAM_XEN_H
+#define XENRAM_XEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <xenctrl.h>
+#include <xendevicemodel.h>
+#include <xenforeignmemory.h>
+#include <xenstore.h>
+
+typedef struct XenHandles XenHandles;
+
+/* xen_open() flags */
+#define XEN_OPEN_NO_XENSTORE  (1u << 0)  /* do not connect to xenstored */
+
+/*
+ * Open the handles for @domid (xenctrl, foreignmemory, devicemodel and,
+ * unless XEN_OPEN_NO_XENSTORE, xenstore) and check that the domain exists.
+ * Returns 0 and the handles in *@out, or -errno with the message in
+ * *@errbuf (@errlen bytes, may be NULL); nothing stays open on failure.
+ */
+int xen_open(uint32_t domid, unsigned int flags, XenHandles **out,
+             char *errbuf, size_t errlen);
+
+/* Close every handle.  No other thread may use @xh concurrently. */
+void xen_close(XenHandles *xh);
+
+/*
+ * Restrict every open Xen handle of the process to the domain
+ * (xentoolcore_restrict_all, as -xen-domid-restrict asks): afterwards they
+ * can only act on that domain.  Irreversible.  0 or -errno.
+ */
+int xen_restrict(XenHandles *xh);
+
+uint32_t xen_domid(const XenHandles *xh);
+
+/* Message of the calling thread's last failure in this layer ("" if none). */
+const char *xen_last_error(void);
+
+/* Raw handles, for the few callers that need a call not wrapped here. */
+xc_interface *xen_xc(XenHandles *xh);
+xenforeignmemory_handle *xen_fmem(XenHandles *xh);
+xendevicemodel_handle *xen_dmod(XenHandles *xh);
+struct xs_handle *xen_xs(XenHandles *xh);
+
+/* ---- domain ------------------------------------------------------------ */
+
+typedef struct XenDomainInfo {
+    uint64_t max_pages;     /* maximum memory, in pages */
+    uint64_t tot_pages;     /* pages currently populated */
+    bool paused;
+    bool dying;
+    bool hvm;
+} XenDomainInfo;
+
+/* 0 and *@info, or -ESRCH (no such domain) / -errno. */
+int xen_domain_info(XenHandles *xh, XenDomainInfo *info);
+
+int xen_domain_pause(XenHandles *xh);
+int xen_domain_unpause(XenHandles *xh);
+
+/* ---- guest memory: foreign mappings and the p2m ------------------------ */
+
+/*
+ * Map @n guest frames @gfns contiguously (PROT_READ|PROT_WRITE unless
+ * @writable is false).  Returns the address, or NULL with -errno in *@ret
+ * when nothing could be mapped.  When the mapping succeeds as a whole but
+ * single frames could not be mapped (not populated, out of range), their
+ * entries of @err (n ints, required) are negative errno values and those
+ * pages must not be touched; *@ret is then 0 and the caller decides.
+ */
+void *xen_map(XenHandles *xh, const xen_pfn_t *gfns, size_t n, bool writable,
+              int *err, int *ret);
+
+/* Unmap @n pages at @addr from xen_map().  0 or -errno. */
+int xen_unmap(XenHandles *xh, void *addr, size_t n);
+
+/* Populate @n frames from @gfn (xc_domain_populate_physmap_exact). */
+int xen_populate(XenHandles *xh, xen_pfn_t gfn, uint64_t n);
+
+/* Release @n frames from @gfn (xc_domain_decrease_reservation_exact). */
+int xen_depopulate(XenHandles *xh, xen_pfn_t gfn, uint64_t n);
+
+/* ---- dirty logging ------------------------------------------------------ */
+
+typedef struct XenLogDirtyStats {
+    uint32_t dirty_count;   /* pages dirtied since the last CLEAN */
+    uint32_t fault_count;
+} XenLogDirtyStats;
+
+/* Turn Xen's log-dirty mode on (ENABLE_LOGDIRTY) or off (OFF). */
+int xen_logdirty_enable(XenHandles *xh);
+int xen_logdirty_disable(XenHandles *xh);
+
+/*
+ * Read Xen's log-dirty bitmap for frames [0, @npages) into @bitmap
+ * (little-endian longs, BITS_TO_LONGS(npages) of them) and, with @clear,
+ * reset it (CLEAN; PEEK otherwise).  @final marks the last CLEAN of a
+ * migration (XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL).  @stats may be NULL.
+ * Only the owner of log-dirty may CLEAN: during `xl migrate` that is libxc,
+ * never xenram.
+ */
+int xen_logdirty_read(XenHandles *xh, unsigned long *bitmap, uint64_t npages,
+                      bool clear, bool final, XenLogDirtyStats *stats);
+
+/*
+ * Track the framebuffer @first_pfn..+@nr: returns the range's dirty bits in
+ * @bitmap and clears them in Xen.  -ENODATA means "treat everything as
+ * dirty" (tracking just started or was reset).
+ */
+int xen_track_dirty_vram(XenHandles *xh, uint64_t first_pfn, uint32_t nr,
+                         unsigned long *bitmap);
+
+/*
+ * Report device-model writes to Xen's log-dirty: @n extents in one
+ * hypercall (xendevicemodel_modified_memory_bulk).  Xen ignores them while
+ * log-dirty is off.
+ */
+int xen_modified_memory_bulk(XenHandles *xh,
+                             struct xen_dm_op_modified_memory_extent *ext,
+                             uint32_t n);
+
+/* ---- ioreq server ------------------------------------------------------- */
+
+/* Create an ioreq server (no buffered ioreqs); its id in *@id. */
+int xen_ioreq_server_create(XenHandles *xh, ioservid_t *id);
+int xen_ioreq_server_destroy(XenHandles *xh, ioservid_t id);
+int xen_ioreq_server_set_enabled(XenHandles *xh, ioservid_t id, bool on);
+
+/* Claim (or release) the MMIO (@is_mmio) or port I/O range [start, end]. */
+int xen_ioreq_map_range(XenHandles *xh, ioservid_t id, bool is_mmio,
+                        uint64_t start, uint64_t end);
+int xen_ioreq_unmap_range(XenHandles *xh, ioservid_t id, bool is_mmio,
+                          uint64_t start, uint64_t end);
+
+/* ---- xenstore ----------------------------------------------------------- */
+
+/*
+ * Read @path; returns a malloc'ed NUL-terminated string or NULL with
+ * -errno in *@ret (-ENOENT when absent).
+ */
+char *xen_xs_read(XenHandles *xh, const char *path, int *ret);
+int xen_xs_write(XenHandles *xh, const char *path, const char *value);
+int xen_xs_rm(XenHandles *xh, const char *path);
+
+#endif /* XENRAM_XEN_H */
