@@ -62,16 +62,20 @@ WARN        := -Wall -Wextra -Wshadow -Wstrict-prototypes \
 ifneq ($(WERROR),0)
 WARN        += -Werror
 endif
-# Every path is relative to the top so that "dirty/dirty.h" works anywhere.
-XR_CFLAGS   := -std=gnu11 $(OPT) -g $(WARN) -pthread -I. -MMD -MP \
+# Every path is relative to the top so that "dirty/dirty.h" works anywhere;
+# -iquote, not -I, so that <xen/...> still means Xen's public headers.
+XR_CFLAGS   := -std=gnu11 $(OPT) -g $(WARN) -pthread -iquote . -MMD -MP \
                -D_GNU_SOURCE $(SAN_FLAGS) $(call pc_cflags,$(URCU_PKG))
 XR_LDFLAGS  := -pthread $(SAN_FLAGS)
 URCU_LIBS   := $(call pc_libs,$(URCU_PKG))
+JSON_PKG    := jansson
+JSON_CFLAGS := $(call pc_cflags,$(JSON_PKG))
+JSON_LIBS   := $(call pc_libs,$(JSON_PKG))
 XEN_CFLAGS  := $(call pc_cflags,$(XEN_PKGS))
 XEN_LIBS    := $(call pc_libs,$(XEN_PKGS))
 CMOCKA_LIBS := $(call pc_libs,$(TEST_PKGS))
 
-ALL_CFLAGS  = $(XR_CFLAGS) $(XEN_CFLAGS) $(CFLAGS)
+ALL_CFLAGS  = $(XR_CFLAGS) $(XEN_CFLAGS) $(JSON_CFLAGS) $(CFLAGS)
 LIB         := $(BUILD)/libxenram.a
 
 # Filled in by the module.mk fragments.
@@ -91,8 +95,8 @@ include util/module.mk
 include dirty/module.mk
 include memory/module.mk
 -include xen/module.mk
--include xen/sim/module.mk
 -include xen/sim/xenstore/module.mk
+-include xen/sim/module.mk
 -include migration/module.mk
 -include hotplug/module.mk
 -include xen/dm/module.mk
@@ -181,4 +185,4 @@ uninstall:
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)

@@ -22,7 +22,7 @@ BENCHES      += $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 TSAN_TESTS  += $(STRESS_TESTS) \
                $(filter %-concurrency %-rcu,$(UNIT_TESTS))
 
-TEST_LIBS = $(LIB) $(XEN_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
+TEST_LIBS = $(LIB) $(XEN_LIBS) $(JSON_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(@D)
