@@ -68,7 +68,9 @@ XR_CFLAGS   := -std=gnu11 $(OPT) -g $(WARN) -pthread -iquote . -MMD -MP \
                -D_GNU_SOURCE $(SAN_FLAGS) $(call pc_cflags,$(URCU_PKG))
 XR_LDFLAGS  := -pthread $(SAN_FLAGS)
 URCU_LIBS   := $(call pc_libs,$(URCU_PKG))
-JSON_PKG    := jansson
+# Well-kept libraries instead of hand-written code: JSON (QMP) and zlib
+# (checksums and compression in migration streams).
+JSON_PKG    := jansson zlib
 JSON_CFLAGS := $(call pc_cflags,$(JSON_PKG))
 JSON_LIBS   := $(call pc_libs,$(JSON_PKG))
 XEN_CFLAGS  := $(call pc_cflags,$(XEN_PKGS))

@@ -35,3 +35,26 @@ $(BUILD)/tests/stress-%: $(BUILD)/obj/tests/stress/stress-%.o $(LIB)
 $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) $(LDFLAGS_$*) -o $@ $< $(OBJS_$*) $(TEST_LIBS)
+
+# libFuzzer targets (clang): tests/fuzz/fuzz-*.c, linked with the sources
+# they exercise, built with ASan+UBSan.  `make fuzz FUZZ_SECONDS=N` runs
+# each for N seconds from its corpus in tests/fuzz/corpus/<name>/.
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz-*.c)
+FUZZ_TARGETS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SECONDS ?= 30
+FUZZ_CFLAGS  := -std=gnu11 -O1 -g -iquote . -D_GNU_SOURCE \
+                -fsanitize=fuzzer,address,undefined $(JSON_CFLAGS) \
+                $(call pc_cflags,$(URCU_PKG))
+FUZZ_DEPS_fuzz-devstate := migration/devstate.c util/util.c
+
+build/fuzz/%: tests/fuzz/%.c $(wildcard migration/*.c util/*.c)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DEPS_$*) $(JSON_LIBS) $(URCU_LIBS)
+
+.PHONY: fuzz
+fuzz: $(FUZZ_TARGETS)
+	@set -e; for f in $(FUZZ_TARGETS); do \
+	    n=$${f##*/}; mkdir -p tests/fuzz/corpus/$$n; \
+	    echo "== $$n ($(FUZZ_SECONDS) s)"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        tests/fuzz/corpus/$$n; done
