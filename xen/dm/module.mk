@@ -1,0 +1,9 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# xen/dm/: the device-model process.
+
+# The command line libxl passes to a qemu-xen device model.
+LIB_SRCS += xen/dm/cmdline.c
+
+# The device model's main loop and QMP server.
+LIB_SRCS += xen/dm/loop.c xen/dm/qmp.c
