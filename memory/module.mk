@@ -10,3 +10,7 @@ LIB_SRCS += memory/modified.c
 PUBLIC_HEADERS += memory/modified.h
 LDFLAGS_test-modified := -Wl,--wrap=xen_modified_memory_bulk
 LDFLAGS_test-modified-concurrency := -Wl,--wrap=xen_modified_memory_bulk
+
+# The MemoryRegion tree and its FlatView (docs/region.md).
+LIB_SRCS += memory/region.c
+PUBLIC_HEADERS += memory/region.h
