@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * host.h - the simulated Xen host inside the xensim daemon: its domains,
+ * their guest memory and p2m, log-dirty, VRAM tracking, pause state, vCPUs,
+ * and what device models asked of them (ioreq servers, cache attributes).
+ *
+ * Each operation mirrors one hypercall and returns what Xen would: 0 or a
+ * count on success, -errno on failure.  Where the simulator's answer is a
+ * choice rather than Xen's verified behaviour, docs/simulator.md says so.
+ *
+ * Locking:
+ *   host.lock   the domain table and domid allocation; never held while a
+ *               domain's lock is taken (lookups take a reference instead).
+ *   dom.lock    every operation on one domain (p2m, log-dirty, dm state).
+ *   dom.run_lock  the vCPUs' run state (pause count, quiesce, running).
+ *               Taken inside dom.lock, never the other way round; vCPU
+ *               threads take only this one.
+ */
+#ifndef XENSIM_HOST_H
+#define XENSIM_HOST_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "xen/sim/proto.h"
+#include "xen/sim/track.h"
+#include "xen/sim/vcpu.h"
+
+#define XSIM_MAX_IOREQ_SERVERS 8      /* Xen's MAX_NR_IOREQ_SERVERS */
+#define XSIM_HVM_NR_PARAMS     64
+#define XSIM_DOMID_FIRST_RESERVED 0x7FF0u
+
+struct xsim_ioreq_range {
+    uint32_t type;
+    uint64_t start, end;
+};
+
+struct xsim_ioreq {
+    bool used;
+    bool enabled;
+    int bufioreq;
+    unsigned nr_ranges;
+    struct xsim_ioreq_range ranges[64];
+};
+
+struct xsim_cacheattr {
+    uint64_t start, end;
+    uint32_t type;
+};
+
+struct xsim_dom {
+    uint32_t domid;
+    uint64_t instance;
+    char name[64];
+    uint8_t handle[16];
+    bool control;               /* dom0 */
+    int refs;                   /* under host.lock */
+    bool dead;                  /* destroyed, waiting for its last ref */
+
+    pthread_mutex_t lock;
+
+    /* Guest memory */
+    int memfd;
+    struct xsim_track track;    /* the vCPU view */
+    unsigned long *p2m;         /* present frames, XSIM_GFN_LIMIT bits */
+    uint64_t tot_pages;
+    uint64_t max_pages;
+    int64_t max_mapped;         /* highest gfn ever populated, -1 none */
+    uint64_t ram_ext[4][2];     /* RAM laid out at create: {gfn, nr} */
+    unsigned nr_ram_ext;
+    uint64_t nr_ram;            /* pages in ram_ext */
+
+    /* Log-dirty */
+    bool logdirty;
+    unsigned long *ld;          /* XSIM_GFN_LIMIT bits */
+    uint32_t dirty_count;
+    uint32_t fault_count;
+    uint32_t shadow_mb;
+
+    /* track_dirty_vram: one range */
+    uint64_t vram_first, vram_nr;
+    unsigned long *vram;        /* vram_nr bits */
+
+    /* Run state: vCPUs */
+    pthread_mutex_t run_lock;
+    pthread_cond_t run_cond;    /* vCPUs wait here */
+    pthread_cond_t idle_cond;   /* quiescers wait here */
+    int pause_count;            /* the toolstack's (xc_domain_pause) */
+    int quiesce;                /* the simulator's own, around ops */
+    int running;                /* vCPUs inside a write batch */
+    bool stopping;
+    bool shutdown;
+    uint32_t shutdown_reason;
+    uint64_t gen;               /* stamp generation, atomic */
+    uint64_t writes;            /* pages written, atomic */
+    uint64_t cpu_ns;            /* atomic */
+    struct xsim_workload wl;
+    unsigned nr_vcpus;
+    struct xsim_vcpu *vcpus;
+
+    /* What device models asked for */
+    struct xsim_ioreq ioreq[XSIM_MAX_IOREQ_SERVERS];
+    struct xsim_cacheattr *cacheattr;
+    unsigned nr_cacheattr;
+    char *dm_log;               /* recorded no-op dm ops, text */
+    size_t dm_log_len;
+    uint64_t hvm_param[XSIM_HVM_NR_PARAMS];
+    unsigned pin_count;
+};
+
+/* Hooks into the simulated xenstore (xen/sim/xenstore), all optional. */
+struct xsim_store_ops {
+    int (*introduce)(const char *state_dir, uint32_t domid, const char *name,
+                     uint64_t mem_kb);
+    int (*release)(const char *state_dir, uint32_t domid);
+};
+
+struct xsim_host {
+    pthread_mutex_t lock;
+    struct xsim_dom *doms[XSIM_DOMID_FIRST_RESERVED];
+    uint32_t next_domid;
+    uint64_t next_instance;
+    unsigned nr_domains;
+    enum xsim_track_mode track_mode;
+    char state_dir[200];
+    char xenstore[64];
+    const struct xsim_store_ops *store;
+};
+
+int host_init(struct xsim_host *h, enum xsim_track_mode mode,
+              const char *state_dir);
+/* Destroy every domain (stops all vCPUs). */
+void host_fini(struct xsim_host *h);
+
+/* Lookups return a referenced domain or NULL; put it back when done. */
+struct xsim_dom *host_get(struct xsim_host *h, uint32_t domid);
+void host_put(struct xsim_host *h, struct xsim_dom *d);
+
+int host_create(struct xsim_host *h, const struct xsim_create *c,
+                uint32_t *domid);
+int host_destroy(struct xsim_host *h, uint32_t domid);
+/* Fill up to @max entries for domains with id >= @first, in domid order;
+ * returns the number filled. */
+int host_getinfo(struct xsim_host *h, uint32_t first, unsigned max,
+                 struct xsim_dominfo *out);
+
+int dom_pause(struct xsim_dom *d);
+int dom_unpause(struct xsim_dom *d);
+int dom_setmaxmem(struct xsim_dom *d, uint64_t max_kb);
+int64_t dom_max_gpfn(struct xsim_dom *d);
+int dom_set_workload(struct xsim_dom *d, const char *spec);
+int dom_shutdown(struct xsim_dom *d, uint32_t reason);
+int dom_hvm_param(struct xsim_dom *d, uint32_t index, bool set,
+                  uint64_t *value);
+
+/* XENMEM_populate_physmap / decrease_reservation: extents done or -errno. */
+long dom_populate(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
+                  unsigned order);
+long dom_decrease(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
+                  unsigned order);
+/* The guest writes (stamps) @gfns through the vCPU view, as a vCPU would;
+ * returns how many were populated and written. */
+long dom_guest_write(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr);
+/* Per frame: 0 if mappable, -EINVAL if not. */
+void dom_check_frames(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
+                      int32_t *err);
+
+/* XEN_DOMCTL_shadow_op.  @bitmap (may be NULL) receives ceil(pages/8)
+ * bytes for CLEAN/PEEK. */
+int dom_shadow_op(struct xsim_dom *d, uint32_t op, uint32_t mode,
+                  uint64_t pages, uint8_t *bitmap, uint32_t *mb,
+                  uint32_t *fault_count, uint32_t *dirty_count);
+
+/* XEN_DMOP_* */
+int dom_modified_memory(struct xsim_dom *d, const void *extents,
+                        uint32_t nr);
+int dom_track_dirty_vram(struct xsim_dom *d, uint64_t first, uint64_t nr,
+                         uint8_t *bitmap);
+int dom_ioreq_create(struct xsim_dom *d, int bufioreq, uint32_t *id);
+int dom_ioreq_info(struct xsim_dom *d, uint32_t id, bool want_gfns,
+                   uint64_t out[3]);
+int dom_ioreq_range(struct xsim_dom *d, uint32_t id, uint32_t type,
+                    uint64_t start, uint64_t end, bool map);
+int dom_ioreq_state(struct xsim_dom *d, uint32_t id, bool enabled);
+int dom_ioreq_destroy(struct xsim_dom *d, uint32_t id);
+int dom_relocate(struct xsim_dom *d, uint32_t size, uint64_t src,
+                 uint64_t dst);
+int dom_cacheattr(struct xsim_dom *d, uint64_t start, uint64_t end,
+                  uint32_t type);
+int dom_dm_record(struct xsim_dom *d, const char *what);
+/* Text describing the device-model state; malloc'd, *len set. */
+char *dom_dm_state(struct xsim_dom *d, size_t *len);
+
+/* dm ops refuse dom0 (EPERM, "remote domain") and non-HVM domains. */
+int dom_check_dm(struct xsim_dom *d);
+
+/* vCPU support (vcpu.c): quiesce blocks until no vCPU is inside a write. */
+void dom_quiesce(struct xsim_dom *d);
+void dom_unquiesce(struct xsim_dom *d);
+
+#endif /* XENSIM_HOST_H */

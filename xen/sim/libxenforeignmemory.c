@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libxenforeignmemory.c - stand-in for Debian's libxenforeignmemory.so.1 on
+ * the simulated host.  A mapping is a real MAP_SHARED mapping of the
+ * domain's guest memory (its memfd, received once per domain over the
+ * channel), so what the caller writes lands in the guest, and is not seen
+ * by log-dirty, exactly as with Linux privcmd on Xen.
+ *
+ * Per-frame errors are privcmd's (IOCTL_PRIVCMD_MMAPBATCH_V2 on a PV dom0,
+ * where Xen's mod_l1_entry() reports them): -EINVAL for a frame that is not
+ * populated or beyond the physical address space, -ESRCH for every frame of
+ * an unknown domain.  A frame that failed is mapped to nothing: touching it
+ * raises SIGBUS, as privcmd's fault handler does.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <xenforeignmemory.h>
+
+#include "xen/sim/stub.h"
+
+#define FD_CACHE 8
+
+struct fd_cache {
+    uint32_t domid;
+    uint64_t instance;
+    int fd;
+};
+
+struct xenforeignmemory_handle {
+    struct xsim_handle h;
+    pthread_mutex_t cache_lock;
+    struct fd_cache cache[FD_CACHE];
+    unsigned next_slot;
+};
+
+static int fmem_restrict_cb(struct xsim_tc_handle *ah, uint32_t domid)
+{
+    return xsim_handle_restrict((struct xsim_handle *)ah, domid);
+}
+
+xenforeignmemory_handle *xenforeignmemory_open(struct xentoollog_logger *logger,
+                                               unsigned open_flags)
+{
+    xenforeignmemory_handle *fmem = calloc(1, sizeof(*fmem));
+
+    (void)logger;
+    (void)open_flags;
+    if (!fmem)
+        return NULL;
+    for (unsigned i = 0; i < FD_CACHE; i++)
+        fmem->cache[i].fd = -1;
+    pthread_mutex_init(&fmem->cache_lock, NULL);
+    if (xsim_handle_open(&fmem->h, "xenforeignmemory", fmem_restrict_cb) < 0) {
+        int e = errno;
+
+        pthread_mutex_destroy(&fmem->cache_lock);
+        free(fmem);
+        errno = e;
+        return NULL;
+    }
+    return fmem;
+}
+
+int xenforeignmemory_close(xenforeignmemory_handle *fmem)
+{
+    if (!fmem)
+        return 0;
+    xsim_handle_close(&fmem->h);
+    for (unsigned i = 0; i < FD_CACHE; i++)
+        if (fmem->cache[i].fd >= 0)
+            close(fmem->cache[i].fd);
+    pthread_mutex_destroy(&fmem->cache_lock);
+    free(fmem);
+    return 0;
+}
+
+int xenforeignmemory_restrict(xenforeignmemory_handle *fmem, domid_t domid)
+{
+    return xsim_handle_restrict(&fmem->h, domid);
+}
+
+/* A file of size 0: mapping it and touching the mapping raises SIGBUS. */
+static int hole_fd(void)
+{
+    static int fd = -1;
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+    pthread_mutex_lock(&lock);
+    if (fd < 0)
+        fd = memfd_create("xensim-unmapped", MFD_CLOEXEC);
+    pthread_mutex_unlock(&lock);
+    return fd;
+}
+
+static int cache_find(xenforeignmemory_handle *fmem, uint32_t domid,
+                      uint64_t *instance)
+{
+    int fd = -1;
+
+    pthread_mutex_lock(&fmem->cache_lock);
+    for (unsigned i = 0; i < FD_CACHE; i++) {
+        if (fmem->cache[i].fd >= 0 && fmem->cache[i].domid == domid) {
+            fd = fmem->cache[i].fd;
+            *instance = fmem->cache[i].instance;
+        }
+    }
+    pthread_mutex_unlock(&fmem->cache_lock);
+    return fd;
+}
+
+/*
+ * Remember @fd as the memory of (@domid, @instance), dropping an entry for
+ * an earlier incarnation of that domid.  Returns the fd to use (ours, or
+ * the one another thread stored first).
+ */
+static int cache_store(xenforeignmemory_handle *fmem, uint32_t domid,
+                       uint64_t instance, int fd)
+{
+    struct fd_cache *slot = NULL;
+
+    pthread_mutex_lock(&fmem->cache_lock);
+    for (unsigned i = 0; i < FD_CACHE; i++) {
+        struct fd_cache *c = &fmem->cache[i];
+
+        if (c->fd >= 0 && c->domid == domid) {
+            if (c->instance == instance) {
+                int keep = c->fd;
+
+                pthread_mutex_unlock(&fmem->cache_lock);
+                close(fd);
+                return keep;
+            }
+            slot = c;
+        }
+    }
+    if (!slot) {
+        slot = &fmem->cache[fmem->next_slot];
+        fmem->next_slot = (fmem->next_slot + 1) % FD_CACHE;
+    }
+    /* Closing an fd does not end mappings made from it. */
+    if (slot->fd >= 0)
+        close(slot->fd);
+    slot->domid = domid;
+    slot->instance = instance;
+    slot->fd = fd;
+    pthread_mutex_unlock(&fmem->cache_lock);
+    return fd;
+}
+
+/* Forget a domain that is gone: its memory must not be kept alive here. */
+static void cache_drop(xenforeignmemory_handle *fmem, uint32_t domid)
+{
+    pthread_mutex_lock(&fmem->cache_lock);
+    for (unsigned i = 0; i < FD_CACHE; i++) {
+        if (fmem->cache[i].fd >= 0 && fmem->cache[i].domid == domid) {
+            close(fmem->cache[i].fd);
+            fmem->cache[i].fd = -1;
+        }
+    }
+    pthread_mutex_unlock(&fmem->cache_lock);
+}
+
+void *xenforeignmemory_map2(xenforeignmemory_handle *fmem, uint32_t dom,
+                            void *addr, int prot, int flags, size_t pages,
+                            const xen_pfn_t arr[], int err[])
+{
+    uint64_t args[6] = { 0 };
+    struct xsim_rep rep;
+    int32_t *errs;
+    int *perr = err, memfd, holefd, got_fd = -1, e;
+    uint64_t instance = 0;
+    uint8_t *base;
+    size_t i, len;
+
+    if (pages == 0 || pages > SIZE_MAX / XSIM_PAGE_SIZE) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (xsim_handle_check(&fmem->h, dom) < 0)
+        return NULL;
+    len = pages * XSIM_PAGE_SIZE;
+    errs = malloc(pages * sizeof(*errs));
+    if (!perr)
+        perr = malloc(pages * sizeof(*perr));
+    if (!errs || !perr)
+        goto nomem;
+
+    memfd = cache_find(fmem, dom, &instance);
+    args[0] = memfd < 0;
+    if (xsim_handle_call(&fmem->h, XSIM_OP_MEM_CHECK, dom, args, arr,
+                         pages * sizeof(*arr), errs, pages * sizeof(*errs),
+                         &rep, &got_fd) < 0)
+        goto fail;
+    if (memfd >= 0 && got_fd < 0 && rep.val[0] != instance) {
+        /* The domid now names another domain: fetch its memory. */
+        args[0] = 1;
+        if (xsim_handle_call(&fmem->h, XSIM_OP_MEM_CHECK, dom, args, arr,
+                             pages * sizeof(*arr), errs,
+                             pages * sizeof(*errs), &rep, &got_fd) < 0)
+            goto fail;
+    }
+    if (got_fd >= 0)
+        memfd = cache_store(fmem, dom, rep.val[0], got_fd);
+    for (i = 0; i < pages; i++)
+        perr[i] = errs[i];
+    if (perr[0] == -ESRCH) {
+        cache_drop(fmem, dom);
+        memfd = -1;
+    }
+
+    /* Reserve the whole range, then map each run of good frames over it. */
+    base = mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+                MAP_NORESERVE | (flags & MAP_FIXED), -1, 0);
+    if (base == MAP_FAILED)
+        goto fail;
+    holefd = hole_fd();
+    for (i = 0; i < pages;) {
+        size_t j = i + 1;
+        void *p;
+
+        if (perr[i] == 0) {
+            while (j < pages && perr[j] == 0 && arr[j] == arr[j - 1] + 1)
+                j++;
+            p = memfd < 0 ? MAP_FAILED
+                          : mmap(base + i * XSIM_PAGE_SIZE,
+                                 (j - i) * XSIM_PAGE_SIZE, prot,
+                                 MAP_SHARED | MAP_FIXED, memfd,
+                                 (off_t)(arr[i] * XSIM_PAGE_SIZE));
+        } else {
+            while (j < pages && perr[j] != 0)
+                j++;
+            p = holefd < 0 ? MAP_FAILED
+                           : mmap(base + i * XSIM_PAGE_SIZE,
+                                  (j - i) * XSIM_PAGE_SIZE, prot,
+                                  MAP_SHARED | MAP_FIXED, holefd, 0);
+        }
+        if (p == MAP_FAILED) {
+            e = errno;
+            munmap(base, len);
+            errno = e;
+            goto fail;
+        }
+        i = j;
+    }
+    if (!err) {
+        /* Without an err array any failed frame fails the whole call. */
+        for (i = 0; i < pages; i++) {
+            if (perr[i]) {
+                e = -perr[i];
+                munmap(base, len);
+                free(perr);
+                free(errs);
+                errno = e;
+                return NULL;
+            }
+        }
+        free(perr);
+    }
+    free(errs);
+    return base;
+nomem:
+    errno = ENOMEM;
+fail:
+    e = errno;
+    if (perr != err)
+        free(perr);
+    free(errs);
+    errno = e;
+    return NULL;
+}
+
+void *xenforeignmemory_map(xenforeignmemory_handle *fmem, uint32_t dom,
+                           int prot, size_t pages, const xen_pfn_t arr[],
+                           int err[])
+{
+    return xenforeignmemory_map2(fmem, dom, NULL, prot, 0, pages, arr, err);
+}
+
+int xenforeignmemory_unmap(xenforeignmemory_handle *fmem, void *addr,
+                           size_t pages)
+{
+    (void)fmem;
+    return munmap(addr, pages * XSIM_PAGE_SIZE);
+}
+
+/*
+ * Resources (ioreq server pages, grant tables, vmtrace buffers) are not
+ * simulated: privcmd without IOCTL_PRIVCMD_MMAP_RESOURCE answers
+ * EOPNOTSUPP, which callers such as QEMU treat as "use the legacy way".
+ */
+xenforeignmemory_resource_handle *xenforeignmemory_map_resource(
+    xenforeignmemory_handle *fmem, domid_t domid, unsigned int type,
+    unsigned int id, unsigned long frame, unsigned long nr_frames,
+    void **paddr, int prot, int flags)
+{
+    (void)type;
+    (void)id;
+    (void)frame;
+    (void)nr_frames;
+    (void)paddr;
+    (void)prot;
+    (void)flags;
+    if (xsim_handle_check(&fmem->h, domid) < 0)
+        return NULL;
+    errno = EOPNOTSUPP;
+    return NULL;
+}
+
+int xenforeignmemory_unmap_resource(xenforeignmemory_handle *fmem,
+                                    xenforeignmemory_resource_handle *fres)
+{
+    (void)fmem;
+    if (fres) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+int xenforeignmemory_resource_size(xenforeignmemory_handle *fmem,
+                                   domid_t domid, unsigned int type,
+                                   unsigned int id, size_t *size)
+{
+    (void)type;
+    (void)id;
+    (void)size;
+    if (xsim_handle_check(&fmem->h, domid) < 0)
+        return -1;
+    errno = EOPNOTSUPP;
+    return -1;
+}

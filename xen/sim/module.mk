@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# xen/sim: the simulated Xen host.  See docs/simulator.md and xensim(1).
+#
+#   $(BUILD)/sim/libxenctrl.so.4.17      stand-ins for Debian's libraries,
+#   $(BUILD)/sim/libxenforeignmemory.so.1  same sonames and symbol versions;
+#   $(BUILD)/sim/libxendevicemodel.so.1    picked with LD_LIBRARY_PATH
+#   $(BUILD)/xensim                      the host daemon and its command line
+#
+#   make bench-sim                       CLEAN of a 1 GiB guest vs PAGEMAP_SCAN
+#
+# Tests: tests/integration/sim/test-sim-*.c, built against Debian's real
+# headers and libraries and run on the stand-ins (they re-execute
+# themselves with LD_LIBRARY_PATH=$(BUILD)/sim).
+
+SIM_DIR      := xen/sim
+SIM_LIBS     := $(BUILD)/sim/libxenctrl.so.4.17 \
+                $(BUILD)/sim/libxenforeignmemory.so.1 \
+                $(BUILD)/sim/libxendevicemodel.so.1
+XENSIM       := $(BUILD)/xensim
+
+ALL_EXTRA    += $(SIM_LIBS) $(XENSIM)
+
+# "-iquote ." instead of the top's "-I.": with -I. the public header
+# <xen/xen.h> (included by xenctrl.h) would resolve to the project's
+# xen/xen.h.  Our own headers are all included as "xen/sim/...".
+SIM_CFLAGS    = $(filter-out -I.,$(XR_CFLAGS)) -iquote . $(XEN_CFLAGS) $(CFLAGS)
+
+# The stand-ins are loaded into programs we do not build (Debian's
+# xenstored): position independent and never sanitized.  What they export
+# is decided by their version scripts alone.
+SIM_SO_CFLAGS = -std=gnu11 $(OPT) -g $(WARN) -pthread -iquote . -MMD -MP \
+                -D_GNU_SOURCE -fPIC $(XEN_CFLAGS)
+
+$(BUILD)/sim/obj/%.o: $(SIM_DIR)/%.c
+	@mkdir -p $(@D)
+	$(CC) $(SIM_SO_CFLAGS) -c -o $@ $<
+
+SIM_STUB_OBJS := $(BUILD)/sim/obj/stub.o $(BUILD)/sim/obj/chan.o
+
+# -z defs: a stand-in must not lean on a symbol it does not bring.
+# libxenctrl also exports, as ENOSYS stubs, everything else Debian's
+# exports (libxenctrl-stubs.c and libxenctrl.map: gen-xc-stubs.py).
+define sim_shlib
+$(BUILD)/sim/$(1): $(BUILD)/sim/obj/$(2).o $(3) $(SIM_STUB_OBJS) \
+                   $(SIM_DIR)/$(2).map
+	@mkdir -p $$(@D)
+	$$(CC) -shared -pthread -o $$@ -Wl,-soname,$(1) -Wl,-z,defs \
+	    -Wl,--version-script=$(SIM_DIR)/$(2).map \
+	    $(BUILD)/sim/obj/$(2).o $(3) $(SIM_STUB_OBJS) -lxentoolcore
+endef
+$(eval $(call sim_shlib,libxenctrl.so.4.17,libxenctrl,\
+                        $(BUILD)/sim/obj/libxenctrl-stubs.o))
+$(eval $(call sim_shlib,libxenforeignmemory.so.1,libxenforeignmemory))
+$(eval $(call sim_shlib,libxendevicemodel.so.1,libxendevicemodel))
+
+# ---- xensim ------------------------------------------------------------------
+
+SIM_DAEMON_SRCS := $(SIM_DIR)/xensim.c $(SIM_DIR)/host.c $(SIM_DIR)/vcpu.c \
+                   $(SIM_DIR)/track.c $(SIM_DIR)/server.c $(SIM_DIR)/chan.c \
+                   $(SIM_DIR)/log.c
+SIM_DAEMON_OBJS := $(SIM_DAEMON_SRCS:$(SIM_DIR)/%.c=$(BUILD)/sim/dobj/%.o)
+
+$(BUILD)/sim/dobj/%.o: $(SIM_DIR)/%.c
+	@mkdir -p $(@D)
+	$(CC) $(SIM_CFLAGS) -c -o $@ $<
+
+# The simulated xenstore (xen/sim/xenstore, another module) is linked in
+# when it is there; its module.mk is read after this one, so its variables
+# are used in the recipe only, where they are known.
+SIM_XS_OBJ := $(if $(wildcard $(SIM_DIR)/xenstore/xs-sim.c $(SIM_DIR)/xenstore/xs-sim.h),\
+                $(BUILD)/obj/$(SIM_DIR)/xenstore/xs-sim.o)
+ifneq ($(SIM_XS_OBJ),)
+$(BUILD)/sim/dobj/xensim.o: CFLAGS += -DXENSIM_HAVE_XENSTORE
+endif
+
+$(XENSIM): $(SIM_DAEMON_OBJS) $(SIM_XS_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(XR_LDFLAGS) -o $@ $(SIM_DAEMON_OBJS) $(SIM_XS_OBJ) \
+	    $(if $(SIM_XS_OBJ),$(XS_SIM_LIBS)) -lm
+
+.PHONY: sim
+sim: $(SIM_LIBS) $(XENSIM)
+
+# ---- tests ------------------------------------------------------------------
+
+SIM_TEST_SRCS := $(wildcard tests/integration/sim/test-sim-*.c)
+SIM_TESTS     := $(SIM_TEST_SRCS:tests/integration/sim/%.c=$(BUILD)/tests/sim/%)
+SIM_TEST_OBJS := $(BUILD)/sim/tobj/simtest.o $(BUILD)/sim/dobj/chan.o
+INTEGRATION_TESTS += $(SIM_TESTS)
+
+# Linked against Debian's real libraries (pkg-config), as xenram is.
+SIM_REAL_LIBS := $(call pc_libs,xencontrol xenforeignmemory xendevicemodel \
+                   xentoolcore xenstore)
+# What the simulated xenstore needs beside our stand-ins (when it is there).
+SIM_XS_SHLIBS := $(if $(SIM_XS_OBJ),$(addprefix $(BUILD)/sim/,\
+                   libxenevtchn.so.1 libxengnttab.so.1 xs-sim-procxen.so))
+
+$(BUILD)/sim/tobj/%.o: tests/integration/sim/%.c
+	@mkdir -p $(@D)
+	$(CC) $(SIM_CFLAGS) -c -o $@ $<
+
+$(SIM_TESTS): $(BUILD)/tests/sim/%: $(BUILD)/sim/tobj/%.o $(SIM_TEST_OBJS) \
+              | $(SIM_LIBS) $(XENSIM) $(SIM_XS_SHLIBS)
+	@mkdir -p $(@D)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(SIM_REAL_LIBS) \
+	    $(CMOCKA_LIBS)
+
+.PHONY: check-sim
+check-sim: $(SIM_TESTS) $(SIM_LIBS) $(XENSIM)
+	@BUILD=$(BUILD) $(RUN_TESTS) $(SIM_TESTS)
+
+# ---- benchmark --------------------------------------------------------------
+
+SIM_BENCH := $(BUILD)/bench/sim/bench-sim-clean
+BENCHES   += $(SIM_BENCH)
+
+$(BUILD)/sim/bobj/%.o: $(SIM_DIR)/bench/%.c
+	@mkdir -p $(@D)
+	$(CC) $(SIM_CFLAGS) -c -o $@ $<
+
+$(SIM_BENCH): $(BUILD)/sim/bobj/bench-sim-clean.o $(SIM_TEST_OBJS) \
+              $(BUILD)/sim/dobj/track.o | $(SIM_LIBS) $(XENSIM)
+	@mkdir -p $(@D)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(BUILD)/sim/dobj/track.o \
+	    $(SIM_REAL_LIBS)
+
+.PHONY: bench-sim
+bench-sim: $(SIM_BENCH) $(SIM_LIBS) $(XENSIM)
+	./$(SIM_BENCH)

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vcpu.c - simulated guest vCPUs.  See vcpu.h.
+ *
+ * A vCPU loops: wait while the domain is paused, quiesced, shut down or
+ * idle; work out how many page writes its rate allows by now; write up to
+ * BATCH of them through the vCPU view (counted in d->running, so that a
+ * pause or quiesce knows when no write is in flight); repeat.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "xen/sim/host.h"
+#include "xen/sim/log.h"
+#include "xen/sim/stamp.h"
+
+#define BATCH 64
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t thread_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool parse_num(const char *s, double *out)
+{
+    char *end;
+    double v;
+
+    if (!s || !*s)
+        return false;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || *end || v < 0 || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+int workload_parse(const char *spec, struct xsim_workload *wl,
+                   char *err, size_t errlen)
+{
+    char buf[64], *a, *b;
+
+    memset(wl, 0, sizeof(*wl));
+    if (strlen(spec) >= sizeof(buf)) {
+        snprintf(err, errlen, "workload '%s' is too long", spec);
+        return -EINVAL;
+    }
+    snprintf(buf, sizeof(buf), "%s", spec);
+    snprintf(wl->spec, sizeof(wl->spec), "%s", spec);
+    a = strchr(buf, ':');
+    if (a)
+        *a++ = 0;
+    b = a ? strchr(a, ':') : NULL;
+    if (b)
+        *b++ = 0;
+    if (strcmp(buf, "idle") == 0 && !a) {
+        wl->kind = XSIM_WL_IDLE;
+        return 0;
+    }
+    if ((strcmp(buf, "random") == 0 || strcmp(buf, "sequential") == 0) &&
+        a && !b && parse_num(a, &wl->rate_mibs)) {
+        wl->kind = buf[0] == 'r' ? XSIM_WL_RANDOM : XSIM_WL_SEQUENTIAL;
+        return 0;
+    }
+    if (strcmp(buf, "hotset") == 0 && a && b &&
+        parse_num(a, &wl->hot_pct) && wl->hot_pct > 0 &&
+        wl->hot_pct <= 100 && parse_num(b, &wl->rate_mibs)) {
+        wl->kind = XSIM_WL_HOTSET;
+        return 0;
+    }
+    snprintf(err, errlen,
+             "bad workload '%s' (idle, random:MiBps, hotset:PCT:MiBps, "
+             "sequential:MiBps)", spec);
+    return -EINVAL;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    /* xorshift64* */
+    uint64_t x = *s;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+static uint64_t ram_gfn(const struct xsim_dom *d, uint64_t idx)
+{
+    for (unsigned i = 0; i < d->nr_ram_ext; i++) {
+        if (idx < d->ram_ext[i][1])
+            return d->ram_ext[i][0] + idx;
+        idx -= d->ram_ext[i][1];
+    }
+    return UINT64_MAX;
+}
+
+static uint64_t pick(struct xsim_vcpu *v, const struct xsim_workload *wl)
+{
+    const struct xsim_dom *d = v->dom;
+    uint64_t n = d->nr_ram, idx;
+
+    switch (wl->kind) {
+    case XSIM_WL_HOTSET: {
+        uint64_t hot = (uint64_t)((double)n * wl->hot_pct / 100.0);
+
+        idx = rng_next(&v->rng) % (hot ? hot : 1);
+        break;
+    }
+    case XSIM_WL_SEQUENTIAL:
+        idx = v->cursor++ % n;
+        break;
+    default:
+        idx = rng_next(&v->rng) % n;
+        break;
+    }
+    return ram_gfn(d, idx);
+}
+
+static bool present(const struct xsim_dom *d, uint64_t gfn)
+{
+    return gfn < XSIM_GFN_LIMIT &&
+           ((__atomic_load_n(&d->p2m[gfn / 64], __ATOMIC_RELAXED) >>
+             (gfn % 64)) & 1);
+}
+
+static void write_batch(struct xsim_vcpu *v, const struct xsim_workload *wl,
+                        unsigned count)
+{
+    struct xsim_dom *d = v->dom;
+    uint64_t t0 = thread_ns(), done = 0;
+
+    for (unsigned i = 0; i < count; i++) {
+        uint64_t gfn = pick(v, wl);
+
+        if (!present(d, gfn))
+            continue;           /* ballooned out */
+        xsim_stamp_write(d->track.view + gfn * XSIM_PAGE_SIZE, gfn,
+                         __atomic_add_fetch(&d->gen, 1, __ATOMIC_RELAXED));
+        track_mark(&d->track, gfn);
+        done++;
+    }
+    __atomic_add_fetch(&d->writes, done, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&d->cpu_ns, thread_ns() - t0, __ATOMIC_RELAXED);
+}
+
+static bool may_run(const struct xsim_dom *d)
+{
+    return !d->pause_count && !d->quiesce && !d->shutdown &&
+           d->wl.kind != XSIM_WL_IDLE && d->nr_ram;
+}
+
+static void *vcpu_main(void *arg)
+{
+    struct xsim_vcpu *v = arg;
+    struct xsim_dom *d = v->dom;
+    struct xsim_workload wl = { .kind = XSIM_WL_IDLE };
+    uint64_t t0 = 0, done = 0;
+    bool fresh = true;
+
+    pthread_mutex_lock(&d->run_lock);
+    for (;;) {
+        double pps;
+        uint64_t due;
+
+        while (!d->stopping && !may_run(d)) {
+            pthread_cond_wait(&d->run_cond, &d->run_lock);
+            fresh = true;
+        }
+        if (d->stopping)
+            break;
+        if (fresh || memcmp(&wl, &d->wl, sizeof(wl)) != 0) {
+            /* Start the rate clock again: no burst after a pause. */
+            wl = d->wl;
+            t0 = mono_ns();
+            done = 0;
+            fresh = false;
+        }
+        if (wl.rate_mibs == 0) {
+            due = BATCH;
+        } else {
+            uint64_t now = mono_ns(), target;
+
+            pps = wl.rate_mibs * 256.0 / d->nr_vcpus;
+            target = (uint64_t)((double)(now - t0) * pps / 1e9);
+            if (target <= done) {
+                uint64_t next = t0 + (uint64_t)((double)(done + 1) * 1e9 / pps);
+                struct timespec ts = {
+                    .tv_sec = (time_t)(next / 1000000000ull),
+                    .tv_nsec = (long)(next % 1000000000ull),
+                };
+
+                /* Sleep until the next write is due (run_cond runs on the
+                 * monotonic clock), or until woken by a pause, a new
+                 * workload or the end. */
+                pthread_cond_timedwait(&d->run_cond, &d->run_lock, &ts);
+                continue;
+            }
+            due = target - done;
+            if (due > (uint64_t)(pps / 10) + BATCH) {
+                /* Fell behind by more than 100 ms: drop the backlog. */
+                done = target - BATCH;
+                due = BATCH;
+            }
+            if (due > BATCH)
+                due = BATCH;
+        }
+        d->running++;
+        pthread_mutex_unlock(&d->run_lock);
+        write_batch(v, &wl, (unsigned)due);
+        done += due;
+        pthread_mutex_lock(&d->run_lock);
+        if (--d->running == 0)
+            pthread_cond_broadcast(&d->idle_cond);
+    }
+    pthread_mutex_unlock(&d->run_lock);
+    return NULL;
+}
+
+int vcpus_start(struct xsim_dom *d)
+{
+    unsigned i;
+    int rc;
+
+    d->vcpus = calloc(d->nr_vcpus, sizeof(*d->vcpus));
+    if (!d->vcpus)
+        return -ENOMEM;
+    for (i = 0; i < d->nr_vcpus; i++) {
+        struct xsim_vcpu *v = &d->vcpus[i];
+
+        v->dom = d;
+        v->id = i;
+        v->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)d->domid << 32) ^
+                 ((uint64_t)i + 1) * 0xbf58476d1ce4e5b9ull;
+        v->cursor = d->nr_ram / d->nr_vcpus * i;
+        rc = pthread_create(&v->thread, NULL, vcpu_main, v);
+        if (rc) {
+            d->nr_vcpus = i;    /* vcpus_stop() joins the ones started */
+            return -rc;
+        }
+    }
+    return 0;
+}
+
+void vcpus_stop(struct xsim_dom *d)
+{
+    pthread_mutex_lock(&d->run_lock);
+    d->stopping = true;
+    pthread_cond_broadcast(&d->run_cond);
+    pthread_mutex_unlock(&d->run_lock);
+    for (unsigned i = 0; i < d->nr_vcpus && d->vcpus; i++)
+        pthread_join(d->vcpus[i].thread, NULL);
+}

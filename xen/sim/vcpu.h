@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vcpu.h - simulated guest vCPUs: threads of the daemon that write guest
+ * memory through the domain's vCPU view (track.h), stamping every page they
+ * write (stamp.h).
+ *
+ * Workloads (the --workload of xensim create):
+ *   idle                  no writes
+ *   random:RATE           uniformly random pages of guest RAM, RATE MiB/s
+ *   hotset:PCT:RATE       random pages within the first PCT% of guest RAM
+ *   sequential:RATE       guest RAM in order, wrapping
+ * RATE 0 means as fast as the vCPU can go.  The rate is split evenly
+ * between the domain's vCPUs.
+ */
+#ifndef XENSIM_VCPU_H
+#define XENSIM_VCPU_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+enum xsim_wl_kind {
+    XSIM_WL_IDLE,
+    XSIM_WL_RANDOM,
+    XSIM_WL_HOTSET,
+    XSIM_WL_SEQUENTIAL,
+};
+
+struct xsim_workload {
+    enum xsim_wl_kind kind;
+    double rate_mibs;           /* 0: unlimited */
+    double hot_pct;
+    char spec[64];
+};
+
+struct xsim_dom;
+
+struct xsim_vcpu {
+    struct xsim_dom *dom;
+    unsigned id;
+    pthread_t thread;
+    uint64_t rng;
+    uint64_t cursor;
+    struct xsim_workload wl;    /* copy taken at the start of a batch */
+    uint64_t wl_seq;
+};
+
+/* Parse @spec into @wl; -EINVAL with a message in @err if malformed. */
+int workload_parse(const char *spec, struct xsim_workload *wl,
+                   char *err, size_t errlen);
+
+/* Start and stop the vCPU threads of @d (d->nr_vcpus of them). */
+int vcpus_start(struct xsim_dom *d);
+void vcpus_stop(struct xsim_dom *d);
+
+#endif /* XENSIM_VCPU_H */

@@ -1,0 +1,1103 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * xensim.c - the simulated Xen host (daemon) and its command line.
+ *
+ *   xensim start [--dir DIR] [--foreground] ...   run the host
+ *   xensim create --mem MiB [...]                 build a guest, print its id
+ *   xensim list | info | stop | ...
+ *
+ * Every command but "start" is a client of the daemon through the channel
+ * of proto.h, exactly like the stand-in Xen libraries.  See xensim(1) and
+ * docs/simulator.md.  New subcommands (create --dm, migrate, hotplug) are
+ * one entry in cmds[] and, when they need the daemon, one XSIM_OP_*.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xenctrl.h>
+
+#include "xen/sim/chan.h"
+#include "xen/sim/host.h"
+#include "xen/sim/log.h"
+#include "xen/sim/server.h"
+#include "xen/sim/stamp.h"
+
+#ifdef XENSIM_HAVE_XENSTORE
+#include "xen/sim/xenstore/xs-sim.h"
+#endif
+
+#define PROG "xensim"
+
+static char g_dir[200];         /* state dir; "" = default */
+
+static void die_usage(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+static void die_usage(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, PROG ": ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '" PROG " --help'.\n");
+    exit(2);
+}
+
+static int state_dir(char *buf, size_t len)
+{
+    if (g_dir[0]) {
+        snprintf(buf, len, "%s", g_dir);
+        return 0;
+    }
+    return xsim_state_dir(buf, len);
+}
+
+/* ---- daemon ------------------------------------------------------------- */
+
+#ifdef XENSIM_HAVE_XENSTORE
+static char xs_socket[200];
+static char xs_rundir[200];
+
+static int store_introduce(const char *dir, uint32_t domid, const char *name,
+                           uint64_t mem_kb)
+{
+    int rc;
+
+    (void)dir;
+    rc = xs_sim_domain_introduce(xs_socket, domid, name, mem_kb, 0);
+    if (rc)
+        xsim_log("d%u: xenstore introduce failed: %s", domid, strerror(-rc));
+    return rc;
+}
+
+static int store_release(const char *dir, uint32_t domid)
+{
+    int rc;
+
+    (void)dir;
+    rc = xs_sim_domain_release(xs_socket, domid);
+    if (rc)
+        xsim_log("d%u: xenstore release failed: %s", domid, strerror(-rc));
+    xs_sim_virq_dom_exc(xs_rundir);
+    return rc;
+}
+
+static const struct xsim_store_ops store_ops = {
+    .introduce = store_introduce,
+    .release = store_release,
+};
+#endif
+
+static void ready(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void ready(int fd, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    int n;
+
+    if (fd < 0)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        (void)!write(fd, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf));
+    close(fd);
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[PATH_MAX], *p;
+
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return -errno;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* The directory of the stand-in libraries: $XENSIM_LIBDIR, else sim/
+ * beside this executable. */
+static void lib_dir(char *buf, size_t len)
+{
+    const char *e = getenv("XENSIM_LIBDIR");
+    char exe[PATH_MAX];
+    ssize_t n;
+
+    if (e && *e) {
+        snprintf(buf, len, "%s", e);
+        return;
+    }
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n < 0) {
+        snprintf(buf, len, "sim");
+        return;
+    }
+    exe[n] = 0;
+    *strrchr(exe, '/') = 0;
+    if (strlen(exe) + sizeof("/sim") > len) {
+        snprintf(buf, len, "sim");
+        return;
+    }
+    memcpy(buf, exe, strlen(exe));
+    memcpy(buf + strlen(exe), "/sim", sizeof("/sim"));
+}
+
+struct daemon_opts {
+    const char *tracking;       /* auto, uffd, explicit */
+    const char *xenstore;       /* auto, on, off */
+    int ready_fd;
+};
+
+static int run_daemon(const char *dir, const struct daemon_opts *o)
+{
+    static struct xsim_host host;
+    struct xsim_server srv;
+    char path[PATH_MAX], absdir[PATH_MAX];
+    const char *why = NULL;
+    sigset_t sigs;
+    int lock_fd, mode, rc, sig = 0;
+    FILE *pf;
+#ifdef XENSIM_HAVE_XENSTORE
+    pid_t xs_pid = 0;
+#endif
+
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    /* Blocked before any thread starts: only the main thread takes them. */
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    rc = mkdir_p(dir);
+    if (rc || !realpath(dir, absdir)) {
+        rc = rc ? rc : -errno;
+        ready(o->ready_fd, "err cannot create state directory %s: %s\n", dir,
+              strerror(-rc));
+        return 1;
+    }
+    if (strlen(absdir) + sizeof("/xenstored/socket") > 100) {
+        ready(o->ready_fd, "err state directory path %s is too long for a "
+              "unix socket (keep it under 80 characters)\n", absdir);
+        return 1;
+    }
+    xsim_path(path, sizeof(path), absdir, XSIM_LOCK_NAME);
+    lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        ready(o->ready_fd, "err a simulated host already runs in %s\n", absdir);
+        return 1;
+    }
+    setenv("XENSIM_DIR", absdir, 1);
+
+    mode = track_probe(o->tracking, &why);
+    if (mode < 0) {
+        ready(o->ready_fd, "err dirty tracking by userfaultfd unavailable: %s\n",
+              why ? why : strerror(-mode));
+        return 1;
+    }
+    xsim_log("starting in %s, pid %d", absdir, (int)getpid());
+    xsim_log("dirty tracking: %s%s%s", track_mode_name(mode),
+             why ? " (" : "", why ? why : "");
+    rc = host_init(&host, mode, absdir);
+    if (rc == 0)
+        rc = server_start(&srv, &host);
+    if (rc) {
+        ready(o->ready_fd, "err cannot start: %s\n", strerror(-rc));
+        return 1;
+    }
+
+#ifdef XENSIM_HAVE_XENSTORE
+    if (strcmp(o->xenstore, "off") != 0) {
+        char libs[PATH_MAX];
+
+        lib_dir(libs, sizeof(libs));
+        xsim_path(xs_rundir, sizeof(xs_rundir), absdir, "xenstored");
+        xsim_path(xs_socket, sizeof(xs_socket), xs_rundir, "socket");
+        /* xenstored inherits our signal mask: let it have SIGTERM. */
+        pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+        rc = xs_sim_start(xs_rundir, libs, &xs_pid);
+        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+        if (rc == 0) {
+            host.store = &store_ops;
+            snprintf(host.xenstore, sizeof(host.xenstore),
+                     "xenstored pid %d", (int)xs_pid);
+            xsim_log("xenstore: %s, socket %s", host.xenstore, xs_socket);
+        } else if (strcmp(o->xenstore, "on") == 0) {
+            ready(o->ready_fd, "err xenstored did not start: %s\n",
+                  strerror(-rc));
+            server_stop(&srv);
+            return 1;
+        } else {
+            xs_pid = 0;
+            xsim_log("xenstore: off (xenstored did not start: %s)",
+                     strerror(-rc));
+        }
+    }
+#else
+    if (strcmp(o->xenstore, "on") == 0) {
+        ready(o->ready_fd, "err this xensim was built without xenstore\n");
+        server_stop(&srv);
+        return 1;
+    }
+#endif
+
+    xsim_path(path, sizeof(path), absdir, XSIM_PID_NAME);
+    pf = fopen(path, "w");
+    if (pf) {
+        fprintf(pf, "%d\n", (int)getpid());
+        fclose(pf);
+    }
+    ready(o->ready_fd, "ok %d %s %s\n", (int)getpid(), track_mode_name(mode),
+          host.xenstore);
+
+    while (sigwait(&sigs, &sig) == 0) {
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
+            break;
+    }
+    xsim_log("stopping (signal %d)", sig);
+    server_stop(&srv);
+    host_fini(&host);
+#ifdef XENSIM_HAVE_XENSTORE
+    if (xs_pid > 0)
+        xs_sim_stop(xs_pid);
+#endif
+    unlink(path);
+    xsim_log("stopped");
+    close(lock_fd);
+    return 0;
+}
+
+static int cmd_start(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "dir", required_argument, NULL, 'd' },
+        { "foreground", no_argument, NULL, 'f' },
+        { "tracking", required_argument, NULL, 't' },
+        { "xenstore", required_argument, NULL, 'x' },
+        { "ready-fd", required_argument, NULL, 'r' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct daemon_opts o = { "auto", "auto", -1 };
+    char dir[200], logp[PATH_MAX], msg[512];
+    bool fg = false;
+    int c, pfd[2];
+    pid_t pid;
+    ssize_t n;
+    size_t got = 0;
+
+    while ((c = getopt_long(argc, argv, "d:ft:x:r:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            snprintf(g_dir, sizeof(g_dir), "%s", optarg);
+            break;
+        case 'f':
+            fg = true;
+            break;
+        case 't':
+            if (strcmp(optarg, "auto") && strcmp(optarg, "uffd") &&
+                strcmp(optarg, "explicit"))
+                die_usage("--tracking is auto, uffd or explicit");
+            o.tracking = optarg;
+            break;
+        case 'x':
+            if (strcmp(optarg, "auto") && strcmp(optarg, "on") &&
+                strcmp(optarg, "off"))
+                die_usage("--xenstore is auto, on or off");
+            o.xenstore = optarg;
+            break;
+        case 'r':
+            o.ready_fd = atoi(optarg);
+            break;
+        default:
+            die_usage("bad option for start");
+        }
+    }
+    if (optind != argc)
+        die_usage("start takes no arguments");
+    if (getenv("XENSIM_TRACKING") && !strcmp(o.tracking, "auto"))
+        o.tracking = getenv("XENSIM_TRACKING");
+    if (state_dir(dir, sizeof(dir)))
+        die_usage("state directory path too long");
+    if (fg)
+        return run_daemon(dir, &o);
+
+    if (pipe2(pfd, O_CLOEXEC) < 0 || mkdir_p(dir) < 0) {
+        fprintf(stderr, PROG ": cannot prepare %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    xsim_path(logp, sizeof(logp), dir, XSIM_LOG_NAME);
+    pid = fork();
+    if (pid < 0) {
+        perror(PROG ": fork");
+        return 1;
+    }
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        int log = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+        close(pfd[0]);
+        setsid();
+        if (null >= 0)
+            dup2(null, 0);
+        if (log >= 0) {
+            dup2(log, 1);
+            dup2(log, 2);
+        }
+        o.ready_fd = pfd[1];
+        _exit(run_daemon(dir, &o));
+    }
+    close(pfd[1]);
+    for (;;) {
+        struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+
+        if (poll(&p, 1, 30000) <= 0) {
+            fprintf(stderr, PROG ": the host did not start within 30 s; "
+                    "see %s\n", logp);
+            return 1;
+        }
+        n = read(pfd[0], msg + got, sizeof(msg) - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (memchr(msg, '\n', got))
+            break;
+    }
+    msg[got] = 0;
+    if (strncmp(msg, "ok ", 3) == 0) {
+        int dpid = 0;
+        char mode[32] = "", xs[64] = "";
+
+        sscanf(msg + 3, "%d %31s %63[^\n]", &dpid, mode, xs);
+        printf("xensim: host running in %s (pid %d, tracking %s, xenstore %s)\n",
+               dir, dpid, mode, xs);
+        return 0;
+    }
+    if (strncmp(msg, "err ", 4) == 0)
+        fprintf(stderr, PROG ": %s", msg + 4);
+    else
+        fprintf(stderr, PROG ": the host exited during start-up; see %s\n",
+                logp);
+    waitpid(pid, NULL, WNOHANG);
+    return 1;
+}
+
+/* ---- client side ---------------------------------------------------------- */
+
+static int g_fd = -1;
+
+static int cli_connect(void)
+{
+    char dir[200];
+    uint64_t args[6] = { XSIM_VERSION };
+    struct xsim_rep rep;
+    int rc;
+
+    if (g_fd >= 0)
+        return g_fd;
+    if (state_dir(dir, sizeof(dir)))
+        die_usage("state directory path too long");
+    g_fd = xsim_connect(dir);
+    if (g_fd < 0) {
+        fprintf(stderr, PROG ": no simulated host in %s: %s "
+                "(start one with '" PROG " start')\n", dir, strerror(-g_fd));
+        exit(1);
+    }
+    rc = xsim_call(g_fd, XSIM_OP_HELLO, 0, args, "xensim", 6, &rep, NULL, 0,
+                   NULL, NULL);
+    if (rc || rep.err) {
+        fprintf(stderr, PROG ": the host in %s does not answer: %s\n", dir,
+                strerror(rc ? -rc : rep.err));
+        exit(1);
+    }
+    return g_fd;
+}
+
+/* One call; on a channel failure, report and exit. */
+static int call(uint16_t op, uint32_t domid, const uint64_t args[6],
+                const void *in, size_t inlen, struct xsim_rep *rep, void *out,
+                size_t outcap, int *fd_out)
+{
+    int rc = xsim_call(cli_connect(), op, domid, args, in, inlen, rep, out,
+                       outcap, NULL, fd_out);
+
+    if (rc) {
+        fprintf(stderr, PROG ": lost the simulated host: %s\n", strerror(-rc));
+        exit(1);
+    }
+    return rep->err;
+}
+
+static int get_info(uint32_t first, unsigned max, struct xsim_dominfo *out)
+{
+    uint64_t args[6] = { max };
+    struct xsim_rep rep;
+
+    if (call(XSIM_OP_DOM_GETINFO, first, args, NULL, 0, &rep, out,
+             max * sizeof(*out), NULL))
+        return -1;
+    return (int)rep.ret;
+}
+
+/* A domain named by id or name. */
+static uint32_t resolve_dom(const char *arg)
+{
+    struct xsim_dominfo info[64];
+    char *end;
+    unsigned long v;
+    uint32_t first = 0;
+    int n;
+
+    errno = 0;
+    v = strtoul(arg, &end, 10);
+    if (!errno && *arg && !*end && v < XSIM_DOMID_FIRST_RESERVED)
+        return (uint32_t)v;
+    do {
+        n = get_info(first, 64, info);
+        for (int i = 0; i < n; i++) {
+            if (strcmp(info[i].name, arg) == 0)
+                return info[i].domid;
+            first = info[i].domid + 1;
+        }
+    } while (n == 64);
+    fprintf(stderr, PROG ": no domain '%s'\n", arg);
+    exit(1);
+}
+
+static int report(int err, const char *what, uint32_t domid)
+{
+    if (err) {
+        fprintf(stderr, PROG ": %s d%u: %s\n", what, domid, strerror(err));
+        return 1;
+    }
+    return 0;
+}
+
+static void one_domain_arg(int argc, char **argv, const char *cmd)
+{
+    (void)argv;
+    if (argc != 2)
+        die_usage("%s takes one DOMAIN", cmd);
+}
+
+static unsigned long parse_ul(const char *s, const char *what)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 0);
+    if (errno || !*s || *end)
+        die_usage("bad %s '%s'", what, s);
+    return v;
+}
+
+static int cmd_create(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "mem", required_argument, NULL, 'm' },
+        { "vram", required_argument, NULL, 'v' },
+        { "workload", required_argument, NULL, 'w' },
+        { "name", required_argument, NULL, 'n' },
+        { "vcpus", required_argument, NULL, 'c' },
+        { "paused", no_argument, NULL, 'p' },
+        { "empty", no_argument, NULL, 'e' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct xsim_create cr = { .vcpus = 1 };
+    struct xsim_rep rep;
+    bool have_mem = false;
+    int c;
+
+    snprintf(cr.workload, sizeof(cr.workload), "idle");
+    while ((c = getopt_long(argc, argv, "m:v:w:n:c:pe", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            cr.mem_kb = parse_ul(optarg, "--mem") * 1024;
+            have_mem = true;
+            break;
+        case 'v':
+            cr.vram_kb = parse_ul(optarg, "--vram") * 1024;
+            break;
+        case 'w': {
+            struct xsim_workload wl;
+            char err[160];
+
+            if (workload_parse(optarg, &wl, err, sizeof(err)))
+                die_usage("%s", err);
+            snprintf(cr.workload, sizeof(cr.workload), "%s", optarg);
+            break;
+        }
+        case 'n':
+            if (strlen(optarg) >= sizeof(cr.name))
+                die_usage("--name is too long");
+            snprintf(cr.name, sizeof(cr.name), "%s", optarg);
+            break;
+        case 'c':
+            cr.vcpus = (uint32_t)parse_ul(optarg, "--vcpus");
+            break;
+        case 'p':
+            cr.flags |= XSIM_CREATE_PAUSED;
+            break;
+        case 'e':
+            cr.flags |= XSIM_CREATE_EMPTY;
+            break;
+        default:
+            die_usage("bad option for create");
+        }
+    }
+    if (optind != argc)
+        die_usage("create takes no arguments");
+    if (!have_mem)
+        die_usage("create needs --mem MiB");
+    if (cr.vram_kb > cr.mem_kb)
+        die_usage("--vram is part of --mem and cannot exceed it");
+    if (call(XSIM_OP_DOM_CREATE, 0, NULL, &cr, sizeof(cr), &rep, NULL, 0,
+             NULL)) {
+        fprintf(stderr, PROG ": create failed: %s%s\n", strerror(rep.err),
+                rep.err == EEXIST ? " (name in use)" : "");
+        return 1;
+    }
+    printf("%" PRId64 "\n", rep.ret);
+    return 0;
+}
+
+static int simple_op(int argc, char **argv, uint16_t op, const char *what)
+{
+    struct xsim_rep rep;
+    uint32_t domid;
+
+    one_domain_arg(argc, argv, what);
+    domid = resolve_dom(argv[1]);
+    return report(call(op, domid, NULL, NULL, 0, &rep, NULL, 0, NULL), what,
+                  domid);
+}
+
+static int cmd_destroy(int argc, char **argv)
+{
+    return simple_op(argc, argv, XSIM_OP_DOM_DESTROY, "destroy");
+}
+
+static int cmd_pause(int argc, char **argv)
+{
+    return simple_op(argc, argv, XSIM_OP_DOM_PAUSE, "pause");
+}
+
+static int cmd_unpause(int argc, char **argv)
+{
+    return simple_op(argc, argv, XSIM_OP_DOM_UNPAUSE, "unpause");
+}
+
+static int cmd_workload(int argc, char **argv)
+{
+    struct xsim_workload wl;
+    struct xsim_rep rep;
+    char err[160];
+    uint32_t domid;
+
+    if (argc != 3)
+        die_usage("workload takes DOMAIN SPEC");
+    if (workload_parse(argv[2], &wl, err, sizeof(err)))
+        die_usage("%s", err);
+    domid = resolve_dom(argv[1]);
+    return report(call(XSIM_OP_DOM_WORKLOAD, domid, NULL, argv[2],
+                       strlen(argv[2]), &rep, NULL, 0, NULL),
+                  "workload", domid);
+}
+
+static void state_string(const struct xsim_dominfo *i, char s[7])
+{
+    snprintf(s, 7, "%c%c%c%c%c%c",
+             i->flags & XSIM_DOMF_RUNNING ? 'r' : '-',
+             i->flags & XSIM_DOMF_BLOCKED ? 'b' : '-',
+             i->flags & XSIM_DOMF_PAUSED ? 'p' : '-',
+             i->flags & XSIM_DOMF_SHUTDOWN ? 's' : '-', '-',
+             i->flags & XSIM_DOMF_DYING ? 'd' : '-');
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    struct xsim_dominfo info[64];
+    uint32_t first = 0;
+    int n;
+
+    (void)argv;
+    if (argc != 1)
+        die_usage("list takes no arguments");
+    printf("%-20s %5s %7s %7s %5s %-6s %8s %-22s %s\n", "Name", "ID",
+           "Mem", "MaxMem", "VCPUs", "State", "Time(s)", "Workload",
+           "Log-dirty");
+    do {
+        n = get_info(first, 64, info);
+        for (int i = 0; i < n; i++) {
+            char st[7];
+
+            state_string(&info[i], st);
+            printf("%-20s %5u %7" PRIu64 " %7" PRIu64 " %5u %-6s %8.1f "
+                   "%-22s %s%s\n",
+                   info[i].name, info[i].domid, info[i].tot_pages / 256,
+                   info[i].max_pages / 256, info[i].nr_vcpus, st,
+                   (double)info[i].cpu_time_ns / 1e9,
+                   info[i].flags & XSIM_DOMF_CONTROL ? "-" : info[i].workload,
+                   info[i].flags & XSIM_DOMF_LOGDIRTY ? "on" : "off",
+                   info[i].flags & XSIM_DOMF_VRAM ? " +vram" : "");
+            first = info[i].domid + 1;
+        }
+    } while (n == 64);
+    return 0;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    struct xsim_hostinfo hi;
+    struct xsim_rep rep;
+
+    (void)argv;
+    if (argc != 1)
+        die_usage("info takes no arguments");
+    memset(&hi, 0, sizeof(hi));
+    if (call(XSIM_OP_HOST_INFO, 0, NULL, NULL, 0, &rep, &hi, sizeof(hi),
+             NULL))
+        return report(rep.err, "info", 0);
+    printf("state_dir        : %s\n", hi.state_dir);
+    printf("pid              : %u\n", hi.pid);
+    printf("protocol         : %u\n", hi.version);
+    printf("domains          : %u\n", hi.nr_domains);
+    printf("dirty_tracking   : %s\n", hi.tracking);
+    printf("xenstore         : %s\n", hi.xenstore);
+    printf("guest_phys_limit : %" PRIu64 " GiB\n", hi.gfn_limit >> 18);
+    return 0;
+}
+
+static int cmd_stop(int argc, char **argv)
+{
+    struct xsim_rep rep;
+    struct pollfd p;
+    char buf[64];
+    int fd;
+
+    (void)argv;
+    if (argc != 1)
+        die_usage("stop takes no arguments");
+    fd = cli_connect();
+    if (call(XSIM_OP_HOST_STOP, 0, NULL, NULL, 0, &rep, NULL, 0, NULL))
+        return report(rep.err, "stop", 0);
+    /* The connection closes when the daemon has gone. */
+    p.fd = fd;
+    p.events = POLLIN;
+    for (;;) {
+        if (poll(&p, 1, 30000) <= 0) {
+            fprintf(stderr, PROG ": the host did not exit within 30 s\n");
+            return 1;
+        }
+        if (read(fd, buf, sizeof(buf)) <= 0)
+            break;
+    }
+    return 0;
+}
+
+static int cmd_dm_state(int argc, char **argv)
+{
+    struct xsim_rep rep;
+    char *buf = malloc(1 << 20);
+    uint32_t domid;
+
+    one_domain_arg(argc, argv, "dm-state");
+    domid = resolve_dom(argv[1]);
+    if (!buf)
+        return 1;
+    memset(buf, 0, 1 << 20);
+    if (call(XSIM_OP_DM_STATE, domid, NULL, NULL, 0, &rep, buf,
+             (1 << 20) - 1, NULL))
+        return report(rep.err, "dm-state", domid);
+    fputs(buf, stdout);
+    free(buf);
+    return 0;
+}
+
+static int cmd_dirty_log(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "peek", no_argument, NULL, 'p' },
+        { "enable", no_argument, NULL, 'e' },
+        { "disable", no_argument, NULL, 'd' },
+        { "all", no_argument, NULL, 'a' },
+        { NULL, 0, NULL, 0 },
+    };
+    uint64_t args[6] = { 0 };
+    struct xsim_dominfo info;
+    struct xsim_rep rep;
+    enum { CLEAN, PEEK, ENABLE, DISABLE } what = CLEAN;
+    bool all = false;
+    uint64_t pages, g, count = 0, ranges = 0;
+    uint8_t *bm;
+    uint32_t domid;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "peda", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            what = PEEK;
+            break;
+        case 'e':
+            what = ENABLE;
+            break;
+        case 'd':
+            what = DISABLE;
+            break;
+        case 'a':
+            all = true;
+            break;
+        default:
+            die_usage("bad option for dirty-log");
+        }
+    }
+    if (optind + 1 != argc)
+        die_usage("dirty-log takes one DOMAIN");
+    domid = resolve_dom(argv[optind]);
+    if (what == ENABLE || what == DISABLE) {
+        args[0] = what == ENABLE ? XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY
+                                 : XEN_DOMCTL_SHADOW_OP_OFF;
+        return report(call(XSIM_OP_SHADOW, domid, args, NULL, 0, &rep, NULL,
+                           0, NULL), "dirty-log", domid);
+    }
+    if (get_info(domid, 1, &info) != 1 || info.domid != domid)
+        return report(ESRCH, "dirty-log", domid);
+    if (!(info.flags & XSIM_DOMF_LOGDIRTY)) {
+        printf("d%u: log-dirty is off (enable it with --enable)\n", domid);
+        return 0;
+    }
+    pages = info.max_gpfn + 1;
+    bm = calloc(1, (size_t)((pages + 7) / 8));
+    if (!bm)
+        return 1;
+    args[0] = what == PEEK ? XEN_DOMCTL_SHADOW_OP_PEEK
+                           : XEN_DOMCTL_SHADOW_OP_CLEAN;
+    args[2] = pages;
+    args[3] = 1;
+    if (call(XSIM_OP_SHADOW, domid, args, NULL, 0, &rep, bm,
+             (size_t)((pages + 7) / 8), NULL))
+        return report(rep.err, "dirty-log", domid);
+    for (g = 0; g < pages; g++)
+        count += (bm[g / 8] >> (g % 8)) & 1;
+    printf("d%u: %s: %" PRIu64 " dirty page(s), dirty_count %" PRIu64 "\n",
+           domid, what == PEEK ? "peek" : "clean", count, rep.val[1]);
+    for (g = 0; g < pages; g++) {
+        uint64_t s;
+
+        if (!((bm[g / 8] >> (g % 8)) & 1))
+            continue;
+        s = g;
+        while (g + 1 < pages && ((bm[(g + 1) / 8] >> ((g + 1) % 8)) & 1))
+            g++;
+        if (all || ranges < 32) {
+            if (s == g)
+                printf("  %#" PRIx64 "\n", s);
+            else
+                printf("  %#" PRIx64 "-%#" PRIx64 "\n", s, g);
+        }
+        ranges++;
+    }
+    if (!all && ranges > 32)
+        printf("  ... %" PRIu64 " more range(s) (--all shows them)\n",
+               ranges - 32);
+    free(bm);
+    return 0;
+}
+
+/* Map the whole guest (present frames only) read-only: returns the p2m
+ * bitmap and the mapping of [0, *pages). */
+static uint8_t *map_guest(uint32_t domid, uint64_t *pages, uint8_t **p2m)
+{
+    uint64_t args[6] = { 1 };
+    struct xsim_rep rep;
+    uint8_t *bm, *mem;
+    uint64_t bytes;
+    int fd = -1;
+
+    /* First learn the size, then fetch bitmap and memfd together. */
+    if (call(XSIM_OP_MEM_P2M, domid, args, NULL, 0, &rep, NULL, 0, &fd)) {
+        report(rep.err, "map", domid);
+        return NULL;
+    }
+    bytes = (rep.val[0] + 7) / 8;
+    bm = calloc(1, (size_t)bytes + 1);
+    if (fd >= 0)
+        close(fd);
+    if (!bm)
+        return NULL;
+    if (call(XSIM_OP_MEM_P2M, domid, args, NULL, 0, &rep, bm, (size_t)bytes,
+             &fd) || fd < 0) {
+        report(rep.err ? rep.err : EINVAL, "map", domid);
+        free(bm);
+        return NULL;
+    }
+    *pages = rep.val[0];
+    mem = mmap(NULL, (size_t)(*pages * XSIM_PAGE_SIZE), PROT_READ, MAP_SHARED,
+               fd, 0);
+    close(fd);
+    if (mem == MAP_FAILED) {
+        perror(PROG ": mmap");
+        free(bm);
+        return NULL;
+    }
+    *p2m = bm;
+    return mem;
+}
+
+static int paused_scan(int argc, char **argv, const char *cmd, bool checksum)
+{
+    static const struct option opts[] = {
+        { "no-pause", no_argument, NULL, 'n' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct xsim_rep rep;
+    bool pause = true;
+    uint64_t pages, g, zero = 0, stamped = 0, bad = 0, present = 0;
+    uint64_t hash = 0xcbf29ce484222325ull;
+    uint8_t *mem, *p2m;
+    uint32_t domid;
+    int c, rc = 0;
+
+    while ((c = getopt_long(argc, argv, "n", opts, NULL)) != -1) {
+        if (c != 'n')
+            die_usage("bad option for %s", cmd);
+        pause = false;
+    }
+    if (optind + 1 != argc)
+        die_usage("%s takes one DOMAIN", cmd);
+    domid = resolve_dom(argv[optind]);
+    if (pause && call(XSIM_OP_DOM_PAUSE, domid, NULL, NULL, 0, &rep, NULL, 0,
+                      NULL))
+        return report(rep.err, cmd, domid);
+    mem = map_guest(domid, &pages, &p2m);
+    if (!mem) {
+        rc = 1;
+        goto out;
+    }
+    for (g = 0; g < pages; g++) {
+        const uint8_t *page = mem + g * XSIM_PAGE_SIZE;
+
+        if (!((p2m[g / 8] >> (g % 8)) & 1))
+            continue;
+        present++;
+        if (checksum) {
+            const uint64_t *w = (const uint64_t *)page;
+
+            hash = (hash ^ g) * 0x100000001b3ull;
+            for (unsigned i = 0; i < XSIM_STAMP_WORDS; i++)
+                hash = (hash ^ w[i]) * 0x100000001b3ull;
+            continue;
+        }
+        switch (xsim_stamp_check(page, g, NULL)) {
+        case 0:
+            zero++;
+            break;
+        case 1:
+            stamped++;
+            break;
+        default:
+            if (bad < 10)
+                fprintf(stderr, "d%u: frame %#" PRIx64 " is corrupt\n", domid,
+                        g);
+            bad++;
+        }
+    }
+    if (checksum)
+        printf("%016" PRIx64 " %" PRIu64 " pages\n", hash, present);
+    else
+        printf("d%u: %" PRIu64 " pages: %" PRIu64 " stamped, %" PRIu64
+               " zero, %" PRIu64 " corrupt\n", domid, present, stamped, zero,
+               bad);
+    rc = bad ? 1 : 0;
+    munmap(mem, (size_t)(pages * XSIM_PAGE_SIZE));
+    free(p2m);
+out:
+    if (pause)
+        call(XSIM_OP_DOM_UNPAUSE, domid, NULL, NULL, 0, &rep, NULL, 0, NULL);
+    return rc;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+    return paused_scan(argc, argv, "verify", false);
+}
+
+static int cmd_checksum(int argc, char **argv)
+{
+    return paused_scan(argc, argv, "checksum", true);
+}
+
+static int cmd_guest_write(int argc, char **argv)
+{
+    struct xsim_rep rep;
+    uint64_t *gfns = NULL;
+    size_t n = 0, cap = 0;
+    uint32_t domid;
+
+    if (argc < 3)
+        die_usage("guest-write takes DOMAIN GFN[-GFN]...");
+    domid = resolve_dom(argv[1]);
+    for (int i = 2; i < argc; i++) {
+        char *dash = strchr(argv[i], '-');
+        uint64_t a, b;
+
+        if (dash)
+            *dash = 0;
+        a = parse_ul(argv[i], "frame");
+        b = dash ? parse_ul(dash + 1, "frame") : a;
+        if (b < a || b - a > (1u << 24))
+            die_usage("bad frame range");
+        for (uint64_t g = a; g <= b; g++) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                gfns = realloc(gfns, cap * sizeof(*gfns));
+                if (!gfns)
+                    return 1;
+            }
+            gfns[n++] = g;
+        }
+    }
+    if (call(XSIM_OP_GUEST_WRITE, domid, NULL, gfns, n * sizeof(*gfns), &rep,
+             NULL, 0, NULL))
+        return report(rep.err, "guest-write", domid);
+    printf("d%u: the guest wrote %" PRId64 " of %zu frame(s)\n", domid,
+           rep.ret, n);
+    free(gfns);
+    return 0;
+}
+
+/* ---- main ----------------------------------------------------------------- */
+
+struct cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *args;
+    const char *help;
+};
+
+static int cmd_help(int argc, char **argv);
+
+static const struct cmd cmds[] = {
+    { "start", cmd_start,
+      "[--foreground] [--tracking auto|uffd|explicit] [--xenstore auto|on|off] "
+      "[--ready-fd FD]", "start the simulated host (a daemon)" },
+    { "stop", cmd_stop, "", "stop the host and every domain in it" },
+    { "info", cmd_info, "", "show the host: pid, tracking mode, xenstore" },
+    { "create", cmd_create,
+      "--mem MiB [--vram MiB] [--workload W] [--name N] [--vcpus N] "
+      "[--paused] [--empty]", "build an HVM guest, print its domid" },
+    { "list", cmd_list, "", "list the domains" },
+    { "destroy", cmd_destroy, "DOMAIN", "destroy a domain" },
+    { "pause", cmd_pause, "DOMAIN", "pause a domain (counted, like xl)" },
+    { "unpause", cmd_unpause, "DOMAIN", "undo one pause" },
+    { "workload", cmd_workload, "DOMAIN W", "change what the vCPUs do" },
+    { "dirty-log", cmd_dirty_log, "DOMAIN [--peek|--enable|--disable] [--all]",
+      "CLEAN (or PEEK) log-dirty and show the dirty pages" },
+    { "verify", cmd_verify, "DOMAIN [--no-pause]",
+      "check every guest page is zero or a whole stamp of its frame" },
+    { "checksum", cmd_checksum, "DOMAIN [--no-pause]",
+      "digest of the guest's memory, to compare two copies" },
+    { "guest-write", cmd_guest_write, "DOMAIN GFN[-GFN]...",
+      "make the guest write (stamp) these frames now, as a vCPU does" },
+    { "dm-state", cmd_dm_state, "DOMAIN",
+      "what device models asked: ioreq servers, ranges, cache attributes" },
+    { "help", cmd_help, "", "this text" },
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: " PROG " [--dir DIR] COMMAND [ARGS]\n"
+        "A simulated Xen host for xenram: stand-in Xen libraries talk to it.\n"
+        "\n"
+        "The host keeps its state in DIR (--dir, else $XENSIM_DIR, else\n"
+        "$XDG_RUNTIME_DIR/xensim, else /tmp/xensim-UID).  Programs find it the\n"
+        "same way; run them with LD_LIBRARY_PATH pointing at the stand-ins.\n"
+        "\nCommands:\n");
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        fprintf(f, "  %-10s %s\n  %-10s   %s\n", cmds[i].name, cmds[i].args,
+                "", cmds[i].help);
+    fprintf(f,
+        "\nDOMAIN is a domid or a name.  Workloads W: idle, random:MiBps,\n"
+        "hotset:PCT:MiBps, sequential:MiBps (0 = unlimited).\n"
+        "See xensim(1) and docs/simulator.md.\n");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    usage(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "dir", required_argument, NULL, 'd' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    /* Options before the command; the command's own come after it. */
+    while ((c = getopt_long(argc, argv, "+d:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            if (strlen(optarg) >= sizeof(g_dir))
+                die_usage("--dir path too long");
+            snprintf(g_dir, sizeof(g_dir), "%s", optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf(PROG " (xenram) protocol %u, Xen 4.17 interfaces\n",
+                   XSIM_VERSION);
+            return 0;
+        default:
+            die_usage("unknown option");
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        if (strcmp(argv[optind], cmds[i].name) == 0) {
+            int sub_argc = argc - optind;
+            char **sub_argv = argv + optind;
+
+            optind = 0;         /* re-initialise getopt for the command */
+            return cmds[i].fn(sub_argc, sub_argv);
+        }
+    }
+    die_usage("unknown command '%s'", argv[optind]);
+}
