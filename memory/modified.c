@@ -22,6 +22,9 @@
 
 typedef struct xen_dm_op_modified_memory_extent Extent;
 
+/* Batches the queue may hold before reporters flush it themselves. */
+#define MODIFIED_MEMORY_QUEUE_LIMIT 8
+
 struct ModifiedMemory {
     XenHandles *xh;
     unsigned int batch;
@@ -39,6 +42,7 @@ struct ModifiedMemory {
     pthread_t flusher;
     bool have_flusher;
     bool stopping;                  /* under qlock */
+    bool flush_now;                 /* a full batch waits (under qlock) */
     pthread_cond_t wake;            /* queue became non-empty / stopping */
 };
 
@@ -195,7 +199,17 @@ void modified_memory_report(ModifiedMemory *mm, uint64_t gfn,
         gfn += n;
         npages -= n;
     }
-    full = mm->nqueued >= mm->batch;
+    /*
+     * A full batch goes to the flusher thread, so that the device's write
+     * path never waits for a hypercall; only a queue that the flusher
+     * cannot keep up with (or no flusher) makes the reporter flush.
+     */
+    full = mm->nqueued >= (mm->have_flusher ? MODIFIED_MEMORY_QUEUE_LIMIT *
+                                              mm->batch : mm->batch);
+    if (!full && mm->have_flusher && mm->nqueued >= mm->batch) {
+        mm->flush_now = true;
+        pthread_cond_signal(&mm->wake);
+    }
     pthread_mutex_unlock(&mm->qlock);
     if (full) {
         modified_memory_flush(mm);
@@ -213,6 +227,13 @@ static void *flusher_main(void *arg)
 
         if (mm->nqueued == 0) {
             pthread_cond_wait(&mm->wake, &mm->qlock);
+            continue;
+        }
+        if (mm->flush_now) {
+            mm->flush_now = false;
+            pthread_mutex_unlock(&mm->qlock);
+            modified_memory_flush(mm);
+            pthread_mutex_lock(&mm->qlock);
             continue;
         }
         due = mm->oldest;

@@ -72,8 +72,10 @@ bool modified_memory_enabled(ModifiedMemory *mm);
 
 /*
  * Report that the device model wrote guest frames [gfn, gfn + npages).  Call
- * it after the data has landed.  Cheap: queues or extends an extent; sends
- * a batch when it is full.  A no-op while forwarding is disabled.
+ * it after the data has landed.  Cheap: queues or extends an extent.  A
+ * full batch is handed to the flusher thread; the caller itself makes the
+ * hypercall only when there is no flusher (max_delay_ms 0) or the flusher
+ * has fallen eight batches behind.  A no-op while forwarding is disabled.
  */
 void modified_memory_report(ModifiedMemory *mm, uint64_t gfn,
                             uint64_t npages);

@@ -14,3 +14,17 @@ LDFLAGS_test-modified-concurrency := -Wl,--wrap=xen_modified_memory_bulk
 # The MemoryRegion tree and its FlatView (docs/region.md).
 LIB_SRCS += memory/region.c
 PUBLIC_HEADERS += memory/region.h
+
+# The mapcache: on-demand foreign mappings (docs/mapcache.md).
+LIB_SRCS += memory/mapcache.c
+PUBLIC_HEADERS += memory/mapcache.h
+
+# Guest memory access for device emulation (docs/region.md).
+LIB_SRCS += memory/access.c
+PUBLIC_HEADERS += memory/access.h
+LDFLAGS_test-access := -Wl,--wrap=xen_map,--wrap=xen_map_at,--wrap=xen_unmap,--wrap=xen_modified_memory_bulk
+
+# The Xen listener: populate, ioreq ranges, VRAM tracking, log-dirty mirror.
+LIB_SRCS += memory/xen-memory.c
+PUBLIC_HEADERS += memory/xen-memory.h
+LDFLAGS_test-xen-memory := -Wl,--wrap=xen_populate,--wrap=xen_ioreq_map_range,--wrap=xen_ioreq_unmap_range,--wrap=xen_track_dirty_vram,--wrap=xen_logdirty_read

@@ -25,7 +25,7 @@
 #include "memory/ramblock.h"
 
 #define RAM_FLAGS_KNOWN (RAM_RESIZEABLE | RAM_HOTPLUGGED | RAM_OWN_HOST | \
-                         RAM_READONLY)
+                         RAM_READONLY | RAM_XEN_POPULATE)
 
 /*
  * What the RAMList keeps about a block beyond the public RAMBlock; every

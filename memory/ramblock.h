@@ -57,6 +57,12 @@ typedef uint64_t ram_addr_t;
 #define RAM_HOTPLUGGED    (1u << 1)  /* added at run time (hotplug/) */
 #define RAM_OWN_HOST      (1u << 2)  /* host memory allocated by the RAMList */
 #define RAM_READONLY      (1u << 3)  /* a ROM: the guest cannot write it */
+/*
+ * The device model populates this block's guest frames itself (VRAM, ROMs,
+ * hot-plugged DIMMs); main RAM is populated by the toolstack.  See
+ * memory/xen-memory.h.
+ */
+#define RAM_XEN_POPULATE  (1u << 4)
 
 typedef struct RAMBlock RAMBlock;
 typedef struct RAMList RAMList;

@@ -58,3 +58,27 @@ fuzz: $(FUZZ_TARGETS)
 	    echo "== $$n ($(FUZZ_SECONDS) s)"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	        tests/fuzz/corpus/$$n; done
+
+# xenram's own code on the simulated host: tests/integration/xenram/*.c,
+# linked with libxenram, the simulator's test fixtures and Debian's real Xen
+# libraries; they re-execute themselves on the stand-ins (simtest.h).
+XR_SIM_SRCS  := $(wildcard tests/integration/xenram/test-*.c)
+XR_SIM_TESTS := $(XR_SIM_SRCS:tests/integration/xenram/%.c=$(BUILD)/tests/xenram/%)
+INTEGRATION_TESTS += $(XR_SIM_TESTS)
+
+$(XR_SIM_TESTS): $(BUILD)/tests/xenram/%: $(BUILD)/obj/tests/integration/xenram/%.o \
+                 $(LIB) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM)
+	@mkdir -p $(@D)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(LIB) $(XEN_LIBS) \
+	    $(JSON_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS)
+
+# Benchmarks of xenram's code on the simulated host (tests/bench/xenram/).
+XR_SIM_BENCH_SRCS := $(wildcard tests/bench/xenram/bench-*.c)
+XR_SIM_BENCHES    := $(XR_SIM_BENCH_SRCS:tests/bench/xenram/%.c=$(BUILD)/bench/xenram/%)
+BENCHES += $(XR_SIM_BENCHES)
+
+$(XR_SIM_BENCHES): $(BUILD)/bench/xenram/%: $(BUILD)/obj/tests/bench/xenram/%.o \
+                   $(LIB) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM)
+	@mkdir -p $(@D)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(LIB) $(XEN_LIBS) \
+	    $(JSON_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm

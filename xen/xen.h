@@ -11,9 +11,9 @@
  *   "xc_domain_populate_physmap_exact(domid 7, gfn 0xf0000, 256 pages):
  *    Cannot allocate memory"
  *
- * The message of the last failure is kept in the handle (xen_last_error())
- * and logged; callers that talk to a person (QMP, xenstore, the command
- * line) pass it on.
+ * The message of the calling thread's last failure is kept
+ * (xen_last_error()) and logged (xen_set_error_log()); callers that talk
+ * to a person (QMP, xenstore, the command line) pass it on.
  *
  * The same code runs on a real Xen host and on the simulator: the
  * simulator's stand-in libraries are picked by LD_LIBRARY_PATH, never by a
@@ -64,6 +64,14 @@ uint32_t xen_domid(const XenHandles *xh);
 /* Message of the calling thread's last failure in this layer ("" if none). */
 const char *xen_last_error(void);
 
+/*
+ * Where failure messages are logged, besides xen_last_error(): @fn is
+ * called with each message on the failing thread.  The default writes
+ * "xenram: <message>" to stderr; NULL logs nothing.  Set it before other
+ * threads use this layer.
+ */
+void xen_set_error_log(void (*fn)(const char *msg));
+
 /* Raw handles, for the few callers that need a call not wrapped here. */
 xc_interface *xen_xc(XenHandles *xh);
 xenforeignmemory_handle *xen_fmem(XenHandles *xh);
@@ -99,7 +107,16 @@ int xen_domain_unpause(XenHandles *xh);
 void *xen_map(XenHandles *xh, const xen_pfn_t *gfns, size_t n, bool writable,
               int *err, int *ret);
 
-/* Unmap @n pages at @addr from xen_map().  0 or -errno. */
+/*
+ * xen_map(), but placed exactly at @addr (page-aligned, MAP_FIXED): the
+ * mapping replaces whatever the caller had there (a reservation, or a
+ * stand-in anonymous mapping that must keep its address).  On a total
+ * failure the range may have been unmapped.
+ */
+void *xen_map_at(XenHandles *xh, void *addr, const xen_pfn_t *gfns, size_t n,
+                 bool writable, int *err, int *ret);
+
+/* Unmap @n pages at @addr from xen_map() / xen_map_at().  0 or -errno. */
 int xen_unmap(XenHandles *xh, void *addr, size_t n);
 
 /* Populate @n frames from @gfn (xc_domain_populate_physmap_exact). */
