@@ -998,6 +998,20 @@ static int opt_log_level(Parse *p, const char *opt, const char *arg)
                 "debug", opt, arg);
 }
 
+static int opt_test_dma(Parse *p, const char *opt, const char *arg)
+{
+    char *end;
+    unsigned long rate;
+
+    errno = 0;
+    rate = strtoul(arg, &end, 10);
+    if (errno || end == arg || *end || rate == 0 || rate > 1000000)
+        return fail(p, "-%s %s: give the pages per second the test device "
+                    "writes, 1 to 1000000", opt, arg);
+    p->cfg->test_dma_rate = rate;
+    return 0;
+}
+
 static int opt_help(Parse *p, const char *opt, const char *arg)
 {
     (void)opt, (void)arg;
@@ -1119,6 +1133,7 @@ static const Option options[] = {
     { "version",            0,   opt_version, NULL },
     { "log-level",          ARG | OWN, opt_log_level, NULL },
     { "no-modified-memory", OWN, opt_flag, NULL },
+    { "test-dma",           ARG | OWN, opt_test_dma, NULL },
 };
 
 static const Option *find_option(const char *name, size_t len)
@@ -1409,6 +1424,8 @@ void dm_cmdline_usage(FILE *out)
 "  --log-level=LEVEL       error, warn, info (default) or debug\n"
 "  --no-modified-memory    DEBUG ONLY: do not report xenram's writes to Xen's\n"
 "                          log-dirty; live migration then loses pages\n"
+"  --test-dma=RATE         TEST ONLY: a device that DMA-writes RATE random\n"
+"                          guest pages per second while the guest runs\n"
 "  -h, --help              this text\n"
 "  --version               the version\n"
 "\n"

@@ -131,6 +131,7 @@ typedef struct DMConfig {
     /* xenram's own options */
     DMLogLevel log_level;       /* --log-level=, default info */
     bool no_modified_memory;    /* --no-modified-memory (debug only) */
+    unsigned int test_dma_rate; /* --test-dma=PAGES/s (tests only), or 0 */
 } DMConfig;
 
 /* Defaults: nothing allocated, incoming_fd -1, 0xF0000000 below 4 GiB. */

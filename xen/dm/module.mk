@@ -7,3 +7,11 @@ LIB_SRCS += xen/dm/cmdline.c
 
 # The device model's main loop and QMP server.
 LIB_SRCS += xen/dm/loop.c xen/dm/qmp.c
+
+# The device model itself and the xenram program.
+LIB_SRCS += xen/dm/devmodel.c xen/dm/testdev.c
+PROGRAMS += $(BUILD)/xenram
+
+$(BUILD)/xenram: $(BUILD)/obj/xen/dm/main.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(XEN_LIBS) $(JSON_LIBS) $(URCU_LIBS)

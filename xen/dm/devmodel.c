@@ -1,0 +1,1128 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * devmodel.c - the device-model process (see devmodel.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "memory/access.h"
+#include "memory/mapcache.h"
+#include "memory/modified.h"
+#include "memory/ramblock.h"
+#include "memory/region.h"
+#include "memory/xen-memory.h"
+#include "migration/devstate.h"
+#include "xen/dm/devmodel.h"
+#include "xen/dm/loop.h"
+#include "xen/dm/qmp.h"
+#include "xen/dm/testdev.h"
+#include "xen/xen.h"
+
+#define MiB ((uint64_t)1 << 20)
+#define GiB ((uint64_t)1 << 30)
+#define FOUR_GIB (4 * GiB)
+
+typedef enum DMStatus {
+    DM_PRELAUNCH,               /* -S: waiting for the first cont */
+    DM_RUNNING,
+    DM_PAUSED,                  /* stop, or restored and waiting for cont */
+    DM_INMIGRATE,               /* loading the incoming device state */
+} DMStatus;
+
+static const char *const status_names[] = {
+    [DM_PRELAUNCH] = "prelaunch",
+    [DM_RUNNING] = "running",
+    [DM_PAUSED] = "paused",
+    [DM_INMIGRATE] = "inmigrate",
+};
+
+/* A hot-plugged block recreated from incoming device state. */
+typedef struct HotBlock {
+    RAMBlock *block;
+    MemoryRegion mr;
+    MemoryRegion *aliases;
+    uint32_t naliases;
+    uint32_t slot;
+} HotBlock;
+
+typedef struct DeviceModel {
+    DMConfig *cfg;
+    MainLoop *loop;
+    QmpServer *qmp;
+    XenHandles *xh;
+    int sigfd;
+
+    /* Memory */
+    RAMList ram;
+    bool ram_ready;
+    MemoryContext ctx;
+    bool ctx_ready;
+    MemoryRegion root, ioroot, ram_mr, ram_lo, ram_hi, vram_mr;
+    /* Which of them exist, for an orderly teardown after a failed start. */
+    bool root_ok, ioroot_ok, ram_mr_ok, ram_lo_ok, have_ram_hi, have_vram;
+    AddressSpace as, io;
+    bool as_ready;
+    RAMBlock *ram_block, *vram_block;
+    MapCache *mc;
+    ModifiedMemory *mm;
+    XenMemory *xm;
+    int ioservid;
+    GuestMemory gm;
+    HotBlock *hot;
+    uint32_t nhot;
+    TestDev *testdev;               /* --test-dma, or NULL */
+
+    /* State */
+    DMStatus status;
+    bool global_dirty_log;
+    bool announced_running;     /* xenstore state = running written */
+    char xs_base[96];           /* /local/domain/0/device-model/<domid> */
+} DeviceModel;
+
+/* ---- messages ------------------------------------------------------------- */
+
+static DMLogLevel log_level = DM_LOG_INFO;
+
+static void dm_log(DMLogLevel level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void dm_log(DMLogLevel level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (level > log_level) {
+        return;
+    }
+    fprintf(stderr, "xenram: %s", level == DM_LOG_ERROR ? "error: " :
+                                  level == DM_LOG_WARN ? "warning: " : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/*
+ * The Xen layer's own log of every failed call: kept for --log-level=debug,
+ * since whoever made the call reports the failure with its context.
+ */
+static void dm_xen_log(const char *msg)
+{
+    dm_log(DM_LOG_DEBUG, "%s", msg);
+}
+
+/* ---- xenstore --------------------------------------------------------------- */
+
+static void dm_xs_state(DeviceModel *dm, const char *state)
+{
+    char path[128];
+
+    if (!xen_xs(dm->xh)) {
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/state", dm->xs_base);
+    if (xen_xs_write(dm->xh, path, state)) {
+        dm_log(DM_LOG_WARN, "cannot write %s: %s", path, xen_last_error());
+    }
+}
+
+/* What `running` means to libxl: the device model is ready. */
+static void dm_announce_running(DeviceModel *dm)
+{
+    if (!dm->announced_running) {
+        dm_xs_state(dm, "running");
+        dm->announced_running = true;
+    }
+}
+
+static void dm_xs_cleanup(DeviceModel *dm)
+{
+    char path[128];
+
+    if (!xen_xs(dm->xh)) {
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/state", dm->xs_base);
+    xen_xs_rm(dm->xh, path);
+    snprintf(path, sizeof(path), "%s/physmap", dm->xs_base);
+    xen_xs_rm(dm->xh, path);
+}
+
+/* ---- memory layout ------------------------------------------------------------ */
+
+/*
+ * Guest RAM as an HVM guest has it: [0, below) and, beyond
+ * max-ram-below-4g, [4 GiB, 4 GiB + above).  One block "xen.ram" spans
+ * both with the hole in between, so that its ram_addr is the guest-physical
+ * address, as in QEMU on Xen.  The toolstack populated it; we only map it.
+ * VRAM is ours: populated (unless incoming) at gfn = ram_addr >> 12, where
+ * it is also mapped.
+ */
+static int dm_memory_init(DeviceModel *dm, bool incoming, char *err,
+                          size_t errlen)
+{
+    DMConfig *cfg = dm->cfg;
+    uint64_t ram = cfg->ram_mib * MiB;
+    uint64_t below = MIN(ram, cfg->max_ram_below_4g);
+    uint64_t above = ram - below;
+    uint64_t block_len = above ? FOUR_GIB + above : ram;
+    int ret;
+
+    ret = ram_list_init(&dm->ram);
+    if (ret) {
+        goto fail;
+    }
+    dm->ram_ready = true;
+    ret = ram_block_add(&dm->ram, "xen.ram", block_len, block_len, NULL, 0,
+                        NULL, &dm->ram_block);
+    if (ret) {
+        goto fail;
+    }
+    if (cfg->vram_mib) {
+        ret = ram_block_add(&dm->ram, "vga.vram", cfg->vram_mib * MiB,
+                            cfg->vram_mib * MiB, NULL, RAM_XEN_POPULATE,
+                            NULL, &dm->vram_block);
+        if (ret) {
+            goto fail;
+        }
+    }
+    ret = memory_context_init(&dm->ctx, &dm->ram);
+    if (ret) {
+        goto fail;
+    }
+    dm->ctx_ready = true;
+    if ((ret = memory_region_init(&dm->root, &dm->ctx, "system", 0))) {
+        goto fail;
+    }
+    dm->root_ok = true;
+    if ((ret = memory_region_init(&dm->ioroot, &dm->ctx, "io", 65536))) {
+        goto fail;
+    }
+    dm->ioroot_ok = true;
+    if ((ret = memory_region_init_ram(&dm->ram_mr, &dm->ctx, "xen.ram",
+                                      dm->ram_block))) {
+        goto fail;
+    }
+    dm->ram_mr_ok = true;
+    if ((ret = memory_region_init_alias(&dm->ram_lo, "xen.ram.lo",
+                                        &dm->ram_mr, 0, below))) {
+        goto fail;
+    }
+    if ((ret = memory_region_add_subregion(&dm->root, 0, &dm->ram_lo))) {
+        memory_region_destroy(&dm->ram_lo);
+        goto fail;
+    }
+    dm->ram_lo_ok = true;
+    if (above) {
+        if ((ret = memory_region_init_alias(&dm->ram_hi, "xen.ram.hi",
+                                            &dm->ram_mr, FOUR_GIB, above))) {
+            goto fail;
+        }
+        if ((ret = memory_region_add_subregion(&dm->root, FOUR_GIB,
+                                               &dm->ram_hi))) {
+            memory_region_destroy(&dm->ram_hi);
+            goto fail;
+        }
+        dm->have_ram_hi = true;
+    }
+    if ((ret = address_space_init(&dm->as, &dm->ctx, &dm->root, "memory")) ||
+        (ret = address_space_init(&dm->io, &dm->ctx, &dm->ioroot, "io"))) {
+        goto fail;
+    }
+    dm->as_ready = true;
+
+    ret = mapcache_new(dm->xh, NULL, &dm->mc);
+    if (ret) {
+        goto fail;
+    }
+    mapcache_set_incoming(dm->mc, incoming);
+    ret = modified_memory_new(dm->xh, NULL, &dm->mm);
+    if (ret) {
+        goto fail;
+    }
+    dm->ioservid = -1;
+    {
+        ioservid_t id;
+
+        if (xen_ioreq_server_create(dm->xh, &id) == 0) {
+            dm->ioservid = id;
+            xen_ioreq_server_set_enabled(dm->xh, id, true);
+        } else {
+            dm_log(DM_LOG_WARN, "no ioreq server (%s); I/O regions will "
+                   "not be claimed", xen_last_error());
+        }
+    }
+    ret = xen_memory_new(dm->xh, &dm->ram, &dm->as, &dm->io, dm->ioservid,
+                         incoming, &dm->xm);
+    if (ret) {
+        goto fail;
+    }
+    if (dm->vram_block) {
+        if ((ret = memory_region_init_ram(&dm->vram_mr, &dm->ctx, "vga.vram",
+                                          dm->vram_block))) {
+            goto fail;
+        }
+        if ((ret = memory_region_add_subregion(&dm->root,
+                                               dm->vram_block->offset,
+                                               &dm->vram_mr))) {
+            memory_region_destroy(&dm->vram_mr);
+            goto fail;
+        }
+        dm->have_vram = true;
+        if (xen_memory_errors(dm->xm)) {
+            snprintf(err, errlen, "%s", xen_memory_last_error(dm->xm));
+            return -EIO;
+        }
+    }
+    dm->gm = (GuestMemory) { .as = &dm->as, .ram = &dm->ram, .mc = dm->mc,
+                             .mm = dm->cfg->no_modified_memory ? NULL :
+                                   dm->mm };
+    return 0;
+
+fail:
+    snprintf(err, errlen, "setting up guest memory (%" PRIu64 " MiB) failed: "
+             "%s", cfg->ram_mib, strerror(-ret));
+    return ret;
+}
+
+static void dm_hot_free(DeviceModel *dm)
+{
+    for (uint32_t i = 0; i < dm->nhot; i++) {
+        HotBlock *h = &dm->hot[i];
+
+        for (uint32_t a = 0; a < h->naliases; a++) {
+            memory_region_del_subregion(&dm->root, &h->aliases[a]);
+            memory_region_destroy(&h->aliases[a]);
+        }
+        memory_region_destroy(&h->mr);
+    }
+    synchronize_rcu();
+    for (uint32_t i = 0; i < dm->nhot; i++) {
+        free(dm->hot[i].aliases);
+        if (dm->hot[i].block) {
+            ram_block_remove(&dm->ram, dm->hot[i].block);
+        }
+    }
+    free(dm->hot);
+    dm->hot = NULL;
+    dm->nhot = 0;
+}
+
+static void dm_memory_free(DeviceModel *dm)
+{
+    xen_memory_free(dm->xm);
+    dm->xm = NULL;
+    if (dm->ioservid >= 0) {
+        xen_ioreq_server_destroy(dm->xh, dm->ioservid);
+    }
+    modified_memory_free(dm->mm);
+    dm->mm = NULL;
+    if (dm->ctx_ready) {
+        dm_hot_free(dm);
+        if (dm->as_ready) {
+            address_space_destroy(&dm->as);
+            address_space_destroy(&dm->io);
+        }
+        if (dm->have_vram) {
+            memory_region_del_subregion(&dm->root, &dm->vram_mr);
+            memory_region_destroy(&dm->vram_mr);
+        }
+        if (dm->have_ram_hi) {
+            memory_region_del_subregion(&dm->root, &dm->ram_hi);
+            memory_region_destroy(&dm->ram_hi);
+        }
+        if (dm->ram_lo_ok) {
+            memory_region_del_subregion(&dm->root, &dm->ram_lo);
+            memory_region_destroy(&dm->ram_lo);
+        }
+        if (dm->ram_mr_ok) {
+            memory_region_destroy(&dm->ram_mr);
+        }
+        if (dm->root_ok) {
+            memory_region_destroy(&dm->root);
+        }
+        if (dm->ioroot_ok) {
+            memory_region_destroy(&dm->ioroot);
+        }
+        synchronize_rcu();
+        memory_context_destroy(&dm->ctx);
+    }
+    mapcache_destroy(dm->mc);
+    dm->mc = NULL;
+    if (dm->ram_ready) {
+        ram_list_destroy(&dm->ram);
+    }
+}
+
+/* ---- device state ---------------------------------------------------------- */
+
+/* The device state of the current layout; free with devstate_free(). */
+static int dm_devstate_capture(DeviceModel *dm, DevState *ds)
+{
+    const FlatView *view;
+    const FlatRange *fr;
+    RAMBlock *block;
+    uint32_t n = 0;
+    int ret = 0;
+
+    memset(ds, 0, sizeof(*ds));
+    ds->global_dirty_log = dm->global_dirty_log;
+    ram_list_lock(&dm->ram);
+    rcu_read_lock();
+    RAMBLOCK_FOREACH(&dm->ram, block) {
+        n++;
+    }
+    ds->blocks = calloc(n ? n : 1, sizeof(*ds->blocks));
+    if (!ds->blocks) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    view = address_space_get_flatview(&dm->as);
+    RAMBLOCK_FOREACH(&dm->ram, block) {
+        DevStateBlock *b = &ds->blocks[ds->nblocks++];
+
+        snprintf(b->idstr, sizeof(b->idstr), "%s", block->idstr);
+        b->offset = block->offset;
+        b->used_length = ram_block_used_length(block);
+        b->max_length = block->max_length;
+        b->flags = block->flags;
+        b->hotplug_slot = DEVSTATE_NO_SLOT;
+        for (uint32_t i = 0; i < dm->nhot; i++) {
+            if (dm->hot[i].block == block) {
+                b->hotplug_slot = dm->hot[i].slot;
+            }
+        }
+        FLATVIEW_FOREACH(fr, view) {
+            DevStateRange *r;
+
+            if (!flatrange_is_ram(fr) ||
+                memory_region_ram_block(fr->mr) != block ||
+                b->nranges == DEVSTATE_MAX_RANGES) {
+                continue;
+            }
+            r = realloc(b->ranges, (b->nranges + 1) * sizeof(*r));
+            if (!r) {
+                ret = -ENOMEM;
+                goto out;
+            }
+            b->ranges = r;
+            r[b->nranges++] = (DevStateRange) {
+                .gpa = fr->addr, .size = fr->size,
+                .offset = fr->ram_addr - block->offset };
+        }
+    }
+out:
+    rcu_read_unlock();
+    ram_list_unlock(&dm->ram);
+    if (ret) {
+        devstate_free(ds);
+    }
+    return ret;
+}
+
+/*
+ * Check that the saved state fits this device model's layout, then apply
+ * it: hot-plugged blocks are recreated (not populated: their frames came
+ * with the migration) and mapped where they were.  Everything is checked
+ * before anything changes.
+ */
+static int dm_devstate_apply(DeviceModel *dm, const DevState *ds, char *err,
+                             size_t errlen)
+{
+    uint32_t nhot = 0;
+    RAMBlock *local;
+    int ret = 0;
+
+    for (uint32_t i = 0; i < ds->nblocks; i++) {
+        const DevStateBlock *b = &ds->blocks[i];
+
+        rcu_read_lock();
+        local = ram_block_by_name(&dm->ram, b->idstr);
+        if (local && (ram_block_used_length(local) != b->used_length ||
+                      local->max_length != b->max_length)) {
+            snprintf(err, errlen, "RAM block '%s' has %" PRIu64 " MiB here "
+                     "but %" PRIu64 " MiB in the saved state: start the "
+                     "destination with the guest's memory size", b->idstr,
+                     ram_block_used_length(local) / MiB,
+                     b->used_length / MiB);
+            ret = -EINVAL;
+        }
+        rcu_read_unlock();
+        if (ret) {
+            return ret;
+        }
+        if (!local) {
+            if (!(b->flags & RAM_HOTPLUGGED)) {
+                snprintf(err, errlen, "the saved state has RAM block '%s', "
+                         "which this device model does not create", b->idstr);
+                return -EINVAL;
+            }
+            nhot++;
+        }
+    }
+    {
+        RAMBlock *block;
+        bool missing = false;
+        char name[RAM_BLOCK_IDSTR_SIZE] = "";
+
+        rcu_read_lock();
+        RAMBLOCK_FOREACH(&dm->ram, block) {
+            bool found = false;
+
+            for (uint32_t i = 0; i < ds->nblocks && !found; i++) {
+                found = !strcmp(ds->blocks[i].idstr, block->idstr);
+            }
+            if (!found && !missing) {
+                missing = true;
+                snprintf(name, sizeof(name), "%s", block->idstr);
+            }
+        }
+        rcu_read_unlock();
+        if (missing) {
+            snprintf(err, errlen, "RAM block '%s' exists here but not in the "
+                     "saved state", name);
+            return -EINVAL;
+        }
+    }
+
+    /* Apply. */
+    dm->hot = calloc(nhot ? nhot : 1, sizeof(*dm->hot));
+    if (!dm->hot) {
+        return -ENOMEM;
+    }
+    memory_region_transaction_begin(&dm->ctx);
+    for (uint32_t i = 0; i < ds->nblocks && !ret; i++) {
+        const DevStateBlock *b = &ds->blocks[i];
+        HotBlock *h;
+
+        rcu_read_lock();
+        local = ram_block_by_name(&dm->ram, b->idstr);
+        rcu_read_unlock();
+        if (local) {
+            continue;
+        }
+        h = &dm->hot[dm->nhot];
+        h->slot = b->hotplug_slot;
+        ret = ram_block_add(&dm->ram, b->idstr, b->used_length,
+                            b->max_length, NULL,
+                            (b->flags & (RAM_RESIZEABLE | RAM_READONLY)) |
+                            RAM_HOTPLUGGED | RAM_XEN_POPULATE, NULL,
+                            &h->block);
+        if (ret) {
+            snprintf(err, errlen, "recreating hot-plugged RAM block '%s': %s",
+                     b->idstr, strerror(-ret));
+            break;
+        }
+        dm->nhot++;
+        ret = memory_region_init_ram(&h->mr, &dm->ctx, b->idstr, h->block);
+        h->aliases = calloc(b->nranges ? b->nranges : 1,
+                            sizeof(*h->aliases));
+        if (ret || !h->aliases) {
+            ret = ret ? ret : -ENOMEM;
+            snprintf(err, errlen, "mapping hot-plugged RAM block '%s': %s",
+                     b->idstr, strerror(-ret));
+            break;
+        }
+        for (uint32_t r = 0; r < b->nranges && !ret; r++) {
+            ret = memory_region_init_alias(&h->aliases[r], b->idstr, &h->mr,
+                                           b->ranges[r].offset,
+                                           b->ranges[r].size);
+            if (!ret) {
+                ret = memory_region_add_subregion(&dm->root,
+                                                  b->ranges[r].gpa,
+                                                  &h->aliases[r]);
+                h->naliases++;
+            }
+        }
+        if (ret) {
+            snprintf(err, errlen, "mapping hot-plugged RAM block '%s': %s",
+                     b->idstr, strerror(-ret));
+        }
+    }
+    memory_region_transaction_commit(&dm->ctx);
+    if (ret) {
+        return ret;
+    }
+    dm->global_dirty_log = ds->global_dirty_log;
+    if (dm->global_dirty_log && !dm->cfg->no_modified_memory) {
+        modified_memory_set_enabled(dm->mm, true);
+    }
+    return 0;
+}
+
+static int dm_incoming(DeviceModel *dm, char *err, size_t errlen)
+{
+    DevState ds;
+    int ret;
+
+    dm->status = DM_INMIGRATE;
+    ret = devstate_read(dm->cfg->incoming_fd, &ds, err, errlen);
+    close(dm->cfg->incoming_fd);
+    dm->cfg->incoming_fd = -1;
+    if (ret) {
+        return ret;
+    }
+    ret = dm_devstate_apply(dm, &ds, err, errlen);
+    devstate_free(&ds);
+    if (ret) {
+        return ret;
+    }
+    ret = mapcache_replace_dummies(dm->mc);
+    if (ret < 0) {
+        snprintf(err, errlen, "mapping the restored guest memory failed: %s",
+                 xen_last_error());
+        return ret;
+    }
+    mapcache_set_incoming(dm->mc, false);
+    xen_memory_set_incoming(dm->xm, false);
+    dm->status = DM_PAUSED;
+    dm_log(DM_LOG_INFO, "device state loaded; waiting for cont");
+    return 0;
+}
+
+/* ---- run state --------------------------------------------------------------- */
+
+/*
+ * Devices run only while the guest runs: a stopped device model makes no
+ * write, so that the flush done by `stop` is the last word to Xen.
+ */
+static void dm_set_status(DeviceModel *dm, DMStatus status)
+{
+    if (status == DM_RUNNING) {
+        testdev_resume(dm->testdev);
+    } else {
+        testdev_pause(dm->testdev);
+    }
+    dm->status = status;
+}
+
+static int dm_testdev_init(DeviceModel *dm, char *err, size_t errlen)
+{
+    uint64_t ram = dm->cfg->ram_mib * MiB;
+    uint64_t below = MIN(ram, dm->cfg->max_ram_below_4g);
+    /* Guest RAM minus the legacy VGA hole, which HVM guests never have. */
+    TestDevRange ranges[3] = { { 0, 0xa0000 },
+                               { 0xc0000, below - 0xc0000 },
+                               { FOUR_GIB, ram - below } };
+    int ret;
+
+    if (!dm->cfg->test_dma_rate) {
+        return 0;
+    }
+    if (below <= 0xc0000) {
+        snprintf(err, errlen, "--test-dma needs more than 768 KiB of RAM");
+        return -EINVAL;
+    }
+    ret = testdev_start(&dm->gm, ranges, ram > below ? 3 : 2,
+                        dm->cfg->test_dma_rate, &dm->testdev);
+    if (ret) {
+        snprintf(err, errlen, "starting the test DMA device: %s",
+                 strerror(-ret));
+        return ret;
+    }
+    dm_log(DM_LOG_WARN, "test DMA device writing %u pages/s into guest RAM "
+           "(--test-dma: for tests only)", dm->cfg->test_dma_rate);
+    return 0;
+}
+
+/* ---- QMP commands ---------------------------------------------------------- */
+
+static json_t *qmp_query_status(QmpClient *c, json_t *args, void *opaque,
+                                QmpError *err)
+{
+    DeviceModel *dm = opaque;
+
+    (void)c;
+    (void)args;
+    (void)err;
+    return json_pack("{s:s,s:b,s:b}", "status", status_names[dm->status],
+                     "running", dm->status == DM_RUNNING, "singlestep", 0);
+}
+
+static json_t *qmp_stop(QmpClient *c, json_t *args, void *opaque,
+                        QmpError *err)
+{
+    DeviceModel *dm = opaque;
+    int ret;
+
+    (void)c;
+    (void)args;
+    /* Quiesce the devices first: no write may follow the flush. */
+    testdev_pause(dm->testdev);
+    /* Every write we made must be in Xen's log before libxc's last round. */
+    ret = modified_memory_flush(dm->mm);
+    if (ret) {
+        if (dm->status == DM_RUNNING) {
+            testdev_resume(dm->testdev);
+        }
+        return qmp_error(err, QMP_ERROR_GENERIC,
+                         "cannot stop: reporting device-model writes to Xen "
+                         "failed (%s); the guest's memory would be "
+                         "incomplete after migration", strerror(-ret));
+    }
+    if (dm->status == DM_RUNNING) {
+        dm_set_status(dm, DM_PAUSED);
+        qmp_emit_event(dm->qmp, "STOP", NULL);
+    }
+    return json_object();
+}
+
+static json_t *qmp_cont(QmpClient *c, json_t *args, void *opaque,
+                        QmpError *err)
+{
+    DeviceModel *dm = opaque;
+
+    (void)c;
+    (void)args;
+    if (dm->status == DM_INMIGRATE) {
+        return qmp_error(err, QMP_ERROR_GENERIC,
+                         "the incoming device state has not been loaded yet");
+    }
+    if (dm->status != DM_RUNNING) {
+        dm_set_status(dm, DM_RUNNING);
+        qmp_emit_event(dm->qmp, "RESUME", NULL);
+    }
+    dm_announce_running(dm);
+    return json_object();
+}
+
+static json_t *qmp_quit(QmpClient *c, json_t *args, void *opaque,
+                        QmpError *err)
+{
+    DeviceModel *dm = opaque;
+
+    (void)c;
+    (void)args;
+    (void)err;
+    testdev_pause(dm->testdev);
+    modified_memory_flush(dm->mm);
+    main_loop_quit(dm->loop, 0);
+    return json_object();
+}
+
+static json_t *qmp_set_global_dirty_log(QmpClient *c, json_t *args,
+                                        void *opaque, QmpError *err)
+{
+    DeviceModel *dm = opaque;
+    bool enable = json_is_true(json_object_get(args, "enable"));
+    int ret = 0;
+
+    (void)c;
+    if (!dm->cfg->no_modified_memory) {
+        ret = modified_memory_set_enabled(dm->mm, enable);
+    }
+    if (ret) {
+        return qmp_error(err, QMP_ERROR_GENERIC,
+                         "reporting device-model writes to Xen failed: %s",
+                         strerror(-ret));
+    }
+    dm->global_dirty_log = enable;
+    dm_log(DM_LOG_INFO, "global dirty log %s", enable ? "on" : "off");
+    return json_object();
+}
+
+static json_t *qmp_save_devices_state(QmpClient *c, json_t *args,
+                                      void *opaque, QmpError *err)
+{
+    DeviceModel *dm = opaque;
+    const char *name = json_string_value(json_object_get(args, "filename"));
+    char msg[512];
+    DevState ds;
+    int fd, ret;
+
+    (void)c;
+    ret = modified_memory_flush(dm->mm);
+    if (ret) {
+        return qmp_error(err, QMP_ERROR_GENERIC,
+                         "reporting device-model writes to Xen failed: %s",
+                         strerror(-ret));
+    }
+    ret = dm_devstate_capture(dm, &ds);
+    if (ret) {
+        return qmp_error(err, QMP_ERROR_GENERIC,
+                         "collecting the device state failed: %s",
+                         strerror(-ret));
+    }
+    fd = qmp_fdset_open(dm->qmp, name, O_WRONLY | O_CREAT | O_TRUNC);
+    if (fd < 0) {
+        devstate_free(&ds);
+        return qmp_error(err, QMP_ERROR_GENERIC, "cannot open '%s': %s",
+                         name, strerror(-fd));
+    }
+    ret = devstate_write(fd, &ds, msg, sizeof(msg));
+    devstate_free(&ds);
+    if (!ret && fsync(fd) && errno != EINVAL && errno != EROFS) {
+        ret = -errno;
+        snprintf(msg, sizeof(msg), "%s", strerror(errno));
+    }
+    close(fd);
+    if (ret) {
+        return qmp_error(err, QMP_ERROR_GENERIC,
+                         "saving the device state to '%s' failed: %s", name,
+                         msg);
+    }
+    dm_log(DM_LOG_INFO, "device state saved to %s", name);
+    return json_object();
+}
+
+static json_t *qmp_load_devices_state(QmpClient *c, json_t *args,
+                                      void *opaque, QmpError *err)
+{
+    DeviceModel *dm = opaque;
+    const char *name = json_string_value(json_object_get(args, "filename"));
+    char msg[512] = "";
+    DevState ds;
+    int fd, ret;
+
+    (void)c;
+    if (dm->status == DM_RUNNING) {
+        return qmp_error(err, QMP_ERROR_GENERIC,
+                         "loading device state needs a stopped guest");
+    }
+    fd = qmp_fdset_open(dm->qmp, name, O_RDONLY);
+    if (fd < 0) {
+        return qmp_error(err, QMP_ERROR_GENERIC, "cannot open '%s': %s",
+                         name, strerror(-fd));
+    }
+    ret = devstate_read(fd, &ds, msg, sizeof(msg));
+    close(fd);
+    if (!ret) {
+        ret = dm_devstate_apply(dm, &ds, msg, sizeof(msg));
+        devstate_free(&ds);
+    }
+    if (ret) {
+        return qmp_error(err, QMP_ERROR_GENERIC,
+                         "loading the device state from '%s' failed: %s",
+                         name, msg);
+    }
+    return json_object();
+}
+
+static json_t *qmp_query_cmdline_options(QmpClient *c, json_t *args,
+                                         void *opaque, QmpError *err)
+{
+    static const char *const options[] = {
+        "xen-domid", "xen-domid-restrict", "chardev", "mon", "machine", "m",
+        "name", "no-shutdown", "nodefaults", "no-user-config", "S",
+        "incoming", "runas", "chroot", "run-with", "sandbox",
+    };
+    json_t *list = json_array();
+
+    (void)c;
+    (void)args;
+    (void)opaque;
+    (void)err;
+    for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
+        json_array_append_new(list, json_pack("{s:s,s:[]}", "option",
+                                              options[i], "parameters"));
+    }
+    return list;
+}
+
+static json_t *qmp_query_memory(QmpClient *c, json_t *args, void *opaque,
+                                QmpError *err)
+{
+    DeviceModel *dm = opaque;
+    json_t *blocks = json_array(), *ret;
+    MapCacheStats ms;
+    ModifiedMemoryStats mm;
+    RAMBlock *block;
+    uint64_t pages;
+
+    (void)c;
+    (void)args;
+    (void)err;
+    rcu_read_lock();
+    RAMBLOCK_FOREACH(&dm->ram, block) {
+        json_array_append_new(blocks, json_pack(
+            "{s:s,s:I,s:I,s:I,s:b}", "idstr", block->idstr,
+            "offset", (json_int_t)block->offset,
+            "used-length", (json_int_t)ram_block_used_length(block),
+            "max-length", (json_int_t)block->max_length,
+            "hotplugged", !!(block->flags & RAM_HOTPLUGGED)));
+    }
+    rcu_read_unlock();
+    mapcache_get_stats(dm->mc, &ms);
+    modified_memory_stats(dm->mm, &mm);
+    pages = dirty_memory_pages(&dm->ram.dirty);
+
+    ret = json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I},"
+                    "s:{s:I,s:b},s:{s:b,s:I,s:I,s:I,s:I,s:I}}",
+                    "ram-blocks", blocks,
+                    "mapcache", "hits", (json_int_t)ms.hits,
+                    "misses", (json_int_t)ms.misses,
+                    "mapped-bytes", (json_int_t)ms.mapped_bytes,
+                    "max-bytes", (json_int_t)ms.max_bytes,
+                    "locked-buckets", (json_int_t)ms.locked_buckets,
+                    "invalidations", (json_int_t)ms.invalidations,
+                    "dirty", "pages", (json_int_t)pages,
+                    "global-dirty-log", dm->global_dirty_log,
+                    "modified-memory", "enabled",
+                    modified_memory_enabled(dm->mm),
+                    "reports", (json_int_t)mm.reports,
+                    "pages", (json_int_t)mm.pages,
+                    "extents", (json_int_t)mm.extents,
+                    "hypercalls", (json_int_t)mm.hypercalls,
+                    "errors", (json_int_t)mm.errors);
+    if (ret && dm->testdev) {
+        json_object_set_new(ret, "test-device", json_pack(
+            "{s:I,s:I}", "pages-written",
+            (json_int_t)testdev_pages_written(dm->testdev), "errors",
+            (json_int_t)testdev_errors(dm->testdev)));
+    }
+    return ret;
+}
+
+static int dm_qmp_init(DeviceModel *dm, char *err, size_t errlen)
+{
+    QmpVersion v = { DM_QEMU_MAJOR, DM_QEMU_MINOR, DM_QEMU_MICRO,
+                     "xenram " XENRAM_VERSION };
+    int ret;
+
+    ret = qmp_server_new(dm->loop, &v, &dm->qmp);
+    if (ret) {
+        snprintf(err, errlen, "cannot create the QMP server: %s",
+                 strerror(-ret));
+        return ret;
+    }
+    if ((ret = qmp_register(dm->qmp, "query-status", NULL, qmp_query_status,
+                            dm)) ||
+        (ret = qmp_register(dm->qmp, "stop", NULL, qmp_stop, dm)) ||
+        (ret = qmp_register(dm->qmp, "cont", NULL, qmp_cont, dm)) ||
+        (ret = qmp_register(dm->qmp, "quit", NULL, qmp_quit, dm)) ||
+        (ret = qmp_register(dm->qmp, "xen-set-global-dirty-log", "enable:b",
+                            qmp_set_global_dirty_log, dm)) ||
+        (ret = qmp_register(dm->qmp, "xen-save-devices-state",
+                            "filename:s,live:b?", qmp_save_devices_state,
+                            dm)) ||
+        (ret = qmp_register(dm->qmp, "xen-load-devices-state", "filename:s",
+                            qmp_load_devices_state, dm)) ||
+        (ret = qmp_register(dm->qmp, "query-command-line-options",
+                            "option:s?", qmp_query_cmdline_options, dm)) ||
+        (ret = qmp_register(dm->qmp, "x-xenram-query-memory", NULL,
+                            qmp_query_memory, dm))) {
+        snprintf(err, errlen, "cannot register QMP commands: %s",
+                 strerror(-ret));
+        return ret;
+    }
+    for (size_t i = 0; i < dm->cfg->nr_monitors; i++) {
+        DMMonitor *m = &dm->cfg->monitors[i];
+
+        ret = m->path ? qmp_server_listen_path(dm->qmp, m->path)
+                      : qmp_server_listen_fd(dm->qmp, m->fd);
+        if (ret) {
+            if (m->path) {
+                snprintf(err, errlen, "cannot listen for QMP on %s: %s",
+                         m->path, strerror(-ret));
+            } else {
+                snprintf(err, errlen, "QMP chardev %s: fd %d is not a usable "
+                         "socket: %s", m->chardev_id, m->fd, strerror(-ret));
+            }
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/* ---- privileges and signals ------------------------------------------------- */
+
+static int dm_drop_privileges(DeviceModel *dm, char *err, size_t errlen)
+{
+    DMConfig *cfg = dm->cfg;
+    uid_t uid = 0;
+    gid_t gid = 0;
+
+    if (cfg->runas && !cfg->runas_numeric) {
+        struct passwd *pw = getpwnam(cfg->runas);
+
+        if (!pw) {
+            snprintf(err, errlen, "-runas: no user '%s'", cfg->runas);
+            return -ENOENT;
+        }
+        uid = pw->pw_uid;
+        gid = pw->pw_gid;
+    } else if (cfg->runas) {
+        uid = cfg->runas_uid;
+        gid = cfg->runas_gid;
+    }
+    if (cfg->chroot_dir &&
+        (chroot(cfg->chroot_dir) < 0 || chdir("/") < 0)) {
+        snprintf(err, errlen, "-chroot %s: %s", cfg->chroot_dir,
+                 strerror(errno));
+        return -errno;
+    }
+    if (cfg->runas &&
+        (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)) {
+        snprintf(err, errlen, "-runas %s: %s", cfg->runas, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+static void dm_on_signal(MainLoop *loop, int fd, uint32_t events,
+                         void *opaque)
+{
+    struct signalfd_siginfo si;
+
+    (void)events;
+    (void)opaque;
+    if (read(fd, &si, sizeof(si)) == sizeof(si)) {
+        dm_log(DM_LOG_INFO, "signal %u: exiting", si.ssi_signo);
+        main_loop_quit(loop, 0);
+    }
+}
+
+static int dm_signals_init(DeviceModel *dm)
+{
+    sigset_t set;
+
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    dm->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (dm->sigfd < 0) {
+        return -errno;
+    }
+    return main_loop_add_fd(dm->loop, dm->sigfd, EPOLLIN, dm_on_signal, dm);
+}
+
+/* ---- the process ------------------------------------------------------------ */
+
+/* libxl's probe (-machine none): answer QMP, touch no guest. */
+static int dm_run_probe(DeviceModel *dm, char *err, size_t errlen)
+{
+    int ret = dm_qmp_init(dm, err, errlen);
+
+    if (ret) {
+        return ret;
+    }
+    dm->status = DM_PRELAUNCH;
+    return main_loop_run(dm->loop);
+}
+
+int dm_run(DMConfig *cfg)
+{
+    DeviceModel dm_storage = { .cfg = cfg, .sigfd = -1, .ioservid = -1 };
+    DeviceModel *dm = &dm_storage;
+    bool incoming = cfg->incoming_fd >= 0;
+    char err[1024] = "";
+    int ret, status = 1;
+
+    log_level = cfg->log_level;
+    xen_set_error_log(dm_xen_log);
+    rcu_register_thread();
+    ret = main_loop_new(&dm->loop);
+    if (ret || (ret = dm_signals_init(dm))) {
+        snprintf(err, sizeof(err), "cannot set up the main loop: %s",
+                 strerror(-ret));
+        goto out;
+    }
+    if (cfg->probe_only) {
+        ret = dm_run_probe(dm, err, sizeof(err));
+        status = ret < 0 ? 1 : ret;
+        goto out;
+    }
+
+    snprintf(dm->xs_base, sizeof(dm->xs_base),
+             "/local/domain/0/device-model/%u", cfg->domid);
+    ret = xen_open(cfg->domid, cfg->domid_restrict ? XEN_OPEN_NO_XENSTORE : 0,
+                   &dm->xh, err, sizeof(err));
+    if (ret) {
+        goto out;
+    }
+    if (xen_xs(dm->xh)) {
+        char path[64], *v;
+        int r;
+
+        snprintf(path, sizeof(path), "/local/domain/%u/image/"
+                 "device-model-domid", cfg->domid);
+        v = xen_xs_read(dm->xh, path, &r);
+        if (v) {
+            dm_log(DM_LOG_DEBUG, "device-model-domid = %s", v);
+            free(v);
+        }
+    }
+    ret = dm_memory_init(dm, incoming, err, sizeof(err));
+    if (ret) {
+        goto out;
+    }
+    if (incoming) {
+        ret = dm_incoming(dm, err, sizeof(err));
+        if (ret) {
+            goto out;
+        }
+    }
+    if (cfg->domid_restrict) {
+        ret = xen_restrict(dm->xh);
+        if (ret) {
+            snprintf(err, sizeof(err), "-xen-domid-restrict: %s",
+                     xen_last_error());
+            goto out;
+        }
+    }
+    ret = dm_qmp_init(dm, err, sizeof(err));
+    if (ret) {
+        goto out;
+    }
+    ret = dm_drop_privileges(dm, err, sizeof(err));
+    if (ret) {
+        goto out;
+    }
+    ret = dm_testdev_init(dm, err, sizeof(err));
+    if (ret) {
+        goto out;
+    }
+
+    if (incoming) {
+        /* dm_incoming() left us paused: libxl checks and sends cont. */
+    } else if (cfg->start_paused) {
+        dm->status = DM_PRELAUNCH;
+    } else {
+        dm_set_status(dm, DM_RUNNING);
+        dm_announce_running(dm);
+    }
+    dm_log(DM_LOG_INFO, "domain %u: %" PRIu64 " MiB of RAM, %s", cfg->domid,
+           cfg->ram_mib, status_names[dm->status]);
+
+    status = main_loop_run(dm->loop);
+    if (status < 0) {
+        dm_log(DM_LOG_ERROR, "main loop: %s", strerror(-status));
+        status = 1;
+    }
+
+out:
+    if (err[0]) {
+        dm_log(DM_LOG_ERROR, "%s", err);
+    }
+    testdev_free(dm->testdev);
+    if (dm->mm) {
+        modified_memory_flush(dm->mm);
+    }
+    if (dm->xh) {
+        dm_xs_cleanup(dm);
+    }
+    qmp_server_free(dm->qmp);
+    dm_memory_free(dm);
+    if (dm->xh) {
+        xen_close(dm->xh);
+    }
+    if (dm->sigfd >= 0) {
+        close(dm->sigfd);
+    }
+    main_loop_free(dm->loop);
+    rcu_unregister_thread();
+    return status;
+}

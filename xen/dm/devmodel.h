@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * devmodel.h - the xenram device-model process: memory, QMP, xenstore and
+ * the main loop wired together for one domain.
+ *
+ * Life of a device model, as libxl drives it:
+ *
+ *   start   parse argv; open the Xen handles; lay out guest RAM (RAM below
+ *           max-ram-below-4g, the rest from 4 GiB) and VRAM; with
+ *           -incoming fd:N load the device state first ("inmigrate");
+ *           restrict the handles and drop privileges if asked; serve QMP;
+ *   ready   without -S: status "running", xenstore state = running;
+ *           with -S: status "prelaunch" (or "paused" after an incoming
+ *           load) until QMP `cont`, and only then state = running;
+ *   migrate xen-set-global-dirty-log on/off switches modified_memory
+ *           forwarding; `stop` flushes every pending report before it
+ *           answers; xen-save-devices-state writes the device state;
+ *   exit    `quit`, SIGTERM or SIGINT: xenstore keys removed, handles
+ *           closed.
+ */
+#ifndef XENRAM_DM_DEVMODEL_H
+#define XENRAM_DM_DEVMODEL_H
+
+#include "xen/dm/cmdline.h"
+
+/*
+ * The QEMU interface level xenram implements, as announced in the QMP
+ * greeting: libxl gates features on it (`live` for xen-save-devices-state
+ * needs 2.11 or newer).  7.2 is the qemu-xen that Debian 12 ships with
+ * Xen 4.17.
+ */
+#define DM_QEMU_MAJOR 7
+#define DM_QEMU_MINOR 2
+#define DM_QEMU_MICRO 0
+
+/*
+ * Run the device model described by @cfg until it is told to quit.
+ * Returns the process exit status: 0 after a normal quit, 1 when start-up
+ * failed (the reason has been printed on stderr).
+ */
+int dm_run(DMConfig *cfg);
+
+#endif /* XENRAM_DM_DEVMODEL_H */

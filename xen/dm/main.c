@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * main.c - xenram: the memory side of a Xen device model, launched by libxl
+ * in place of qemu-xen (device_model_override).  See xenram(1).
+ */
+#include <stdio.h>
+
+#include "xen/dm/cmdline.h"
+#include "xen/dm/devmodel.h"
+
+int main(int argc, char **argv)
+{
+    DMConfig cfg;
+    char err[1024];
+    int ret;
+
+    ret = dm_cmdline_parse(argc, argv, &cfg, err, sizeof(err));
+    if (ret < 0) {
+        fprintf(stderr, "xenram: %s\n", err);
+        fprintf(stderr, "Try 'xenram --help' for more information.\n");
+        return 1;
+    }
+    if (ret > 0) {
+        if (cfg.action == DM_ACTION_HELP) {
+            dm_cmdline_usage(stdout);
+        } else {
+            dm_cmdline_version(stdout);
+        }
+        dm_config_free(&cfg);
+        return 0;
+    }
+    dm_cmdline_report_ignored(&cfg, stderr);
+    ret = dm_run(&cfg);
+    dm_config_free(&cfg);
+    return ret;
+}
