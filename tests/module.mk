@@ -67,7 +67,7 @@ XR_SIM_TESTS := $(XR_SIM_SRCS:tests/integration/xenram/%.c=$(BUILD)/tests/xenram
 INTEGRATION_TESTS += $(XR_SIM_TESTS)
 
 $(XR_SIM_TESTS): $(BUILD)/tests/xenram/%: $(BUILD)/obj/tests/integration/xenram/%.o \
-                 $(LIB) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM)
+                 $(LIB) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(LIB) $(XEN_LIBS) \
 	    $(JSON_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS)
@@ -78,7 +78,7 @@ XR_SIM_BENCHES    := $(XR_SIM_BENCH_SRCS:tests/bench/xenram/%.c=$(BUILD)/bench/x
 BENCHES += $(XR_SIM_BENCHES)
 
 $(XR_SIM_BENCHES): $(BUILD)/bench/xenram/%: $(BUILD)/obj/tests/bench/xenram/%.o \
-                   $(LIB) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM)
+                   $(LIB) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(LIB) $(XEN_LIBS) \
 	    $(JSON_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm

@@ -1,0 +1,539 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * test-dm-sim.c - the xenram program on the simulated host, driven the way
+ * libxl drives it: start-up states and the xenstore `state` key, stop /
+ * cont, device state saved through an fd passed with add-fd and loaded
+ * with -incoming fd:N, and the refusals of bad state and bad input.
+ *
+ * The QMP socket is created by the test and handed to xenram as an
+ * inherited listening fd (libxl's dm_restrict mode), so the test can
+ * connect at once: nothing waits for a socket file to appear.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <xenstore.h>
+
+#include "migration/devstate.h"
+#include "tests/integration/sim/simtest.h"
+
+#define GUEST_MIB 48
+#define VRAM_MIB 4
+#define DM_MIB (GUEST_MIB - VRAM_MIB)
+
+static struct simhost host;
+static int dm_serial;
+
+typedef struct Dm {
+    pid_t pid;
+    int pidfd;
+    int qmp;                    /* our connection */
+    FILE *in;
+    char log[256];
+    uint32_t domid;
+} Dm;
+
+static int create_domain(void)
+{
+    struct xsim_create c = { .vcpus = 1, .mem_kb = GUEST_MIB << 10,
+                             .vram_kb = VRAM_MIB << 10 };
+    int err;
+    int64_t id;
+
+    snprintf(c.workload, sizeof(c.workload), "idle");
+    id = simhost_call(&host, XSIM_OP_DOM_CREATE, 0, NULL, &c, sizeof(c),
+                      NULL, 0, &err);
+    return id < 0 ? -err : (int)id;
+}
+
+/*
+ * Start xenram for @domid with @extra arguments (NULL-terminated list) and
+ * @incoming_fd (-1: none).  Returns with a connected QMP client whose
+ * greeting has been read, or with qmp -1 if the program exited first.
+ */
+static void dm_start(Dm *dm, uint32_t domid, int incoming_fd, ...)
+{
+    char path[200], bin[256], fdarg[64], chardev[96], incarg[32], mem[16];
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    const char *argv[40];
+    int argc = 0, lfd;
+    va_list ap;
+
+    memset(dm, 0, sizeof(*dm));
+    dm->domid = domid;
+    snprintf(path, sizeof(path), "%s/qmp-test-%d", host.dir, ++dm_serial);
+    snprintf(dm->log, sizeof(dm->log), "%s/dm-%d.log", host.dir, dm_serial);
+    lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    strcpy(sa.sun_path, path);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+
+    snprintf(bin, sizeof(bin), "%s/xenram", sim_build_dir());
+    snprintf(fdarg, sizeof(fdarg), "%u", domid);
+    snprintf(chardev, sizeof(chardev),
+             "socket,id=libxl-cmd,fd=%d,server=on,wait=off", lfd);
+    snprintf(mem, sizeof(mem), "%d", DM_MIB);
+    argv[argc++] = bin;
+    argv[argc++] = "-xen-domid";
+    argv[argc++] = fdarg;
+    argv[argc++] = "-chardev";
+    argv[argc++] = chardev;
+    argv[argc++] = "-mon";
+    argv[argc++] = "chardev=libxl-cmd,mode=control";
+    argv[argc++] = "-no-shutdown";
+    argv[argc++] = "-nodefaults";
+    argv[argc++] = "-machine";
+    argv[argc++] = "xenfv";
+    argv[argc++] = "-device";
+    argv[argc++] = "VGA,vgamem_mb=" "4";
+    if (incoming_fd >= 0) {
+        snprintf(incarg, sizeof(incarg), "fd:%d", incoming_fd);
+        argv[argc++] = "-incoming";
+        argv[argc++] = incarg;
+    }
+    va_start(ap, incoming_fd);
+    for (const char *a; (a = va_arg(ap, const char *));) {
+        if (!strcmp(a, "-m")) {
+            argv[argc++] = a;
+            argv[argc++] = va_arg(ap, const char *);
+            mem[0] = '\0';
+            continue;
+        }
+        argv[argc++] = a;
+    }
+    va_end(ap);
+    if (mem[0]) {
+        argv[argc++] = "-m";
+        argv[argc++] = mem;
+    }
+    argv[argc] = NULL;
+
+    dm->pid = fork();
+    assert_true(dm->pid >= 0);
+    if (dm->pid == 0) {
+        char xs[200];
+        int log = open(dm->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+        snprintf(xs, sizeof(xs), "%s/xenstored/socket", host.dir);
+        setenv("XENSTORED_PATH", xs, 1);
+        dup2(log, 2);
+        execv(bin, (char **)argv);
+        _exit(127);
+    }
+    dm->pidfd = syscall(SYS_pidfd_open, dm->pid, 0);
+    assert_true(dm->pidfd >= 0);
+    if (incoming_fd >= 0) {
+        close(incoming_fd);
+    }
+
+    /* The listening socket exists already: connect now, before accept. */
+    dm->qmp = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(connect(dm->qmp, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(lfd);
+    unlink(path);
+    dm->in = fdopen(dup(dm->qmp), "r");
+}
+
+/* The next message, or NULL when xenram closed the connection. */
+static json_t *dm_recv(Dm *dm)
+{
+    char line[65536];
+
+    if (!fgets(line, sizeof(line), dm->in)) {
+        return NULL;
+    }
+    return json_loads(line, 0, NULL);
+}
+
+/* Send a command (with @fd by SCM_RIGHTS if >= 0), return its reply. */
+static json_t *dm_cmd_fd(Dm *dm, const char *cmd, int fd)
+{
+    char buf[1024];
+    char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+    struct iovec iov;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    json_t *r;
+
+    snprintf(buf, sizeof(buf), "%s\r\n", cmd);
+    iov = (struct iovec) { buf, strlen(buf) };
+    if (fd >= 0) {
+        struct cmsghdr *cm;
+
+        msg.msg_control = cbuf;
+        msg.msg_controllen = sizeof(cbuf);
+        cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    }
+    assert_int_equal(sendmsg(dm->qmp, &msg, MSG_NOSIGNAL),
+                     (ssize_t)strlen(buf));
+    while ((r = dm_recv(dm)) && json_object_get(r, "event")) {
+        json_decref(r);
+    }
+    assert_non_null(r);
+    return r;
+}
+
+static json_t *dm_cmd(Dm *dm, const char *cmd)
+{
+    return dm_cmd_fd(dm, cmd, -1);
+}
+
+static void dm_ok(Dm *dm, const char *cmd)
+{
+    json_t *r = dm_cmd(dm, cmd);
+
+    if (!json_object_get(r, "return")) {
+        char *t = json_dumps(r, 0);
+
+        fail_msg("%s -> %s", cmd, t);
+    }
+    json_decref(r);
+}
+
+static const char *dm_status(Dm *dm)
+{
+    static char status[32];
+    json_t *r = dm_cmd(dm, "{\"execute\":\"query-status\"}");
+
+    snprintf(status, sizeof(status), "%s", json_string_value(
+        json_object_get(json_object_get(r, "return"), "status")));
+    json_decref(r);
+    return status;
+}
+
+/* Wait (bounded, on the pidfd) for xenram to exit; its exit status. */
+static int dm_wait(Dm *dm)
+{
+    struct pollfd p = { .fd = dm->pidfd, .events = POLLIN };
+    int st;
+
+    if (poll(&p, 1, 20000) != 1) {
+        kill(dm->pid, SIGKILL);
+    }
+    assert_int_equal(waitpid(dm->pid, &st, 0), dm->pid);
+    close(dm->pidfd);
+    fclose(dm->in);
+    close(dm->qmp);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void dm_quit(Dm *dm)
+{
+    dm_ok(dm, "{\"execute\":\"quit\"}");
+    assert_int_equal(dm_wait(dm), 0);
+}
+
+static bool log_says(Dm *dm, const char *needle)
+{
+    char buf[8192] = "";
+    FILE *f = fopen(dm->log, "r");
+    size_t n;
+
+    if (!f) {
+        return false;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    if (!strstr(buf, needle)) {
+        print_message("xenram's log:\n%s", buf);
+        return false;
+    }
+    return true;
+}
+
+static char *xs_state(uint32_t domid)
+{
+    char path[96], sock[200];
+    struct xs_handle *xs;
+    char *v;
+
+    snprintf(sock, sizeof(sock), "%s/xenstored/socket", host.dir);
+    setenv("XENSTORED_PATH", sock, 1);
+    xs = xs_open(0);
+    assert_non_null(xs);
+    snprintf(path, sizeof(path), "/local/domain/0/device-model/%u/state",
+             domid);
+    v = xs_read(xs, XBT_NULL, path, NULL);
+    xs_close(xs);
+    return v;
+}
+
+/* A temporary file, open read-write and already unlinked. */
+static int temp_fd(void)
+{
+    char path[200];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/state-XXXXXX", host.dir);
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    return fd;
+}
+
+/* stop + add-fd + xen-save-devices-state into @fd, as libxl does. */
+static void dm_save(Dm *dm, int fd)
+{
+    json_t *r;
+    char cmd[160];
+    int id;
+
+    dm_ok(dm, "{\"execute\":\"stop\"}");
+    r = dm_cmd_fd(dm, "{\"execute\":\"add-fd\",\"id\":5}", fd);
+    id = json_integer_value(json_object_get(json_object_get(r, "return"),
+                                            "fdset-id"));
+    json_decref(r);
+    snprintf(cmd, sizeof(cmd), "{\"execute\":\"xen-save-devices-state\","
+             "\"arguments\":{\"filename\":\"/dev/fdset/%d\",\"live\":false}}",
+             id);
+    dm_ok(dm, cmd);
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_starts_running_and_writes_state_running(void **state)
+{
+    int domid = create_domain();
+    char *v;
+    Dm dm;
+
+    (void)state;
+    dm_start(&dm, domid, -1, NULL);
+    assert_non_null(json_object_get(dm_recv(&dm), "QMP"));
+    dm_ok(&dm, "{\"execute\":\"qmp_capabilities\"}");
+    assert_string_equal(dm_status(&dm), "running");
+    v = xs_state(domid);
+    assert_non_null(v);
+    assert_string_equal(v, "running");
+    free(v);
+    dm_quit(&dm);
+    /* Its keys go with it. */
+    assert_null(xs_state(domid));
+    sim_destroy(&host, domid);
+}
+
+static void test_with_S_waits_in_prelaunch_and_announces_only_after_cont(
+    void **state)
+{
+    int domid = create_domain();
+    char *v;
+    Dm dm;
+
+    (void)state;
+    dm_start(&dm, domid, -1, "-S", NULL);
+    json_decref(dm_recv(&dm));
+    dm_ok(&dm, "{\"execute\":\"qmp_capabilities\"}");
+    assert_string_equal(dm_status(&dm), "prelaunch");
+    assert_null(xs_state(domid));
+    dm_ok(&dm, "{\"execute\":\"cont\"}");
+    assert_string_equal(dm_status(&dm), "running");
+    v = xs_state(domid);
+    assert_non_null(v);
+    free(v);
+    dm_ok(&dm, "{\"execute\":\"stop\"}");
+    assert_string_equal(dm_status(&dm), "paused");
+    dm_quit(&dm);
+    sim_destroy(&host, domid);
+}
+
+static void test_saved_state_describes_the_ram_layout(void **state)
+{
+    int domid = create_domain();
+    int fd = temp_fd();
+    char err[256];
+    DevState ds;
+    Dm dm;
+
+    (void)state;
+    dm_start(&dm, domid, -1, NULL);
+    json_decref(dm_recv(&dm));
+    dm_ok(&dm, "{\"execute\":\"qmp_capabilities\"}");
+    dm_ok(&dm, "{\"execute\":\"xen-set-global-dirty-log\","
+               "\"arguments\":{\"enable\":true}}");
+    dm_save(&dm, fd);
+    lseek(fd, 0, SEEK_SET);
+    assert_int_equal(devstate_read(fd, &ds, err, sizeof(err)), 0);
+    close(fd);
+    assert_true(ds.global_dirty_log);
+    assert_int_equal(ds.nblocks, 2);
+    assert_string_equal(ds.blocks[0].idstr, "xen.ram");
+    assert_int_equal(ds.blocks[0].used_length, (uint64_t)DM_MIB << 20);
+    assert_int_equal(ds.blocks[0].nranges, 1);
+    assert_int_equal(ds.blocks[0].ranges[0].gpa, 0);
+    assert_string_equal(ds.blocks[1].idstr, "vga.vram");
+    assert_int_equal(ds.blocks[1].used_length, (uint64_t)VRAM_MIB << 20);
+    devstate_free(&ds);
+    dm_quit(&dm);
+    sim_destroy(&host, domid);
+}
+
+static void test_incoming_state_is_loaded_then_paused_until_cont(
+    void **state)
+{
+    int src = create_domain(), dst = create_domain();
+    int fd = temp_fd();
+    Dm a, b;
+
+    (void)state;
+    dm_start(&a, src, -1, NULL);
+    json_decref(dm_recv(&a));
+    dm_ok(&a, "{\"execute\":\"qmp_capabilities\"}");
+    dm_save(&a, fd);
+    dm_quit(&a);
+
+    lseek(fd, 0, SEEK_SET);
+    dm_start(&b, dst, fd, NULL);
+    assert_non_null(json_object_get(dm_recv(&b), "QMP"));
+    dm_ok(&b, "{\"execute\":\"qmp_capabilities\"}");
+    assert_string_equal(dm_status(&b), "paused");
+    dm_ok(&b, "{\"execute\":\"cont\"}");
+    assert_string_equal(dm_status(&b), "running");
+    dm_quit(&b);
+    sim_destroy(&host, src);
+    sim_destroy(&host, dst);
+}
+
+static void test_corrupted_incoming_state_is_refused_with_exit_1(void **state)
+{
+    int src = create_domain(), dst = create_domain();
+    int fd = temp_fd();
+    uint8_t byte;
+    Dm a, b;
+
+    (void)state;
+    dm_start(&a, src, -1, NULL);
+    json_decref(dm_recv(&a));
+    dm_ok(&a, "{\"execute\":\"qmp_capabilities\"}");
+    dm_save(&a, fd);
+    dm_quit(&a);
+
+    assert_int_equal(pread(fd, &byte, 1, 40), 1);
+    byte ^= 0x10;
+    assert_int_equal(pwrite(fd, &byte, 1, 40), 1);
+    lseek(fd, 0, SEEK_SET);
+    dm_start(&b, dst, fd, NULL);
+    assert_null(dm_recv(&b));           /* it never serves QMP */
+    assert_int_equal(dm_wait(&b), 1);
+    assert_true(log_says(&b, "corrupted"));
+    assert_null(xs_state(dst));
+    sim_destroy(&host, src);
+    sim_destroy(&host, dst);
+}
+
+static void test_incoming_state_of_another_size_is_refused(void **state)
+{
+    int src = create_domain(), dst = create_domain();
+    int fd = temp_fd();
+    Dm a, b;
+
+    (void)state;
+    dm_start(&a, src, -1, NULL);
+    json_decref(dm_recv(&a));
+    dm_ok(&a, "{\"execute\":\"qmp_capabilities\"}");
+    dm_save(&a, fd);
+    dm_quit(&a);
+
+    lseek(fd, 0, SEEK_SET);
+    dm_start(&b, dst, fd, "-m", "40", NULL);
+    assert_null(dm_recv(&b));
+    assert_int_equal(dm_wait(&b), 1);
+    assert_true(log_says(&b, "xen.ram"));
+    sim_destroy(&host, src);
+    sim_destroy(&host, dst);
+}
+
+static void test_bad_arguments_get_errors_and_the_monitor_keeps_working(
+    void **state)
+{
+    int domid = create_domain();
+    json_t *r;
+    Dm dm;
+
+    (void)state;
+    dm_start(&dm, domid, -1, NULL);
+    json_decref(dm_recv(&dm));
+    dm_ok(&dm, "{\"execute\":\"qmp_capabilities\"}");
+    r = dm_cmd(&dm, "{\"execute\":\"xen-set-global-dirty-log\","
+                    "\"arguments\":{\"enable\":\"yes\"},\"id\":3}");
+    assert_string_equal(json_string_value(json_object_get(
+        json_object_get(r, "error"), "class")), "GenericError");
+    assert_int_equal(json_integer_value(json_object_get(r, "id")), 3);
+    json_decref(r);
+    r = dm_cmd(&dm, "{\"execute\":\"xen-save-devices-state\","
+                    "\"arguments\":{\"filename\":\"/dev/fdset/42\"}}");
+    assert_non_null(strstr(json_string_value(json_object_get(
+        json_object_get(r, "error"), "desc")), "/dev/fdset/42"));
+    json_decref(r);
+    r = dm_cmd(&dm, "{\"execute\":\"device_add\"}");
+    assert_string_equal(json_string_value(json_object_get(
+        json_object_get(r, "error"), "class")), "CommandNotFound");
+    json_decref(r);
+    assert_string_equal(dm_status(&dm), "running");
+    dm_quit(&dm);
+    sim_destroy(&host, domid);
+}
+
+static void test_unknown_domain_is_a_clear_start_up_error(void **state)
+{
+    Dm dm;
+
+    (void)state;
+    dm_start(&dm, 77, -1, NULL);
+    assert_null(dm_recv(&dm));
+    assert_int_equal(dm_wait(&dm), 1);
+    assert_true(log_says(&dm, "domid 77"));
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    return simhost_start_xs(&host, NULL, "on");
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    return simhost_stop(&host);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_starts_running_and_writes_state_running),
+        cmocka_unit_test(
+            test_with_S_waits_in_prelaunch_and_announces_only_after_cont),
+        cmocka_unit_test(test_saved_state_describes_the_ram_layout),
+        cmocka_unit_test(test_incoming_state_is_loaded_then_paused_until_cont),
+        cmocka_unit_test(test_corrupted_incoming_state_is_refused_with_exit_1),
+        cmocka_unit_test(test_incoming_state_of_another_size_is_refused),
+        cmocka_unit_test(
+            test_bad_arguments_get_errors_and_the_monitor_keeps_working),
+        cmocka_unit_test(test_unknown_domain_is_a_clear_start_up_error),
+    };
+
+    sim_test_init(argc, argv, 180);
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests_name("dm-sim", tests, group_setup,
+                                       group_teardown);
+}
