@@ -8,6 +8,14 @@ $(BUILD)/xenram-demo: $(BUILD)/obj/programs/xenram-demo.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(URCU_LIBS)
 
-# The README's main job.
-demo: $(BUILD)/xenram-demo
+# The README's main job: a guest whose device model is xenram live-migrates
+# between two simulated hosts (scripts/demo.sh).  `make demo-ram` runs the
+# smaller in-process demonstration of dirty/ and memory/.
+demo: all
+	@test -x build/xenstored/usr/lib/xen-4.17/bin/xenstored || \
+	    xen/sim/xenstore/fetch-xenstored.sh
+	scripts/demo.sh $(BUILD)
+
+.PHONY: demo-ram
+demo-ram: $(BUILD)/xenram-demo
 	$(BUILD)/xenram-demo

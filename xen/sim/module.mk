@@ -58,12 +58,18 @@ $(eval $(call sim_shlib,libxendevicemodel.so.1,libxendevicemodel))
 
 SIM_DAEMON_SRCS := $(SIM_DIR)/xensim.c $(SIM_DIR)/host.c $(SIM_DIR)/vcpu.c \
                    $(SIM_DIR)/track.c $(SIM_DIR)/server.c $(SIM_DIR)/chan.c \
-                   $(SIM_DIR)/log.c
+                   $(SIM_DIR)/log.c $(SIM_DIR)/toolstack.c
 SIM_DAEMON_OBJS := $(SIM_DAEMON_SRCS:$(SIM_DIR)/%.c=$(BUILD)/sim/dobj/%.o)
 
 $(BUILD)/sim/dobj/%.o: $(SIM_DIR)/%.c
 	@mkdir -p $(@D)
 	$(CC) $(SIM_CFLAGS) -c -o $@ $<
+
+# The toolstack part (toolstack.c: device-model launch, QMP, migration)
+# speaks QMP with jansson and xenstore with Debian's libxenstore.
+SIM_TS_LIBS := $(JSON_LIBS) $(call pc_libs,xenstore)
+$(BUILD)/sim/dobj/toolstack.o $(BUILD)/sim/dobj/xensim.o: \
+    CFLAGS += $(JSON_CFLAGS)
 
 # The simulated xenstore (xen/sim/xenstore, another module) is linked in
 # when it is there; its module.mk is read after this one, so its variables
@@ -77,7 +83,7 @@ endif
 $(XENSIM): $(SIM_DAEMON_OBJS) $(SIM_XS_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $(SIM_DAEMON_OBJS) $(SIM_XS_OBJ) \
-	    $(if $(SIM_XS_OBJ),$(XS_SIM_LIBS)) -lm
+	    $(if $(SIM_XS_OBJ),$(XS_SIM_LIBS)) $(SIM_TS_LIBS) -lm
 
 .PHONY: sim
 sim: $(SIM_LIBS) $(XENSIM)
@@ -128,3 +134,28 @@ $(SIM_BENCH): $(BUILD)/sim/bobj/bench-sim-clean.o $(SIM_TEST_OBJS) \
 .PHONY: bench-sim
 bench-sim: $(SIM_BENCH) $(SIM_LIBS) $(XENSIM)
 	./$(SIM_BENCH)
+
+# ---- end-to-end tests ---------------------------------------------------------
+# tests/integration/e2e/test-e2e-*.c: xensim as the toolstack, the real
+# xenram as the device model, Debian's xenstored (skipped without `make
+# xenstored`).  Built against the same toolstack.c the xensim binary runs
+# (its QMP client and records), run on real processes only.
+
+E2E_TEST_SRCS := $(wildcard tests/integration/e2e/test-e2e-*.c)
+E2E_TESTS     := $(E2E_TEST_SRCS:tests/integration/e2e/%.c=$(BUILD)/tests/e2e/%)
+E2E_OBJS      := $(BUILD)/sim/tobj/e2e/e2e.o $(BUILD)/sim/dobj/toolstack.o \
+                 $(BUILD)/sim/dobj/chan.o
+INTEGRATION_TESTS += $(E2E_TESTS)
+
+$(BUILD)/sim/tobj/e2e/%.o: tests/integration/e2e/%.c
+	@mkdir -p $(@D)
+	$(CC) $(SIM_CFLAGS) $(JSON_CFLAGS) -c -o $@ $<
+
+$(E2E_TESTS): $(BUILD)/tests/e2e/%: $(BUILD)/sim/tobj/e2e/%.o $(E2E_OBJS) \
+              | $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram $(SIM_XS_SHLIBS)
+	@mkdir -p $(@D)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(E2E_OBJS) $(SIM_TS_LIBS) $(CMOCKA_LIBS)
+
+.PHONY: check-e2e
+check-e2e: $(E2E_TESTS) $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram
+	@BUILD=$(BUILD) $(RUN_TESTS) $(E2E_TESTS)

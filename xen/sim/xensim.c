@@ -8,8 +8,9 @@
  *
  * Every command but "start" is a client of the daemon through the channel
  * of proto.h, exactly like the stand-in Xen libraries.  See xensim(1) and
- * docs/simulator.md.  New subcommands (create --dm, migrate, hotplug) are
- * one entry in cmds[] and, when they need the daemon, one XSIM_OP_*.
+ * docs/simulator.md.  New subcommands are one entry in cmds[] and, when
+ * they need the daemon, one XSIM_OP_*.  What plays libxl and libxc
+ * (create --dm, destroy, migrate) is in toolstack.c (docs/toolstack.md).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +38,7 @@
 #include "xen/sim/log.h"
 #include "xen/sim/server.h"
 #include "xen/sim/stamp.h"
+#include "xen/sim/toolstack.h"
 
 #ifdef XENSIM_HAVE_XENSTORE
 #include "xen/sim/xenstore/xs-sim.h"
@@ -145,27 +147,7 @@ static int mkdir_p(const char *path)
  * beside this executable. */
 static void lib_dir(char *buf, size_t len)
 {
-    const char *e = getenv("XENSIM_LIBDIR");
-    char exe[PATH_MAX];
-    ssize_t n;
-
-    if (e && *e) {
-        snprintf(buf, len, "%s", e);
-        return;
-    }
-    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n < 0) {
-        snprintf(buf, len, "sim");
-        return;
-    }
-    exe[n] = 0;
-    *strrchr(exe, '/') = 0;
-    if (strlen(exe) + sizeof("/sim") > len) {
-        snprintf(buf, len, "sim");
-        return;
-    }
-    memcpy(buf, exe, strlen(exe));
-    memcpy(buf + strlen(exe), "/sim", sizeof("/sim"));
+    ts_lib_dir(buf, len);
 }
 
 struct daemon_opts {
@@ -214,6 +196,9 @@ static int run_daemon(const char *dir, const struct daemon_opts *o)
         return 1;
     }
     setenv("XENSIM_DIR", absdir, 1);
+    /* Device models a previous host of this directory left behind talk
+     * to no host any more: stop them, forget their domains. */
+    ts_host_cleanup(absdir);
 
     mode = track_probe(o->tracking, &why);
     if (mode < 0) {
@@ -281,6 +266,8 @@ static int run_daemon(const char *dir, const struct daemon_opts *o)
             break;
     }
     xsim_log("stopping (signal %d)", sig);
+    /* The device models first, while they can still talk to us. */
+    ts_host_cleanup(absdir);
     server_stop(&srv);
     host_fini(&host);
 #ifdef XENSIM_HAVE_XENSTORE
@@ -527,12 +514,17 @@ static int cmd_create(int argc, char **argv)
         { "vcpus", required_argument, NULL, 'c' },
         { "paused", no_argument, NULL, 'p' },
         { "empty", no_argument, NULL, 'e' },
+        { "dm", required_argument, NULL, 'D' },
+        { "dm-arg", required_argument, NULL, 'A' },
+        { "dm-timeout", required_argument, NULL, 'T' },
         { NULL, 0, NULL, 0 },
     };
     struct xsim_create cr = { .vcpus = 1 };
+    struct ts_domcfg cfg = { .vcpus = 1 };
     struct xsim_rep rep;
-    bool have_mem = false;
-    int c;
+    bool have_mem = false, paused = false;
+    const char *dm = NULL;
+    int c, dm_timeout = 0;
 
     snprintf(cr.workload, sizeof(cr.workload), "idle");
     while ((c = getopt_long(argc, argv, "m:v:w:n:c:pe", opts, NULL)) != -1) {
@@ -562,10 +554,20 @@ static int cmd_create(int argc, char **argv)
             cr.vcpus = (uint32_t)parse_ul(optarg, "--vcpus");
             break;
         case 'p':
-            cr.flags |= XSIM_CREATE_PAUSED;
+            paused = true;
             break;
         case 'e':
             cr.flags |= XSIM_CREATE_EMPTY;
+            break;
+        case 'D':
+            dm = optarg;
+            break;
+        case 'A':
+            if (ts_domcfg_add_arg(&cfg, optarg))
+                die_usage("out of memory");
+            break;
+        case 'T':
+            dm_timeout = (int)parse_ul(optarg, "--dm-timeout") * 1000;
             break;
         default:
             die_usage("bad option for create");
@@ -577,13 +579,65 @@ static int cmd_create(int argc, char **argv)
         die_usage("create needs --mem MiB");
     if (cr.vram_kb > cr.mem_kb)
         die_usage("--vram is part of --mem and cannot exceed it");
+    if (cfg.ndm_args && !dm)
+        die_usage("--dm-arg needs --dm");
+    if (dm) {
+        if (cr.flags & XSIM_CREATE_EMPTY)
+            die_usage("--dm and --empty do not go together: the device "
+                      "model maps the guest's RAM");
+        if (!realpath(dm, cfg.dm))
+            die_usage("--dm %s: %s", dm, strerror(errno));
+    }
+    /* With a device model, the domain stays paused until it is ready
+     * (xl create unpauses last). */
+    if (paused || dm)
+        cr.flags |= XSIM_CREATE_PAUSED;
     if (call(XSIM_OP_DOM_CREATE, 0, NULL, &cr, sizeof(cr), &rep, NULL, 0,
              NULL)) {
         fprintf(stderr, PROG ": create failed: %s%s\n", strerror(rep.err),
                 rep.err == EEXIST ? " (name in use)" : "");
+        ts_domcfg_free(&cfg);
         return 1;
     }
-    printf("%" PRId64 "\n", rep.ret);
+    {
+        uint32_t domid = (uint32_t)rep.ret;
+        struct xsim_dominfo info;
+        struct ts_host h;
+        char dir[200], err[TS_ERRLEN];
+        int rc;
+
+        /* What libxl keeps of the domain's configuration. */
+        if (get_info(domid, 1, &info) == 1)
+            snprintf(cfg.name, sizeof(cfg.name), "%s", info.name);
+        snprintf(cfg.workload, sizeof(cfg.workload), "%s", cr.workload);
+        cfg.mem_mib = cr.mem_kb / 1024;
+        cfg.vram_mib = cr.vram_kb / 1024;
+        cfg.vcpus = cr.vcpus;
+        if (state_dir(dir, sizeof(dir)))
+            die_usage("state directory path too long");
+        rc = ts_host_open(&h, dir, err, sizeof(err));
+        if (rc == 0) {
+            rc = dm ? ts_create_dm(&h, domid, &cfg, dm_timeout, err,
+                                   sizeof(err))
+                    : ts_domcfg_save(h.dir, domid, &cfg, err, sizeof(err));
+            ts_host_close(&h);
+        }
+        ts_domcfg_free(&cfg);
+        if (rc && dm) {
+            fprintf(stderr, PROG ": d%u: %s\n", domid, err);
+            fprintf(stderr, PROG ": d%u: destroyed\n", domid);
+            call(XSIM_OP_DOM_DESTROY, domid, NULL, NULL, 0, &rep, NULL, 0,
+                 NULL);
+            return 1;
+        }
+        if (rc)
+            fprintf(stderr, PROG ": warning: %s\n", err);
+        if (dm && !paused &&
+            call(XSIM_OP_DOM_UNPAUSE, domid, NULL, NULL, 0, &rep, NULL, 0,
+                 NULL))
+            return report(rep.err, "unpause", domid);
+        printf("%u\n", domid);
+    }
     return 0;
 }
 
@@ -600,7 +654,104 @@ static int simple_op(int argc, char **argv, uint16_t op, const char *what)
 
 static int cmd_destroy(int argc, char **argv)
 {
-    return simple_op(argc, argv, XSIM_OP_DOM_DESTROY, "destroy");
+    char dir[200], err[TS_ERRLEN];
+    struct ts_host h;
+    uint32_t domid;
+    int rc;
+
+    one_domain_arg(argc, argv, "destroy");
+    domid = resolve_dom(argv[1]);
+    if (state_dir(dir, sizeof(dir)))
+        die_usage("state directory path too long");
+    rc = ts_host_open(&h, dir, err, sizeof(err));
+    if (rc == 0) {
+        rc = ts_destroy(&h, domid, err, sizeof(err));
+        ts_host_close(&h);
+    }
+    if (rc) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "to", required_argument, NULL, 't' },
+        { "no-progress", no_argument, NULL, 'n' },
+        { "max-iters", required_argument, NULL, 'i' },
+        { "threshold", required_argument, NULL, 'T' },
+        { "checksum-at-suspend", required_argument, NULL, 'c' },
+        { "pause-dest", no_argument, NULL, 'p' },
+        { "dest-dm-arg", required_argument, NULL, 'A' },
+        { "dm-timeout", required_argument, NULL, 'w' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct ts_migrate_opts o = { .progress = true, .max_iters = 5,
+                                 .threshold = 50 };
+    char dir[200], err[TS_ERRLEN];
+    struct ts_host h;
+    uint32_t domid;
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, "t:np", opts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            o.to = optarg;
+            break;
+        case 'n':
+            o.progress = false;
+            break;
+        case 'i':
+            o.max_iters = (unsigned)parse_ul(optarg, "--max-iters");
+            if (o.max_iters < 1)
+                die_usage("--max-iters is at least 1 (round 0)");
+            break;
+        case 'T':
+            o.threshold = parse_ul(optarg, "--threshold");
+            break;
+        case 'c':
+            o.checksum_file = optarg;
+            break;
+        case 'p':
+            o.pause_dest = true;
+            break;
+        case 'A': {
+            char **n = realloc(o.dest_args,
+                               (o.ndest_args + 1) * sizeof(*n));
+
+            if (!n)
+                die_usage("out of memory");
+            o.dest_args = n;
+            n[o.ndest_args++] = optarg;
+            break;
+        }
+        case 'w':
+            o.dm_timeout_ms = (int)parse_ul(optarg, "--dm-timeout") * 1000;
+            break;
+        default:
+            die_usage("bad option for migrate");
+        }
+    }
+    if (optind + 1 != argc)
+        die_usage("migrate takes one DOMAIN");
+    if (!o.to)
+        die_usage("migrate needs --to DIR (the destination host)");
+    domid = resolve_dom(argv[optind]);
+    if (state_dir(dir, sizeof(dir)))
+        die_usage("state directory path too long");
+    rc = ts_host_open(&h, dir, err, sizeof(err));
+    if (rc == 0) {
+        rc = ts_migrate(&h, domid, &o, err, sizeof(err));
+        ts_host_close(&h);
+    }
+    free(o.dest_args);
+    if (rc) {
+        fprintf(stderr, PROG ": migration of d%u failed: %s\n", domid, err);
+        return 1;
+    }
+    return 0;
 }
 
 static int cmd_pause(int argc, char **argv)
@@ -870,6 +1021,27 @@ static uint8_t *map_guest(uint32_t domid, uint64_t *pages, uint8_t **p2m)
     return mem;
 }
 
+/*
+ * 0 zeros, 1 a vCPU's stamp, 2 a page of xenram's test DMA device, -1
+ * corrupt.  The domain is paused, but a running device model may be
+ * writing this very page: a page that looks torn is looked at again a few
+ * times (a DMA write takes microseconds) before it counts as corrupt.
+ */
+static int page_kind(const uint8_t *page, uint64_t gfn)
+{
+    for (int tries = 0;; tries++) {
+        int k = xsim_stamp_check(page, gfn, NULL);
+
+        if (k >= 0)
+            return k;
+        if (ts_testdma_check(page, gfn))
+            return 2;
+        if (tries == 5)
+            return -1;
+        poll(NULL, 0, 1);
+    }
+}
+
 static int paused_scan(int argc, char **argv, const char *cmd, bool checksum)
 {
     static const struct option opts[] = {
@@ -878,8 +1050,8 @@ static int paused_scan(int argc, char **argv, const char *cmd, bool checksum)
     };
     struct xsim_rep rep;
     bool pause = true;
-    uint64_t pages, g, zero = 0, stamped = 0, bad = 0, present = 0;
-    uint64_t hash = 0xcbf29ce484222325ull;
+    uint64_t pages, g, zero = 0, stamped = 0, dma = 0, bad = 0, present = 0;
+    uint64_t hash = 0;
     uint8_t *mem, *p2m;
     uint32_t domid;
     int c, rc = 0;
@@ -900,26 +1072,23 @@ static int paused_scan(int argc, char **argv, const char *cmd, bool checksum)
         rc = 1;
         goto out;
     }
-    for (g = 0; g < pages; g++) {
+    if (checksum)
+        hash = ts_checksum(mem, p2m, pages, &present);
+    for (g = 0; g < pages && !checksum; g++) {
         const uint8_t *page = mem + g * XSIM_PAGE_SIZE;
 
         if (!((p2m[g / 8] >> (g % 8)) & 1))
             continue;
         present++;
-        if (checksum) {
-            const uint64_t *w = (const uint64_t *)page;
-
-            hash = (hash ^ g) * 0x100000001b3ull;
-            for (unsigned i = 0; i < XSIM_STAMP_WORDS; i++)
-                hash = (hash ^ w[i]) * 0x100000001b3ull;
-            continue;
-        }
-        switch (xsim_stamp_check(page, g, NULL)) {
+        switch (page_kind(page, g)) {
         case 0:
             zero++;
             break;
         case 1:
             stamped++;
+            break;
+        case 2:
+            dma++;
             break;
         default:
             if (bad < 10)
@@ -932,8 +1101,8 @@ static int paused_scan(int argc, char **argv, const char *cmd, bool checksum)
         printf("%016" PRIx64 " %" PRIu64 " pages\n", hash, present);
     else
         printf("d%u: %" PRIu64 " pages: %" PRIu64 " stamped, %" PRIu64
-               " zero, %" PRIu64 " corrupt\n", domid, present, stamped, zero,
-               bad);
+               " test-dma, %" PRIu64 " zero, %" PRIu64 " corrupt\n", domid,
+               present, stamped, dma, zero, bad);
     rc = bad ? 1 : 0;
     munmap(mem, (size_t)(pages * XSIM_PAGE_SIZE));
     free(p2m);
@@ -1011,16 +1180,25 @@ static const struct cmd cmds[] = {
     { "info", cmd_info, "", "show the host: pid, tracking mode, xenstore" },
     { "create", cmd_create,
       "--mem MiB [--vram MiB] [--workload W] [--name N] [--vcpus N] "
-      "[--paused] [--empty]", "build an HVM guest, print its domid" },
+      "[--paused] [--empty] [--dm PATH [--dm-arg ARG]... [--dm-timeout S]]",
+      "build an HVM guest, print its domid; --dm starts its device model "
+      "as libxl does" },
     { "list", cmd_list, "", "list the domains" },
-    { "destroy", cmd_destroy, "DOMAIN", "destroy a domain" },
+    { "destroy", cmd_destroy, "DOMAIN",
+      "destroy a domain (its device model first)" },
+    { "migrate", cmd_migrate,
+      "DOMAIN --to DIR [--no-progress] [--max-iters N] [--threshold N] "
+      "[--checksum-at-suspend FILE] [--pause-dest] [--dest-dm-arg ARG]... "
+      "[--dm-timeout S]",
+      "live-migrate a domain to the host in DIR, as xl migrate does" },
     { "pause", cmd_pause, "DOMAIN", "pause a domain (counted, like xl)" },
     { "unpause", cmd_unpause, "DOMAIN", "undo one pause" },
     { "workload", cmd_workload, "DOMAIN W", "change what the vCPUs do" },
     { "dirty-log", cmd_dirty_log, "DOMAIN [--peek|--enable|--disable] [--all]",
       "CLEAN (or PEEK) log-dirty and show the dirty pages" },
     { "verify", cmd_verify, "DOMAIN [--no-pause]",
-      "check every guest page is zero or a whole stamp of its frame" },
+      "check every guest page is zero, a whole stamp of its frame or a "
+      "whole page of xenram's test DMA device" },
     { "checksum", cmd_checksum, "DOMAIN [--no-pause]",
       "digest of the guest's memory, to compare two copies" },
     { "guest-write", cmd_guest_write, "DOMAIN GFN[-GFN]...",

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * toolstack.h - xensim playing the Xen toolstack: what libxl and libxc do
+ * for an HVM guest with a qemu-xen device model, against simulated hosts.
+ *
+ *   - the domain's configuration, kept beside the host (libxl's userdata);
+ *   - the device model: launched with the command line libxl 4.17 builds
+ *     (libxl__build_device_model_args_new), spoken to over QMP as libxl
+ *     does, readiness from xenstore (device-model/<domid>/state), stopped
+ *     with "quit" then signals;
+ *   - `xl migrate` with libxc's save/restore: log-dirty rounds, suspend,
+ *     device state through an fd, the receiving device model started with
+ *     -incoming fd:N, and libxl_domain_resume when the receiver fails.
+ *
+ * docs/toolstack.md walks through every step and names the libxl/libxc
+ * function it stands for.  Nothing here shares code with the device model:
+ * QMP is spoken with jansson, xenstore with Debian's libxenstore, the
+ * hosts through the channel of proto.h.
+ *
+ * Errors: functions return 0 or -errno and write a sentence into @err
+ * (TS_ERRLEN bytes are always enough).
+ */
+#ifndef XENSIM_TOOLSTACK_H
+#define XENSIM_TOOLSTACK_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "xen/sim/proto.h"
+
+#define TS_ERRLEN 1024
+
+/* ---- a simulated host ------------------------------------------------- */
+
+/* The stand-in libraries: $XENSIM_LIBDIR, else sim/ beside the running
+ * executable ($(BUILD)/sim for $(BUILD)/xensim). */
+void ts_lib_dir(char *buf, size_t len);
+
+struct ts_host {
+    char dir[200];              /* absolute state directory */
+    int fd;                     /* our channel to its daemon */
+    bool xenstore;              /* Debian's xenstored runs for it */
+    char xs_socket[256];        /* <dir>/xenstored/socket */
+};
+
+/* Connect to the host of @dir (greeting included). */
+int ts_host_open(struct ts_host *h, const char *dir, char *err,
+                 size_t errlen);
+void ts_host_close(struct ts_host *h);
+
+/*
+ * One request.  Returns -errno when the channel failed (the host is gone),
+ * else 0 with the operation's own result in @rep (rep->err).
+ */
+int ts_call(struct ts_host *h, uint16_t op, uint32_t domid,
+            const uint64_t args[6], const void *in, size_t inlen,
+            struct xsim_rep *rep, void *out, size_t outcap, int *fd_out);
+
+/* The domain's info; -ESRCH if it does not exist. */
+int ts_dominfo(struct ts_host *h, uint32_t domid, struct xsim_dominfo *out);
+
+/* ---- the domain's configuration (libxl's domain userdata) -------------- */
+
+/*
+ * Kept as <dir>/domain-<domid>.json by `xensim create` and by a migration
+ * (for the domain it creates), removed by `xensim destroy`.
+ */
+struct ts_domcfg {
+    char name[64];
+    char workload[64];
+    uint64_t mem_mib;           /* xl's memory= (= maxmem) */
+    uint64_t vram_mib;          /* xl's videoram= */
+    unsigned vcpus;
+    char dm[PATH_MAX];          /* device model executable; "" for none */
+    char **dm_args;             /* device_model_args (--dm-arg) */
+    unsigned ndm_args;
+    pid_t dm_pid;               /* 0: none running */
+    uint64_t dm_start;          /* its start time (/proc/PID/stat), so that a
+                                   recycled pid is never signalled */
+};
+
+int ts_domcfg_save(const char *dir, uint32_t domid, const struct ts_domcfg *c,
+                   char *err, size_t errlen);
+/* -ENOENT when there is no record. */
+int ts_domcfg_load(const char *dir, uint32_t domid, struct ts_domcfg *c,
+                   char *err, size_t errlen);
+void ts_domcfg_remove(const char *dir, uint32_t domid);
+void ts_domcfg_free(struct ts_domcfg *c);
+/* Append a device_model_args entry (copied). */
+int ts_domcfg_add_arg(struct ts_domcfg *c, const char *arg);
+
+/* ---- QMP client ------------------------------------------------------------ */
+
+struct ts_qmp {
+    int fd;
+    char *buf;                  /* received, not yet parsed */
+    size_t len, cap;
+    int64_t next_id;
+    int major, minor, micro;    /* the QEMU level the greeting announced */
+    char package[128];
+    int pidfd;                  /* the device model: stop waiting when it
+                                   dies (-1: none) */
+};
+
+/*
+ * Connect to the QMP socket @path, retrying while it does not exist yet or
+ * refuses (the device model is starting) for up to @timeout_ms, read the
+ * greeting and negotiate (qmp_capabilities).  @pidfd (or -1) is the
+ * device model's pidfd: its death ends the wait at once.
+ */
+int ts_qmp_connect(struct ts_qmp *q, const char *path, int pidfd,
+                   int timeout_ms, char *err, size_t errlen);
+
+/*
+ * Execute @cmd with @args (stolen; NULL for none), passing @pass_fd with
+ * SCM_RIGHTS when >= 0, and wait up to @timeout_ms for the reply carrying
+ * our id (events are skipped).  Returns the "return" value (a new
+ * reference) or NULL with @err set (QMP error class and description, or
+ * what went wrong with the connection).
+ */
+json_t *ts_qmp_exec(struct ts_qmp *q, const char *cmd, json_t *args,
+                    int pass_fd, int timeout_ms, char *err, size_t errlen);
+
+void ts_qmp_close(struct ts_qmp *q);
+
+/* ---- device model ---------------------------------------------------------- */
+
+struct ts_dm {
+    pid_t pid;                  /* 0: none */
+    int pidfd;
+    bool child;                 /* we forked it: ours to reap */
+    uint64_t start;             /* /proc/PID/stat start time */
+    char log[PATH_MAX];         /* its stdout and stderr */
+    char qmp[108];              /* <dir>/qmp-libxl-<domid> */
+};
+
+/*
+ * The command line libxl 4.17 builds for an HVM guest with a qemu-xen
+ * device model (libxl__build_device_model_args_new), for domain @domid of
+ * host @h, with @extra (the destination's --dest-dm-arg, may be NULL)
+ * after the configured device_model_args, and `-incoming fd:@incoming_fd`
+ * when @incoming_fd >= 0.  NULL-terminated, malloc'd (free with
+ * ts_argv_free).
+ */
+char **ts_dm_argv(const struct ts_host *h, uint32_t domid,
+                  const struct ts_domcfg *c, char *const *extra,
+                  unsigned nextra, int incoming_fd);
+void ts_argv_free(char **argv);
+
+/*
+ * Launch the device model of @domid: its argv from ts_dm_argv(), the
+ * environment libxl gives it (XEN_DOMAIN_ID, XEN_QEMU_CONSOLE_LIMIT) plus
+ * the host's (XENSIM_DIR, XENSTORED_PATH, the stand-in libraries on
+ * LD_LIBRARY_PATH), stdin /dev/null, stdout and stderr appended to
+ * <dir>/qemu-dm-<name>.log, in a session of its own.  @incoming_fd, when
+ * >= 0, is inherited as the -incoming descriptor.
+ */
+int ts_dm_launch(const struct ts_host *h, uint32_t domid,
+                 const struct ts_domcfg *c, char *const *extra,
+                 unsigned nextra, int incoming_fd, struct ts_dm *dm,
+                 char *err, size_t errlen);
+
+/*
+ * libxl's start-up conversation with a launched device model: connect
+ * (retrying while it starts), greeting, qmp_capabilities, query-status.
+ * Not incoming: "running" is fine, "prelaunch" (-S) gets a "cont".
+ * Incoming: "paused" is expected (after "inmigrate", if seen) and left so.
+ * Then, unless incoming, waits for xenstore's
+ * /local/domain/0/device-model/<domid>/state = running.  @q stays
+ * connected for the caller.
+ */
+int ts_dm_startup(const struct ts_host *h, uint32_t domid, struct ts_dm *dm,
+                  struct ts_qmp *q, bool incoming, int timeout_ms,
+                  char *err, size_t errlen);
+
+/* Wait for xenstore's device-model state = running (xs_watch). */
+int ts_dm_wait_running(const struct ts_host *h, uint32_t domid,
+                       struct ts_dm *dm, int timeout_ms, char *err,
+                       size_t errlen);
+
+/* Find the running device model a record names (-ESRCH: not running). */
+int ts_dm_attach(const struct ts_host *h, uint32_t domid,
+                 const struct ts_domcfg *c, struct ts_dm *dm);
+
+/*
+ * Stop a device model: "quit" over QMP when @qmp, then SIGTERM, then
+ * SIGKILL, each step bounded (a few seconds).  0 once it is gone.
+ */
+int ts_dm_stop(struct ts_dm *dm, bool qmp, char *err, size_t errlen);
+
+/* Close the pidfd (the process is left alone). */
+void ts_dm_release(struct ts_dm *dm);
+
+/* ---- what `xensim` commands call ----------------------------------------- */
+
+/*
+ * After `xensim create` built domain @domid (paused): launch its device
+ * model and hold libxl's start-up conversation; record the pid in @c, in
+ * the domain's record and in xenstore (image/device-model-pid).  On
+ * failure the device model is stopped; the caller destroys the domain.
+ */
+int ts_create_dm(struct ts_host *h, uint32_t domid, struct ts_domcfg *c,
+                 int timeout_ms, char *err, size_t errlen);
+
+/* `xensim destroy`: the device model first (quit, signals), then the
+ * domain, then its record. */
+int ts_destroy(struct ts_host *h, uint32_t domid, char *err, size_t errlen);
+
+/*
+ * The host daemon of @dir starts or stops: stop every device model its
+ * records name (SIGTERM, then SIGKILL) and forget the records and any
+ * saved device state left behind.
+ */
+void ts_host_cleanup(const char *dir);
+
+struct ts_migrate_opts {
+    const char *to;             /* the destination host's state directory */
+    bool progress;              /* show rounds on stderr (if a terminal) */
+    unsigned max_iters;         /* live rounds, round 0 included (5) */
+    uint64_t threshold;         /* suspend when fewer pages are dirty (50) */
+    const char *checksum_file;  /* record source and destination digests */
+    bool pause_dest;            /* leave the destination paused (xl -p) */
+    char **dest_args;           /* extra arguments for the destination DM */
+    unsigned ndest_args;
+    int dm_timeout_ms;
+};
+
+/*
+ * `xl migrate` of domain @domid from @src to o->to (see docs/toolstack.md).
+ * On success the destination runs and the source is destroyed; on failure
+ * the destination is destroyed and the source resumed.  Prints progress
+ * and a summary on stdout.
+ */
+int ts_migrate(struct ts_host *src, uint32_t domid,
+               const struct ts_migrate_opts *o, char *err, size_t errlen);
+
+/* ---- guest memory -------------------------------------------------------- */
+
+/*
+ * The digest `xensim checksum` prints: FNV-1a over (frame number, page
+ * words) of every frame set in the byte bitmap @p2m, in [0, @pages).
+ * *@present gets the number of frames.
+ */
+uint64_t ts_checksum(const uint8_t *mem, const uint8_t *p2m, uint64_t pages,
+                     uint64_t *present);
+
+/*
+ * A page written by xenram's test DMA device (--test-dma, whose pattern
+ * docs/cmdline.md names): 1 if @page is one, for frame @gfn; else 0.
+ */
+int ts_testdma_check(const void *page, uint64_t gfn);
+
+#endif /* XENSIM_TOOLSTACK_H */
