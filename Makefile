@@ -148,7 +148,7 @@ check-tsan:
 
 .PHONY: tsan-run
 tsan-run: $(TSAN_TESTS)
-	@BUILD=$(BUILD) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	@BUILD=$(BUILD) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=7 suppressions=$(CURDIR)/tests/tsan.supp" \
 	    XR_TEST_WRAP="setarch $$(uname -m) -R" $(RUN_TESTS) $(TSAN_TESTS)
 
 # The unit tests under valgrind's memcheck (leaks and invalid accesses).

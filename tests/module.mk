@@ -30,7 +30,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 
 $(BUILD)/tests/stress-%: $(BUILD)/obj/tests/stress/stress-%.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(XR_LDFLAGS) $(LDFLAGS_stress-$*) -o $@ $< $(TEST_LIBS)
+	$(CC) $(XR_LDFLAGS) $(LDFLAGS_stress-$*) -o $@ $< $(OBJS_stress-$*) \
+	    $(TEST_LIBS)
 
 $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
 	@mkdir -p $(@D)
@@ -69,8 +70,8 @@ INTEGRATION_TESTS += $(XR_SIM_TESTS)
 $(XR_SIM_TESTS): $(BUILD)/tests/xenram/%: $(BUILD)/obj/tests/integration/xenram/%.o \
                  $(LIB) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram
 	@mkdir -p $(@D)
-	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(LIB) $(XEN_LIBS) \
-	    $(JSON_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(OBJS_$*) $(LIB) \
+	    $(XEN_LIBS) $(JSON_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS)
 
 # Benchmarks of xenram's code on the simulated host (tests/bench/xenram/).
 XR_SIM_BENCH_SRCS := $(wildcard tests/bench/xenram/bench-*.c)

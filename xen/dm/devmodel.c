@@ -16,6 +16,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "hotplug/hotplug.h"
 #include "memory/access.h"
 #include "memory/mapcache.h"
 #include "memory/modified.h"
@@ -47,15 +48,6 @@ static const char *const status_names[] = {
     [DM_INMIGRATE] = "inmigrate",
 };
 
-/* A hot-plugged block recreated from incoming device state. */
-typedef struct HotBlock {
-    RAMBlock *block;
-    MemoryRegion mr;
-    MemoryRegion *aliases;
-    uint32_t naliases;
-    uint32_t slot;
-} HotBlock;
-
 typedef struct DeviceModel {
     DMConfig *cfg;
     MainLoop *loop;
@@ -79,8 +71,7 @@ typedef struct DeviceModel {
     XenMemory *xm;
     int ioservid;
     GuestMemory gm;
-    HotBlock *hot;
-    uint32_t nhot;
+    Hotplug *hp;                    /* RAM hot-plug through xenstore */
     TestDev *testdev;               /* --test-dma, or NULL */
 
     /* State */
@@ -159,6 +150,78 @@ static void dm_xs_cleanup(DeviceModel *dm)
 }
 
 /* ---- memory layout ------------------------------------------------------------ */
+
+static void dm_hotplug_log(void *opaque, const char *msg)
+{
+    (void)opaque;
+    dm_log(DM_LOG_INFO, "hotplug: %s", msg);
+}
+
+static void dm_on_hotplug(MainLoop *loop, int fd, uint32_t events,
+                          void *opaque)
+{
+    DeviceModel *dm = opaque;
+
+    (void)loop;
+    (void)fd;
+    (void)events;
+    hotplug_handle_watch(dm->hp);
+}
+
+/*
+ * RAM hot-plug: slots go above everything the guest has (RAM above 4 GiB,
+ * our VRAM), 1 GiB-aligned, and together may add up to maxmem - RAM
+ * (libxl's -m ...,maxmem=); without maxmem only Xen's own limit applies.
+ * Set up before the handles are restricted: restriction ends xenstore.
+ */
+static int dm_hotplug_init(DeviceModel *dm, bool incoming, uint64_t above,
+                           char *err, size_t errlen)
+{
+    DMConfig *cfg = dm->cfg;
+    uint64_t top = above ? FOUR_GIB + above : FOUR_GIB;
+    uint64_t cap = cfg->maxmem_mib > cfg->ram_mib ?
+                   (cfg->maxmem_mib - cfg->ram_mib) * MiB : 0;
+    uint32_t slots = cfg->ram_slots ? cfg->ram_slots : HOTPLUG_MAX_SLOTS;
+    HotplugConfig hc;
+    int ret, fd;
+
+    if (dm->vram_block) {
+        top = MAX(top, dm->vram_block->offset + dm->vram_block->max_length);
+    }
+    hc = (HotplugConfig) {
+        .xh = dm->xh, .ram = &dm->ram, .ctx = &dm->ctx, .as = &dm->as,
+        .root = &dm->root, .mc = dm->mc, .domid = cfg->domid,
+        .toolstack_domid = 0,
+        .window_start = ROUND_UP(top, GiB),
+        .max_bytes = cap, .nr_slots = slots, .incoming = incoming,
+        .xs_base = dm->xs_base, .no_xenstore = !xen_xs(dm->xh),
+        .log = dm_hotplug_log, .log_opaque = dm,
+    };
+    hc.window_end = cap ? hc.window_start + cap +
+                          (uint64_t)slots * HOTPLUG_DEFAULT_ALIGN
+                        : (uint64_t)1 << 40;
+    ret = hotplug_new(&hc, &dm->hp, err, errlen);
+    if (ret && !hc.no_xenstore) {
+        dm_log(DM_LOG_WARN, "RAM hot-plug through xenstore unavailable (%s);"
+               " restoring hot-plugged RAM still works", err);
+        hc.no_xenstore = true;
+        err[0] = '\0';
+        ret = hotplug_new(&hc, &dm->hp, err, errlen);
+    }
+    if (ret) {
+        return ret;
+    }
+    fd = hotplug_watch_fd(dm->hp);
+    if (fd >= 0) {
+        ret = main_loop_add_fd(dm->loop, fd, EPOLLIN, dm_on_hotplug, dm);
+        if (ret) {
+            snprintf(err, errlen, "watching hot-plug requests: %s",
+                     strerror(-ret));
+            return ret;
+        }
+    }
+    return 0;
+}
 
 /*
  * Guest RAM as an HVM guest has it: [0, below) and, beyond
@@ -287,35 +350,12 @@ static int dm_memory_init(DeviceModel *dm, bool incoming, char *err,
     dm->gm = (GuestMemory) { .as = &dm->as, .ram = &dm->ram, .mc = dm->mc,
                              .mm = dm->cfg->no_modified_memory ? NULL :
                                    dm->mm };
-    return 0;
+    return dm_hotplug_init(dm, incoming, above, err, errlen);
 
 fail:
     snprintf(err, errlen, "setting up guest memory (%" PRIu64 " MiB) failed: "
              "%s", cfg->ram_mib, strerror(-ret));
     return ret;
-}
-
-static void dm_hot_free(DeviceModel *dm)
-{
-    for (uint32_t i = 0; i < dm->nhot; i++) {
-        HotBlock *h = &dm->hot[i];
-
-        for (uint32_t a = 0; a < h->naliases; a++) {
-            memory_region_del_subregion(&dm->root, &h->aliases[a]);
-            memory_region_destroy(&h->aliases[a]);
-        }
-        memory_region_destroy(&h->mr);
-    }
-    synchronize_rcu();
-    for (uint32_t i = 0; i < dm->nhot; i++) {
-        free(dm->hot[i].aliases);
-        if (dm->hot[i].block) {
-            ram_block_remove(&dm->ram, dm->hot[i].block);
-        }
-    }
-    free(dm->hot);
-    dm->hot = NULL;
-    dm->nhot = 0;
 }
 
 static void dm_memory_free(DeviceModel *dm)
@@ -327,8 +367,16 @@ static void dm_memory_free(DeviceModel *dm)
     }
     modified_memory_free(dm->mm);
     dm->mm = NULL;
+    if (dm->hp) {
+        int fd = hotplug_watch_fd(dm->hp);
+
+        if (fd >= 0) {
+            main_loop_del_fd(dm->loop, fd);
+        }
+        hotplug_free(dm->hp);
+        dm->hp = NULL;
+    }
     if (dm->ctx_ready) {
-        dm_hot_free(dm);
         if (dm->as_ready) {
             address_space_destroy(&dm->as);
             address_space_destroy(&dm->io);
@@ -396,12 +444,8 @@ static int dm_devstate_capture(DeviceModel *dm, DevState *ds)
         b->used_length = ram_block_used_length(block);
         b->max_length = block->max_length;
         b->flags = block->flags;
-        b->hotplug_slot = DEVSTATE_NO_SLOT;
-        for (uint32_t i = 0; i < dm->nhot; i++) {
-            if (dm->hot[i].block == block) {
-                b->hotplug_slot = dm->hot[i].slot;
-            }
-        }
+        b->hotplug_slot = dm->hp ? hotplug_block_slot(dm->hp, block)
+                                 : DEVSTATE_NO_SLOT;
         FLATVIEW_FOREACH(fr, view) {
             DevStateRange *r;
 
@@ -439,7 +483,6 @@ out:
 static int dm_devstate_apply(DeviceModel *dm, const DevState *ds, char *err,
                              size_t errlen)
 {
-    uint32_t nhot = 0;
     RAMBlock *local;
     int ret = 0;
 
@@ -462,12 +505,19 @@ static int dm_devstate_apply(DeviceModel *dm, const DevState *ds, char *err,
             return ret;
         }
         if (!local) {
-            if (!(b->flags & RAM_HOTPLUGGED)) {
+            if (!(b->flags & RAM_HOTPLUGGED) ||
+                b->hotplug_slot == DEVSTATE_NO_SLOT) {
                 snprintf(err, errlen, "the saved state has RAM block '%s', "
                          "which this device model does not create", b->idstr);
                 return -EINVAL;
             }
-            nhot++;
+            if (b->nranges != 1 || b->ranges[0].offset != 0 ||
+                b->ranges[0].size != b->used_length ||
+                b->used_length != b->max_length) {
+                snprintf(err, errlen, "hot-plugged RAM block '%s' in the "
+                         "saved state is not one whole mapping", b->idstr);
+                return -EINVAL;
+            }
         }
     }
     {
@@ -495,15 +545,9 @@ static int dm_devstate_apply(DeviceModel *dm, const DevState *ds, char *err,
         }
     }
 
-    /* Apply. */
-    dm->hot = calloc(nhot ? nhot : 1, sizeof(*dm->hot));
-    if (!dm->hot) {
-        return -ENOMEM;
-    }
-    memory_region_transaction_begin(&dm->ctx);
-    for (uint32_t i = 0; i < ds->nblocks && !ret; i++) {
+    /* Apply: hot-plug recreates its slots (not populated: incoming). */
+    for (uint32_t i = 0; i < ds->nblocks; i++) {
         const DevStateBlock *b = &ds->blocks[i];
-        HotBlock *h;
 
         rcu_read_lock();
         local = ram_block_by_name(&dm->ram, b->idstr);
@@ -511,47 +555,11 @@ static int dm_devstate_apply(DeviceModel *dm, const DevState *ds, char *err,
         if (local) {
             continue;
         }
-        h = &dm->hot[dm->nhot];
-        h->slot = b->hotplug_slot;
-        ret = ram_block_add(&dm->ram, b->idstr, b->used_length,
-                            b->max_length, NULL,
-                            (b->flags & (RAM_RESIZEABLE | RAM_READONLY)) |
-                            RAM_HOTPLUGGED | RAM_XEN_POPULATE, NULL,
-                            &h->block);
+        ret = hotplug_restore(dm->hp, b->hotplug_slot, b->idstr,
+                              b->ranges[0].gpa, b->used_length, err, errlen);
         if (ret) {
-            snprintf(err, errlen, "recreating hot-plugged RAM block '%s': %s",
-                     b->idstr, strerror(-ret));
-            break;
+            return ret;
         }
-        dm->nhot++;
-        ret = memory_region_init_ram(&h->mr, &dm->ctx, b->idstr, h->block);
-        h->aliases = calloc(b->nranges ? b->nranges : 1,
-                            sizeof(*h->aliases));
-        if (ret || !h->aliases) {
-            ret = ret ? ret : -ENOMEM;
-            snprintf(err, errlen, "mapping hot-plugged RAM block '%s': %s",
-                     b->idstr, strerror(-ret));
-            break;
-        }
-        for (uint32_t r = 0; r < b->nranges && !ret; r++) {
-            ret = memory_region_init_alias(&h->aliases[r], b->idstr, &h->mr,
-                                           b->ranges[r].offset,
-                                           b->ranges[r].size);
-            if (!ret) {
-                ret = memory_region_add_subregion(&dm->root,
-                                                  b->ranges[r].gpa,
-                                                  &h->aliases[r]);
-                h->naliases++;
-            }
-        }
-        if (ret) {
-            snprintf(err, errlen, "mapping hot-plugged RAM block '%s': %s",
-                     b->idstr, strerror(-ret));
-        }
-    }
-    memory_region_transaction_commit(&dm->ctx);
-    if (ret) {
-        return ret;
     }
     dm->global_dirty_log = ds->global_dirty_log;
     if (dm->global_dirty_log && !dm->cfg->no_modified_memory) {
@@ -585,6 +593,7 @@ static int dm_incoming(DeviceModel *dm, char *err, size_t errlen)
     }
     mapcache_set_incoming(dm->mc, false);
     xen_memory_set_incoming(dm->xm, false);
+    hotplug_set_incoming(dm->hp, false);
     dm->status = DM_PAUSED;
     dm_log(DM_LOG_INFO, "device state loaded; waiting for cont");
     return 0;
@@ -692,6 +701,9 @@ static json_t *qmp_cont(QmpClient *c, json_t *args, void *opaque,
         dm_set_status(dm, DM_RUNNING);
         qmp_emit_event(dm->qmp, "RESUME", NULL);
     }
+    if (!dm->global_dirty_log) {
+        hotplug_set_blocked(dm->hp, NULL);
+    }
     dm_announce_running(dm);
     return json_object();
 }
@@ -727,6 +739,9 @@ static json_t *qmp_set_global_dirty_log(QmpClient *c, json_t *args,
                          strerror(-ret));
     }
     dm->global_dirty_log = enable;
+    /* The layout must not change under a migration. */
+    hotplug_set_blocked(dm->hp, enable ? "a migration is in progress"
+                                       : NULL);
     dm_log(DM_LOG_INFO, "global dirty log %s", enable ? "on" : "off");
     return json_object();
 }
@@ -771,6 +786,8 @@ static json_t *qmp_save_devices_state(QmpClient *c, json_t *args,
                          "saving the device state to '%s' failed: %s", name,
                          msg);
     }
+    hotplug_set_blocked(dm->hp, "the device state has been saved; resume "
+                        "the guest first");
     dm_log(DM_LOG_INFO, "device state saved to %s", name);
     return json_object();
 }

@@ -1,0 +1,860 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * hotplug.c - RAM hotplug: slots, their memory, their blocks and regions
+ * (see hotplug.h; the xenstore protocol is in hotplug-xs.c).
+ *
+ * Order of an add, and why:
+ *
+ *   validate       everything that can be checked without changing
+ *                  anything, so that most refusals cost nothing;
+ *   populate       Xen first: if the frames cannot be had, nothing of
+ *                  ours exists yet;
+ *   map            a probe through the mapcache (first and last page), so
+ *                  that a slot that cannot be reached is refused before
+ *                  anyone is told about it;
+ *   block          ram_block_add(): the dirty bitmaps grow under RCU (a
+ *                  reader setting bits meanwhile never waits and loses
+ *                  none), the range is marked dirty for every client
+ *                  before the block is visible, ram_block_added notifiers
+ *                  run;
+ *   region         added to the root inside a transaction that re-checks
+ *                  for overlap, since another writer may have mapped
+ *                  something there since the validation; listeners see
+ *                  region_add on commit.
+ *
+ * A remove runs the other way round.  The region leaves the tree first;
+ * after a grace period no new DMA mapping of the range can start (the
+ * access layer looks the range up in the FlatView, under RCU, before it
+ * locks a mapcache bucket), so a second look at the lock counts is final:
+ * still locked means the region goes back and the request is refused.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hotplug/hotplug-internal.h"
+
+/* Frames per populate / decrease call: 256 MiB, a 512 KiB gfn array. */
+#define HP_XEN_CHUNK ((uint64_t)1 << 16)
+
+/* ---- messages ----------------------------------------------------------- */
+
+void hp_log(Hotplug *hp, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    if (!hp->cfg.log) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    hp->cfg.log(hp->cfg.log_opaque, msg);
+}
+
+static int __attribute__((format(printf, 4, 5)))
+hp_fail(int ret, char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return ret;
+}
+
+/* "512 MiB", "4 KiB" or "1234 bytes": sizes as a person reads them. */
+static const char *hp_size(uint64_t bytes, char *buf, size_t len)
+{
+    if (bytes && bytes % (1ULL << 30) == 0) {
+        snprintf(buf, len, "%" PRIu64 " GiB", bytes >> 30);
+    } else if (bytes && bytes % (1ULL << 20) == 0) {
+        snprintf(buf, len, "%" PRIu64 " MiB", bytes >> 20);
+    } else if (bytes && bytes % 1024 == 0) {
+        snprintf(buf, len, "%" PRIu64 " KiB", bytes >> 10);
+    } else {
+        snprintf(buf, len, "%" PRIu64 " bytes", bytes);
+    }
+    return buf;
+}
+
+/* ---- create / free ------------------------------------------------------ */
+
+int hotplug_new(const HotplugConfig *cfg, Hotplug **out, char *err,
+                size_t errlen)
+{
+    Hotplug *hp;
+    int ret;
+
+    if (!cfg || !out || !cfg->ram || !cfg->ctx || !cfg->as || !cfg->root) {
+        return hp_fail(-EINVAL, err, errlen, "hotplug: the RAMList, region "
+                       "context, address space and root region are needed");
+    }
+    if (cfg->window_start >= cfg->window_end ||
+        (cfg->window_start | cfg->window_end) & ~XR_PAGE_MASK) {
+        return hp_fail(-EINVAL, err, errlen, "hotplug: the window [0x%" PRIx64
+                       ", 0x%" PRIx64 ") is empty or not page-aligned",
+                       cfg->window_start, cfg->window_end);
+    }
+    if (cfg->align && (!IS_POW2(cfg->align) || cfg->align < XR_PAGE_SIZE)) {
+        return hp_fail(-EINVAL, err, errlen, "hotplug: alignment 0x%" PRIx64
+                       " is not a power of two of at least 4 KiB",
+                       cfg->align);
+    }
+    if (cfg->nr_slots > HOTPLUG_MAX_SLOTS) {
+        return hp_fail(-EINVAL, err, errlen, "hotplug: %u slots asked, at "
+                       "most %u are supported", cfg->nr_slots,
+                       HOTPLUG_MAX_SLOTS);
+    }
+    if (cfg->nr_reserved && !cfg->reserved) {
+        return hp_fail(-EINVAL, err, errlen, "hotplug: reserved ranges "
+                       "announced but not given");
+    }
+    hp = calloc(1, sizeof(*hp));
+    if (!hp) {
+        return hp_fail(-ENOMEM, err, errlen, "hotplug: out of memory");
+    }
+    hp->cfg = *cfg;
+    if (!hp->cfg.align) {
+        hp->cfg.align = HOTPLUG_DEFAULT_ALIGN;
+    }
+    if (!hp->cfg.nr_slots) {
+        hp->cfg.nr_slots = HOTPLUG_MAX_SLOTS;
+    }
+    hp->incoming = cfg->incoming;
+    if (cfg->nr_reserved) {
+        hp->reserved = calloc(cfg->nr_reserved, sizeof(*hp->reserved));
+        hp->reserved_names = calloc(cfg->nr_reserved, sizeof(char *));
+        if (!hp->reserved || !hp->reserved_names) {
+            ret = -ENOMEM;
+            goto fail_nomem;
+        }
+        for (unsigned int i = 0; i < cfg->nr_reserved; i++) {
+            const char *name = cfg->reserved[i].name ? cfg->reserved[i].name
+                                                     : "reserved";
+
+            hp->reserved[i] = cfg->reserved[i];
+            hp->reserved_names[i] = strdup(name);
+            if (!hp->reserved_names[i]) {
+                ret = -ENOMEM;
+                goto fail_nomem;
+            }
+            hp->reserved[i].name = hp->reserved_names[i];
+        }
+    }
+    hp->cfg.reserved = hp->reserved;
+    /* Only the copies are kept: the caller's strings may go away. */
+    hp->cfg.xs_base = NULL;
+    pthread_mutex_init(&hp->lock, NULL);
+    pthread_mutex_init(&hp->xs_lock, NULL);
+    if (!cfg->no_xenstore) {
+        if (cfg->xs_base) {
+            snprintf(hp->memdir, sizeof(hp->memdir), "%s/memory",
+                     cfg->xs_base);
+        } else {
+            snprintf(hp->memdir, sizeof(hp->memdir),
+                     "/local/domain/0/device-model/%u/memory", cfg->domid);
+        }
+        ret = hp_xs_open(hp, err, errlen);
+        if (ret) {
+            hotplug_free(hp);
+            return ret;
+        }
+    }
+    *out = hp;
+    return 0;
+
+fail_nomem:
+    if (hp->reserved_names) {
+        for (unsigned int i = 0; i < cfg->nr_reserved; i++) {
+            free(hp->reserved_names[i]);
+        }
+    }
+    free(hp->reserved_names);
+    free(hp->reserved);
+    free(hp);
+    return hp_fail(ret, err, errlen, "hotplug: out of memory");
+}
+
+void hotplug_free(Hotplug *hp)
+{
+    HotplugSlot *gone[HOTPLUG_MAX_SLOTS];
+    unsigned int n = 0;
+
+    if (!hp) {
+        return;
+    }
+    hp_xs_close(hp);
+    memory_region_transaction_begin(hp->cfg.ctx);
+    for (uint32_t i = 0; i < HOTPLUG_MAX_SLOTS; i++) {
+        HotplugSlot *s = hp->slots[i];
+
+        if (s) {
+            rcu_assign_pointer(hp->slots[i], NULL);
+            memory_region_del_subregion(hp->cfg.root, &s->mr);
+            gone[n++] = s;
+        }
+    }
+    memory_region_transaction_commit(hp->cfg.ctx);
+    synchronize_rcu();
+    for (unsigned int i = 0; i < n; i++) {
+        HotplugSlot *s = gone[i];
+
+        if (memory_region_destroy(&s->mr) == 0) {
+            ram_block_remove(hp->cfg.ram, s->block);
+            free(s);
+        }
+        /* else: still in a view (a failed render); leaking beats a crash */
+    }
+    if (hp->reserved_names) {
+        for (unsigned int i = 0; i < hp->cfg.nr_reserved; i++) {
+            free(hp->reserved_names[i]);
+        }
+    }
+    free(hp->reserved_names);
+    free(hp->reserved);
+    pthread_mutex_destroy(&hp->lock);
+    pthread_mutex_destroy(&hp->xs_lock);
+    free(hp);
+}
+
+/* ---- validation ---------------------------------------------------------- */
+
+static bool overlaps(uint64_t a, uint64_t a_end, uint64_t b, uint64_t b_end)
+{
+    return a < b_end && b < a_end;
+}
+
+/*
+ * Whether [@gpa, @end) is free: not in another slot, a reserved range or
+ * anything the current FlatView maps (RAM, MMIO).  0, or -EADDRINUSE with
+ * the first conflict in @err and its end in *@conflict_end.  Under the
+ * Hotplug's lock (the slots); takes the RCU read lock itself.
+ */
+static int hp_check_free(Hotplug *hp, uint64_t gpa, uint64_t end,
+                         uint64_t *conflict_end, char *err, size_t errlen)
+{
+    const FlatView *view;
+    const FlatRange *fr;
+    int ret = 0;
+
+    for (uint32_t i = 0; i < HOTPLUG_MAX_SLOTS; i++) {
+        const HotplugSlot *s = hp->slots[i];
+
+        if (s && overlaps(gpa, end, s->gpa, s->gpa + s->size)) {
+            *conflict_end = s->gpa + s->size;
+            return hp_fail(-EADDRINUSE, err, errlen, "[0x%" PRIx64 ", 0x%"
+                           PRIx64 ") overlaps slot %u at [0x%" PRIx64 ", 0x%"
+                           PRIx64 ")", gpa, end, i, s->gpa, s->gpa + s->size);
+        }
+    }
+    for (unsigned int i = 0; i < hp->cfg.nr_reserved; i++) {
+        const HotplugRange *r = &hp->reserved[i];
+
+        if (overlaps(gpa, end, r->start, r->end)) {
+            *conflict_end = r->end;
+            return hp_fail(-EADDRINUSE, err, errlen, "[0x%" PRIx64 ", 0x%"
+                           PRIx64 ") overlaps the reserved range [0x%" PRIx64
+                           ", 0x%" PRIx64 ") (%s)", gpa, end, r->start, r->end,
+                           r->name);
+        }
+    }
+    rcu_read_lock();
+    view = address_space_get_flatview(hp->cfg.as);
+    FLATVIEW_FOREACH(fr, view) {
+        /* addr + size may be 2^64 (0): compare the last byte instead. */
+        uint64_t last = fr->addr + fr->size - 1;
+
+        if (fr->addr < end && gpa <= last) {
+            *conflict_end = last + 1 ? last + 1 : UINT64_MAX;
+            ret = hp_fail(-EADDRINUSE, err, errlen, "[0x%" PRIx64 ", 0x%"
+                          PRIx64 ") overlaps %s '%s' at [0x%" PRIx64 ", 0x%"
+                          PRIx64 ")", gpa, end,
+                          flatrange_is_ram(fr) ? "RAM" : "MMIO",
+                          memory_region_name(fr->mr), fr->addr, last + 1);
+            break;
+        }
+    }
+    rcu_read_unlock();
+    return ret;
+}
+
+/* The lowest free aligned address of the window for @size bytes. */
+static int hp_place(Hotplug *hp, uint64_t size, uint64_t *gpa, char *err,
+                    size_t errlen)
+{
+    uint64_t align = hp->cfg.align;
+    uint64_t cand = ROUND_UP(hp->cfg.window_start, align);
+    char sz[32];
+
+    for (;;) {
+        uint64_t cend = 0, end = cand + size;
+
+        if (cand < hp->cfg.window_start || end < cand ||
+            end > hp->cfg.window_end) {
+            break;
+        }
+        if (hp_check_free(hp, cand, end, &cend, NULL, 0) == 0) {
+            *gpa = cand;
+            return 0;
+        }
+        if (cend <= cand) {
+            break;
+        }
+        cand = ROUND_UP(cend, align);
+    }
+    return hp_fail(-ENOSPC, err, errlen, "no free %s range aligned to 0x%"
+                   PRIx64 " in the hotplug window [0x%" PRIx64 ", 0x%" PRIx64
+                   "): remove a slot or give an explicit start",
+                   hp_size(size, sz, sizeof(sz)), align, hp->cfg.window_start,
+                   hp->cfg.window_end);
+}
+
+/* Checks of an add that need no placement. */
+static int hp_check_request(Hotplug *hp, uint32_t slot, uint64_t gpa,
+                            uint64_t size, char *err, size_t errlen)
+{
+    uint64_t window = hp->cfg.window_end - hp->cfg.window_start;
+    char sz[32], wz[32], pz[32];
+
+    if (hp->blocked) {
+        return hp_fail(-EBUSY, err, errlen, "memory hotplug is unavailable: "
+                       "%s", hp->blocked_reason);
+    }
+    if (slot >= hp->cfg.nr_slots) {
+        return hp_fail(-EINVAL, err, errlen, "slot %u does not exist: this "
+                       "guest has slots 0 to %u", slot, hp->cfg.nr_slots - 1);
+    }
+    if (hp->slots[slot]) {
+        const HotplugSlot *s = hp->slots[slot];
+
+        return hp_fail(-EEXIST, err, errlen, "slot %u is already online (%s "
+                       "at 0x%" PRIx64 "): remove it first", slot,
+                       hp_size(s->size, sz, sizeof(sz)), s->gpa);
+    }
+    if (size == 0) {
+        return hp_fail(-EINVAL, err, errlen, "size 0: give the number of "
+                       "bytes to add, a multiple of 4096");
+    }
+    if (size & ~XR_PAGE_MASK) {
+        return hp_fail(-EINVAL, err, errlen, "size %" PRIu64 " is not a "
+                       "multiple of the 4 KiB page size", size);
+    }
+    if (gpa != HOTPLUG_AUTO && (gpa & ~XR_PAGE_MASK)) {
+        return hp_fail(-EINVAL, err, errlen, "start 0x%" PRIx64 " is not "
+                       "aligned to the 4 KiB page size", gpa);
+    }
+    if (size > window) {
+        return hp_fail(-ERANGE, err, errlen, "%s is bigger than the whole "
+                       "hotplug window [0x%" PRIx64 ", 0x%" PRIx64 ") (%s)",
+                       hp_size(size, sz, sizeof(sz)), hp->cfg.window_start,
+                       hp->cfg.window_end, hp_size(window, wz, sizeof(wz)));
+    }
+    if (gpa != HOTPLUG_AUTO &&
+        (gpa < hp->cfg.window_start || gpa + size < gpa ||
+         gpa + size > hp->cfg.window_end)) {
+        return hp_fail(-ERANGE, err, errlen, "[0x%" PRIx64 ", 0x%" PRIx64
+                       ") is outside the hotplug window [0x%" PRIx64 ", 0x%"
+                       PRIx64 ")", gpa, gpa + size, hp->cfg.window_start,
+                       hp->cfg.window_end);
+    }
+    if (hp->cfg.max_bytes && size > hp->cfg.max_bytes - hp->plugged_bytes) {
+        return hp_fail(-ENOSPC, err, errlen, "adding %s would exceed the "
+                       "%s the guest may hot-plug (maxmem); %s are plugged",
+                       hp_size(size, sz, sizeof(sz)),
+                       hp_size(hp->cfg.max_bytes, wz, sizeof(wz)),
+                       hp_size(hp->plugged_bytes, pz, sizeof(pz)));
+    }
+    return 0;
+}
+
+/* Whether Xen lets the domain have @pages more frames. */
+static int hp_check_xen_max(Hotplug *hp, uint64_t pages, char *err,
+                            size_t errlen)
+{
+    XenDomainInfo info;
+    char a[32], b[32], c[32];
+    int ret;
+
+    ret = xen_domain_info(hp->cfg.xh, &info);
+    if (ret) {
+        return hp_fail(ret, err, errlen, "cannot read the domain's memory "
+                       "limits: %s", xen_last_error());
+    }
+    if (info.tot_pages > info.max_pages ||
+        pages > info.max_pages - info.tot_pages) {
+        return hp_fail(-ENOSPC, err, errlen, "the domain has %s of at most "
+                       "%s: another %s would exceed its maximum memory; raise "
+                       "it first (xl mem-max)",
+                       hp_size(info.tot_pages << XR_PAGE_BITS, a, sizeof(a)),
+                       hp_size(info.max_pages << XR_PAGE_BITS, b, sizeof(b)),
+                       hp_size(pages << XR_PAGE_BITS, c, sizeof(c)));
+    }
+    return 0;
+}
+
+/* ---- Xen and the mapcache ------------------------------------------------ */
+
+/* Release frames [gfn, gfn + n); the first error, every chunk tried. */
+static int hp_depopulate(Hotplug *hp, uint64_t gfn, uint64_t n)
+{
+    int ret = 0;
+
+    for (uint64_t done = 0; done < n;) {
+        uint64_t c = MIN(HP_XEN_CHUNK, n - done);
+        int r = xen_depopulate(hp->cfg.xh, gfn + done, c);
+
+        if (r && !ret) {
+            ret = r;
+        }
+        done += c;
+    }
+    return ret;
+}
+
+static int hp_populate(Hotplug *hp, uint64_t gfn, uint64_t n, char *err,
+                       size_t errlen)
+{
+    for (uint64_t done = 0; done < n;) {
+        uint64_t c = MIN(HP_XEN_CHUNK, n - done);
+        int ret = xen_populate(hp->cfg.xh, gfn + done, c);
+
+        if (ret) {
+            hp_fail(ret, err, errlen, "Xen could not populate the new memory "
+                    "(%s); nothing was added", xen_last_error());
+            /*
+             * Xen may have populated part of the failed call: decrease
+             * releases frames in order and stops at the first one that is
+             * not there, which is exactly that part.
+             */
+            xen_depopulate(hp->cfg.xh, gfn + done, c);
+            hp_depopulate(hp, gfn, done);
+            return ret;
+        }
+        done += c;
+    }
+    return 0;
+}
+
+/*
+ * Map the first and the last page through the mapcache: the frames are
+ * there and reachable.  The buckets stay mapped for the first accesses.
+ */
+static int hp_probe(Hotplug *hp, uint64_t gpa, uint64_t size, char *err,
+                    size_t errlen)
+{
+    int ret = 0;
+
+    if (!hp->cfg.mc) {
+        return 0;
+    }
+    rcu_read_lock();
+    if (!mapcache_get(hp->cfg.mc, gpa, XR_PAGE_SIZE, &ret) ||
+        !mapcache_get(hp->cfg.mc, gpa + size - XR_PAGE_SIZE, XR_PAGE_SIZE,
+                      &ret)) {
+        ret = ret ? ret : -EFAULT;
+    }
+    rcu_read_unlock();
+    if (ret) {
+        return hp_fail(ret, err, errlen, "the new memory cannot be mapped by "
+                       "the device model (%s); nothing was added",
+                       strerror(-ret));
+    }
+    return 0;
+}
+
+/*
+ * The lock counts DMA users hold on mapcache buckets overlapping [gpa,
+ * gpa + size).  The mapcache has no range query (yet: see docs/hotplug.md,
+ * "DMA and removal"), so this reads its published index the way its
+ * inline fast path does: lock-free, counts read atomically.  Buckets
+ * orphaned by an earlier invalidation while locked are not in the index
+ * and are not seen.
+ */
+static uint64_t hp_dma_locks(Hotplug *hp, uint64_t gpa, uint64_t size)
+{
+    const MapCacheFast *f = (const MapCacheFast *)hp->cfg.mc;
+    uint64_t first, last, locks = 0;
+
+    if (!f || !size) {
+        return 0;
+    }
+    first = gpa >> f->bucket_shift;
+    last = (gpa + size - 1) >> f->bucket_shift;
+    rcu_read_lock();
+    for (uint64_t b = first; b <= last; b++) {
+        const MapCacheEntry *e = mapcache_radix_get_(&f->index, b);
+        uint32_t c;
+
+        if (!e) {
+            continue;
+        }
+        c = __atomic_load_n(&e->lockcnt, __ATOMIC_ACQUIRE);
+        if (c && !(c & MAPCACHE_LOCK_DEAD)) {
+            locks += c;
+        }
+    }
+    rcu_read_unlock();
+    return locks;
+}
+
+/* ---- add ------------------------------------------------------------------ */
+
+/*
+ * Plug @size bytes at @gpa (already chosen and checked) into @slot as
+ * block @idstr.  @populate: ask Xen for the frames (and release them
+ * again on failure).  Under the Hotplug's lock.
+ */
+static int hp_plug(Hotplug *hp, uint32_t slot, const char *idstr,
+                   uint64_t gpa, uint64_t size, bool populate, char *err,
+                   size_t errlen)
+{
+    uint64_t gfn = gpa >> XR_PAGE_BITS, pages = size >> XR_PAGE_BITS;
+    HotplugSlot *s;
+    uint64_t cend;
+    int ret;
+
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        return hp_fail(-ENOMEM, err, errlen, "out of memory");
+    }
+    s->slot = slot;
+    s->gpa = gpa;
+    s->size = size;
+    if (populate) {
+        ret = hp_populate(hp, gfn, pages, err, errlen);
+        if (ret) {
+            free(s);
+            return ret;
+        }
+    }
+    /* Frames we did not populate may not be there yet (incoming). */
+    ret = populate ? hp_probe(hp, gpa, size, err, errlen) : 0;
+    if (ret) {
+        goto undo_xen;
+    }
+    ret = ram_block_add(hp->cfg.ram, idstr, size, size, NULL, RAM_HOTPLUGGED,
+                        NULL, &s->block);
+    if (ret) {
+        hp_fail(ret, err, errlen, "cannot add RAM block '%s': %s", idstr,
+                ret == -EEXIST ? "the name is taken" : strerror(-ret));
+        goto undo_xen;
+    }
+    ret = memory_region_init_ram(&s->mr, hp->cfg.ctx, idstr, s->block);
+    if (ret) {
+        hp_fail(ret, err, errlen, "cannot create the RAM region of '%s': %s",
+                idstr, strerror(-ret));
+        goto undo_block;
+    }
+    /*
+     * Hold the writers' lock from the final overlap check to the commit:
+     * nobody can map anything into the range in between.
+     */
+    ret = memory_region_transaction_begin(hp->cfg.ctx);
+    if (ret) {
+        hp_fail(ret, err, errlen, "cannot change the memory map: %s",
+                strerror(-ret));
+        goto undo_region;
+    }
+    ret = hp_check_free(hp, gpa, gpa + size, &cend, err, errlen);
+    if (ret == 0) {
+        ret = memory_region_add_subregion(hp->cfg.root, gpa, &s->mr);
+        if (ret) {
+            hp_fail(ret, err, errlen, "cannot map '%s' at 0x%" PRIx64 ": %s",
+                    idstr, gpa, strerror(-ret));
+        }
+    }
+    if (memory_region_transaction_commit(hp->cfg.ctx) == 0 && ret == 0) {
+        rcu_assign_pointer(hp->slots[slot], s);
+        hp->plugged_bytes += size;
+        return 0;
+    }
+    if (ret == 0) {
+        /* The render failed (-ENOMEM): take the region out again. */
+        ret = -ENOMEM;
+        hp_fail(ret, err, errlen, "cannot map '%s': out of memory", idstr);
+        memory_region_del_subregion(hp->cfg.root, &s->mr);
+        synchronize_rcu();
+    }
+undo_region:
+    if (memory_region_destroy(&s->mr)) {
+        /* Still shown by a view that failed to re-render: keep it all. */
+        return ret;
+    }
+undo_block:
+    ram_block_remove(hp->cfg.ram, s->block);
+undo_xen:
+    if (hp->cfg.mc) {
+        mapcache_invalidate_range(hp->cfg.mc, gpa, size);
+    }
+    if (populate) {
+        hp_depopulate(hp, gfn, pages);
+    }
+    free(s);
+    return ret;
+}
+
+int hotplug_add(Hotplug *hp, uint32_t slot, uint64_t gpa, uint64_t size,
+                uint64_t *gpa_out, char *err, size_t errlen)
+{
+    char idstr[32], sz[32];
+    uint64_t cend;
+    int ret;
+
+    pthread_mutex_lock(&hp->lock);
+    ret = hp_check_request(hp, slot, gpa, size, err, errlen);
+    if (ret) {
+        goto out;
+    }
+    if (gpa == HOTPLUG_AUTO) {
+        ret = hp_place(hp, size, &gpa, err, errlen);
+    } else {
+        ret = hp_check_free(hp, gpa, gpa + size, &cend, err, errlen);
+    }
+    if (ret) {
+        goto out;
+    }
+    if (!hp->incoming) {
+        ret = hp_check_xen_max(hp, size >> XR_PAGE_BITS, err, errlen);
+        if (ret) {
+            goto out;
+        }
+    }
+    snprintf(idstr, sizeof(idstr), "xen.hotplug.%u", slot);
+    ret = hp_plug(hp, slot, idstr, gpa, size, !hp->incoming, err, errlen);
+    if (ret) {
+        goto out;
+    }
+    hp->stats.adds++;
+    if (gpa_out) {
+        *gpa_out = gpa;
+    }
+    hp_log(hp, "hotplug: slot %u: %s online at 0x%" PRIx64, slot,
+           hp_size(size, sz, sizeof(sz)), gpa);
+out:
+    if (ret) {
+        hp->stats.failures++;
+        hp_log(hp, "hotplug: slot %u: add refused: %s", slot,
+               err && errlen ? err : strerror(-ret));
+    }
+    pthread_mutex_unlock(&hp->lock);
+    return ret;
+}
+
+int hotplug_restore(Hotplug *hp, uint32_t slot, const char *idstr,
+                    uint64_t gpa, uint64_t size, char *err, size_t errlen)
+{
+    char sz[32];
+    uint64_t cend;
+    int ret;
+
+    pthread_mutex_lock(&hp->lock);
+    if (slot >= hp->cfg.nr_slots) {
+        ret = hp_fail(-EINVAL, err, errlen, "the saved state has memory in "
+                      "slot %u, but this device model has slots 0 to %u: "
+                      "start it with as many slots as the source", slot,
+                      hp->cfg.nr_slots - 1);
+    } else if (hp->slots[slot]) {
+        ret = hp_fail(-EEXIST, err, errlen, "slot %u is restored twice",
+                      slot);
+    } else if (!idstr || !size || ((gpa | size) & ~XR_PAGE_MASK) ||
+               gpa + size < gpa) {
+        ret = hp_fail(-EINVAL, err, errlen, "slot %u: the saved range "
+                      "0x%" PRIx64 " + 0x%" PRIx64 " is not a page-aligned "
+                      "range", slot, gpa, size);
+    } else {
+        ret = hp_check_free(hp, gpa, gpa + size, &cend, err, errlen);
+    }
+    if (ret == 0) {
+        ret = hp_plug(hp, slot, idstr, gpa, size, false, err, errlen);
+    }
+    if (ret == 0 && hp->xs) {
+        /* The keys xenram owns; a failure leaves the slot usable. */
+        int r = hp_xs_write_online(hp, slot, gpa, size);
+
+        if (r) {
+            hp_log(hp, "hotplug: slot %u: cannot write its xenstore keys: "
+                   "%s", slot, strerror(-r));
+        }
+    }
+    if (ret == 0) {
+        hp->stats.restores++;
+        hp_log(hp, "hotplug: slot %u: %s restored at 0x%" PRIx64, slot,
+               hp_size(size, sz, sizeof(sz)), gpa);
+    } else {
+        hp->stats.failures++;
+    }
+    pthread_mutex_unlock(&hp->lock);
+    return ret;
+}
+
+/* ---- remove ----------------------------------------------------------------- */
+
+static int hp_busy(Hotplug *hp, const HotplugSlot *s, uint64_t locks,
+                   char *err, size_t errlen)
+{
+    (void)hp;
+    return hp_fail(-EBUSY, err, errlen, "slot %u is in use: %" PRIu64 " DMA "
+                   "mapping%s of the device model hold%s memory in [0x%" PRIx64
+                   ", 0x%" PRIx64 "); retry when the device has finished",
+                   s->slot, locks, locks == 1 ? "" : "s",
+                   locks == 1 ? "s" : "", s->gpa, s->gpa + s->size);
+}
+
+int hotplug_remove(Hotplug *hp, uint32_t slot, char *err, size_t errlen)
+{
+    HotplugSlot *s = NULL;
+    uint64_t locks;
+    char sz[32];
+    int ret = 0;
+
+    pthread_mutex_lock(&hp->lock);
+    if (hp->blocked) {
+        ret = hp_fail(-EBUSY, err, errlen, "memory hotplug is unavailable: "
+                      "%s", hp->blocked_reason);
+        goto out;
+    }
+    if (slot >= hp->cfg.nr_slots) {
+        ret = hp_fail(-EINVAL, err, errlen, "slot %u does not exist: this "
+                      "guest has slots 0 to %u", slot, hp->cfg.nr_slots - 1);
+        goto out;
+    }
+    s = hp->slots[slot];
+    if (!s) {
+        ret = hp_fail(-ENOENT, err, errlen, "slot %u is empty: there is no "
+                      "memory to remove", slot);
+        goto out;
+    }
+    locks = hp_dma_locks(hp, s->gpa, s->size);
+    if (locks) {
+        ret = hp_busy(hp, s, locks, err, errlen);
+        goto out;
+    }
+
+    /* Out of the tree; after a grace period no new DMA mapping can start. */
+    rcu_assign_pointer(hp->slots[slot], NULL);
+    ret = memory_region_del_subregion(hp->cfg.root, &s->mr);
+    synchronize_rcu();
+    if (ret) {
+        /* Not detached, or detached but not re-rendered: put it back. */
+        memory_region_add_subregion(hp->cfg.root, s->gpa, &s->mr);
+        rcu_assign_pointer(hp->slots[slot], s);
+        ret = hp_fail(ret, err, errlen, "cannot unmap slot %u: %s", slot,
+                      strerror(-ret));
+        goto out;
+    }
+    locks = hp_dma_locks(hp, s->gpa, s->size);
+    if (locks || memory_region_destroy(&s->mr)) {
+        /* A mapping slipped in before the region went: undo. */
+        memory_region_add_subregion(hp->cfg.root, s->gpa, &s->mr);
+        rcu_assign_pointer(hp->slots[slot], s);
+        ret = locks ? hp_busy(hp, s, locks, err, errlen)
+                    : hp_fail(-EBUSY, err, errlen, "slot %u is still "
+                              "mapped; retry", slot);
+        goto out;
+    }
+
+    /* Notifiers run while the frames are still there and mapped. */
+    ram_block_remove(hp->cfg.ram, s->block);
+    if (hp->cfg.mc) {
+        mapcache_invalidate_range(hp->cfg.mc, s->gpa, s->size);
+    }
+    hp->plugged_bytes -= s->size;
+    if (!hp->incoming &&
+        hp_depopulate(hp, s->gpa >> XR_PAGE_BITS, s->size >> XR_PAGE_BITS)) {
+        ret = hp_fail(-EIO, err, errlen, "slot %u was removed from the device "
+                      "model, but Xen did not release all of its frames (%s); "
+                      "they stay allocated to the domain", slot,
+                      xen_last_error());
+    }
+    hp->stats.removes++;
+    hp_log(hp, "hotplug: slot %u: %s at 0x%" PRIx64 " removed", slot,
+           hp_size(s->size, sz, sizeof(sz)), s->gpa);
+    /* The grace period above covers hotplug_block_slot() readers too. */
+    free(s);
+out:
+    if (ret) {
+        hp->stats.failures++;
+        hp_log(hp, "hotplug: slot %u: remove %s: %s", slot,
+               ret == -EIO ? "incomplete" : "refused",
+               err && errlen ? err : strerror(-ret));
+    }
+    pthread_mutex_unlock(&hp->lock);
+    return ret;
+}
+
+/* ---- queries ------------------------------------------------------------------- */
+
+uint32_t hotplug_block_slot(Hotplug *hp, const RAMBlock *block)
+{
+    uint32_t slot = HOTPLUG_NO_SLOT;
+
+    if (!hp || !block || !(block->flags & RAM_HOTPLUGGED)) {
+        return HOTPLUG_NO_SLOT;
+    }
+    rcu_read_lock();
+    for (uint32_t i = 0; i < HOTPLUG_MAX_SLOTS; i++) {
+        const HotplugSlot *s = rcu_dereference(hp->slots[i]);
+
+        if (s && s->block == block) {
+            slot = i;
+            break;
+        }
+    }
+    rcu_read_unlock();
+    return slot;
+}
+
+int hotplug_slot_info(Hotplug *hp, uint32_t slot, HotplugSlotInfo *info)
+{
+    int ret = 0;
+
+    if (slot >= HOTPLUG_MAX_SLOTS || !info) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&hp->lock);
+    if (hp->slots[slot]) {
+        const HotplugSlot *s = hp->slots[slot];
+
+        *info = (HotplugSlotInfo) { .gpa = s->gpa, .size = s->size,
+                                    .block = s->block };
+    } else {
+        ret = -ENOENT;
+    }
+    pthread_mutex_unlock(&hp->lock);
+    return ret;
+}
+
+void hotplug_get_stats(Hotplug *hp, HotplugStats *st)
+{
+    pthread_mutex_lock(&hp->lock);
+    *st = hp->stats;
+    st->plugged_bytes = hp->plugged_bytes;
+    st->plugged_slots = 0;
+    for (uint32_t i = 0; i < HOTPLUG_MAX_SLOTS; i++) {
+        st->plugged_slots += hp->slots[i] != NULL;
+    }
+    pthread_mutex_unlock(&hp->lock);
+}
+
+void hotplug_set_blocked(Hotplug *hp, const char *reason)
+{
+    pthread_mutex_lock(&hp->lock);
+    hp->blocked = reason != NULL;
+    snprintf(hp->blocked_reason, sizeof(hp->blocked_reason), "%s",
+             reason ? reason : "");
+    pthread_mutex_unlock(&hp->lock);
+}
+
+void hotplug_set_incoming(Hotplug *hp, bool incoming)
+{
+    pthread_mutex_lock(&hp->lock);
+    hp->incoming = incoming;
+    pthread_mutex_unlock(&hp->lock);
+}
