@@ -109,7 +109,7 @@ include docs/module.mk
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib check check-unit check-stress check-tsan check-integration \
-        check-valgrind bench install uninstall clean demo
+        check-valgrind check-install bench install uninstall clean demo
 
 all: $(LIB) $(PROGRAMS) $(ALL_EXTRA)
 lib: $(LIB)
@@ -177,6 +177,20 @@ install: all $(BUILD)/xenram.pc
 	set -e; for h in $(PUBLIC_HEADERS); do \
 	    install -D -m 0644 $$h $(DESTDIR)$(INCLUDEDIR)/xenram/$$h; done
 	$(if $(MANPAGES),install -m 0644 $(MANPAGES) $(DESTDIR)$(MANDIR)/man1)
+
+# Install into a scratch directory and build a program against the result
+# with pkg-config, as a user of the library would.
+check-install: all
+	@set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
+	$(MAKE) -s install DESTDIR=$$d PREFIX=/usr >/dev/null; \
+	export PKG_CONFIG_PATH=$$d/usr/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$$d; \
+	printf '%s\n' '#include "memory/access.h"' '#include "hotplug/hotplug.h"' \
+	    'int main(void) { DirtyMemory dm; return dirty_memory_init(&dm); }' \
+	    > $$d/use.c; \
+	$(CC) -o $$d/use $$d/use.c $$($(PKG_CONFIG) --cflags --libs xenram); \
+	$$d/use; test -x $$d/usr/bin/xenram; \
+	test -f $$d/usr/share/man/man1/xenram.1; \
+	echo "check-install: 1 passed, 0 failed"
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGRAMS)))
