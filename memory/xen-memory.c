@@ -41,6 +41,18 @@ struct XenMemory {
     char last_error[1024];
 };
 
+/*
+ * Stop VRAM tracking.  Xen takes nr = 0 as "stop", but Linux's privcmd
+ * refuses a NULL buffer (EFAULT) before Xen sees the call: hand it a
+ * non-NULL buffer that is not page-aligned, which it accepts.
+ */
+static void stop_vram_tracking(XenMemory *xm)
+{
+    unsigned long buf[2];
+
+    xen_track_dirty_vram(xm->xh, 0, 0, &buf[1]);
+}
+
 static void record_error(XenMemory *xm, const char *what)
 {
     xm->errors++;
@@ -127,7 +139,7 @@ static void xen_region_del(MemoryListener *l, MemoryRegionSection *s)
         if (xm->vga_tracking &&
             xm->vga_gfn == s->offset_within_address_space >> XR_PAGE_BITS) {
             xm->vga_tracking = false;
-            xen_track_dirty_vram(xm->xh, 0, 0, NULL);
+            stop_vram_tracking(xm);
         }
         return;
     }
@@ -150,7 +162,7 @@ static void xen_log_start(MemoryListener *l, MemoryRegionSection *s,
     }
     if (xm->vga_tracking) {
         /* Xen tracks one framebuffer per domain; the newest one wins. */
-        xen_track_dirty_vram(xm->xh, 0, 0, NULL);
+        stop_vram_tracking(xm);
     }
     xm->vga_tracking = true;
     xm->vga_gfn = s->offset_within_address_space >> XR_PAGE_BITS;
@@ -170,7 +182,7 @@ static void xen_log_stop(MemoryListener *l, MemoryRegionSection *s,
     }
     xm->vga_tracking = false;
     /* Stopping can only fail if the domain is gone: nothing to undo. */
-    xen_track_dirty_vram(xm->xh, 0, 0, NULL);
+    stop_vram_tracking(xm);
 }
 
 static void xen_log_sync(MemoryListener *l, MemoryRegionSection *s)

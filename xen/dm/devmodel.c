@@ -77,6 +77,7 @@ typedef struct DeviceModel {
     /* State */
     DMStatus status;
     bool global_dirty_log;
+    bool state_saved;           /* saved since the last cont: layout frozen */
     bool announced_running;     /* xenstore state = running written */
     char xs_base[96];           /* /local/domain/0/device-model/<domid> */
 } DeviceModel;
@@ -561,10 +562,11 @@ static int dm_devstate_apply(DeviceModel *dm, const DevState *ds, char *err,
             return ret;
         }
     }
-    dm->global_dirty_log = ds->global_dirty_log;
-    if (dm->global_dirty_log && !dm->cfg->no_modified_memory) {
-        modified_memory_set_enabled(dm->mm, true);
-    }
+    /*
+     * ds->global_dirty_log says what the source was doing when it saved
+     * (migrating, usually); it is not carried over: the destination's
+     * toolstack turns logging on itself when it migrates again.
+     */
     return 0;
 }
 
@@ -701,6 +703,7 @@ static json_t *qmp_cont(QmpClient *c, json_t *args, void *opaque,
         dm_set_status(dm, DM_RUNNING);
         qmp_emit_event(dm->qmp, "RESUME", NULL);
     }
+    dm->state_saved = false;
     if (!dm->global_dirty_log) {
         hotplug_set_blocked(dm->hp, NULL);
     }
@@ -739,9 +742,15 @@ static json_t *qmp_set_global_dirty_log(QmpClient *c, json_t *args,
                          strerror(-ret));
     }
     dm->global_dirty_log = enable;
-    /* The layout must not change under a migration. */
-    hotplug_set_blocked(dm->hp, enable ? "a migration is in progress"
-                                       : NULL);
+    /*
+     * The layout must not change under a migration, nor once the device
+     * state has been saved (libxc turns the dirty log off after that):
+     * memory added then would not be in the saved state.
+     */
+    hotplug_set_blocked(dm->hp, enable ? "a migration is in progress" :
+                        dm->state_saved ? "the device state has been "
+                                          "saved; resume the guest first"
+                                        : NULL);
     dm_log(DM_LOG_INFO, "global dirty log %s", enable ? "on" : "off");
     return json_object();
 }
@@ -786,6 +795,7 @@ static json_t *qmp_save_devices_state(QmpClient *c, json_t *args,
                          "saving the device state to '%s' failed: %s", name,
                          msg);
     }
+    dm->state_saved = true;
     hotplug_set_blocked(dm->hp, "the device state has been saved; resume "
                         "the guest first");
     dm_log(DM_LOG_INFO, "device state saved to %s", name);
@@ -842,6 +852,48 @@ static json_t *qmp_query_cmdline_options(QmpClient *c, json_t *args,
     for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
         json_array_append_new(list, json_pack("{s:s,s:[]}", "option",
                                               options[i], "parameters"));
+    }
+    return list;
+}
+
+/*
+ * libxl asks for the character devices after start-up to find the guest's
+ * serial pty (device_model_postconfig_chardev); xenram emulates none.
+ */
+static json_t *qmp_query_chardev(QmpClient *c, json_t *args, void *opaque,
+                                 QmpError *err)
+{
+    (void)c;
+    (void)args;
+    (void)opaque;
+    (void)err;
+    return json_array();
+}
+
+/*
+ * libxl reads which vCPUs are online before it saves a domain
+ * (libxl_retrieve_domain_configuration): one entry per vCPU of the domain,
+ * "cpu-index" is what it reads.
+ */
+static json_t *qmp_query_cpus_fast(QmpClient *c, json_t *args, void *opaque,
+                                   QmpError *err)
+{
+    DeviceModel *dm = opaque;
+    xc_dominfo_t info;
+    json_t *list = json_array();
+
+    (void)c;
+    (void)args;
+    (void)err;
+    if (xc_domain_getinfo(xen_xc(dm->xh), dm->cfg->domid, 1, &info) == 1 &&
+        info.domid == dm->cfg->domid) {
+        for (unsigned int i = 0; i <= info.max_vcpu_id; i++) {
+            json_array_append_new(list, json_pack(
+                "{s:i,s:s,s:i,s:s,s:{s:i,s:i,s:i}}", "cpu-index", (int)i,
+                "qom-path", "/machine/unattached/device[0]", "thread-id",
+                (int)getpid(), "target", "x86_64", "props", "core-id", 0,
+                "thread-id", 0, "socket-id", (int)i));
+        }
     }
     return list;
 }
@@ -926,6 +978,10 @@ static int dm_qmp_init(DeviceModel *dm, char *err, size_t errlen)
                             qmp_load_devices_state, dm)) ||
         (ret = qmp_register(dm->qmp, "query-command-line-options",
                             "option:s?", qmp_query_cmdline_options, dm)) ||
+        (ret = qmp_register(dm->qmp, "query-chardev", NULL,
+                            qmp_query_chardev, dm)) ||
+        (ret = qmp_register(dm->qmp, "query-cpus-fast", NULL,
+                            qmp_query_cpus_fast, dm)) ||
         (ret = qmp_register(dm->qmp, "x-xenram-query-memory", NULL,
                             qmp_query_memory, dm))) {
         snprintf(err, errlen, "cannot register QMP commands: %s",
@@ -1103,8 +1159,16 @@ int dm_run(DMConfig *cfg)
         goto out;
     }
 
-    if (incoming) {
-        /* dm_incoming() left us paused: libxl checks and sends cont. */
+    if (incoming && cfg->start_paused) {
+        /* dm_restrict: libxl checks for "paused" and sends cont. */
+    } else if (incoming) {
+        /*
+         * As QEMU without -S: run once the state is loaded.  libxl waits
+         * for xenstore state = running before it goes on with the restore
+         * (the domain itself stays paused until libxl unpauses it).
+         */
+        dm_set_status(dm, DM_RUNNING);
+        dm_announce_running(dm);
     } else if (cfg->start_paused) {
         dm->status = DM_PRELAUNCH;
     } else {

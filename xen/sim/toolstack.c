@@ -443,6 +443,9 @@ int ts_domcfg_save(const char *dir, uint32_t domid, const struct ts_domcfg *c,
         json_decref(args);
         return -ENOMEM;
     }
+    if (c->maxmem_mib > c->mem_mib)
+        json_object_set_new(o, "maxmem_mib",
+                            json_integer((json_int_t)c->maxmem_mib));
     if (c->dm[0])
         json_object_set_new(o, "device_model", json_pack(
             "{s:s,s:o,s:I,s:I}", "path", c->dm, "args", args,
@@ -483,6 +486,8 @@ int ts_domcfg_load(const char *dir, uint32_t domid, struct ts_domcfg *c,
         snprintf(c->workload, sizeof(c->workload), "%s", s);
     c->mem_mib = (uint64_t)json_integer_value(json_object_get(o, "mem_mib"));
     c->vram_mib = (uint64_t)json_integer_value(json_object_get(o, "vram_mib"));
+    c->maxmem_mib = (uint64_t)json_integer_value(json_object_get(o,
+                                                                  "maxmem_mib"));
     c->vcpus = (unsigned)json_integer_value(json_object_get(o, "vcpus"));
     dm = json_object_get(o, "device_model");
     if (json_is_object(dm)) {
@@ -953,7 +958,14 @@ char **ts_dm_argv(const struct ts_host *h, uint32_t domid,
     add(&b, "-machine");
     add(&b, "xenfv,suppress-vmdesc=on");
     add(&b, "-m");
-    add(&b, "%" PRIu64, c->mem_mib - c->vram_mib);
+    /* RAM hot-plug room (create --maxmem): QEMU's maxmem=, which libxl,
+     * having no RAM hot-plug, never writes; the video memory is not
+     * guest RAM, so it counts in neither. */
+    if (c->maxmem_mib > c->mem_mib)
+        add(&b, "%" PRIu64 ",maxmem=%" PRIu64 "M", c->mem_mib - c->vram_mib,
+            c->maxmem_mib - c->vram_mib);
+    else
+        add(&b, "%" PRIu64, c->mem_mib - c->vram_mib);
     if (b.oom) {
         for (size_t i = 0; i < b.n; i++)
             free(b.v[i]);
@@ -1236,9 +1248,18 @@ int ts_dm_startup(const struct ts_host *h, uint32_t domid, struct ts_dm *dm,
     if (rc)
         goto fail;
     if (incoming) {
-        if (strcmp(st, "paused") != 0) {
+        /* With -S (dm_restrict) it waits for cont; without, it runs as
+         * soon as the state is loaded, as QEMU does, and libxl waits for
+         * xenstore's state = running.  The domain stays paused either
+         * way until the toolstack unpauses it. */
+        if (strcmp(st, "running") == 0) {
+            rc = ts_dm_wait_running(h, domid, dm, ms_left(deadline) + 1,
+                                    err, errlen);
+            if (rc)
+                goto fail;
+        } else if (strcmp(st, "paused") != 0) {
             seterr(err, errlen, "the incoming device model reports status "
-                   "'%s', expected 'paused'", st);
+                   "'%s', expected 'paused' or 'running'", st);
             rc = -EPROTO;
             goto fail;
         }
@@ -1487,6 +1508,417 @@ void ts_host_cleanup(const char *dir)
     closedir(d);
 }
 
+/* ---- RAM hot-plug: the toolstack's side of docs/hotplug.md --------------- */
+
+int ts_parse_size(const char *s, uint64_t *out)
+{
+    unsigned long long v;
+    unsigned shift = 0;
+    char *end;
+
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 0);
+    if (errno)
+        return -errno;
+    if (end == s)
+        return -EINVAL;
+    switch (*end) {
+    case 0:
+        break;
+    case 'k': case 'K':
+        shift = 10;
+        break;
+    case 'm': case 'M':
+        shift = 20;
+        break;
+    case 'g': case 'G':
+        shift = 30;
+        break;
+    case 't': case 'T':
+        shift = 40;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (*end && end[1])
+        return -EINVAL;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -ERANGE;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+int ts_setmaxmem(struct ts_host *h, uint32_t domid, uint64_t mib, char *err,
+                 size_t errlen)
+{
+    uint64_t args[6] = { mib * 1024 + XSIM_MAXMEM_SLACK_KB };
+    struct xsim_rep rep;
+    char path[96], val[32];
+    int rc;
+
+    rc = call1(h, XSIM_OP_DOM_SETMAXMEM, domid, args, NULL, 0, &rep, NULL, 0,
+               NULL);
+    if (rc) {
+        seterr(err, errlen, "setting the maximum memory of d%u: %s", domid,
+               strerror(-rc));
+        return rc;
+    }
+    fmt(path, sizeof(path), "/local/domain/%u/memory/static-max", domid);
+    fmt(val, sizeof(val), "%" PRIu64, mib * 1024);
+    xs_write_str(h, path, val);
+    return 0;
+}
+
+/* /local/domain/0/device-model/<domid>/memory: a dom0 device model's
+ * hot-plug directory (the only kind xensim starts). */
+static void hp_dir(char *buf, size_t len, uint32_t domid)
+{
+    fmt(buf, len, "/local/domain/0/device-model/%u/memory", domid);
+}
+
+static void hp_key(struct xs_handle *xs, xs_transaction_t t,
+                   const char *dir, unsigned slot, const char *key,
+                   char *out, size_t outlen)
+{
+    char path[256];
+    unsigned len = 0;
+    char *v;
+
+    fmt(path, sizeof(path), "%s/%u/%s", dir, slot, key);
+    v = xs_read(xs, t, path, &len);
+    snprintf(out, outlen, "%s", v ? v : "");
+    free(v);
+}
+
+static void hp_read_slot(struct xs_handle *xs, xs_transaction_t t,
+                         const char *dir, unsigned slot,
+                         struct ts_hp_slot *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->slot = slot;
+    hp_key(xs, t, dir, slot, "state", o->state, sizeof(o->state));
+    hp_key(xs, t, dir, slot, "gpa", o->gpa, sizeof(o->gpa));
+    hp_key(xs, t, dir, slot, "size", o->size, sizeof(o->size));
+    hp_key(xs, t, dir, slot, "start", o->start, sizeof(o->start));
+    hp_key(xs, t, dir, slot, "action", o->action, sizeof(o->action));
+    hp_key(xs, t, dir, slot, "error", o->error, sizeof(o->error));
+}
+
+/* A slot directory's name: a decimal number without leading zeros. */
+static bool hp_slot_name(const char *s, unsigned *slot)
+{
+    unsigned long v;
+    char *end;
+
+    if (!s[0] || (s[0] == '0' && s[1]) || s[0] < '0' || s[0] > '9')
+        return false;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end || v >= 100000)
+        return false;
+    *slot = (unsigned)v;
+    return true;
+}
+
+/* Open xenstore and check that the domain's device model offers
+ * hot-plug (xenram created memory/ when it started). */
+static struct xs_handle *hp_open(struct ts_host *h, uint32_t domid,
+                                 char *dir, size_t dirlen, char *err,
+                                 size_t errlen)
+{
+    struct xs_handle *xs;
+    unsigned len = 0;
+    char *v;
+
+    if (!h->xenstore) {
+        seterr(err, errlen, "the host in %s runs no xenstore", h->dir);
+        errno = ENOTSUP;
+        return NULL;
+    }
+    xs = xs_for(h);
+    if (!xs) {
+        seterr(err, errlen, "cannot open xenstore at %s: %s", h->xs_socket,
+               strerror(errno));
+        return NULL;
+    }
+    hp_dir(dir, dirlen, domid);
+    v = xs_read(xs, XBT_NULL, dir, &len);
+    if (!v) {
+        seterr(err, errlen, "d%u offers no RAM hot-plug: %s does not exist "
+               "(its device model, xenram, creates it when it starts)",
+               domid, dir);
+        xs_close(xs);
+        errno = ENOENT;
+        return NULL;
+    }
+    free(v);
+    return xs;
+}
+
+static int hp_cmp(const void *a, const void *b)
+{
+    const struct ts_hp_slot *x = a, *y = b;
+
+    return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+int ts_hotplug_list(struct ts_host *h, uint32_t domid,
+                    struct ts_hp_slot **out, unsigned *n, char *err,
+                    size_t errlen)
+{
+    struct ts_hp_slot *v = NULL;
+    unsigned ne = 0, k = 0;
+    char dir[128], **ents;
+    struct xs_handle *xs;
+
+    *out = NULL;
+    *n = 0;
+    xs = hp_open(h, domid, dir, sizeof(dir), err, errlen);
+    if (!xs)
+        return -(errno ? errno : EIO);
+    ents = xs_directory(xs, XBT_NULL, dir, &ne);
+    if (ents && ne) {
+        v = calloc(ne, sizeof(*v));
+        if (!v) {
+            free(ents);
+            xs_close(xs);
+            seterr(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+    }
+    for (unsigned i = 0; ents && i < ne; i++) {
+        unsigned slot;
+
+        if (hp_slot_name(ents[i], &slot))
+            hp_read_slot(xs, XBT_NULL, dir, slot, &v[k++]);
+    }
+    free(ents);
+    xs_close(xs);
+    if (k)
+        qsort(v, k, sizeof(*v), hp_cmp);
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+static bool hp_write(struct xs_handle *xs, xs_transaction_t t,
+                     const char *path, const char *val)
+{
+    /* docs/hotplug.md: only the toolstack's domain (0) owns the request,
+     * no other domain may read or write it ("n0").  memory/ is created so
+     * and nodes inherit it; saying it again keeps a slot directory that
+     * was opened by mistake from giving the request to another owner. */
+    struct xs_permissions n0 = { .id = 0, .perms = XS_PERM_NONE };
+
+    return xs_write(xs, t, path, val, (unsigned)strlen(val)) &&
+           xs_set_permissions(xs, t, path, &n0, 1);
+}
+
+/*
+ * In transaction @t: choose the slot (the lowest one that holds no memory
+ * and has no request pending, unless given), refuse a slot with a request
+ * pending, write the request.  The watch on its action is placed before
+ * anything is written.  -EAGAIN-free errors only; @slot_out the slot.
+ */
+static int hp_request(struct xs_handle *xs, xs_transaction_t t,
+                      const char *dir, const struct ts_hp_req *r,
+                      unsigned *slot_out, char *err, size_t errlen)
+{
+    char path[256], val[32], act[16];
+    unsigned slot;
+
+    if (r->slot == TS_HP_AUTO) {
+        for (slot = 0; slot < 100000; slot++) {
+            char gpa[32];
+
+            hp_key(xs, t, dir, slot, "gpa", gpa, sizeof(gpa));
+            hp_key(xs, t, dir, slot, "action", act, sizeof(act));
+            if (!gpa[0] && !act[0])
+                break;
+        }
+    } else {
+        slot = (unsigned)r->slot;
+    }
+    hp_key(xs, t, dir, slot, "action", act, sizeof(act));
+    if (act[0]) {
+        seterr(err, errlen, "slot %u has a request pending (action = %s): "
+               "wait for its answer first", slot, act);
+        return -EBUSY;
+    }
+    *slot_out = slot;
+    if (!r->remove) {
+        fmt(path, sizeof(path), "%s/%u/size", dir, slot);
+        fmt(val, sizeof(val), "%" PRIu64, r->size);
+        if (!hp_write(xs, t, path, val))
+            goto fail;
+        fmt(path, sizeof(path), "%s/%u/start", dir, slot);
+        if (r->start == TS_HP_AUTO)
+            fmt(val, sizeof(val), "auto");
+        else
+            fmt(val, sizeof(val), "0x%" PRIx64, r->start);
+        if (!hp_write(xs, t, path, val))
+            goto fail;
+    }
+    /* The slot's directory (created by the writes above, or by the
+     * action below, inheriting memory/'s): dom0's only as well. */
+    fmt(path, sizeof(path), "%s/%u", dir, slot);
+    {
+        struct xs_permissions n0 = { .id = 0, .perms = XS_PERM_NONE };
+        unsigned len = 0;
+        char *v = xs_read(xs, t, path, &len);
+        bool exists = v != NULL;
+
+        free(v);
+        if (exists && !xs_set_permissions(xs, t, path, &n0, 1))
+            goto fail;
+    }
+    /* The request itself, last. */
+    fmt(path, sizeof(path), "%s/%u/action", dir, slot);
+    if (!hp_write(xs, t, path, r->remove ? "remove" : "add"))
+        goto fail;
+    return 0;
+fail:
+    {
+        int e = errno ? errno : EIO;
+
+        seterr(err, errlen, "writing %s: %s", path, strerror(e));
+        return -e;
+    }
+}
+
+int ts_hotplug(struct ts_host *h, uint32_t domid, const struct ts_hp_req *r,
+               struct ts_hp_slot *ans, char *err, size_t errlen)
+{
+    int timeout = r->timeout_ms > 0 ? r->timeout_ms : 30000;
+    uint64_t deadline = now_ns() + (uint64_t)timeout * 1000000ull;
+    char dir[128], apath[256] = "";
+    struct ts_domcfg c;
+    struct ts_dm dm = { .pidfd = -1 };
+    struct xs_handle *xs;
+    bool watching = false;
+    unsigned slot = 0;
+    int rc = 0;
+
+    memset(ans, 0, sizeof(*ans));
+    if (r->remove && r->slot == TS_HP_AUTO) {
+        seterr(err, errlen, "remove needs a slot");
+        return -EINVAL;
+    }
+    /* Its device model: stop waiting if it dies. */
+    if (ts_domcfg_load(h->dir, domid, &c, NULL, 0) == 0) {
+        bool has_dm = c.dm[0] != 0;
+        int a = has_dm ? ts_dm_attach(h, domid, &c, &dm) : -ENOTSUP;
+
+        ts_domcfg_free(&c);
+        if (a) {
+            seterr(err, errlen, has_dm ? "the device model of d%u is not "
+                   "running" : "d%u has no device model (create --dm): "
+                   "nobody to ask for memory", domid);
+            return a;
+        }
+    }
+    xs = hp_open(h, domid, dir, sizeof(dir), err, errlen);
+    if (!xs) {
+        rc = -(errno ? errno : EIO);
+        goto out;
+    }
+    for (int tries = 0;; tries++) {
+        xs_transaction_t t = xs_transaction_start(xs);
+
+        if (t == XBT_NULL) {
+            rc = -(errno ? errno : EIO);
+            seterr(err, errlen, "xenstore transaction: %s", strerror(-rc));
+            goto out;
+        }
+        rc = hp_request(xs, t, dir, r, &slot, err, errlen);
+        if (rc == 0) {
+            /* Watch first, then publish: the answer cannot be missed. */
+            fmt(apath, sizeof(apath), "%s/%u/action", dir, slot);
+            if (!xs_watch(xs, apath, "xensim-hotplug")) {
+                rc = -(errno ? errno : EIO);
+                seterr(err, errlen, "xenstore watch on %s: %s", apath,
+                       strerror(-rc));
+            } else {
+                watching = true;
+            }
+        }
+        if (rc) {
+            xs_transaction_end(xs, t, true);
+            goto out;
+        }
+        if (xs_transaction_end(xs, t, false))
+            break;
+        rc = -(errno ? errno : EIO);
+        xs_unwatch(xs, apath, "xensim-hotplug");
+        watching = false;
+        if (rc != -EAGAIN || tries == 20) {
+            seterr(err, errlen, "xenstore transaction: %s", strerror(-rc));
+            goto out;
+        }
+        rc = 0;
+    }
+    /* xenram answers (error, gpa, state) and removes action last. */
+    for (;;) {
+        unsigned len = 0;
+        char *v = xs_read(xs, XBT_NULL, apath, &len);
+        struct pollfd p[2] = { { .fd = xs_fileno(xs), .events = POLLIN },
+                               { .fd = dm.pidfd, .events = POLLIN } };
+        int left, n;
+
+        if (!v && errno == ENOENT)
+            break;
+        free(v);
+        left = ms_left(deadline);
+        if (left == 0) {
+            seterr(err, errlen, "no answer from the device model of d%u "
+                   "within %d s; the request is still pending (%s)", domid,
+                   timeout / 1000, apath);
+            rc = -ETIMEDOUT;
+            goto out;
+        }
+        n = poll(p, dm.pidfd >= 0 ? 2 : 1, left);
+        if (n < 0 && errno != EINTR) {
+            rc = -errno;
+            seterr(err, errlen, "poll: %s", strerror(errno));
+            goto out;
+        }
+        if (n > 0 && (p[1].revents & POLLIN)) {
+            /* It may have answered just before it went. */
+            v = xs_read(xs, XBT_NULL, apath, &len);
+            if (!v)
+                break;
+            free(v);
+            seterr(err, errlen, "the device model of d%u exited without "
+                   "answering the request (%s)", domid, apath);
+            rc = -ECHILD;
+            goto out;
+        }
+        if (n > 0 && (p[0].revents & POLLIN)) {
+            char **w;
+
+            while ((w = xs_check_watch(xs)))
+                free(w);
+        }
+    }
+    hp_read_slot(xs, XBT_NULL, dir, slot, ans);
+    if (!ans->state[0]) {
+        seterr(err, errlen, "the device model of d%u removed %s without "
+               "writing a state", domid, apath);
+        rc = -EPROTO;
+    }
+out:
+    if (xs) {
+        if (watching)
+            xs_unwatch(xs, apath, "xensim-hotplug");
+        xs_close(xs);
+    }
+    ans->slot = slot;
+    ts_dm_release(&dm);
+    return rc;
+}
+
 /* ---- guest memory -------------------------------------------------------- */
 
 uint64_t ts_checksum(const uint8_t *mem, const uint8_t *p2m, uint64_t pages,
@@ -1605,6 +2037,10 @@ struct mig {
     uint64_t t_start, t_suspend, t_resumed, t_end, t_clean;
     uint64_t t_sums;            /* spent on --checksum-at-suspend digests */
     uint64_t src_sum, src_pages, dst_sum, dst_pages;
+    /* Hot-plugged RAM: the slots of both device models at the end. */
+    struct ts_hp_slot *hp_src, *hp_dst;
+    unsigned nhp_src, nhp_dst;
+    bool hp_listed;
     bool sums_taken;
 };
 
@@ -1651,29 +2087,35 @@ static int sync_p2m(struct mig *m, char *err, size_t errlen)
         return rc;
     }
     n = m->sp2m.pages > m->dp2m.pages ? m->sp2m.pages : m->dp2m.pages;
-    for (uint64_t g = 0; g < n; g++) {
-        bool s = g < m->sp2m.pages && bit(m->sp2m.b, g);
-        bool d = g < m->dp2m.pages && bit(m->dp2m.b, g);
+    /* Releases first: the destination's maximum is the source's, which
+     * the source's p2m fits, not both layouts at once. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint64_t g = 0; g < n; g++) {
+            bool s = g < m->sp2m.pages && bit(m->sp2m.b, g);
+            bool d = g < m->dp2m.pages && bit(m->dp2m.b, g);
 
-        if (s && !d) {
-            add[na++] = g;
-            m->populated++;
-            if (na == BATCH &&
-                (rc = flush_list(m, XSIM_OP_MEM_POPULATE, add, &na, err,
-                                 errlen)))
-                return rc;
-        } else if (d && !s) {
-            del[nd++] = g;
-            m->released++;
-            if (nd == BATCH &&
-                (rc = flush_list(m, XSIM_OP_MEM_DECREASE, del, &nd, err,
-                                 errlen)))
-                return rc;
+            if (pass == 1 && s && !d) {
+                add[na++] = g;
+                m->populated++;
+                if (na == BATCH &&
+                    (rc = flush_list(m, XSIM_OP_MEM_POPULATE, add, &na, err,
+                                     errlen)))
+                    return rc;
+            } else if (pass == 0 && d && !s) {
+                del[nd++] = g;
+                m->released++;
+                if (nd == BATCH &&
+                    (rc = flush_list(m, XSIM_OP_MEM_DECREASE, del, &nd, err,
+                                     errlen)))
+                    return rc;
+            }
         }
+        rc = pass == 0
+             ? flush_list(m, XSIM_OP_MEM_DECREASE, del, &nd, err, errlen)
+             : flush_list(m, XSIM_OP_MEM_POPULATE, add, &na, err, errlen);
+        if (rc)
+            return rc;
     }
-    if ((rc = flush_list(m, XSIM_OP_MEM_POPULATE, add, &na, err, errlen)) ||
-        (rc = flush_list(m, XSIM_OP_MEM_DECREASE, del, &nd, err, errlen)))
-        return rc;
     return 0;
 }
 
@@ -1863,6 +2305,50 @@ static void on_interrupt(int sig)
     interrupted = 1;
 }
 
+/*
+ * The hot-plugged RAM: every slot holding memory on the source (gpa
+ * present) must be online on the destination at the same place, which
+ * the destination's device model wrote from the device state
+ * (docs/hotplug.md, "Migration").  A slot plugged on the source after its
+ * state was saved did not travel: said loudly.
+ */
+static void hp_summary(struct mig *m)
+{
+    uint64_t bytes = 0;
+    unsigned n = 0, missing = 0;
+
+    for (unsigned i = 0; i < m->nhp_src; i++) {
+        const struct ts_hp_slot *a = &m->hp_src[i];
+        bool there = false;
+        uint64_t b = 0;
+
+        if (!a->gpa[0])
+            continue;
+        n++;
+        if (ts_parse_size(a->size, &b) == 0)
+            bytes += b;
+        for (unsigned j = 0; j < m->nhp_dst && !there; j++) {
+            const struct ts_hp_slot *d = &m->hp_dst[j];
+
+            there = d->slot == a->slot && !strcmp(d->state, "online") &&
+                    !strcmp(d->gpa, a->gpa) && !strcmp(d->size, a->size);
+        }
+        if (!there) {
+            missing++;
+            fprintf(stderr, "xensim: warning: hot-plugged slot %u (%s bytes "
+                    "at %s) of the source is not online on the destination: "
+                    "that memory did not travel\n", a->slot, a->size,
+                    a->gpa);
+        }
+    }
+    if (!n)
+        printf("  hot-plugged : none\n");
+    else
+        printf("  hot-plugged : %u slot(s), %" PRIu64 " MiB: %s\n", n,
+               bytes >> 20, missing ? "NOT ALL online on the destination"
+                                    : "online on the destination");
+}
+
 static void summary(struct mig *m, const struct xsim_dominfo *info)
 {
     double total = (double)(m->t_end - m->t_start) / 1e9;
@@ -1883,12 +2369,39 @@ static void summary(struct mig *m, const struct xsim_dominfo *info)
     printf("  downtime    : %.1f ms%s\n", down,
            m->t_sums ? " (not counting the digests)" : "");
     printf("  total time  : %.3f s\n", total);
+    if (m->hp_listed)
+        hp_summary(m);
     if (m->sums_taken)
         printf("  memory      : source at suspend %016" PRIx64 " (%" PRIu64
                " pages), destination %016" PRIx64 " (%" PRIu64 " pages): "
                "%s\n", m->src_sum, m->src_pages, m->dst_sum, m->dst_pages,
                m->src_sum == m->dst_sum && m->src_pages == m->dst_pages
                ? "identical" : "DIFFERENT");
+}
+
+/*
+ * Tests: XENSIM_TEST_MIGRATE_HOOK=hotplug-<@point> makes the migration
+ * ask the source's device model for 4 MiB of RAM at that point, as a
+ * toolstack racing the migration would, and print the answer on stdout:
+ * "test hook: hot-plug at <point>: <state>: <error>".
+ */
+static void hotplug_hook(struct mig *m, const char *point)
+{
+    const char *hook = getenv("XENSIM_TEST_MIGRATE_HOOK");
+    struct ts_hp_req r = { .slot = TS_HP_AUTO, .start = TS_HP_AUTO,
+                           .size = 4u << 20, .timeout_ms = 10000 };
+    struct ts_hp_slot ans;
+    char e[TS_ERRLEN];
+
+    if (!m->have_dm || !hook || strncmp(hook, "hotplug-", 8) ||
+        strcmp(hook + 8, point))
+        return;
+    if (ts_hotplug(m->src, m->sdom, &r, &ans, e, sizeof(e)))
+        printf("test hook: hot-plug at %s: no answer: %s\n", point, e);
+    else
+        printf("test hook: hot-plug at %s: slot %u %s: %s\n", point,
+               ans.slot, ans.state, ans.error);
+    fflush(stdout);
 }
 
 int ts_migrate(struct ts_host *src, uint32_t domid,
@@ -2002,6 +2515,20 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
             goto out;
         }
         m->ddom = (uint32_t)rep.ret;
+        /* Its maximum memory is the source's (libxl: the static-max it
+         * retrieved, plus LIBXL_MAXMEM_CONSTANT): it must hold every
+         * frame the source has, hot-plugged RAM included. */
+        {
+            uint64_t args[6] = { info.max_pages * (XSIM_PAGE_SIZE / 1024) };
+
+            rc = call1(&m->dst, XSIM_OP_DOM_SETMAXMEM, m->ddom, args, NULL,
+                       0, &rep, NULL, 0, NULL);
+            if (rc) {
+                seterr(err, errlen, "setting the maximum memory of d%u on "
+                       "%s: %s", m->ddom, m->dst.dir, strerror(-rc));
+                goto out;
+            }
+        }
     }
     /* Both guests' memory, mapped here (libxc maps the source's frames
      * with xenforeignmemory; the receiver writes into the new domain). */
@@ -2070,6 +2597,7 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
         m->rounds = 1;
         progress(m, 0, sent, 0, true);
     }
+    hotplug_hook(m, "live");
     /* Live rounds: CLEAN, copy what was dirtied, until few pages are
      * dirty or the rounds are used up (libxc's simple precopy policy). */
     while (m->rounds < o->max_iters) {
@@ -2114,6 +2642,7 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
         rc = save_devstate(m, save_path, err, errlen);
         if (rc)
             goto out;
+        hotplug_hook(m, "saved");
     }
     {
         uint64_t dirty, sent;
@@ -2148,11 +2677,24 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
             goto out;
         dirtylog_dm = false;
     }
+    hotplug_hook(m, "dirty-log-off");
     shadow(src, domid, XEN_DOMCTL_SHADOW_OP_OFF);
     logdirty = false;
 
-    /* 4. Receiver: the device model with -incoming fd:N, expect paused,
-     * then cont and wait for it to be running. */
+    /* The destination's memory as the stream left it, before any device
+     * model of it runs (one started without -S runs as soon as it has
+     * loaded its state). */
+    if (m->sums) {
+        m->dst_sum = sum_of(m, &m->dst, m->ddom, m->dmem, &m->dp2m,
+                            &m->dst_pages);
+        fprintf(m->sums, "destination %016" PRIx64 " %" PRIu64 "\n",
+                m->dst_sum, m->dst_pages);
+        fflush(m->sums);
+        m->sums_taken = true;
+    }
+
+    /* 4. Receiver: the device model with -incoming fd:N, paused (-S) or
+     * running, then cont and wait for it to be running. */
     if (m->have_dm) {
         copy_emulator_xenstore(src, domid, &m->dst, m->ddom);
         fmt(resume_path, sizeof(resume_path), "%s/qemu-resume.%u",
@@ -2190,14 +2732,6 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
             goto out;
         }
     }
-    if (m->sums) {
-        m->dst_sum = sum_of(m, &m->dst, m->ddom, m->dmem, &m->dp2m,
-                            &m->dst_pages);
-        fprintf(m->sums, "destination %016" PRIx64 " %" PRIu64 "\n",
-                m->dst_sum, m->dst_pages);
-        fflush(m->sums);
-        m->sums_taken = true;
-    }
     if (m->have_dm) {
         const char *hook = getenv("XENSIM_TEST_MIGRATE_HOOK");
 
@@ -2234,6 +2768,13 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
     }
     m->t_resumed = now_ns();
     done = true;
+    /* What a toolstack sees of the hot-plugged RAM on both sides. */
+    if (m->have_dm) {
+        ts_hotplug_list(src, domid, &m->hp_src, &m->nhp_src, e2, sizeof(e2));
+        ts_hotplug_list(&m->dst, m->ddom, &m->hp_dst, &m->nhp_dst, e2,
+                        sizeof(e2));
+        m->hp_listed = true;
+    }
 
     /* 5. The sender destroys its copy: device model, then domain. */
     if (m->have_dm) {
@@ -2303,6 +2844,8 @@ out:
     free(m->sp2m.b);
     free(m->dp2m.b);
     free(m->dirty.b);
+    free(m->hp_src);
+    free(m->hp_dst);
     if (m->have_cfg)
         ts_domcfg_free(&m->cfg);
     ts_host_close(&m->dst);

@@ -74,6 +74,8 @@ struct ts_domcfg {
     char name[64];
     char workload[64];
     uint64_t mem_mib;           /* xl's memory= (= maxmem) */
+    uint64_t maxmem_mib;        /* what RAM hot-plug may grow the domain to
+                                   (create --maxmem); 0: mem_mib */
     uint64_t vram_mib;          /* xl's videoram= */
     unsigned vcpus;
     char dm[PATH_MAX];          /* device model executable; "" for none */
@@ -169,8 +171,9 @@ int ts_dm_launch(const struct ts_host *h, uint32_t domid,
  * libxl's start-up conversation with a launched device model: connect
  * (retrying while it starts), greeting, qmp_capabilities, query-status.
  * Not incoming: "running" is fine, "prelaunch" (-S) gets a "cont".
- * Incoming: "paused" is expected (after "inmigrate", if seen) and left so.
- * Then, unless incoming, waits for xenstore's
+ * Incoming (after "inmigrate", if seen): "paused" (-S) is left so;
+ * "running" (QEMU without -S runs once the state is loaded) is fine.
+ * Then, unless incoming and paused, waits for xenstore's
  * /local/domain/0/device-model/<domid>/state = running.  @q stays
  * connected for the caller.
  */
@@ -238,6 +241,63 @@ struct ts_migrate_opts {
  */
 int ts_migrate(struct ts_host *src, uint32_t domid,
                const struct ts_migrate_opts *o, char *err, size_t errlen);
+
+/* ---- RAM hot-plug (docs/hotplug.md) -------------------------------------- */
+
+/*
+ * libxl_domain_setmaxmem (`xl mem-max`): Xen's maximum becomes @mib MiB
+ * plus LIBXL_MAXMEM_CONSTANT, memory/static-max in xenstore @mib MiB.
+ * What RAM hot-plug needs before it can add memory.
+ */
+int ts_setmaxmem(struct ts_host *h, uint32_t domid, uint64_t mib, char *err,
+                 size_t errlen);
+
+/*
+ * A size or address as `xensim hotplug` takes it: decimal or 0x-hex,
+ * optionally followed by K, M, G or T (binary units).  0 or -EINVAL /
+ * -ERANGE.
+ */
+int ts_parse_size(const char *s, uint64_t *out);
+
+#define TS_HP_AUTO  UINT64_MAX  /* slot or start: let it be chosen */
+
+struct ts_hp_req {
+    bool remove;                /* false: add */
+    uint64_t slot;              /* TS_HP_AUTO (add only): the lowest free */
+    uint64_t size;              /* add: bytes */
+    uint64_t start;             /* add: gpa, or TS_HP_AUTO ("auto") */
+    int timeout_ms;             /* for the answer; <= 0: 30 s */
+};
+
+/* One slot's keys as xenram left them (absent keys are ""). */
+struct ts_hp_slot {
+    unsigned slot;
+    char state[16];             /* online, removed, error */
+    char gpa[32];
+    char size[32];
+    char start[32];
+    char action[16];            /* a request not answered yet */
+    char error[512];
+};
+
+/*
+ * The toolstack's side of the hot-plug protocol for domain @domid of @h:
+ * watch memory/<slot>/action, write size and start (add) and action last
+ * in one transaction, with the permissions the protocol prescribes (owner
+ * dom0, nobody else: "n0"), wait (bounded, through the watch and the
+ * device model's pidfd) until xenram removed action, read its answer into
+ * @ans.  Returns 0 when xenram answered (ans->state says how: online,
+ * removed or error, with ans->error), else -errno with @err (no hot-plug
+ * directory, a request pending on the slot, no free slot, no answer in
+ * time, the device model exited).
+ */
+int ts_hotplug(struct ts_host *h, uint32_t domid, const struct ts_hp_req *r,
+               struct ts_hp_slot *ans, char *err, size_t errlen);
+
+/* Every slot directory below memory/ (sorted by slot); *@out malloc'd. */
+int ts_hotplug_list(struct ts_host *h, uint32_t domid,
+                    struct ts_hp_slot **out, unsigned *n, char *err,
+                    size_t errlen);
 
 /* ---- guest memory -------------------------------------------------------- */
 

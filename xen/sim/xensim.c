@@ -517,6 +517,7 @@ static int cmd_create(int argc, char **argv)
         { "dm", required_argument, NULL, 'D' },
         { "dm-arg", required_argument, NULL, 'A' },
         { "dm-timeout", required_argument, NULL, 'T' },
+        { "maxmem", required_argument, NULL, 'M' },
         { NULL, 0, NULL, 0 },
     };
     struct xsim_create cr = { .vcpus = 1 };
@@ -524,6 +525,7 @@ static int cmd_create(int argc, char **argv)
     struct xsim_rep rep;
     bool have_mem = false, paused = false;
     const char *dm = NULL;
+    uint64_t maxmem_mib = 0;
     int c, dm_timeout = 0;
 
     snprintf(cr.workload, sizeof(cr.workload), "idle");
@@ -569,6 +571,9 @@ static int cmd_create(int argc, char **argv)
         case 'T':
             dm_timeout = (int)parse_ul(optarg, "--dm-timeout") * 1000;
             break;
+        case 'M':
+            maxmem_mib = parse_ul(optarg, "--maxmem");
+            break;
         default:
             die_usage("bad option for create");
         }
@@ -581,6 +586,9 @@ static int cmd_create(int argc, char **argv)
         die_usage("--vram is part of --mem and cannot exceed it");
     if (cfg.ndm_args && !dm)
         die_usage("--dm-arg needs --dm");
+    if (maxmem_mib && maxmem_mib * 1024 < cr.mem_kb)
+        die_usage("--maxmem (what RAM hot-plug may grow the guest to) "
+                  "cannot be below --mem");
     if (dm) {
         if (cr.flags & XSIM_CREATE_EMPTY)
             die_usage("--dm and --empty do not go together: the device "
@@ -606,6 +614,24 @@ static int cmd_create(int argc, char **argv)
         char dir[200], err[TS_ERRLEN];
         int rc;
 
+        if (state_dir(dir, sizeof(dir)))
+            die_usage("state directory path too long");
+        rc = ts_host_open(&h, dir, err, sizeof(err));
+        /* Room for RAM hot-plug: Xen's maximum (what libxl's setmaxmem
+         * does with maxmem=). */
+        if (rc == 0 && maxmem_mib * 1024 > cr.mem_kb) {
+            rc = ts_setmaxmem(&h, domid, maxmem_mib, err, sizeof(err));
+            if (rc) {
+                fprintf(stderr, PROG ": d%u: %s\n", domid, err);
+                ts_host_close(&h);
+                call(XSIM_OP_DOM_DESTROY, domid, NULL, NULL, 0, &rep, NULL,
+                     0, NULL);
+                ts_domcfg_free(&cfg);
+                return 1;
+            }
+            cfg.maxmem_mib = maxmem_mib;
+        }
+
         /* What libxl keeps of the domain's configuration. */
         if (get_info(domid, 1, &info) == 1)
             snprintf(cfg.name, sizeof(cfg.name), "%s", info.name);
@@ -613,9 +639,6 @@ static int cmd_create(int argc, char **argv)
         cfg.mem_mib = cr.mem_kb / 1024;
         cfg.vram_mib = cr.vram_kb / 1024;
         cfg.vcpus = cr.vcpus;
-        if (state_dir(dir, sizeof(dir)))
-            die_usage("state directory path too long");
-        rc = ts_host_open(&h, dir, err, sizeof(err));
         if (rc == 0) {
             rc = dm ? ts_create_dm(&h, domid, &cfg, dm_timeout, err,
                                    sizeof(err))
@@ -1161,6 +1184,187 @@ static int cmd_guest_write(int argc, char **argv)
     return 0;
 }
 
+/* A size as the hot-plug protocol counts: "64 MiB", else bytes. */
+static void size_text(uint64_t bytes, char *buf, size_t len)
+{
+    if (bytes && bytes % (1ull << 30) == 0)
+        snprintf(buf, len, "%" PRIu64 " GiB", bytes >> 30);
+    else if (bytes && bytes % (1ull << 20) == 0)
+        snprintf(buf, len, "%" PRIu64 " MiB", bytes >> 20);
+    else
+        snprintf(buf, len, "%" PRIu64 " bytes", bytes);
+}
+
+static uint64_t parse_size_arg(const char *s, const char *what)
+{
+    uint64_t v;
+
+    if (ts_parse_size(s, &v))
+        die_usage("bad %s '%s' (a number of bytes, decimal or 0x-hex, "
+                  "optionally with K, M, G or T)", what, s);
+    return v;
+}
+
+static int hotplug_list(struct ts_host *h, uint32_t domid)
+{
+    struct ts_hp_slot *v;
+    char err[TS_ERRLEN];
+    unsigned n;
+
+    if (ts_hotplug_list(h, domid, &v, &n, err, sizeof(err))) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 1;
+    }
+    printf("%-5s %-8s %-14s %-10s %s\n", "Slot", "State", "GPA", "Size",
+           "Request/error");
+    for (unsigned i = 0; i < n; i++) {
+        char sz[32] = "-";
+        uint64_t b;
+
+        if (v[i].gpa[0] && ts_parse_size(v[i].size, &b) == 0)
+            size_text(b, sz, sizeof(sz));
+        printf("%-5u %-8s %-14s %-10s %s%s%s\n", v[i].slot,
+               v[i].state[0] ? v[i].state : "-",
+               v[i].gpa[0] ? v[i].gpa : "-", sz,
+               v[i].action[0] ? "pending: " : "", v[i].action,
+               v[i].action[0] ? "" : v[i].error);
+    }
+    free(v);
+    return 0;
+}
+
+/*
+ * `xensim hotplug DOMAIN add SIZE [--at GPA] [--slot N]`,
+ * `xensim hotplug DOMAIN remove SLOT`, `xensim hotplug DOMAIN list`:
+ * the toolstack's side of docs/hotplug.md.
+ */
+static int cmd_hotplug(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "at", required_argument, NULL, 'a' },
+        { "slot", required_argument, NULL, 's' },
+        { "timeout", required_argument, NULL, 'T' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct ts_hp_req r = { .slot = TS_HP_AUTO, .start = TS_HP_AUTO };
+    struct ts_hp_slot ans;
+    char dir[200], err[TS_ERRLEN], what[32];
+    const char *verb;
+    struct ts_host h;
+    uint32_t domid;
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, "a:s:T:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a':
+            r.start = parse_size_arg(optarg, "--at");
+            if (r.start == TS_HP_AUTO)
+                die_usage("bad --at '%s'", optarg);
+            break;
+        case 's':
+            r.slot = parse_ul(optarg, "--slot");
+            if (r.slot >= 100000)
+                die_usage("bad --slot '%s'", optarg);
+            break;
+        case 'T':
+            r.timeout_ms = (int)parse_ul(optarg, "--timeout") * 1000;
+            break;
+        default:
+            die_usage("bad option for hotplug");
+        }
+    }
+    if (argc - optind < 2)
+        die_usage("hotplug takes DOMAIN add SIZE, DOMAIN remove SLOT or "
+                  "DOMAIN list");
+    domid = resolve_dom(argv[optind]);
+    verb = argv[optind + 1];
+    if (!strcmp(verb, "add")) {
+        if (argc - optind != 3)
+            die_usage("hotplug DOMAIN add takes one SIZE");
+        r.size = parse_size_arg(argv[optind + 2], "SIZE");
+    } else if (!strcmp(verb, "remove")) {
+        if (argc - optind != 3)
+            die_usage("hotplug DOMAIN remove takes one SLOT");
+        if (r.slot != TS_HP_AUTO || r.start != TS_HP_AUTO)
+            die_usage("--slot and --at are for add");
+        r.remove = true;
+        r.slot = parse_ul(argv[optind + 2], "SLOT");
+        if (r.slot >= 100000)
+            die_usage("bad SLOT '%s'", argv[optind + 2]);
+    } else if (!strcmp(verb, "list")) {
+        if (argc - optind != 2)
+            die_usage("hotplug DOMAIN list takes no more arguments");
+    } else {
+        die_usage("hotplug: unknown request '%s' (add, remove or list)",
+                  verb);
+    }
+    if (state_dir(dir, sizeof(dir)))
+        die_usage("state directory path too long");
+    rc = ts_host_open(&h, dir, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 1;
+    }
+    if (!strcmp(verb, "list")) {
+        rc = hotplug_list(&h, domid);
+        ts_host_close(&h);
+        return rc;
+    }
+    rc = ts_hotplug(&h, domid, &r, &ans, err, sizeof(err));
+    ts_host_close(&h);
+    if (rc) {
+        fprintf(stderr, PROG ": d%u: hot-plug %s: %s\n", domid, verb, err);
+        return 1;
+    }
+    if (!r.remove && !strcmp(ans.state, "online")) {
+        size_text(r.size, what, sizeof(what));
+        printf("d%u: slot %u online: %s at %s\n", domid, ans.slot, what,
+               ans.gpa);
+        return 0;
+    }
+    if (r.remove && !strcmp(ans.state, "removed")) {
+        printf("d%u: slot %u removed\n", domid, ans.slot);
+        return 0;
+    }
+    /* Refused (or failed): xenram's sentence, as it wrote it. */
+    fprintf(stderr, PROG ": d%u: slot %u: %s refused (state %s): %s\n",
+            domid, ans.slot, verb, ans.state,
+            ans.error[0] ? ans.error : "(no error given)");
+    if (ans.gpa[0])
+        fprintf(stderr, PROG ": d%u: slot %u holds memory at %s\n", domid,
+                ans.slot, ans.gpa);
+    return 1;
+}
+
+/* `xl mem-max`: the domain's maximum memory. */
+static int cmd_mem_max(int argc, char **argv)
+{
+    char dir[200], err[TS_ERRLEN];
+    struct ts_host h;
+    uint32_t domid;
+    uint64_t mib;
+    int rc;
+
+    if (argc != 3)
+        die_usage("mem-max takes DOMAIN MiB");
+    domid = resolve_dom(argv[1]);
+    mib = parse_ul(argv[2], "MiB");
+    if (!mib || mib > (1ull << 30))
+        die_usage("bad maximum '%s' (MiB)", argv[2]);
+    if (state_dir(dir, sizeof(dir)))
+        die_usage("state directory path too long");
+    rc = ts_host_open(&h, dir, err, sizeof(err));
+    if (rc == 0) {
+        rc = ts_setmaxmem(&h, domid, mib, err, sizeof(err));
+        ts_host_close(&h);
+    }
+    if (rc) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 struct cmd {
@@ -1180,9 +1384,10 @@ static const struct cmd cmds[] = {
     { "info", cmd_info, "", "show the host: pid, tracking mode, xenstore" },
     { "create", cmd_create,
       "--mem MiB [--vram MiB] [--workload W] [--name N] [--vcpus N] "
-      "[--paused] [--empty] [--dm PATH [--dm-arg ARG]... [--dm-timeout S]]",
+      "[--maxmem MiB] [--paused] [--empty] [--dm PATH [--dm-arg ARG]... "
+      "[--dm-timeout S]]",
       "build an HVM guest, print its domid; --dm starts its device model "
-      "as libxl does" },
+      "as libxl does; --maxmem leaves room for RAM hot-plug" },
     { "list", cmd_list, "", "list the domains" },
     { "destroy", cmd_destroy, "DOMAIN",
       "destroy a domain (its device model first)" },
@@ -1191,6 +1396,13 @@ static const struct cmd cmds[] = {
       "[--checksum-at-suspend FILE] [--pause-dest] [--dest-dm-arg ARG]... "
       "[--dm-timeout S]",
       "live-migrate a domain to the host in DIR, as xl migrate does" },
+    { "hotplug", cmd_hotplug,
+      "DOMAIN add SIZE [--at GPA] [--slot N] | DOMAIN remove SLOT | "
+      "DOMAIN list [--timeout S]",
+      "hot-plug or unplug RAM through the device model's xenstore "
+      "protocol (docs/hotplug.md); SIZE and GPA take K, M, G" },
+    { "mem-max", cmd_mem_max, "DOMAIN MiB",
+      "set a domain's maximum memory (xl mem-max)" },
     { "pause", cmd_pause, "DOMAIN", "pause a domain (counted, like xl)" },
     { "unpause", cmd_unpause, "DOMAIN", "undo one pause" },
     { "workload", cmd_workload, "DOMAIN W", "change what the vCPUs do" },

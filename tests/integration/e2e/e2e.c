@@ -280,12 +280,35 @@ int e2e_teardown(void)
     return bad;
 }
 
-int e2e_xensim(const struct e2e_host *h, char *out, size_t outlen, ...)
+/* Append what @fd has to @buf (up to @len - 1, NUL-terminated) and to our
+ * own @echo descriptor; false at the end of it. */
+static bool drain(int fd, char *buf, size_t len, size_t *got, int echo)
+{
+    char tmp[4096];
+    ssize_t n = read(fd, tmp, sizeof(tmp));
+
+    if (n < 0 && errno == EINTR)
+        return true;
+    if (n <= 0)
+        return false;
+    if (buf && *got + 1 < len) {
+        size_t k = (size_t)n < len - 1 - *got ? (size_t)n : len - 1 - *got;
+
+        memcpy(buf + *got, tmp, k);
+        *got += k;
+    }
+    /* Show it as well: the test's log tells what happened. */
+    (void)!write(echo, tmp, (size_t)n);
+    return true;
+}
+
+static int run_xensim(const struct e2e_host *h, char *out, size_t outlen,
+                      char *errout, size_t errlen, va_list ap)
 {
     char *argv[64];
-    int a = 0, pfd[2], st;
-    size_t got = 0;
-    va_list ap;
+    int a = 0, pout[2], perr[2], st;
+    size_t got = 0, egot = 0;
+    bool open_out = true, open_err = true;
     pid_t pid;
 
     argv[a++] = xensim_path;
@@ -293,46 +316,81 @@ int e2e_xensim(const struct e2e_host *h, char *out, size_t outlen, ...)
         argv[a++] = "--dir";
         argv[a++] = (char *)h->dir;
     }
-    va_start(ap, outlen);
     while (a < 63 && (argv[a] = va_arg(ap, char *)))
         a++;
-    va_end(ap);
     argv[a] = NULL;
-    if (pipe2(pfd, O_CLOEXEC) < 0)
+    if (pipe2(pout, O_CLOEXEC) < 0)
         return -1;
+    if (pipe2(perr, O_CLOEXEC) < 0) {
+        close(pout[0]);
+        close(pout[1]);
+        return -1;
+    }
     pid = fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
-        dup2(pfd[1], 1);
+        dup2(pout[1], 1);
+        if (errout)
+            dup2(perr[1], 2);
         execv(xensim_path, argv);
         _exit(127);
     }
-    close(pfd[1]);
-    for (;;) {
-        char buf[4096];
-        ssize_t n = read(pfd[0], buf, sizeof(buf));
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        if (out && got + 1 < outlen) {
-            size_t k = (size_t)n < outlen - 1 - got ? (size_t)n
-                                                    : outlen - 1 - got;
-
-            memcpy(out + got, buf, k);
-            got += k;
-        }
-        /* Show it as well: the test's log tells what happened. */
-        (void)!write(2, buf, (size_t)n);
+    close(pout[1]);
+    close(perr[1]);
+    if (!errout) {
+        close(perr[0]);
+        open_err = false;
     }
-    close(pfd[0]);
+    while (open_out || open_err) {
+        struct pollfd p[2] = { { .fd = open_out ? pout[0] : -1,
+                                 .events = POLLIN },
+                               { .fd = open_err ? perr[0] : -1,
+                                 .events = POLLIN } };
+
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[0].revents && !drain(pout[0], out, outlen, &got, 2))
+            open_out = false;
+        if (p[1].revents && !drain(perr[0], errout, errlen, &egot, 2))
+            open_err = false;
+    }
+    close(pout[0]);
+    if (errout)
+        close(perr[0]);
     if (out && outlen)
         out[got] = 0;
+    if (errout && errlen)
+        errout[egot] = 0;
     if (waitpid(pid, &st, 0) != pid)
         return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int e2e_xensim(const struct e2e_host *h, char *out, size_t outlen, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, outlen);
+    rc = run_xensim(h, out, outlen, NULL, 0, ap);
+    va_end(ap);
+    return rc;
+}
+
+int e2e_xensim_err(const struct e2e_host *h, char *out, size_t outlen,
+                   char *err, size_t errlen, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, errlen);
+    rc = run_xensim(h, out, outlen, err, errlen, ap);
+    va_end(ap);
+    return rc;
 }
 
 uint32_t e2e_domid(const struct e2e_host *h, const char *name)

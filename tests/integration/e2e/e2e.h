@@ -57,6 +57,10 @@ int e2e_teardown(void);
 int e2e_xensim(const struct e2e_host *h, char *out, size_t outlen, ...)
     __attribute__((sentinel));
 
+/* The same, with stderr captured into @err as well (and still shown). */
+int e2e_xensim_err(const struct e2e_host *h, char *out, size_t outlen,
+                   char *err, size_t errlen, ...) __attribute__((sentinel));
+
 /* Resolve a domain name on a host: its domid, or 0 if there is none. */
 uint32_t e2e_domid(const struct e2e_host *h, const char *name);
 

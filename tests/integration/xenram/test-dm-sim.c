@@ -401,27 +401,60 @@ static void test_saved_state_describes_the_ram_layout(void **state)
     sim_destroy(&host, domid);
 }
 
-static void test_incoming_state_is_loaded_then_paused_until_cont(
-    void **state)
+/* Save the state of a fresh device model of a new domain into @fd. */
+static void save_fresh_state(int fd, int *src)
 {
-    int src = create_domain(), dst = create_domain();
-    int fd = temp_fd();
-    Dm a, b;
+    Dm a;
 
-    (void)state;
-    dm_start(&a, src, -1, NULL);
+    *src = create_domain();
+    dm_start(&a, *src, -1, NULL);
     assert_true(dm_greeted(&a));
     dm_ok(&a, "{\"execute\":\"qmp_capabilities\"}");
     dm_save(&a, fd);
     dm_quit(&a);
-
     lseek(fd, 0, SEEK_SET);
-    dm_start(&b, dst, fd, NULL);
+}
+
+/* dm_restrict's restore: -S, libxl checks "paused" and sends cont. */
+static void test_incoming_with_S_is_paused_until_cont(void **state)
+{
+    int fd = temp_fd(), src, dst = create_domain();
+    Dm b;
+
+    (void)state;
+    save_fresh_state(fd, &src);
+    dm_start(&b, dst, fd, "-S", NULL);
     assert_true(dm_greeted(&b));
     dm_ok(&b, "{\"execute\":\"qmp_capabilities\"}");
     assert_string_equal(dm_status(&b), "paused");
+    assert_null(xs_state(dst));
     dm_ok(&b, "{\"execute\":\"cont\"}");
     assert_string_equal(dm_status(&b), "running");
+    dm_quit(&b);
+    sim_destroy(&host, src);
+    sim_destroy(&host, dst);
+}
+
+/*
+ * The default restore: like QEMU without -S, xenram runs once the state is
+ * loaded and announces state = running, which libxl waits for.
+ */
+static void test_incoming_without_S_runs_once_loaded(void **state)
+{
+    int fd = temp_fd(), src, dst = create_domain();
+    char *v;
+    Dm b;
+
+    (void)state;
+    save_fresh_state(fd, &src);
+    dm_start(&b, dst, fd, NULL);
+    assert_true(dm_greeted(&b));
+    dm_ok(&b, "{\"execute\":\"qmp_capabilities\"}");
+    assert_string_equal(dm_status(&b), "running");
+    v = xs_state(dst);
+    assert_non_null(v);
+    assert_string_equal(v, "running");
+    free(v);
     dm_quit(&b);
     sim_destroy(&host, src);
     sim_destroy(&host, dst);
@@ -537,7 +570,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(
             test_with_S_waits_in_prelaunch_and_announces_only_after_cont),
         cmocka_unit_test(test_saved_state_describes_the_ram_layout),
-        cmocka_unit_test(test_incoming_state_is_loaded_then_paused_until_cont),
+        cmocka_unit_test(test_incoming_with_S_is_paused_until_cont),
+        cmocka_unit_test(test_incoming_without_S_runs_once_loaded),
         cmocka_unit_test(test_corrupted_incoming_state_is_refused_with_exit_1),
         cmocka_unit_test(test_incoming_state_of_another_size_is_refused),
         cmocka_unit_test(
