@@ -854,9 +854,12 @@ long dom_populate(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
     dom_quiesce(d);
     pthread_mutex_lock(&d->lock);
     for (i = 0; i < nr; i++) {
-        /* The list holds the first gfn of each extent, aligned to it. */
-        int rc = gfns[i] & ((1ull << order) - 1)
-                 ? -EINVAL : populate_run(d, gfns[i], 1ull << order);
+        /*
+         * The list holds the first gfn of each extent.  Xen does not ask
+         * for it to be aligned to the order: a misaligned extent is
+         * populated from there (checked on Xen 4.17).
+         */
+        int rc = populate_run(d, gfns[i], 1ull << order);
 
         if (rc) {
             xsim_log("d%u: populate gfn %#llx order %u failed: %s",
@@ -1015,8 +1018,17 @@ static int logdirty_op(struct xsim_dom *d, bool clean, uint64_t pages,
     if (bitmap && n)
         bm_copy_out(d->ld, n, bitmap);
     if (clean) {
-        if (d->logdirty)
+        if (d->logdirty) {
             bm_clear_range(d->ld, 0, n);
+            /*
+             * HAP keeps one log-dirty p2m type for both trackers: a global
+             * CLEAN re-protects the VRAM range too, so the next
+             * track_dirty_vram sees only writes made after it (checked on
+             * Xen 4.17).
+             */
+            if (d->vram_nr)
+                bm_clear_range(d->vram, 0, d->vram_nr);
+        }
         d->dirty_count = d->fault_count = 0;
     }
     pthread_mutex_unlock(&d->lock);

@@ -262,6 +262,19 @@ int xendevicemodel_track_dirty_vram(xendevicemodel_handle *dmod,
 {
     uint64_t args[6] = { first_pfn, nr };
 
+    /*
+     * nr 0 makes a bitmap buffer of 0 bytes, which Linux privcmd refuses
+     * with EFAULT after its restriction check but before Xen sees the call
+     * (lock_pages() pins no page) unless the pointer is inside a page:
+     * checked on Xen 4.17.
+     */
+    if (xsim_handle_check(&dmod->h, domid) < 0)
+        return -1;
+    if (nr == 0 && ((uintptr_t)dirty_bitmap & (XSIM_PAGE_SIZE - 1)) == 0) {
+        errno = EFAULT;
+        return -1;
+    }
+
     return dmop(dmod, XSIM_OP_DM_TRACK_VRAM, domid, args, NULL, 0,
                 dirty_bitmap, (nr + 7) / 8, NULL) < 0 ? -1 : 0;
 }

@@ -8,9 +8,10 @@
  *
  * Per-frame errors are privcmd's (IOCTL_PRIVCMD_MMAPBATCH_V2 on a PV dom0,
  * where Xen's mod_l1_entry() reports them): -EINVAL for a frame that is not
- * populated or beyond the physical address space, -ESRCH for every frame of
- * an unknown domain.  A frame that failed is mapped to nothing: touching it
- * raises SIGBUS, as privcmd's fault handler does.
+ * populated or beyond the physical address space.  A frame that failed is
+ * mapped to nothing: touching it raises SIGBUS, as privcmd's fault handler
+ * does.  A domain that does not exist (any more) fails the whole call with
+ * EPERM, as on Xen 4.17 with a PV dom0 (tests/realxen).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -208,8 +209,13 @@ void *xenforeignmemory_map2(xenforeignmemory_handle *fmem, uint32_t dom,
     for (i = 0; i < pages; i++)
         perr[i] = errs[i];
     if (perr[0] == -ESRCH) {
+        /* The host answers -ESRCH per frame for an unknown domain. */
         cache_drop(fmem, dom);
-        memfd = -1;
+        if (err != perr)
+            free(perr);
+        free(errs);
+        errno = EPERM;
+        return NULL;
     }
 
     /* Reserve the whole range, then map each run of good frames over it. */

@@ -212,7 +212,7 @@ static void test_populate_and_decrease_reservation(void **state)
     assert_int_equal(xc_domain_decrease_reservation_exact(xch, d, 1, 0, &one),
                      -1);
     assert_int_equal(errno, EINVAL);
-    /* An order-9 extent (2 MiB) needs room and an aligned gfn. */
+    /* An order-9 extent (2 MiB) needs room; its gfn need not be aligned. */
     assert_int_equal(xc_domain_setmaxmem(xch, d, 64 * 1024), 0);
     one = 0x200000;
     assert_int_equal(xc_domain_populate_physmap_exact(xch, d, 1, 9, 0, &one),
@@ -220,7 +220,17 @@ static void test_populate_and_decrease_reservation(void **state)
     assert_int_equal(xc_get_tot_pages(xch, d), SMALL_PAGES + 512);
     assert_int_equal(xc_domain_maximum_gpfn(xch, d, &max), 0);
     assert_int_equal(max, 0x200000 + 511);
+    /* Misaligned: populated from there, as Xen 4.17 does (tests/realxen). */
     one = 0x300001;
+    assert_int_equal(xc_domain_populate_physmap_exact(xch, d, 1, 9, 0, &one),
+                     0);
+    assert_int_equal(xc_get_tot_pages(xch, d), SMALL_PAGES + 1024);
+    assert_int_equal(xc_domain_maximum_gpfn(xch, d, &max), 0);
+    assert_int_equal(max, 0x300001 + 511);
+    /* No room left for another one. */
+    assert_int_equal(xc_domain_setmaxmem(xch, d, (SMALL_PAGES + 1024) * 4),
+                     0);
+    one = 0x400000;
     errno = 0;
     assert_int_equal(xc_domain_populate_physmap_exact(xch, d, 1, 9, 0, &one),
                      -1);
