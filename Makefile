@@ -102,6 +102,7 @@ include memory/module.mk
 -include migration/module.mk
 -include hotplug/module.mk
 -include xen/dm/module.mk
+-include tests/realxen/module.mk
 include programs/module.mk
 include tests/module.mk
 include docs/module.mk
