@@ -469,39 +469,10 @@ static int hp_probe(Hotplug *hp, uint64_t gpa, uint64_t size, char *err,
     return 0;
 }
 
-/*
- * The lock counts DMA users hold on mapcache buckets overlapping [gpa,
- * gpa + size).  The mapcache has no range query (yet: see docs/hotplug.md,
- * "DMA and removal"), so this reads its published index the way its
- * inline fast path does: lock-free, counts read atomically.  Buckets
- * orphaned by an earlier invalidation while locked are not in the index
- * and are not seen.
- */
+/* DMA mappings held on [gpa, gpa + size), orphaned buckets included. */
 static uint64_t hp_dma_locks(Hotplug *hp, uint64_t gpa, uint64_t size)
 {
-    const MapCacheFast *f = (const MapCacheFast *)hp->cfg.mc;
-    uint64_t first, last, locks = 0;
-
-    if (!f || !size) {
-        return 0;
-    }
-    first = gpa >> f->bucket_shift;
-    last = (gpa + size - 1) >> f->bucket_shift;
-    rcu_read_lock();
-    for (uint64_t b = first; b <= last; b++) {
-        const MapCacheEntry *e = mapcache_radix_get_(&f->index, b);
-        uint32_t c;
-
-        if (!e) {
-            continue;
-        }
-        c = __atomic_load_n(&e->lockcnt, __ATOMIC_ACQUIRE);
-        if (c && !(c & MAPCACHE_LOCK_DEAD)) {
-            locks += c;
-        }
-    }
-    rcu_read_unlock();
-    return locks;
+    return hp->cfg.mc ? mapcache_range_locks(hp->cfg.mc, gpa, size) : 0;
 }
 
 /* ---- add ------------------------------------------------------------------ */

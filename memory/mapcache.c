@@ -976,6 +976,31 @@ uint64_t mapcache_bucket_size(const MapCache *mc)
     return mc->fast.bucket_size;
 }
 
+uint64_t mapcache_range_locks(MapCache *mc, uint64_t gpa, uint64_t len)
+{
+    unsigned int shift = mc->fast.bucket_shift;
+    uint64_t first, last, locks = 0;
+    MapCacheEntry *e;
+
+    if (len == 0) {
+        return 0;
+    }
+    first = gpa >> shift;
+    last = (gpa + len - 1) >> shift;
+    pthread_mutex_lock(&mc->lock);
+    /* The list holds orphaned entries too, which the index no longer has. */
+    cds_list_for_each_entry(e, &mc->entries, link) {
+        uint32_t c = __atomic_load_n(&e->lockcnt, __ATOMIC_ACQUIRE);
+
+        if (e->bucket >= first && e->bucket <= last &&
+            !(c & MAPCACHE_LOCK_DEAD)) {
+            locks += c;
+        }
+    }
+    pthread_mutex_unlock(&mc->lock);
+    return locks;
+}
+
 void mapcache_get_stats(MapCache *mc, MapCacheStats *st)
 {
     MapCacheThreadStats *ts;

@@ -193,6 +193,15 @@ void mapcache_set_incoming(MapCache *mc, bool incoming);
 int mapcache_replace_dummies(MapCache *mc);
 
 /* A snapshot of the counters, for the QMP command.  Any thread. */
+/*
+ * Lock counts (DMA mappings from mapcache_map()) held on the buckets that
+ * overlap guest-physical [gpa, gpa + len), buckets orphaned by an
+ * invalidation while locked included: non-zero means the range is still
+ * in use by a device.  Takes the mapcache's mutex; any RCU-registered
+ * thread, outside a read-side critical section.
+ */
+uint64_t mapcache_range_locks(MapCache *mc, uint64_t gpa, uint64_t len);
+
 void mapcache_get_stats(MapCache *mc, MapCacheStats *st);
 
 /* ---- internals of the inline fast path; use the functions above ---------- */

@@ -436,6 +436,30 @@ static void test_invalidate_keeps_a_locked_bucket_until_unlock(void **state)
     assert_int_equal(stats(f).buckets, 1);
 }
 
+static void test_range_locks_count_locked_and_orphaned_buckets(void **state)
+{
+    Fixture *f = *state;
+    uint64_t len = 8, len2 = 8;
+    uint8_t *p, *q;
+
+    assert_int_equal(mapcache_range_locks(f->mc, 0, 4 * BUCKET), 0);
+    p = mapcache_map(f->mc, BUCKET + 0x3000, &len, NULL);
+    q = mapcache_map(f->mc, BUCKET + 0x5000, &len2, NULL);
+    assert_non_null(p);
+    assert_non_null(q);
+    assert_int_equal(mapcache_range_locks(f->mc, BUCKET, BUCKET), 2);
+    assert_int_equal(mapcache_range_locks(f->mc, 0, BUCKET), 0);
+    assert_int_equal(mapcache_range_locks(f->mc, BUCKET - 1, 2), 2);
+    assert_int_equal(mapcache_range_locks(f->mc, 2 * BUCKET, BUCKET), 0);
+    /* Orphaned by an invalidation, still held: still counted. */
+    mapcache_invalidate(f->mc);
+    assert_int_equal(mapcache_range_locks(f->mc, BUCKET, BUCKET), 2);
+    assert_int_equal(mapcache_unlock(f->mc, p), 0);
+    assert_int_equal(mapcache_range_locks(f->mc, BUCKET, BUCKET), 1);
+    assert_int_equal(mapcache_unlock(f->mc, q), 0);
+    assert_int_equal(mapcache_range_locks(f->mc, BUCKET, BUCKET), 0);
+}
+
 static void test_invalidate_range_drops_only_overlapping_buckets(void **state)
 {
     Fixture *f = *state;
@@ -761,6 +785,7 @@ int main(void)
         T(test_invalidate_drops_every_unlocked_bucket),
         T(test_invalidate_inside_a_reader_keeps_its_pointer_valid),
         T(test_invalidate_keeps_a_locked_bucket_until_unlock),
+        T(test_range_locks_count_locked_and_orphaned_buckets),
         T(test_invalidate_range_drops_only_overlapping_buckets),
         T(test_incoming_miss_on_missing_frames_gets_a_dummy),
         T(test_without_incoming_missing_frames_get_no_dummy),
