@@ -13,13 +13,19 @@ XEN_CACHE ?= $(if $(HOME),$(HOME),/root)/.cache/xenram-realxen
 # Seconds for the whole tier, downloads included.
 XEN_TIER_TIMEOUT ?= 900
 
-REALXEN_PROGS := $(BUILD)/realxen/xr-realxen $(BUILD)/realxen/xr-workload
+REALXEN_PROGS := $(BUILD)/realxen/xr-realxen $(BUILD)/realxen/xr-workload \
+    $(BUILD)/realxen/xr-memdig
 
 # The dom0 test program: libxenram + Debian's real Xen libraries.
 $(BUILD)/realxen/xr-realxen: $(BUILD)/obj/tests/realxen/xr-realxen.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(XEN_LIBS) $(JSON_LIBS) \
 	    $(URCU_LIBS) -lm
+
+# dom0's memory digests and QMP stop/cont for the migration checks.
+$(BUILD)/realxen/xr-memdig: tests/realxen/xr-memdig.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -o $@ $< $(XEN_LIBS)
 
 # The guest's workload: static, the guest has nothing but busybox.
 $(BUILD)/realxen/xr-workload: tests/realxen/guest-workload.c xen/sim/stamp.h
