@@ -106,9 +106,3 @@ unsigned long *bitmap_new(uint64_t nbits)
 {
     return calloc(BITS_TO_LONGS(nbits), sizeof(unsigned long));
 }
-
-void rcu_free_head(struct rcu_head *head)
-{
-    rcu_reclaim_begin();
-    free(head);
-}

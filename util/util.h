@@ -168,10 +168,4 @@ static inline void xr_rcu_tsan_synchronize(void)
 #define rcu_reclaim_begin() do { } while (0)
 #endif
 
-/*
- * Free the object holding @head (a struct rcu_head at offset 0 of a block
- * allocated with malloc) after a grace period.
- */
-void rcu_free_head(struct rcu_head *head);
-
 #endif /* XENRAM_UTIL_H */

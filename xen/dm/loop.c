@@ -1,17 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * loop.c - an epoll main loop with cross-thread deferred calls.
+ * loop.c - an epoll main loop.
  *
  * Watches live in a small table indexed by fd.  A watch removed from inside
  * a callback is only marked dead and freed after the dispatch round, so a
  * callback may remove any watch, its own included.
  */
 #include <errno.h>
-#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "xen/dm/loop.h"
@@ -23,49 +22,30 @@ typedef struct Watch {
     void *opaque;
 } Watch;
 
-typedef struct Deferred {
-    MainLoopFunc fn;
-    void *opaque;
-    struct Deferred *next;
-} Deferred;
-
 struct MainLoop {
     int epfd;
-    int wakefd;                 /* eventfd: deferred work or quit */
     Watch **watches;            /* indexed by fd */
     int nwatches;
     bool dispatching;
     bool have_dead;
     bool quit;
     int status;
-
-    pthread_mutex_t lock;       /* protects the deferred list */
-    Deferred *deferred, **deferred_tail;
 };
 
 int main_loop_new(MainLoop **out)
 {
     MainLoop *loop = calloc(1, sizeof(*loop));
-    struct epoll_event ev = { .events = EPOLLIN };
 
     if (!loop) {
         return -ENOMEM;
     }
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
-    loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (loop->epfd < 0 || loop->wakefd < 0) {
+    if (loop->epfd < 0) {
         int ret = -errno;
 
-        if (loop->epfd >= 0) {
-            close(loop->epfd);
-        }
         free(loop);
         return ret;
     }
-    ev.data.fd = loop->wakefd;
-    epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev);
-    pthread_mutex_init(&loop->lock, NULL);
-    loop->deferred_tail = &loop->deferred;
     *out = loop;
     return 0;
 }
@@ -79,15 +59,7 @@ void main_loop_free(MainLoop *loop)
         free(loop->watches[i]);
     }
     free(loop->watches);
-    while (loop->deferred) {
-        Deferred *d = loop->deferred;
-
-        loop->deferred = d->next;
-        free(d);
-    }
     close(loop->epfd);
-    close(loop->wakefd);
-    pthread_mutex_destroy(&loop->lock);
     free(loop);
 }
 
@@ -169,47 +141,6 @@ void main_loop_quit(MainLoop *loop, int status)
     loop->status = status;
 }
 
-int main_loop_defer(MainLoop *loop, MainLoopFunc fn, void *opaque)
-{
-    Deferred *d = malloc(sizeof(*d));
-    uint64_t one = 1;
-
-    if (!d) {
-        return -ENOMEM;
-    }
-    *d = (Deferred) { .fn = fn, .opaque = opaque };
-    pthread_mutex_lock(&loop->lock);
-    *loop->deferred_tail = d;
-    loop->deferred_tail = &d->next;
-    pthread_mutex_unlock(&loop->lock);
-    if (write(loop->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
-        return -errno;
-    }
-    return 0;
-}
-
-static void run_deferred(MainLoop *loop)
-{
-    Deferred *list;
-    uint64_t n;
-
-    if (read(loop->wakefd, &n, sizeof(n)) < 0) {
-        /* EAGAIN: nothing signalled; still check the list below. */
-    }
-    pthread_mutex_lock(&loop->lock);
-    list = loop->deferred;
-    loop->deferred = NULL;
-    loop->deferred_tail = &loop->deferred;
-    pthread_mutex_unlock(&loop->lock);
-    while (list) {
-        Deferred *d = list;
-
-        list = d->next;
-        d->fn(loop, d->opaque);
-        free(d);
-    }
-}
-
 int main_loop_iterate(MainLoop *loop, int timeout_ms)
 {
     struct epoll_event evs[32];
@@ -224,10 +155,6 @@ int main_loop_iterate(MainLoop *loop, int timeout_ms)
         int fd = evs[i].data.fd;
         Watch *w;
 
-        if (fd == loop->wakefd) {
-            run_deferred(loop);
-            continue;
-        }
         w = fd < loop->nwatches ? loop->watches[fd] : NULL;
         if (w && w->live) {
             w->fn(loop, fd, evs[i].events, w->opaque);

@@ -3,13 +3,11 @@
  * loop.h - the device model's main loop: file descriptors and callbacks.
  *
  * One thread runs the loop; every callback runs on it, so state touched
- * only from callbacks needs no locking.  Other threads may wake the loop
- * with main_loop_wake() and hand it work with main_loop_defer().
+ * only from callbacks needs no locking.
  */
 #ifndef XENRAM_DM_LOOP_H
 #define XENRAM_DM_LOOP_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct MainLoop MainLoop;
@@ -17,7 +15,6 @@ typedef struct MainLoop MainLoop;
 /* Called with the epoll events (EPOLLIN, EPOLLHUP, ...) that fired. */
 typedef void (*MainLoopFdFunc)(MainLoop *loop, int fd, uint32_t events,
                                void *opaque);
-typedef void (*MainLoopFunc)(MainLoop *loop, void *opaque);
 
 /* 0 and the loop in *@out, or -errno. */
 int main_loop_new(MainLoop **out);
@@ -38,9 +35,6 @@ int main_loop_run(MainLoop *loop);
 
 /* Make main_loop_run() return @status after the current callback. */
 void main_loop_quit(MainLoop *loop, int status);
-
-/* Run @fn on the loop thread soon.  Any thread.  0 or -ENOMEM. */
-int main_loop_defer(MainLoop *loop, MainLoopFunc fn, void *opaque);
 
 /* Run one round: wait at most @timeout_ms, dispatch what fired. */
 int main_loop_iterate(MainLoop *loop, int timeout_ms);

@@ -608,11 +608,6 @@ int qmp_server_clients(QmpServer *srv)
     return n;
 }
 
-QmpServer *qmp_client_server(QmpClient *client)
-{
-    return client->srv;
-}
-
 void qmp_emit_event(QmpServer *srv, const char *name, json_t *data)
 {
     struct timeval tv;

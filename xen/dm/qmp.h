@@ -99,7 +99,4 @@ int qmp_fdset_open(QmpServer *srv, const char *name, int flags);
 /* Number of connected clients (for tests and statistics). */
 int qmp_server_clients(QmpServer *srv);
 
-/* The server a client belongs to. */
-QmpServer *qmp_client_server(QmpClient *client);
-
 #endif /* XENRAM_DM_QMP_H */
