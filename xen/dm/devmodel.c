@@ -73,6 +73,11 @@ typedef struct DeviceModel {
     GuestMemory gm;
     Hotplug *hp;                    /* RAM hot-plug through xenstore */
     TestDev *testdev;               /* --test-dma, or NULL */
+    uint64_t ram_bytes;             /* guest RAM xen.ram covers */
+
+    /* The incoming device state, read before the memory is set up. */
+    DevState in_ds;
+    bool have_in_ds;
 
     /* State */
     DMStatus status;
@@ -236,7 +241,7 @@ static int dm_memory_init(DeviceModel *dm, bool incoming, char *err,
                           size_t errlen)
 {
     DMConfig *cfg = dm->cfg;
-    uint64_t ram = cfg->ram_mib * MiB;
+    uint64_t ram = dm->ram_bytes;
     uint64_t below = MIN(ram, cfg->max_ram_below_4g);
     uint64_t above = ram - below;
     uint64_t block_len = above ? FOUR_GIB + above : ram;
@@ -570,20 +575,57 @@ static int dm_devstate_apply(DeviceModel *dm, const DevState *ds, char *err,
     return 0;
 }
 
-static int dm_incoming(DeviceModel *dm, char *err, size_t errlen)
+/*
+ * Read the incoming device state before the memory is set up, because it
+ * decides how much RAM xen.ram covers.  libxl starts the destination with
+ * -m from the static-max it retrieved, so after xl mem-max the destination
+ * is told more RAM than the guest had.  QEMU does not mind (its Xen device
+ * state carries no RAM), but xenram's layout must be the source's: xen.ram
+ * sizes where VRAM and the hot-plug window go, and the frames populated
+ * there came with the migration.  So the saved RAM wins when it is
+ * smaller; the raised maximum remains Xen's, and RAM beyond it arrives
+ * through hot-plug as before.  A larger saved RAM is refused when the
+ * state is applied.
+ */
+static int dm_incoming_read(DeviceModel *dm, char *err, size_t errlen)
 {
-    DevState ds;
     int ret;
 
     dm->status = DM_INMIGRATE;
-    ret = devstate_read(dm->cfg->incoming_fd, &ds, err, errlen);
+    ret = devstate_read(dm->cfg->incoming_fd, &dm->in_ds, err, errlen);
     close(dm->cfg->incoming_fd);
     dm->cfg->incoming_fd = -1;
     if (ret) {
         return ret;
     }
-    ret = dm_devstate_apply(dm, &ds, err, errlen);
-    devstate_free(&ds);
+    dm->have_in_ds = true;
+    for (uint32_t i = 0; i < dm->in_ds.nblocks; i++) {
+        const DevStateBlock *b = &dm->in_ds.blocks[i];
+        uint64_t saved = 0;
+
+        if (strcmp(b->idstr, "xen.ram")) {
+            continue;
+        }
+        for (uint32_t r = 0; r < b->nranges; r++) {
+            saved += b->ranges[r].size;
+        }
+        if (saved && saved < dm->ram_bytes) {
+            dm_log(DM_LOG_INFO, "-m gives %" PRIu64 " MiB of RAM, the guest "
+                   "has %" PRIu64 " MiB: keeping the guest's layout (its "
+                   "maximum was raised)", dm->ram_bytes / MiB, saved / MiB);
+            dm->ram_bytes = saved;
+        }
+    }
+    return 0;
+}
+
+static int dm_incoming(DeviceModel *dm, char *err, size_t errlen)
+{
+    int ret;
+
+    ret = dm_devstate_apply(dm, &dm->in_ds, err, errlen);
+    devstate_free(&dm->in_ds);
+    dm->have_in_ds = false;
     if (ret) {
         return ret;
     }
@@ -1128,6 +1170,13 @@ int dm_run(DMConfig *cfg)
             free(v);
         }
     }
+    dm->ram_bytes = cfg->ram_mib * MiB;
+    if (incoming) {
+        ret = dm_incoming_read(dm, err, sizeof(err));
+        if (ret) {
+            goto out;
+        }
+    }
     ret = dm_memory_init(dm, incoming, err, sizeof(err));
     if (ret) {
         goto out;
@@ -1197,6 +1246,9 @@ out:
     }
     qmp_server_free(dm->qmp);
     dm_memory_free(dm);
+    if (dm->have_in_ds) {
+        devstate_free(&dm->in_ds);
+    }
     if (dm->xh) {
         xen_close(dm->xh);
     }

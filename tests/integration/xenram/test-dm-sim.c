@@ -487,6 +487,40 @@ static void test_corrupted_incoming_state_is_refused_with_exit_1(void **state)
     sim_destroy(&host, dst);
 }
 
+/*
+ * libxl starts the destination with -m from static-max, so after xl
+ * mem-max it says more RAM than the guest has: the saved layout wins (VRAM
+ * stays where its frames are), and saving again describes the same RAM.
+ */
+static void test_incoming_with_a_larger_m_keeps_the_saved_layout(void **state)
+{
+    int fd = temp_fd(), fd2 = temp_fd(), src, dst = create_domain();
+    char err[256];
+    DevState ds;
+    Dm b;
+
+    (void)state;
+    save_fresh_state(fd, &src);
+    dm_start(&b, dst, fd, "-m", "200", NULL);
+    assert_true(dm_greeted(&b));
+    dm_ok(&b, "{\"execute\":\"qmp_capabilities\"}");
+    assert_string_equal(dm_status(&b), "running");
+    assert_true(log_says(&b, "keeping the guest's layout"));
+    dm_save(&b, fd2);
+    dm_quit(&b);
+    lseek(fd2, 0, SEEK_SET);
+    assert_int_equal(devstate_read(fd2, &ds, err, sizeof(err)), 0);
+    close(fd2);
+    assert_string_equal(ds.blocks[0].idstr, "xen.ram");
+    assert_int_equal(ds.blocks[0].used_length, (uint64_t)DM_MIB << 20);
+    assert_string_equal(ds.blocks[1].idstr, "vga.vram");
+    assert_int_equal(ds.blocks[1].ranges[0].gpa, (uint64_t)DM_MIB << 20);
+    devstate_free(&ds);
+    sim_destroy(&host, src);
+    sim_destroy(&host, dst);
+}
+
+/* A smaller -m would leave guest frames outside RAM: refused. */
 static void test_incoming_state_of_another_size_is_refused(void **state)
 {
     int src = create_domain(), dst = create_domain();
@@ -573,6 +607,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_incoming_with_S_is_paused_until_cont),
         cmocka_unit_test(test_incoming_without_S_runs_once_loaded),
         cmocka_unit_test(test_corrupted_incoming_state_is_refused_with_exit_1),
+        cmocka_unit_test(test_incoming_with_a_larger_m_keeps_the_saved_layout),
         cmocka_unit_test(test_incoming_state_of_another_size_is_refused),
         cmocka_unit_test(
             test_bad_arguments_get_errors_and_the_monitor_keeps_working),
