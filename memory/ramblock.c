@@ -581,21 +581,30 @@ int ram_block_alloc_migration_bitmaps(RAMBlock *block,
                                       uint8_t clear_bmap_shift)
 {
     uint64_t pages = ram_block_max_pages(block);
-    unsigned long *bmap, *receivedmap, *clear_bmap;
+    unsigned long *receivedmap, *clear_bmap;
+    DirtyBitmap *bmap;
 
     if (clear_bmap_shift >= 64) {
         return -EINVAL;
     }
-    bmap = bitmap_new(pages);
+    bmap = malloc(sizeof(*bmap));
+    if (bmap && dirty_bitmap_init(bmap, block->offset >> XR_PAGE_BITS,
+                                  pages)) {
+        free(bmap);
+        bmap = NULL;
+    }
     receivedmap = bitmap_new(pages);
     clear_bmap = bitmap_new(DIV_ROUND_UP(pages, (uint64_t)1 << clear_bmap_shift));
     if (!bmap || !receivedmap || !clear_bmap) {
-        free(bmap);
+        if (bmap) {
+            dirty_bitmap_destroy(bmap);
+            free(bmap);
+        }
         free(receivedmap);
         free(clear_bmap);
         return -ENOMEM;
     }
-    bitmap_set(bmap, 0, pages);
+    dirty_bitmap_set_range(bmap, 0, pages);
     ram_block_free_migration_bitmaps(block);
     block->bmap = bmap;
     block->receivedmap = receivedmap;
@@ -607,7 +616,10 @@ int ram_block_alloc_migration_bitmaps(RAMBlock *block,
 
 void ram_block_free_migration_bitmaps(RAMBlock *block)
 {
-    free(block->bmap);
+    if (block->bmap) {
+        dirty_bitmap_destroy(block->bmap);
+        free(block->bmap);
+    }
     free(block->receivedmap);
     free(block->clear_bmap);
     block->bmap = NULL;

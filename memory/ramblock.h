@@ -38,6 +38,7 @@
 
 /* util.h first: it picks liburcu's flavour and inline read side. */
 #include "util/util.h"
+#include "dirty/bitmap.h"
 #include "dirty/dirty.h"
 
 #include <urcu/rculist.h>
@@ -90,7 +91,12 @@ struct RAMBlock {
      * Migration state.  Allocated by ram_block_alloc_migration_bitmaps() on
      * the migration source/destination, owned by the migration thread.
      */
-    unsigned long *bmap;        /* pages still to send, one bit per page */
+    /*
+     * Pages still to send, bit 0 = the block's first page: a DirtyBitmap
+     * in the dirty blocks' geometry, so that syncing the MIGRATION client
+     * into it (dirty_memory_sync_bitmap()) hands whole blocks over.
+     */
+    DirtyBitmap *bmap;
     unsigned long *receivedmap; /* postcopy destination: pages received */
     /*
      * One bit per 2^clear_bmap_shift pages: set when that chunk's log still

@@ -2,9 +2,11 @@
 /*
  * Stress test for dirty/: setter threads mark random pages (and log what
  * they marked) while one thread keeps growing the bitmaps and another keeps
- * syncing the MIGRATION client into a private bitmap, whole-block swaps
- * included.  Afterwards every logged page must be dirty, either still in
- * the source bitmap or moved into the sync destination: no bit is lost.
+ * syncing the MIGRATION client, alternately into a flat bitmap and into a
+ * migration DirtyBitmap that it then "sends" from (moving each bit into the
+ * flat one), so that whole blocks are swapped, folded and handed over.
+ * Afterwards every logged page must be dirty, still in the source bitmap or
+ * moved into a sync destination: no bit is lost.
  * Run under ThreadSanitizer by `make check-tsan`.
  */
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dirty/bitmap.h"
 #include "dirty/dirty.h"
 
 #define BP          DIRTY_MEMORY_BLOCK_PAGES
@@ -29,6 +32,7 @@
 
 static DirtyMemory dm;
 static unsigned long *dest;     /* owned by the syncer */
+static DirtyBitmap sendmap;     /* owned by the syncer */
 static int setters_done;        /* atomic */
 static int failures;            /* atomic */
 
@@ -106,9 +110,21 @@ static void *syncer(void *arg)
 
     rcu_register_thread();
     while (__atomic_load_n(&setters_done, __ATOMIC_ACQUIRE) < SETTERS) {
-        int64_t ret = dirty_memory_sync(&dm, dest, 0, 0,
-                                        dirty_memory_pages(&dm));
+        uint64_t pages = dirty_memory_pages(&dm);
+        int64_t ret;
 
+        if (*rounds % 2) {
+            ret = dirty_memory_sync_bitmap(&dm, &sendmap, 0, pages);
+            /* Send: every other round empties the bitmap again. */
+            for (uint64_t p = dirty_bitmap_find_next(&sendmap, 0);
+                 *rounds % 4 == 1 && p < sendmap.npages;
+                 p = dirty_bitmap_find_next(&sendmap, p + 1)) {
+                dirty_bitmap_test_and_clear(&sendmap, p);
+                set_bit(p, dest);
+            }
+        } else {
+            ret = dirty_memory_sync(&dm, dest, 0, 0, pages);
+        }
         if (ret < 0) {
             fail("sync", ret);
         }
@@ -130,7 +146,7 @@ int main(void)
         return 1;
     }
     dest = bitmap_new(MAX_PAGES);
-    if (!dest) {
+    if (!dest || dirty_bitmap_init(&sendmap, 0, MAX_PAGES)) {
         return 1;
     }
 
@@ -156,7 +172,7 @@ int main(void)
                 uint64_t p = logs[t].page[i] + k;
 
                 checked++;
-                lost += !test_bit(p, dest);
+                lost += !test_bit(p, dest) && !dirty_bitmap_test(&sendmap, p);
                 if (logs[t].kind[i] != 0 &&
                     dirty_memory_get(&dm, p, 1, DIRTY_MEMORY_VGA) != 1) {
                     vga_lost++;
@@ -172,6 +188,7 @@ int main(void)
            (unsigned long long)vga_lost);
 
     free(dest);
+    dirty_bitmap_destroy(&sendmap);
     dirty_memory_destroy(&dm);
     rcu_unregister_thread();
     return (lost || vga_lost || failures) ? 1 : 0;

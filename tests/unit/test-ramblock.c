@@ -1144,8 +1144,8 @@ static void test_migration_bitmaps_cover_max_length(void **state)
     (void)state;
     block = add_resizeable("ram", 2 * MiB, pages << XR_PAGE_BITS);
     assert_int_equal(ram_block_alloc_migration_bitmaps(block, shift), 0);
-    assert_true(malloc_usable_size(block->bmap) >=
-                BITS_TO_LONGS(pages) * sizeof(long));
+    assert_int_equal(block->bmap->start, block->offset >> XR_PAGE_BITS);
+    assert_int_equal(block->bmap->npages, pages);
     assert_true(malloc_usable_size(block->receivedmap) >=
                 BITS_TO_LONGS(pages) * sizeof(long));
     assert_true(malloc_usable_size(block->clear_bmap) >=
@@ -1162,7 +1162,8 @@ static void test_migration_bitmaps_start_all_to_send(void **state)
     (void)state;
     block = add_resizeable("ram", 2 * MiB, pages << XR_PAGE_BITS);
     assert_int_equal(ram_block_alloc_migration_bitmaps(block, 6), 0);
-    assert_int_equal(bitmap_count(block->bmap, pages), pages);
+    assert_int_equal(dirty_bitmap_count(block->bmap), pages);
+    assert_int_equal(dirty_bitmap_find_next(block->bmap, 0), 0);
     assert_int_equal(bitmap_count(block->receivedmap, pages), 0);
     assert_int_equal(bitmap_count(block->clear_bmap,
                                   DIV_ROUND_UP(pages, 64)), 0);
@@ -1181,6 +1182,45 @@ static void test_migration_bitmaps_free_clears_the_pointers(void **state)
     assert_null(block->clear_bmap);
     /* And again, as a block that never had them. */
     ram_block_free_migration_bitmaps(block);
+}
+
+/*
+ * The bmap's bit 0 is the block's first page: the MIGRATION bits of a
+ * block that does not start at ram_addr 0 land at the block's own indexes,
+ * and the pages of the other blocks stay in the dirty memory.
+ */
+static void test_bmap_syncs_the_blocks_own_pages(void **state)
+{
+    RAMBlock *a, *b;
+    uint64_t first;
+
+    (void)state;
+    a = add_fixed("a", 2 * MiB);
+    b = add_fixed("b", 4 * MiB);
+    assert_int_equal(ram_block_alloc_migration_bitmaps(b, 6), 0);
+    assert_int_equal(dirty_bitmap_clear_range(b->bmap, 0,
+                                              ram_block_max_pages(b)), 0);
+    first = b->offset >> XR_PAGE_BITS;
+    /* Everything starts dirty: clean it all, then dirty three pages. */
+    assert_true(dirty_memory_test_and_clear(&rl->dirty, 0,
+                                            dirty_memory_pages(&rl->dirty),
+                                            DIRTY_MEMORY_MIGRATION) >= 0);
+    assert_int_equal(dirty_memory_set_page(&rl->dirty, first + 5,
+                                           DIRTY_MEMORY_MIGRATION), 0);
+    assert_int_equal(dirty_memory_set_page(&rl->dirty, first + 1023,
+                                           DIRTY_MEMORY_MIGRATION), 0);
+    assert_int_equal(dirty_memory_set_page(&rl->dirty,
+                                           (a->offset >> XR_PAGE_BITS) + 1,
+                                           DIRTY_MEMORY_MIGRATION), 0);
+
+    assert_int_equal(dirty_memory_sync_bitmap(&rl->dirty, b->bmap, 0,
+                                              ram_block_used_length(b) >>
+                                              XR_PAGE_BITS), 2);
+    assert_int_equal(dirty_bitmap_find_next(b->bmap, 0), 5);
+    assert_int_equal(dirty_bitmap_find_next(b->bmap, 6), 1023);
+    assert_int_equal(dirty_memory_get(&rl->dirty,
+                                      (a->offset >> XR_PAGE_BITS) + 1, 1,
+                                      DIRTY_MEMORY_MIGRATION), 1);
 }
 
 static void test_migration_bitmap_shift_of_64_is_rejected(void **state)
@@ -1257,6 +1297,7 @@ int main(void)
         T(test_migration_bitmaps_cover_max_length),
         T(test_migration_bitmaps_start_all_to_send),
         T(test_migration_bitmaps_free_clears_the_pointers),
+        T(test_bmap_syncs_the_blocks_own_pages),
         T(test_migration_bitmap_shift_of_64_is_rejected),
     };
     int failed;

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * internal.h - what dirty.c and bitmap.c share; not installed.
+ */
+#ifndef XENRAM_DIRTY_INTERNAL_H
+#define XENRAM_DIRTY_INTERNAL_H
+
+/*
+ * A zeroed block of DIRTY_MEMORY_BLOCK_LONGS words, or NULL.  Anonymous
+ * memory: a block costs nothing until bits are set in it.
+ */
+unsigned long *dirty_block_alloc(void);
+
+/* Free a block from dirty_block_alloc(); NULL is ignored. */
+void dirty_block_free(unsigned long *block);
+
+#endif /* XENRAM_DIRTY_INTERNAL_H */
