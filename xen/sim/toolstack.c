@@ -446,6 +446,12 @@ int ts_domcfg_save(const char *dir, uint32_t domid, const struct ts_domcfg *c,
     if (c->maxmem_mib > c->mem_mib)
         json_object_set_new(o, "maxmem_mib",
                             json_integer((json_int_t)c->maxmem_mib));
+    if (c->target_memkb)
+        json_object_set_new(o, "target_memkb",
+                            json_integer((json_int_t)c->target_memkb));
+    if (c->max_memkb)
+        json_object_set_new(o, "max_memkb",
+                            json_integer((json_int_t)c->max_memkb));
     if (c->dm[0])
         json_object_set_new(o, "device_model", json_pack(
             "{s:s,s:o,s:I,s:I}", "path", c->dm, "args", args,
@@ -488,6 +494,10 @@ int ts_domcfg_load(const char *dir, uint32_t domid, struct ts_domcfg *c,
     c->vram_mib = (uint64_t)json_integer_value(json_object_get(o, "vram_mib"));
     c->maxmem_mib = (uint64_t)json_integer_value(json_object_get(o,
                                                                   "maxmem_mib"));
+    c->target_memkb = (uint64_t)json_integer_value(json_object_get(o,
+                                                            "target_memkb"));
+    c->max_memkb = (uint64_t)json_integer_value(json_object_get(o,
+                                                            "max_memkb"));
     c->vcpus = (unsigned)json_integer_value(json_object_get(o, "vcpus"));
     dm = json_object_get(o, "device_model");
     if (json_is_object(dm)) {
@@ -1508,6 +1518,293 @@ void ts_host_cleanup(const char *dir)
     closedir(d);
 }
 
+/* ---- memory: libxl's keys, xl mem-max, xl mem-set ------------------------- */
+
+/* Transactions lost to a concurrent writer (EAGAIN) are retried so often. */
+#define XS_TXN_RETRIES          16
+
+/* A record's b_info.target_memkb and max_memkb (older records: memory=). */
+static uint64_t cfg_target_kb(const struct ts_domcfg *c)
+{
+    return c->target_memkb ? c->target_memkb : c->mem_mib * 1024;
+}
+
+static uint64_t cfg_max_kb(const struct ts_domcfg *c)
+{
+    return c->max_memkb ? c->max_memkb : c->mem_mib * 1024;
+}
+
+/*
+ * libxl__get_targetmem_fudge for an HVM guest: what memory/target leaves
+ * out of b_info.target_memkb.  The video memory, plus LIBXL_MAXMEM_CONSTANT
+ * when the configuration's maximum exceeds its target (maxmem= above
+ * memory=, or a receiver whose static-max is above the target it was
+ * sent).  libxl subtracts it when it writes the key and adds it back when
+ * it retrieves the configuration, so it cancels out across migrations.
+ */
+static uint64_t targetmem_fudge(const struct ts_domcfg *c)
+{
+    return c->vram_mib * 1024 +
+           (cfg_max_kb(c) > cfg_target_kb(c) ? XSIM_MAXMEM_SLACK_KB : 0);
+}
+
+/* A memory key as libxl reads it: decimal kB.  -ENOENT, -EINVAL. */
+static int xs_read_kb(struct xs_handle *xs, xs_transaction_t t,
+                      const char *path, uint64_t *out)
+{
+    unsigned len = 0;
+    char *v = xs_read(xs, t, path, &len), *end;
+    int rc = 0;
+
+    if (!v)
+        return -ENOENT;
+    errno = 0;
+    *out = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-')
+        rc = -EINVAL;
+    free(v);
+    return rc;
+}
+
+/* kB for a message: in MiB when it is whole MiB. */
+static const char *kb_text(uint64_t kb, char *buf, size_t len)
+{
+    if (kb % 1024 == 0)
+        fmt(buf, len, "%" PRIu64 " MiB", kb / 1024);
+    else
+        fmt(buf, len, "%" PRIu64 " kB", kb);
+    return buf;
+}
+
+int ts_write_memory_keys(struct ts_host *h, uint32_t domid,
+                         const struct ts_domcfg *c, char *err, size_t errlen)
+{
+    static const char *const key[3] = { "static-max", "target", "videoram" };
+    uint64_t fudge = targetmem_fudge(c), target = cfg_target_kb(c);
+    uint64_t val[3] = { cfg_max_kb(c), target > fudge ? target - fudge : 0,
+                        c->vram_mib * 1024 };
+    struct xs_handle *xs;
+    int e = 0;
+
+    if (!h->xenstore)
+        return 0;
+    xs = xs_for(h);
+    if (!xs) {
+        e = errno ? errno : EIO;
+        seterr(err, errlen, "cannot open xenstore at %s: %s", h->xs_socket,
+               strerror(e));
+        return -e;
+    }
+    for (int tries = 0; tries < XS_TXN_RETRIES; tries++) {
+        xs_transaction_t t = xs_transaction_start(xs);
+        bool ok = t != XBT_NULL;
+
+        for (int i = 0; i < 3 && ok; i++) {
+            char path[96], v[32];
+
+            fmt(path, sizeof(path), "/local/domain/%u/memory/%s", domid,
+                key[i]);
+            fmt(v, sizeof(v), "%" PRIu64, val[i]);
+            ok = xs_write(xs, t, path, v, (unsigned)strlen(v));
+        }
+        e = ok ? 0 : (errno ? errno : EIO);
+        if (t != XBT_NULL && !xs_transaction_end(xs, t, !ok) && ok) {
+            e = errno ? errno : EIO;
+            if (e == EAGAIN)
+                continue;
+        }
+        break;
+    }
+    xs_close(xs);
+    if (e)
+        seterr(err, errlen, "writing the memory keys of d%u in xenstore: %s",
+               domid, strerror(e));
+    return -e;
+}
+
+int ts_setmaxmem(struct ts_host *h, uint32_t domid, uint64_t mib, char *err,
+                 size_t errlen)
+{
+    uint64_t args[6] = { mib * 1024 + XSIM_MAXMEM_SLACK_KB }, target;
+    struct xsim_rep rep;
+    char path[96], val[32], t1[32];
+    struct xs_handle *xs;
+    int rc;
+
+    /* libxl_domain_setmaxmem: static-max may not go below the target
+     * (a domain xenstore does not know is refused by Xen below). */
+    xs = xs_for(h);
+    if (xs) {
+        fmt(path, sizeof(path), "/local/domain/%u/memory/target", domid);
+        rc = xs_read_kb(xs, XBT_NULL, path, &target);
+        xs_close(xs);
+        if (rc == 0 && mib * 1024 < target) {
+            seterr(err, errlen, "d%u: memory_static_max must be greater "
+                   "than or equal to memory_dynamic_max: %" PRIu64 " MiB is "
+                   "below the domain's target (memory/target, %s); lower "
+                   "the target first (xensim mem-set)", domid, mib,
+                   kb_text(target, t1, sizeof(t1)));
+            return -EINVAL;
+        }
+    }
+    rc = call1(h, XSIM_OP_DOM_SETMAXMEM, domid, args, NULL, 0, &rep, NULL, 0,
+               NULL);
+    if (rc) {
+        seterr(err, errlen, "setting the maximum memory of d%u: %s", domid,
+               strerror(-rc));
+        return rc;
+    }
+    fmt(path, sizeof(path), "/local/domain/%u/memory/static-max", domid);
+    fmt(val, sizeof(val), "%" PRIu64, mib * 1024);
+    xs_write_str(h, path, val);
+    return 0;
+}
+
+/*
+ * In transaction @t: libxl_set_memory_target's checks, Xen's maximum, the
+ * keys.  0, or -errno with @err (a failed xenstore operation with errno
+ * set, so that the caller can tell EAGAIN).
+ */
+static int set_target_in(struct ts_host *h, struct xs_handle *xs,
+                         xs_transaction_t t, uint32_t domid, uint64_t mib,
+                         char *err, size_t errlen)
+{
+    uint64_t want = mib * 1024, cur, smax, video = 0, target;
+    uint64_t args[6] = { 0 };
+    char dom[32], path[160], val[32], t1[32], t2[32], t3[32], *vm;
+    struct xsim_rep rep;
+    unsigned len = 0;
+    int rc;
+
+    fmt(dom, sizeof(dom), "/local/domain/%u", domid);
+    /* libxl reads the current target (for a relative change, which xl
+     * mem-set never asks for) and refuses a domain without one. */
+    fmt(path, sizeof(path), "%s/memory/target", dom);
+    rc = xs_read_kb(xs, t, path, &cur);
+    if (rc == 0) {
+        fmt(path, sizeof(path), "%s/memory/static-max", dom);
+        rc = xs_read_kb(xs, t, path, &smax);
+    }
+    if (rc) {
+        seterr(err, errlen, "d%u: %s %s", domid,
+               rc == -ENOENT ? "cannot get memory info from"
+                             : "invalid memory value in", path);
+        return rc == -ENOENT ? -ENOENT : -EINVAL;
+    }
+    /* Video memory: part of what mem-set is given, not of the target.
+     * libxl takes 0 when the key is absent. */
+    fmt(path, sizeof(path), "%s/memory/videoram", dom);
+    if (xs_read_kb(xs, t, path, &video))
+        video = 0;
+    if (want < video) {
+        /* libxl's subtraction wraps around and the static-max check
+         * refuses it; said plainly here. */
+        seterr(err, errlen, "d%u: %" PRIu64 " MiB does not even cover the "
+               "domain's video memory (memory/videoram, %s), which is part "
+               "of it: memory_dynamic_max must be less than or equal to "
+               "memory_static_max", domid, mib,
+               kb_text(video, t1, sizeof(t1)));
+        return -EINVAL;
+    }
+    target = want - video;
+    if (target > smax) {
+        seterr(err, errlen, "d%u: memory_dynamic_max must be less than or "
+               "equal to memory_static_max: the target would be %s "
+               "(%" PRIu64 " MiB less %s of video memory), above "
+               "memory/static-max, %s; raise the maximum first (xensim "
+               "mem-max)", domid, kb_text(target, t1, sizeof(t1)), mib,
+               kb_text(video, t2, sizeof(t2)), kb_text(smax, t3, sizeof(t3)));
+        return -EINVAL;
+    }
+    /* enforce: Xen's maximum follows the target.  (libxl then calls
+     * xc_domain_set_pod_target for an HVM guest; Xen leaves a domain
+     * without PoD entries, as every simulated one is, as it is.) */
+    args[0] = target + video + XSIM_MAXMEM_SLACK_KB;
+    rc = call1(h, XSIM_OP_DOM_SETMAXMEM, domid, args, NULL, 0, &rep, NULL, 0,
+               NULL);
+    if (rc) {
+        seterr(err, errlen, "setting the maximum memory of d%u: %s", domid,
+               strerror(-rc));
+        return rc;
+    }
+    fmt(path, sizeof(path), "%s/memory/target", dom);
+    fmt(val, sizeof(val), "%" PRIu64, target);
+    if (!xs_write(xs, t, path, val, (unsigned)strlen(val)))
+        goto fail;
+    /* /vm/<uuid>/memory, in MiB; <uuid> is the domain's handle, which
+     * the domain's vm key names. */
+    fmt(path, sizeof(path), "%s/vm", dom);
+    vm = xs_read(xs, t, path, &len);
+    if (vm) {
+        fmt(path, sizeof(path), "%s/memory", vm);
+        free(vm);
+        fmt(val, sizeof(val), "%" PRIu64, target / 1024);
+        if (!xs_write(xs, t, path, val, (unsigned)strlen(val)))
+            goto fail;
+    }
+    return 0;
+fail:
+    rc = errno ? errno : EIO;
+    seterr(err, errlen, "writing %s: %s", path, strerror(rc));
+    errno = rc;
+    return -rc;
+}
+
+int ts_set_memory_target(struct ts_host *h, uint32_t domid, uint64_t mib,
+                         char *err, size_t errlen)
+{
+    struct xsim_dominfo info;
+    struct xs_handle *xs;
+    int rc;
+
+    rc = ts_dominfo(h, domid, &info);
+    if (rc) {
+        seterr(err, errlen, "no domain d%u on %s: %s", domid, h->dir,
+               strerror(-rc));
+        return rc;
+    }
+    if (!h->xenstore) {
+        seterr(err, errlen, "d%u: the host in %s runs no xenstore, where "
+               "the target is read and written (memory/target, "
+               "memory/static-max)", domid, h->dir);
+        return -ENOTSUP;
+    }
+    xs = xs_for(h);
+    if (!xs) {
+        rc = errno ? errno : EIO;
+        seterr(err, errlen, "cannot open xenstore at %s: %s", h->xs_socket,
+               strerror(rc));
+        return -rc;
+    }
+    /* As libxl: the checks, Xen's maximum and the keys in one
+     * transaction, all of it again when the transaction is lost. */
+    for (int tries = 0;; tries++) {
+        xs_transaction_t t = xs_transaction_start(xs);
+
+        if (t == XBT_NULL) {
+            rc = -(errno ? errno : EIO);
+            seterr(err, errlen, "starting a xenstore transaction: %s",
+                   strerror(-rc));
+            break;
+        }
+        rc = set_target_in(h, xs, t, domid, mib, err, errlen);
+        if (rc) {
+            xs_transaction_end(xs, t, true);
+            break;
+        }
+        if (xs_transaction_end(xs, t, false))
+            break;
+        rc = -(errno ? errno : EIO);
+        if (rc != -EAGAIN || tries + 1 >= XS_TXN_RETRIES) {
+            seterr(err, errlen, "committing the target of d%u: %s", domid,
+                   strerror(-rc));
+            break;
+        }
+    }
+    xs_close(xs);
+    return rc;
+}
+
 /* ---- RAM hot-plug: the toolstack's side of docs/hotplug.md --------------- */
 
 int ts_parse_size(const char *s, uint64_t *out)
@@ -1547,27 +1844,6 @@ int ts_parse_size(const char *s, uint64_t *out)
     if (shift && v > (UINT64_MAX >> shift))
         return -ERANGE;
     *out = (uint64_t)v << shift;
-    return 0;
-}
-
-int ts_setmaxmem(struct ts_host *h, uint32_t domid, uint64_t mib, char *err,
-                 size_t errlen)
-{
-    uint64_t args[6] = { mib * 1024 + XSIM_MAXMEM_SLACK_KB };
-    struct xsim_rep rep;
-    char path[96], val[32];
-    int rc;
-
-    rc = call1(h, XSIM_OP_DOM_SETMAXMEM, domid, args, NULL, 0, &rep, NULL, 0,
-               NULL);
-    if (rc) {
-        seterr(err, errlen, "setting the maximum memory of d%u: %s", domid,
-               strerror(-rc));
-        return rc;
-    }
-    fmt(path, sizeof(path), "/local/domain/%u/memory/static-max", domid);
-    fmt(val, sizeof(val), "%" PRIu64, mib * 1024);
-    xs_write_str(h, path, val);
     return 0;
 }
 
@@ -2044,6 +2320,16 @@ struct mig {
     bool sums_taken;
 };
 
+/* Frames set in a p2m. */
+static uint64_t bm_count(const struct bitmap *bm)
+{
+    uint64_t n = 0;
+
+    for (uint64_t i = 0; i < (bm->pages + 7) / 8; i++)
+        n += (uint64_t)__builtin_popcount(bm->b[i]);
+    return n;
+}
+
 static int flush_list(struct mig *m, uint16_t op, uint64_t *list, size_t *n,
                       char *err, size_t errlen)
 {
@@ -2057,11 +2343,35 @@ static int flush_list(struct mig *m, uint16_t op, uint64_t *list, size_t *n,
     if (rc == 0 && (uint64_t)rep.ret != *n)
         rc = -EBUSY;
     if (rc) {
+        uint64_t gfn = list[rep.ret >= 0 && (uint64_t)rep.ret < *n ? rep.ret
+                                                                   : 0];
+        struct xsim_dominfo di;
+        char t1[32], t2[32], t3[32];
+
+        if (op == XSIM_OP_MEM_POPULATE && rc == -EBUSY &&
+            ts_dominfo(&m->dst, m->ddom, &di) == 0) {
+            /* libxc's restore says "Failed to populate physmap (16 =
+             * Device or resource busy)": the receiver's maximum, from
+             * the target, is below the frames the sender has. */
+            seterr(err, errlen, "Failed to populate physmap (%d = %s): "
+                   "frame %#" PRIx64 " of d%u on %s is beyond the domain's "
+                   "maximum memory, %s, which libxl gives a restored domain "
+                   "from the target it was sent (%s with video memory, + "
+                   "1 MiB); the source has %s of frames.  Hot-plugged RAM "
+                   "travels only if the target covers it: raise the target "
+                   "before migrating (xensim mem-set, as xl mem-set)",
+                   EBUSY, strerror(EBUSY), gfn, m->ddom, m->dst.dir,
+                   kb_text(di.max_pages * (XSIM_PAGE_SIZE / 1024), t1,
+                           sizeof(t1)),
+                   kb_text(m->cfg.target_memkb, t2, sizeof(t2)),
+                   kb_text(bm_count(&m->sp2m) * (XSIM_PAGE_SIZE / 1024), t3,
+                           sizeof(t3)));
+            return rc;
+        }
         seterr(err, errlen, "%s frame %#" PRIx64 " on the destination "
                "failed: %s", op == XSIM_OP_MEM_POPULATE ? "populating"
                                                        : "releasing",
-               list[rep.ret >= 0 && (uint64_t)rep.ret < *n ? rep.ret : 0],
-               strerror(-rc));
+               gfn, strerror(-rc));
         return rc;
     }
     *n = 0;
@@ -2087,8 +2397,8 @@ static int sync_p2m(struct mig *m, char *err, size_t errlen)
         return rc;
     }
     n = m->sp2m.pages > m->dp2m.pages ? m->sp2m.pages : m->dp2m.pages;
-    /* Releases first: the destination's maximum is the source's, which
-     * the source's p2m fits, not both layouts at once. */
+    /* Releases first: the destination's maximum may fit the source's
+     * p2m (when the target covers it), never both layouts at once. */
     for (int pass = 0; pass < 2; pass++) {
         for (uint64_t g = 0; g < n; g++) {
             bool s = g < m->sp2m.pages && bit(m->sp2m.b, g);
@@ -2404,6 +2714,52 @@ static void hotplug_hook(struct mig *m, const char *point)
     fflush(stdout);
 }
 
+/*
+ * libxl_retrieve_domain_configuration, memory: the sender's
+ * b_info.target_memkb is memory/target plus libxl__get_targetmem_fudge
+ * (of the configuration it keeps), max_memkb is memory/static-max; both
+ * go to the receiver in @c.  What mem-max and mem-set changed travels
+ * through these keys, not through Xen's maximum.  Without xenstore (a
+ * host libxl could not run on) the record's values stay.
+ */
+static int retrieve_memory(struct ts_host *h, uint32_t domid,
+                           struct ts_domcfg *c, char *err, size_t errlen)
+{
+    uint64_t fudge = targetmem_fudge(c), target, smax;
+    struct xs_handle *xs;
+    char path[96];
+    int rc;
+
+    if (!h->xenstore) {
+        c->target_memkb = cfg_target_kb(c);
+        c->max_memkb = cfg_max_kb(c);
+        return 0;
+    }
+    xs = xs_for(h);
+    if (!xs) {
+        rc = errno ? errno : EIO;
+        seterr(err, errlen, "cannot open xenstore at %s: %s", h->xs_socket,
+               strerror(rc));
+        return -rc;
+    }
+    fmt(path, sizeof(path), "/local/domain/%u/memory/target", domid);
+    rc = xs_read_kb(xs, XBT_NULL, path, &target);
+    if (rc == 0) {
+        fmt(path, sizeof(path), "/local/domain/%u/memory/static-max", domid);
+        rc = xs_read_kb(xs, XBT_NULL, path, &smax);
+    }
+    xs_close(xs);
+    if (rc) {
+        seterr(err, errlen, "retrieving the configuration of d%u: %s %s",
+               domid, rc == -ENOENT ? "cannot get memory info from"
+                                    : "invalid memory value in", path);
+        return rc;
+    }
+    c->target_memkb = target + fudge;
+    c->max_memkb = smax;
+    return 0;
+}
+
 int ts_migrate(struct ts_host *src, uint32_t domid,
                const struct ts_migrate_opts *o, char *err, size_t errlen)
 {
@@ -2455,6 +2811,9 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
         goto out;
     }
     m->have_cfg = true;
+    rc = retrieve_memory(src, domid, &m->cfg, err, errlen);
+    if (rc)
+        goto out;
     /* The workload runs on: take the current one. */
     snprintf(m->cfg.workload, sizeof(m->cfg.workload), "%s", info.workload);
     m->have_dm = m->cfg.dm[0] != 0;
@@ -2515,11 +2874,14 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
             goto out;
         }
         m->ddom = (uint32_t)rep.ret;
-        /* Its maximum memory is the source's (libxl: the static-max it
-         * retrieved, plus LIBXL_MAXMEM_CONSTANT): it must hold every
-         * frame the source has, hot-plugged RAM included. */
+        /* Its maximum memory is what libxl__build_pre gives every domain
+         * it builds or restores: target_memkb + LIBXL_MAXMEM_CONSTANT,
+         * from the target it was sent; not static-max, not the source's
+         * maximum.  Hot-plugged RAM that the target does not cover does
+         * not fit: round 0 fails to populate it (EBUSY), as libxc's
+         * restore does, and the source resumes. */
         {
-            uint64_t args[6] = { info.max_pages * (XSIM_PAGE_SIZE / 1024) };
+            uint64_t args[6] = { m->cfg.target_memkb + XSIM_MAXMEM_SLACK_KB };
 
             rc = call1(&m->dst, XSIM_OP_DOM_SETMAXMEM, m->ddom, args, NULL,
                        0, &rep, NULL, 0, NULL);
@@ -2655,8 +3017,7 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
             goto out;
         sent = copy_pages(m, &m->dirty);
         m->final_pages = sent;
-        for (uint64_t i = 0; i < (m->sp2m.pages + 7) / 8; i++)
-            m->sp2m_count += (uint64_t)__builtin_popcount(m->sp2m.b[i]);
+        m->sp2m_count = bm_count(&m->sp2m);
         m->rounds++;
         progress(m, dirty, sent,
                  (double)(now_ns() - m->t_clean) / 1e9, false);
@@ -2692,6 +3053,12 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
         fflush(m->sums);
         m->sums_taken = true;
     }
+
+    /* The stream is in: libxl__build_post writes the domain's memory
+     * keys (static-max the sender's, the target less libxl's fudge). */
+    rc = ts_write_memory_keys(&m->dst, m->ddom, &m->cfg, err, errlen);
+    if (rc)
+        goto out;
 
     /* 4. Receiver: the device model with -incoming fd:N, paused (-S) or
      * running, then cont and wait for it to be running. */

@@ -77,6 +77,14 @@ struct ts_domcfg {
     uint64_t maxmem_mib;        /* what RAM hot-plug may grow the domain to
                                    (create --maxmem); 0: mem_mib */
     uint64_t vram_mib;          /* xl's videoram= */
+    /* libxl's b_info.target_memkb and max_memkb, what the domain was
+     * built with: xl create's memory= for both (0 in a record: mem_mib);
+     * for a migration's receiver, what the sender retrieved
+     * (libxl_retrieve_domain_configuration: memory/target plus
+     * libxl__get_targetmem_fudge, memory/static-max).  Not updated by
+     * mem-max or mem-set, as libxl does not update them either. */
+    uint64_t target_memkb;
+    uint64_t max_memkb;
     unsigned vcpus;
     char dm[PATH_MAX];          /* device model executable; "" for none */
     char **dm_args;             /* device_model_args (--dm-arg) */
@@ -245,12 +253,39 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
 /* ---- RAM hot-plug (docs/hotplug.md) -------------------------------------- */
 
 /*
- * libxl_domain_setmaxmem (`xl mem-max`): Xen's maximum becomes @mib MiB
- * plus LIBXL_MAXMEM_CONSTANT, memory/static-max in xenstore @mib MiB.
- * What RAM hot-plug needs before it can add memory.
+ * What libxl__build_post writes of a domain's memory, in kB:
+ * memory/static-max (max_memkb), memory/target (target_memkb less
+ * libxl__get_targetmem_fudge: the video memory, and LIBXL_MAXMEM_CONSTANT
+ * when max_memkb exceeds target_memkb) and memory/videoram, in one
+ * transaction.  The host introduced the domain with libxl's keys abridged
+ * (target = static-max, videoram 0; docs/xenstore-sim.md): `xensim
+ * create` and a migration's receiver call this to make them libxl's.
+ * Does nothing when the host runs no xenstore.
+ */
+int ts_write_memory_keys(struct ts_host *h, uint32_t domid,
+                         const struct ts_domcfg *c, char *err, size_t errlen);
+
+/*
+ * libxl_domain_setmaxmem (`xl mem-max`): refused (-EINVAL) below
+ * memory/target; Xen's maximum becomes @mib MiB plus
+ * LIBXL_MAXMEM_CONSTANT, memory/static-max in xenstore @mib MiB.  The
+ * target is left alone.  What RAM hot-plug needs before it can add
+ * memory.
  */
 int ts_setmaxmem(struct ts_host *h, uint32_t domid, uint64_t mib, char *err,
                  size_t errlen);
+
+/*
+ * libxl_set_memory_target(@mib MiB, relative 0, enforce 1) (`xl mem-set`):
+ * the new target is @mib MiB less memory/videoram; refused (-EINVAL)
+ * above memory/static-max; Xen's maximum becomes target + video memory +
+ * LIBXL_MAXMEM_CONSTANT; memory/target (kB) and /vm/<uuid>/memory (MiB)
+ * get the target.  Needs the host's xenstore (-ENOTSUP).  What lets
+ * hot-plugged RAM survive a migration: the receiver's maximum comes from
+ * the target (libxl__build_pre).
+ */
+int ts_set_memory_target(struct ts_host *h, uint32_t domid, uint64_t mib,
+                         char *err, size_t errlen);
 
 /*
  * A size or address as `xensim hotplug` takes it: decimal or 0x-hex,

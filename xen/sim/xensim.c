@@ -10,7 +10,8 @@
  * of proto.h, exactly like the stand-in Xen libraries.  See xensim(1) and
  * docs/simulator.md.  New subcommands are one entry in cmds[] and, when
  * they need the daemon, one XSIM_OP_*.  What plays libxl and libxc
- * (create --dm, destroy, migrate) is in toolstack.c (docs/toolstack.md).
+ * (create --dm, destroy, migrate, mem-max, mem-set, hotplug) is in
+ * toolstack.c (docs/toolstack.md).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -616,10 +617,27 @@ static int cmd_create(int argc, char **argv)
 
         if (state_dir(dir, sizeof(dir)))
             die_usage("state directory path too long");
+        cfg.mem_mib = cr.mem_kb / 1024;
+        cfg.vram_mib = cr.vram_kb / 1024;
+        /* xl create's memory= is libxl's target and maximum alike. */
+        cfg.target_memkb = cfg.max_memkb = cfg.mem_mib * 1024;
         rc = ts_host_open(&h, dir, err, sizeof(err));
-        /* Room for RAM hot-plug: Xen's maximum (what libxl's setmaxmem
-         * does with maxmem=). */
-        if (rc == 0 && maxmem_mib * 1024 > cr.mem_kb) {
+        /* libxl__build_post: memory/target less the video memory,
+         * memory/videoram. */
+        if (rc == 0)
+            rc = ts_write_memory_keys(&h, domid, &cfg, err, sizeof(err));
+        if (rc) {
+            fprintf(stderr, PROG ": d%u: %s\n", domid, err);
+            if (h.fd >= 0)
+                ts_host_close(&h);
+            call(XSIM_OP_DOM_DESTROY, domid, NULL, NULL, 0, &rep, NULL, 0,
+                 NULL);
+            ts_domcfg_free(&cfg);
+            return 1;
+        }
+        /* Room for RAM hot-plug: `xl mem-max` right after `xl create`
+         * (Xen's maximum and static-max; the target stays memory=). */
+        if (maxmem_mib * 1024 > cr.mem_kb) {
             rc = ts_setmaxmem(&h, domid, maxmem_mib, err, sizeof(err));
             if (rc) {
                 fprintf(stderr, PROG ": d%u: %s\n", domid, err);
@@ -636,8 +654,6 @@ static int cmd_create(int argc, char **argv)
         if (get_info(domid, 1, &info) == 1)
             snprintf(cfg.name, sizeof(cfg.name), "%s", info.name);
         snprintf(cfg.workload, sizeof(cfg.workload), "%s", cr.workload);
-        cfg.mem_mib = cr.mem_kb / 1024;
-        cfg.vram_mib = cr.vram_kb / 1024;
         cfg.vcpus = cr.vcpus;
         if (rc == 0) {
             rc = dm ? ts_create_dm(&h, domid, &cfg, dm_timeout, err,
@@ -1347,15 +1363,44 @@ static int cmd_mem_max(int argc, char **argv)
 
     if (argc != 3)
         die_usage("mem-max takes DOMAIN MiB");
-    domid = resolve_dom(argv[1]);
     mib = parse_ul(argv[2], "MiB");
     if (!mib || mib > (1ull << 30))
         die_usage("bad maximum '%s' (MiB)", argv[2]);
+    domid = resolve_dom(argv[1]);
     if (state_dir(dir, sizeof(dir)))
         die_usage("state directory path too long");
     rc = ts_host_open(&h, dir, err, sizeof(err));
     if (rc == 0) {
         rc = ts_setmaxmem(&h, domid, mib, err, sizeof(err));
+        ts_host_close(&h);
+    }
+    if (rc) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* `xl mem-set`: the domain's target, and Xen's maximum with it. */
+static int cmd_mem_set(int argc, char **argv)
+{
+    char dir[200], err[TS_ERRLEN];
+    struct ts_host h;
+    uint32_t domid;
+    uint64_t mib;
+    int rc;
+
+    if (argc != 3)
+        die_usage("mem-set takes DOMAIN MiB");
+    mib = parse_ul(argv[2], "MiB");
+    if (!mib || mib > (1ull << 30))
+        die_usage("bad target '%s' (MiB)", argv[2]);
+    domid = resolve_dom(argv[1]);
+    if (state_dir(dir, sizeof(dir)))
+        die_usage("state directory path too long");
+    rc = ts_host_open(&h, dir, err, sizeof(err));
+    if (rc == 0) {
+        rc = ts_set_memory_target(&h, domid, mib, err, sizeof(err));
         ts_host_close(&h);
     }
     if (rc) {
@@ -1402,7 +1447,11 @@ static const struct cmd cmds[] = {
       "hot-plug or unplug RAM through the device model's xenstore "
       "protocol (docs/hotplug.md); SIZE and GPA take K, M, G" },
     { "mem-max", cmd_mem_max, "DOMAIN MiB",
-      "set a domain's maximum memory (xl mem-max)" },
+      "set a domain's maximum memory and static-max (xl mem-max)" },
+    { "mem-set", cmd_mem_set, "DOMAIN MiB",
+      "set a domain's target, video memory included, and Xen's maximum "
+      "with it (xl mem-set); a migration gives the destination target + "
+      "1 MiB, so hot-plugged RAM needs it" },
     { "pause", cmd_pause, "DOMAIN", "pause a domain (counted, like xl)" },
     { "unpause", cmd_unpause, "DOMAIN", "undo one pause" },
     { "workload", cmd_workload, "DOMAIN W", "change what the vCPUs do" },

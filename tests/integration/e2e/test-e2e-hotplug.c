@@ -6,12 +6,24 @@
  * moves the guest while it and xenram's test device write, and the
  * destination has the memory, its contents and its xenstore keys:
  *
- *   - hot-add 64 MiB with xenstore-write and 64 MiB with `xensim hotplug`,
- *     stamp frames of both, live-migrate: the digests at suspend are
- *     equal (hot-plugged frames included, counted), the hot-plugged frames
- *     are the same bytes, xenram on the destination has both blocks
- *     (hotplugged = true), memory/<slot>/ says online at the same gpa;
- *     hot-remove (both ways) and hot-add work on the destination;
+ *   - the toolstack raises static-max (create --maxmem, as xl mem-max)
+ *     and the target (`xensim mem-set`, as xl mem-set) to cover the new
+ *     RAM, hot-adds 64 MiB with xenstore-write and 64 MiB with `xensim
+ *     hotplug`, stamps frames of both, live-migrates: the digests at
+ *     suspend are equal (hot-plugged frames included, counted), the
+ *     hot-plugged frames are the same bytes, xenram on the destination has
+ *     both blocks (hotplugged = true), memory/<slot>/ says online at the
+ *     same gpa, the destination's maximum is libxl's (target + 1 MiB) and
+ *     its static-max the source's; hot-remove (both ways) and hot-add
+ *     (after mem-set there) work on the destination;
+ *   - with static-max raised alone (xl mem-max), the migration fails as
+ *     on Xen 4.17 (libxc: "Failed to populate physmap", EBUSY): the
+ *     destination is left empty, the source runs on with its slot online;
+ *     after mem-set the same guest migrates;
+ *   - `xensim mem-set` itself: memory/target (less the video memory, as
+ *     libxl writes it), /vm/<uuid>/memory and Xen's maximum; refused above
+ *     static-max, below the video memory, for bad arguments; mem-max
+ *     refused below the target;
  *   - `xensim hotplug` shows xenram's refusals verbatim and exits 1: Xen's
  *     maximum (then `xensim mem-max`), a size that is not whole pages, an
  *     unaligned start, a slot out of range, an empty slot; bad syntax is
@@ -20,6 +32,7 @@
  *     refused with state = error; after the global dirty log is off (the
  *     state saved, the source not resumed) as well.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -131,6 +144,41 @@ static void expect_key(const struct e2e_host *h, uint32_t domid,
     assert_non_null(v);
     assert_string_equal(v, want);
     free(v);
+}
+
+/* /local/domain/<d>/memory/<key> in kB (UINT64_MAX if absent). */
+static uint64_t mem_key(const struct e2e_host *h, uint32_t d, const char *key)
+{
+    char path[96], *v;
+    uint64_t kb;
+
+    snprintf(path, sizeof(path), "/local/domain/%u/memory/%s", d, key);
+    v = e2e_xs_read(h, path);
+    if (!v)
+        return UINT64_MAX;
+    kb = strtoull(v, NULL, 10);
+    free(v);
+    return kb;
+}
+
+/* Xen's maximum of a domain, in pages. */
+static uint64_t max_pages(const struct e2e_host *h, uint32_t d)
+{
+    struct xsim_dominfo info;
+
+    assert_true(e2e_dominfo(h, d, &info));
+    return info.max_pages;
+}
+
+/* `xensim mem-set D MIB` (or mem-max): exit status, stderr in @err. */
+static int mem_cmd(const struct e2e_host *h, const char *cmd, uint32_t d,
+                   const char *mib, char *err, size_t errlen)
+{
+    char id[16], out[256];
+
+    snprintf(id, sizeof(id), "%u", d);
+    return e2e_xensim_err(h, out, sizeof(out), err, errlen, cmd, id, mib,
+                          NULL);
 }
 
 /* Run one of Debian's xenstore tools against the host; exit status. */
@@ -346,6 +394,21 @@ static void read_sums(const char *path, char s[17], char d[17],
 
 /* ---- tests ---------------------------------------------------------------- */
 
+/* The error sentence xenram wrote, and `xensim hotplug` showed it as is. */
+static void refused(const struct e2e_host *h, uint32_t d, const char *err,
+                    unsigned slot, const char *part)
+{
+    char *e = slot_key(h, d, slot, "error");
+
+    expect_key(h, d, slot, "state", "error");
+    assert_non_null(e);
+    if (!strstr(e, part))
+        fprintf(stderr, "error '%s' does not say '%s'\n", e, part);
+    assert_non_null(strstr(e, part));
+    assert_non_null(strstr(err, e));
+    free(e);
+}
+
 /* 56 MiB of RAM less the VGA hole, 8 special pages, 8 MiB of VRAM. */
 #define BASE_PAGES ((56ull << 8) - 32 + 8 + (8ull << 8))
 #define SLOT_PAGES ((64 * MiB) / XSIM_PAGE_SIZE)
@@ -367,6 +430,13 @@ static void test_hotplug_and_migrate(void **state)
     d = create("hp1", "320", "random:8", "2000");
     snprintf(id, sizeof(id), "%u", d);
     spid = e2e_dm_pid(&src, d);
+    /* The target covers the RAM about to be plugged (64 + 2 x 64 MiB):
+     * a migration gives the destination the target, not static-max. */
+    assert_int_equal(mem_cmd(&src, "mem-set", d, "192", err, sizeof(err)),
+                     0);
+    assert_int_equal(mem_key(&src, d, "target"), (192 - 8) * 1024);
+    assert_int_equal(mem_key(&src, d, "static-max"), 320 * 1024);
+    assert_int_equal(max_pages(&src, d), (192ull << 8) + 256);
 
     /* Slot 0 with Debian's xenstore-write, as docs/hotplug.md shows. */
     xs_request(&src, d, 0, "67108864", "auto", "add");
@@ -426,6 +496,14 @@ static void test_hotplug_and_migrate(void **state)
     assert_true(e2e_dominfo(&dst, nd, &info));
     assert_int_equal(info.pause_count, 0);
     assert_int_equal(info.tot_pages, BASE_PAGES + 2 * SLOT_PAGES);
+    /* libxl__build_pre: target_memkb (memory/target + video memory) +
+     * 1 MiB; static-max travels as it was.  libxl__build_post writes the
+     * target less its fudge, which with static-max above the target
+     * includes LIBXL_MAXMEM_CONSTANT: 1 MiB less than the source's. */
+    assert_int_equal(info.max_pages, (192ull << 8) + 256);
+    assert_int_equal(mem_key(&dst, nd, "static-max"), 320 * 1024);
+    assert_int_equal(mem_key(&dst, nd, "videoram"), 8 * 1024);
+    assert_int_equal(mem_key(&dst, nd, "target"), (192 - 8 - 1) * 1024);
     assert_int_equal(block_hotplugged(&dst, nd, "xen.hotplug.0"), 1);
     assert_int_equal(block_hotplugged(&dst, nd, "xen.hotplug.1"), 1);
     for (unsigned slot = 0; slot < 2; slot++) {
@@ -460,7 +538,15 @@ static void test_hotplug_and_migrate(void **state)
     assert_int_equal(block_hotplugged(&dst, nd, "xen.hotplug.0"), -1);
     assert_true(e2e_dominfo(&dst, nd, &info));
     assert_int_equal(info.tot_pages, before - 2 * SLOT_PAGES);
-    /* ... and hot-add, within the budget the destination was given. */
+    /* ... and hot-add, within the budget the destination was given:
+     * Xen's maximum first (the target it came with covers 192 MiB), then
+     * xenram's cap (maxmem). */
+    assert_int_equal(hotplug(&dst, nd, out, sizeof(out), err, sizeof(err),
+                             "add", "256M", "--slot", "3"), 1);
+    refused(&dst, nd, err, 3, "raise it first (xl mem-max)");
+    assert_int_equal(mem_cmd(&dst, "mem-set", nd, "320", err, sizeof(err)),
+                     0);
+    assert_int_equal(max_pages(&dst, nd), (320ull << 8) + 256);
     assert_int_equal(hotplug(&dst, nd, out, sizeof(out), err, sizeof(err),
                              "add", "256M", "--slot", "3"), 0);
     assert_non_null(strstr(out, "slot 3 online: 256 MiB at 0x100000000"));
@@ -470,21 +556,6 @@ static void test_hotplug_and_migrate(void **state)
     assert_non_null(strstr(err, "would exceed the 256 MiB the guest may "
                                 "hot-plug (maxmem)"));
     destroy(&dst, nd);
-}
-
-/* The error sentence xenram wrote, and `xensim hotplug` showed it as is. */
-static void refused(const struct e2e_host *h, uint32_t d, const char *err,
-                    unsigned slot, const char *part)
-{
-    char *e = slot_key(h, d, slot, "error");
-
-    expect_key(h, d, slot, "state", "error");
-    assert_non_null(e);
-    if (!strstr(e, part))
-        fprintf(stderr, "error '%s' does not say '%s'\n", e, part);
-    assert_non_null(strstr(e, part));
-    assert_non_null(strstr(err, e));
-    free(e);
 }
 
 static void test_refusals_verbatim(void **state)
@@ -550,6 +621,216 @@ static void test_refusals_verbatim(void **state)
 }
 
 /*
+ * `xensim mem-set` is `xl mem-set` (libxl_set_memory_target, enforce):
+ * what it is given includes the video memory, the target does not; Xen's
+ * maximum follows the target; static-max bounds it.  `create` wrote the
+ * keys as libxl__build_post does.
+ */
+static void test_mem_set(void **state)
+{
+    char out[256], err[2048], id[16], path[160], *vm, *v;
+    uint32_t d;
+
+    (void)state;
+    NEED_XENSTORE();
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "create", "--mem",
+                                "64", "--vram", "8", "--name", "ms1", NULL),
+                     0);
+    d = (uint32_t)strtoul(out, NULL, 10);
+    snprintf(id, sizeof(id), "%u", d);
+    assert_int_equal(mem_key(&src, d, "static-max"), 64 * 1024);
+    assert_int_equal(mem_key(&src, d, "target"), (64 - 8) * 1024);
+    assert_int_equal(mem_key(&src, d, "videoram"), 8 * 1024);
+    assert_int_equal(max_pages(&src, d), (64ull << 8) + 256);
+    snprintf(path, sizeof(path), "/local/domain/%u/vm", d);
+    vm = e2e_xs_read(&src, path);
+    assert_non_null(vm);
+    snprintf(path, sizeof(path), "%s/memory", vm);
+    free(vm);
+
+    /* Lower: the target, /vm/<uuid>/memory (MiB) and Xen's maximum. */
+    assert_int_equal(mem_cmd(&src, "mem-set", d, "48", err, sizeof(err)), 0);
+    assert_int_equal(mem_key(&src, d, "target"), (48 - 8) * 1024);
+    assert_int_equal(mem_key(&src, d, "static-max"), 64 * 1024);
+    assert_int_equal(max_pages(&src, d), (48ull << 8) + 256);
+    v = e2e_xs_read(&src, path);
+    assert_non_null(v);
+    assert_string_equal(v, "40");
+    free(v);
+
+    /* Above static-max: refused, nothing changes. */
+    assert_int_equal(mem_cmd(&src, "mem-set", d, "73", err, sizeof(err)), 1);
+    assert_non_null(strstr(err, "memory_dynamic_max must be less than or "
+                                "equal to memory_static_max"));
+    assert_non_null(strstr(err, "xensim mem-max"));
+    assert_int_equal(mem_key(&src, d, "target"), (48 - 8) * 1024);
+    assert_int_equal(max_pages(&src, d), (48ull << 8) + 256);
+    /* static-max counts without the video memory: 72 is the most. */
+    assert_int_equal(mem_cmd(&src, "mem-set", d, "72", err, sizeof(err)), 0);
+    assert_int_equal(mem_key(&src, d, "target"), 64 * 1024);
+    assert_int_equal(max_pages(&src, d), (72ull << 8) + 256);
+
+    /* mem-max raises static-max and Xen's maximum, not the target... */
+    assert_int_equal(mem_cmd(&src, "mem-max", d, "320", err, sizeof(err)),
+                     0);
+    assert_int_equal(mem_key(&src, d, "static-max"), 320 * 1024);
+    assert_int_equal(mem_key(&src, d, "target"), 64 * 1024);
+    assert_int_equal(max_pages(&src, d), (320ull << 8) + 256);
+    /* ... and mem-set then brings Xen's maximum back to the target. */
+    assert_int_equal(mem_cmd(&src, "mem-set", d, "200", err, sizeof(err)),
+                     0);
+    assert_int_equal(mem_key(&src, d, "target"), (200 - 8) * 1024);
+    assert_int_equal(max_pages(&src, d), (200ull << 8) + 256);
+    v = e2e_xs_read(&src, path);
+    assert_non_null(v);
+    assert_string_equal(v, "192");
+    free(v);
+    /* mem-max below the target: refused (libxl_domain_setmaxmem). */
+    assert_int_equal(mem_cmd(&src, "mem-max", d, "100", err, sizeof(err)),
+                     1);
+    assert_non_null(strstr(err, "memory_static_max must be greater than or "
+                                "equal to memory_dynamic_max"));
+    assert_int_equal(mem_key(&src, d, "static-max"), 320 * 1024);
+    assert_int_equal(max_pages(&src, d), (200ull << 8) + 256);
+
+    /* Less than the video memory: refused. */
+    assert_int_equal(mem_cmd(&src, "mem-set", d, "4", err, sizeof(err)), 1);
+    assert_non_null(strstr(err, "video memory"));
+    assert_int_equal(mem_key(&src, d, "target"), (200 - 8) * 1024);
+    /* Bad arguments: usage errors (2), nothing changes. */
+    assert_int_equal(mem_cmd(&src, "mem-set", d, "0", err, sizeof(err)), 2);
+    assert_int_equal(mem_cmd(&src, "mem-set", d, "12x", err, sizeof(err)),
+                     2);
+    assert_int_equal(mem_cmd(&src, "mem-set", d, "-64", err, sizeof(err)),
+                     2);
+    assert_int_equal(e2e_xensim_err(&src, out, sizeof(out), err, sizeof(err),
+                                    "mem-set", id, NULL), 2);
+    assert_int_equal(mem_key(&src, d, "target"), (200 - 8) * 1024);
+    assert_int_equal(max_pages(&src, d), (200ull << 8) + 256);
+    /* Unknown domains. */
+    assert_int_equal(e2e_xensim_err(&src, out, sizeof(out), err, sizeof(err),
+                                    "mem-set", "nosuch", "64", NULL), 1);
+    assert_non_null(strstr(err, "no domain 'nosuch'"));
+    assert_int_equal(e2e_xensim_err(&src, out, sizeof(out), err, sizeof(err),
+                                    "mem-set", "999", "64", NULL), 1);
+    assert_non_null(strstr(err, "no domain d999"));
+    destroy(&src, d);
+}
+
+/*
+ * Xen 4.17, found by the real-Xen tier: with only static-max raised (xl
+ * mem-max), a migration of a guest with hot-plugged RAM fails: the
+ * receiver's maximum is the target it was sent + 1 MiB
+ * (libxl__build_pre), and libxc's restore cannot populate the hot-plugged
+ * frames.  The sender resumes; nothing is left on the destination.  With
+ * the target raised (xl mem-set), the same guest migrates.
+ */
+static void test_migrate_without_target_fails(void **state)
+{
+    char out[4096], err[4096], id[16], status[32];
+    struct xsim_dominfo info;
+    uint64_t tot, dig;
+    uint32_t d, nd;
+    pid_t spid;
+
+    (void)state;
+    NEED_XENSTORE();
+    d = create("hp6", "192", "random:4", "1000");
+    snprintf(id, sizeof(id), "%u", d);
+    spid = e2e_dm_pid(&src, d);
+    assert_int_equal(hotplug(&src, d, out, sizeof(out), err, sizeof(err),
+                             "add", "64M", NULL, NULL), 0);
+    assert_non_null(strstr(out, "slot 0 online: 64 MiB at 0x100000000"));
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "guest-write", id,
+                                "0x100000-0x1000ff", NULL), 0);
+    dig = range_digest(&src, d, 0x100000, SLOT_PAGES);
+    assert_true(e2e_dominfo(&src, d, &info));
+    tot = info.tot_pages;
+    assert_int_equal(tot, BASE_PAGES + SLOT_PAGES);
+
+    /* memory/target is still 56 MiB: the receiver gets 64 + 1 MiB. */
+    assert_int_equal(mem_key(&src, d, "target"), (64 - 8) * 1024);
+    assert_true(e2e_wait_dma(&src, d, 100));
+    assert_int_equal(e2e_xensim_err(&src, out, sizeof(out), err,
+                                    sizeof(err), "migrate", id, "--to",
+                                    dst.dir, "--no-progress", NULL), 1);
+    assert_non_null(strstr(err, "Failed to populate physmap (16 = Device "
+                                "or resource busy)"));
+    assert_non_null(strstr(err, "maximum memory, 65 MiB"));
+    assert_non_null(strstr(err, "xensim mem-set"));
+    assert_non_null(strstr(err, "destroyed on"));
+    assert_null(strstr(out, "migrated"));
+
+    /* Nothing on the destination: no domain, no record, no saved state
+     * (the earlier tests destroyed theirs), no device model (none was
+     * started: the failure came before). */
+    assert_int_equal(e2e_domid(&dst, "hp6"), 0);
+    {
+        DIR *dir = opendir(dst.dir);
+        struct dirent *e;
+
+        assert_non_null(dir);
+        while ((e = readdir(dir))) {
+            if (!strncmp(e->d_name, "domain-", 7) ||
+                !strncmp(e->d_name, "qemu-resume.", 12))
+                fprintf(stderr, "left on the destination: %s\n", e->d_name);
+            assert_false(!strncmp(e->d_name, "domain-", 7) ||
+                         !strncmp(e->d_name, "qemu-resume.", 12));
+        }
+        closedir(dir);
+    }
+    /* The source runs on, whole: unpaused, log-dirty off, its device
+     * model running without the global dirty log, the slot online. */
+    assert_true(e2e_dominfo(&src, d, &info));
+    assert_int_equal(info.pause_count, 0);
+    assert_false(info.flags & XSIM_DOMF_LOGDIRTY);
+    assert_int_equal(info.tot_pages, tot);
+    assert_int_equal(e2e_dm_pid(&src, d), spid);
+    assert_true(e2e_alive(spid));
+    e2e_qmp_status(&src, d, status, sizeof(status));
+    assert_string_equal(status, "running");
+    {
+        json_t *r = e2e_qmp(&src, d, "x-xenram-query-memory", NULL);
+
+        assert_non_null(r);
+        assert_false(json_is_true(json_object_get(r, "global-dirty-log")) ||
+                     json_is_true(json_object_get(json_object_get(r, "dirty"),
+                                                  "global-dirty-log")));
+        json_decref(r);
+    }
+    expect_key(&src, d, 0, "state", "online");
+    expect_key(&src, d, 0, "gpa", "0x100000000");
+    assert_int_equal(block_hotplugged(&src, d, "xen.hotplug.0"), 1);
+    assert_true(range_digest(&src, d, 0x100000, SLOT_PAGES) == dig);
+    assert_true(e2e_wait_vcpu_writes(&src, d, 100));
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "verify", id, NULL),
+                     0);
+    assert_non_null(strstr(out, " 0 corrupt"));
+    /* Its device model takes requests again (the migration's block is
+     * lifted). */
+    assert_int_equal(hotplug(&src, d, out, sizeof(out), err, sizeof(err),
+                             "add", "4M", NULL, NULL), 0);
+    assert_int_equal(hotplug(&src, d, out, sizeof(out), err, sizeof(err),
+                             "remove", "1", NULL, NULL), 0);
+
+    /* The target raised over the hot-plugged RAM: it migrates. */
+    assert_int_equal(mem_cmd(&src, "mem-set", d, "128", err, sizeof(err)),
+                     0);
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "migrate", id,
+                                "--to", dst.dir, "--no-progress", NULL), 0);
+    assert_non_null(strstr(out, "hot-plugged : 1 slot(s), 64 MiB: online "
+                                "on the destination"));
+    assert_true(e2e_wait_exit(spid, 5000));
+    nd = e2e_domid(&dst, "hp6");
+    assert_true(nd > 0);
+    assert_int_equal(max_pages(&dst, nd), (128ull << 8) + 256);
+    expect_key(&dst, nd, 0, "state", "online");
+    expect_key(&dst, nd, 0, "gpa", "0x100000000");
+    assert_true(range_digest(&dst, nd, 0x100000, SLOT_PAGES) == dig);
+    destroy(&dst, nd);
+}
+
+/*
  * A toolstack racing a migration: the migration itself (test hook) asks
  * the source's device model for 4 MiB at a point of the migration; the
  * answer must be a refusal.  @name: the guest.  Returns the hook's line.
@@ -563,6 +844,8 @@ static void race(const char *name, const char *point, char *line,
 
     d = create(name, "192", "random:4", "1000");
     snprintf(id, sizeof(id), "%u", d);
+    /* Room for the slot in the target too, so that it travels. */
+    assert_int_equal(mem_cmd(&src, "mem-set", d, "96", NULL, 0), 0);
     assert_int_equal(hotplug(&src, d, out, sizeof(out), NULL, 0, "add",
                              "16M", NULL, NULL), 0);
     snprintf(hook, sizeof(hook), "hotplug-%s", point);
@@ -633,6 +916,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hotplug_and_migrate),
         cmocka_unit_test(test_refusals_verbatim),
+        cmocka_unit_test(test_mem_set),
+        cmocka_unit_test(test_migrate_without_target_fails),
         cmocka_unit_test(test_refused_during_migration),
         cmocka_unit_test(test_refused_after_dirty_log_off),
     };

@@ -2,7 +2,9 @@
 /*
  * test-sim-cli.c - the xensim command line: start (detached and in the
  * foreground), create, list, pause, workload, dirty-log, guest-write,
- * verify, checksum, dm-state, destroy, stop, and its usage errors.
+ * verify, checksum, dm-state, mem-max and mem-set without xenstore
+ * (test-e2e-hotplug has them with it), destroy, stop, and its usage
+ * errors.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +70,15 @@ static void test_help_and_usage_errors(void **state)
                      2);
     assert_int_equal(CLI("frobnicate"), 2);
     assert_int_equal(CLI("pause"), 2);
+    /* mem-set and mem-max: DOMAIN and a non-zero number of MiB, checked
+     * before the domain is looked for. */
+    assert_int_equal(CLI("mem-set"), 2);
+    assert_int_equal(CLI("mem-set", "nosuch"), 2);
+    assert_int_equal(CLI("mem-set", "nosuch", "0"), 2);
+    assert_int_equal(CLI("mem-set", "nosuch", "lots"), 2);
+    assert_int_equal(CLI("mem-set", "nosuch", "64M"), 2);
+    assert_int_equal(CLI("mem-set", "nosuch", "64", "extra"), 2);
+    assert_int_equal(CLI("mem-max", "nosuch", "0"), 2);
 }
 
 static void test_no_host_is_a_clear_error(void **state)
@@ -217,6 +228,41 @@ static void test_dm_state(void **state)
     assert_int_equal(CLI("destroy", id), 0);
 }
 
+/* Xen's maximum of a domain, in pages, from the host. */
+static uint64_t max_pages(uint32_t d)
+{
+    uint64_t args[6] = { 1 };
+    struct xsim_dominfo info;
+    int err = 0;
+
+    assert_int_equal(simhost_call(&host, XSIM_OP_DOM_GETINFO, d, args, NULL,
+                                  0, &info, sizeof(info), &err), 1);
+    assert_int_equal(err, 0);
+    assert_int_equal(info.domid, d);
+    return info.max_pages;
+}
+
+/* mem-max and mem-set on a host without xenstore: the maximum is Xen's
+ * alone; the target lives in xenstore, so mem-set fails, changing
+ * nothing. */
+static void test_mem_max_and_mem_set_without_xenstore(void **state)
+{
+    char id[16];
+    uint32_t d;
+
+    (void)state;
+    d = create("mem", "idle");
+    snprintf(id, sizeof(id), "%u", d);
+    assert_int_equal(max_pages(d), (16ull << 8) + 256);
+    assert_int_equal(CLI("mem-max", "mem", "32"), 0);
+    assert_int_equal(max_pages(d), (32ull << 8) + 256);
+    assert_int_equal(CLI("mem-set", "mem", "24"), 1);
+    assert_int_equal(max_pages(d), (32ull << 8) + 256);
+    assert_int_equal(CLI("mem-set", "nosuch", "24"), 1);
+    assert_int_equal(CLI("mem-set", "999", "24"), 1);
+    assert_int_equal(CLI("destroy", id), 0);
+}
+
 static void test_xenstore_sees_domains_come_and_go(void **state)
 {
     struct simhost xh;
@@ -268,6 +314,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_dirty_log_and_guest_write),
         cmocka_unit_test(test_verify_and_checksum),
         cmocka_unit_test(test_dm_state),
+        cmocka_unit_test(test_mem_max_and_mem_set_without_xenstore),
         cmocka_unit_test(test_xenstore_sees_domains_come_and_go),
     };
 

@@ -193,7 +193,12 @@ static uint64_t tot_pages(Dm *dm)
     return info.tot_pages;
 }
 
-/* xl mem-max: let the domain have @mib more than it was built with. */
+/*
+ * Xen's maximum @mib MiB above what the domain was built with: `xl
+ * mem-max` on a source, and on a migration's receiver what libxl gives it
+ * when the source's target covered its hot-plugged RAM (`xl mem-set`;
+ * libxl__build_pre sets target + 1 MiB, see docs/hotplug.md).
+ */
 static void raise_maxmem(Dm *dm, uint64_t mib)
 {
     uint64_t args[6] = { ((GUEST_MIB + 1 + mib) * MiB) >> 10 };
@@ -620,7 +625,9 @@ static void test_migration_carries_the_slot_and_its_keys(void **state)
     assert_int_equal(devstate_decode(buf, len, &in, err, sizeof(err)), 0);
     free(buf);
 
-    /* Destination: libxc brought the frames (populated here by hand). */
+    /* Destination: libxc brought the frames (populated here by hand),
+     * into a domain whose maximum libxl took from a target that covers
+     * them (the toolstack's mem-set on the source). */
     dst = dm_new(true);
     raise_maxmem(dst, 256);
     assert_int_equal(xen_populate(dst->xh, gfn, (32 * MiB) >> 12), 0);
