@@ -185,8 +185,9 @@ static int dm_hotplug_init(DeviceModel *dm, bool incoming, uint64_t above,
 {
     DMConfig *cfg = dm->cfg;
     uint64_t top = above ? FOUR_GIB + above : FOUR_GIB;
-    uint64_t cap = cfg->maxmem_mib > cfg->ram_mib ?
-                   (cfg->maxmem_mib - cfg->ram_mib) * MiB : 0;
+    /* The RAM the guest has: an incoming guest's may be less than -m. */
+    uint64_t cap = cfg->maxmem_mib * MiB > dm->ram_bytes ?
+                   cfg->maxmem_mib * MiB - dm->ram_bytes : 0;
     uint32_t slots = cfg->ram_slots ? cfg->ram_slots : HOTPLUG_MAX_SLOTS;
     HotplugConfig hc;
     int ret, fd;

@@ -922,6 +922,7 @@ char **ts_dm_argv(const struct ts_host *h, uint32_t domid,
                   unsigned nextra, int incoming_fd)
 {
     struct argv_b b = { 0 };
+    uint64_t ram;
 
     add(&b, "%s", c->dm);
     add(&b, "-xen-domid");
@@ -968,14 +969,19 @@ char **ts_dm_argv(const struct ts_host *h, uint32_t domid,
     add(&b, "-machine");
     add(&b, "xenfv,suppress-vmdesc=on");
     add(&b, "-m");
-    /* RAM hot-plug room (create --maxmem): QEMU's maxmem=, which libxl,
-     * having no RAM hot-plug, never writes; the video memory is not
-     * guest RAM, so it counts in neither. */
+    /* libxl: b_info.max_memkb less the video memory.  At create that is
+     * memory=; a migration's receiver has the static-max it was sent, so
+     * after mem-max (or create --maxmem) its device model is told more
+     * RAM than the guest has (xenram keeps the saved layout).  RAM
+     * hot-plug room (create --maxmem): QEMU's maxmem=, which libxl,
+     * having no RAM hot-plug, never writes; the video memory is not guest
+     * RAM, so it counts in neither. */
+    ram = c->max_memkb / 1024 > c->mem_mib ? c->max_memkb / 1024 : c->mem_mib;
     if (c->maxmem_mib > c->mem_mib)
-        add(&b, "%" PRIu64 ",maxmem=%" PRIu64 "M", c->mem_mib - c->vram_mib,
-            c->maxmem_mib - c->vram_mib);
+        add(&b, "%" PRIu64 ",maxmem=%" PRIu64 "M", ram - c->vram_mib,
+            (c->maxmem_mib > ram ? c->maxmem_mib : ram) - c->vram_mib);
     else
-        add(&b, "%" PRIu64, c->mem_mib - c->vram_mib);
+        add(&b, "%" PRIu64, ram - c->vram_mib);
     if (b.oom) {
         for (size_t i = 0; i < b.n; i++)
             free(b.v[i]);
