@@ -391,7 +391,8 @@ static int hp_check_xen_max(Hotplug *hp, uint64_t pages, char *err,
         pages > info.max_pages - info.tot_pages) {
         return hp_fail(-ENOSPC, err, errlen, "the domain has %s of at most "
                        "%s: another %s would exceed its maximum memory; raise "
-                       "it first (xl mem-max)",
+                       "it first (xl mem-max, and xl mem-set to include the "
+                       "new RAM)",
                        hp_size(info.tot_pages << XR_PAGE_BITS, a, sizeof(a)),
                        hp_size(info.max_pages << XR_PAGE_BITS, b, sizeof(b)),
                        hp_size(pages << XR_PAGE_BITS, c, sizeof(c)));

@@ -1030,7 +1030,8 @@ static void test_requests_beyond_the_limits_are_refused(void **state)
     /* Xen's maximum: RAM + 1 GiB. */
     xr.max_pages = (RAM_SIZE + 64 * MiB) >> 12;
     refuse_add(g, 0, 512 * MiB, 128 * MiB, -ENOSPC, "exceed its maximum "
-               "memory; raise it first (xl mem-max)");
+               "memory; raise it first (xl mem-max, and xl mem-set "
+               "to include the new RAM)");
     xr.info_ret = -ESRCH;
     refuse_add(g, 0, 512 * MiB, 4 * MiB, -ESRCH, "cannot read the domain's "
                "memory limits");

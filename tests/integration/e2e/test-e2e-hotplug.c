@@ -543,7 +543,7 @@ static void test_hotplug_and_migrate(void **state)
      * xenram's cap (maxmem). */
     assert_int_equal(hotplug(&dst, nd, out, sizeof(out), err, sizeof(err),
                              "add", "256M", "--slot", "3"), 1);
-    refused(&dst, nd, err, 3, "raise it first (xl mem-max)");
+    refused(&dst, nd, err, 3, "raise it first (xl mem-max, and xl mem-set");
     assert_int_equal(mem_cmd(&dst, "mem-set", nd, "320", err, sizeof(err)),
                      0);
     assert_int_equal(max_pages(&dst, nd), (320ull << 8) + 256);
@@ -573,7 +573,7 @@ static void test_refusals_verbatim(void **state)
     assert_int_equal(hotplug(&src, d, out, sizeof(out), err, sizeof(err),
                              "add", "64M", NULL, NULL), 1);
     assert_string_equal(out, "");
-    refused(&src, d, err, 0, "raise it first (xl mem-max)");
+    refused(&src, d, err, 0, "raise it first (xl mem-max, and xl mem-set");
     /* xl mem-max, then it fits. */
     assert_int_equal(e2e_xensim(&src, NULL, 0, "mem-max", id, "160", NULL),
                      0);

@@ -489,7 +489,8 @@ static void test_bad_requests_end_in_error_and_change_nothing(void **state)
     /* Xen's own limit (xl mem-max) is checked too. */
     raise_maxmem(dm, 8);
     refused(dm, "0", "0x2000000", "auto", "add",
-            "exceed its maximum memory; raise it first (xl mem-max)");
+            "exceed its maximum memory; raise it first (xl mem-max, and "
+            "xl mem-set to include the new RAM)");
     raise_maxmem(dm, 2048);
 
     /* Double add: the slot stays online where it is. */
