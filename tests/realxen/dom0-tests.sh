@@ -189,6 +189,8 @@ migrate_tests() {
     hgfn=$((gpa >> 12))
     check "dom0 writes a pattern into the hot-plugged frames" $X/xr-memdig fill $d2 $hgfn 16384
     echo "# xl list -l memory of xrhvm: $(xl list -l xrhvm 2>/dev/null | grep -i -e max_memkb -e target_memkb | tr -d ' \n')"
+    stgt=$(xenstore-read /local/domain/$d2/memory/target 2>/dev/null)
+    smax=$(xenstore-read /local/domain/$d2/memory/static-max 2>/dev/null)
     ms=$(now)
     if timeout 240 xl -vvv migrate -p -e -s $X/xr-ssh xrhvm localhost > /tmp/xlmig3.out 2>&1; then
         d3=$(xl domid xrhvm 2>/dev/null)
@@ -199,6 +201,16 @@ migrate_tests() {
             ok "hot-plugged slot 0 after migration: device-model/$d3/memory/0/state = online at $g3" ||
             notok "hot-plugged slot 0 after migration: state '$st', gpa '$g3' (was $gpa)"
         check "the hot-plugged frames hold dom0's pattern on the destination" $X/xr-memdig verify $d3 $hgfn 16384
+        # What the simulator claims of libxl (docs/toolstack.md, step 10):
+        # static-max travels as it was; the receiver writes the target
+        # less a fudge that now includes LIBXL_MAXMEM_CONSTANT (1 MiB).
+        dtgt=$(xenstore-read /local/domain/$d3/memory/target 2>/dev/null)
+        dmax=$(xenstore-read /local/domain/$d3/memory/static-max 2>/dev/null)
+        if [ -n "$stgt" ] && [ "$dmax" = "$smax" ] && [ "$dtgt" = "$((stgt - 1024))" ]; then
+            ok "memory keys after migration: static-max $dmax as sent, target $dtgt = $stgt - 1024"
+        else
+            notok "memory keys after migration: static-max '$smax' -> '$dmax', target '$stgt' -> '$dtgt' (expected target - 1024)"
+        fi
     else
         notok "migrate with a hot-plugged slot: xl migrate failed after $(since $ms) s"
         grep -a -i -e error -e fail -e warn /tmp/xlmig3.out | tail -n 25 | sed 's/^/#   /'
