@@ -17,11 +17,6 @@
 
 #define BLOCK_MASK (DIRTY_MEMORY_BLOCK_PAGES - 1)
 
-static inline unsigned long word_mask(unsigned int s, unsigned int n)
-{
-    return (n == BITS_PER_LONG ? ~0UL : ((1UL << n) - 1)) << s;
-}
-
 int dirty_bitmap_init(DirtyBitmap *bm, uint64_t start, uint64_t npages)
 {
     uint64_t last;

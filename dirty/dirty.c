@@ -65,11 +65,6 @@ static inline unsigned long word_take(unsigned long *w, unsigned long mask)
     return __atomic_fetch_and(w, ~mask, __ATOMIC_ACQUIRE) & mask;
 }
 
-/* Mask of @n bits starting at bit @s of a word (0 < n, s + n <= 64). */
-static inline unsigned long word_mask(unsigned int s, unsigned int n)
-{
-    return (n == BITS_PER_LONG ? ~0UL : ((1UL << n) - 1)) << s;
-}
 
 /*
  * Iterates over the words that hold the bits of [page, end) in one client's
@@ -757,50 +752,20 @@ static void spare_put(DirtyMemory *dm, unsigned long *block)
     dirty_block_free(block);
 }
 
-/*
- * Deliver the swapped-out block @old, which held the MIGRATION bits of
- * block @idx, into its destination and return the bits that became set
- * there.  A flat destination (@dest, the word of block @idx) gets @old
- * folded in.  A DirtyBitmap (@bm) whose block is empty takes @old as it is
- * and gives its own, all clear, back as a spare: nothing is copied or
- * zeroed, the bits are only counted.  Called with dm->lock held.
- */
-static uint64_t deliver_block(DirtyMemory *dm, unsigned long *dest,
-                              DirtyBitmap *bm, uint64_t idx,
-                              unsigned long *old)
+/* Credit @n newly set bits to block @k of @bm. */
+static inline void bitmap_credit(DirtyBitmap *bm, uint64_t k, uint64_t n)
 {
-    uint64_t fresh, k;
-
-    if (!bm) {
-        fresh = fold_block(dest, old);
-        spare_put(dm, old);
-        return fresh;
-    }
-    k = idx - bm->first_block;
-    if (bm->block_count[k]) {
-        fresh = fold_block(bm->blocks[k], old);
-        spare_put(dm, old);
-    } else {
-        fresh = count_block(old);
-        if (fresh) {
-            unsigned long *empty = bm->blocks[k];
-
-            bm->blocks[k] = old;
-            old = empty;
-        }
-        spare_put(dm, old);
-    }
-    bm->block_count[k] += fresh;
-    bm->count += fresh;
-    return fresh;
+    bm->block_count[k] += n;
+    bm->count += n;
 }
 
 /*
  * Sync whole blocks [first_idx, first_idx + nblocks) by swapping them for
- * zeroed spares, waiting one grace period per batch and delivering the old
- * blocks (deliver_block(): @dest is the flat destination's word of the
- * first block, or NULL with @bm).  Falls back to the word path for a block
- * when no spare can be allocated.
+ * zeroed spares, waiting one grace period per batch and folding the old
+ * blocks into the destination: the flat @dest (its word of the first
+ * block), or with @bm (and @dest NULL) @bm's own blocks, whose counts are
+ * kept.  Falls back to the word path for a block when no spare can be
+ * allocated.
  */
 static uint64_t sync_blocks(DirtyMemory *dm, unsigned long *dest,
                             DirtyBitmap *bm, uint64_t first_idx,
@@ -814,7 +779,7 @@ static uint64_t sync_blocks(DirtyMemory *dm, unsigned long *dest,
         /* Stable under dm->lock: growth takes it too. */
         DirtyMemoryBlocks *b = dm->clients[DIRTY_MEMORY_MIGRATION];
         unsigned int batch = MIN(SYNC_SWAP_BATCH, nblocks - done);
-        unsigned int swapped = 0;
+        unsigned int swapped = 0, n;
 
         for (; swapped < batch; swapped++) {
             unsigned long *spare = spare_get(dm);
@@ -827,31 +792,29 @@ static uint64_t sync_blocks(DirtyMemory *dm, unsigned long *dest,
         }
         if (swapped) {
             synchronize_rcu();
-            for (unsigned int i = 0; i < swapped; i++) {
-                fresh += deliver_block(dm, dest ? dest + (done + i) *
-                                       DIRTY_MEMORY_BLOCK_LONGS : NULL,
-                                       bm, first_idx + done + i, old[i]);
-            }
-        } else {
-            uint64_t idx = first_idx + done;
-            uint64_t p = idx << DIRTY_MEMORY_BLOCK_SHIFT, f;
+        }
+        /* With no spare at all, one block goes the word path. */
+        n = swapped ? swapped : 1;
+        for (unsigned int i = 0; i < n; i++) {
+            uint64_t idx = first_idx + done + i, f;
+            unsigned long *d = bm ? bm->blocks[idx - bm->first_block]
+                                  : dest + (done + i) *
+                                    DIRTY_MEMORY_BLOCK_LONGS;
 
-            /* Out of memory for spares: atomics still work. */
-            if (bm) {
-                uint64_t k = idx - bm->first_block;
-
-                f = sync_words(dm, bm->blocks[k], 0, p,
-                               DIRTY_MEMORY_BLOCK_PAGES);
-                bm->block_count[k] += f;
-                bm->count += f;
+            if (swapped) {
+                f = fold_block(d, old[i]);
+                spare_put(dm, old[i]);
             } else {
-                f = sync_words(dm, dest + done * DIRTY_MEMORY_BLOCK_LONGS,
-                               0, p, DIRTY_MEMORY_BLOCK_PAGES);
+                /* Out of memory for spares: atomics still work. */
+                f = sync_words(dm, d, 0, idx << DIRTY_MEMORY_BLOCK_SHIFT,
+                               DIRTY_MEMORY_BLOCK_PAGES);
+            }
+            if (bm) {
+                bitmap_credit(bm, idx - bm->first_block, f);
             }
             fresh += f;
-            swapped = 1;
         }
-        done += swapped;
+        done += n;
     }
     pthread_mutex_unlock(&dm->lock);
     return fresh;
@@ -905,8 +868,7 @@ static uint64_t sync_partial(DirtyMemory *dm, DirtyBitmap *bm, uint64_t page,
         uint64_t f = sync_words(dm, bm->blocks[k], page & BLOCK_MASK, page,
                                 stop - page);
 
-        bm->block_count[k] += f;
-        bm->count += f;
+        bitmap_credit(bm, k, f);
         fresh += f;
         page = stop;
     }
@@ -959,8 +921,7 @@ static uint64_t sync_whole_blocks(DirtyMemory *dm, DirtyBitmap *bm,
             if (!bm->block_count[k]) {
                 uint64_t f = count_block(bm->blocks[k]);
 
-                bm->block_count[k] = f;
-                bm->count += f;
+                bitmap_credit(bm, k, f);
                 fresh += f;
             }
         }

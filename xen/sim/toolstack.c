@@ -1582,6 +1582,22 @@ static const char *kb_text(uint64_t kb, char *buf, size_t len)
     return buf;
 }
 
+/* xc_domain_setmaxmem: Xen's maximum of @domid becomes @kb. */
+static int set_xen_max(struct ts_host *h, uint32_t domid, uint64_t kb,
+                       char *err, size_t errlen)
+{
+    uint64_t args[6] = { kb };
+    struct xsim_rep rep;
+    int rc;
+
+    rc = call1(h, XSIM_OP_DOM_SETMAXMEM, domid, args, NULL, 0, &rep, NULL, 0,
+               NULL);
+    if (rc)
+        seterr(err, errlen, "setting the maximum memory of d%u on %s: %s",
+               domid, h->dir, strerror(-rc));
+    return rc;
+}
+
 int ts_write_memory_keys(struct ts_host *h, uint32_t domid,
                          const struct ts_domcfg *c, char *err, size_t errlen)
 {
@@ -1631,8 +1647,7 @@ int ts_write_memory_keys(struct ts_host *h, uint32_t domid,
 int ts_setmaxmem(struct ts_host *h, uint32_t domid, uint64_t mib, char *err,
                  size_t errlen)
 {
-    uint64_t args[6] = { mib * 1024 + XSIM_MAXMEM_SLACK_KB }, target;
-    struct xsim_rep rep;
+    uint64_t target;
     char path[96], val[32], t1[32];
     struct xs_handle *xs;
     int rc;
@@ -1653,13 +1668,9 @@ int ts_setmaxmem(struct ts_host *h, uint32_t domid, uint64_t mib, char *err,
             return -EINVAL;
         }
     }
-    rc = call1(h, XSIM_OP_DOM_SETMAXMEM, domid, args, NULL, 0, &rep, NULL, 0,
-               NULL);
-    if (rc) {
-        seterr(err, errlen, "setting the maximum memory of d%u: %s", domid,
-               strerror(-rc));
+    rc = set_xen_max(h, domid, mib * 1024 + XSIM_MAXMEM_SLACK_KB, err, errlen);
+    if (rc)
         return rc;
-    }
     fmt(path, sizeof(path), "/local/domain/%u/memory/static-max", domid);
     fmt(val, sizeof(val), "%" PRIu64, mib * 1024);
     xs_write_str(h, path, val);
@@ -1676,9 +1687,7 @@ static int set_target_in(struct ts_host *h, struct xs_handle *xs,
                          char *err, size_t errlen)
 {
     uint64_t want = mib * 1024, cur, smax, video = 0, target;
-    uint64_t args[6] = { 0 };
     char dom[32], path[160], val[32], t1[32], t2[32], t3[32], *vm;
-    struct xsim_rep rep;
     unsigned len = 0;
     int rc;
 
@@ -1725,14 +1734,10 @@ static int set_target_in(struct ts_host *h, struct xs_handle *xs,
     /* enforce: Xen's maximum follows the target.  (libxl then calls
      * xc_domain_set_pod_target for an HVM guest; Xen leaves a domain
      * without PoD entries, as every simulated one is, as it is.) */
-    args[0] = target + video + XSIM_MAXMEM_SLACK_KB;
-    rc = call1(h, XSIM_OP_DOM_SETMAXMEM, domid, args, NULL, 0, &rep, NULL, 0,
-               NULL);
-    if (rc) {
-        seterr(err, errlen, "setting the maximum memory of d%u: %s", domid,
-               strerror(-rc));
+    rc = set_xen_max(h, domid, target + video + XSIM_MAXMEM_SLACK_KB, err,
+                     errlen);
+    if (rc)
         return rc;
-    }
     fmt(path, sizeof(path), "%s/memory/target", dom);
     fmt(val, sizeof(val), "%" PRIu64, target);
     if (!xs_write(xs, t, path, val, (unsigned)strlen(val)))
@@ -2886,17 +2891,10 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
          * maximum.  Hot-plugged RAM that the target does not cover does
          * not fit: round 0 fails to populate it (EBUSY), as libxc's
          * restore does, and the source resumes. */
-        {
-            uint64_t args[6] = { m->cfg.target_memkb + XSIM_MAXMEM_SLACK_KB };
-
-            rc = call1(&m->dst, XSIM_OP_DOM_SETMAXMEM, m->ddom, args, NULL,
-                       0, &rep, NULL, 0, NULL);
-            if (rc) {
-                seterr(err, errlen, "setting the maximum memory of d%u on "
-                       "%s: %s", m->ddom, m->dst.dir, strerror(-rc));
-                goto out;
-            }
-        }
+        rc = set_xen_max(&m->dst, m->ddom, m->cfg.target_memkb +
+                         XSIM_MAXMEM_SLACK_KB, err, errlen);
+        if (rc)
+            goto out;
     }
     /* Both guests' memory, mapped here (libxc maps the source's frames
      * with xenforeignmemory; the receiver writes into the new domain). */

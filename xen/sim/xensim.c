@@ -1352,8 +1352,13 @@ static int cmd_hotplug(int argc, char **argv)
     return 1;
 }
 
-/* `xl mem-max`: the domain's maximum memory. */
-static int cmd_mem_max(int argc, char **argv)
+/*
+ * `xl mem-max` / `xl mem-set`: DOMAIN MiB, handed to @set (ts_setmaxmem or
+ * ts_set_memory_target); @what names the value in usage errors.
+ */
+static int mem_cmd(int argc, char **argv, const char *name, const char *what,
+                   int (*set)(struct ts_host *, uint32_t, uint64_t, char *,
+                              size_t))
 {
     char dir[200], err[TS_ERRLEN];
     struct ts_host h;
@@ -1362,16 +1367,16 @@ static int cmd_mem_max(int argc, char **argv)
     int rc;
 
     if (argc != 3)
-        die_usage("mem-max takes DOMAIN MiB");
+        die_usage("%s takes DOMAIN MiB", name);
     mib = parse_ul(argv[2], "MiB");
     if (!mib || mib > (1ull << 30))
-        die_usage("bad maximum '%s' (MiB)", argv[2]);
+        die_usage("bad %s '%s' (MiB)", what, argv[2]);
     domid = resolve_dom(argv[1]);
     if (state_dir(dir, sizeof(dir)))
         die_usage("state directory path too long");
     rc = ts_host_open(&h, dir, err, sizeof(err));
     if (rc == 0) {
-        rc = ts_setmaxmem(&h, domid, mib, err, sizeof(err));
+        rc = set(&h, domid, mib, err, sizeof(err));
         ts_host_close(&h);
     }
     if (rc) {
@@ -1381,33 +1386,16 @@ static int cmd_mem_max(int argc, char **argv)
     return 0;
 }
 
+/* `xl mem-max`: the domain's maximum memory. */
+static int cmd_mem_max(int argc, char **argv)
+{
+    return mem_cmd(argc, argv, "mem-max", "maximum", ts_setmaxmem);
+}
+
 /* `xl mem-set`: the domain's target, and Xen's maximum with it. */
 static int cmd_mem_set(int argc, char **argv)
 {
-    char dir[200], err[TS_ERRLEN];
-    struct ts_host h;
-    uint32_t domid;
-    uint64_t mib;
-    int rc;
-
-    if (argc != 3)
-        die_usage("mem-set takes DOMAIN MiB");
-    mib = parse_ul(argv[2], "MiB");
-    if (!mib || mib > (1ull << 30))
-        die_usage("bad target '%s' (MiB)", argv[2]);
-    domid = resolve_dom(argv[1]);
-    if (state_dir(dir, sizeof(dir)))
-        die_usage("state directory path too long");
-    rc = ts_host_open(&h, dir, err, sizeof(err));
-    if (rc == 0) {
-        rc = ts_set_memory_target(&h, domid, mib, err, sizeof(err));
-        ts_host_close(&h);
-    }
-    if (rc) {
-        fprintf(stderr, PROG ": %s\n", err);
-        return 1;
-    }
-    return 0;
+    return mem_cmd(argc, argv, "mem-set", "target", ts_set_memory_target);
 }
 
 /* ---- main ----------------------------------------------------------------- */
