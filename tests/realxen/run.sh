@@ -64,7 +64,7 @@ boot() { # ATTEMPT -> 0 dom0 ran the tests (done or timed out), 1 dom0 never cam
     qemu-system-x86_64 -machine q35 -accel tcg -cpu "$cpu" -m 4G -smp 2 \
         -display none -monitor none -serial "file:$log" -no-reboot \
         -kernel "$out/xen.elf" \
-        -append "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=1 ${XEN_EXTRA:-}" \
+        -append "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=1 guest_loglvl=all ${XEN_EXTRA:-}" \
         -initrd "$out/vmlinuz console=hvc0 rdinit=/init ${DOM0_EXTRA:-},$out/dom0.cpio" \
         > "$out/qemu.out" 2>&1 &
     qpid=$!
@@ -117,6 +117,11 @@ else
     failed=$(grep -c '^not ok' "$out/results.txt")
     if grep -aq XRT-DOM0-BROKEN "$out/serial.txt"; then
         say "dom0 came up broken: $(grep -a XRT-DOM0-BROKEN "$out/serial.txt" | head -n1)"
+    elif grep -aq -e 'Panic on CPU' -e 'FATAL PAGE FAULT' "$out/serial.txt"; then
+        # The hypervisor died under the tests: a failed check, with its lines.
+        say "not ok - the Xen hypervisor panicked during the tests:"
+        grep -a -B2 -A12 -e 'FATAL PAGE FAULT' -e 'Panic on CPU' "$out/serial.txt" |
+            head -n 40 | sed 's/^/  | /'
     elif grep -aq XRT-DOM0-READY "$out/serial.txt"; then
         say "the tests in dom0 did not finish"
     else

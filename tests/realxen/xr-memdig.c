@@ -12,6 +12,8 @@
  *   xr-memdig verify DOMID GFN N     check that pattern; exit 1 if not
  *   xr-memdig cmp SRC DST MAXT       every frame of DST equals SRC's, except
  *                                    at most MAXT test-DMA pages (flag T)
+ *   xr-memdig remove DOMID GFN       take one frame away from the guest, as
+ *                                    a balloon driver or a PoD sweep does
  *
  * The frames are read through libxenforeignmemory, as the toolstack does.
  */
@@ -24,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <xenctrl.h>
 #include <xenforeignmemory.h>
 
 #define PAGE 4096
@@ -216,8 +219,31 @@ static int cmp(const char *src, const char *dst, long maxt)
     return wrong || dma > maxt || !frames ? 1 : 0;
 }
 
+/* XENMEM_decrease_reservation of one frame, from dom0. */
+static int remove_frame(uint32_t domid, const char *gfn_s)
+{
+    xen_pfn_t gfn = strtoull(gfn_s, NULL, 0);
+    xc_interface *xch = xc_interface_open(NULL, NULL, 0);
+    int rc;
+
+    if (!xch) {
+        perror("xc_interface_open");
+        return 1;
+    }
+    rc = xc_domain_decrease_reservation_exact(xch, domid, 1, 0, &gfn);
+    if (rc) {
+        fprintf(stderr, "decrease_reservation of gfn %#" PRIx64 ": %s\n",
+                (uint64_t)gfn, strerror(errno));
+    }
+    xc_interface_close(xch);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && !strcmp(argv[1], "remove")) {
+        return remove_frame((uint32_t)atoi(argv[2]), argv[3]);
+    }
     if (argc >= 4 && !strcmp(argv[1], "qmp")) {
         return qmp((uint32_t)atoi(argv[2]), argv[3]);
     }
@@ -233,6 +259,6 @@ int main(int argc, char **argv)
     if (argc >= 5 && !strcmp(argv[1], "verify")) {
         return walk(VERIFY, (uint32_t)atoi(argv[2]), argc - 3, argv + 3);
     }
-    fprintf(stderr, "usage: xr-memdig qmp|dump|fill|verify|cmp ...\n");
+    fprintf(stderr, "usage: xr-memdig qmp|dump|fill|verify|cmp|remove ...\n");
     return 2;
 }

@@ -320,13 +320,23 @@ static int dm_memory_init(DeviceModel *dm, bool incoming, char *err,
     if (ret) {
         goto fail;
     }
+    /*
+     * The ioreq server is created so that the region tree's I/O ranges are
+     * recorded against it, but it is never enabled: nothing maps its ioreq
+     * pages or serves its event channels yet.  Xen broadcasts a synchronous
+     * IOREQ_TYPE_INVALIDATE to every *enabled* server after each frame
+     * removal (p2m_remove_page -> ioreq_request_mapcache_invalidate), and
+     * ioreq_send() on a server whose pages were never set up faults in the
+     * hypervisor: Xen 4.17 panics the host (issue 16).  A disabled server is
+     * skipped by ioreq_broadcast() and ioreq_server_select(), so claimed
+     * accesses complete as unassigned I/O, exactly as with no server.
+     */
     dm->ioservid = -1;
     {
         ioservid_t id;
 
         if (xen_ioreq_server_create(dm->xh, &id) == 0) {
             dm->ioservid = id;
-            xen_ioreq_server_set_enabled(dm->xh, id, true);
         } else {
             dm_log(DM_LOG_WARN, "no ioreq server (%s); I/O regions will "
                    "not be claimed", xen_last_error());

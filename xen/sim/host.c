@@ -416,6 +416,37 @@ static int populate_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
     return 0;
 }
 
+/*
+ * After a domain's creation has finished, every p2m removal makes Xen
+ * (p2m_remove_page -> ioreq_request_mapcache_invalidate) have each vCPU
+ * broadcast a synchronous IOREQ_TYPE_INVALIDATE to every *enabled* ioreq
+ * server on its next resume (xen/common/ioreq.c, ioreq_broadcast).  A
+ * server enabled without its ioreq pages having been set up makes
+ * ioreq_send() dereference a NULL page: Xen 4.17 panics the host (issue
+ * 16, measured on the real-Xen tier).  The simulator cannot die with the
+ * host it stands for, so it records the panic where tests and the log
+ * see it.  Under d->lock.
+ */
+static void invalidate_broadcast(struct xsim_dom *d)
+{
+    if (!__atomic_load_n(&d->creation_finished, __ATOMIC_ACQUIRE) ||
+        d->panic[0])
+        return;
+    for (unsigned i = 0; i < XSIM_MAX_IOREQ_SERVERS; i++) {
+        const struct xsim_ioreq *s = &d->ioreq[i];
+
+        if (s->used && s->enabled && !s->pages) {
+            snprintf(d->panic, sizeof(d->panic),
+                     "FATAL PAGE FAULT in ioreq_send: d%u's ioreq server %u "
+                     "is enabled but its ioreq pages were never set up",
+                     d->domid, i);
+            xsim_log("(XEN) host panic (simulated, real Xen dies here): %s",
+                     d->panic);
+            return;
+        }
+    }
+}
+
 static void remove_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
 {
     uint64_t i;
@@ -425,6 +456,7 @@ static void remove_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
     for (i = 0; i < nr; i++)
         bm_clear(d->p2m, gfn + i);
     d->tot_pages -= nr;
+    invalidate_broadcast(d);
 }
 
 static void set_hvm_defaults(struct xsim_dom *d)
@@ -766,6 +798,9 @@ int dom_unpause(struct xsim_dom *d)
     else if (--d->pause_count == 0)
         pthread_cond_broadcast(&d->run_cond);
     pthread_mutex_unlock(&d->run_lock);
+    /* domain_unpause_by_systemcontroller(): the first one ends creation. */
+    if (rc == 0)
+        __atomic_store_n(&d->creation_finished, true, __ATOMIC_RELEASE);
     return rc;
 }
 
@@ -1221,6 +1256,9 @@ int dom_ioreq_info(struct xsim_dom *d, uint32_t id, bool want_gfns,
     } else {
         uint64_t base = d->hvm_param[HVM_PARAM_IOREQ_SERVER_PFN];
 
+        /* ioreq_server_get_info() maps the legacy gfn pages on demand. */
+        if (want_gfns)
+            s->pages = true;
         out[0] = want_gfns ? base + 2 * id : 0;
         out[1] = want_gfns && s->bufioreq ? base + 2 * id + 1 : ~0ull;
         out[2] = s->bufioreq ? 100 + id : 0;
@@ -1476,6 +1514,8 @@ char *dom_dm_state(struct xsim_dom *d, size_t *len)
                 (unsigned long long)d->vram_nr);
     fprintf(f, "logdirty %s dirty_count=%u\n", d->logdirty ? "on" : "off",
             d->dirty_count);
+    if (d->panic[0])
+        fprintf(f, "xen-panic %s\n", d->panic);
     if (d->dm_log)
         fputs(d->dm_log, f);
     pthread_mutex_unlock(&d->lock);

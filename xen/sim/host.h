@@ -40,6 +40,7 @@ struct xsim_ioreq_range {
 struct xsim_ioreq {
     bool used;
     bool enabled;
+    bool pages;                 /* ioreq pages set up (get_info with gfns) */
     int bufioreq;
     unsigned nr_ranges;
     struct xsim_ioreq_range ranges[64];
@@ -102,6 +103,8 @@ struct xsim_dom {
 
     /* What device models asked for */
     struct xsim_ioreq ioreq[XSIM_MAX_IOREQ_SERVERS];
+    bool creation_finished;     /* unpaused once by the toolstack */
+    char panic[200];            /* what would have taken real Xen down */
     struct xsim_cacheattr *cacheattr;
     unsigned nr_cacheattr;
     char *dm_log;               /* recorded no-op dm ops, text */

@@ -131,6 +131,82 @@ static void test_ioreq_server_lifecycle_is_recorded(void **state)
     assert_int_equal(errno, ENOENT);
 }
 
+/* Remove one populated frame of @domid, as a balloon driver would. */
+static void remove_one_frame(uint32_t domid, xen_pfn_t gfn)
+{
+    xc_interface *xch = xc_interface_open(NULL, NULL, 0);
+
+    assert_non_null(xch);
+    assert_int_equal(xc_domain_decrease_reservation_exact(xch, domid, 1, 0,
+                                                          &gfn), 0);
+    xc_interface_close(xch);
+}
+
+/*
+ * Xen 4.17 broadcasts IOREQ_TYPE_INVALIDATE to every enabled ioreq server
+ * after a frame removal on a domain whose creation has finished; one whose
+ * ioreq pages were never set up takes the host down (issue 16).
+ */
+static void test_a_frame_removal_with_an_unserved_enabled_server_panics_xen(
+    void **state)
+{
+    struct ctx *c = *state;
+    ioservid_t id;
+
+    assert_int_equal(xendevicemodel_create_ioreq_server(
+                         c->dm, c->domid, HVM_IOREQSRV_BUFIOREQ_OFF, &id), 0);
+    assert_int_equal(xendevicemodel_set_ioreq_server_state(c->dm, c->domid, id,
+                                                           1), 0);
+    remove_one_frame(c->domid, 0x800);
+    assert_true(dm_state_has(c->domid, "xen-panic FATAL PAGE FAULT in "
+                                       "ioreq_send"));
+}
+
+static void test_a_disabled_or_served_server_survives_a_frame_removal(
+    void **state)
+{
+    struct ctx *c = *state;
+    ioservid_t off, served;
+    xen_pfn_t ioreq, buf;
+    char *s;
+
+    assert_int_equal(xendevicemodel_create_ioreq_server(
+                         c->dm, c->domid, HVM_IOREQSRV_BUFIOREQ_OFF, &off), 0);
+    assert_int_equal(xendevicemodel_create_ioreq_server(
+                         c->dm, c->domid, HVM_IOREQSRV_BUFIOREQ_OFF, &served),
+                     0);
+    assert_int_equal(xendevicemodel_get_ioreq_server_info(
+                         c->dm, c->domid, served, &ioreq, &buf, NULL), 0);
+    assert_int_equal(xendevicemodel_set_ioreq_server_state(c->dm, c->domid,
+                                                           served, 1), 0);
+    remove_one_frame(c->domid, 0x800);
+    s = sim_dm_state(&host, c->domid);
+    assert_non_null(s);
+    assert_null(strstr(s, "xen-panic"));
+    free(s);
+}
+
+static void test_a_domain_still_being_created_is_not_sent_invalidates(
+    void **state)
+{
+    struct ctx *c = *state;
+    int d = sim_create(&host, 16, "idle", XSIM_CREATE_PAUSED);
+    ioservid_t id;
+    char *s;
+
+    assert_true(d > 0);
+    assert_int_equal(xendevicemodel_create_ioreq_server(
+                         c->dm, (domid_t)d, HVM_IOREQSRV_BUFIOREQ_OFF, &id), 0);
+    assert_int_equal(xendevicemodel_set_ioreq_server_state(c->dm, (domid_t)d,
+                                                           id, 1), 0);
+    remove_one_frame((uint32_t)d, 0x800);
+    s = sim_dm_state(&host, (uint32_t)d);
+    assert_non_null(s);
+    assert_null(strstr(s, "xen-panic"));
+    free(s);
+    sim_destroy(&host, (uint32_t)d);
+}
+
 static void test_ioreq_servers_run_out(void **state)
 {
     struct ctx *c = *state;
@@ -373,6 +449,9 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         T(test_ioreq_server_lifecycle_is_recorded),
         T(test_ioreq_servers_run_out),
+        T(test_a_frame_removal_with_an_unserved_enabled_server_panics_xen),
+        T(test_a_disabled_or_served_server_survives_a_frame_removal),
+        T(test_a_domain_still_being_created_is_not_sent_invalidates),
         T(test_track_dirty_vram),
         T(test_a_global_clean_hides_earlier_writes_from_vram),
         T(test_relocate_memory_moves_the_page),

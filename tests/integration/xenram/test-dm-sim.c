@@ -28,6 +28,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <xenctrl.h>
 #include <xenstore.h>
 
 #include "migration/devstate.h"
@@ -346,6 +347,43 @@ static void test_starts_running_and_writes_state_running(void **state)
     sim_destroy(&host, domid);
 }
 
+/*
+ * A guest balloon driver (or a PoD sweep, or xenram's own hot-unplug)
+ * removes frames from a running guest.  Xen then sends a synchronous
+ * INVALIDATE to every enabled ioreq server; xenram's is not served yet, so
+ * it must not be enabled, or real Xen 4.17 panics the host (issue 16).
+ */
+static void test_a_frame_removal_on_the_running_guest_does_not_take_xen_down(
+    void **state)
+{
+    int domid = create_domain();
+    xc_interface *xch;
+    xen_pfn_t gfn = 0x400;
+    char *s;
+    Dm dm;
+
+    (void)state;
+    dm_start(&dm, domid, -1, NULL);
+    assert_true(dm_greeted(&dm));
+    dm_ok(&dm, "{\"execute\":\"qmp_capabilities\"}");
+    assert_string_equal(dm_status(&dm), "running");
+    xch = xc_interface_open(NULL, NULL, 0);
+    assert_non_null(xch);
+    assert_int_equal(xc_domain_decrease_reservation_exact(xch, domid, 1, 0,
+                                                          &gfn), 0);
+    xc_interface_close(xch);
+    s = sim_dm_state(&host, domid);
+    assert_non_null(s);
+    if (strstr(s, "xen-panic") || !strstr(s, "ioreq-server 0 disabled"))
+        print_message("dm-state of d%d:\n%s", domid, s);
+    assert_null(strstr(s, "xen-panic"));
+    assert_non_null(strstr(s, "ioreq-server 0 disabled"));
+    free(s);
+    assert_string_equal(dm_status(&dm), "running");
+    dm_quit(&dm);
+    sim_destroy(&host, domid);
+}
+
 static void test_with_S_waits_in_prelaunch_and_announces_only_after_cont(
     void **state)
 {
@@ -601,6 +639,8 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_starts_running_and_writes_state_running),
+        cmocka_unit_test(
+            test_a_frame_removal_on_the_running_guest_does_not_take_xen_down),
         cmocka_unit_test(
             test_with_S_waits_in_prelaunch_and_announces_only_after_cont),
         cmocka_unit_test(test_saved_state_describes_the_ram_layout),
