@@ -68,7 +68,7 @@ bool dirty_bitmap_test(const DirtyBitmap *bm, uint64_t i)
     uint64_t a = bm->start + i;
 
     assert(i < bm->npages);
-    return test_bit(a & BLOCK_MASK,
+    return xr_test_bit(a & BLOCK_MASK,
                     bm->blocks[(a >> DIRTY_MEMORY_BLOCK_SHIFT) -
                                bm->first_block]);
 }

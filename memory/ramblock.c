@@ -593,8 +593,8 @@ int ram_block_alloc_migration_bitmaps(RAMBlock *block,
         free(bmap);
         bmap = NULL;
     }
-    receivedmap = bitmap_new(pages);
-    clear_bmap = bitmap_new(DIV_ROUND_UP(pages, (uint64_t)1 << clear_bmap_shift));
+    receivedmap = xr_bitmap_new(pages);
+    clear_bmap = xr_bitmap_new(DIV_ROUND_UP(pages, (uint64_t)1 << clear_bmap_shift));
     if (!bmap || !receivedmap || !clear_bmap) {
         if (bmap) {
             dirty_bitmap_destroy(bmap);

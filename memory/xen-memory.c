@@ -231,8 +231,8 @@ static unsigned long *extract_bits(const unsigned long *src, uint64_t gfn,
         return NULL;
     }
     for (uint64_t i = 0; i < n; i++) {
-        if (test_bit(gfn + i, src)) {
-            set_bit(i, out);
+        if (xr_test_bit(gfn + i, src)) {
+            xr_set_bit(i, out);
         }
     }
     return out;
@@ -267,7 +267,7 @@ int64_t xen_memory_sync_migration(XenMemory *xm, bool clear)
         free(bitmap);
         return ret;
     }
-    ret = bitmap_count(bitmap, npages);
+    ret = xr_bitmap_count(bitmap, npages);
 
     /* Xen numbers frames by gfn, dirty/ by ram_addr page: go range by range. */
     rcu_read_lock();

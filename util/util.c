@@ -11,7 +11,7 @@ char xr_rcu_tsan_sync;
 #endif
 
 /*
- * Shared by find_next_bit() and find_next_zero_bit(): @invert turns every
+ * Shared by xr_find_next_bit() and xr_find_next_zero_bit(): @invert turns every
  * word into its complement so that one scan finds either kind of bit.
  */
 static uint64_t find_next(const unsigned long *addr, uint64_t size,
@@ -37,19 +37,19 @@ static uint64_t find_next(const unsigned long *addr, uint64_t size,
     }
 }
 
-uint64_t find_next_bit(const unsigned long *addr, uint64_t size,
+uint64_t xr_find_next_bit(const unsigned long *addr, uint64_t size,
                        uint64_t start)
 {
     return find_next(addr, size, start, 0);
 }
 
-uint64_t find_next_zero_bit(const unsigned long *addr, uint64_t size,
+uint64_t xr_find_next_zero_bit(const unsigned long *addr, uint64_t size,
                             uint64_t start)
 {
     return find_next(addr, size, start, ~0UL);
 }
 
-void bitmap_set(unsigned long *map, uint64_t start, uint64_t nr)
+void xr_bitmap_set(unsigned long *map, uint64_t start, uint64_t nr)
 {
     unsigned long *p = map + BIT_WORD(start);
     unsigned long mask = BITMAP_FIRST_WORD_MASK(start);
@@ -69,7 +69,7 @@ void bitmap_set(unsigned long *map, uint64_t start, uint64_t nr)
     *p |= BITMAP_LAST_WORD_MASK(end);
 }
 
-void bitmap_clear(unsigned long *map, uint64_t start, uint64_t nr)
+void xr_bitmap_clear(unsigned long *map, uint64_t start, uint64_t nr)
 {
     unsigned long *p = map + BIT_WORD(start);
     unsigned long mask = BITMAP_FIRST_WORD_MASK(start);
@@ -89,7 +89,7 @@ void bitmap_clear(unsigned long *map, uint64_t start, uint64_t nr)
     *p &= ~BITMAP_LAST_WORD_MASK(end);
 }
 
-uint64_t bitmap_count(const unsigned long *map, uint64_t nbits)
+uint64_t xr_bitmap_count(const unsigned long *map, uint64_t nbits)
 {
     uint64_t n = 0, full = nbits / BITS_PER_LONG;
 
@@ -102,7 +102,7 @@ uint64_t bitmap_count(const unsigned long *map, uint64_t nbits)
     return n;
 }
 
-unsigned long *bitmap_new(uint64_t nbits)
+unsigned long *xr_bitmap_new(uint64_t nbits)
 {
     return calloc(BITS_TO_LONGS(nbits), sizeof(unsigned long));
 }

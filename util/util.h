@@ -78,34 +78,34 @@
 #define BITMAP_LAST_WORD_MASK(nbits) \
     (~0UL >> (-(nbits) & (BITS_PER_LONG - 1)))
 
-static inline bool test_bit(uint64_t nr, const unsigned long *addr)
+static inline bool xr_test_bit(uint64_t nr, const unsigned long *addr)
 {
     return (addr[BIT_WORD(nr)] >> (nr % BITS_PER_LONG)) & 1;
 }
 
-static inline void set_bit(uint64_t nr, unsigned long *addr)
+static inline void xr_set_bit(uint64_t nr, unsigned long *addr)
 {
     addr[BIT_WORD(nr)] |= BIT_MASK(nr);
 }
 
-static inline void clear_bit(uint64_t nr, unsigned long *addr)
+static inline void xr_clear_bit(uint64_t nr, unsigned long *addr)
 {
     addr[BIT_WORD(nr)] &= ~BIT_MASK(nr);
 }
 
 /* Index of the first set bit in [start, size), or size if there is none. */
-uint64_t find_next_bit(const unsigned long *addr, uint64_t size,
+uint64_t xr_find_next_bit(const unsigned long *addr, uint64_t size,
                        uint64_t start);
 /* Index of the first clear bit in [start, size), or size if there is none. */
-uint64_t find_next_zero_bit(const unsigned long *addr, uint64_t size,
+uint64_t xr_find_next_zero_bit(const unsigned long *addr, uint64_t size,
                             uint64_t start);
 /* Plain (non-atomic) set / clear of @nr bits from @start. */
-void bitmap_set(unsigned long *map, uint64_t start, uint64_t nr);
-void bitmap_clear(unsigned long *map, uint64_t start, uint64_t nr);
+void xr_bitmap_set(unsigned long *map, uint64_t start, uint64_t nr);
+void xr_bitmap_clear(unsigned long *map, uint64_t start, uint64_t nr);
 /* Number of set bits in the first @nbits bits of @map. */
-uint64_t bitmap_count(const unsigned long *map, uint64_t nbits);
+uint64_t xr_bitmap_count(const unsigned long *map, uint64_t nbits);
 /* A zeroed bitmap of @nbits bits, or NULL when out of memory. */
-unsigned long *bitmap_new(uint64_t nbits);
+unsigned long *xr_bitmap_new(uint64_t nbits);
 
 /* ---- RCU and ThreadSanitizer ----------------------------------------- */
 

@@ -46,7 +46,7 @@ static int locked_grow(LockedBitmap *lb, uint64_t npages)
         return -ENOMEM;
     }
     for (uint64_t i = old; i < nb; i++) {
-        b[i] = bitmap_new(DIRTY_MEMORY_BLOCK_PAGES);
+        b[i] = xr_bitmap_new(DIRTY_MEMORY_BLOCK_PAGES);
     }
     lb->blocks = b;
     lb->npages = npages;

@@ -61,7 +61,7 @@ static void make_pattern(unsigned int permille, bool clustered)
     for (uint64_t n = NPAGES / 1000 * permille; n; n--) {
         uint64_t p = (((uint64_t)rand_r(&seed) << 31) ^ rand_r(&seed)) %
                      NPAGES;
-        set_bit(p, pattern);
+        xr_set_bit(p, pattern);
     }
 }
 
@@ -120,8 +120,8 @@ static double time_page_loop(uint64_t *fresh)
     for (uint64_t p = 0; p < NPAGES; p++) {
         if (dirty_memory_test_and_clear(&dm, p, 1,
                                         DIRTY_MEMORY_MIGRATION) == 1 &&
-            !test_bit(p, dest)) {
-            set_bit(p, dest);
+            !xr_test_bit(p, dest)) {
+            xr_set_bit(p, dest);
             ++*fresh;
         }
     }

@@ -332,13 +332,13 @@ static void test_logdirty_errors_before_enable(void)
 
     rc = raw_logdirty(XEN_DOMCTL_SHADOW_OP_CLEAN, 0, pages, bm, &st, &err);
     note("CLEAN before ENABLE: %s, %" PRIu64 " bits set, dirty_count %u",
-         rc_str(rc, err), bitmap_count(bm, pages), st.dirty_count);
-    check(rc == (long)pages && bitmap_count(bm, pages) == 0 &&
+         rc_str(rc, err), xr_bitmap_count(bm, pages), st.dirty_count);
+    check(rc == (long)pages && xr_bitmap_count(bm, pages) == 0 &&
           st.dirty_count == 0, "CLEAN before ENABLE_LOGDIRTY succeeds with "
           "an empty bitmap and zero stats (got %s)", rc_str(rc, err));
     memset(bm, 0xff, BITS_TO_LONGS(pages) * sizeof(long));
     rc = raw_logdirty(XEN_DOMCTL_SHADOW_OP_PEEK, 0, pages, bm, &st, &err);
-    check(rc == (long)pages && bitmap_count(bm, pages) == 0,
+    check(rc == (long)pages && xr_bitmap_count(bm, pages) == 0,
           "PEEK before ENABLE_LOGDIRTY succeeds with an empty bitmap (got "
           "%s)", rc_str(rc, err));
     free(bm);
@@ -466,7 +466,7 @@ static void test_dm_writes(void)
     memset(bm, 0, BITS_TO_LONGS(pages) * sizeof(long));
     xen_logdirty_read(dm.xh, bm, pages, false, false, NULL);
     for (int i = 0; i < N; i++) {
-        seen += test_bit(gfns[i], bm);
+        seen += xr_test_bit(gfns[i], bm);
     }
     check(seen == 0, "guest_memory_write through the mapcache is not in "
           "Xen's log without modified_memory (%d of %d logged)", seen, N);
@@ -484,7 +484,7 @@ static void test_dm_writes(void)
     xen_logdirty_read(dm.xh, bm, pages, false, false, NULL);
     seen = 0;
     for (int i = 0; i < N; i++) {
-        seen += test_bit(gfns[i], bm);
+        seen += xr_test_bit(gfns[i], bm);
     }
     modified_memory_stats(dm.mm, &st);
     check(ret == 0 && seen == N && st.errors == 0,
@@ -532,7 +532,7 @@ static void test_dm_writes(void)
         memset(bm, 0xff, BITS_TO_LONGS(pages) * sizeof(long));
         r2 = raw_logdirty(XEN_DOMCTL_SHADOW_OP_PEEK, 0, pages, bm, NULL,
                           &err);
-        check(r2 == (long)pages && bitmap_count(bm, pages) == 0,
+        check(r2 == (long)pages && xr_bitmap_count(bm, pages) == 0,
               "PEEK after OFF succeeds with an empty bitmap (got %s)",
               rc_str(r2, err));
     }
@@ -687,8 +687,8 @@ static void test_vram(void)
                 continue;
             }
             rewrote++;
-            in_ld += test_bit(g, ld);
-            in_vram += test_bit(g - w, bm);
+            in_ld += xr_test_bit(g, ld);
+            in_vram += xr_test_bit(g - w, bm);
         }
         note("log-dirty + VRAM: %d window pages rewritten; %d in the global "
              "CLEAN, %d in the track_dirty_vram after it (%s)", rewrote,

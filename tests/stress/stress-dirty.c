@@ -120,7 +120,7 @@ static void *syncer(void *arg)
                  *rounds % 4 == 1 && p < sendmap.npages;
                  p = dirty_bitmap_find_next(&sendmap, p + 1)) {
                 dirty_bitmap_test_and_clear(&sendmap, p);
-                set_bit(p, dest);
+                xr_set_bit(p, dest);
             }
         } else {
             ret = dirty_memory_sync(&dm, dest, 0, 0, pages);
@@ -145,7 +145,7 @@ int main(void)
         fprintf(stderr, "stress-dirty: setup failed\n");
         return 1;
     }
-    dest = bitmap_new(MAX_PAGES);
+    dest = xr_bitmap_new(MAX_PAGES);
     if (!dest || dirty_bitmap_init(&sendmap, 0, MAX_PAGES)) {
         return 1;
     }
@@ -172,7 +172,7 @@ int main(void)
                 uint64_t p = logs[t].page[i] + k;
 
                 checked++;
-                lost += !test_bit(p, dest) && !dirty_bitmap_test(&sendmap, p);
+                lost += !xr_test_bit(p, dest) && !dirty_bitmap_test(&sendmap, p);
                 if (logs[t].kind[i] != 0 &&
                     dirty_memory_get(&dm, p, 1, DIRTY_MEMORY_VGA) != 1) {
                     vga_lost++;

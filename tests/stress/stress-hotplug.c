@@ -169,7 +169,7 @@ static void *dirtier(void *opaque)
                    (unsigned long long)page_gpa(p), strerror(-ret));
             break;
         }
-        set_bit(p, d->written);
+        xr_set_bit(p, d->written);
         d->writes++;
     }
     rcu_unregister_thread();
@@ -355,7 +355,7 @@ static void test_readers_keep_running_and_lose_nothing_during_hotplug(
     (void)state;
     guest_build();
     for (int i = 0; i < N_DIRTIERS; i++) {
-        d[i] = (Dirtier) { .id = i, .written = bitmap_new(RAM_PAGES) };
+        d[i] = (Dirtier) { .id = i, .written = xr_bitmap_new(RAM_PAGES) };
         assert_non_null(d[i].written);
         assert_int_equal(pthread_create(&dirt[i], NULL, dirtier, &d[i]), 0);
     }
@@ -402,8 +402,8 @@ static void test_readers_keep_running_and_lose_nothing_during_hotplug(
 
     /* Every page a dirtier wrote is dirty for every client. */
     for (int i = 0; i < N_DIRTIERS; i++) {
-        for (uint64_t p = find_next_bit(d[i].written, RAM_PAGES, 0);
-             p < RAM_PAGES; p = find_next_bit(d[i].written, RAM_PAGES, p + 1)) {
+        for (uint64_t p = xr_find_next_bit(d[i].written, RAM_PAGES, 0);
+             p < RAM_PAGES; p = xr_find_next_bit(d[i].written, RAM_PAGES, p + 1)) {
             uint64_t ra = page_gpa(p);   /* ram_addr == gpa for xen.ram */
 
             for (unsigned int c = 0; c < DIRTY_MEMORY_NUM; c++) {

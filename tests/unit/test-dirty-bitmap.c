@@ -283,8 +283,8 @@ static void test_random_syncs_and_sends_match_a_plain_model(void **state)
 {
     DirtyMemory *dm = *state;
     uint64_t start = BP / 2 + 3, n = NPAGES - start - 7;
-    unsigned long *src_model = bitmap_new(NPAGES);
-    unsigned long *bm_model = bitmap_new(n);
+    unsigned long *src_model = xr_bitmap_new(NPAGES);
+    unsigned long *bm_model = xr_bitmap_new(n);
     unsigned int seed = 777;
     DirtyBitmap bm;
 
@@ -299,7 +299,7 @@ static void test_random_syncs_and_sends_match_a_plain_model(void **state)
 
             len = MIN(len, NPAGES - p);
             assert_int_equal(dirty_memory_set_range(dm, p, len, MIG), 0);
-            bitmap_set(src_model, p, len);
+            xr_bitmap_set(src_model, p, len);
             break;
         }
         case 1: { /* sync all, or a random sub-range */
@@ -310,12 +310,12 @@ static void test_random_syncs_and_sends_match_a_plain_model(void **state)
                 len = rand_r(&seed) % (n - i + 1);
             }
             for (uint64_t k = i; k < i + len; k++) {
-                if (test_bit(start + k, src_model) && !test_bit(k, bm_model)) {
-                    set_bit(k, bm_model);
+                if (xr_test_bit(start + k, src_model) && !xr_test_bit(k, bm_model)) {
+                    xr_set_bit(k, bm_model);
                     fresh++;
                 }
             }
-            bitmap_clear(src_model, start + i, len);
+            xr_bitmap_clear(src_model, start + i, len);
             assert_int_equal(dirty_memory_sync_bitmap(dm, &bm, i, len),
                              (int64_t)fresh);
             break;
@@ -326,12 +326,12 @@ static void test_random_syncs_and_sends_match_a_plain_model(void **state)
             for (int k = 0; k < 50; k++) {
                 uint64_t next = dirty_bitmap_find_next(&bm, i);
 
-                assert_int_equal(next, find_next_bit(bm_model, n, i));
+                assert_int_equal(next, xr_find_next_bit(bm_model, n, i));
                 if (next == n) {
                     break;
                 }
                 assert_int_equal(dirty_bitmap_test_and_clear(&bm, next), 1);
-                clear_bit(next, bm_model);
+                xr_clear_bit(next, bm_model);
                 i = next + 1;
             }
             break;
@@ -343,14 +343,14 @@ static void test_random_syncs_and_sends_match_a_plain_model(void **state)
             len = MIN(len, n - i);
 
             assert_int_equal(dirty_bitmap_clear_range(&bm, i, len), 0);
-            bitmap_clear(bm_model, i, len);
+            xr_bitmap_clear(bm_model, i, len);
             break;
         }
         }
-        assert_int_equal(dirty_bitmap_count(&bm), bitmap_count(bm_model, n));
+        assert_int_equal(dirty_bitmap_count(&bm), xr_bitmap_count(bm_model, n));
     }
     for (uint64_t k = 0; k < n; k++) {
-        if (dirty_bitmap_test(&bm, k) != test_bit(k, bm_model)) {
+        if (dirty_bitmap_test(&bm, k) != xr_test_bit(k, bm_model)) {
             fail_msg("bit %llu differs", (unsigned long long)k);
         }
     }
@@ -358,7 +358,7 @@ static void test_random_syncs_and_sends_match_a_plain_model(void **state)
         uint64_t len = MIN(512, NPAGES - p);
 
         assert_int_equal(dirty_memory_get(dm, p, len, DIRTY_MEMORY_MIGRATION),
-                         find_next_bit(src_model, p + len, p) < p + len);
+                         xr_find_next_bit(src_model, p + len, p) < p + len);
     }
     dirty_bitmap_destroy(&bm);
     free(src_model);

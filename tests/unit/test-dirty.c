@@ -290,21 +290,21 @@ static void test_test_and_clear_reports_and_clears_only_the_range(void **state)
 static void test_sync_aligned_moves_bits_and_counts_new_ones(void **state)
 {
     DirtyMemory *dm = *state;
-    unsigned long *dest = bitmap_new(1024);
+    unsigned long *dest = xr_bitmap_new(1024);
     int64_t n;
 
     assert_non_null(dest);
     assert_int_equal(dirty_memory_set_range(dm, 128 + 10, 100,
                                             DIRTY_CLIENTS_ALL), 0);
-    set_bit(10, dest);      /* already dirty in dest: not counted */
-    set_bit(500, dest);     /* outside the source bits: kept */
+    xr_set_bit(10, dest);      /* already dirty in dest: not counted */
+    xr_set_bit(500, dest);     /* outside the source bits: kept */
 
     n = dirty_memory_sync(dm, dest, 0, 128, 1024);
 
     assert_int_equal(n, 99);
-    assert_int_equal(bitmap_count(dest, 1024), 101);
-    assert_int_equal(find_next_bit(dest, 1024, 0), 10);
-    assert_int_equal(find_next_zero_bit(dest, 1024, 10), 110);
+    assert_int_equal(xr_bitmap_count(dest, 1024), 101);
+    assert_int_equal(xr_find_next_bit(dest, 1024, 0), 10);
+    assert_int_equal(xr_find_next_zero_bit(dest, 1024, 10), 110);
     assert_int_equal(dirty_memory_get(dm, 0, NPAGES, DIRTY_MEMORY_MIGRATION),
                      0);
     /* Sync only touches the MIGRATION client. */
@@ -315,7 +315,7 @@ static void test_sync_aligned_moves_bits_and_counts_new_ones(void **state)
 static void test_sync_unaligned_destination(void **state)
 {
     DirtyMemory *dm = *state;
-    unsigned long *dest = bitmap_new(512);
+    unsigned long *dest = xr_bitmap_new(512);
     int64_t n;
 
     assert_non_null(dest);
@@ -326,9 +326,9 @@ static void test_sync_unaligned_destination(void **state)
     n = dirty_memory_sync(dm, dest, 7, BP - 40, 200);
 
     assert_int_equal(n, 70);
-    assert_int_equal(find_next_bit(dest, 512, 0), 7 + 37);
-    assert_int_equal(find_next_zero_bit(dest, 512, 44), 44 + 70);
-    assert_int_equal(bitmap_count(dest, 512), 70);
+    assert_int_equal(xr_find_next_bit(dest, 512, 0), 7 + 37);
+    assert_int_equal(xr_find_next_zero_bit(dest, 512, 44), 44 + 70);
+    assert_int_equal(xr_bitmap_count(dest, 512), 70);
     assert_int_equal(dirty_memory_get(dm, 0, NPAGES, DIRTY_MEMORY_MIGRATION),
                      0);
     free(dest);
@@ -337,7 +337,7 @@ static void test_sync_unaligned_destination(void **state)
 static void test_sync_whole_block_swaps_and_keeps_working(void **state)
 {
     DirtyMemory *dm = *state;
-    unsigned long *dest = bitmap_new(NPAGES);
+    unsigned long *dest = xr_bitmap_new(NPAGES);
     unsigned long *before;
     int64_t n;
 
@@ -359,10 +359,10 @@ static void test_sync_whole_block_swaps_and_keeps_working(void **state)
     assert_int_equal(n, 6);
     assert_ptr_not_equal(dm->clients[DIRTY_MEMORY_MIGRATION]->blocks[1],
                          before);
-    assert_true(test_bit(BP - 1, dest) && test_bit(BP, dest) &&
-                test_bit(BP + 2, dest) && test_bit(2 * BP - 1, dest) &&
-                test_bit(2 * BP + 999, dest));
-    assert_int_equal(bitmap_count(dest, NPAGES), 6);
+    assert_true(xr_test_bit(BP - 1, dest) && xr_test_bit(BP, dest) &&
+                xr_test_bit(BP + 2, dest) && xr_test_bit(2 * BP - 1, dest) &&
+                xr_test_bit(2 * BP + 999, dest));
+    assert_int_equal(xr_bitmap_count(dest, NPAGES), 6);
     assert_int_equal(dirty_memory_get(dm, 0, NPAGES, DIRTY_MEMORY_MIGRATION),
                      0);
 
@@ -371,7 +371,7 @@ static void test_sync_whole_block_swaps_and_keeps_working(void **state)
                                            DIRTY_MEMORY_MIGRATION), 0);
     n = dirty_memory_sync(dm, dest, 0, 0, NPAGES);
     assert_int_equal(n, 1);
-    assert_true(test_bit(BP + 100, dest));
+    assert_true(xr_test_bit(BP + 100, dest));
     /* Already-dirty destination bits are not counted again. */
     assert_int_equal(dirty_memory_set_page(dm, BP + 100,
                                            DIRTY_MEMORY_MIGRATION), 0);
@@ -384,7 +384,7 @@ static void test_sync_full_block_with_offset_destination(void **state)
     DirtyMemory *dm = *state;
     /* dest bit 64 corresponds to page BP - 64: whole block 1 is inside. */
     uint64_t npages = BP + 128;
-    unsigned long *dest = bitmap_new(npages + 64);
+    unsigned long *dest = xr_bitmap_new(npages + 64);
 
     assert_non_null(dest);
     assert_int_equal(dirty_memory_set_range(dm, BP - 64, npages,
@@ -392,8 +392,8 @@ static void test_sync_full_block_with_offset_destination(void **state)
                      0);
     assert_int_equal(dirty_memory_sync(dm, dest, 64, BP - 64, npages),
                      (int64_t)npages);
-    assert_int_equal(bitmap_count(dest, npages + 64), npages);
-    assert_int_equal(find_next_bit(dest, npages + 64, 0), 64);
+    assert_int_equal(xr_bitmap_count(dest, npages + 64), npages);
+    assert_int_equal(xr_find_next_bit(dest, npages + 64, 0), 64);
     free(dest);
 }
 
@@ -453,11 +453,11 @@ static void test_random_operations_match_plain_bitmap_model(void **state)
     unsigned int seed = 12345;
 
     for (int c = 0; c < DIRTY_MEMORY_NUM; c++) {
-        model[c] = bitmap_new(NPAGES);
+        model[c] = xr_bitmap_new(NPAGES);
         assert_non_null(model[c]);
     }
-    dest = bitmap_new(NPAGES + 64);
-    dest_model = bitmap_new(NPAGES + 64);
+    dest = xr_bitmap_new(NPAGES + 64);
+    dest_model = xr_bitmap_new(NPAGES + 64);
     assert_non_null(dest);
     assert_non_null(dest_model);
 
@@ -479,7 +479,7 @@ static void test_random_operations_match_plain_bitmap_model(void **state)
             assert_int_equal(dirty_memory_set_range(dm, page, n, mask), 0);
             for (int k = 0; k < DIRTY_MEMORY_NUM; k++) {
                 if (mask & DIRTY_CLIENT_MASK(k)) {
-                    bitmap_set(model[k], page, n);
+                    xr_bitmap_set(model[k], page, n);
                 }
             }
             break;
@@ -495,10 +495,10 @@ static void test_random_operations_match_plain_bitmap_model(void **state)
             assert_int_equal(dirty_memory_set_lebitmap(dm, lebm, page, n,
                                                        mask), 0);
             for (uint64_t i = 0; i < n; i++) {
-                if (test_bit(i, lebm)) {
+                if (xr_test_bit(i, lebm)) {
                     for (int k = 0; k < DIRTY_MEMORY_NUM; k++) {
                         if (mask & DIRTY_CLIENT_MASK(k)) {
-                            set_bit(page + i, model[k]);
+                            xr_set_bit(page + i, model[k]);
                         }
                     }
                 }
@@ -506,32 +506,32 @@ static void test_random_operations_match_plain_bitmap_model(void **state)
             break;
         }
         case 2: {
-            bool expect = find_next_bit(model[c], page + n, page) < page + n;
+            bool expect = xr_find_next_bit(model[c], page + n, page) < page + n;
 
             assert_int_equal(dirty_memory_test_and_clear(dm, page, n, c),
                              expect);
-            bitmap_clear(model[c], page, n);
+            xr_bitmap_clear(model[c], page, n);
             break;
         }
         case 3: {
             uint64_t shift = rand_r(&seed) % 64, fresh = 0;
 
             for (uint64_t i = 0; i < n; i++) {
-                if (test_bit(page + i, model[DIRTY_MEMORY_MIGRATION])) {
-                    if (!test_bit(shift + i, dest_model)) {
+                if (xr_test_bit(page + i, model[DIRTY_MEMORY_MIGRATION])) {
+                    if (!xr_test_bit(shift + i, dest_model)) {
                         fresh++;
-                        set_bit(shift + i, dest_model);
+                        xr_set_bit(shift + i, dest_model);
                     }
                 }
             }
-            bitmap_clear(model[DIRTY_MEMORY_MIGRATION], page, n);
+            xr_bitmap_clear(model[DIRTY_MEMORY_MIGRATION], page, n);
             assert_int_equal(dirty_memory_sync(dm, dest, shift, page, n),
                              (int64_t)fresh);
             break;
         }
         default: {
-            bool any = find_next_bit(model[c], page + n, page) < page + n;
-            bool all = find_next_zero_bit(model[c], page + n, page) >=
+            bool any = xr_find_next_bit(model[c], page + n, page) < page + n;
+            bool all = xr_find_next_zero_bit(model[c], page + n, page) >=
                        page + n;
 
             assert_int_equal(dirty_memory_get(dm, page, n, c), any);
@@ -545,14 +545,14 @@ static void test_random_operations_match_plain_bitmap_model(void **state)
     for (int c = 0; c < DIRTY_MEMORY_NUM; c++) {
         for (uint64_t p = 0; p < NPAGES; p += 4096) {
             uint64_t n = MIN(4096, NPAGES - p);
-            bool any = find_next_bit(model[c], p + n, p) < p + n;
+            bool any = xr_find_next_bit(model[c], p + n, p) < p + n;
 
             assert_int_equal(dirty_memory_get(dm, p, n, c), any);
         }
     }
     memset(dest, 0, BITS_TO_LONGS(NPAGES + 64) * sizeof(long));
     assert_int_equal(dirty_memory_sync(dm, dest, 0, 0, NPAGES),
-                     (int64_t)bitmap_count(model[DIRTY_MEMORY_MIGRATION],
+                     (int64_t)xr_bitmap_count(model[DIRTY_MEMORY_MIGRATION],
                                            NPAGES));
     assert_memory_equal(dest, model[DIRTY_MEMORY_MIGRATION],
                         (NPAGES / BITS_PER_LONG) * sizeof(long));

@@ -1164,8 +1164,8 @@ static void test_migration_bitmaps_start_all_to_send(void **state)
     assert_int_equal(ram_block_alloc_migration_bitmaps(block, 6), 0);
     assert_int_equal(dirty_bitmap_count(block->bmap), pages);
     assert_int_equal(dirty_bitmap_find_next(block->bmap, 0), 0);
-    assert_int_equal(bitmap_count(block->receivedmap, pages), 0);
-    assert_int_equal(bitmap_count(block->clear_bmap,
+    assert_int_equal(xr_bitmap_count(block->receivedmap, pages), 0);
+    assert_int_equal(xr_bitmap_count(block->clear_bmap,
                                   DIV_ROUND_UP(pages, 64)), 0);
 }
 

@@ -108,7 +108,7 @@ int __wrap_xen_logdirty_read(XenHandles *xh, unsigned long *bitmap,
     rec.logdirty_npages = npages;
     for (int i = 0; i < rec.ndirty_gfns; i++) {
         assert_true(rec.dirty_gfns[i] < npages);
-        set_bit(rec.dirty_gfns[i], bitmap);
+        xr_set_bit(rec.dirty_gfns[i], bitmap);
     }
     return 0;
 }

@@ -39,12 +39,12 @@ int fake_xen_init(uint64_t npages)
     }
     fake_mem = mmap(NULL, npages * XR_PAGE_SIZE, PROT_READ | PROT_WRITE,
                     MAP_SHARED, fake_fd, 0);
-    fake_populated = bitmap_new(npages);
+    fake_populated = xr_bitmap_new(npages);
     if (fake_mem == MAP_FAILED || !fake_populated) {
         close(fake_fd);
         return -ENOMEM;
     }
-    bitmap_set(fake_populated, 0, npages);
+    xr_bitmap_set(fake_populated, 0, npages);
     fake_npages = npages;
     fake_fail_count = 0;
     n_map = n_unmap = 0;
@@ -80,9 +80,9 @@ void fake_set_populated(uint64_t gfn, uint64_t n, bool populated)
 {
     pthread_mutex_lock(&fake_lock);
     if (populated) {
-        bitmap_set(fake_populated, gfn, n);
+        xr_bitmap_set(fake_populated, gfn, n);
     } else {
-        bitmap_clear(fake_populated, gfn, n);
+        xr_bitmap_clear(fake_populated, gfn, n);
     }
     pthread_mutex_unlock(&fake_lock);
 }
@@ -260,14 +260,14 @@ void *__wrap_xenforeignmemory_map2(xenforeignmemory_handle *h, uint32_t dom,
     for (size_t i = 0; i < pages;) {
         size_t j = i + 1;
 
-        if (arr[i] >= fake_npages || !test_bit(arr[i], fake_populated)) {
+        if (arr[i] >= fake_npages || !xr_test_bit(arr[i], fake_populated)) {
             err[i] = arr[i] >= fake_npages ? -EINVAL : -ENOENT;
             i++;
             continue;
         }
         err[i] = 0;
         while (j < pages && arr[j] == arr[j - 1] + 1 && arr[j] < fake_npages &&
-               test_bit(arr[j], fake_populated)) {
+               xr_test_bit(arr[j], fake_populated)) {
             err[j++] = 0;
         }
         if (mmap(base + i * XR_PAGE_SIZE, (j - i) * XR_PAGE_SIZE, prot,

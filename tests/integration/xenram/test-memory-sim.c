@@ -173,7 +173,7 @@ static void test_device_writes_are_in_xen_log_after_flush(void **state)
     assert_int_equal(modified_memory_flush(dm->mm), 0);
     bm = read_log(dm, true);
     for (int i = 0; i < 300; i++) {
-        assert_true(test_bit(gfns[i], bm));
+        assert_true(xr_test_bit(gfns[i], bm));
     }
     free(bm);
     xen_logdirty_disable(dm->xh);
@@ -200,7 +200,7 @@ static void test_without_forwarding_xen_does_not_see_device_writes(
     assert_int_equal(modified_memory_flush(dm->mm), 0);
     bm = read_log(dm, true);
     for (int i = 0; i < 100; i++) {
-        seen += test_bit(gfns[i], bm);
+        seen += xr_test_bit(gfns[i], bm);
     }
     assert_int_equal(seen, 0);
     free(bm);
