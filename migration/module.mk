@@ -1,3 +1,3 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-LIB_SRCS += migration/devstate.c
-PUBLIC_HEADERS += migration/devstate.h
+LIB_SRCS += migration/devstate.c migration/layout.c migration/xl.c
+PUBLIC_HEADERS += migration/devstate.h migration/migration.h

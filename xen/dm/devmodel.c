@@ -23,7 +23,7 @@
 #include "memory/ramblock.h"
 #include "memory/region.h"
 #include "memory/xen-memory.h"
-#include "migration/devstate.h"
+#include "migration/migration.h"
 #include "xen/dm/devmodel.h"
 #include "xen/dm/loop.h"
 #include "xen/dm/qmp.h"
@@ -72,6 +72,7 @@ typedef struct DeviceModel {
     int ioservid;
     GuestMemory gm;
     Hotplug *hp;                    /* RAM hot-plug through xenstore */
+    Migration *mig;                 /* the xl migrate duties */
     TestDev *testdev;               /* --test-dma, or NULL */
     uint64_t ram_bytes;             /* guest RAM xen.ram covers */
 
@@ -81,8 +82,6 @@ typedef struct DeviceModel {
 
     /* State */
     DMStatus status;
-    bool global_dirty_log;
-    bool state_saved;           /* saved since the last cont: layout frozen */
     bool announced_running;     /* xenstore state = running written */
     char xs_base[96];           /* /local/domain/0/device-model/<domid> */
 } DeviceModel;
@@ -230,6 +229,52 @@ static int dm_hotplug_init(DeviceModel *dm, bool incoming, uint64_t above,
     return 0;
 }
 
+/* migration/ reaches hot-plug, its sibling, only through these. */
+static uint32_t dm_mig_block_slot(void *opaque, const RAMBlock *block)
+{
+    return hotplug_block_slot(opaque, block);
+}
+
+static int dm_mig_restore(void *opaque, uint32_t slot, const char *idstr,
+                          uint64_t gpa, uint64_t size, char *err,
+                          size_t errlen)
+{
+    return hotplug_restore(opaque, slot, idstr, gpa, size, err, errlen);
+}
+
+static void dm_mig_set_blocked(void *opaque, const char *reason)
+{
+    hotplug_set_blocked(opaque, reason);
+}
+
+static void dm_mig_set_incoming(void *opaque, bool incoming)
+{
+    hotplug_set_incoming(opaque, incoming);
+}
+
+static int dm_migration_init(DeviceModel *dm, char *err, size_t errlen)
+{
+    MigrationConfig mc = {
+        .ram = &dm->ram, .as = &dm->as, .mc = dm->mc, .xm = dm->xm,
+        .mm = dm->mm, .forward_writes = !dm->cfg->no_modified_memory,
+        .hotplug = { .block_slot = dm_mig_block_slot,
+                     .restore = dm_mig_restore,
+                     .set_blocked = dm_mig_set_blocked,
+                     .set_incoming = dm_mig_set_incoming,
+                     .opaque = dm->hp },
+    };
+
+    if (!dm->hp) {
+        memset(&mc.hotplug, 0, sizeof(mc.hotplug));
+    }
+    int ret = migration_new(&mc, &dm->mig);
+
+    if (ret) {
+        snprintf(err, errlen, "setting up migration: %s", strerror(-ret));
+    }
+    return ret;
+}
+
 /*
  * Guest RAM as an HVM guest has it: [0, below) and, beyond
  * max-ram-below-4g, [4 GiB, 4 GiB + above).  One block "xen.ram" spans
@@ -367,7 +412,10 @@ static int dm_memory_init(DeviceModel *dm, bool incoming, char *err,
     dm->gm = (GuestMemory) { .as = &dm->as, .ram = &dm->ram, .mc = dm->mc,
                              .mm = dm->cfg->no_modified_memory ? NULL :
                                    dm->mm };
-    return dm_hotplug_init(dm, incoming, above, err, errlen);
+    if ((ret = dm_hotplug_init(dm, incoming, above, err, errlen))) {
+        return ret;
+    }
+    return dm_migration_init(dm, err, errlen);
 
 fail:
     snprintf(err, errlen, "setting up guest memory (%" PRIu64 " MiB) failed: "
@@ -377,6 +425,8 @@ fail:
 
 static void dm_memory_free(DeviceModel *dm)
 {
+    migration_free(dm->mig);
+    dm->mig = NULL;
     xen_memory_free(dm->xm);
     dm->xm = NULL;
     if (dm->ioservid >= 0) {
@@ -431,161 +481,6 @@ static void dm_memory_free(DeviceModel *dm)
 
 /* ---- device state ---------------------------------------------------------- */
 
-/* The device state of the current layout; free with devstate_free(). */
-static int dm_devstate_capture(DeviceModel *dm, DevState *ds)
-{
-    const FlatView *view;
-    const FlatRange *fr;
-    RAMBlock *block;
-    uint32_t n = 0;
-    int ret = 0;
-
-    memset(ds, 0, sizeof(*ds));
-    ds->global_dirty_log = dm->global_dirty_log;
-    ram_list_lock(&dm->ram);
-    rcu_read_lock();
-    RAMBLOCK_FOREACH(&dm->ram, block) {
-        n++;
-    }
-    ds->blocks = calloc(n ? n : 1, sizeof(*ds->blocks));
-    if (!ds->blocks) {
-        ret = -ENOMEM;
-        goto out;
-    }
-    view = address_space_get_flatview(&dm->as);
-    RAMBLOCK_FOREACH(&dm->ram, block) {
-        DevStateBlock *b = &ds->blocks[ds->nblocks++];
-
-        snprintf(b->idstr, sizeof(b->idstr), "%s", block->idstr);
-        b->offset = block->offset;
-        b->used_length = ram_block_used_length(block);
-        b->max_length = block->max_length;
-        b->flags = block->flags;
-        b->hotplug_slot = dm->hp ? hotplug_block_slot(dm->hp, block)
-                                 : DEVSTATE_NO_SLOT;
-        FLATVIEW_FOREACH(fr, view) {
-            DevStateRange *r;
-
-            if (!flatrange_is_ram(fr) ||
-                memory_region_ram_block(fr->mr) != block ||
-                b->nranges == DEVSTATE_MAX_RANGES) {
-                continue;
-            }
-            r = realloc(b->ranges, (b->nranges + 1) * sizeof(*r));
-            if (!r) {
-                ret = -ENOMEM;
-                goto out;
-            }
-            b->ranges = r;
-            r[b->nranges++] = (DevStateRange) {
-                .gpa = fr->addr, .size = fr->size,
-                .offset = fr->ram_addr - block->offset };
-        }
-    }
-out:
-    rcu_read_unlock();
-    ram_list_unlock(&dm->ram);
-    if (ret) {
-        devstate_free(ds);
-    }
-    return ret;
-}
-
-/*
- * Check that the saved state fits this device model's layout, then apply
- * it: hot-plugged blocks are recreated (not populated: their frames came
- * with the migration) and mapped where they were.  Everything is checked
- * before anything changes.
- */
-static int dm_devstate_apply(DeviceModel *dm, const DevState *ds, char *err,
-                             size_t errlen)
-{
-    RAMBlock *local;
-    int ret = 0;
-
-    for (uint32_t i = 0; i < ds->nblocks; i++) {
-        const DevStateBlock *b = &ds->blocks[i];
-
-        rcu_read_lock();
-        local = ram_block_by_name(&dm->ram, b->idstr);
-        if (local && (ram_block_used_length(local) != b->used_length ||
-                      local->max_length != b->max_length)) {
-            snprintf(err, errlen, "RAM block '%s' has %" PRIu64 " MiB here "
-                     "but %" PRIu64 " MiB in the saved state: start the "
-                     "destination with the guest's memory size", b->idstr,
-                     ram_block_used_length(local) / MiB,
-                     b->used_length / MiB);
-            ret = -EINVAL;
-        }
-        rcu_read_unlock();
-        if (ret) {
-            return ret;
-        }
-        if (!local) {
-            if (!(b->flags & RAM_HOTPLUGGED) ||
-                b->hotplug_slot == DEVSTATE_NO_SLOT) {
-                snprintf(err, errlen, "the saved state has RAM block '%s', "
-                         "which this device model does not create", b->idstr);
-                return -EINVAL;
-            }
-            if (b->nranges != 1 || b->ranges[0].offset != 0 ||
-                b->ranges[0].size != b->used_length ||
-                b->used_length != b->max_length) {
-                snprintf(err, errlen, "hot-plugged RAM block '%s' in the "
-                         "saved state is not one whole mapping", b->idstr);
-                return -EINVAL;
-            }
-        }
-    }
-    {
-        RAMBlock *block;
-        bool missing = false;
-        char name[RAM_BLOCK_IDSTR_SIZE] = "";
-
-        rcu_read_lock();
-        RAMBLOCK_FOREACH(&dm->ram, block) {
-            bool found = false;
-
-            for (uint32_t i = 0; i < ds->nblocks && !found; i++) {
-                found = !strcmp(ds->blocks[i].idstr, block->idstr);
-            }
-            if (!found && !missing) {
-                missing = true;
-                snprintf(name, sizeof(name), "%s", block->idstr);
-            }
-        }
-        rcu_read_unlock();
-        if (missing) {
-            snprintf(err, errlen, "RAM block '%s' exists here but not in the "
-                     "saved state", name);
-            return -EINVAL;
-        }
-    }
-
-    /* Apply: hot-plug recreates its slots (not populated: incoming). */
-    for (uint32_t i = 0; i < ds->nblocks; i++) {
-        const DevStateBlock *b = &ds->blocks[i];
-
-        rcu_read_lock();
-        local = ram_block_by_name(&dm->ram, b->idstr);
-        rcu_read_unlock();
-        if (local) {
-            continue;
-        }
-        ret = hotplug_restore(dm->hp, b->hotplug_slot, b->idstr,
-                              b->ranges[0].gpa, b->used_length, err, errlen);
-        if (ret) {
-            return ret;
-        }
-    }
-    /*
-     * ds->global_dirty_log says what the source was doing when it saved
-     * (migrating, usually); it is not carried over: the destination's
-     * toolstack turns logging on itself when it migrates again.
-     */
-    return 0;
-}
-
 /*
  * Read the incoming device state before the memory is set up, because it
  * decides how much RAM xen.ram covers.  libxl starts the destination with
@@ -600,32 +495,23 @@ static int dm_devstate_apply(DeviceModel *dm, const DevState *ds, char *err,
  */
 static int dm_incoming_read(DeviceModel *dm, char *err, size_t errlen)
 {
+    uint64_t saved;
     int ret;
 
     dm->status = DM_INMIGRATE;
-    ret = devstate_read(dm->cfg->incoming_fd, &dm->in_ds, err, errlen);
+    ret = migration_incoming_read(dm->cfg->incoming_fd, &dm->in_ds, &saved,
+                                  err, errlen);
     close(dm->cfg->incoming_fd);
     dm->cfg->incoming_fd = -1;
     if (ret) {
         return ret;
     }
     dm->have_in_ds = true;
-    for (uint32_t i = 0; i < dm->in_ds.nblocks; i++) {
-        const DevStateBlock *b = &dm->in_ds.blocks[i];
-        uint64_t saved = 0;
-
-        if (strcmp(b->idstr, "xen.ram")) {
-            continue;
-        }
-        for (uint32_t r = 0; r < b->nranges; r++) {
-            saved += b->ranges[r].size;
-        }
-        if (saved && saved < dm->ram_bytes) {
-            dm_log(DM_LOG_INFO, "-m gives %" PRIu64 " MiB of RAM, the guest "
-                   "has %" PRIu64 " MiB: keeping the guest's layout (its "
-                   "maximum was raised)", dm->ram_bytes / MiB, saved / MiB);
-            dm->ram_bytes = saved;
-        }
+    if (saved && saved < dm->ram_bytes) {
+        dm_log(DM_LOG_INFO, "-m gives %" PRIu64 " MiB of RAM, the guest "
+               "has %" PRIu64 " MiB: keeping the guest's layout (its "
+               "maximum was raised)", dm->ram_bytes / MiB, saved / MiB);
+        dm->ram_bytes = saved;
     }
     return 0;
 }
@@ -634,21 +520,12 @@ static int dm_incoming(DeviceModel *dm, char *err, size_t errlen)
 {
     int ret;
 
-    ret = dm_devstate_apply(dm, &dm->in_ds, err, errlen);
+    ret = migration_incoming_apply(dm->mig, &dm->in_ds, err, errlen);
     devstate_free(&dm->in_ds);
     dm->have_in_ds = false;
     if (ret) {
         return ret;
     }
-    ret = mapcache_replace_dummies(dm->mc);
-    if (ret < 0) {
-        snprintf(err, errlen, "mapping the restored guest memory failed: %s",
-                 xen_last_error());
-        return ret;
-    }
-    mapcache_set_incoming(dm->mc, false);
-    xen_memory_set_incoming(dm->xm, false);
-    hotplug_set_incoming(dm->hp, false);
     dm->status = DM_PAUSED;
     dm_log(DM_LOG_INFO, "device state loaded; waiting for cont");
     return 0;
@@ -701,6 +578,14 @@ static int dm_testdev_init(DeviceModel *dm, char *err, size_t errlen)
 
 /* ---- QMP commands ---------------------------------------------------------- */
 
+/* libxl's probe (-machine none) has no guest memory to migrate. */
+static json_t *dm_no_guest(const DeviceModel *dm, QmpError *err)
+{
+    return dm->mig ? NULL : qmp_error(err, QMP_ERROR_GENERIC,
+                                      "no guest: this device model was "
+                                      "started with -machine none");
+}
+
 static json_t *qmp_query_status(QmpClient *c, json_t *args, void *opaque,
                                 QmpError *err)
 {
@@ -717,22 +602,20 @@ static json_t *qmp_stop(QmpClient *c, json_t *args, void *opaque,
                         QmpError *err)
 {
     DeviceModel *dm = opaque;
-    int ret;
+    char msg[512];
 
     (void)c;
     (void)args;
+    if (!dm->mig) {
+        return dm_no_guest(dm, err);
+    }
     /* Quiesce the devices first: no write may follow the flush. */
     testdev_pause(dm->testdev);
-    /* Every write we made must be in Xen's log before libxc's last round. */
-    ret = modified_memory_flush(dm->mm);
-    if (ret) {
+    if (migration_xl_stop(dm->mig, msg, sizeof(msg))) {
         if (dm->status == DM_RUNNING) {
             testdev_resume(dm->testdev);
         }
-        return qmp_error(err, QMP_ERROR_GENERIC,
-                         "cannot stop: reporting device-model writes to Xen "
-                         "failed (%s); the guest's memory would be "
-                         "incomplete after migration", strerror(-ret));
+        return qmp_error(err, QMP_ERROR_GENERIC, "%s", msg);
     }
     if (dm->status == DM_RUNNING) {
         dm_set_status(dm, DM_PAUSED);
@@ -756,9 +639,8 @@ static json_t *qmp_cont(QmpClient *c, json_t *args, void *opaque,
         dm_set_status(dm, DM_RUNNING);
         qmp_emit_event(dm->qmp, "RESUME", NULL);
     }
-    dm->state_saved = false;
-    if (!dm->global_dirty_log) {
-        hotplug_set_blocked(dm->hp, NULL);
+    if (dm->mig) {
+        migration_xl_resumed(dm->mig);
     }
     dm_announce_running(dm);
     return json_object();
@@ -783,27 +665,15 @@ static json_t *qmp_set_global_dirty_log(QmpClient *c, json_t *args,
 {
     DeviceModel *dm = opaque;
     bool enable = json_is_true(json_object_get(args, "enable"));
-    int ret = 0;
+    char msg[512];
 
     (void)c;
-    if (!dm->cfg->no_modified_memory) {
-        ret = modified_memory_set_enabled(dm->mm, enable);
+    if (!dm->mig) {
+        return dm_no_guest(dm, err);
     }
-    if (ret) {
-        return qmp_error(err, QMP_ERROR_GENERIC,
-                         "reporting device-model writes to Xen failed: %s",
-                         strerror(-ret));
+    if (migration_xl_set_global_dirty_log(dm->mig, enable, msg, sizeof(msg))) {
+        return qmp_error(err, QMP_ERROR_GENERIC, "%s", msg);
     }
-    dm->global_dirty_log = enable;
-    /*
-     * The layout must not change under a migration, nor once the device
-     * state has been saved (libxc turns the dirty log off after that):
-     * memory added then would not be in the saved state.
-     */
-    hotplug_set_blocked(dm->hp, enable ? "a migration is in progress" :
-                        dm->state_saved ? "the device state has been "
-                                          "saved; resume the guest first"
-                                        : NULL);
     dm_log(DM_LOG_INFO, "global dirty log %s", enable ? "on" : "off");
     return json_object();
 }
@@ -813,44 +683,23 @@ static json_t *qmp_save_devices_state(QmpClient *c, json_t *args,
 {
     DeviceModel *dm = opaque;
     const char *name = json_string_value(json_object_get(args, "filename"));
-    char msg[512];
-    DevState ds;
+    char msg[1024];
     int fd, ret;
 
     (void)c;
-    ret = modified_memory_flush(dm->mm);
-    if (ret) {
-        return qmp_error(err, QMP_ERROR_GENERIC,
-                         "reporting device-model writes to Xen failed: %s",
-                         strerror(-ret));
-    }
-    ret = dm_devstate_capture(dm, &ds);
-    if (ret) {
-        return qmp_error(err, QMP_ERROR_GENERIC,
-                         "collecting the device state failed: %s",
-                         strerror(-ret));
+    if (!dm->mig) {
+        return dm_no_guest(dm, err);
     }
     fd = qmp_fdset_open(dm->qmp, name, O_WRONLY | O_CREAT | O_TRUNC);
     if (fd < 0) {
-        devstate_free(&ds);
         return qmp_error(err, QMP_ERROR_GENERIC, "cannot open '%s': %s",
                          name, strerror(-fd));
     }
-    ret = devstate_write(fd, &ds, msg, sizeof(msg));
-    devstate_free(&ds);
-    if (!ret && fsync(fd) && errno != EINVAL && errno != EROFS) {
-        ret = -errno;
-        snprintf(msg, sizeof(msg), "%s", strerror(errno));
-    }
+    ret = migration_xl_save(dm->mig, fd, name, msg, sizeof(msg));
     close(fd);
     if (ret) {
-        return qmp_error(err, QMP_ERROR_GENERIC,
-                         "saving the device state to '%s' failed: %s", name,
-                         msg);
+        return qmp_error(err, QMP_ERROR_GENERIC, "%s", msg);
     }
-    dm->state_saved = true;
-    hotplug_set_blocked(dm->hp, "the device state has been saved; resume "
-                        "the guest first");
     dm_log(DM_LOG_INFO, "device state saved to %s", name);
     return json_object();
 }
@@ -861,10 +710,12 @@ static json_t *qmp_load_devices_state(QmpClient *c, json_t *args,
     DeviceModel *dm = opaque;
     const char *name = json_string_value(json_object_get(args, "filename"));
     char msg[512] = "";
-    DevState ds;
     int fd, ret;
 
     (void)c;
+    if (!dm->mig) {
+        return dm_no_guest(dm, err);
+    }
     if (dm->status == DM_RUNNING) {
         return qmp_error(err, QMP_ERROR_GENERIC,
                          "loading device state needs a stopped guest");
@@ -874,12 +725,8 @@ static json_t *qmp_load_devices_state(QmpClient *c, json_t *args,
         return qmp_error(err, QMP_ERROR_GENERIC, "cannot open '%s': %s",
                          name, strerror(-fd));
     }
-    ret = devstate_read(fd, &ds, msg, sizeof(msg));
+    ret = migration_xl_load(dm->mig, fd, msg, sizeof(msg));
     close(fd);
-    if (!ret) {
-        ret = dm_devstate_apply(dm, &ds, msg, sizeof(msg));
-        devstate_free(&ds);
-    }
     if (ret) {
         return qmp_error(err, QMP_ERROR_GENERIC,
                          "loading the device state from '%s' failed: %s",
@@ -988,7 +835,8 @@ static json_t *qmp_query_memory(QmpClient *c, json_t *args, void *opaque,
                     "locked-buckets", (json_int_t)ms.locked_buckets,
                     "invalidations", (json_int_t)ms.invalidations,
                     "dirty", "pages", (json_int_t)pages,
-                    "global-dirty-log", dm->global_dirty_log,
+                    "global-dirty-log",
+                    dm->mig && migration_global_dirty_log(dm->mig),
                     "modified-memory", "enabled",
                     modified_memory_enabled(dm->mm),
                     "reports", (json_int_t)mm.reports,

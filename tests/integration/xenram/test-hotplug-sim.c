@@ -35,7 +35,7 @@
 #include "hotplug/hotplug.h"
 #include "memory/access.h"
 #include "memory/xen-memory.h"
-#include "migration/devstate.h"
+#include "migration/migration.h"
 #include "tests/integration/sim/simtest.h"
 #include "xen/sim/stamp.h"
 #include "xen/sim/xenstore/xs-sim.h"
@@ -565,45 +565,47 @@ static void test_the_guest_cannot_ask_for_memory(void **state)
     dm_free(dm);
 }
 
-/* What xen-save-devices-state captures (xen/dm/devmodel.c does the same). */
-static void capture(Dm *dm, DevState *ds)
+/* migration/ reaches hot-plug through these, as xen/dm/devmodel.c wires it. */
+static uint32_t mig_block_slot(void *o, const RAMBlock *b)
 {
-    const FlatView *view;
-    const FlatRange *fr;
-    RAMBlock *block;
+    return hotplug_block_slot(o, b);
+}
 
-    memset(ds, 0, sizeof(*ds));
-    ds->blocks = calloc(8, sizeof(*ds->blocks));
-    ram_list_lock(&dm->ram);
-    rcu_read_lock();
-    view = address_space_get_flatview(&dm->as);
-    RAMBLOCK_FOREACH(&dm->ram, block) {
-        DevStateBlock *b = &ds->blocks[ds->nblocks++];
+static int mig_restore(void *o, uint32_t slot, const char *idstr,
+                       uint64_t gpa, uint64_t size, char *err, size_t errlen)
+{
+    return hotplug_restore(o, slot, idstr, gpa, size, err, errlen);
+}
 
-        snprintf(b->idstr, sizeof(b->idstr), "%s", block->idstr);
-        b->offset = block->offset;
-        b->used_length = ram_block_used_length(block);
-        b->max_length = block->max_length;
-        b->flags = block->flags;
-        b->hotplug_slot = hotplug_block_slot(dm->hp, block);
-        FLATVIEW_FOREACH(fr, view) {
-            if (flatrange_is_ram(fr) &&
-                memory_region_ram_block(fr->mr) == block) {
-                b->ranges = realloc(b->ranges, (b->nranges + 1) *
-                                    sizeof(*b->ranges));
-                b->ranges[b->nranges++] = (DevStateRange) {
-                    .gpa = fr->addr, .size = fr->size,
-                    .offset = fr->ram_addr - block->offset };
-            }
-        }
-    }
-    rcu_read_unlock();
-    ram_list_unlock(&dm->ram);
+static void mig_set_blocked(void *o, const char *reason)
+{
+    hotplug_set_blocked(o, reason);
+}
+
+static void mig_set_incoming(void *o, bool incoming)
+{
+    hotplug_set_incoming(o, incoming);
+}
+
+/* The migration context of @dm, as the device model sets it up. */
+static Migration *dm_migration(Dm *dm)
+{
+    MigrationConfig mc = {
+        .ram = &dm->ram, .as = &dm->as, .mc = dm->mc, .xm = dm->xm,
+        .hotplug = { .block_slot = mig_block_slot, .restore = mig_restore,
+                     .set_blocked = mig_set_blocked,
+                     .set_incoming = mig_set_incoming, .opaque = dm->hp },
+    };
+    Migration *m = NULL;
+
+    assert_int_equal(migration_new(&mc, &m), 0);
+    return m;
 }
 
 static void test_migration_carries_the_slot_and_its_keys(void **state)
 {
     Dm *src, *dst;
+    Migration *mig;
     DevState ds, in;
     uint8_t *buf;
     size_t len;
@@ -620,7 +622,9 @@ static void test_migration_carries_the_slot_and_its_keys(void **state)
     expect_state(src, "6", "online", NULL);
 
     /* Source: the slot number travels in the device state. */
-    capture(src, &ds);
+    mig = dm_migration(src);
+    assert_int_equal(migration_layout_capture(mig, &ds), 0);
+    migration_free(mig);
     assert_int_equal(devstate_encode(&ds, &buf, &len, err, sizeof(err)), 0);
     devstate_free(&ds);
     assert_int_equal(devstate_decode(buf, len, &in, err, sizeof(err)), 0);
@@ -640,19 +644,16 @@ static void test_migration_carries_the_slot_and_its_keys(void **state)
         }
         assert_int_equal(b->hotplug_slot, 6);
         assert_int_equal(b->nranges, 1);
-        if (hotplug_restore(dst->hp, b->hotplug_slot, b->idstr,
-                            b->ranges[0].gpa, b->used_length, err,
-                            sizeof(err))) {
-            fail_msg("restore: %s", err);
-        }
         restored++;
     }
-    devstate_free(&in);
     assert_int_equal(restored, 1);
-    mapcache_replace_dummies(dst->mc);
-    mapcache_set_incoming(dst->mc, false);
-    xen_memory_set_incoming(dst->xm, false);
-    hotplug_set_incoming(dst->hp, false);
+    /* What -incoming fd:N does with it. */
+    mig = dm_migration(dst);
+    if (migration_incoming_apply(mig, &in, err, sizeof(err))) {
+        fail_msg("restore: %s", err);
+    }
+    migration_free(mig);
+    devstate_free(&in);
 
     /* The keys are there again, under the new domid, as an online slot. */
     expect_state(dst, "6", "online", NULL);

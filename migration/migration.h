@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * migration.h - everything a migration asks of the device model.
+ *
+ * Today that is xenram's part in `xl migrate` / `xl save` (libxc moves the
+ * guest's RAM; docs/migration.md): the global dirty log (forwarding the
+ * device model's own writes to Xen's log-dirty), the flush of those reports
+ * before the guest is stopped, the device state with the RAM layout and the
+ * hot-plugged blocks (saved with xen-save-devices-state, loaded with
+ * xen-load-devices-state or -incoming fd:N), and the layout frozen from the
+ * moment the state is saved until the guest runs again.  xenram's own RAM
+ * migration engine (stream, channels, sender, receiver, postcopy) lands
+ * beside these duties in migration/.
+ *
+ * The device-model process (xen/dm/) only turns QMP commands and the
+ * command line into these calls: it owns the run state (running, paused)
+ * and the devices, migration/ owns what must be true of memory and of
+ * Xen's log at each step.
+ *
+ * RAM hot-plug is a sibling module: migration/ reaches it only through
+ * MigrationHotplugOps, which the device model wires to hotplug/'s calls.
+ *
+ * Threads: every call here is made from the device model's main loop
+ * thread, which must be registered with RCU.  The layout calls take the
+ * RAMList mutex and an RCU read section themselves.
+ */
+#ifndef XENRAM_MIGRATION_MIGRATION_H
+#define XENRAM_MIGRATION_MIGRATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memory/mapcache.h"
+#include "memory/modified.h"
+#include "memory/ramblock.h"
+#include "memory/region.h"
+#include "memory/xen-memory.h"
+#include "migration/devstate.h"
+
+/*
+ * How migration reaches RAM hot-plug.  Every member may be NULL (a device
+ * model without hot-plug); @opaque is passed back to each.
+ */
+typedef struct MigrationHotplugOps {
+    /* The xenstore slot of a hot-plugged @block, or DEVSTATE_NO_SLOT. */
+    uint32_t (*block_slot)(void *opaque, const RAMBlock *block);
+    /*
+     * Recreate hot-plugged slot @slot as block @idstr of @size bytes
+     * mapped at @gpa, without populating it (its frames came with the
+     * migration).  0, or -errno with a sentence in @err.
+     */
+    int (*restore)(void *opaque, uint32_t slot, const char *idstr,
+                   uint64_t gpa, uint64_t size, char *err, size_t errlen);
+    /* Refuse new requests, saying @reason; NULL accepts them again. */
+    void (*set_blocked)(void *opaque, const char *reason);
+    /* The incoming state is loaded: slots are populated from now on. */
+    void (*set_incoming)(void *opaque, bool incoming);
+    void *opaque;
+} MigrationHotplugOps;
+
+typedef struct MigrationConfig {
+    RAMList *ram;
+    AddressSpace *as;           /* guest-physical memory */
+    MapCache *mc;
+    XenMemory *xm;
+    ModifiedMemory *mm;
+    /*
+     * Forward the device model's writes to Xen while the global dirty log
+     * is on (false: -no-modified-memory, for tests that show why it is
+     * needed).  Reports already queued are flushed in any case.
+     */
+    bool forward_writes;
+    MigrationHotplugOps hotplug;
+} MigrationConfig;
+
+typedef struct Migration Migration;
+
+/*
+ * A migration context over the device model's memory.  The members of
+ * @cfg must outlive it.  0, or -ENOMEM.
+ */
+int migration_new(const MigrationConfig *cfg, Migration **out);
+void migration_free(Migration *m);
+
+/* Whether xen-set-global-dirty-log is on. */
+bool migration_global_dirty_log(const Migration *m);
+
+/* ---- the xl migrate duties (migration/xl.c) ------------------------------- */
+
+/*
+ * `stop`: every write the device model made must be in Xen's log-dirty
+ * before libxc's last round reads it.  The caller quiesces its devices
+ * first, so that no write follows the flush.  0, or -errno with the
+ * sentence for the QMP client in @err (the caller resumes its devices).
+ */
+int migration_xl_stop(Migration *m, char *err, size_t errlen);
+
+/*
+ * xen-set-global-dirty-log: forwarding of the device model's writes on or
+ * off, and hot-plug refused while a migration runs.  0, or -errno with a
+ * sentence in @err (nothing changed then).
+ */
+int migration_xl_set_global_dirty_log(Migration *m, bool enable, char *err,
+                                      size_t errlen);
+
+/* `cont`: the guest runs again, so its layout may change again. */
+void migration_xl_resumed(Migration *m);
+
+/*
+ * xen-save-devices-state into @fd (@name only names it in messages):
+ * flush the reported writes, capture the layout, write and sync it, then
+ * freeze the layout until migration_xl_resumed().  0, or -errno with a
+ * sentence in @err.
+ */
+int migration_xl_save(Migration *m, int fd, const char *name, char *err,
+                      size_t errlen);
+
+/*
+ * xen-load-devices-state from @fd: read the whole state, check it against
+ * this device model's layout, then apply it.  0, or -errno with a sentence
+ * in @err.
+ */
+int migration_xl_load(Migration *m, int fd, char *err, size_t errlen);
+
+/*
+ * -incoming fd:N, first half, before the memory exists: read the device
+ * state from @fd into @ds (freed by the caller with devstate_free()) and
+ * return in *@ram_bytes the guest RAM the source's "xen.ram" block maps
+ * (0 if it has none).  0, or -errno with a sentence in @err.
+ */
+int migration_incoming_read(int fd, DevState *ds, uint64_t *ram_bytes,
+                            char *err, size_t errlen);
+
+/*
+ * -incoming fd:N, second half: apply @ds to the memory set up for it, map
+ * the frames that arrived in place of the dummy mappings, and leave the
+ * incoming mode (the mapcache, the Xen listener and hot-plug populate
+ * again).  0, or -errno with a sentence in @err.
+ */
+int migration_incoming_apply(Migration *m, const DevState *ds, char *err,
+                             size_t errlen);
+
+/* ---- the RAM layout (migration/layout.c) ----------------------------------- */
+
+/*
+ * The device state of the current layout: every RAM block, where it is
+ * mapped in guest-physical space (at most DEVSTATE_MAX_RANGES ranges a
+ * block), its hot-plug slot, and the dirty-log state.  Takes the RAMList
+ * mutex.  0, or -ENOMEM; free @ds with devstate_free().
+ */
+int migration_layout_capture(Migration *m, DevState *ds);
+
+/*
+ * Check that @ds fits this device model's layout (the same blocks, each
+ * of the same size; hot-plugged ones as one whole mapping), then recreate
+ * the hot-plugged blocks where they were.  Everything is checked before
+ * anything changes.  0, or -errno with a sentence in @err.
+ */
+int migration_layout_apply(Migration *m, const DevState *ds, char *err,
+                           size_t errlen);
+
+#endif /* XENRAM_MIGRATION_MIGRATION_H */
