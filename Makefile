@@ -70,7 +70,7 @@ XR_LDFLAGS  := -pthread $(SAN_FLAGS)
 URCU_LIBS   := $(call pc_libs,$(URCU_PKG))
 # Well-kept libraries instead of hand-written code: JSON (QMP) and zlib
 # (checksums and compression in migration streams).
-JSON_PKG    := jansson zlib
+JSON_PKG    := jansson zlib libzstd libxxhash
 JSON_CFLAGS := $(call pc_cflags,$(JSON_PKG))
 JSON_LIBS   := $(call pc_libs,$(JSON_PKG))
 XEN_CFLAGS  := $(call pc_cflags,$(XEN_PKGS))

@@ -1,3 +1,4 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-LIB_SRCS += migration/devstate.c migration/layout.c migration/xl.c
+LIB_SRCS += migration/devstate.c migration/layout.c migration/xl.c \
+    migration/stream.c
 PUBLIC_HEADERS += migration/devstate.h migration/migration.h

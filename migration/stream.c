@@ -1,0 +1,521 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * stream.c - encoder and decoder of the migration stream's records (see
+ * stream.h and docs/migration-stream.md).
+ */
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* XXH3_state_t on the stack needs its definition. */
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "migration/stream.h"
+
+#define STREAM_MAX_CHANNELS 16
+#define BATCH_DESC_FIXED    16          /* round, npages, codec, pad */
+#define BATCH_DESC_TAIL     8           /* data_len, reserved */
+#define BATCH_DESC_MAX \
+    (BATCH_DESC_FIXED + 8 * STREAM_BATCH_MAX_PAGES + BATCH_DESC_TAIL)
+#define BATCH_DATA_MAX      (STREAM_BATCH_MAX_PAGES * STREAM_PAGE_SIZE)
+#define ENTRY_KIND_BITS     4
+
+static int stream_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int stream_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return ret;
+}
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+    v = htole16(v);
+    memcpy(p, &v, sizeof(v));
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    v = htole32(v);
+    memcpy(p, &v, sizeof(v));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    v = htole64(v);
+    memcpy(p, &v, sizeof(v));
+}
+
+static uint16_t get_le16(const uint8_t *p)
+{
+    uint16_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return le16toh(v);
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+    uint32_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return le32toh(v);
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return le64toh(v);
+}
+
+bool stream_page_is_zero(const void *page)
+{
+    const uint64_t *w = page;
+    uint64_t acc = 0;
+
+    /* Eight words at a time: the compiler vectorises the OR. */
+    for (unsigned i = 0; i < STREAM_PAGE_SIZE / 8; i += 8) {
+        acc |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] |
+               w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
+        if (acc) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- the stream header ------------------------------------------------------ */
+
+void stream_header_encode(const StreamHeader *h, uint8_t *out)
+{
+    memcpy(out, STREAM_MAGIC, 8);
+    put_le32(out + 8, h->version);
+    put_le32(out + 12, h->role);
+    put_le16(out + 16, (uint16_t)h->channel);
+    put_le16(out + 18, (uint16_t)h->nchannels);
+    put_le32(out + 20, 0);
+}
+
+int stream_header_decode(const uint8_t *in, StreamHeader *h, char *err,
+                         size_t errlen)
+{
+    if (memcmp(in, STREAM_MAGIC, 8)) {
+        return stream_fail(err, errlen, -EPROTO, "not a xenram migration "
+                           "stream (bad magic)");
+    }
+    h->version = get_le32(in + 8);
+    h->role = get_le32(in + 12);
+    h->channel = get_le16(in + 16);
+    h->nchannels = get_le16(in + 18);
+    if (h->version != STREAM_VERSION) {
+        return stream_fail(err, errlen, -EPROTO, "migration stream version "
+                           "%" PRIu32 " (this xenram reads version %d)",
+                           h->version, STREAM_VERSION);
+    }
+    if (get_le32(in + 20)) {
+        return stream_fail(err, errlen, -EINVAL, "stream header flags %#x "
+                           "set (none are defined)", get_le32(in + 20));
+    }
+    if (h->nchannels < 1 || h->nchannels > STREAM_MAX_CHANNELS) {
+        return stream_fail(err, errlen, -EINVAL, "the stream header says "
+                           "%" PRIu32 " data channels (1 to %d)",
+                           h->nchannels, STREAM_MAX_CHANNELS);
+    }
+    if ((h->role == STREAM_CHANNEL_CONTROL && h->channel != 0) ||
+        (h->role == STREAM_CHANNEL_DATA &&
+         (h->channel < 1 || h->channel > h->nchannels)) ||
+        h->role > STREAM_CHANNEL_DATA) {
+        return stream_fail(err, errlen, -EINVAL, "the stream header's role "
+                           "%" PRIu32 " / channel %" PRIu32 " of %" PRIu32
+                           " do not fit", h->role, h->channel, h->nchannels);
+    }
+    return 0;
+}
+
+/* ---- records ------------------------------------------------------------------ */
+
+const char *stream_record_name(uint32_t type, char *buf, size_t buflen)
+{
+    static const char *const names[] = {
+        [STREAM_REC_LAYOUT] = "LAYOUT", [STREAM_REC_RAM] = "RAM",
+        [STREAM_REC_ROUND_END] = "ROUND_END",
+        [STREAM_REC_DEVSTATE] = "DEVSTATE",
+        [STREAM_REC_HVM_CONTEXT] = "HVM_CONTEXT", [STREAM_REC_END] = "END",
+    };
+
+    if (type >= 1 && type <= STREAM_REC_MAX) {
+        return names[type];
+    }
+    snprintf(buf, buflen, "type %" PRIu32, type);
+    return buf;
+}
+
+/* XXH3-64 of the header's first 16 bytes and the body. */
+static uint64_t record_hash(const uint8_t *hdr, const struct iovec *iov,
+                            int iovcnt)
+{
+    XXH3_state_t st;
+
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, hdr, 16);
+    for (int i = 0; i < iovcnt; i++) {
+        XXH3_64bits_update(&st, iov[i].iov_base, iov[i].iov_len);
+    }
+    return XXH3_64bits_digest(&st);
+}
+
+void stream_record_header(uint32_t type, uint32_t seq, const struct iovec *iov,
+                          int iovcnt, uint8_t *out)
+{
+    size_t len = 0;
+
+    for (int i = 0; i < iovcnt; i++) {
+        len += iov[i].iov_len;
+    }
+    put_le16(out, (uint16_t)type);
+    put_le16(out + 2, 0);
+    put_le32(out + 4, (uint32_t)len);
+    put_le32(out + 8, seq);
+    put_le32(out + 12, 0);
+    put_le64(out + 16, record_hash(out, iov, iovcnt));
+}
+
+int stream_record_header_check(const uint8_t *hdr, uint32_t want_seq,
+                               uint32_t *type, uint32_t *len, char *err,
+                               size_t errlen)
+{
+    uint32_t t = get_le16(hdr), seq = get_le32(hdr + 8);
+    char name[24];
+
+    *len = get_le32(hdr + 4);
+    if (t < 1 || t > STREAM_REC_MAX) {
+        return stream_fail(err, errlen, -EINVAL, "record %" PRIu32 " has "
+                           "unknown type %" PRIu32, want_seq, t);
+    }
+    if (get_le16(hdr + 2) || get_le32(hdr + 12)) {
+        return stream_fail(err, errlen, -EINVAL, "record %" PRIu32 " (%s) "
+                           "has reserved fields set", want_seq,
+                           stream_record_name(t, name, sizeof(name)));
+    }
+    if (seq != want_seq) {
+        return stream_fail(err, errlen, -EINVAL, "record %" PRIu32 " expected"
+                           ", record %" PRIu32 " (%s) received: the stream "
+                           "lost or reordered records", want_seq, seq,
+                           stream_record_name(t, name, sizeof(name)));
+    }
+    if (*len > STREAM_MAX_BODY) {
+        return stream_fail(err, errlen, -EINVAL, "record %" PRIu32 " (%s) "
+                           "claims %" PRIu32 " bytes (at most %u)", seq,
+                           stream_record_name(t, name, sizeof(name)), *len,
+                           STREAM_MAX_BODY);
+    }
+    *type = t;
+    return 0;
+}
+
+int stream_record_verify(const uint8_t *hdr, const uint8_t *body, uint32_t len,
+                         char *err, size_t errlen)
+{
+    struct iovec iov = { .iov_base = (void *)body, .iov_len = len };
+    char name[24];
+
+    if (record_hash(hdr, &iov, 1) != get_le64(hdr + 16)) {
+        return stream_fail(err, errlen, -EINVAL, "record %" PRIu32 " (%s, "
+                           "%" PRIu32 " bytes) fails its checksum: the "
+                           "stream is corrupt", get_le32(hdr + 8),
+                           stream_record_name(get_le16(hdr), name,
+                                              sizeof(name)), len);
+    }
+    return 0;
+}
+
+void stream_round_end_encode(uint64_t round, uint64_t pages, uint8_t *out)
+{
+    put_le64(out, round);
+    put_le64(out + 8, pages);
+}
+
+int stream_round_end_decode(const uint8_t *body, uint32_t len,
+                            uint64_t *round, uint64_t *pages, char *err,
+                            size_t errlen)
+{
+    if (len != STREAM_ROUND_END_LEN) {
+        return stream_fail(err, errlen, -EINVAL, "ROUND_END of %" PRIu32
+                           " bytes (%d expected)", len, STREAM_ROUND_END_LEN);
+    }
+    *round = get_le64(body);
+    *pages = get_le64(body + 8);
+    return 0;
+}
+
+/* ---- RAM batches: the sender's side ------------------------------------------- */
+
+struct StreamBatch {
+    uint64_t round;
+    unsigned npages, nzero;
+    int zstd_level;
+    ZSTD_CCtx *cctx;
+    uint8_t hdr[STREAM_RECORD_HDR_LEN];
+    uint8_t desc[BATCH_DESC_MAX];
+    uint8_t *data;              /* the NORMAL pages, in order */
+    uint8_t *zdata;             /* their zstd frame, when compressing */
+    size_t zcap;
+};
+
+int stream_batch_new(int zstd_level, StreamBatch **out)
+{
+    StreamBatch *b = calloc(1, sizeof(*b));
+
+    if (!b) {
+        return -ENOMEM;
+    }
+    b->zstd_level = zstd_level;
+    b->data = malloc(BATCH_DATA_MAX);
+    if (b->data && zstd_level > 0) {
+        b->zcap = ZSTD_compressBound(BATCH_DATA_MAX);
+        b->zdata = malloc(b->zcap);
+        b->cctx = ZSTD_createCCtx();
+    }
+    if (!b->data || (zstd_level > 0 && (!b->zdata || !b->cctx))) {
+        stream_batch_free(b);
+        return -ENOMEM;
+    }
+    *out = b;
+    return 0;
+}
+
+void stream_batch_free(StreamBatch *b)
+{
+    if (!b) {
+        return;
+    }
+    ZSTD_freeCCtx(b->cctx);
+    free(b->zdata);
+    free(b->data);
+    free(b);
+}
+
+void stream_batch_reset(StreamBatch *b, uint64_t round)
+{
+    b->round = round;
+    b->npages = 0;
+    b->nzero = 0;
+}
+
+unsigned stream_batch_add(StreamBatch *b, uint64_t pfn, const void *page)
+{
+    unsigned kind = STREAM_PAGE_NORMAL;
+
+    if (stream_page_is_zero(page)) {
+        kind = STREAM_PAGE_ZERO;
+        b->nzero++;
+    } else {
+        memcpy(b->data + (size_t)(b->npages - b->nzero) * STREAM_PAGE_SIZE,
+               page, STREAM_PAGE_SIZE);
+    }
+    put_le64(b->desc + BATCH_DESC_FIXED + 8 * b->npages,
+             (pfn << ENTRY_KIND_BITS) | kind);
+    return ++b->npages;
+}
+
+unsigned stream_batch_pages(const StreamBatch *b)
+{
+    return b->npages;
+}
+
+unsigned stream_batch_zero_pages(const StreamBatch *b)
+{
+    return b->nzero;
+}
+
+size_t stream_batch_finish(StreamBatch *b, uint32_t seq, struct iovec iov[3],
+                           StreamCodec *codec)
+{
+    size_t raw = (size_t)(b->npages - b->nzero) * STREAM_PAGE_SIZE;
+    size_t desc_len = BATCH_DESC_FIXED + 8 * (size_t)b->npages +
+                      BATCH_DESC_TAIL;
+    const uint8_t *data = b->data;
+    size_t data_len = raw;
+    uint8_t *tail;
+
+    *codec = STREAM_CODEC_NONE;
+    if (b->cctx && raw) {
+        size_t z = ZSTD_compressCCtx(b->cctx, b->zdata, b->zcap, b->data, raw,
+                                     b->zstd_level);
+
+        /* Worth the receiver's decompression only if it saves an eighth. */
+        if (!ZSTD_isError(z) && z < raw - raw / 8) {
+            data = b->zdata;
+            data_len = z;
+            *codec = STREAM_CODEC_ZSTD;
+        }
+    }
+    put_le64(b->desc, b->round);
+    put_le32(b->desc + 8, b->npages);
+    b->desc[12] = (uint8_t)*codec;
+    memset(b->desc + 13, 0, 3);
+    tail = b->desc + BATCH_DESC_FIXED + 8 * (size_t)b->npages;
+    put_le32(tail, (uint32_t)data_len);
+    put_le32(tail + 4, 0);
+    iov[1] = (struct iovec) { .iov_base = b->desc, .iov_len = desc_len };
+    iov[2] = (struct iovec) { .iov_base = (void *)data, .iov_len = data_len };
+    stream_record_header(STREAM_REC_RAM, seq, &iov[1], 2, b->hdr);
+    iov[0] = (struct iovec) { .iov_base = b->hdr,
+                              .iov_len = STREAM_RECORD_HDR_LEN };
+    return STREAM_RECORD_HDR_LEN + desc_len + data_len;
+}
+
+/* ---- RAM batches: the receiver's side ------------------------------------------ */
+
+struct StreamDecoder {
+    ZSTD_DCtx *dctx;
+    uint8_t *data;              /* BATCH_DATA_MAX: decompressed pages */
+};
+
+int stream_decoder_new(StreamDecoder **out)
+{
+    StreamDecoder *d = calloc(1, sizeof(*d));
+
+    if (!d) {
+        return -ENOMEM;
+    }
+    d->dctx = ZSTD_createDCtx();
+    d->data = malloc(BATCH_DATA_MAX);
+    if (!d->dctx || !d->data) {
+        stream_decoder_free(d);
+        return -ENOMEM;
+    }
+    *out = d;
+    return 0;
+}
+
+void stream_decoder_free(StreamDecoder *d)
+{
+    if (!d) {
+        return;
+    }
+    ZSTD_freeDCtx(d->dctx);
+    free(d->data);
+    free(d);
+}
+
+/* The batch's entries into @v; the offset of its tail in *@tail. */
+static int batch_parse_entries(const uint8_t *body, uint32_t len,
+                               StreamBatchView *v, size_t *tail, char *err,
+                               size_t errlen)
+{
+    v->round = get_le64(body);
+    v->npages = get_le32(body + 8);
+    v->codec = body[12];
+    if (body[13] || body[14] || body[15]) {
+        return stream_fail(err, errlen, -EINVAL, "RAM batch: reserved bytes "
+                           "set");
+    }
+    if (v->npages < 1 || v->npages > STREAM_BATCH_MAX_PAGES) {
+        return stream_fail(err, errlen, -EINVAL, "RAM batch of %" PRIu32
+                           " pages (1 to %u)", v->npages,
+                           STREAM_BATCH_MAX_PAGES);
+    }
+    if (v->codec > STREAM_CODEC_ZSTD) {
+        return stream_fail(err, errlen, -EINVAL, "RAM batch: unknown codec "
+                           "%" PRIu32, v->codec);
+    }
+    *tail = BATCH_DESC_FIXED + 8 * (size_t)v->npages;
+    if (len < *tail + BATCH_DESC_TAIL) {
+        return stream_fail(err, errlen, -EINVAL, "RAM batch of %" PRIu32
+                           " pages truncated at %" PRIu32 " bytes",
+                           v->npages, len);
+    }
+    v->nnormal = 0;
+    for (uint32_t i = 0; i < v->npages; i++) {
+        uint64_t e = get_le64(body + BATCH_DESC_FIXED + 8 * (size_t)i);
+        unsigned kind = (unsigned)(e & ((1u << ENTRY_KIND_BITS) - 1));
+
+        v->pfn[i] = e >> ENTRY_KIND_BITS;
+        v->kind[i] = (uint8_t)kind;
+        if (kind > STREAM_PAGE_ZERO) {
+            return stream_fail(err, errlen, -EINVAL, "RAM batch: page %#"
+                               PRIx64 " of unknown kind %u", v->pfn[i], kind);
+        }
+        if (i && v->pfn[i] <= v->pfn[i - 1]) {
+            return stream_fail(err, errlen, -EINVAL, "RAM batch: page %#"
+                               PRIx64 " after page %#" PRIx64 " (pages must "
+                               "come in increasing order, once)", v->pfn[i],
+                               v->pfn[i - 1]);
+        }
+        v->nnormal += kind == STREAM_PAGE_NORMAL;
+    }
+    return 0;
+}
+
+int stream_batch_parse(StreamDecoder *d, const uint8_t *body, uint32_t len,
+                       StreamBatchView *v, char *err, size_t errlen)
+{
+    size_t tail = 0, want, data_len;
+    const uint8_t *data;
+    int ret;
+
+    if (len < BATCH_DESC_FIXED) {
+        return stream_fail(err, errlen, -EINVAL, "RAM batch of %" PRIu32
+                           " bytes is too short", len);
+    }
+    ret = batch_parse_entries(body, len, v, &tail, err, errlen);
+    if (ret) {
+        return ret;
+    }
+    data_len = get_le32(body + tail);
+    if (get_le32(body + tail + 4)) {
+        return stream_fail(err, errlen, -EINVAL, "RAM batch: reserved bytes "
+                           "set");
+    }
+    data = body + tail + BATCH_DESC_TAIL;
+    if (data_len != len - (tail + BATCH_DESC_TAIL)) {
+        return stream_fail(err, errlen, -EINVAL, "RAM batch says %zu bytes "
+                           "of data, the record holds %zu", data_len,
+                           (size_t)len - (tail + BATCH_DESC_TAIL));
+    }
+    want = (size_t)v->nnormal * STREAM_PAGE_SIZE;
+    if (v->codec == STREAM_CODEC_NONE) {
+        if (data_len != want) {
+            return stream_fail(err, errlen, -EINVAL, "RAM batch with %" PRIu32
+                               " data pages carries %zu bytes, not %zu",
+                               v->nnormal, data_len, want);
+        }
+        v->data = data;
+        return 0;
+    }
+    /* zstd: the frame must say its size, and it must be exactly @want. */
+    {
+        unsigned long long fs = ZSTD_getFrameContentSize(data, data_len);
+        size_t got;
+
+        if (fs != want) {
+            return stream_fail(err, errlen, -EINVAL, "compressed RAM batch "
+                               "of %" PRIu32 " data pages does not say it "
+                               "holds %zu bytes", v->nnormal, want);
+        }
+        got = ZSTD_decompressDCtx(d->dctx, d->data, want, data, data_len);
+        if (ZSTD_isError(got) || got != want) {
+            return stream_fail(err, errlen, -EINVAL, "compressed RAM batch: "
+                               "%s", ZSTD_isError(got) ?
+                               ZSTD_getErrorName(got) : "short frame");
+        }
+        v->data = d->data;
+    }
+    return 0;
+}

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * stream.h - the byte format of xenram's own migration stream (internal to
+ * migration/; specified in docs/migration-stream.md).
+ *
+ * A stream is a stream header, then records.  Every record is typed, sized
+ * and checksummed (XXH3-64 over its header and body), and carries a
+ * per-channel sequence number, so that a corrupted, truncated, reordered or
+ * foreign record is refused with a message that names what was wrong.
+ * Integers are little-endian.
+ *
+ * RAM travels in batches of at most STREAM_BATCH_MAX_PAGES pages.  Each
+ * page of a batch has a kind: NORMAL (its 4 KiB follow in the batch's
+ * data) or ZERO (nothing follows: the destination's fresh frame is zero
+ * already).  A batch's data is either raw or one zstd frame, chosen per
+ * batch by the sender when compression pays.
+ *
+ * The encoder is used by the sender threads, one StreamBatch each; the
+ * decoder by the receiver threads, one StreamReader each.  Nothing here is
+ * shared between threads.
+ */
+#ifndef XENRAM_MIGRATION_STREAM_H
+#define XENRAM_MIGRATION_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define STREAM_MAGIC            "XRMIGRAM"
+#define STREAM_VERSION          1
+#define STREAM_HEADER_LEN       24      /* the stream header */
+#define STREAM_RECORD_HDR_LEN   24      /* each record's header */
+#define STREAM_PAGE_SIZE        4096u
+#define STREAM_BATCH_MAX_PAGES  512u    /* 2 MiB of data */
+/* Bodies larger than this are refused before anything is allocated. */
+#define STREAM_MAX_BODY         (8u << 20)
+
+/* What the stream header says of the channel it starts. */
+typedef enum StreamChannelRole {
+    STREAM_CHANNEL_CONTROL = 0,         /* records of every type */
+    STREAM_CHANNEL_DATA = 1,            /* RAM batches and their round ends */
+} StreamChannelRole;
+
+typedef struct StreamHeader {
+    uint32_t version;
+    uint32_t role;                      /* StreamChannelRole */
+    uint32_t channel;                   /* 0 control, 1..N data */
+    uint32_t nchannels;                 /* data channels in this migration */
+} StreamHeader;
+
+typedef enum StreamRecordType {
+    STREAM_REC_LAYOUT = 1,      /* the RAM layout: devstate bytes */
+    STREAM_REC_RAM = 2,         /* a batch of pages */
+    STREAM_REC_ROUND_END = 3,   /* a channel's part of a round is complete */
+    STREAM_REC_DEVSTATE = 4,    /* the final device state: devstate bytes */
+    STREAM_REC_HVM_CONTEXT = 5, /* xc_domain_hvm_getcontext()'s buffer */
+    STREAM_REC_END = 6,         /* nothing follows on this channel */
+    STREAM_REC_MAX = STREAM_REC_END,
+} StreamRecordType;
+
+typedef enum StreamPageKind {
+    STREAM_PAGE_NORMAL = 0,
+    STREAM_PAGE_ZERO = 1,
+} StreamPageKind;
+
+typedef enum StreamCodec {
+    STREAM_CODEC_NONE = 0,
+    STREAM_CODEC_ZSTD = 1,
+} StreamCodec;
+
+/* A record as read: @body (of @len bytes) belongs to the reader. */
+typedef struct StreamRecord {
+    uint32_t type;              /* StreamRecordType */
+    uint32_t seq;
+    uint32_t len;
+    const uint8_t *body;
+} StreamRecord;
+
+/* ---- the stream header ------------------------------------------------- */
+
+/* The STREAM_HEADER_LEN bytes of @h into @out. */
+void stream_header_encode(const StreamHeader *h, uint8_t *out);
+
+/*
+ * Parse and check STREAM_HEADER_LEN bytes: magic, version, a known role
+ * and channel numbers that fit.  0, or -EPROTO (not a xenram stream, or a
+ * version this build does not read) / -EINVAL, with @err.
+ */
+int stream_header_decode(const uint8_t *in, StreamHeader *h, char *err,
+                         size_t errlen);
+
+/* ---- records -------------------------------------------------------------- */
+
+/*
+ * The header of a record of @type with the @len bytes at @iov[0..@iovcnt)
+ * as its body, sequence number @seq, into @out (STREAM_RECORD_HDR_LEN
+ * bytes).  The checksum covers @out's other fields and the body.
+ */
+void stream_record_header(uint32_t type, uint32_t seq, const struct iovec *iov,
+                          int iovcnt, uint8_t *out);
+
+/*
+ * Check a record header: a known type, a body of at most STREAM_MAX_BODY
+ * bytes, the sequence number @want_seq.  0 and *@type, *@len, or -EINVAL
+ * with @err.
+ */
+int stream_record_header_check(const uint8_t *hdr, uint32_t want_seq,
+                               uint32_t *type, uint32_t *len, char *err,
+                               size_t errlen);
+
+/*
+ * Check the checksum of a record whose header @hdr was accepted by
+ * stream_record_header_check() and whose body is @body.  0, or -EINVAL.
+ */
+int stream_record_verify(const uint8_t *hdr, const uint8_t *body, uint32_t len,
+                         char *err, size_t errlen);
+
+/* A record type's name, for messages ("RAM", "END", "type 77"). */
+const char *stream_record_name(uint32_t type, char *buf, size_t buflen);
+
+/* ---- RAM batches (sender) -------------------------------------------------- */
+
+typedef struct StreamBatch StreamBatch;
+
+/*
+ * A batch builder compressing with zstd at @zstd_level (0: never
+ * compress).  0, or -ENOMEM.
+ */
+int stream_batch_new(int zstd_level, StreamBatch **out);
+void stream_batch_free(StreamBatch *b);
+
+/* Empty the batch for round @round. */
+void stream_batch_reset(StreamBatch *b, uint64_t round);
+
+/*
+ * Add the page at ram_addr page number @pfn with contents @page: a zero
+ * page is recorded as such, any other is copied (so the bytes sent are
+ * the bytes checksummed, however the guest writes on).  Returns the
+ * number of pages now in the batch; the caller finishes it at
+ * STREAM_BATCH_MAX_PAGES.
+ */
+unsigned stream_batch_add(StreamBatch *b, uint64_t pfn, const void *page);
+
+/* Pages in the batch, and how many of them were zero. */
+unsigned stream_batch_pages(const StreamBatch *b);
+unsigned stream_batch_zero_pages(const StreamBatch *b);
+
+/*
+ * Close the batch as record number @seq: compress its data if that pays,
+ * then point @iov[0..3) at the record header, the batch's description and
+ * its data (valid until the next reset).  Returns the record's total
+ * bytes; *@codec says what was chosen.
+ */
+size_t stream_batch_finish(StreamBatch *b, uint32_t seq, struct iovec iov[3],
+                           StreamCodec *codec);
+
+/* ---- RAM batches (receiver) ------------------------------------------------ */
+
+/* A parsed batch: page i is @pfn[i] of @kind[i], NORMAL ones in order. */
+typedef struct StreamBatchView {
+    uint64_t round;
+    uint32_t npages;
+    uint32_t nnormal;
+    uint32_t codec;
+    uint64_t pfn[STREAM_BATCH_MAX_PAGES];
+    uint8_t kind[STREAM_BATCH_MAX_PAGES];
+    const uint8_t *data;        /* nnormal * STREAM_PAGE_SIZE bytes */
+} StreamBatchView;
+
+typedef struct StreamDecoder StreamDecoder;
+
+int stream_decoder_new(StreamDecoder **out);
+void stream_decoder_free(StreamDecoder *d);
+
+/*
+ * Parse the body of a RAM record into @v: counts within the limits, page
+ * kinds known, page numbers strictly increasing (so no page is twice in a
+ * batch), the data exactly as long as the NORMAL pages need (after zstd,
+ * whose output is bounded before it is produced).  @v->data points into
+ * @body or into @d's buffer, valid until the next call.  0, or -EINVAL
+ * with @err; the caller applies nothing of a batch that fails.
+ */
+int stream_batch_parse(StreamDecoder *d, const uint8_t *body, uint32_t len,
+                       StreamBatchView *v, char *err, size_t errlen);
+
+/* ---- small records --------------------------------------------------------- */
+
+/* The body of a ROUND_END: the round and the pages this channel sent in it. */
+#define STREAM_ROUND_END_LEN 16
+void stream_round_end_encode(uint64_t round, uint64_t pages, uint8_t *out);
+int stream_round_end_decode(const uint8_t *body, uint32_t len,
+                            uint64_t *round, uint64_t *pages, char *err,
+                            size_t errlen);
+
+/* True if the STREAM_PAGE_SIZE bytes at @page are all zero. */
+bool stream_page_is_zero(const void *page);
+
+#endif /* XENRAM_MIGRATION_STREAM_H */

@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * test-stream.c - the migration stream's records (migration/stream.h):
+ * what the sender encodes the receiver decodes page for page, zero pages
+ * travel as their number only, zstd is used when it pays, and every kind
+ * of damage a peer or a link can do is refused with a message.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "migration/stream.h"
+
+#define PAGE STREAM_PAGE_SIZE
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static void fill_random(uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t v = next_rand();
+
+        memcpy(p + i, &v, 8);
+    }
+}
+
+/* The record @iov describes, as one buffer (what a channel carries). */
+static uint8_t *flatten(const struct iovec *iov, int n, size_t *len)
+{
+    uint8_t *buf, *p;
+
+    *len = 0;
+    for (int i = 0; i < n; i++) {
+        *len += iov[i].iov_len;
+    }
+    buf = p = malloc(*len);
+    assert_non_null(buf);
+    for (int i = 0; i < n; i++) {
+        memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += iov[i].iov_len;
+    }
+    return buf;
+}
+
+/* Check the record at @rec (of @len bytes) and parse its batch into @v. */
+static int decode(StreamDecoder *d, uint8_t *rec, size_t len, uint32_t seq,
+                  StreamBatchView *v, char *err, size_t errlen)
+{
+    uint32_t type, blen;
+    int ret;
+
+    ret = stream_record_header_check(rec, seq, &type, &blen, err, errlen);
+    if (ret) {
+        return ret;
+    }
+    /* A channel reads exactly the length the header says. */
+    if (blen + STREAM_RECORD_HDR_LEN > len) {
+        snprintf(err, errlen, "truncated");
+        return -ENODATA;
+    }
+    ret = stream_record_verify(rec, rec + STREAM_RECORD_HDR_LEN, blen, err,
+                               errlen);
+    if (ret) {
+        return ret;
+    }
+    assert_int_equal(type, STREAM_REC_RAM);
+    return stream_batch_parse(d, rec + STREAM_RECORD_HDR_LEN, blen, v, err,
+                              errlen);
+}
+
+static void test_a_batch_decodes_to_the_pages_sent(void **state)
+{
+    enum { N = 37 };
+    uint8_t *pages = calloc(N, PAGE), *rec;
+    StreamBatchView *v = malloc(sizeof(*v));
+    StreamBatch *b;
+    StreamDecoder *d;
+    struct iovec iov[3];
+    StreamCodec codec;
+    char err[256];
+    size_t len;
+    unsigned n = 0;
+
+    (void)state;
+    assert_non_null(pages);
+    fill_random(pages, (size_t)N * PAGE);
+    memset(pages + 5 * PAGE, 0, PAGE);          /* two zero pages */
+    memset(pages + 20 * PAGE, 0, PAGE);
+    assert_int_equal(stream_batch_new(0, &b), 0);
+    assert_int_equal(stream_decoder_new(&d), 0);
+    stream_batch_reset(b, 3);
+    for (unsigned i = 0; i < N; i++) {
+        n = stream_batch_add(b, 0x100 + 2 * i, pages + (size_t)i * PAGE);
+    }
+    assert_int_equal(n, N);
+    assert_int_equal(stream_batch_zero_pages(b), 2);
+    len = stream_batch_finish(b, 7, iov, &codec);
+    assert_int_equal(codec, STREAM_CODEC_NONE);
+    rec = flatten(iov, 3, &len);
+    /* The zero pages are not on the wire. */
+    assert_true(len < (size_t)(N - 1) * PAGE);
+    assert_int_equal(decode(d, rec, len, 7, v, err, sizeof(err)), 0);
+    assert_int_equal(v->round, 3);
+    assert_int_equal(v->npages, N);
+    assert_int_equal(v->nnormal, N - 2);
+    for (unsigned i = 0, k = 0; i < N; i++) {
+        assert_int_equal(v->pfn[i], 0x100 + 2 * i);
+        if (i == 5 || i == 20) {
+            assert_int_equal(v->kind[i], STREAM_PAGE_ZERO);
+            continue;
+        }
+        assert_int_equal(v->kind[i], STREAM_PAGE_NORMAL);
+        assert_memory_equal(v->data + (size_t)k++ * PAGE,
+                            pages + (size_t)i * PAGE, PAGE);
+    }
+    free(rec);
+    stream_decoder_free(d);
+    stream_batch_free(b);
+    free(v);
+    free(pages);
+}
+
+static void test_compressible_pages_travel_compressed(void **state)
+{
+    enum { N = STREAM_BATCH_MAX_PAGES };
+    uint8_t *pages = malloc((size_t)N * PAGE), *rec;
+    StreamBatchView *v = malloc(sizeof(*v));
+    StreamBatch *b;
+    StreamDecoder *d;
+    struct iovec iov[3];
+    StreamCodec codec;
+    char err[256];
+    size_t len;
+
+    (void)state;
+    /* Text-like pages: a few distinct bytes, repeated. */
+    for (size_t i = 0; i < (size_t)N * PAGE; i++) {
+        pages[i] = (uint8_t)("guest kernel text "[(i * 7 + i / PAGE) % 18]);
+    }
+    assert_int_equal(stream_batch_new(3, &b), 0);
+    assert_int_equal(stream_decoder_new(&d), 0);
+    stream_batch_reset(b, 1);
+    for (unsigned i = 0; i < N; i++) {
+        stream_batch_add(b, i, pages + (size_t)i * PAGE);
+    }
+    stream_batch_finish(b, 0, iov, &codec);
+    assert_int_equal(codec, STREAM_CODEC_ZSTD);
+    rec = flatten(iov, 3, &len);
+    assert_true(len < (size_t)N * PAGE / 8);
+    assert_int_equal(decode(d, rec, len, 0, v, err, sizeof(err)), 0);
+    assert_int_equal(v->codec, STREAM_CODEC_ZSTD);
+    assert_memory_equal(v->data, pages, (size_t)N * PAGE);
+    free(rec);
+    stream_decoder_free(d);
+    stream_batch_free(b);
+    free(v);
+    free(pages);
+}
+
+static void test_random_pages_are_sent_raw_even_with_zstd_on(void **state)
+{
+    uint8_t page[PAGE];
+    StreamBatch *b;
+    struct iovec iov[3];
+    StreamCodec codec;
+
+    (void)state;
+    fill_random(page, sizeof(page));
+    assert_int_equal(stream_batch_new(3, &b), 0);
+    stream_batch_reset(b, 1);
+    stream_batch_add(b, 9, page);
+    stream_batch_finish(b, 0, iov, &codec);
+    assert_int_equal(codec, STREAM_CODEC_NONE);
+    assert_int_equal(iov[2].iov_len, PAGE);
+    stream_batch_free(b);
+}
+
+/* One record of 4 pages (one zero), sequence number 0. */
+static uint8_t *small_record(int level, size_t *len)
+{
+    uint8_t pages[4 * PAGE];
+    StreamBatch *b;
+    struct iovec iov[3];
+    StreamCodec codec;
+    uint8_t *rec;
+
+    memset(pages, 'x', sizeof(pages));
+    memset(pages + PAGE, 0, PAGE);
+    assert_int_equal(stream_batch_new(level, &b), 0);
+    stream_batch_reset(b, 2);
+    for (unsigned i = 0; i < 4; i++) {
+        stream_batch_add(b, 10 + i, pages + i * PAGE);
+    }
+    stream_batch_finish(b, 0, iov, &codec);
+    rec = flatten(iov, 3, len);
+    stream_batch_free(b);
+    return rec;
+}
+
+static void test_every_flipped_byte_is_refused(void **state)
+{
+    StreamBatchView *v = malloc(sizeof(*v));
+    StreamDecoder *d;
+    char err[256];
+    size_t len;
+
+    (void)state;
+    assert_int_equal(stream_decoder_new(&d), 0);
+    for (int level = 0; level <= 3; level += 3) {
+        uint8_t *rec = small_record(level, &len);
+
+        for (size_t i = 0; i < len; i++) {
+            rec[i] ^= 0x20;
+            err[0] = 0;
+            assert_int_not_equal(decode(d, rec, len, 0, v, err, sizeof(err)),
+                                 0);
+            assert_true(err[0] != 0);
+            rec[i] ^= 0x20;
+        }
+        assert_int_equal(decode(d, rec, len, 0, v, err, sizeof(err)), 0);
+        free(rec);
+    }
+    stream_decoder_free(d);
+    free(v);
+}
+
+static void test_a_lost_or_reordered_record_is_named(void **state)
+{
+    uint32_t type, blen;
+    char err[256];
+    size_t len;
+    uint8_t *rec = small_record(0, &len);
+
+    (void)state;
+    assert_int_equal(stream_record_header_check(rec, 1, &type, &blen, err,
+                                                sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "record 1 expected, record 0 (RAM)"));
+    free(rec);
+}
+
+static void test_a_huge_body_is_refused_before_it_is_read(void **state)
+{
+    uint8_t hdr[STREAM_RECORD_HDR_LEN];
+    struct iovec iov = { .iov_base = hdr, .iov_len = 0 };
+    uint32_t type, blen;
+    char err[256];
+
+    (void)state;
+    stream_record_header(STREAM_REC_LAYOUT, 0, &iov, 1, hdr);
+    hdr[7] = 0x7f;                      /* length ~2 GiB */
+    assert_int_equal(stream_record_header_check(hdr, 0, &type, &blen, err,
+                                                sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "claims"));
+}
+
+/* A hand-made RAM body: @n entries, then data_len and @data_len bytes. */
+static size_t craft(uint8_t *body, uint32_t n, const uint64_t *entries,
+                    uint32_t codec, uint32_t data_len)
+{
+    size_t off = 16;
+
+    memset(body, 0, 16);
+    memcpy(body + 8, &n, 4);
+    body[12] = (uint8_t)codec;
+    for (uint32_t i = 0; i < n; i++, off += 8) {
+        memcpy(body + off, &entries[i], 8);
+    }
+    memcpy(body + off, &data_len, 4);
+    memset(body + off + 4, 0, 4);
+    memset(body + off + 8, 'p', data_len);
+    return off + 8 + data_len;
+}
+
+static void test_a_peer_cannot_send_a_page_twice_or_lie_about_sizes(
+    void **state)
+{
+    static uint8_t body[64 + 2 * PAGE];
+    StreamBatchView *v = malloc(sizeof(*v));
+    StreamDecoder *d;
+    char err[256];
+    uint64_t twice[2] = { 5 << 4, 5 << 4 }, down[2] = { 6 << 4, 5 << 4 };
+    uint64_t ok[2] = { 5 << 4, 6 << 4 }, kind[1] = { (5 << 4) | 7 };
+    size_t len;
+
+    (void)state;
+    assert_int_equal(stream_decoder_new(&d), 0);
+    len = craft(body, 2, ok, STREAM_CODEC_NONE, 2 * PAGE);
+    assert_int_equal(stream_batch_parse(d, body, (uint32_t)len, v, err,
+                                        sizeof(err)), 0);
+    len = craft(body, 2, twice, STREAM_CODEC_NONE, 2 * PAGE);
+    assert_int_equal(stream_batch_parse(d, body, (uint32_t)len, v, err,
+                                        sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "increasing order"));
+    len = craft(body, 2, down, STREAM_CODEC_NONE, 2 * PAGE);
+    assert_int_equal(stream_batch_parse(d, body, (uint32_t)len, v, err,
+                                        sizeof(err)), -EINVAL);
+    len = craft(body, 1, kind, STREAM_CODEC_NONE, PAGE);
+    assert_int_equal(stream_batch_parse(d, body, (uint32_t)len, v, err,
+                                        sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "unknown kind"));
+    len = craft(body, 2, ok, STREAM_CODEC_NONE, PAGE);
+    assert_int_equal(stream_batch_parse(d, body, (uint32_t)len, v, err,
+                                        sizeof(err)), -EINVAL);
+    len = craft(body, 2, ok, 9, 2 * PAGE);
+    assert_int_equal(stream_batch_parse(d, body, (uint32_t)len, v, err,
+                                        sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "codec"));
+    /* zstd that is not a frame of exactly the pages' size */
+    len = craft(body, 2, ok, STREAM_CODEC_ZSTD, 100);
+    assert_int_equal(stream_batch_parse(d, body, (uint32_t)len, v, err,
+                                        sizeof(err)), -EINVAL);
+    /* a count beyond the limit */
+    len = craft(body, 0, ok, STREAM_CODEC_NONE, 0);
+    assert_int_equal(stream_batch_parse(d, body, (uint32_t)len, v, err,
+                                        sizeof(err)), -EINVAL);
+    stream_decoder_free(d);
+    free(v);
+}
+
+static void test_stream_header_round_trips_and_refuses_strangers(void **state)
+{
+    StreamHeader h = { .version = STREAM_VERSION,
+                       .role = STREAM_CHANNEL_DATA, .channel = 2,
+                       .nchannels = 2 }, out;
+    uint8_t buf[STREAM_HEADER_LEN];
+    char err[256];
+
+    (void)state;
+    stream_header_encode(&h, buf);
+    assert_int_equal(stream_header_decode(buf, &out, err, sizeof(err)), 0);
+    assert_memory_equal(&h, &out, sizeof(h));
+    h.channel = 3;
+    stream_header_encode(&h, buf);
+    assert_int_equal(stream_header_decode(buf, &out, err, sizeof(err)),
+                     -EINVAL);
+    h.channel = 1;
+    h.version = 2;
+    stream_header_encode(&h, buf);
+    assert_int_equal(stream_header_decode(buf, &out, err, sizeof(err)),
+                     -EPROTO);
+    assert_non_null(strstr(err, "version 2"));
+    memcpy(buf, "XENRAMDS", 8);
+    assert_int_equal(stream_header_decode(buf, &out, err, sizeof(err)),
+                     -EPROTO);
+}
+
+static void test_zero_detection_sees_a_single_set_byte(void **state)
+{
+    static uint8_t page[PAGE];
+
+    (void)state;
+    assert_true(stream_page_is_zero(page));
+    for (size_t i = 0; i < PAGE; i += 511) {
+        page[i] = 1;
+        assert_false(stream_page_is_zero(page));
+        page[i] = 0;
+    }
+    page[PAGE - 1] = 0x80;
+    assert_false(stream_page_is_zero(page));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_batch_decodes_to_the_pages_sent),
+        cmocka_unit_test(test_compressible_pages_travel_compressed),
+        cmocka_unit_test(test_random_pages_are_sent_raw_even_with_zstd_on),
+        cmocka_unit_test(test_every_flipped_byte_is_refused),
+        cmocka_unit_test(test_a_lost_or_reordered_record_is_named),
+        cmocka_unit_test(test_a_huge_body_is_refused_before_it_is_read),
+        cmocka_unit_test(
+            test_a_peer_cannot_send_a_page_twice_or_lie_about_sizes),
+        cmocka_unit_test(test_stream_header_round_trips_and_refuses_strangers),
+        cmocka_unit_test(test_zero_detection_sees_a_single_set_byte),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
