@@ -6,13 +6,86 @@
 #ifndef XENRAM_MIGRATION_INTERNAL_H
 #define XENRAM_MIGRATION_INTERNAL_H
 
+#include <pthread.h>
+
+#include "migration/channel.h"
 #include "migration/migration.h"
+
+#define MIG_MAX_CHANNELS   16
+#define MIG_MAX_EVENTS     64
+/* A peer that makes no progress for this long is stalled. */
+#define MIG_STALL_MS       10000
 
 struct Migration {
     MigrationConfig cfg;
     bool global_dirty_log;      /* xen-set-global-dirty-log is on */
     bool state_saved;           /* saved since the last cont: layout frozen */
+
+    /*
+     * xenram's own engine.  @lock guards everything below that the main
+     * loop and the migration threads share: parameters, capabilities,
+     * info, events, the switchover gate.
+     */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;        /* migrate-continue, cancel */
+    MigrationParams params;
+    MigrationCaps caps;
+    MigrationInfo info;
+    MigrationEngineOps ops;
+    MigrationEvent events[MIG_MAX_EVENTS];
+    unsigned nevents;
+    bool active;                /* a migration thread owns the engine */
+    bool thread_started;        /* @thread must be joined */
+    pthread_t thread;
+    bool cancel;                /* atomic: migrate_cancel */
+    bool switchover_go;         /* migrate-continue arrived */
+    /* The channels of the running migration, for cancel (under @lock). */
+    MigChannel *chan[1 + MIG_MAX_CHANNELS];
+    unsigned nchan;
+    /* What the thread was asked to do. */
+    char uri[300];
+    int fd;                     /* an fd: channel, or -1 */
+    int listen_fd;              /* incoming: the listening socket */
+    bool start_paused;          /* incoming: -S */
+    uint64_t t_start_ns;
 };
+
+/* Monotonic nanoseconds. */
+uint64_t mig_now_ns(void);
+
+/* Set the status (and queue its event); under no lock. */
+void mig_set_status(Migration *m, MigrationStatus s);
+/* Queue an event and notify the main loop. */
+void mig_event(Migration *m, MigrationEventKind kind, uint64_t value);
+/* Fail the migration with a sentence (the first failure wins). */
+void mig_set_error(Migration *m, const char *msg);
+bool mig_cancelled(Migration *m);
+/* Register @c for migrate_cancel (the thread closes it itself). */
+void mig_track_channel(Migration *m, MigChannel *c);
+void mig_untrack_channels(Migration *m);
+
+/* The sender's and the receiver's threads (send.c, recv.c). */
+void *mig_send_thread(void *opaque);
+void *mig_recv_thread(void *opaque);
+
+/*
+ * A RAM range of the layout: @n guest frames from @gfn are pages
+ * [@page, @page + @n) of @block.
+ */
+typedef struct MigRange {
+    RAMBlock *block;
+    uint64_t gfn;
+    uint64_t page;
+    uint64_t n;
+} MigRange;
+
+/*
+ * The RAM ranges of @ds (captured or received), sorted by gfn, checked not
+ * to overlap; @blocks resolves each to its RAMBlock (NULL: not looked up).
+ * malloc'ed array in *@out, its length in *@n.  0 or -errno with @err.
+ */
+int mig_ranges_from_layout(Migration *m, const DevState *ds, MigRange **out,
+                           size_t *n, char *err, size_t errlen);
 
 /* MigrationHotplugOps, each a no-op when hot-plug is absent. */
 static inline uint32_t mig_hotplug_block_slot(Migration *m,

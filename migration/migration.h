@@ -60,6 +60,7 @@ typedef struct MigrationHotplugOps {
 } MigrationHotplugOps;
 
 typedef struct MigrationConfig {
+    XenHandles *xh;
     RAMList *ram;
     AddressSpace *as;           /* guest-physical memory */
     MapCache *mc;
@@ -159,5 +160,169 @@ int migration_layout_capture(Migration *m, DevState *ds);
  */
 int migration_layout_apply(Migration *m, const DevState *ds, char *err,
                            size_t errlen);
+
+/* ---- xenram's own engine: parameters and capabilities (params.c) ---------- */
+
+/*
+ * QEMU's names and meanings (docs/qmp.md): query-migrate-parameters and
+ * migrate-set-parameters read and write these.  Sizes in bytes, times in
+ * milliseconds, percentages 0-100.
+ */
+typedef struct MigrationParams {
+    uint64_t max_bandwidth;             /* bytes/s; 0: no limit */
+    uint64_t downtime_limit;            /* ms, default 300 */
+    uint32_t multifd_channels;          /* data channels, default 2 */
+    uint32_t multifd_compression;       /* MIGRATION_COMPRESSION_* */
+    uint32_t multifd_zstd_level;        /* 1..20, default 1 */
+    uint32_t throttle_trigger_threshold;/* % dirtied of sent, default 50 */
+    uint32_t cpu_throttle_initial;      /* %, default 20 */
+    uint32_t cpu_throttle_increment;    /* %, default 10 */
+    uint32_t max_cpu_throttle;          /* %, default 99 */
+} MigrationParams;
+
+#define MIGRATION_COMPRESSION_NONE 0
+#define MIGRATION_COMPRESSION_ZSTD 1
+
+typedef struct MigrationCaps {
+    bool multifd;               /* RAM on multifd-channels data channels */
+    bool auto_converge;         /* throttle a guest that outruns the link */
+    bool events;                /* MIGRATION / MIGRATION_PASS events */
+    bool pause_before_switchover;
+    bool postcopy_ram;          /* reserved: refused until postcopy exists */
+} MigrationCaps;
+
+typedef enum MigrationStatus {
+    MIGRATION_STATUS_NONE,
+    MIGRATION_STATUS_SETUP,
+    MIGRATION_STATUS_ACTIVE,
+    MIGRATION_STATUS_PRE_SWITCHOVER,
+    MIGRATION_STATUS_DEVICE,
+    MIGRATION_STATUS_COMPLETED,
+    MIGRATION_STATUS_FAILED,
+    MIGRATION_STATUS_CANCELLING,
+    MIGRATION_STATUS_CANCELLED,
+} MigrationStatus;
+
+/* QEMU's name of @s ("none", "setup", "active", "pre-switchover", ...). */
+const char *migration_status_name(MigrationStatus s);
+
+/* The defaults QEMU documents (max-bandwidth aside: no limit here). */
+void migration_params_default(MigrationParams *p);
+
+/*
+ * Check @p; 0, or -EINVAL with a sentence naming the parameter and its
+ * range in @err.
+ */
+int migration_params_check(const MigrationParams *p, char *err,
+                           size_t errlen);
+
+/*
+ * Replace the parameters / capabilities (refused with -EBUSY while a
+ * migration runs, and as migration_params_check() says).  0 or -errno
+ * with @err; nothing changes on failure.
+ */
+int migration_set_params(Migration *m, const MigrationParams *p, char *err,
+                         size_t errlen);
+void migration_get_params(Migration *m, MigrationParams *p);
+int migration_set_caps(Migration *m, const MigrationCaps *c, char *err,
+                       size_t errlen);
+void migration_get_caps(Migration *m, MigrationCaps *c);
+
+/* ---- xenram's own engine: progress (query-migrate) --------------------------- */
+
+typedef struct MigrationRamInfo {
+    uint64_t transferred;       /* bytes on every channel */
+    uint64_t remaining;         /* bytes still dirty */
+    uint64_t total;             /* bytes of guest RAM */
+    uint64_t duplicate;         /* zero pages (sent as their number only) */
+    uint64_t normal;            /* pages sent with their data */
+    uint64_t normal_bytes;
+    uint64_t dirty_pages_rate;  /* pages/s dirtied in the last round */
+    double mbps;                /* link rate, megabits/s */
+    uint64_t dirty_sync_count;  /* rounds begun */
+    uint64_t pages_per_second;
+    uint64_t multifd_bytes;     /* bytes on the data channels */
+} MigrationRamInfo;
+
+typedef struct MigrationInfo {
+    MigrationStatus status;
+    bool incoming;              /* this side receives */
+    uint64_t total_time;        /* ms since setup (until completion) */
+    uint64_t setup_time;        /* ms */
+    uint64_t downtime;          /* ms, source paused to destination running */
+    uint64_t expected_downtime; /* ms, at the current rate */
+    uint32_t cpu_throttle_percentage;
+    MigrationRamInfo ram;
+    char error_desc[512];
+} MigrationInfo;
+
+void migration_get_info(Migration *m, MigrationInfo *info);
+
+/* ---- xenram's own engine: driving it --------------------------------------------- */
+
+/*
+ * What the engine asks of the device-model process.  Called from the
+ * migration threads; @opaque is passed back.
+ */
+typedef struct MigrationEngineOps {
+    /* Quiesce the devices: no DMA write may follow (switchover). */
+    void (*stop_devices)(void *opaque);
+    /* Resume them (a failed or cancelled switchover, the destination). */
+    void (*resume_devices)(void *opaque);
+    /*
+     * Something changed (status, pass, completion): the main loop should
+     * call migration_take_events().  Must be async-signal-safe in spirit:
+     * write an eventfd, take no lock the main loop holds.
+     */
+    void (*notify)(void *opaque);
+    void *opaque;
+} MigrationEngineOps;
+
+void migration_set_engine_ops(Migration *m, const MigrationEngineOps *ops);
+
+/* What happened since the last call, for QMP events. */
+typedef enum MigrationEventKind {
+    MIGRATION_EVENT_STATUS,     /* value: the new MigrationStatus */
+    MIGRATION_EVENT_PASS,       /* value: the round that begins */
+    MIGRATION_EVENT_STOP,       /* the engine paused the guest */
+    MIGRATION_EVENT_RESUME,     /* the guest runs (again) */
+} MigrationEventKind;
+
+typedef struct MigrationEvent {
+    MigrationEventKind kind;
+    uint64_t value;
+} MigrationEvent;
+
+/* Up to @max events into @ev; returns how many. */
+unsigned migration_take_events(Migration *m, MigrationEvent *ev,
+                               unsigned max);
+
+/*
+ * QMP `migrate`: send this guest's RAM and state to the xenram listening
+ * at @uri (tcp:, unix:) or over @fd (an fd: URI, resolved by the caller;
+ * -1 otherwise), from a migration thread.  Refused (-EBUSY) while a
+ * migration runs or while `xl migrate` owns log-dirty.  0 once started
+ * (progress through migration_get_info()), or -errno with @err.
+ */
+int migration_start(Migration *m, const char *uri, int fd, char *err,
+                    size_t errlen);
+
+/* QMP `migrate_cancel`: the guest keeps running on the source. */
+void migration_cancel(Migration *m);
+
+/* QMP `migrate-continue` after pause-before-switchover. */
+int migration_continue(Migration *m, char *err, size_t errlen);
+
+/*
+ * -incoming tcp:|unix: / migrate-incoming: listen on @uri (or take @fd)
+ * and receive a guest from a migration thread.  @start_paused: leave the
+ * domain paused after the switchover (-S).  0 once listening, or -errno
+ * with @err.
+ */
+int migration_incoming_start(Migration *m, const char *uri, int fd,
+                             bool start_paused, char *err, size_t errlen);
+
+/* Wait for the migration threads to end (at exit). */
+void migration_join(Migration *m);
 
 #endif /* XENRAM_MIGRATION_MIGRATION_H */

@@ -131,9 +131,9 @@ int stream_header_decode(const uint8_t *in, StreamHeader *h, char *err,
         return stream_fail(err, errlen, -EINVAL, "stream header flags %#x "
                            "set (none are defined)", get_le32(in + 20));
     }
-    if (h->nchannels < 1 || h->nchannels > STREAM_MAX_CHANNELS) {
+    if (h->nchannels > STREAM_MAX_CHANNELS) {
         return stream_fail(err, errlen, -EINVAL, "the stream header says "
-                           "%" PRIu32 " data channels (1 to %d)",
+                           "%" PRIu32 " data channels (0 to %d)",
                            h->nchannels, STREAM_MAX_CHANNELS);
     }
     if ((h->role == STREAM_CHANNEL_CONTROL && h->channel != 0) ||
@@ -156,6 +156,7 @@ const char *stream_record_name(uint32_t type, char *buf, size_t buflen)
         [STREAM_REC_ROUND_END] = "ROUND_END",
         [STREAM_REC_DEVSTATE] = "DEVSTATE",
         [STREAM_REC_HVM_CONTEXT] = "HVM_CONTEXT", [STREAM_REC_END] = "END",
+        [STREAM_REC_RESULT] = "RESULT",
     };
 
     if (type >= 1 && type <= STREAM_REC_MAX) {

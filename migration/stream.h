@@ -46,7 +46,7 @@ typedef struct StreamHeader {
     uint32_t version;
     uint32_t role;                      /* StreamChannelRole */
     uint32_t channel;                   /* 0 control, 1..N data */
-    uint32_t nchannels;                 /* data channels in this migration */
+    uint32_t nchannels;                 /* data channels; 0: RAM on control */
 } StreamHeader;
 
 typedef enum StreamRecordType {
@@ -56,7 +56,8 @@ typedef enum StreamRecordType {
     STREAM_REC_DEVSTATE = 4,    /* the final device state: devstate bytes */
     STREAM_REC_HVM_CONTEXT = 5, /* xc_domain_hvm_getcontext()'s buffer */
     STREAM_REC_END = 6,         /* nothing follows on this channel */
-    STREAM_REC_MAX = STREAM_REC_END,
+    STREAM_REC_RESULT = 7,      /* destination to source: how it ended */
+    STREAM_REC_MAX = STREAM_REC_RESULT,
 } StreamRecordType;
 
 typedef enum StreamPageKind {

@@ -34,12 +34,24 @@ int migration_new(const MigrationConfig *cfg, Migration **out)
         return -ENOMEM;
     }
     m->cfg = *cfg;
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->cond, NULL);
+    migration_params_default(&m->params);
+    m->caps.events = false;
+    m->fd = -1;
+    m->listen_fd = -1;
     *out = m;
     return 0;
 }
 
 void migration_free(Migration *m)
 {
+    if (!m) {
+        return;
+    }
+    migration_join(m);
+    pthread_cond_destroy(&m->cond);
+    pthread_mutex_destroy(&m->lock);
     free(m);
 }
 
@@ -63,8 +75,18 @@ int migration_xl_stop(Migration *m, char *err, size_t errlen)
 int migration_xl_set_global_dirty_log(Migration *m, bool enable, char *err,
                                       size_t errlen)
 {
+    bool engine;
     int ret = 0;
 
+    pthread_mutex_lock(&m->lock);
+    engine = m->active;
+    pthread_mutex_unlock(&m->lock);
+    if (engine) {
+        snprintf(err, errlen, "xenram's own migration of this guest is in "
+                 "progress: it owns Xen's log-dirty, xl migrate cannot run "
+                 "beside it");
+        return -EBUSY;
+    }
     if (m->cfg.forward_writes) {
         ret = modified_memory_set_enabled(m->cfg.mm, enable);
     }
@@ -73,7 +95,9 @@ int migration_xl_set_global_dirty_log(Migration *m, bool enable, char *err,
                  "%s", strerror(-ret));
         return ret;
     }
+    pthread_mutex_lock(&m->lock);
     m->global_dirty_log = enable;
+    pthread_mutex_unlock(&m->lock);
     /*
      * The layout must not change under a migration, nor once the device
      * state has been saved (libxc turns the dirty log off after that):

@@ -593,3 +593,38 @@ int xen_xs_rm(XenHandles *xh, const char *path)
     }
     return 0;
 }
+
+/* ---- the domain's HVM context ---------------------------------------------------- */
+
+int xen_hvm_context_get(XenHandles *xh, uint8_t **buf, uint32_t *len)
+{
+    int size = xc_domain_hvm_getcontext(xh->xc, xh->domid, NULL, 0);
+    uint8_t *b;
+
+    if (size < 0) {
+        return xen_fail(xen_errno(), "xc_domain_hvm_getcontext", xh->domid,
+                        ", size");
+    }
+    b = malloc(size ? (size_t)size : 1);
+    if (!b) {
+        return -ENOMEM;
+    }
+    size = xc_domain_hvm_getcontext(xh->xc, xh->domid, b, (uint32_t)size);
+    if (size < 0) {
+        free(b);
+        return xen_fail(xen_errno(), "xc_domain_hvm_getcontext", xh->domid,
+                        NULL);
+    }
+    *buf = b;
+    *len = (uint32_t)size;
+    return 0;
+}
+
+int xen_hvm_context_set(XenHandles *xh, const uint8_t *buf, uint32_t len)
+{
+    if (xc_domain_hvm_setcontext(xh->xc, xh->domid, (uint8_t *)buf, len) < 0) {
+        return xen_fail(xen_errno(), "xc_domain_hvm_setcontext", xh->domid,
+                        ", %u bytes", len);
+    }
+    return 0;
+}

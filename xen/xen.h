@@ -177,6 +177,17 @@ int xen_ioreq_map_range(XenHandles *xh, ioservid_t id, bool is_mmio,
 int xen_ioreq_unmap_range(XenHandles *xh, ioservid_t id, bool is_mmio,
                           uint64_t start, uint64_t end);
 
+/* ---- the domain's HVM context (vCPU and platform state) ------------------ */
+
+/*
+ * The HVM context of the domain (xc_domain_hvm_getcontext): a malloc'ed
+ * buffer in *@buf of *@len bytes, read with the domain paused.  0 or -errno.
+ */
+int xen_hvm_context_get(XenHandles *xh, uint8_t **buf, uint32_t *len);
+
+/* Load @len bytes of HVM context (xc_domain_hvm_setcontext).  0 or -errno. */
+int xen_hvm_context_set(XenHandles *xh, const uint8_t *buf, uint32_t len);
+
 /* ---- xenstore ----------------------------------------------------------- */
 
 /*

@@ -1,0 +1,462 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * channel-socket.c - migration channels over stream sockets and plain file
+ * descriptors: tcp:, unix: and fd: (see channel.h).
+ *
+ * The fd is non-blocking and every wait is a poll() bounded by the
+ * channel's stall timeout, so a stuck peer cannot hang a sender or a
+ * receiver.  Cancelling shuts the socket down, which wakes a poll() in
+ * another thread at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "migration/channel.h"
+
+static int chan_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int chan_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return ret;
+}
+
+/* ---- addresses ------------------------------------------------------------------ */
+
+int mig_address_parse(const char *uri, MigAddress *a, char *err,
+                      size_t errlen)
+{
+    static const char forms[] = "use tcp:HOST:PORT, unix:PATH or fd:NAME";
+    const char *colon;
+
+    memset(a, 0, sizeof(*a));
+    if (!uri) {
+        return chan_fail(err, errlen, -EINVAL, "no migration URI: %s", forms);
+    }
+    if (!strncmp(uri, "tcp:", 4)) {
+        const char *h = uri + 4, *hend;
+
+        a->kind = MIG_ADDR_TCP;
+        if (*h == '[') {
+            hend = strchr(h, ']');
+            if (!hend || hend[1] != ':') {
+                return chan_fail(err, errlen, -EINVAL, "bad IPv6 address in "
+                                 "'%s': %s", uri, forms);
+            }
+            h++;
+            colon = hend + 1;
+        } else {
+            colon = strrchr(h, ':');
+            hend = colon;
+        }
+        if (!colon || !colon[1] || (size_t)(hend - h) >= sizeof(a->host) ||
+            strlen(colon + 1) >= sizeof(a->port) ||
+            strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+            return chan_fail(err, errlen, -EINVAL, "bad migration URI '%s': "
+                             "%s", uri, forms);
+        }
+        memcpy(a->host, h, (size_t)(hend - h));
+        snprintf(a->port, sizeof(a->port), "%s", colon + 1);
+        return 0;
+    }
+    if (!strncmp(uri, "unix:", 5)) {
+        a->kind = MIG_ADDR_UNIX;
+        if (!uri[5] || strlen(uri + 5) >= sizeof(a->path)) {
+            return chan_fail(err, errlen, -EINVAL, "bad unix socket path in "
+                             "'%s' (1 to %zu bytes)", uri,
+                             sizeof(a->path) - 1);
+        }
+        snprintf(a->path, sizeof(a->path), "%s", uri + 5);
+        return 0;
+    }
+    if (!strncmp(uri, "fd:", 3)) {
+        a->kind = MIG_ADDR_FD;
+        if (!uri[3] || strlen(uri + 3) >= sizeof(a->fdname)) {
+            return chan_fail(err, errlen, -EINVAL, "bad fd name in '%s'",
+                             uri);
+        }
+        snprintf(a->fdname, sizeof(a->fdname), "%s", uri + 3);
+        return 0;
+    }
+    return chan_fail(err, errlen, -EINVAL, "unsupported migration URI '%s': "
+                     "%s", uri, forms);
+}
+
+/* ---- the socket transport ----------------------------------------------------- */
+
+static ssize_t sock_writev(MigChannel *c, const struct iovec *iov, int iovcnt)
+{
+    ssize_t n = writev(c->fd, iov, iovcnt);
+
+    return n < 0 ? -errno : n;
+}
+
+static ssize_t sock_read(MigChannel *c, void *buf, size_t len)
+{
+    ssize_t n = read(c->fd, buf, len);
+
+    return n < 0 ? -errno : n;
+}
+
+static void sock_cancel(MigChannel *c)
+{
+    __atomic_store_n(&c->cancelled, true, __ATOMIC_RELEASE);
+    /* Wakes a poll() or a transfer in another thread (sockets only). */
+    shutdown(c->fd, SHUT_RDWR);
+}
+
+static void sock_close(MigChannel *c)
+{
+    close(c->fd);
+    free(c);
+}
+
+static const MigChannelOps sock_ops = {
+    .writev = sock_writev, .read = sock_read, .cancel = sock_cancel,
+    .close = sock_close,
+};
+
+int mig_channel_from_fd(int fd, const char *name, int stall_ms,
+                        MigChannel **out)
+{
+    MigChannel *c = calloc(1, sizeof(*c));
+    int fl = fcntl(fd, F_GETFL);
+
+    if (!c) {
+        return -ENOMEM;
+    }
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        free(c);
+        return -errno;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    c->ops = &sock_ops;
+    c->fd = fd;
+    c->stall_ms = stall_ms;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    *out = c;
+    return 0;
+}
+
+/* Bigger socket buffers: fewer wake-ups per MiB on loopback. */
+static void sock_tune(int fd, bool tcp)
+{
+    int sz = 4 << 20, one = 1;
+
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+    if (tcp) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+}
+
+static int sock_open_unix(const MigAddress *a, struct sockaddr_un *sa)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    memcpy(sa->sun_path, a->path, strlen(a->path));
+    return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
+int mig_channel_connect(const MigAddress *a, const char *name, int stall_ms,
+                        MigChannel **out, char *err, size_t errlen)
+{
+    int fd = -1, ret;
+
+    if (a->kind == MIG_ADDR_UNIX) {
+        struct sockaddr_un sa;
+
+        fd = sock_open_unix(a, &sa);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+            ret = -errno;
+            if (fd >= 0) {
+                close(fd);
+            }
+            return chan_fail(err, errlen, ret, "cannot connect to unix:%s: "
+                             "%s", a->path, strerror(-ret));
+        }
+        sock_tune(fd, false);
+    } else if (a->kind == MIG_ADDR_TCP) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+        int gai = getaddrinfo(a->host, a->port, &hints, &res);
+
+        if (gai) {
+            return chan_fail(err, errlen, -EHOSTUNREACH, "cannot resolve "
+                             "'%s': %s", a->host, gai_strerror(gai));
+        }
+        ret = -ECONNREFUSED;
+        for (ai = res; ai; ai = ai->ai_next) {
+            fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                        ai->ai_protocol);
+            if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+                break;
+            }
+            ret = -errno;
+            if (fd >= 0) {
+                close(fd);
+            }
+            fd = -1;
+        }
+        freeaddrinfo(res);
+        if (fd < 0) {
+            return chan_fail(err, errlen, ret, "cannot connect to tcp:%s:%s: "
+                             "%s", a->host, a->port, strerror(-ret));
+        }
+        sock_tune(fd, true);
+    } else {
+        return chan_fail(err, errlen, -EINVAL, "an fd: channel is given, "
+                         "not connected");
+    }
+    ret = mig_channel_from_fd(fd, name, stall_ms, out);
+    if (ret) {
+        close(fd);
+        return chan_fail(err, errlen, ret, "setting up the %s channel: %s",
+                         name, strerror(-ret));
+    }
+    return 0;
+}
+
+int mig_listen(const MigAddress *a, char *err, size_t errlen)
+{
+    int fd = -1, one = 1, ret;
+
+    if (a->kind == MIG_ADDR_UNIX) {
+        struct sockaddr_un sa;
+
+        fd = sock_open_unix(a, &sa);
+        if (fd >= 0) {
+            unlink(a->path);
+        }
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+            listen(fd, 32) < 0) {
+            ret = -errno;
+            if (fd >= 0) {
+                close(fd);
+            }
+            return chan_fail(err, errlen, ret, "cannot listen on unix:%s: %s",
+                             a->path, strerror(-ret));
+        }
+        return fd;
+    }
+    if (a->kind == MIG_ADDR_TCP) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+                                  .ai_flags = AI_PASSIVE }, *res, *ai;
+        int gai = getaddrinfo(a->host[0] ? a->host : NULL, a->port, &hints,
+                              &res);
+
+        if (gai) {
+            return chan_fail(err, errlen, -EADDRNOTAVAIL, "cannot resolve "
+                             "'%s': %s", a->host, gai_strerror(gai));
+        }
+        ret = -EADDRNOTAVAIL;
+        for (ai = res; ai; ai = ai->ai_next) {
+            fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                        ai->ai_protocol);
+            if (fd >= 0 &&
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+                           sizeof(one)) == 0 &&
+                bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+                listen(fd, 32) == 0) {
+                break;
+            }
+            ret = -errno;
+            if (fd >= 0) {
+                close(fd);
+            }
+            fd = -1;
+        }
+        freeaddrinfo(res);
+        if (fd < 0) {
+            return chan_fail(err, errlen, ret, "cannot listen on tcp:%s:%s: "
+                             "%s", a->host, a->port, strerror(-ret));
+        }
+        return fd;
+    }
+    return chan_fail(err, errlen, -EINVAL, "cannot listen on an fd: address");
+}
+
+int mig_accept(int lfd, int timeout_ms, const bool *cancel)
+{
+    int waited = 0;
+
+    for (;;) {
+        struct pollfd p = { .fd = lfd, .events = POLLIN };
+        int step = timeout_ms < 0 || timeout_ms - waited > 100 ?
+                   100 : timeout_ms - waited;
+        int n = poll(&p, 1, step);
+
+        if (cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE)) {
+            return -ECANCELED;
+        }
+        if (n > 0) {
+            int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+            if (fd >= 0) {
+                sock_tune(fd, false);
+                return fd;
+            }
+            if (errno != EAGAIN && errno != EINTR &&
+                errno != ECONNABORTED) {
+                return -errno;
+            }
+        } else if (n < 0 && errno != EINTR) {
+            return -errno;
+        }
+        waited += step;
+        if (timeout_ms >= 0 && waited >= timeout_ms) {
+            return -ETIMEDOUT;
+        }
+    }
+}
+
+/* ---- whole transfers ------------------------------------------------------------ */
+
+/* Wait until @c can move bytes in direction @events.  0 or -errno. */
+static int chan_wait(MigChannel *c, short events)
+{
+    struct pollfd p = { .fd = c->fd, .events = events };
+    int n;
+
+    do {
+        if (__atomic_load_n(&c->cancelled, __ATOMIC_ACQUIRE)) {
+            return -ECANCELED;
+        }
+        n = poll(&p, 1, c->stall_ms);
+    } while (n < 0 && errno == EINTR);
+    if (__atomic_load_n(&c->cancelled, __ATOMIC_ACQUIRE)) {
+        return -ECANCELED;
+    }
+    if (n < 0) {
+        return -errno;
+    }
+    return n == 0 ? -ETIMEDOUT : 0;
+}
+
+static int chan_error(MigChannel *c, int ret, bool writing, char *err,
+                      size_t errlen)
+{
+    const char *what = writing ? "sending on" : "receiving on";
+
+    switch (ret) {
+    case -ETIMEDOUT:
+        return chan_fail(err, errlen, ret, "%s the %s channel: no progress "
+                         "for %d ms (the peer is stalled)", what, c->name,
+                         c->stall_ms);
+    case -ECANCELED:
+        return chan_fail(err, errlen, ret, "%s the %s channel: cancelled",
+                         what, c->name);
+    case -ECONNRESET:
+    case -EPIPE:
+        return chan_fail(err, errlen, ret, "%s the %s channel: the peer "
+                         "closed the connection", what, c->name);
+    default:
+        return chan_fail(err, errlen, ret, "%s the %s channel: %s", what,
+                         c->name, strerror(-ret));
+    }
+}
+
+int mig_channel_writev_all(MigChannel *c, struct iovec *iov, int iovcnt,
+                           char *err, size_t errlen)
+{
+    while (iovcnt > 0) {
+        ssize_t n = c->ops->writev(c, iov, iovcnt);
+
+        if (n == -EAGAIN || n == -EINTR) {
+            int ret = chan_wait(c, POLLOUT);
+
+            if (ret) {
+                return chan_error(c, ret, true, err, errlen);
+            }
+            continue;
+        }
+        if (n < 0) {
+            return chan_error(c, (int)n, true, err, errlen);
+        }
+        if (__atomic_load_n(&c->cancelled, __ATOMIC_ACQUIRE)) {
+            return chan_error(c, -ECANCELED, true, err, errlen);
+        }
+        c->bytes_out += (uint64_t)n;
+        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+int mig_channel_write_all(MigChannel *c, const void *buf, size_t len,
+                          char *err, size_t errlen)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+    return mig_channel_writev_all(c, &iov, 1, err, errlen);
+}
+
+int mig_channel_read_all(MigChannel *c, void *buf, size_t len, char *err,
+                         size_t errlen)
+{
+    uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = c->ops->read(c, p, len);
+
+        if (n == -EAGAIN || n == -EINTR) {
+            int ret = chan_wait(c, POLLIN);
+
+            if (ret) {
+                return chan_error(c, ret, false, err, errlen);
+            }
+            continue;
+        }
+        if (n == 0) {
+            return chan_error(c, __atomic_load_n(&c->cancelled,
+                                                 __ATOMIC_ACQUIRE) ?
+                                 -ECANCELED : -ECONNRESET,
+                              false, err, errlen);
+        }
+        if (n < 0) {
+            return chan_error(c, (int)n, false, err, errlen);
+        }
+        c->bytes_in += (uint64_t)n;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+void mig_channel_cancel(MigChannel *c)
+{
+    if (c) {
+        c->ops->cancel(c);
+    }
+}
+
+void mig_channel_close(MigChannel *c)
+{
+    if (c) {
+        c->ops->close(c);
+    }
+}

@@ -1,0 +1,693 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * recv.c - the destination side of xenram's own precopy migration (see
+ * docs/migration.md and docs/migration-stream.md).
+ *
+ * The toolstack created the domain without memory and paused; xenram was
+ * started with -incoming tcp:|unix: (or migrate-incoming).  The receiver:
+ *   1. accepts the control channel and reads the LAYOUT; checks it against
+ *      its own RAM blocks (re-creating hot-plugged ones) before it changes
+ *      anything in Xen; populates every RAM range in large batches and maps
+ *      each range once, pre-faulted, for the writers;
+ *   2. accepts the data channels, one writer thread each, which check
+ *      every batch and copy it into guest memory; a writer applies round
+ *      r + 1 only once every channel has finished round r, so an older copy
+ *      of a page can never overwrite a newer one;
+ *   3. reads the device state and the HVM context, waits for the writers'
+ *      END, sets the context, leaves the incoming mode and unpauses the
+ *      domain (unless -S), then tells the source with RESULT.
+ * On any failure it tells the source (when it still can), reports the
+ * error and the device model exits non-zero; the domain is left for the
+ * toolstack to destroy.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "migration/migration-internal.h"
+#include "migration/stream.h"
+#include "xen/xen.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+typedef struct RecvCtx RecvCtx;
+
+typedef struct Receiver {
+    RecvCtx *ctx;
+    MigChannel *chan;
+    unsigned index;                     /* 0: control, 1..N data */
+    uint32_t seq;
+    StreamDecoder *dec;
+    StreamBatchView *view;
+    uint8_t *body;                      /* STREAM_MAX_BODY */
+    pthread_t thread;
+    bool thread_started;
+    int ret;
+    char err[512];
+} Receiver;
+
+struct RecvCtx {
+    Migration *m;
+    XenHandles *xh;
+    Receiver ctl;
+    Receiver data[MIG_MAX_CHANNELS];
+    unsigned ndata;
+    DevState layout;
+    bool have_layout;
+    MigRange *ranges;
+    size_t nranges;
+    uint8_t **maps;                     /* one writable mapping a range */
+    uint8_t *hvm_ctx;
+    uint32_t hvm_len;
+
+    /* Rounds each channel has completed, under @lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t done_round[1 + MIG_MAX_CHANNELS];
+    bool abort;
+    uint64_t pages;                     /* atomic */
+};
+
+static int recv_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int recv_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return ret;
+}
+
+/* ---- records ----------------------------------------------------------------------- */
+
+/* The next record on @r's channel into r->body; 0 or -errno with @err. */
+static int recv_record(Receiver *r, uint32_t *type, uint32_t *len, char *err,
+                       size_t errlen)
+{
+    uint8_t hdr[STREAM_RECORD_HDR_LEN];
+    int ret;
+
+    if ((ret = mig_channel_read_all(r->chan, hdr, sizeof(hdr), err,
+                                    errlen)) ||
+        (ret = stream_record_header_check(hdr, r->seq, type, len, err,
+                                          errlen)) ||
+        (ret = mig_channel_read_all(r->chan, r->body, *len, err, errlen)) ||
+        (ret = stream_record_verify(hdr, r->body, *len, err, errlen))) {
+        return ret;
+    }
+    r->seq++;
+    return 0;
+}
+
+static int recv_send_result(RecvCtx *c, uint32_t status, const char *msg)
+{
+    uint8_t hdr[STREAM_RECORD_HDR_LEN], body[4 + 400];
+    size_t n = strnlen(msg, 400);
+    struct iovec iov[2] = {
+        { .iov_base = hdr, .iov_len = sizeof(hdr) },
+        { .iov_base = body, .iov_len = 4 + n },
+    };
+    char err[256];
+
+    memcpy(body, &status, 4);
+    memcpy(body + 4, msg, n);
+    stream_record_header(STREAM_REC_RESULT, 0, &iov[1], 1, hdr);
+    return mig_channel_writev_all(c->ctl.chan, iov, 2, err, sizeof(err));
+}
+
+/* ---- guest memory ---------------------------------------------------------------------- */
+
+/* The writable address of frame @gfn, or NULL if the layout has none. */
+static uint8_t *recv_page(RecvCtx *c, uint64_t gfn)
+{
+    size_t lo = 0, hi = c->nranges;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const MigRange *r = &c->ranges[mid];
+
+        if (gfn < r->gfn) {
+            hi = mid;
+        } else if (gfn >= r->gfn + r->n) {
+            lo = mid + 1;
+        } else {
+            return c->maps[mid] + (gfn - r->gfn) * XR_PAGE_SIZE;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Populate and map every RAM range of the layout.  The frames come from
+ * Xen zeroed, which is why zero pages of the first round need no write.
+ */
+static int recv_prepare_memory(RecvCtx *c, char *err, size_t errlen)
+{
+    c->maps = calloc(c->nranges ? c->nranges : 1, sizeof(*c->maps));
+    if (!c->maps) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < c->nranges; i++) {
+        const MigRange *r = &c->ranges[i];
+        xen_pfn_t *gfns = malloc(r->n * sizeof(*gfns));
+        int *errs = malloc(r->n * sizeof(*errs)), ret = 0;
+
+        if (!gfns || !errs) {
+            free(gfns);
+            free(errs);
+            return -ENOMEM;
+        }
+        if (xen_populate(c->xh, r->gfn, r->n)) {
+            free(gfns);
+            free(errs);
+            return recv_fail(err, errlen, -ENOMEM, "populating %" PRIu64
+                             " MiB at gfn %#" PRIx64 " failed: %s (was the "
+                             "domain created without memory, with room for "
+                             "the guest's?)", r->n >> 8, r->gfn,
+                             xen_last_error());
+        }
+        for (uint64_t k = 0; k < r->n; k++) {
+            gfns[k] = r->gfn + k;
+        }
+        c->maps[i] = xen_map(c->xh, gfns, r->n, true, errs, &ret);
+        for (uint64_t k = 0; c->maps[i] && k < r->n; k++) {
+            if (errs[k]) {
+                ret = errs[k];
+                break;
+            }
+        }
+        free(gfns);
+        free(errs);
+        if (!c->maps[i] || ret) {
+            return recv_fail(err, errlen, ret ? ret : -EFAULT, "mapping the "
+                             "guest's frames at gfn %#" PRIx64 " failed: %s",
+                             r->gfn, xen_last_error());
+        }
+        /* Fault the mapping in ahead of the writers; fine if unsupported. */
+        madvise(c->maps[i], r->n * XR_PAGE_SIZE, MADV_POPULATE_WRITE);
+    }
+    return 0;
+}
+
+static int recv_layout(RecvCtx *c, uint32_t len, char *err, size_t errlen)
+{
+    Migration *m = c->m;
+    char msg[512];
+    int ret;
+
+    ret = devstate_decode(c->ctl.body, len, &c->layout, msg, sizeof(msg));
+    if (ret) {
+        return recv_fail(err, errlen, ret, "the RAM layout is invalid: %s",
+                         msg);
+    }
+    c->have_layout = true;
+    ret = migration_layout_apply(m, &c->layout, err, errlen);
+    if (ret) {
+        return ret;
+    }
+    ret = mig_ranges_from_layout(m, &c->layout, &c->ranges, &c->nranges, err,
+                                 errlen);
+    if (ret) {
+        return ret;
+    }
+    pthread_mutex_lock(&m->lock);
+    m->info.ram.total = 0;
+    for (size_t i = 0; i < c->nranges; i++) {
+        m->info.ram.total += c->ranges[i].n * XR_PAGE_SIZE;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return recv_prepare_memory(c, err, errlen);
+}
+
+/* ---- RAM ------------------------------------------------------------------------------ */
+
+/* Wait until every channel has finished round @round - 1. */
+static int recv_wait_round(RecvCtx *c, uint64_t round)
+{
+    int ret = 0;
+
+    if (!c->ndata || round <= 1) {
+        return 0;
+    }
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        bool ready = true;
+
+        for (unsigned i = 1; i <= c->ndata; i++) {
+            ready &= c->done_round[i] + 1 >= round;
+        }
+        if (ready || c->abort) {
+            break;
+        }
+        pthread_cond_wait(&c->cond, &c->lock);
+    }
+    ret = c->abort ? -ECANCELED : 0;
+    pthread_mutex_unlock(&c->lock);
+    return ret;
+}
+
+static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
+{
+    RecvCtx *c = r->ctx;
+    StreamBatchView *v = r->view;
+    const uint8_t *src;
+    int ret;
+
+    ret = stream_batch_parse(r->dec, r->body, len, v, err, errlen);
+    if (ret) {
+        return ret;
+    }
+    /* Every page is checked before any is written. */
+    for (uint32_t i = 0; i < v->npages; i++) {
+        if (!recv_page(c, v->pfn[i])) {
+            return recv_fail(err, errlen, -EINVAL, "the source sent guest "
+                             "frame %#" PRIx64 ", which is outside the RAM "
+                             "layout it sent", v->pfn[i]);
+        }
+    }
+    if ((ret = recv_wait_round(c, v->round))) {
+        return recv_fail(err, errlen, ret, "another channel failed");
+    }
+    src = v->data;
+    for (uint32_t i = 0; i < v->npages; i++) {
+        uint8_t *dst = recv_page(c, v->pfn[i]);
+
+        if (v->kind[i] == STREAM_PAGE_NORMAL) {
+            memcpy(dst, src, XR_PAGE_SIZE);
+            src += XR_PAGE_SIZE;
+        } else if (v->round > 1) {
+            memset(dst, 0, XR_PAGE_SIZE);
+        }
+    }
+    __atomic_add_fetch(&c->pages, v->npages, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static int recv_round_end(Receiver *r, uint32_t len, char *err,
+                          size_t errlen)
+{
+    RecvCtx *c = r->ctx;
+    uint64_t round, pages;
+    int ret = stream_round_end_decode(r->body, len, &round, &pages, err,
+                                      errlen);
+
+    if (ret) {
+        return ret;
+    }
+    pthread_mutex_lock(&c->lock);
+    if (round != c->done_round[r->index] + 1) {
+        ret = recv_fail(err, errlen, -EINVAL, "the %s channel ended round "
+                        "%" PRIu64 " after round %" PRIu64, r->chan->name,
+                        round, c->done_round[r->index]);
+    } else {
+        c->done_round[r->index] = round;
+        pthread_cond_broadcast(&c->cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!ret) {
+        pthread_mutex_lock(&c->m->lock);
+        c->m->info.ram.dirty_sync_count = MAX(c->m->info.ram.dirty_sync_count,
+                                              round);
+        c->m->info.ram.transferred += 0;
+        pthread_mutex_unlock(&c->m->lock);
+    }
+    return ret;
+}
+
+/* A data channel's writer: RAM and ROUND_END until END. */
+static void *recv_writer(void *opaque)
+{
+    Receiver *r = opaque;
+
+    for (;;) {
+        uint32_t type, len;
+        char name[24];
+
+        r->ret = recv_record(r, &type, &len, r->err, sizeof(r->err));
+        if (r->ret) {
+            break;
+        }
+        if (type == STREAM_REC_RAM) {
+            r->ret = recv_ram(r, len, r->err, sizeof(r->err));
+        } else if (type == STREAM_REC_ROUND_END) {
+            r->ret = recv_round_end(r, len, r->err, sizeof(r->err));
+        } else if (type == STREAM_REC_END) {
+            break;
+        } else {
+            r->ret = recv_fail(r->err, sizeof(r->err), -EPROTO, "a %s record "
+                               "on the %s channel, which carries only RAM",
+                               stream_record_name(type, name, sizeof(name)),
+                               r->chan->name);
+        }
+        if (r->ret) {
+            break;
+        }
+    }
+    if (r->ret) {
+        RecvCtx *c = r->ctx;
+
+        pthread_mutex_lock(&c->lock);
+        c->abort = true;
+        pthread_cond_broadcast(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+        mig_channel_cancel(c->ctl.chan);
+    }
+    return NULL;
+}
+
+/* ---- channels ----------------------------------------------------------------------- */
+
+static int recv_receiver_init(RecvCtx *c, Receiver *r, unsigned index)
+{
+    r->ctx = c;
+    r->index = index;
+    r->body = malloc(STREAM_MAX_BODY);
+    r->view = malloc(sizeof(*r->view));
+    if (!r->body || !r->view || stream_decoder_new(&r->dec)) {
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Accept a connection and read its stream header. */
+static int recv_accept(RecvCtx *c, const char *name, MigChannel **chan,
+                       StreamHeader *h, char *err, size_t errlen)
+{
+    Migration *m = c->m;
+    uint8_t buf[STREAM_HEADER_LEN];
+    int fd, ret;
+
+    if (m->fd >= 0) {
+        fd = m->fd;
+        m->fd = -1;
+    } else {
+        fd = mig_accept(m->listen_fd, -1, &m->cancel);
+        if (fd < 0) {
+            return recv_fail(err, errlen, fd, "waiting for the source's %s "
+                             "connection: %s", name, strerror(-fd));
+        }
+    }
+    ret = mig_channel_from_fd(fd, name, MIG_STALL_MS, chan);
+    if (ret) {
+        close(fd);
+        return recv_fail(err, errlen, ret, "%s channel: %s", name,
+                         strerror(-ret));
+    }
+    mig_track_channel(m, *chan);
+    if ((ret = mig_channel_read_all(*chan, buf, sizeof(buf), err, errlen))) {
+        return ret;
+    }
+    return stream_header_decode(buf, h, err, errlen);
+}
+
+static int recv_open_channels(RecvCtx *c, char *err, size_t errlen)
+{
+    StreamHeader h;
+    bool seen[1 + MIG_MAX_CHANNELS] = { false };
+    int ret;
+
+    ret = recv_accept(c, "control", &c->ctl.chan, &h, err, errlen);
+    if (ret) {
+        return ret;
+    }
+    if (h.role != STREAM_CHANNEL_CONTROL) {
+        return recv_fail(err, errlen, -EPROTO, "the first connection is a "
+                         "data channel, not the control channel");
+    }
+    c->ndata = h.nchannels;
+    if (c->ndata && c->m->fd < 0 && c->m->listen_fd < 0) {
+        return recv_fail(err, errlen, -EINVAL, "the source wants %u data "
+                         "channels, an fd: migration has one", c->ndata);
+    }
+    for (unsigned i = 0; i < c->ndata; i++) {
+        MigChannel *ch;
+        StreamHeader dh;
+
+        ret = recv_accept(c, "data", &ch, &dh, err, errlen);
+        if (ret) {
+            return ret;
+        }
+        if (dh.role != STREAM_CHANNEL_DATA || dh.nchannels != c->ndata ||
+            seen[dh.channel]) {
+            mig_channel_close(ch);
+            return recv_fail(err, errlen, -EPROTO, "a connection that is "
+                             "not one of the %u data channels announced",
+                             c->ndata);
+        }
+        seen[dh.channel] = true;
+        c->data[dh.channel - 1].chan = ch;
+        snprintf(ch->name, sizeof(ch->name), "data %u", dh.channel);
+    }
+    return 0;
+}
+
+/* ---- the end ------------------------------------------------------------------------ */
+
+/* The final device state must describe the layout the RAM came in. */
+static int recv_devstate(RecvCtx *c, uint32_t len, char *err, size_t errlen)
+{
+    DevState ds;
+    char msg[512];
+    int ret = devstate_decode(c->ctl.body, len, &ds, msg, sizeof(msg));
+
+    if (ret) {
+        return recv_fail(err, errlen, ret, "the device state is invalid: %s",
+                         msg);
+    }
+    if (ds.nblocks != c->layout.nblocks) {
+        ret = -EINVAL;
+    }
+    for (uint32_t i = 0; !ret && i < ds.nblocks; i++) {
+        if (strcmp(ds.blocks[i].idstr, c->layout.blocks[i].idstr) ||
+            ds.blocks[i].used_length != c->layout.blocks[i].used_length) {
+            ret = -EINVAL;
+        }
+    }
+    devstate_free(&ds);
+    if (ret) {
+        return recv_fail(err, errlen, ret, "the device state's RAM blocks "
+                         "differ from the layout the RAM was sent in");
+    }
+    return 0;
+}
+
+/* Control records after the LAYOUT, until END. */
+static int recv_control(RecvCtx *c, char *err, size_t errlen)
+{
+    bool have_dev = false;
+
+    for (;;) {
+        uint32_t type, len;
+        char name[24];
+        int ret = recv_record(&c->ctl, &type, &len, err, errlen);
+
+        if (ret) {
+            return ret;
+        }
+        switch (type) {
+        case STREAM_REC_RAM:
+            ret = c->ndata ? recv_fail(err, errlen, -EPROTO, "RAM on the "
+                                       "control channel of a multifd "
+                                       "migration") :
+                             recv_ram(&c->ctl, len, err, errlen);
+            break;
+        case STREAM_REC_ROUND_END:
+            ret = c->ndata ? -EPROTO : recv_round_end(&c->ctl, len, err,
+                                                      errlen);
+            break;
+        case STREAM_REC_DEVSTATE:
+            ret = recv_devstate(c, len, err, errlen);
+            have_dev = !ret;
+            break;
+        case STREAM_REC_HVM_CONTEXT:
+            free(c->hvm_ctx);
+            c->hvm_ctx = malloc(len ? len : 1);
+            if (!c->hvm_ctx) {
+                return -ENOMEM;
+            }
+            memcpy(c->hvm_ctx, c->ctl.body, len);
+            c->hvm_len = len;
+            break;
+        case STREAM_REC_END:
+            if (!have_dev || !c->hvm_ctx) {
+                return recv_fail(err, errlen, -EPROTO, "the stream ended "
+                                 "without the device state or the HVM "
+                                 "context");
+            }
+            return 0;
+        default:
+            ret = recv_fail(err, errlen, -EPROTO, "unexpected %s record on "
+                            "the control channel",
+                            stream_record_name(type, name, sizeof(name)));
+        }
+        if (ret) {
+            if (!err[0]) {
+                snprintf(err, errlen, "bad record on the control channel");
+            }
+            return ret;
+        }
+    }
+}
+
+/* Everything arrived: the guest becomes the destination's. */
+static int recv_switchover(RecvCtx *c, char *err, size_t errlen)
+{
+    Migration *m = c->m;
+    int ret;
+
+    ret = xen_hvm_context_set(c->xh, c->hvm_ctx, c->hvm_len);
+    if (ret) {
+        return recv_fail(err, errlen, ret, "setting the HVM context: %s",
+                         xen_last_error());
+    }
+    ret = mapcache_replace_dummies(m->cfg.mc);
+    if (ret < 0) {
+        return recv_fail(err, errlen, ret, "mapping the received guest "
+                         "memory: %s", xen_last_error());
+    }
+    mapcache_set_incoming(m->cfg.mc, false);
+    xen_memory_set_incoming(m->cfg.xm, false);
+    if (m->cfg.hotplug.set_incoming) {
+        m->cfg.hotplug.set_incoming(m->cfg.hotplug.opaque, false);
+    }
+    if (!m->start_paused) {
+        if (m->ops.resume_devices) {
+            m->ops.resume_devices(m->ops.opaque);
+        }
+        ret = xen_domain_unpause(c->xh);
+        if (ret) {
+            return recv_fail(err, errlen, ret, "unpausing the domain: %s",
+                             xen_last_error());
+        }
+        mig_event(m, MIGRATION_EVENT_RESUME, 0);
+    }
+    return 0;
+}
+
+static int recv_run(RecvCtx *c, char *err, size_t errlen)
+{
+    uint32_t type, len;
+    int ret;
+
+    if ((ret = recv_receiver_init(c, &c->ctl, 0)) ||
+        (ret = recv_open_channels(c, err, errlen))) {
+        return ret;
+    }
+    mig_set_status(c->m, MIGRATION_STATUS_ACTIVE);
+    ret = recv_record(&c->ctl, &type, &len, err, errlen);
+    if (!ret && type != STREAM_REC_LAYOUT) {
+        ret = recv_fail(err, errlen, -EPROTO, "the stream does not begin "
+                        "with the RAM layout");
+    }
+    if (!ret) {
+        ret = recv_layout(c, len, err, errlen);
+    }
+    for (unsigned i = 0; !ret && i < c->ndata; i++) {
+        if ((ret = recv_receiver_init(c, &c->data[i], i + 1))) {
+            break;
+        }
+        ret = -pthread_create(&c->data[i].thread, NULL, recv_writer,
+                              &c->data[i]);
+        c->data[i].thread_started = !ret;
+    }
+    if (!ret) {
+        ret = recv_control(c, err, errlen);
+    }
+    for (unsigned i = 0; i < c->ndata; i++) {
+        if (ret) {
+            mig_channel_cancel(c->data[i].chan);
+        }
+        if (c->data[i].thread_started) {
+            pthread_join(c->data[i].thread, NULL);
+            c->data[i].thread_started = false;
+        }
+        if (!ret && c->data[i].ret) {
+            snprintf(err, errlen, "%s", c->data[i].err);
+            ret = c->data[i].ret;
+        }
+    }
+    if (!ret) {
+        mig_set_status(c->m, MIGRATION_STATUS_DEVICE);
+        ret = recv_switchover(c, err, errlen);
+    }
+    return ret;
+}
+
+static void recv_free_receiver(Receiver *r)
+{
+    mig_channel_close(r->chan);
+    stream_decoder_free(r->dec);
+    free(r->view);
+    free(r->body);
+}
+
+void *mig_recv_thread(void *opaque)
+{
+    Migration *m = opaque;
+    RecvCtx *c = calloc(1, sizeof(*c));
+    char err[512] = "";
+    int ret = -ENOMEM;
+
+    rcu_register_thread();
+    if (c) {
+        c->m = m;
+        c->xh = m->cfg.xh;
+        pthread_mutex_init(&c->lock, NULL);
+        pthread_cond_init(&c->cond, NULL);
+        ret = recv_run(c, err, sizeof(err));
+        if (c->ctl.chan) {
+            /* Best effort: the source may be gone already. */
+            recv_send_result(c, ret ? (uint32_t)-ret : 0,
+                             ret ? err : "running");
+        }
+    }
+    mig_untrack_channels(m);
+    if (c) {
+        for (size_t i = 0; c->maps && i < c->nranges; i++) {
+            if (c->maps[i]) {
+                xen_unmap(c->xh, c->maps[i], c->ranges[i].n);
+            }
+        }
+        recv_free_receiver(&c->ctl);
+        for (unsigned i = 0; i < MIG_MAX_CHANNELS; i++) {
+            recv_free_receiver(&c->data[i]);
+        }
+        if (c->have_layout) {
+            devstate_free(&c->layout);
+        }
+        pthread_mutex_lock(&m->lock);
+        m->info.ram.transferred = __atomic_load_n(&c->pages, __ATOMIC_RELAXED)
+                                  * XR_PAGE_SIZE;
+        pthread_mutex_unlock(&m->lock);
+        free(c->hvm_ctx);
+        free(c->maps);
+        free(c->ranges);
+        pthread_cond_destroy(&c->cond);
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+    }
+    if (m->listen_fd >= 0) {
+        close(m->listen_fd);
+        m->listen_fd = -1;
+    }
+    if (ret) {
+        mig_set_error(m, err[0] ? err : strerror(-ret));
+    }
+    pthread_mutex_lock(&m->lock);
+    m->active = false;
+    m->info.total_time = (mig_now_ns() - m->t_start_ns) / 1000000;
+    pthread_mutex_unlock(&m->lock);
+    mig_set_status(m, ret ? MIGRATION_STATUS_FAILED :
+                      MIGRATION_STATUS_COMPLETED);
+    rcu_unregister_thread();
+    return NULL;
+}

@@ -1,0 +1,862 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * send.c - the source side of xenram's own precopy migration (see
+ * docs/migration.md and docs/migration-stream.md).
+ *
+ * One migration thread drives the rounds; with the multifd capability,
+ * one sender thread per data channel sends the pages.  Each round:
+ *   1. CLEAN Xen's log-dirty into the MIGRATION client (the device model's
+ *      own writes are there already) and fold the client into the blocks'
+ *      bitmaps;
+ *   2. turn the bitmaps into the round's plan: the dirty guest frames in
+ *      gfn order, cut into chunks of at most one batch; the bits are
+ *      cleared as the plan is made, so a page is in one plan only;
+ *   3. the senders take chunks from a shared cursor until none is left,
+ *      map them, build a batch (zero pages elided, zstd when it pays) and
+ *      send it, then send ROUND_END on their channel.
+ * Convergence: after each round, expected downtime = dirty bytes / the
+ * round's rate; below downtime-limit (or nothing left), switch over: pause
+ * the domain, quiesce the devices, one last CLEAN and round, then the
+ * device state and the HVM context, and wait for the destination's RESULT.
+ *
+ * Failure anywhere (peer gone or stalled, cancel, a Xen call): the source
+ * guest runs on (unpaused, devices resumed), log-dirty is turned off, the
+ * bitmaps are freed and query-migrate says failed with the cause.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migration/migration-internal.h"
+#include "migration/stream.h"
+#include "xen/xen.h"
+
+typedef struct SendCtx SendCtx;
+
+/* One sender: a channel, its record counter, its batch. */
+typedef struct Sender {
+    SendCtx *ctx;
+    MigChannel *chan;
+    uint32_t seq;
+    StreamBatch *batch;
+    uint64_t round_pages;
+    pthread_t thread;
+    bool thread_started;
+} Sender;
+
+struct SendCtx {
+    Migration *m;
+    XenHandles *xh;
+    Sender ctl;                         /* the control channel */
+    Sender data[MIG_MAX_CHANNELS];
+    unsigned ndata;                     /* 0: RAM on the control channel */
+    DevState layout_ds;                 /* the layout sent first */
+    MigRange *ranges;
+    size_t nranges;
+    RAMBlock *blocks[DEVSTATE_MAX_BLOCKS];
+    size_t nblocks;
+    bool bitmaps, logdirty, paused, devices_stopped;
+
+    /* The round's plan: gfns in order, chunk k is [cut[k], cut[k + 1]). */
+    uint64_t *plan;
+    size_t plan_len, plan_cap;
+    size_t *cut;
+    size_t ncuts, cut_cap;
+    size_t next_chunk;                  /* atomic */
+    uint64_t round;
+
+    /* The senders' rendezvous, under @lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t go, done;
+    uint64_t go_round;                  /* the round the senders may send */
+    unsigned finished;                  /* senders done with go_round */
+    bool quit;
+    int failed;                         /* first sender error, -errno */
+    char ferr[512];
+
+    /* Statistics, atomic. */
+    uint64_t normal, zero, normal_bytes;
+    uint64_t bw_start_ns, bw_start_bytes;
+    uint64_t limit_bytes_per_s;
+    int zstd_level;
+};
+
+/* ---- statistics ---------------------------------------------------------------- */
+
+static uint64_t send_bytes(SendCtx *c)
+{
+    uint64_t b = __atomic_load_n(&c->ctl.chan->bytes_out, __ATOMIC_RELAXED);
+
+    for (unsigned i = 0; i < c->ndata; i++) {
+        b += __atomic_load_n(&c->data[i].chan->bytes_out, __ATOMIC_RELAXED);
+    }
+    return b;
+}
+
+static uint64_t send_data_bytes(SendCtx *c)
+{
+    uint64_t b = 0;
+
+    for (unsigned i = 0; i < c->ndata; i++) {
+        b += __atomic_load_n(&c->data[i].chan->bytes_out, __ATOMIC_RELAXED);
+    }
+    return b;
+}
+
+static void send_update_info(SendCtx *c, uint64_t remaining_pages,
+                             double bytes_per_s, uint64_t dirty_rate)
+{
+    Migration *m = c->m;
+    double mbps = bytes_per_s * 8 / 1e6;
+
+    pthread_mutex_lock(&m->lock);
+    m->info.ram.transferred = send_bytes(c);
+    m->info.ram.multifd_bytes = send_data_bytes(c);
+    m->info.ram.remaining = remaining_pages * XR_PAGE_SIZE;
+    m->info.ram.duplicate = __atomic_load_n(&c->zero, __ATOMIC_RELAXED);
+    m->info.ram.normal = __atomic_load_n(&c->normal, __ATOMIC_RELAXED);
+    m->info.ram.normal_bytes = __atomic_load_n(&c->normal_bytes,
+                                               __ATOMIC_RELAXED);
+    m->info.ram.dirty_sync_count = c->round;
+    if (bytes_per_s > 0) {
+        m->info.ram.mbps = mbps;
+        m->info.ram.pages_per_second =
+            (uint64_t)(bytes_per_s / XR_PAGE_SIZE);
+        m->info.expected_downtime =
+            (uint64_t)(remaining_pages * XR_PAGE_SIZE * 1000.0 /
+                       bytes_per_s);
+    }
+    m->info.ram.dirty_pages_rate = dirty_rate;
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- sending records ------------------------------------------------------------- */
+
+static int send_record(Sender *s, uint32_t type, const void *body,
+                       size_t len, char *err, size_t errlen)
+{
+    uint8_t hdr[STREAM_RECORD_HDR_LEN];
+    struct iovec iov[2] = {
+        { .iov_base = hdr, .iov_len = sizeof(hdr) },
+        { .iov_base = (void *)body, .iov_len = len },
+    };
+
+    stream_record_header(type, s->seq++, &iov[1], 1, hdr);
+    return mig_channel_writev_all(s->chan, iov, 2, err, errlen);
+}
+
+/*
+ * max-bandwidth: sleep until the bytes sent so far fit the limit.  The
+ * limit is shared by the channels, each taking its part.
+ */
+static void send_throttle(SendCtx *c)
+{
+    uint64_t limit = c->limit_bytes_per_s, sent, el, due;
+
+    if (!limit) {
+        return;
+    }
+    sent = send_bytes(c) - c->bw_start_bytes;
+    el = mig_now_ns() - c->bw_start_ns;
+    due = (uint64_t)((double)sent * 1e9 / (double)limit);
+    if (due > el) {
+        uint64_t ns = due - el;
+        struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
+                               .tv_nsec = (long)(ns % 1000000000ull) };
+
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Send chunk @k of the plan as one batch on @s. */
+static int send_chunk(Sender *s, size_t k, char *err, size_t errlen)
+{
+    SendCtx *c = s->ctx;
+    const uint64_t *gfns = c->plan + c->cut[k];
+    size_t n = c->cut[k + 1] - c->cut[k];
+    xen_pfn_t pfns[STREAM_BATCH_MAX_PAGES];
+    int errs[STREAM_BATCH_MAX_PAGES], ret = 0;
+    struct iovec iov[3];
+    StreamCodec codec;
+    uint8_t *map;
+
+    if (n == 0 || n > STREAM_BATCH_MAX_PAGES) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pfns[i] = gfns[i];
+    }
+    map = xen_map(c->xh, pfns, n, false, errs, &ret);
+    if (!map) {
+        snprintf(err, errlen, "mapping %zu guest frames from gfn %#" PRIx64
+                 " failed: %s", n, gfns[0], xen_last_error());
+        return ret ? ret : -EFAULT;
+    }
+    stream_batch_reset(s->batch, c->round);
+    for (size_t i = 0; i < n; i++) {
+        if (errs[i]) {
+            snprintf(err, errlen, "guest frame %#" PRIx64 " cannot be read "
+                     "(%s): was it removed during the migration?", gfns[i],
+                     strerror(-errs[i]));
+            xen_unmap(c->xh, map, n);
+            return errs[i];
+        }
+        stream_batch_add(s->batch, gfns[i], map + i * XR_PAGE_SIZE);
+    }
+    stream_batch_finish(s->batch, s->seq++, iov, &codec);
+    xen_unmap(c->xh, map, n);
+    ret = mig_channel_writev_all(s->chan, iov, 3, err, errlen);
+    if (ret) {
+        return ret;
+    }
+    __atomic_add_fetch(&c->zero, stream_batch_zero_pages(s->batch),
+                       __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->normal, n - stream_batch_zero_pages(s->batch),
+                       __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->normal_bytes,
+                       (n - stream_batch_zero_pages(s->batch)) * XR_PAGE_SIZE,
+                       __ATOMIC_RELAXED);
+    s->round_pages += n;
+    send_throttle(c);
+    return 0;
+}
+
+/* Send chunks until the plan is exhausted, then this channel's ROUND_END. */
+static int send_round_part(Sender *s, char *err, size_t errlen)
+{
+    SendCtx *c = s->ctx;
+    uint8_t body[STREAM_ROUND_END_LEN];
+    size_t k;
+    int ret;
+
+    s->round_pages = 0;
+    while ((k = __atomic_fetch_add(&c->next_chunk, 1, __ATOMIC_RELAXED)) <
+           c->ncuts) {
+        if (mig_cancelled(c->m)) {
+            snprintf(err, errlen, "cancelled");
+            return -ECANCELED;
+        }
+        ret = send_chunk(s, k, err, errlen);
+        if (ret) {
+            return ret;
+        }
+    }
+    stream_round_end_encode(c->round, s->round_pages, body);
+    return send_record(s, STREAM_REC_ROUND_END, body, sizeof(body), err,
+                       errlen);
+}
+
+/* A sender failed: wake every other transfer so that the round ends. */
+static void send_abort(SendCtx *c)
+{
+    mig_channel_cancel(c->ctl.chan);
+    for (unsigned i = 0; i < c->ndata; i++) {
+        mig_channel_cancel(c->data[i].chan);
+    }
+}
+
+static void *send_worker(void *opaque)
+{
+    Sender *s = opaque;
+    SendCtx *c = s->ctx;
+    uint64_t done_round = 0;
+
+    for (;;) {
+        char err[512] = "";
+        int ret;
+
+        pthread_mutex_lock(&c->lock);
+        while (!c->quit && c->go_round == done_round) {
+            pthread_cond_wait(&c->go, &c->lock);
+        }
+        if (c->quit) {
+            pthread_mutex_unlock(&c->lock);
+            return NULL;
+        }
+        done_round = c->go_round;
+        pthread_mutex_unlock(&c->lock);
+
+        ret = send_round_part(s, err, sizeof(err));
+
+        pthread_mutex_lock(&c->lock);
+        if (ret && !c->failed) {
+            c->failed = ret;
+            snprintf(c->ferr, sizeof(c->ferr), "%s", err);
+        }
+        c->finished++;
+        pthread_cond_signal(&c->done);
+        pthread_mutex_unlock(&c->lock);
+        if (ret) {
+            /* The others must not wait on a channel that is gone. */
+            send_abort(c);
+        }
+    }
+}
+
+/* Send the current plan on every data channel (or on control), wait. */
+static int send_round(SendCtx *c, char *err, size_t errlen)
+{
+    int ret;
+
+    c->next_chunk = 0;
+    if (!c->ndata) {
+        return send_round_part(&c->ctl, err, errlen);
+    }
+    pthread_mutex_lock(&c->lock);
+    c->finished = 0;
+    c->go_round = c->round;
+    pthread_cond_broadcast(&c->go);
+    while (c->finished < c->ndata) {
+        pthread_cond_wait(&c->done, &c->lock);
+    }
+    ret = c->failed;
+    if (ret) {
+        snprintf(err, errlen, "%s", c->ferr);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ret;
+}
+
+/* ---- the plan ----------------------------------------------------------------------- */
+
+static int plan_push(SendCtx *c, uint64_t gfn)
+{
+    if (c->plan_len == c->plan_cap) {
+        size_t cap = c->plan_cap ? 2 * c->plan_cap : 4096;
+        uint64_t *p = realloc(c->plan, cap * sizeof(*p));
+
+        if (!p) {
+            return -ENOMEM;
+        }
+        c->plan = p;
+        c->plan_cap = cap;
+    }
+    c->plan[c->plan_len++] = gfn;
+    return 0;
+}
+
+/*
+ * The round's plan from the bitmaps (clearing them), cut into batches.
+ * The ranges are sorted by gfn, so every batch's gfns increase.
+ */
+static int plan_build(SendCtx *c)
+{
+    c->plan_len = 0;
+    c->ncuts = 0;
+    for (size_t r = 0; r < c->nranges; r++) {
+        const MigRange *mr = &c->ranges[r];
+        DirtyBitmap *bm = mr->block->bmap;
+        uint64_t end = mr->page + mr->n;
+
+        for (uint64_t p = dirty_bitmap_find_next(bm, mr->page); p < end;
+             p = dirty_bitmap_find_next(bm, p + 1)) {
+            if (plan_push(c, mr->gfn + (p - mr->page))) {
+                return -ENOMEM;
+            }
+        }
+        dirty_bitmap_clear_range(bm, mr->page, mr->n);
+    }
+    /* Chunks of STREAM_BATCH_MAX_PAGES: cut[k] is where chunk k starts. */
+    c->ncuts = 0;
+    for (size_t i = 0; i <= c->plan_len; i++) {
+        bool cut = i == 0 || i == c->plan_len ||
+                   i - c->cut[c->ncuts - 1] == STREAM_BATCH_MAX_PAGES;
+
+        if (!cut) {
+            continue;
+        }
+        if (c->ncuts + 1 >= c->cut_cap) {
+            size_t cap = c->cut_cap ? 2 * c->cut_cap : 256;
+            size_t *p = realloc(c->cut, cap * sizeof(*p));
+
+            if (!p) {
+                return -ENOMEM;
+            }
+            c->cut = p;
+            c->cut_cap = cap;
+        }
+        c->cut[c->ncuts++] = i;
+    }
+    /* ncuts boundaries make ncuts - 1 chunks. */
+    c->ncuts = c->ncuts ? c->ncuts - 1 : 0;
+    return 0;
+}
+
+/*
+ * CLEAN Xen's log into the MIGRATION client and fold the client into the
+ * blocks' bitmaps.  Returns the pages now to send, or -errno.
+ */
+static int64_t send_sync(SendCtx *c, char *err, size_t errlen)
+{
+    uint64_t total = 0;
+    int64_t ret = xen_memory_sync_migration(c->m->cfg.xm, true);
+
+    if (ret < 0) {
+        snprintf(err, errlen, "reading Xen's log-dirty failed: %s",
+                 xen_memory_last_error(c->m->cfg.xm));
+        return ret;
+    }
+    for (size_t i = 0; i < c->nblocks; i++) {
+        DirtyBitmap *bm = c->blocks[i]->bmap;
+
+        ret = dirty_memory_sync_bitmap(&c->m->cfg.ram->dirty, bm, 0,
+                                       bm->npages);
+        if (ret < 0) {
+            snprintf(err, errlen, "folding the dirty log into block '%s': "
+                     "%s", c->blocks[i]->idstr, strerror((int)-ret));
+            return ret;
+        }
+        total += dirty_bitmap_count(bm);
+    }
+    return (int64_t)total;
+}
+
+/* ---- setup and teardown ---------------------------------------------------------- */
+
+static int send_open_channels(SendCtx *c, char *err, size_t errlen)
+{
+    Migration *m = c->m;
+    StreamHeader h = { .version = STREAM_VERSION,
+                       .role = STREAM_CHANNEL_CONTROL,
+                       .nchannels = c->ndata };
+    uint8_t buf[STREAM_HEADER_LEN];
+    MigAddress a;
+    int ret;
+
+    if (m->fd >= 0) {
+        ret = mig_channel_from_fd(m->fd, "control", MIG_STALL_MS,
+                                  &c->ctl.chan);
+        if (ret) {
+            snprintf(err, errlen, "the migration fd: %s", strerror(-ret));
+            return ret;
+        }
+        m->fd = -1;
+    } else {
+        if ((ret = mig_address_parse(m->uri, &a, err, errlen)) ||
+            (ret = mig_channel_connect(&a, "control", MIG_STALL_MS,
+                                       &c->ctl.chan, err, errlen))) {
+            return ret;
+        }
+    }
+    mig_track_channel(m, c->ctl.chan);
+    stream_header_encode(&h, buf);
+    ret = mig_channel_write_all(c->ctl.chan, buf, sizeof(buf), err, errlen);
+    for (unsigned i = 0; !ret && i < c->ndata; i++) {
+        char name[32];
+
+        snprintf(name, sizeof(name), "data %u", i + 1);
+        ret = mig_channel_connect(&a, name, MIG_STALL_MS, &c->data[i].chan,
+                                  err, errlen);
+        if (ret) {
+            break;
+        }
+        mig_track_channel(m, c->data[i].chan);
+        h.role = STREAM_CHANNEL_DATA;
+        h.channel = i + 1;
+        stream_header_encode(&h, buf);
+        ret = mig_channel_write_all(c->data[i].chan, buf, sizeof(buf), err,
+                                    errlen);
+    }
+    return ret;
+}
+
+/* Unique blocks of the ranges, with their bitmaps: the pages to send. */
+static int send_alloc_bitmaps(SendCtx *c, char *err, size_t errlen)
+{
+    for (size_t r = 0; r < c->nranges; r++) {
+        RAMBlock *b = c->ranges[r].block;
+        bool seen = false;
+
+        for (size_t i = 0; i < c->nblocks && !seen; i++) {
+            seen = c->blocks[i] == b;
+        }
+        if (!seen) {
+            c->blocks[c->nblocks++] = b;
+        }
+    }
+    for (size_t i = 0; i < c->nblocks; i++) {
+        int ret = ram_block_alloc_migration_bitmaps(c->blocks[i], 0);
+
+        if (ret) {
+            snprintf(err, errlen, "allocating the migration bitmap of '%s': "
+                     "%s", c->blocks[i]->idstr, strerror(-ret));
+            return ret;
+        }
+        /* Only what the guest can see is sent: not the hole of xen.ram. */
+        dirty_bitmap_clear_range(c->blocks[i]->bmap, 0,
+                                 c->blocks[i]->bmap->npages);
+    }
+    c->bitmaps = true;
+    for (size_t r = 0; r < c->nranges; r++) {
+        dirty_bitmap_set_range(c->ranges[r].block->bmap, c->ranges[r].page,
+                               c->ranges[r].n);
+    }
+    return 0;
+}
+
+static int send_setup(SendCtx *c, char *err, size_t errlen)
+{
+    Migration *m = c->m;
+    uint8_t *buf;
+    size_t len;
+    int ret;
+
+    c->zstd_level = m->params.multifd_compression ==
+                    MIGRATION_COMPRESSION_ZSTD ?
+                    (int)m->params.multifd_zstd_level : 0;
+    c->limit_bytes_per_s = m->params.max_bandwidth;
+    c->ndata = m->caps.multifd ? m->params.multifd_channels : 0;
+    mig_hotplug_set_blocked(m, "a migration is in progress");
+    if ((ret = send_open_channels(c, err, errlen))) {
+        return ret;
+    }
+    ret = stream_batch_new(c->zstd_level, &c->ctl.batch);
+    for (unsigned i = 0; !ret && i < c->ndata; i++) {
+        c->data[i].ctx = c;
+        ret = stream_batch_new(c->zstd_level, &c->data[i].batch);
+    }
+    if (ret) {
+        snprintf(err, errlen, "out of memory for the batches");
+        return ret;
+    }
+    c->ctl.ctx = c;
+    if ((ret = migration_layout_capture(m, &c->layout_ds))) {
+        snprintf(err, errlen, "collecting the RAM layout: %s", strerror(-ret));
+        return ret;
+    }
+    if ((ret = mig_ranges_from_layout(m, &c->layout_ds, &c->ranges,
+                                      &c->nranges, err, errlen)) ||
+        (ret = send_alloc_bitmaps(c, err, errlen))) {
+        return ret;
+    }
+    /* From here on every guest write is logged; ENABLE starts it clean. */
+    ret = xen_logdirty_enable(c->xh);
+    if (ret) {
+        snprintf(err, errlen, "turning Xen's log-dirty on: %s",
+                 xen_last_error());
+        return ret;
+    }
+    c->logdirty = true;
+    ret = devstate_encode(&c->layout_ds, &buf, &len, err, errlen);
+    if (ret) {
+        return ret;
+    }
+    ret = send_record(&c->ctl, STREAM_REC_LAYOUT, buf, len, err, errlen);
+    free(buf);
+    for (unsigned i = 0; !ret && i < c->ndata; i++) {
+        ret = -pthread_create(&c->data[i].thread, NULL, send_worker,
+                              &c->data[i]);
+        if (ret) {
+            snprintf(err, errlen, "cannot start a sender thread: %s",
+                     strerror(-ret));
+        } else {
+            c->data[i].thread_started = true;
+        }
+    }
+    return ret;
+}
+
+static void send_stop_workers(SendCtx *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->quit = true;
+    pthread_cond_broadcast(&c->go);
+    pthread_mutex_unlock(&c->lock);
+    for (unsigned i = 0; i < c->ndata; i++) {
+        if (c->data[i].thread_started) {
+            pthread_join(c->data[i].thread, NULL);
+            c->data[i].thread_started = false;
+        }
+    }
+}
+
+static void send_cleanup(SendCtx *c, bool completed)
+{
+    Migration *m = c->m;
+
+    send_stop_workers(c);
+    mig_untrack_channels(m);
+    for (unsigned i = 0; i < c->ndata; i++) {
+        mig_channel_close(c->data[i].chan);
+        stream_batch_free(c->data[i].batch);
+    }
+    mig_channel_close(c->ctl.chan);
+    stream_batch_free(c->ctl.batch);
+    if (c->logdirty) {
+        xen_logdirty_disable(c->xh);
+    }
+    for (size_t i = 0; i < c->nblocks && c->bitmaps; i++) {
+        ram_block_free_migration_bitmaps(c->blocks[i]);
+    }
+    if (!completed) {
+        if (c->devices_stopped && m->ops.resume_devices) {
+            m->ops.resume_devices(m->ops.opaque);
+        }
+        if (c->paused) {
+            xen_domain_unpause(c->xh);
+            mig_event(m, MIGRATION_EVENT_RESUME, 0);
+        }
+        mig_hotplug_set_blocked(m, NULL);
+    }
+    devstate_free(&c->layout_ds);
+    free(c->ranges);
+    free(c->plan);
+    free(c->cut);
+}
+
+/* ---- switchover --------------------------------------------------------------------- */
+
+/* pause-before-switchover: wait for migrate-continue or a cancel. */
+static int send_wait_continue(SendCtx *c, char *err, size_t errlen)
+{
+    Migration *m = c->m;
+    int ret = 0;
+
+    mig_set_status(m, MIGRATION_STATUS_PRE_SWITCHOVER);
+    pthread_mutex_lock(&m->lock);
+    while (!m->switchover_go && !mig_cancelled(m)) {
+        pthread_cond_wait(&m->cond, &m->lock);
+    }
+    if (mig_cancelled(m)) {
+        snprintf(err, errlen, "cancelled");
+        ret = -ECANCELED;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
+/* The destination's RESULT: 0 when the guest runs there. */
+static int send_wait_result(SendCtx *c, char *err, size_t errlen)
+{
+    uint8_t hdr[STREAM_RECORD_HDR_LEN], body[512];
+    uint32_t type, len, status;
+    int ret;
+
+    /* Records from the destination are numbered on their own. */
+    ret = mig_channel_read_all(c->ctl.chan, hdr, sizeof(hdr), err, errlen);
+    if (!ret) {
+        ret = stream_record_header_check(hdr, 0, &type, &len, err, errlen);
+    }
+    if (!ret && (type != STREAM_REC_RESULT || len < 4 ||
+                 len > sizeof(body))) {
+        snprintf(err, errlen, "the destination answered with a record of "
+                 "type %u and %u bytes, not a RESULT", type, len);
+        ret = -EPROTO;
+    }
+    if (!ret) {
+        ret = mig_channel_read_all(c->ctl.chan, body, len, err, errlen);
+    }
+    if (!ret) {
+        ret = stream_record_verify(hdr, body, len, err, errlen);
+    }
+    if (ret) {
+        return ret;
+    }
+    memcpy(&status, body, 4);
+    if (status) {
+        snprintf(err, errlen, "the destination failed: %.*s",
+                 (int)(len - 4), (const char *)body + 4);
+        return -EIO;
+    }
+    return 0;
+}
+
+/* The state after the RAM: device state, HVM context, END everywhere. */
+static int send_state(SendCtx *c, char *err, size_t errlen)
+{
+    DevState ds;
+    uint8_t *buf;
+    uint32_t ctxlen;
+    size_t len;
+    int ret;
+
+    if ((ret = migration_layout_capture(c->m, &ds))) {
+        snprintf(err, errlen, "collecting the device state: %s",
+                 strerror(-ret));
+        return ret;
+    }
+    ret = devstate_encode(&ds, &buf, &len, err, errlen);
+    devstate_free(&ds);
+    if (ret) {
+        return ret;
+    }
+    ret = send_record(&c->ctl, STREAM_REC_DEVSTATE, buf, len, err, errlen);
+    free(buf);
+    if (ret) {
+        return ret;
+    }
+    ret = xen_hvm_context_get(c->xh, &buf, &ctxlen);
+    if (ret) {
+        snprintf(err, errlen, "reading the domain's HVM context: %s",
+                 xen_last_error());
+        return ret;
+    }
+    ret = send_record(&c->ctl, STREAM_REC_HVM_CONTEXT, buf, ctxlen, err,
+                      errlen);
+    free(buf);
+    for (unsigned i = 0; !ret && i < c->ndata; i++) {
+        ret = send_record(&c->data[i], STREAM_REC_END, NULL, 0, err, errlen);
+    }
+    if (!ret) {
+        ret = send_record(&c->ctl, STREAM_REC_END, NULL, 0, err, errlen);
+    }
+    return ret;
+}
+
+static int send_switchover(SendCtx *c, uint64_t *t_pause, char *err,
+                           size_t errlen)
+{
+    Migration *m = c->m;
+    int64_t left;
+    int ret;
+
+    *t_pause = mig_now_ns();
+    if ((ret = xen_domain_pause(c->xh))) {
+        snprintf(err, errlen, "pausing the domain: %s", xen_last_error());
+        return ret;
+    }
+    c->paused = true;
+    if (m->ops.stop_devices) {
+        m->ops.stop_devices(m->ops.opaque);
+    }
+    c->devices_stopped = true;
+    mig_event(m, MIGRATION_EVENT_STOP, 0);
+    if (m->caps.pause_before_switchover &&
+        (ret = send_wait_continue(c, err, errlen))) {
+        return ret;
+    }
+    mig_set_status(m, MIGRATION_STATUS_DEVICE);
+    /* What the guest and the devices wrote since the last round. */
+    left = send_sync(c, err, errlen);
+    if (left < 0) {
+        return (int)left;
+    }
+    c->round++;
+    mig_event(m, MIGRATION_EVENT_PASS, c->round);
+    if ((ret = plan_build(c)) || (ret = send_round(c, err, errlen))) {
+        if (ret == -ENOMEM) {
+            snprintf(err, errlen, "out of memory for the round's plan");
+        }
+        return ret;
+    }
+    if ((ret = send_state(c, err, errlen))) {
+        return ret;
+    }
+    return send_wait_result(c, err, errlen);
+}
+
+/* ---- the rounds ------------------------------------------------------------------------ */
+
+static int send_iterate(SendCtx *c, char *err, size_t errlen)
+{
+    Migration *m = c->m;
+    double rate = 0;
+
+    for (;;) {
+        uint64_t t0 = mig_now_ns(), b0 = send_bytes(c), t1, expected;
+        int64_t left;
+        int ret;
+
+        c->round++;
+        mig_event(m, MIGRATION_EVENT_PASS, c->round);
+        if (c->round == 1) {
+            c->bw_start_ns = t0;
+            c->bw_start_bytes = b0;
+        }
+        if ((ret = plan_build(c))) {
+            snprintf(err, errlen, "out of memory for the round's plan");
+            return ret;
+        }
+        if ((ret = send_round(c, err, errlen))) {
+            return ret;
+        }
+        t1 = mig_now_ns();
+        if (t1 > t0 && send_bytes(c) > b0) {
+            rate = (double)(send_bytes(c) - b0) * 1e9 / (double)(t1 - t0);
+        }
+        left = send_sync(c, err, errlen);
+        if (left < 0) {
+            return (int)left;
+        }
+        send_update_info(c, (uint64_t)left, rate,
+                         t1 > t0 ? (uint64_t)((double)left * 1e9 /
+                                              (double)(t1 - t0)) : 0);
+        if (mig_cancelled(m)) {
+            snprintf(err, errlen, "cancelled");
+            return -ECANCELED;
+        }
+        expected = rate > 0 ? (uint64_t)((double)left * XR_PAGE_SIZE *
+                                         1000.0 / rate) : UINT64_MAX;
+        if (left == 0 || expected <= m->params.downtime_limit) {
+            return 0;
+        }
+    }
+}
+
+void *mig_send_thread(void *opaque)
+{
+    Migration *m = opaque;
+    SendCtx *c = calloc(1, sizeof(*c));
+    char err[512] = "";
+    uint64_t t_pause = 0;
+    int ret = -ENOMEM;
+
+    rcu_register_thread();
+    if (c) {
+        c->m = m;
+        c->xh = m->cfg.xh;
+        pthread_mutex_init(&c->lock, NULL);
+        pthread_cond_init(&c->go, NULL);
+        pthread_cond_init(&c->done, NULL);
+        mig_set_status(m, MIGRATION_STATUS_SETUP);
+        ret = send_setup(c, err, sizeof(err));
+        pthread_mutex_lock(&m->lock);
+        m->info.setup_time = (mig_now_ns() - m->t_start_ns) / 1000000;
+        m->info.ram.total = 0;
+        for (size_t r = 0; r < c->nranges; r++) {
+            m->info.ram.total += c->ranges[r].n * XR_PAGE_SIZE;
+        }
+        pthread_mutex_unlock(&m->lock);
+    } else {
+        snprintf(err, sizeof(err), "out of memory");
+    }
+    if (!ret) {
+        mig_set_status(m, MIGRATION_STATUS_ACTIVE);
+        ret = send_iterate(c, err, sizeof(err));
+    }
+    if (!ret) {
+        ret = send_switchover(c, &t_pause, err, sizeof(err));
+    }
+    if (c) {
+        send_update_info(c, 0, 0, 0);
+        send_cleanup(c, ret == 0);
+    }
+    pthread_mutex_lock(&m->lock);
+    m->info.total_time = (mig_now_ns() - m->t_start_ns) / 1000000;
+    if (!ret) {
+        m->info.downtime = (mig_now_ns() - t_pause) / 1000000;
+        m->info.ram.remaining = 0;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (ret) {
+        mig_set_error(m, err[0] ? err : strerror(-ret));
+    }
+    pthread_mutex_lock(&m->lock);
+    m->active = false;
+    pthread_mutex_unlock(&m->lock);
+    mig_set_status(m, !ret ? MIGRATION_STATUS_COMPLETED :
+                      mig_cancelled(m) ? MIGRATION_STATUS_CANCELLED :
+                      MIGRATION_STATUS_FAILED);
+    if (c) {
+        pthread_cond_destroy(&c->go);
+        pthread_cond_destroy(&c->done);
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+    }
+    rcu_unregister_thread();
+    return NULL;
+}
