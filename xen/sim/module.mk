@@ -40,7 +40,8 @@ SIM_STUB_OBJS := $(BUILD)/sim/obj/stub.o $(BUILD)/sim/obj/chan.o
 
 # -z defs: a stand-in must not lean on a symbol it does not bring.
 # libxenctrl also exports, as ENOSYS stubs, everything else Debian's
-# exports (libxenctrl-stubs.c and libxenctrl.map: gen-xc-stubs.py).
+# exports (libxenctrl-stubs.c, one stub per line of libxenctrl-stubs.def;
+# gen-xc-stubs.py writes that list and libxenctrl.map).
 define sim_shlib
 $(BUILD)/sim/$(1): $(BUILD)/sim/obj/$(2).o $(3) $(SIM_STUB_OBJS) \
                    $(SIM_DIR)/$(2).map
