@@ -57,20 +57,25 @@ $(eval $(call sim_shlib,libxendevicemodel.so.1,libxendevicemodel))
 
 # ---- xensim ------------------------------------------------------------------
 
+# The toolstack (what plays libxl and libxc): toolstack.c and its
+# concerns, ts-*.c, behind toolstack.h.
+SIM_TS_SRCS     := $(SIM_DIR)/toolstack.c $(SIM_DIR)/ts-qmp.c \
+                   $(SIM_DIR)/ts-dm.c $(SIM_DIR)/ts-mem.c \
+                   $(SIM_DIR)/ts-hotplug.c $(SIM_DIR)/ts-migrate.c
+SIM_TS_OBJS     := $(SIM_TS_SRCS:$(SIM_DIR)/%.c=$(BUILD)/sim/dobj/%.o)
 SIM_DAEMON_SRCS := $(SIM_DIR)/xensim.c $(SIM_DIR)/host.c $(SIM_DIR)/vcpu.c \
                    $(SIM_DIR)/track.c $(SIM_DIR)/server.c $(SIM_DIR)/chan.c \
-                   $(SIM_DIR)/log.c $(SIM_DIR)/toolstack.c
+                   $(SIM_DIR)/log.c $(SIM_TS_SRCS)
 SIM_DAEMON_OBJS := $(SIM_DAEMON_SRCS:$(SIM_DIR)/%.c=$(BUILD)/sim/dobj/%.o)
 
 $(BUILD)/sim/dobj/%.o: $(SIM_DIR)/%.c
 	@mkdir -p $(@D)
 	$(CC) $(SIM_CFLAGS) -c -o $@ $<
 
-# The toolstack part (toolstack.c: device-model launch, QMP, migration)
-# speaks QMP with jansson and xenstore with Debian's libxenstore.
+# The toolstack speaks QMP with jansson and xenstore with Debian's
+# libxenstore.
 SIM_TS_LIBS := $(JSON_LIBS) $(call pc_libs,xenstore)
-$(BUILD)/sim/dobj/toolstack.o $(BUILD)/sim/dobj/xensim.o: \
-    CFLAGS += $(JSON_CFLAGS)
+$(SIM_TS_OBJS) $(BUILD)/sim/dobj/xensim.o: CFLAGS += $(JSON_CFLAGS)
 
 # The simulated xenstore (xen/sim/xenstore, another module) is linked in
 # when it is there; its module.mk is read after this one, so its variables
@@ -139,12 +144,12 @@ bench-sim: $(SIM_BENCH) $(SIM_LIBS) $(XENSIM)
 # ---- end-to-end tests ---------------------------------------------------------
 # tests/integration/e2e/test-e2e-*.c: xensim as the toolstack, the real
 # xenram as the device model, Debian's xenstored (skipped without `make
-# xenstored`).  Built against the same toolstack.c the xensim binary runs
+# xenstored`).  Built against the same toolstack the xensim binary runs
 # (its QMP client and records), run on real processes only.
 
 E2E_TEST_SRCS := $(wildcard tests/integration/e2e/test-e2e-*.c)
 E2E_TESTS     := $(E2E_TEST_SRCS:tests/integration/e2e/%.c=$(BUILD)/tests/e2e/%)
-E2E_OBJS      := $(BUILD)/sim/tobj/e2e/e2e.o $(BUILD)/sim/dobj/toolstack.o \
+E2E_OBJS      := $(BUILD)/sim/tobj/e2e/e2e.o $(SIM_TS_OBJS) \
                  $(BUILD)/sim/dobj/chan.o
 INTEGRATION_TESTS += $(E2E_TESTS)
 
