@@ -166,6 +166,16 @@ struct mig {
     unsigned nhp_src, nhp_dst;
     bool hp_listed;
     bool sums_taken;
+
+    /* Set by the phases, for the next ones and for the abort. */
+    struct xsim_dominfo info;   /* the source domain as the setup found it */
+    bool was_paused;            /* ... paused: so is the destination */
+    int dm_timeout;             /* for the receiver's device model */
+    bool dirtylog_dm;           /* the source DM reports its writes */
+    bool logdirty;              /* Xen's log-dirty is on for the source */
+    bool src_paused, dm_stopped;
+    char save_path[PATH_MAX];   /* the saved device state, */
+    char resume_path[PATH_MAX]; /* and the receiver's copy of it */
 };
 
 /* Frames set in a p2m. */
@@ -609,85 +619,77 @@ static int retrieve_memory(struct ts_host *h, uint32_t domid,
     return 0;
 }
 
-int ts_migrate(struct ts_host *src, uint32_t domid,
-               const struct ts_migrate_opts *o, char *err, size_t errlen)
+/*
+ * The phases of ts_migrate, in order, as libxc splits save and restore
+ * (xg_sr_save.c / xg_sr_restore.c): setup of both sides, the live
+ * rounds, suspend, the final round, the receiver's device model and
+ * resume, then the sender's clean-up, or, on any failure, the abort that
+ * resumes the sender.  Each returns 0 or -errno with @err set, and
+ * records in @m what the abort must undo.
+ */
+
+/* What to migrate: the source domain, its record and its device model,
+ * and the destination host. */
+static int mig_setup(struct mig *m, char *err, size_t errlen)
 {
-    struct mig mm = { .src = src, .sdom = domid, .o = o }, *m = &mm;
-    struct xsim_dominfo info;
-    struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
-    char save_path[PATH_MAX], resume_path[PATH_MAX], e2[TS_ERRLEN];
-    int dm_timeout = o->dm_timeout_ms > 0 ? o->dm_timeout_ms
-                                          : DM_START_TIMEOUT_MS;
-    bool dirtylog_dm = false, logdirty = false, src_paused = false;
-    bool dm_stopped = false, was_paused, done = false;
-    int fd = -1, in_fd = -1, rc;
+    const struct ts_migrate_opts *o = m->o;
+    struct ts_host *src = m->src;
+    uint32_t domid = m->sdom;
+    int rc;
 
-    m->dst.fd = -1;
-    m->sdm.pidfd = m->ddm.pidfd = -1;
-    m->sq.fd = m->dq.fd = -1;
-    m->smem = MAP_FAILED;
-    m->dmem = MAP_FAILED;
-    m->t_start = ts_now_ns();
-    save_path[0] = resume_path[0] = 0;
-    interrupted = 0;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-
-    /* What to migrate. */
-    rc = ts_dominfo(src, domid, &info);
+    rc = ts_dominfo(src, domid, &m->info);
     if (rc) {
         ts_seterr(err, errlen, "no domain d%u on %s: %s", domid, src->dir,
                   strerror(-rc));
-        goto out;
+        return rc;
     }
-    if (domid == 0 || (info.flags & XSIM_DOMF_CONTROL)) {
+    if (domid == 0 || (m->info.flags & XSIM_DOMF_CONTROL)) {
         ts_seterr(err, errlen, "domain 0 cannot be migrated");
-        rc = -EINVAL;
-        goto out;
+        return -EINVAL;
     }
-    was_paused = info.pause_count > 0;
+    m->was_paused = m->info.pause_count > 0;
     rc = ts_domcfg_load(src->dir, domid, &m->cfg, err, errlen);
     if (rc == -ENOENT) {
         /* Created by hand: what libxl would know from the domain. */
-        snprintf(m->cfg.name, sizeof(m->cfg.name), "%s", info.name);
+        snprintf(m->cfg.name, sizeof(m->cfg.name), "%s", m->info.name);
         snprintf(m->cfg.workload, sizeof(m->cfg.workload), "%s",
-                 info.workload);
-        m->cfg.mem_mib = (info.max_pages * 4 - XSIM_MAXMEM_SLACK_KB) / 1024;
-        m->cfg.vcpus = info.nr_vcpus;
+                 m->info.workload);
+        m->cfg.mem_mib = (m->info.max_pages * 4 - XSIM_MAXMEM_SLACK_KB) /
+                         1024;
+        m->cfg.vcpus = m->info.nr_vcpus;
         rc = 0;
     } else if (rc) {
-        goto out;
+        return rc;
     }
     m->have_cfg = true;
     rc = retrieve_memory(src, domid, &m->cfg, err, errlen);
     if (rc)
-        goto out;
+        return rc;
     /* The workload runs on: take the current one. */
-    snprintf(m->cfg.workload, sizeof(m->cfg.workload), "%s", info.workload);
+    snprintf(m->cfg.workload, sizeof(m->cfg.workload), "%s",
+             m->info.workload);
     m->have_dm = m->cfg.dm[0] != 0;
 
     rc = ts_host_open(&m->dst, o->to, err, errlen);
     if (rc)
-        goto out;
+        return rc;
     if (strcmp(m->dst.dir, src->dir) == 0) {
         ts_seterr(err, errlen, "the destination is the source host (%s); "
                   "migrate to another state directory", src->dir);
-        rc = -EINVAL;
-        goto out;
+        return -EINVAL;
     }
     if (m->have_dm && !m->dst.xenstore) {
         ts_seterr(err, errlen, "the destination host %s runs no xenstore, "
                   "which the device model needs", m->dst.dir);
-        rc = -ENOTSUP;
-        goto out;
+        return -ENOTSUP;
     }
     if (o->checksum_file) {
         m->sums = fopen(o->checksum_file, "w");
         if (!m->sums) {
             rc = -errno;
-            ts_seterr(err, errlen, "%s: %s", o->checksum_file, strerror(errno));
-            goto out;
+            ts_seterr(err, errlen, "%s: %s", o->checksum_file,
+                      strerror(errno));
+            return rc;
         }
     }
     if (m->have_dm) {
@@ -695,252 +697,299 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
         if (rc) {
             ts_seterr(err, errlen, "the device model of d%u (pid %d) is not "
                       "running", domid, (int)m->cfg.dm_pid);
-            goto out;
+            return rc;
         }
         rc = ts_qmp_connect(&m->sq, m->sdm.qmp, m->sdm.pidfd, 10000, err,
                             errlen);
         if (rc)
-            goto out;
+            return rc;
     }
+    return 0;
+}
 
-    /* The receiver creates the domain from the configuration it was
-     * sent (libxl_domain_create_restore): paused, same memory layout. */
-    {
-        struct xsim_create cr = { .vcpus = m->cfg.vcpus,
-                                  .flags = XSIM_CREATE_PAUSED };
-        struct xsim_rep rep;
+/*
+ * The receiver creates the domain from the configuration it was sent
+ * (libxl_domain_create_restore): paused, same memory layout.  Then both
+ * guests' memory is mapped here (libxc maps the source's frames with
+ * xenforeignmemory; the receiver writes into the new domain).
+ */
+static int mig_create_receiver(struct mig *m, char *err, size_t errlen)
+{
+    struct xsim_create cr = { .vcpus = m->cfg.vcpus,
+                              .flags = XSIM_CREATE_PAUSED };
+    struct bitmap tmp = { 0 };
+    struct xsim_rep rep;
+    int fd = -1, rc;
 
-        ts_fmt(cr.name, sizeof(cr.name), "%s", m->cfg.name);
-        ts_fmt(cr.workload, sizeof(cr.workload), "%s", m->cfg.workload);
-        cr.mem_kb = m->cfg.mem_mib * 1024;
-        cr.vram_kb = m->cfg.vram_mib * 1024;
-        rc = ts_call_rc(&m->dst, XSIM_OP_DOM_CREATE, 0, NULL, &cr, sizeof(cr),
-                        &rep, NULL, 0, NULL);
-        if (rc) {
-            ts_seterr(err, errlen, "creating the domain on %s failed: %s%s",
-                      m->dst.dir, strerror(-rc),
-                      rc == -EEXIST ? " (a domain of that name is there)" : "");
-            goto out;
-        }
-        m->ddom = (uint32_t)rep.ret;
-        /* Its maximum memory is what libxl__build_pre gives every domain
-         * it builds or restores: target_memkb + LIBXL_MAXMEM_CONSTANT,
-         * from the target it was sent; not static-max, not the source's
-         * maximum.  Hot-plugged RAM that the target does not cover does
-         * not fit: round 0 fails to populate it (EBUSY), as libxc's
-         * restore does, and the source resumes. */
-        rc = ts_set_xen_max(&m->dst, m->ddom, m->cfg.target_memkb +
-                            XSIM_MAXMEM_SLACK_KB, err, errlen);
-        if (rc)
-            goto out;
+    ts_fmt(cr.name, sizeof(cr.name), "%s", m->cfg.name);
+    ts_fmt(cr.workload, sizeof(cr.workload), "%s", m->cfg.workload);
+    cr.mem_kb = m->cfg.mem_mib * 1024;
+    cr.vram_kb = m->cfg.vram_mib * 1024;
+    rc = ts_call_rc(&m->dst, XSIM_OP_DOM_CREATE, 0, NULL, &cr, sizeof(cr),
+                    &rep, NULL, 0, NULL);
+    if (rc) {
+        ts_seterr(err, errlen, "creating the domain on %s failed: %s%s",
+                  m->dst.dir, strerror(-rc),
+                  rc == -EEXIST ? " (a domain of that name is there)" : "");
+        return rc;
     }
-    /* Both guests' memory, mapped here (libxc maps the source's frames
-     * with xenforeignmemory; the receiver writes into the new domain). */
-    {
-        struct bitmap tmp = { 0 };
+    m->ddom = (uint32_t)rep.ret;
+    /* Its maximum memory is what libxl__build_pre gives every domain it
+     * builds or restores: target_memkb + LIBXL_MAXMEM_CONSTANT, from the
+     * target it was sent; not static-max, not the source's maximum.
+     * Hot-plugged RAM that the target does not cover does not fit: round
+     * 0 fails to populate it (EBUSY), as libxc's restore does, and the
+     * source resumes. */
+    rc = ts_set_xen_max(&m->dst, m->ddom, m->cfg.target_memkb +
+                        XSIM_MAXMEM_SLACK_KB, err, errlen);
+    if (rc)
+        return rc;
 
-        rc = get_p2m(&m->dst, m->ddom, &tmp, &fd);
-        if (rc == 0 && fd >= 0) {
-            m->dmem = mmap(NULL, GUEST_BYTES, PROT_READ | PROT_WRITE,
-                           MAP_SHARED | MAP_NORESERVE, fd, 0);
-            close(fd);
-            fd = -1;
-        }
-        if (rc == 0)
-            rc = get_p2m(src, domid, &tmp, &fd);
-        if (rc == 0 && fd >= 0) {
-            m->smem = mmap(NULL, GUEST_BYTES, PROT_READ,
-                           MAP_SHARED | MAP_NORESERVE, fd, 0);
-            close(fd);
-            fd = -1;
-        }
-        free(tmp.b);
-        if (rc || m->smem == MAP_FAILED || m->dmem == MAP_FAILED) {
-            ts_seterr(err, errlen, "cannot map the guests' memory: %s",
-                      rc ? strerror(-rc) : strerror(errno));
-            rc = rc ? rc : -ENOMEM;
-            goto out;
-        }
+    rc = get_p2m(&m->dst, m->ddom, &tmp, &fd);
+    if (rc == 0 && fd >= 0) {
+        m->dmem = mmap(NULL, GUEST_BYTES, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_NORESERVE, fd, 0);
+        close(fd);
+        fd = -1;
     }
+    if (rc == 0)
+        rc = get_p2m(m->src, m->sdom, &tmp, &fd);
+    if (rc == 0 && fd >= 0) {
+        m->smem = mmap(NULL, GUEST_BYTES, PROT_READ,
+                       MAP_SHARED | MAP_NORESERVE, fd, 0);
+        close(fd);
+        fd = -1;
+    }
+    free(tmp.b);
+    if (rc || m->smem == MAP_FAILED || m->dmem == MAP_FAILED) {
+        ts_seterr(err, errlen, "cannot map the guests' memory: %s",
+                  rc ? strerror(-rc) : strerror(errno));
+        return rc ? rc : -ENOMEM;
+    }
+    return 0;
+}
 
-    /* 1. libxl: the device model reports its writes from now on. */
+/* 1. libxl: the device model reports its writes from now on; libxc
+ * enables log-dirty. */
+static int mig_start_logdirty(struct mig *m, char *err, size_t errlen)
+{
+    int rc;
+
     if (m->have_dm) {
         rc = ts_qmp_do(&m->sq, "xen-set-global-dirty-log",
                        json_pack("{s:b}", "enable", 1), DIRTY_LOG_TIMEOUT_MS,
-                    err, errlen);
+                       err, errlen);
         if (rc)
-            goto out;
-        dirtylog_dm = true;
+            return rc;
+        m->dirtylog_dm = true;
     }
     /* libxc x86_hvm_setup -> enable_logdirty: if it is held (VRAM
      * tracking on a real Xen), switch shadow off and try again. */
-    rc = shadow(src, domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY);
+    rc = shadow(m->src, m->sdom, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY);
     if (rc == -EINVAL) {
-        shadow(src, domid, XEN_DOMCTL_SHADOW_OP_OFF);
-        rc = shadow(src, domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY);
+        shadow(m->src, m->sdom, XEN_DOMCTL_SHADOW_OP_OFF);
+        rc = shadow(m->src, m->sdom, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY);
     }
     if (rc) {
-        ts_seterr(err, errlen, "enabling log-dirty on d%u: %s", domid,
+        ts_seterr(err, errlen, "enabling log-dirty on d%u: %s", m->sdom,
                   strerror(-rc));
-        goto out;
+        return rc;
     }
-    logdirty = true;
-    m->tty = o->progress && isatty(STDERR_FILENO);
+    m->logdirty = true;
+    m->tty = m->o->progress && isatty(STDERR_FILENO);
     if (m->tty)
-        fprintf(stderr, "migrating d%u (%s) to %s\n", domid, info.name,
+        fprintf(stderr, "migrating d%u (%s) to %s\n", m->sdom, m->info.name,
                 m->dst.dir);
+    return 0;
+}
 
-    /* 2. Round 0: every populated frame. */
+/*
+ * 2. Round 0: every populated frame.  Then live rounds: CLEAN, copy what
+ * was dirtied, until few pages are dirty or the rounds are used up
+ * (libxc's simple precopy policy).
+ */
+static int mig_live_rounds(struct mig *m, char *err, size_t errlen)
+{
+    uint64_t sent;
+    int rc;
+
     m->t_clean = ts_now_ns();
     rc = sync_p2m(m, err, errlen);
     if (rc)
-        goto out;
-    {
-        uint64_t sent = copy_pages(m, NULL);
-
-        m->rounds = 1;
-        progress(m, 0, sent, 0, true);
-    }
+        return rc;
+    sent = copy_pages(m, NULL);
+    m->rounds = 1;
+    progress(m, 0, sent, 0, true);
     hotplug_hook(m, "live");
-    /* Live rounds: CLEAN, copy what was dirtied, until few pages are
-     * dirty or the rounds are used up (libxc's simple precopy policy). */
-    while (m->rounds < o->max_iters) {
-        uint64_t dirty, sent, t;
+    while (m->rounds < m->o->max_iters) {
+        uint64_t dirty, t;
 
         if (interrupted) {
             ts_seterr(err, errlen, "interrupted");
-            rc = -EINTR;
-            goto out;
+            return -EINTR;
         }
         rc = clean(m, false, &dirty, err, errlen);
         if (rc)
-            goto out;
+            return rc;
         t = ts_now_ns();
         rc = sync_p2m(m, err, errlen);
         if (rc)
-            goto out;
+            return rc;
         sent = copy_pages(m, &m->dirty);
         m->rounds++;
         progress(m, dirty, sent, (double)(t - m->t_clean) / 1e9, true);
         m->t_clean = t;
-        if (dirty < o->threshold)
+        if (dirty < m->o->threshold)
             break;
     }
+    return 0;
+}
 
-    /* 3. Suspend: pause the guest, stop the device model, save its state,
-     * take the last dirty pages. */
+/* 3. Suspend: pause the guest, stop the device model, save its state
+ * (libxl__qmp_suspend_save into qemu-save.<domid>). */
+static int mig_suspend(struct mig *m, char *err, size_t errlen)
+{
+    int rc;
+
     m->t_suspend = ts_now_ns();
-    rc = ts_dom_op(src, XSIM_OP_DOM_PAUSE, domid);
+    rc = ts_dom_op(m->src, XSIM_OP_DOM_PAUSE, m->sdom);
     if (rc) {
-        ts_seterr(err, errlen, "pausing d%u: %s", domid, strerror(-rc));
-        goto out;
+        ts_seterr(err, errlen, "pausing d%u: %s", m->sdom, strerror(-rc));
+        return rc;
     }
-    src_paused = true;
+    m->src_paused = true;
     if (m->have_dm) {
         rc = ts_qmp_do(&m->sq, "stop", NULL, QMP_TIMEOUT_MS, err, errlen);
         if (rc)
-            goto out;
-        dm_stopped = true;
-        snprintf(save_path, sizeof(save_path), "%s/qemu-save.%u", src->dir,
-                 domid);
-        rc = save_devstate(m, save_path, err, errlen);
+            return rc;
+        m->dm_stopped = true;
+        snprintf(m->save_path, sizeof(m->save_path), "%s/qemu-save.%u",
+                 m->src->dir, m->sdom);
+        rc = save_devstate(m, m->save_path, err, errlen);
         if (rc)
-            goto out;
+            return rc;
         hotplug_hook(m, "saved");
     }
-    {
-        uint64_t dirty, sent;
+    return 0;
+}
 
-        rc = clean(m, true, &dirty, err, errlen);
-        if (rc)
-            goto out;
-        rc = sync_p2m(m, err, errlen);
-        if (rc)
-            goto out;
-        sent = copy_pages(m, &m->dirty);
-        m->final_pages = sent;
-        m->sp2m_count = bm_count(&m->sp2m);
-        m->rounds++;
-        progress(m, dirty, sent,
-                 (double)(ts_now_ns() - m->t_clean) / 1e9, false);
-    }
+/* Record a --checksum-file digest. */
+static void mig_write_sum(struct mig *m, const char *side, uint64_t sum,
+                          uint64_t pages)
+{
+    fprintf(m->sums, "%s %016" PRIx64 " %" PRIu64 "\n", side, sum, pages);
+    fflush(m->sums);
+}
+
+/*
+ * The final round: the last dirty pages (CLEAN | FINAL) with the guest
+ * paused; then the sender is done with Xen's log-dirty and the device
+ * model's reports.  The digests are taken of the source as it stopped and
+ * of the destination as the stream left it, before any device model of
+ * it runs (one started without -S runs once it has loaded its state).
+ */
+static int mig_final_round(struct mig *m, char *err, size_t errlen)
+{
+    uint64_t dirty, sent;
+    int rc;
+
+    rc = clean(m, true, &dirty, err, errlen);
+    if (rc)
+        return rc;
+    rc = sync_p2m(m, err, errlen);
+    if (rc)
+        return rc;
+    sent = copy_pages(m, &m->dirty);
+    m->final_pages = sent;
+    m->sp2m_count = bm_count(&m->sp2m);
+    m->rounds++;
+    progress(m, dirty, sent, (double)(ts_now_ns() - m->t_clean) / 1e9,
+             false);
     if (m->sums) {
-        m->src_sum = sum_of(m, src, domid, m->smem, &m->sp2m,
+        m->src_sum = sum_of(m, m->src, m->sdom, m->smem, &m->sp2m,
                             &m->src_pages);
-        fprintf(m->sums, "source %016" PRIx64 " %" PRIu64 "\n", m->src_sum,
-                m->src_pages);
-        fflush(m->sums);
+        mig_write_sum(m, "source", m->src_sum, m->src_pages);
     }
-    /* The sender is done with Xen's log-dirty and the DM's reports. */
     if (m->have_dm) {
         rc = ts_qmp_do(&m->sq, "xen-set-global-dirty-log",
                        json_pack("{s:b}", "enable", 0), DIRTY_LOG_TIMEOUT_MS,
-                    err, errlen);
+                       err, errlen);
         if (rc)
-            goto out;
-        dirtylog_dm = false;
+            return rc;
+        m->dirtylog_dm = false;
     }
     hotplug_hook(m, "dirty-log-off");
-    shadow(src, domid, XEN_DOMCTL_SHADOW_OP_OFF);
-    logdirty = false;
+    shadow(m->src, m->sdom, XEN_DOMCTL_SHADOW_OP_OFF);
+    m->logdirty = false;
 
-    /* The destination's memory as the stream left it, before any device
-     * model of it runs (one started without -S runs as soon as it has
-     * loaded its state). */
     if (m->sums) {
         m->dst_sum = sum_of(m, &m->dst, m->ddom, m->dmem, &m->dp2m,
                             &m->dst_pages);
-        fprintf(m->sums, "destination %016" PRIx64 " %" PRIu64 "\n",
-                m->dst_sum, m->dst_pages);
-        fflush(m->sums);
+        mig_write_sum(m, "destination", m->dst_sum, m->dst_pages);
         m->sums_taken = true;
     }
+    return 0;
+}
 
-    /* The stream is in: libxl__build_post writes the domain's memory
-     * keys (static-max the sender's, the target less libxl's fudge). */
+/* "the destination's device model: <@err>; its log ... ends: ..." */
+static void mig_dest_dm_error(struct mig *m, char *err, size_t errlen)
+{
+    char tmp[TS_ERRLEN];
+
+    ts_dm_explain(&m->ddm, err, errlen);
+    snprintf(tmp, sizeof(tmp), "the destination's device model: %s", err);
+    ts_seterr(err, errlen, "%s", tmp);
+}
+
+/*
+ * 4. Device state, the receiver's side: libxl__build_post writes the
+ * domain's memory keys (static-max the sender's, the target less libxl's
+ * fudge); the emulator's xenstore data and record are restored and the
+ * device model started with -incoming fd:N, paused (-S) or running.
+ */
+static int mig_receiver_dm(struct mig *m, char *err, size_t errlen)
+{
+    int in_fd, rc;
+
     rc = ts_write_memory_keys(&m->dst, m->ddom, &m->cfg, err, errlen);
+    if (rc || !m->have_dm)
+        return rc;
+    copy_emulator_xenstore(m->src, m->sdom, &m->dst, m->ddom);
+    ts_fmt(m->resume_path, sizeof(m->resume_path), "%s/qemu-resume.%u",
+           m->dst.dir, m->ddom);
+    rc = copy_file(m->save_path, m->resume_path, err, errlen);
     if (rc)
-        goto out;
-
-    /* 4. Receiver: the device model with -incoming fd:N, paused (-S) or
-     * running, then cont and wait for it to be running. */
-    if (m->have_dm) {
-        copy_emulator_xenstore(src, domid, &m->dst, m->ddom);
-        ts_fmt(resume_path, sizeof(resume_path), "%s/qemu-resume.%u",
-                 m->dst.dir, m->ddom);
-        rc = copy_file(save_path, resume_path, err, errlen);
-        if (rc)
-            goto out;
-        in_fd = open(resume_path, O_RDONLY | O_CLOEXEC);
-        if (in_fd < 0) {
-            rc = -errno;
-            ts_seterr(err, errlen, "%s: %s", resume_path, strerror(errno));
-            goto out;
-        }
-        rc = ts_dm_launch(&m->dst, m->ddom, &m->cfg, o->dest_args,
-                          o->ndest_args, in_fd, &m->ddm, err, errlen);
-        close(in_fd);
-        in_fd = -1;
-        if (rc)
-            goto out;
-        /* Recorded at once: the destination host can always stop it. */
-        m->cfg.dm_pid = m->ddm.pid;
-        m->cfg.dm_start = m->ddm.start;
-        rc = ts_domcfg_save(m->dst.dir, m->ddom, &m->cfg, err, errlen);
-        if (rc)
-            goto out;
-        rc = ts_dm_startup(&m->dst, m->ddom, &m->ddm, &m->dq, true,
-                           dm_timeout, err, errlen);
-        if (rc) {
-            char tmp[TS_ERRLEN];
-
-            ts_dm_explain(&m->ddm, err, errlen);
-            snprintf(tmp, sizeof(tmp), "the destination's device model: %s",
-                     err);
-            ts_seterr(err, errlen, "%s", tmp);
-            goto out;
-        }
+        return rc;
+    in_fd = open(m->resume_path, O_RDONLY | O_CLOEXEC);
+    if (in_fd < 0) {
+        rc = -errno;
+        ts_seterr(err, errlen, "%s: %s", m->resume_path, strerror(errno));
+        return rc;
     }
+    rc = ts_dm_launch(&m->dst, m->ddom, &m->cfg, m->o->dest_args,
+                      m->o->ndest_args, in_fd, &m->ddm, err, errlen);
+    close(in_fd);
+    if (rc)
+        return rc;
+    /* Recorded at once: the destination host can always stop it. */
+    m->cfg.dm_pid = m->ddm.pid;
+    m->cfg.dm_start = m->ddm.start;
+    rc = ts_domcfg_save(m->dst.dir, m->ddom, &m->cfg, err, errlen);
+    if (rc)
+        return rc;
+    rc = ts_dm_startup(&m->dst, m->ddom, &m->ddm, &m->dq, true,
+                       m->dm_timeout, err, errlen);
+    if (rc)
+        mig_dest_dm_error(m, err, errlen);
+    return rc;
+}
+
+/* The receiver resumes: cont its device model and wait for it to be
+ * running, record it, and unpause the domain (unless xl -p). */
+static int mig_receiver_resume(struct mig *m, char *err, size_t errlen)
+{
+    int rc;
+
     if (m->have_dm) {
         const char *hook = getenv("XENSIM_TEST_MIGRATE_HOOK");
 
@@ -949,97 +998,108 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
             ts_dm_signal(&m->ddm, SIGKILL);
         rc = ts_qmp_do(&m->dq, "cont", NULL, QMP_TIMEOUT_MS, err, errlen);
         if (rc == 0)
-            rc = ts_dm_wait_running(&m->dst, m->ddom, &m->ddm, dm_timeout,
-                                    err, errlen);
+            rc = ts_dm_wait_running(&m->dst, m->ddom, &m->ddm,
+                                    m->dm_timeout, err, errlen);
         if (rc) {
-            char tmp[TS_ERRLEN];
-
-            ts_dm_explain(&m->ddm, err, errlen);
-            snprintf(tmp, sizeof(tmp), "the destination's device model: %s",
-                     err);
-            ts_seterr(err, errlen, "%s", tmp);
-            goto out;
+            mig_dest_dm_error(m, err, errlen);
+            return rc;
         }
         ts_qmp_close(&m->dq);
         ts_dm_record_pid(&m->dst, m->ddom, m->ddm.pid);
     } else {
         rc = ts_domcfg_save(m->dst.dir, m->ddom, &m->cfg, err, errlen);
         if (rc)
-            goto out;
+            return rc;
     }
-    if (!was_paused && !o->pause_dest) {
+    if (!m->was_paused && !m->o->pause_dest) {
         rc = ts_dom_op(&m->dst, XSIM_OP_DOM_UNPAUSE, m->ddom);
         if (rc) {
             ts_seterr(err, errlen, "unpausing d%u on %s: %s", m->ddom,
                       m->dst.dir, strerror(-rc));
-            goto out;
+            return rc;
         }
     }
     m->t_resumed = ts_now_ns();
-    done = true;
-    /* What a toolstack sees of the hot-plugged RAM on both sides. */
+    return 0;
+}
+
+/*
+ * 5. The destination runs: what a toolstack sees of the hot-plugged RAM
+ * on both sides is listed, the sender destroys its copy (device model,
+ * then domain) and the summary is printed.  Nothing here fails the
+ * migration any more.
+ */
+static void mig_sender_done(struct mig *m)
+{
+    char e2[TS_ERRLEN];
+    int rc;
+
     if (m->have_dm) {
-        ts_hotplug_list(src, domid, &m->hp_src, &m->nhp_src, e2, sizeof(e2));
+        ts_hotplug_list(m->src, m->sdom, &m->hp_src, &m->nhp_src, e2,
+                        sizeof(e2));
         ts_hotplug_list(&m->dst, m->ddom, &m->hp_dst, &m->nhp_dst, e2,
                         sizeof(e2));
         m->hp_listed = true;
-    }
-
-    /* 5. The sender destroys its copy: device model, then domain. */
-    if (m->have_dm) {
         ts_qmp_close(&m->sq);
         if (ts_dm_stop(&m->sdm, true, e2, sizeof(e2)))
             fprintf(stderr, "xensim: source: %s\n", e2);
     }
-    rc = ts_dom_op(src, XSIM_OP_DOM_DESTROY, domid);
+    rc = ts_dom_op(m->src, XSIM_OP_DOM_DESTROY, m->sdom);
     if (rc)
-        fprintf(stderr, "xensim: destroying d%u on the source: %s\n", domid,
-                strerror(-rc));
-    ts_domcfg_remove(src->dir, domid);
-    rc = 0;
+        fprintf(stderr, "xensim: destroying d%u on the source: %s\n",
+                m->sdom, strerror(-rc));
+    ts_domcfg_remove(m->src->dir, m->sdom);
     m->t_end = ts_now_ns();
-    summary(m, &info);
+    summary(m, &m->info);
+}
 
-out:
-    if (!done) {
-        /* The receiver's copy goes; the sender resumes
-         * (libxl_domain_resume): nothing of the source is lost. */
-        if (m->ddm.pid) {
-            ts_qmp_close(&m->dq);
-            ts_dm_stop(&m->ddm, false, e2, sizeof(e2));
-        }
-        if (m->ddom) {
-            ts_dom_op(&m->dst, XSIM_OP_DOM_DESTROY, m->ddom);
-            ts_domcfg_remove(m->dst.dir, m->ddom);
-        }
-        if (dirtylog_dm && m->sq.fd >= 0)
-            ts_qmp_do(&m->sq, "xen-set-global-dirty-log",
-                      json_pack("{s:b}", "enable", 0), DIRTY_LOG_TIMEOUT_MS, e2,
-                   sizeof(e2));
-        if (logdirty)
-            shadow(src, domid, XEN_DOMCTL_SHADOW_OP_OFF);
-        if (dm_stopped &&
-            ts_qmp_do(&m->sq, "cont", NULL, QMP_TIMEOUT_MS, e2, sizeof(e2)))
-            fprintf(stderr, "xensim: resuming the source's device model: "
-                    "%s\n", e2);
-        if (src_paused)
-            ts_dom_op(src, XSIM_OP_DOM_UNPAUSE, domid);
-        if (rc == 0)
-            rc = -EIO;
-        if (m->ddom) {
-            char tmp[TS_ERRLEN];
+/*
+ * A phase failed with @rc: the receiver's copy goes and the sender
+ * resumes (libxl_domain_resume), so nothing of the source is lost; @err
+ * says so.  Returns the migration's result.
+ */
+static int mig_abort(struct mig *m, int rc, char *err, size_t errlen)
+{
+    char e2[TS_ERRLEN];
 
-            ts_fmt(tmp, sizeof(tmp), "%s\nxensim: d%u destroyed on %s; d%u "
-                   "resumed on %s", err, m->ddom, m->dst.dir, domid, src->dir);
-            ts_seterr(err, errlen, "%s", tmp);
-        }
+    if (m->ddm.pid) {
+        ts_qmp_close(&m->dq);
+        ts_dm_stop(&m->ddm, false, e2, sizeof(e2));
     }
-    if (save_path[0])
-        unlink(save_path);
-    if (resume_path[0])
-        unlink(resume_path);
-    if (in_fd >= 0)
-        close(in_fd);
+    if (m->ddom) {
+        ts_dom_op(&m->dst, XSIM_OP_DOM_DESTROY, m->ddom);
+        ts_domcfg_remove(m->dst.dir, m->ddom);
+    }
+    if (m->dirtylog_dm && m->sq.fd >= 0)
+        ts_qmp_do(&m->sq, "xen-set-global-dirty-log",
+                  json_pack("{s:b}", "enable", 0), DIRTY_LOG_TIMEOUT_MS, e2,
+                  sizeof(e2));
+    if (m->logdirty)
+        shadow(m->src, m->sdom, XEN_DOMCTL_SHADOW_OP_OFF);
+    if (m->dm_stopped &&
+        ts_qmp_do(&m->sq, "cont", NULL, QMP_TIMEOUT_MS, e2, sizeof(e2)))
+        fprintf(stderr, "xensim: resuming the source's device model: "
+                "%s\n", e2);
+    if (m->src_paused)
+        ts_dom_op(m->src, XSIM_OP_DOM_UNPAUSE, m->sdom);
+    if (m->ddom) {
+        char tmp[TS_ERRLEN];
+
+        ts_fmt(tmp, sizeof(tmp), "%s\nxensim: d%u destroyed on %s; d%u "
+               "resumed on %s", err, m->ddom, m->dst.dir, m->sdom,
+               m->src->dir);
+        ts_seterr(err, errlen, "%s", tmp);
+    }
+    return rc;
+}
+
+/* Whatever the outcome: files, connections, mappings, memory. */
+static void mig_cleanup(struct mig *m)
+{
+    if (m->save_path[0])
+        unlink(m->save_path);
+    if (m->resume_path[0])
+        unlink(m->resume_path);
     if (m->sums)
         fclose(m->sums);
     ts_qmp_close(&m->sq);
@@ -1058,6 +1118,49 @@ out:
     if (m->have_cfg)
         ts_domcfg_free(&m->cfg);
     ts_host_close(&m->dst);
+}
+
+int ts_migrate(struct ts_host *src, uint32_t domid,
+               const struct ts_migrate_opts *o, char *err, size_t errlen)
+{
+    struct mig mm = { .src = src, .sdom = domid, .o = o }, *m = &mm;
+    struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
+    int rc;
+
+    m->dst.fd = -1;
+    m->sdm.pidfd = m->ddm.pidfd = -1;
+    m->sq.fd = m->dq.fd = -1;
+    m->smem = MAP_FAILED;
+    m->dmem = MAP_FAILED;
+    m->dm_timeout = o->dm_timeout_ms > 0 ? o->dm_timeout_ms
+                                         : DM_START_TIMEOUT_MS;
+    m->t_start = ts_now_ns();
+    interrupted = 0;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    rc = mig_setup(m, err, errlen);
+    if (rc == 0)
+        rc = mig_create_receiver(m, err, errlen);
+    if (rc == 0)
+        rc = mig_start_logdirty(m, err, errlen);
+    if (rc == 0)
+        rc = mig_live_rounds(m, err, errlen);
+    if (rc == 0)
+        rc = mig_suspend(m, err, errlen);
+    if (rc == 0)
+        rc = mig_final_round(m, err, errlen);
+    if (rc == 0)
+        rc = mig_receiver_dm(m, err, errlen);
+    if (rc == 0)
+        rc = mig_receiver_resume(m, err, errlen);
+    if (rc == 0)
+        mig_sender_done(m);
+    else
+        rc = mig_abort(m, rc, err, errlen);
+
+    mig_cleanup(m);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     return rc;
