@@ -5,7 +5,8 @@
 #   $(BUILD)/sim/libxenctrl.so.4.17      stand-ins for Debian's libraries,
 #   $(BUILD)/sim/libxenforeignmemory.so.1  same sonames and symbol versions;
 #   $(BUILD)/sim/libxendevicemodel.so.1    picked with LD_LIBRARY_PATH
-#   $(BUILD)/xensim                      the host daemon and its command line
+#   $(BUILD)/xensim                      the host daemon (daemon.c) and its
+#                                        command line (xensim.c)
 #
 #   make bench-sim                       CLEAN of a 1 GiB guest vs PAGEMAP_SCAN
 #
@@ -21,10 +22,11 @@ XENSIM       := $(BUILD)/xensim
 
 ALL_EXTRA    += $(SIM_LIBS) $(XENSIM)
 
-# "-iquote ." instead of the top's "-I.": with -I. the public header
-# <xen/xen.h> (included by xenctrl.h) would resolve to the project's
-# xen/xen.h.  Our own headers are all included as "xen/sim/...".
-SIM_CFLAGS    = $(filter-out -I.,$(XR_CFLAGS)) -iquote . $(XEN_CFLAGS) $(CFLAGS)
+# The top's XR_CFLAGS puts the tree on the path with "-iquote .", not
+# "-I.", so the public header <xen/xen.h> (included by xenctrl.h) is
+# Xen's, never the project's xen/xen.h; our own headers are all included
+# as "xen/sim/...".
+SIM_CFLAGS    = $(XR_CFLAGS) $(XEN_CFLAGS) $(CFLAGS)
 
 # The stand-ins are loaded into programs we do not build (Debian's
 # xenstored): position independent and never sanitized.  What they export
@@ -63,9 +65,10 @@ SIM_TS_SRCS     := $(SIM_DIR)/toolstack.c $(SIM_DIR)/ts-qmp.c \
                    $(SIM_DIR)/ts-dm.c $(SIM_DIR)/ts-mem.c \
                    $(SIM_DIR)/ts-hotplug.c $(SIM_DIR)/ts-migrate.c
 SIM_TS_OBJS     := $(SIM_TS_SRCS:$(SIM_DIR)/%.c=$(BUILD)/sim/dobj/%.o)
-SIM_DAEMON_SRCS := $(SIM_DIR)/xensim.c $(SIM_DIR)/host.c $(SIM_DIR)/vcpu.c \
-                   $(SIM_DIR)/track.c $(SIM_DIR)/server.c $(SIM_DIR)/chan.c \
-                   $(SIM_DIR)/log.c $(SIM_TS_SRCS)
+SIM_DAEMON_SRCS := $(SIM_DIR)/xensim.c $(SIM_DIR)/daemon.c \
+                   $(SIM_DIR)/host.c $(SIM_DIR)/vcpu.c $(SIM_DIR)/track.c \
+                   $(SIM_DIR)/server.c $(SIM_DIR)/chan.c $(SIM_DIR)/log.c \
+                   $(SIM_TS_SRCS)
 SIM_DAEMON_OBJS := $(SIM_DAEMON_SRCS:$(SIM_DIR)/%.c=$(BUILD)/sim/dobj/%.o)
 
 $(BUILD)/sim/dobj/%.o: $(SIM_DIR)/%.c
@@ -75,7 +78,8 @@ $(BUILD)/sim/dobj/%.o: $(SIM_DIR)/%.c
 # The toolstack speaks QMP with jansson and xenstore with Debian's
 # libxenstore.
 SIM_TS_LIBS := $(JSON_LIBS) $(call pc_libs,xenstore)
-$(SIM_TS_OBJS) $(BUILD)/sim/dobj/xensim.o: CFLAGS += $(JSON_CFLAGS)
+$(SIM_TS_OBJS) $(BUILD)/sim/dobj/xensim.o $(BUILD)/sim/dobj/daemon.o: \
+    CFLAGS += $(JSON_CFLAGS)
 
 # The simulated xenstore (xen/sim/xenstore, another module) is linked in
 # when it is there; its module.mk is read after this one, so its variables
@@ -83,7 +87,7 @@ $(SIM_TS_OBJS) $(BUILD)/sim/dobj/xensim.o: CFLAGS += $(JSON_CFLAGS)
 SIM_XS_OBJ := $(if $(wildcard $(SIM_DIR)/xenstore/xs-sim.c $(SIM_DIR)/xenstore/xs-sim.h),\
                 $(BUILD)/obj/$(SIM_DIR)/xenstore/xs-sim.o)
 ifneq ($(SIM_XS_OBJ),)
-$(BUILD)/sim/dobj/xensim.o: CFLAGS += -DXENSIM_HAVE_XENSTORE
+$(BUILD)/sim/dobj/daemon.o: CFLAGS += -DXENSIM_HAVE_XENSTORE
 endif
 
 $(XENSIM): $(SIM_DAEMON_OBJS) $(SIM_XS_OBJ)

@@ -1120,12 +1120,24 @@ static void mig_cleanup(struct mig *m)
     ts_host_close(&m->dst);
 }
 
+/* Until one fails; the destination runs once the last has succeeded. */
+static int (*const mig_phases[])(struct mig *m, char *err, size_t errlen) = {
+    mig_setup,
+    mig_create_receiver,
+    mig_start_logdirty,
+    mig_live_rounds,
+    mig_suspend,
+    mig_final_round,
+    mig_receiver_dm,
+    mig_receiver_resume,
+};
+
 int ts_migrate(struct ts_host *src, uint32_t domid,
                const struct ts_migrate_opts *o, char *err, size_t errlen)
 {
     struct mig mm = { .src = src, .sdom = domid, .o = o }, *m = &mm;
     struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
-    int rc;
+    int rc = 0;
 
     m->dst.fd = -1;
     m->sdm.pidfd = m->ddm.pidfd = -1;
@@ -1140,21 +1152,9 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
-    rc = mig_setup(m, err, errlen);
-    if (rc == 0)
-        rc = mig_create_receiver(m, err, errlen);
-    if (rc == 0)
-        rc = mig_start_logdirty(m, err, errlen);
-    if (rc == 0)
-        rc = mig_live_rounds(m, err, errlen);
-    if (rc == 0)
-        rc = mig_suspend(m, err, errlen);
-    if (rc == 0)
-        rc = mig_final_round(m, err, errlen);
-    if (rc == 0)
-        rc = mig_receiver_dm(m, err, errlen);
-    if (rc == 0)
-        rc = mig_receiver_resume(m, err, errlen);
+    for (size_t i = 0; rc == 0 && i < sizeof(mig_phases) /
+                                       sizeof(mig_phases[0]); i++)
+        rc = mig_phases[i](m, err, errlen);
     if (rc == 0)
         mig_sender_done(m);
     else
