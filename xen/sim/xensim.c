@@ -294,6 +294,12 @@ static unsigned long parse_ul(const char *s, const char *what)
     return v;
 }
 
+/*
+ * `xensim create`.  Over 150 lines, knowingly: half of it is the parsing
+ * and checking of its eleven options, each said where it is read, and
+ * the rest the one sequence xl create follows (create, memory keys,
+ * device model, unpause), whose failure paths all destroy the domain.
+ */
 static int cmd_create(int argc, char **argv)
 {
     static const struct option opts[] = {
