@@ -5,7 +5,8 @@
 #   $(BUILD)/sim/libxenctrl.so.4.17      stand-ins for Debian's libraries,
 #   $(BUILD)/sim/libxenforeignmemory.so.1  same sonames and symbol versions;
 #   $(BUILD)/sim/libxendevicemodel.so.1    picked with LD_LIBRARY_PATH
-#   $(BUILD)/xensim                      the host daemon and its command line
+#   $(BUILD)/xensim                      the host daemon (daemon.c) and its
+#                                        command line (xensim.c)
 #
 #   make bench-sim                       CLEAN of a 1 GiB guest vs PAGEMAP_SCAN
 #
@@ -21,10 +22,11 @@ XENSIM       := $(BUILD)/xensim
 
 ALL_EXTRA    += $(SIM_LIBS) $(XENSIM)
 
-# "-iquote ." instead of the top's "-I.": with -I. the public header
-# <xen/xen.h> (included by xenctrl.h) would resolve to the project's
-# xen/xen.h.  Our own headers are all included as "xen/sim/...".
-SIM_CFLAGS    = $(filter-out -I.,$(XR_CFLAGS)) -iquote . $(XEN_CFLAGS) $(CFLAGS)
+# The top's XR_CFLAGS puts the tree on the path with "-iquote .", not
+# "-I.", so the public header <xen/xen.h> (included by xenctrl.h) is
+# Xen's, never the project's xen/xen.h; our own headers are all included
+# as "xen/sim/...".
+SIM_CFLAGS    = $(XR_CFLAGS) $(XEN_CFLAGS) $(CFLAGS)
 
 # The stand-ins are loaded into programs we do not build (Debian's
 # xenstored): position independent and never sanitized.  What they export
@@ -40,7 +42,8 @@ SIM_STUB_OBJS := $(BUILD)/sim/obj/stub.o $(BUILD)/sim/obj/chan.o
 
 # -z defs: a stand-in must not lean on a symbol it does not bring.
 # libxenctrl also exports, as ENOSYS stubs, everything else Debian's
-# exports (libxenctrl-stubs.c and libxenctrl.map: gen-xc-stubs.py).
+# exports (libxenctrl-stubs.c, one stub per line of libxenctrl-stubs.def;
+# gen-xc-stubs.py writes that list and libxenctrl.map).
 define sim_shlib
 $(BUILD)/sim/$(1): $(BUILD)/sim/obj/$(2).o $(3) $(SIM_STUB_OBJS) \
                    $(SIM_DIR)/$(2).map
@@ -56,19 +59,26 @@ $(eval $(call sim_shlib,libxendevicemodel.so.1,libxendevicemodel))
 
 # ---- xensim ------------------------------------------------------------------
 
-SIM_DAEMON_SRCS := $(SIM_DIR)/xensim.c $(SIM_DIR)/host.c $(SIM_DIR)/vcpu.c \
-                   $(SIM_DIR)/track.c $(SIM_DIR)/server.c $(SIM_DIR)/chan.c \
-                   $(SIM_DIR)/log.c $(SIM_DIR)/toolstack.c
+# The toolstack (what plays libxl and libxc): toolstack.c and its
+# concerns, ts-*.c, behind toolstack.h.
+SIM_TS_SRCS     := $(SIM_DIR)/toolstack.c $(SIM_DIR)/ts-qmp.c \
+                   $(SIM_DIR)/ts-dm.c $(SIM_DIR)/ts-mem.c \
+                   $(SIM_DIR)/ts-hotplug.c $(SIM_DIR)/ts-migrate.c
+SIM_TS_OBJS     := $(SIM_TS_SRCS:$(SIM_DIR)/%.c=$(BUILD)/sim/dobj/%.o)
+SIM_DAEMON_SRCS := $(SIM_DIR)/xensim.c $(SIM_DIR)/daemon.c \
+                   $(SIM_DIR)/host.c $(SIM_DIR)/vcpu.c $(SIM_DIR)/track.c \
+                   $(SIM_DIR)/server.c $(SIM_DIR)/chan.c $(SIM_DIR)/log.c \
+                   $(SIM_TS_SRCS)
 SIM_DAEMON_OBJS := $(SIM_DAEMON_SRCS:$(SIM_DIR)/%.c=$(BUILD)/sim/dobj/%.o)
 
 $(BUILD)/sim/dobj/%.o: $(SIM_DIR)/%.c
 	@mkdir -p $(@D)
 	$(CC) $(SIM_CFLAGS) -c -o $@ $<
 
-# The toolstack part (toolstack.c: device-model launch, QMP, migration)
-# speaks QMP with jansson and xenstore with Debian's libxenstore.
+# The toolstack speaks QMP with jansson and xenstore with Debian's
+# libxenstore.
 SIM_TS_LIBS := $(JSON_LIBS) $(call pc_libs,xenstore)
-$(BUILD)/sim/dobj/toolstack.o $(BUILD)/sim/dobj/xensim.o: \
+$(SIM_TS_OBJS) $(BUILD)/sim/dobj/xensim.o $(BUILD)/sim/dobj/daemon.o: \
     CFLAGS += $(JSON_CFLAGS)
 
 # The simulated xenstore (xen/sim/xenstore, another module) is linked in
@@ -77,7 +87,7 @@ $(BUILD)/sim/dobj/toolstack.o $(BUILD)/sim/dobj/xensim.o: \
 SIM_XS_OBJ := $(if $(wildcard $(SIM_DIR)/xenstore/xs-sim.c $(SIM_DIR)/xenstore/xs-sim.h),\
                 $(BUILD)/obj/$(SIM_DIR)/xenstore/xs-sim.o)
 ifneq ($(SIM_XS_OBJ),)
-$(BUILD)/sim/dobj/xensim.o: CFLAGS += -DXENSIM_HAVE_XENSTORE
+$(BUILD)/sim/dobj/daemon.o: CFLAGS += -DXENSIM_HAVE_XENSTORE
 endif
 
 $(XENSIM): $(SIM_DAEMON_OBJS) $(SIM_XS_OBJ)
@@ -138,12 +148,12 @@ bench-sim: $(SIM_BENCH) $(SIM_LIBS) $(XENSIM)
 # ---- end-to-end tests ---------------------------------------------------------
 # tests/integration/e2e/test-e2e-*.c: xensim as the toolstack, the real
 # xenram as the device model, Debian's xenstored (skipped without `make
-# xenstored`).  Built against the same toolstack.c the xensim binary runs
+# xenstored`).  Built against the same toolstack the xensim binary runs
 # (its QMP client and records), run on real processes only.
 
 E2E_TEST_SRCS := $(wildcard tests/integration/e2e/test-e2e-*.c)
 E2E_TESTS     := $(E2E_TEST_SRCS:tests/integration/e2e/%.c=$(BUILD)/tests/e2e/%)
-E2E_OBJS      := $(BUILD)/sim/tobj/e2e/e2e.o $(BUILD)/sim/dobj/toolstack.o \
+E2E_OBJS      := $(BUILD)/sim/tobj/e2e/e2e.o $(SIM_TS_OBJS) \
                  $(BUILD)/sim/dobj/chan.o
 INTEGRATION_TESTS += $(E2E_TESTS)
 

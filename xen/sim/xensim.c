@@ -1,17 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * xensim.c - the simulated Xen host (daemon) and its command line.
+ * xensim.c - the simulated Xen host's command line.
  *
  *   xensim start [--dir DIR] [--foreground] ...   run the host
  *   xensim create --mem MiB [...]                 build a guest, print its id
  *   xensim list | info | stop | ...
  *
- * Every command but "start" is a client of the daemon through the channel
- * of proto.h, exactly like the stand-in Xen libraries.  See xensim(1) and
- * docs/simulator.md.  New subcommands are one entry in cmds[] and, when
- * they need the daemon, one XSIM_OP_*.  What plays libxl and libxc
- * (create --dm, destroy, migrate, mem-max, mem-set, hotplug) is in
- * toolstack.c (docs/toolstack.md).
+ * "start" runs the host daemon (daemon.c).  Every other command is a
+ * client of the daemon through the channel of proto.h, exactly like the
+ * stand-in Xen libraries.  See xensim(1) and docs/simulator.md.  New
+ * subcommands are one entry in cmds[] and, when they need the daemon,
+ * one XSIM_OP_*.  What plays libxl and libxc
+ * (create --dm, destroy, migrate, mem-max, mem-set, hotplug) is the
+ * toolstack, toolstack.h (docs/toolstack.md).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,15 +36,10 @@
 #include <xenctrl.h>
 
 #include "xen/sim/chan.h"
+#include "xen/sim/daemon.h"
 #include "xen/sim/host.h"
-#include "xen/sim/log.h"
-#include "xen/sim/server.h"
 #include "xen/sim/stamp.h"
 #include "xen/sim/toolstack.h"
-
-#ifdef XENSIM_HAVE_XENSTORE
-#include "xen/sim/xenstore/xs-sim.h"
-#endif
 
 #define PROG "xensim"
 
@@ -72,214 +68,7 @@ static int state_dir(char *buf, size_t len)
     return xsim_state_dir(buf, len);
 }
 
-/* ---- daemon ------------------------------------------------------------- */
-
-#ifdef XENSIM_HAVE_XENSTORE
-static char xs_socket[200];
-static char xs_rundir[200];
-
-static int store_introduce(const char *dir, uint32_t domid, const char *name,
-                           uint64_t mem_kb)
-{
-    int rc;
-
-    (void)dir;
-    rc = xs_sim_domain_introduce(xs_socket, domid, name, mem_kb, 0);
-    if (rc)
-        xsim_log("d%u: xenstore introduce failed: %s", domid, strerror(-rc));
-    return rc;
-}
-
-static int store_release(const char *dir, uint32_t domid)
-{
-    int rc;
-
-    (void)dir;
-    rc = xs_sim_domain_release(xs_socket, domid);
-    if (rc)
-        xsim_log("d%u: xenstore release failed: %s", domid, strerror(-rc));
-    xs_sim_virq_dom_exc(xs_rundir);
-    return rc;
-}
-
-static const struct xsim_store_ops store_ops = {
-    .introduce = store_introduce,
-    .release = store_release,
-};
-#endif
-
-static void ready(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void ready(int fd, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    int n;
-
-    if (fd < 0)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        (void)!write(fd, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf));
-    close(fd);
-}
-
-static int mkdir_p(const char *path)
-{
-    char tmp[PATH_MAX], *p;
-
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -errno;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
-/* The directory of the stand-in libraries: $XENSIM_LIBDIR, else sim/
- * beside this executable. */
-static void lib_dir(char *buf, size_t len)
-{
-    ts_lib_dir(buf, len);
-}
-
-struct daemon_opts {
-    const char *tracking;       /* auto, uffd, explicit */
-    const char *xenstore;       /* auto, on, off */
-    int ready_fd;
-};
-
-static int run_daemon(const char *dir, const struct daemon_opts *o)
-{
-    static struct xsim_host host;
-    struct xsim_server srv;
-    char path[PATH_MAX], absdir[PATH_MAX];
-    const char *why = NULL;
-    sigset_t sigs;
-    int lock_fd, mode, rc, sig = 0;
-    FILE *pf;
-#ifdef XENSIM_HAVE_XENSTORE
-    pid_t xs_pid = 0;
-#endif
-
-    signal(SIGPIPE, SIG_IGN);
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    /* Blocked before any thread starts: only the main thread takes them. */
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-
-    rc = mkdir_p(dir);
-    if (rc || !realpath(dir, absdir)) {
-        rc = rc ? rc : -errno;
-        ready(o->ready_fd, "err cannot create state directory %s: %s\n", dir,
-              strerror(-rc));
-        return 1;
-    }
-    if (strlen(absdir) + sizeof("/xenstored/socket") > 100) {
-        ready(o->ready_fd, "err state directory path %s is too long for a "
-              "unix socket (keep it under 80 characters)\n", absdir);
-        return 1;
-    }
-    xsim_path(path, sizeof(path), absdir, XSIM_LOCK_NAME);
-    lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
-        ready(o->ready_fd, "err a simulated host already runs in %s\n", absdir);
-        return 1;
-    }
-    setenv("XENSIM_DIR", absdir, 1);
-    /* Device models a previous host of this directory left behind talk
-     * to no host any more: stop them, forget their domains. */
-    ts_host_cleanup(absdir);
-
-    mode = track_probe(o->tracking, &why);
-    if (mode < 0) {
-        ready(o->ready_fd, "err dirty tracking by userfaultfd unavailable: %s\n",
-              why ? why : strerror(-mode));
-        return 1;
-    }
-    xsim_log("starting in %s, pid %d", absdir, (int)getpid());
-    xsim_log("dirty tracking: %s%s%s", track_mode_name(mode),
-             why ? " (" : "", why ? why : "");
-    rc = host_init(&host, mode, absdir);
-    if (rc == 0)
-        rc = server_start(&srv, &host);
-    if (rc) {
-        ready(o->ready_fd, "err cannot start: %s\n", strerror(-rc));
-        return 1;
-    }
-
-#ifdef XENSIM_HAVE_XENSTORE
-    if (strcmp(o->xenstore, "off") != 0) {
-        char libs[PATH_MAX];
-
-        lib_dir(libs, sizeof(libs));
-        xsim_path(xs_rundir, sizeof(xs_rundir), absdir, "xenstored");
-        xsim_path(xs_socket, sizeof(xs_socket), xs_rundir, "socket");
-        /* xenstored inherits our signal mask: let it have SIGTERM. */
-        pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
-        rc = xs_sim_start(xs_rundir, libs, &xs_pid);
-        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-        if (rc == 0) {
-            host.store = &store_ops;
-            snprintf(host.xenstore, sizeof(host.xenstore),
-                     "xenstored pid %d", (int)xs_pid);
-            xsim_log("xenstore: %s, socket %s", host.xenstore, xs_socket);
-        } else if (strcmp(o->xenstore, "on") == 0) {
-            ready(o->ready_fd, "err xenstored did not start: %s\n",
-                  strerror(-rc));
-            server_stop(&srv);
-            return 1;
-        } else {
-            xs_pid = 0;
-            xsim_log("xenstore: off (xenstored did not start: %s)",
-                     strerror(-rc));
-        }
-    }
-#else
-    if (strcmp(o->xenstore, "on") == 0) {
-        ready(o->ready_fd, "err this xensim was built without xenstore\n");
-        server_stop(&srv);
-        return 1;
-    }
-#endif
-
-    xsim_path(path, sizeof(path), absdir, XSIM_PID_NAME);
-    pf = fopen(path, "w");
-    if (pf) {
-        fprintf(pf, "%d\n", (int)getpid());
-        fclose(pf);
-    }
-    ready(o->ready_fd, "ok %d %s %s\n", (int)getpid(), track_mode_name(mode),
-          host.xenstore);
-
-    while (sigwait(&sigs, &sig) == 0) {
-        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
-            break;
-    }
-    xsim_log("stopping (signal %d)", sig);
-    /* The device models first, while they can still talk to us. */
-    ts_host_cleanup(absdir);
-    server_stop(&srv);
-    host_fini(&host);
-#ifdef XENSIM_HAVE_XENSTORE
-    if (xs_pid > 0)
-        xs_sim_stop(xs_pid);
-#endif
-    unlink(path);
-    xsim_log("stopped");
-    close(lock_fd);
-    return 0;
-}
+/* ---- xensim start ------------------------------------------------------- */
 
 static int cmd_start(int argc, char **argv)
 {
@@ -291,7 +80,7 @@ static int cmd_start(int argc, char **argv)
         { "ready-fd", required_argument, NULL, 'r' },
         { NULL, 0, NULL, 0 },
     };
-    struct daemon_opts o = { "auto", "auto", -1 };
+    struct xsim_daemon_opts o = { "auto", "auto", -1 };
     char dir[200], logp[PATH_MAX], msg[512];
     bool fg = false;
     int c, pfd[2];
@@ -333,9 +122,9 @@ static int cmd_start(int argc, char **argv)
     if (state_dir(dir, sizeof(dir)))
         die_usage("state directory path too long");
     if (fg)
-        return run_daemon(dir, &o);
+        return xsim_daemon_run(dir, &o);
 
-    if (pipe2(pfd, O_CLOEXEC) < 0 || mkdir_p(dir) < 0) {
+    if (pipe2(pfd, O_CLOEXEC) < 0 || xsim_mkdir_p(dir) < 0) {
         fprintf(stderr, PROG ": cannot prepare %s: %s\n", dir, strerror(errno));
         return 1;
     }
@@ -358,7 +147,7 @@ static int cmd_start(int argc, char **argv)
             dup2(log, 2);
         }
         o.ready_fd = pfd[1];
-        _exit(run_daemon(dir, &o));
+        _exit(xsim_daemon_run(dir, &o));
     }
     close(pfd[1]);
     for (;;) {
@@ -505,6 +294,12 @@ static unsigned long parse_ul(const char *s, const char *what)
     return v;
 }
 
+/*
+ * `xensim create`.  Over 150 lines, knowingly: half of it is the parsing
+ * and checking of its eleven options, each said where it is read, and
+ * the rest the one sequence xl create follows (create, memory keys,
+ * device model, unpause), whose failure paths all destroy the domain.
+ */
 static int cmd_create(int argc, char **argv)
 {
     static const struct option opts[] = {
