@@ -49,7 +49,6 @@ $(BUILD)/bench/bench-mapcache: $(XEN_FAKE_OBJ)
 # Linked against Debian's libraries; the fixtures re-exec the test with
 # LD_LIBRARY_PATH=$(BUILD)/sim and start and always stop a private xensim
 # daemon, under a watchdog.
-ifneq ($(wildcard xen/sim/module.mk tests/integration/sim/simtest.c),)
 MAPCACHE_SIM_TESTS := $(patsubst tests/integration/mapcache/%.c,\
     $(BUILD)/tests/mapcache/%,$(wildcard tests/integration/mapcache/test-*.c))
 INTEGRATION_TESTS += $(MAPCACHE_SIM_TESTS)
@@ -65,4 +64,3 @@ $(MAPCACHE_SIM_TESTS): $(BUILD)/tests/mapcache/%: \
 .PHONY: check-mapcache-sim
 check-mapcache-sim: $(MAPCACHE_SIM_TESTS)
 	@BUILD=$(BUILD) $(RUN_TESTS) $(MAPCACHE_SIM_TESTS)
-endif

@@ -41,9 +41,7 @@
 #include "xen/sim/stamp.h"
 #include "xen/sim/toolstack.h"
 
-#ifdef XENSIM_HAVE_XENSTORE
 #include "xen/sim/xenstore/xs-sim.h"
-#endif
 
 #define PROG "xensim"
 
@@ -74,7 +72,6 @@ static int state_dir(char *buf, size_t len)
 
 /* ---- daemon ------------------------------------------------------------- */
 
-#ifdef XENSIM_HAVE_XENSTORE
 static char xs_socket[200];
 static char xs_rundir[200];
 
@@ -106,7 +103,6 @@ static const struct xsim_store_ops store_ops = {
     .introduce = store_introduce,
     .release = store_release,
 };
-#endif
 
 static void ready(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -166,9 +162,7 @@ static int run_daemon(const char *dir, const struct daemon_opts *o)
     sigset_t sigs;
     int lock_fd, mode, rc, sig = 0;
     FILE *pf;
-#ifdef XENSIM_HAVE_XENSTORE
     pid_t xs_pid = 0;
-#endif
 
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&sigs);
@@ -218,7 +212,6 @@ static int run_daemon(const char *dir, const struct daemon_opts *o)
         return 1;
     }
 
-#ifdef XENSIM_HAVE_XENSTORE
     if (strcmp(o->xenstore, "off") != 0) {
         char libs[PATH_MAX];
 
@@ -245,13 +238,6 @@ static int run_daemon(const char *dir, const struct daemon_opts *o)
                      strerror(-rc));
         }
     }
-#else
-    if (strcmp(o->xenstore, "on") == 0) {
-        ready(o->ready_fd, "err this xensim was built without xenstore\n");
-        server_stop(&srv);
-        return 1;
-    }
-#endif
 
     xsim_path(path, sizeof(path), absdir, XSIM_PID_NAME);
     pf = fopen(path, "w");
@@ -271,10 +257,8 @@ static int run_daemon(const char *dir, const struct daemon_opts *o)
     ts_host_cleanup(absdir);
     server_stop(&srv);
     host_fini(&host);
-#ifdef XENSIM_HAVE_XENSTORE
     if (xs_pid > 0)
         xs_sim_stop(xs_pid);
-#endif
     unlink(path);
     xsim_log("stopped");
     close(lock_fd);
