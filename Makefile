@@ -68,16 +68,22 @@ XR_CFLAGS   := -std=gnu11 $(OPT) -g $(WARN) -pthread -iquote . -MMD -MP \
                -D_GNU_SOURCE $(SAN_FLAGS) $(call pc_cflags,$(URCU_PKG))
 XR_LDFLAGS  := -pthread $(SAN_FLAGS)
 URCU_LIBS   := $(call pc_libs,$(URCU_PKG))
-# Well-kept libraries instead of hand-written code: JSON (QMP) and zlib
-# (checksums and compression in migration streams).
-JSON_PKG    := jansson zlib
+# Well-kept libraries instead of hand-written code: jansson for JSON (the
+# QMP server in xen/dm/, the simulator's QMP client) and zlib for the
+# CRC-32 that guards a device-state record (migration/devstate.c).
+JSON_PKG    := jansson
 JSON_CFLAGS := $(call pc_cflags,$(JSON_PKG))
 JSON_LIBS   := $(call pc_libs,$(JSON_PKG))
+ZLIB_PKG    := zlib
+ZLIB_CFLAGS := $(call pc_cflags,$(ZLIB_PKG))
+ZLIB_LIBS   := $(call pc_libs,$(ZLIB_PKG))
 XEN_CFLAGS  := $(call pc_cflags,$(XEN_PKGS))
 XEN_LIBS    := $(call pc_libs,$(XEN_PKGS))
 CMOCKA_LIBS := $(call pc_libs,$(TEST_PKGS))
+# What libxenram.a itself needs, for xenram.pc's Requires.
+LIB_PKGS    := $(URCU_PKG) $(XEN_PKGS) $(ZLIB_PKG)
 
-ALL_CFLAGS  = $(XR_CFLAGS) $(XEN_CFLAGS) $(JSON_CFLAGS) $(CFLAGS)
+ALL_CFLAGS  = $(XR_CFLAGS) $(XEN_CFLAGS) $(JSON_CFLAGS) $(ZLIB_CFLAGS) $(CFLAGS)
 LIB         := $(BUILD)/libxenram.a
 
 # Filled in by the module.mk fragments.
@@ -171,7 +177,7 @@ $(BUILD)/xenram.pc: xenram.pc.in Makefile
 	@mkdir -p $(@D)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    -e 's|@URCU_PKG@|$(URCU_PKG)|g' $< > $@
+	    -e 's|@REQUIRES@|$(LIB_PKGS)|g' $< > $@
 
 install: all $(BUILD)/xenram.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \

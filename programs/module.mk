@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# Small stand-alone programs.  xenram-demo: the README's main job until the
-# simulator demo replaces it.
+# Small stand-alone programs.  xenram-demo: dirty/ and memory/ at work in
+# one process, no Xen and no simulator (`make demo-ram`); a user of the
+# installed library would write it the same way.
 PROGRAMS += $(BUILD)/xenram-demo
 
 $(BUILD)/xenram-demo: $(BUILD)/obj/programs/xenram-demo.o $(LIB)

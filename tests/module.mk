@@ -22,7 +22,7 @@ BENCHES      += $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 TSAN_TESTS  += $(STRESS_TESTS) \
                $(filter %-concurrency %-rcu,$(UNIT_TESTS))
 
-TEST_LIBS = $(LIB) $(XEN_LIBS) $(JSON_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
+TEST_LIBS = $(LIB) $(XEN_LIBS) $(JSON_LIBS) $(ZLIB_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(@D)
@@ -44,13 +44,13 @@ FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_TARGETS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 30
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g -iquote . -D_GNU_SOURCE \
-                -fsanitize=fuzzer,address,undefined $(JSON_CFLAGS) \
+                -fsanitize=fuzzer,address,undefined $(ZLIB_CFLAGS) \
                 $(call pc_cflags,$(URCU_PKG))
 FUZZ_DEPS_fuzz-devstate := migration/devstate.c util/util.c
 
 build/fuzz/%: tests/fuzz/%.c $(wildcard migration/*.c util/*.c)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DEPS_$*) $(JSON_LIBS) $(URCU_LIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DEPS_$*) $(ZLIB_LIBS) $(URCU_LIBS)
 
 .PHONY: fuzz
 fuzz: $(FUZZ_TARGETS)
@@ -71,7 +71,7 @@ $(XR_SIM_TESTS): $(BUILD)/tests/xenram/%: $(BUILD)/obj/tests/integration/xenram/
                  $(LIB) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(OBJS_$*) $(LIB) \
-	    $(XEN_LIBS) $(JSON_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS)
+	    $(XEN_LIBS) $(JSON_LIBS) $(ZLIB_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS)
 
 # Benchmarks of xenram's code on the simulated host (tests/bench/xenram/).
 XR_SIM_BENCH_SRCS := $(wildcard tests/bench/xenram/bench-*.c)
@@ -82,4 +82,4 @@ $(XR_SIM_BENCHES): $(BUILD)/bench/xenram/%: $(BUILD)/obj/tests/bench/xenram/%.o 
                    $(LIB) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(LIB) $(XEN_LIBS) \
-	    $(JSON_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
+	    $(JSON_LIBS) $(ZLIB_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm

@@ -14,4 +14,4 @@ PROGRAMS += $(BUILD)/xenram
 
 $(BUILD)/xenram: $(BUILD)/obj/xen/dm/main.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(XEN_LIBS) $(JSON_LIBS) $(URCU_LIBS)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(XEN_LIBS) $(JSON_LIBS) $(ZLIB_LIBS) $(URCU_LIBS)
