@@ -7,7 +7,7 @@ PROGRAMS += $(BUILD)/xenram-demo
 
 $(BUILD)/xenram-demo: $(BUILD)/obj/programs/xenram-demo.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(URCU_LIBS)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(LIB_LIBS)
 
 # The README's main job: a guest whose device model is xenram live-migrates
 # between two simulated hosts (scripts/demo.sh).  `make demo-ram` runs the

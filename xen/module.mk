@@ -55,7 +55,7 @@ INTEGRATION_TESTS += $(MAPCACHE_SIM_TESTS)
 MAPCACHE_SIM_OBJS := $(BUILD)/sim/tobj/simtest.o $(BUILD)/sim/dobj/chan.o
 
 $(MAPCACHE_SIM_TESTS): $(BUILD)/tests/mapcache/%: \
-    $(BUILD)/obj/tests/integration/mapcache/%.o $(MAPCACHE_SIM_OBJS) $(LIB) \
+    $(BUILD)/obj/tests/integration/mapcache/%.o $(MAPCACHE_SIM_OBJS) $(LIB_INTERNAL) \
     | $(BUILD)/sim/libxenctrl.so.4.17 $(BUILD)/sim/libxenforeignmemory.so.1 \
       $(BUILD)/sim/libxendevicemodel.so.1 $(BUILD)/xensim
 	@mkdir -p $(@D)

@@ -26,8 +26,7 @@ PROGRAMS += $(BUILD)/xenram
 
 $(BUILD)/xenram: $(BUILD)/obj/xen/dm/main.o $(LIB_DM) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB_DM) $(LIB) $(XEN_LIBS) $(JSON_LIBS) \
-	    $(ZLIB_LIBS) $(URCU_LIBS)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB_DM) $(LIB) $(JSON_LIBS) $(LIB_LIBS)
 
 # The unit tests of the command line and the QMP server link the archive
 # explicitly (OBJS_<name> comes before libxenram on their link line).
