@@ -68,17 +68,53 @@ XR_CFLAGS   := -std=gnu11 $(OPT) -g $(WARN) -pthread -iquote . -MMD -MP \
                -D_GNU_SOURCE $(SAN_FLAGS) $(call pc_cflags,$(URCU_PKG))
 XR_LDFLAGS  := -pthread $(SAN_FLAGS)
 URCU_LIBS   := $(call pc_libs,$(URCU_PKG))
-# Well-kept libraries instead of hand-written code: JSON (QMP) and zlib
-# (checksums and compression in migration streams).
-JSON_PKG    := jansson zlib libzstd libxxhash
+# Well-kept libraries instead of hand-written code: jansson for JSON (the
+# QMP server in xen/dm/, the simulator's QMP client) and zlib for the
+# CRC-32 that guards a device-state record (migration/devstate.c).
+JSON_PKG    := jansson
 JSON_CFLAGS := $(call pc_cflags,$(JSON_PKG))
 JSON_LIBS   := $(call pc_libs,$(JSON_PKG))
+ZLIB_PKG    := zlib
+ZLIB_CFLAGS := $(call pc_cflags,$(ZLIB_PKG))
+ZLIB_LIBS   := $(call pc_libs,$(ZLIB_PKG))
+# zstd compresses the own engine's RAM batches and xxHash checksums its
+# records (migration/stream.c).
+MIG_PKGS    := libzstd libxxhash
+MIG_CFLAGS  := $(call pc_cflags,$(MIG_PKGS))
+MIG_LIBS    := $(call pc_libs,$(MIG_PKGS))
 XEN_CFLAGS  := $(call pc_cflags,$(XEN_PKGS))
 XEN_LIBS    := $(call pc_libs,$(XEN_PKGS))
 CMOCKA_LIBS := $(call pc_libs,$(TEST_PKGS))
+# What libxenram.a itself needs, for xenram.pc's Requires, and what a
+# program that links it links after it (pkg-config --libs xenram).
+LIB_PKGS    := $(URCU_PKG) $(XEN_PKGS) $(ZLIB_PKG) $(MIG_PKGS)
+LIB_LIBS    := $(XEN_LIBS) $(ZLIB_LIBS) $(MIG_LIBS) $(URCU_LIBS)
 
-ALL_CFLAGS  = $(XR_CFLAGS) $(XEN_CFLAGS) $(JSON_CFLAGS) $(CFLAGS)
+ALL_CFLAGS  = $(XR_CFLAGS) $(XEN_CFLAGS) $(JSON_CFLAGS) $(ZLIB_CFLAGS) \
+              $(MIG_CFLAGS) $(CFLAGS)
+# xenram's own code (library, device model, programs, tests) starts with
+# util/util-internal.h: the RCU build settings must come before any liburcu
+# header, whichever header a file names first.  The installed headers do
+# not include it, and the simulator (its own rules) does not get it.
+XR_PRELUDE  := -include util/util-internal.h
 LIB         := $(BUILD)/libxenram.a
+# The same objects with every symbol still global, never installed: for the
+# tests, which --wrap calls between objects of one module and call internal
+# functions.
+LIB_INTERNAL := $(BUILD)/libxenram-internal.a
+LD          ?= ld
+OBJCOPY     ?= objcopy
+
+# The exported set of libxenram.a: the prefixes its public headers declare.
+# Everything else is made local (see $(LIB) below) and scripts/
+# check-exports.sh fails the build's tests on a global symbol outside this
+# list.  A public header that declares a new prefix adds it here.
+PUBLIC_SYMBOLS := xr_* dirty_memory_* dirty_bitmap_* \
+                  ram_block_* ram_list_* \
+                  memory_context_* memory_global_* memory_listener_* \
+                  memory_region_* address_space_* \
+                  modified_memory_* mapcache_* guest_memory_* \
+                  xen_* hotplug_* devstate_* migration_*
 
 # Filled in by the module.mk fragments.
 LIB_SRCS     :=
@@ -88,6 +124,8 @@ STRESS_TESTS :=
 TSAN_TESTS   :=
 BENCHES      :=
 INTEGRATION_TESTS :=
+# Checks of the build itself that `make check` runs like tests.
+BUILD_CHECKS :=
 PUBLIC_HEADERS :=
 MANPAGES     :=
 # Extra targets "all" must build (the simulator's libraries, ...).
@@ -96,18 +134,21 @@ ALL_EXTRA    :=
 include util/module.mk
 include dirty/module.mk
 include memory/module.mk
--include xen/module.mk
--include xen/sim/xenstore/module.mk
--include xen/sim/module.mk
--include migration/module.mk
--include hotplug/module.mk
--include xen/dm/module.mk
--include tests/realxen/module.mk
+include xen/module.mk
+include xen/sim/xenstore/module.mk
+include xen/sim/module.mk
+include migration/module.mk
+include hotplug/module.mk
+include xen/dm/module.mk
+include tests/realxen/module.mk
 include programs/module.mk
 include tests/module.mk
 include docs/module.mk
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# One relocatable object per module (dirty, memory, xen, ...) in libxenram.a.
+LIB_MODULES := $(sort $(foreach s,$(LIB_SRCS),$(firstword $(subst /, ,$(s)))))
+LIB_PARTS   := $(LIB_MODULES:%=$(BUILD)/lib/%.o)
 
 .PHONY: all lib check check-unit check-stress check-tsan check-integration \
         check-valgrind check-install bench install uninstall clean demo
@@ -117,9 +158,41 @@ lib: $(LIB)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(XR_PRELUDE) -c -o $@ $<
 
-$(LIB): $(LIB_OBJS)
+# A static archive has no export list of its own, so each module's objects
+# are linked into one relocatable object (ld -r resolves the calls between
+# them) and objcopy then makes local every symbol not in PUBLIC_SYMBOLS:
+# hp_xs_open, dirty_block_alloc, ... can be neither called nor collided
+# with by a user.  Per module, not one object for all, so that a program
+# using only dirty/ still pulls in only dirty/ (and links no Xen library).
+define lib_part
+$(BUILD)/lib/$(1).o: $(filter $(BUILD)/obj/$(1)/%,$(LIB_OBJS)) \
+                     $(BUILD)/lib/public-symbols
+	@mkdir -p $$(@D)
+	$(LD) -r -o $$@.r $$(filter %.o,$$^)
+	$(OBJCOPY) --wildcard --keep-global-symbols=$(BUILD)/lib/public-symbols \
+	    $$@.r $$@
+	rm -f $$@.r
+endef
+$(foreach m,$(LIB_MODULES),$(eval $(call lib_part,$(m))))
+
+# The keep-list as objcopy reads it, one pattern a line; rewritten only
+# when PUBLIC_SYMBOLS changes.
+$(BUILD)/lib/public-symbols: FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' $(PUBLIC_SYMBOLS) > $@.new
+	@if cmp -s $@.new $@; then rm -f $@.new; else mv -f $@.new $@; fi
+
+.PHONY: FORCE
+FORCE:
+
+$(LIB): $(LIB_PARTS)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(LIB_INTERNAL): $(LIB_OBJS)
 	@mkdir -p $(@D)
 	rm -f $@
 	$(AR) rcs $@ $^
@@ -128,9 +201,9 @@ $(LIB): $(LIB_OBJS)
 
 RUN_TESTS := tests/run-tests.sh
 
-check: all $(UNIT_TESTS) $(STRESS_TESTS) $(INTEGRATION_TESTS)
+check: all $(UNIT_TESTS) $(STRESS_TESTS) $(INTEGRATION_TESTS) $(BUILD_CHECKS)
 	@BUILD=$(BUILD) $(RUN_TESTS) $(UNIT_TESTS) $(STRESS_TESTS) \
-	    $(INTEGRATION_TESTS)
+	    $(INTEGRATION_TESTS) $(BUILD_CHECKS)
 
 check-unit: $(UNIT_TESTS)
 	@BUILD=$(BUILD) $(RUN_TESTS) $(UNIT_TESTS)
@@ -171,7 +244,7 @@ $(BUILD)/xenram.pc: xenram.pc.in Makefile
 	@mkdir -p $(@D)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    -e 's|@URCU_PKG@|$(URCU_PKG)|g' $< > $@
+	    -e 's|@REQUIRES@|$(LIB_PKGS)|g' $< > $@
 
 install: all $(BUILD)/xenram.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
@@ -183,19 +256,13 @@ install: all $(BUILD)/xenram.pc
 	    install -D -m 0644 $$h $(DESTDIR)$(INCLUDEDIR)/xenram/$$h; done
 	$(if $(MANPAGES),install -m 0644 $(MANPAGES) $(DESTDIR)$(MANDIR)/man1)
 
-# Install into a scratch directory and build a program against the result
-# with pkg-config, as a user of the library would.
+# Install into a scratch directory and check the result as a user of the
+# library meets it, through pkg-config (scripts/check-install.sh).
 check-install: all
 	@set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
 	$(MAKE) -s install DESTDIR=$$d PREFIX=/usr >/dev/null; \
-	export PKG_CONFIG_PATH=$$d/usr/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$$d; \
-	printf '%s\n' '#include "memory/access.h"' '#include "hotplug/hotplug.h"' \
-	    'int main(void) { DirtyMemory dm; return dirty_memory_init(&dm); }' \
-	    > $$d/use.c; \
-	$(CC) -o $$d/use $$d/use.c $$($(PKG_CONFIG) --cflags --libs xenram); \
-	$$d/use; test -x $$d/usr/bin/xenram; \
-	test -f $$d/usr/share/man/man1/xenram.1; \
-	echo "check-install: 1 passed, 0 failed"
+	CC='$(CC)' PKG_CONFIG='$(PKG_CONFIG)' PUBLIC_SYMBOLS='$(PUBLIC_SYMBOLS)' \
+	    scripts/check-install.sh $$d
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGRAMS)))

@@ -29,6 +29,7 @@
 #include <xenstore.h>
 
 #include "hotplug/hotplug-internal.h"
+#include "util/size.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -104,33 +105,11 @@ static int hp_owner(Hotplug *hp, const char *slot, const char *key,
 
 /*
  * A number as the protocol writes it: decimal, or hexadecimal after "0x".
- * No sign, no blanks, no suffix.  0, or -EINVAL / -ERANGE.
+ * No sign, no blanks, no suffix (util/size.h).  0, or -EINVAL / -ERANGE.
  */
 static int hp_parse_u64(const char *s, uint64_t *v)
 {
-    const char *digits = s;
-    int base = 10;
-    char *end;
-
-    if (!s || !*s) {
-        return -EINVAL;
-    }
-    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        base = 16;
-        digits = s + 2;
-    }
-    /* Digits only: strtoull would take blanks, a sign, a second "0x". */
-    if (!*digits ||
-        digits[strspn(digits, base == 16 ? "0123456789abcdefABCDEF"
-                                         : "0123456789")]) {
-        return -EINVAL;
-    }
-    errno = 0;
-    *v = strtoull(digits, &end, base);
-    if (*end) {
-        return -EINVAL;
-    }
-    return errno == ERANGE ? -ERANGE : 0;
+    return xr_parse_size(s, 1, XR_SIZE_HEX, v);
 }
 
 /* A slot name: decimal, no leading zero, below nr_slots. */

@@ -56,7 +56,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* util.h first: it picks liburcu's flavour and inline read side. */
 #include "util/util.h"
 #include "xen/xen.h"
 

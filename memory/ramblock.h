@@ -36,7 +36,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* util.h first: it picks liburcu's flavour and inline read side. */
 #include "util/util.h"
 #include "dirty/bitmap.h"
 #include "dirty/dirty.h"

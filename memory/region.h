@@ -57,7 +57,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* util.h first: it picks liburcu's flavour and inline read side. */
 #include "util/util.h"
 #include "dirty/dirty.h"
 #include "memory/ramblock.h"

@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# Small stand-alone programs.  xenram-demo: the README's main job until the
-# simulator demo replaces it.
+# Small stand-alone programs.  xenram-demo: dirty/ and memory/ at work in
+# one process, no Xen and no simulator (`make demo-ram`); a user of the
+# installed library would write it the same way.
 PROGRAMS += $(BUILD)/xenram-demo
 
 $(BUILD)/xenram-demo: $(BUILD)/obj/programs/xenram-demo.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(URCU_LIBS)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(LIB_LIBS)
 
 # The README's main job: a guest whose device model is xenram live-migrates
 # between two simulated hosts (scripts/demo.sh).  `make demo-ram` runs the

@@ -4,10 +4,12 @@
 #   tests/unit/test-*.c     cmocka unit tests, one program each
 #   tests/stress/stress-*.c multi-threaded stress tests (also run under TSan)
 #   tests/bench/bench-*.c   benchmarks (make bench)
-# Each links against libxenram.a.  A test that needs extra link flags (for
-# example -Wl,--wrap=xc_... for error paths) sets LDFLAGS_<name>, and one
-# that needs extra objects sets OBJS_<name>, in the module.mk of the module
-# it tests.
+# Each links against libxenram-internal.a: the library's objects with every
+# symbol still global, so that --wrap works between objects of one module
+# and internal functions can be called.  A test that needs extra link flags
+# (for example -Wl,--wrap=xc_... for error paths) sets LDFLAGS_<name>, and
+# one that needs extra objects sets OBJS_<name>, in the module.mk of the
+# module it tests.
 
 UNIT_SRCS   := $(wildcard tests/unit/test-*.c)
 STRESS_SRCS := $(wildcard tests/stress/stress-*.c)
@@ -22,18 +24,18 @@ BENCHES      += $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 TSAN_TESTS  += $(STRESS_TESTS) \
                $(filter %-concurrency %-rcu,$(UNIT_TESTS))
 
-TEST_LIBS = $(LIB) $(XEN_LIBS) $(JSON_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
+TEST_LIBS = $(LIB_INTERNAL) $(XEN_LIBS) $(JSON_LIBS) $(ZLIB_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_INTERNAL)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) $(LDFLAGS_$*) -o $@ $< $(OBJS_$*) $(TEST_LIBS)
 
-$(BUILD)/tests/stress-%: $(BUILD)/obj/tests/stress/stress-%.o $(LIB)
+$(BUILD)/tests/stress-%: $(BUILD)/obj/tests/stress/stress-%.o $(LIB_INTERNAL)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) $(LDFLAGS_stress-$*) -o $@ $< $(OBJS_stress-$*) \
 	    $(TEST_LIBS)
 
-$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB_INTERNAL)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) $(LDFLAGS_$*) -o $@ $< $(OBJS_$*) $(TEST_LIBS)
 
@@ -43,14 +45,14 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
 FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_TARGETS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 30
-FUZZ_CFLAGS  := -std=gnu11 -O1 -g -iquote . -D_GNU_SOURCE \
-                -fsanitize=fuzzer,address,undefined $(JSON_CFLAGS) \
+FUZZ_CFLAGS  := -std=gnu11 -O1 -g -iquote . -D_GNU_SOURCE $(XR_PRELUDE) \
+                -fsanitize=fuzzer,address,undefined $(ZLIB_CFLAGS) \
                 $(call pc_cflags,$(URCU_PKG))
 FUZZ_DEPS_fuzz-devstate := migration/devstate.c util/util.c
 
 build/fuzz/%: tests/fuzz/%.c $(wildcard migration/*.c util/*.c)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DEPS_$*) $(JSON_LIBS) $(URCU_LIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DEPS_$*) $(ZLIB_LIBS) $(URCU_LIBS)
 
 .PHONY: fuzz
 fuzz: $(FUZZ_TARGETS)
@@ -68,10 +70,10 @@ XR_SIM_TESTS := $(XR_SIM_SRCS:tests/integration/xenram/%.c=$(BUILD)/tests/xenram
 INTEGRATION_TESTS += $(XR_SIM_TESTS)
 
 $(XR_SIM_TESTS): $(BUILD)/tests/xenram/%: $(BUILD)/obj/tests/integration/xenram/%.o \
-                 $(LIB) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram
+                 $(LIB_INTERNAL) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram
 	@mkdir -p $(@D)
-	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(OBJS_$*) $(LIB) \
-	    $(XEN_LIBS) $(JSON_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(OBJS_$*) $(LIB_INTERNAL) \
+	    $(XEN_LIBS) $(JSON_LIBS) $(ZLIB_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS)
 
 # Benchmarks of xenram's code on the simulated host (tests/bench/xenram/).
 XR_SIM_BENCH_SRCS := $(wildcard tests/bench/xenram/bench-*.c)
@@ -79,7 +81,22 @@ XR_SIM_BENCHES    := $(XR_SIM_BENCH_SRCS:tests/bench/xenram/%.c=$(BUILD)/bench/x
 BENCHES += $(XR_SIM_BENCHES)
 
 $(XR_SIM_BENCHES): $(BUILD)/bench/xenram/%: $(BUILD)/obj/tests/bench/xenram/%.o \
-                   $(LIB) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram
+                   $(LIB_INTERNAL) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram
 	@mkdir -p $(@D)
-	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(LIB) $(XEN_LIBS) \
-	    $(JSON_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(LIB_INTERNAL) $(XEN_LIBS) \
+	    $(JSON_LIBS) $(ZLIB_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
+
+# The exported set of the built libxenram.a against the public headers
+# (scripts/check-exports.sh), as a program `make check` runs with the
+# tests.  check-install runs the same check on the installed files.
+EXPORTS_CHECK := $(BUILD)/tests/check-exports
+BUILD_CHECKS  += $(EXPORTS_CHECK)
+
+$(EXPORTS_CHECK): scripts/check-exports.sh $(LIB) $(PUBLIC_HEADERS) Makefile
+	@mkdir -p $(@D)
+	@{ echo '#!/bin/sh'; echo 'cd $(CURDIR) || exit 1'; \
+	   echo "PUBLIC_SYMBOLS='$(PUBLIC_SYMBOLS)' CC='$(CC)'" \
+	        "CPPFLAGS='-D_GNU_SOURCE $(XEN_CFLAGS) $(call pc_cflags,$(URCU_PKG))'" \
+	        "exec scripts/check-exports.sh $(LIB) . $(PUBLIC_HEADERS)"; \
+	 } > $@
+	@chmod +x $@

@@ -4,7 +4,7 @@
  */
 #include <stdlib.h>
 
-#include "util/util.h"
+#include "util/util-internal.h"
 
 #ifdef XR_TSAN
 char xr_rcu_tsan_sync;

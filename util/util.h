@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * util.h - the one shared leaf of xenram: compiler helpers, bit operations
- * and the RCU flavour every module uses.
+ * util.h - the little that xenram's public headers share: liburcu, Xen's
+ * page size and the xr_ bit helpers.  Installed with them.
  *
  * Nothing here knows about Xen, RAM blocks or dirty logging; it includes no
- * other header of the project.  Every module may include it.
+ * other header of the project.
  *
- * RCU flavour: liburcu's "memb" flavour (membarrier(2) based).  Readers pay
- * only a thread-local counter update and a compiler barrier, no fence, and
- * threads need no quiescent-state reports (unlike QSBR), which matters
- * because our readers are library callers we do not control.  The price,
- * a membarrier system call per grace period, falls on writers (RAM
- * hot-plug, bitmap growth, block swaps), which are rare.  See docs/dirty.md.
+ * It takes liburcu as its user configured it: it defines neither
+ * _LGPL_SOURCE nor a flavour macro and redefines none of liburcu's.
+ * libxenram's readers and writers use liburcu's default flavour, memb
+ * (membarrier(2)); a program that links libxenram registers its threads
+ * and takes read locks in that flavour, which <urcu.h> gives by default.
+ * The library's own build settings live in util/util-internal.h.
  */
 #ifndef XENRAM_UTIL_H
 #define XENRAM_UTIL_H
@@ -21,41 +21,22 @@
 #include <stdint.h>
 #include <limits.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define XR_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define XR_TSAN 1
-#endif
-#endif
-
-#define RCU_MEMB
-#ifndef XR_TSAN
-/*
- * Inline read-side fast paths (we are LGPL too).  Not under TSan: the
- * inlined internals of liburcu race in ways TSan cannot see are ordered.
- */
-#define _LGPL_SOURCE
+/* Another flavour's rcu_read_lock() would not hold off libxenram's writers. */
+#if defined(RCU_MB) || defined(RCU_SIGNAL)
+#error "libxenram uses liburcu's memb flavour; do not select another one"
 #endif
 #include <urcu.h>
 
-/* ---- compiler helpers ------------------------------------------------ */
-
+/*
+ * Branch hints for the inline fast paths of the public headers.  Spelled
+ * the usual way and only if the user has not: the same meaning either way.
+ */
+#ifndef likely
 #define likely(x)   __builtin_expect(!!(x), 1)
+#endif
+#ifndef unlikely
 #define unlikely(x) __builtin_expect(!!(x), 0)
-
-#ifndef ARRAY_SIZE
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #endif
-#ifndef MIN
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#endif
-#ifndef MAX
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
-#endif
-#define DIV_ROUND_UP(n, d) (((n) + (d) - 1) / (d))
-#define ROUND_UP(n, d)     (DIV_ROUND_UP(n, d) * (d))
-#define IS_POW2(n)         ((n) != 0 && ((n) & ((n) - 1)) == 0)
 
 /* ---- pages ----------------------------------------------------------- */
 
@@ -67,30 +48,37 @@
 
 /* ---- bit operations on arrays of unsigned long ------------------------ */
 
+/*
+ * Bitmaps cross the API as arrays of unsigned long (Xen's log-dirty and
+ * track_dirty_vram bitmaps have that shape too).  The usual names, again
+ * only where the user has not defined them.
+ */
+#ifndef BITS_PER_LONG
 #define BITS_PER_LONG     (sizeof(unsigned long) * CHAR_BIT)
+#endif
+#ifndef BIT_WORD
 #define BIT_WORD(nr)      ((nr) / BITS_PER_LONG)
+#endif
+#ifndef BIT_MASK
 #define BIT_MASK(nr)      (1UL << ((nr) % BITS_PER_LONG))
-#define BITS_TO_LONGS(nr) DIV_ROUND_UP(nr, BITS_PER_LONG)
-
-/* Mask of the bits from @start (inclusive) to the top of the word. */
-#define BITMAP_FIRST_WORD_MASK(start) (~0UL << ((start) % BITS_PER_LONG))
-/* Mask of the low bits of the word holding the last of @nbits bits. */
-#define BITMAP_LAST_WORD_MASK(nbits) \
-    (~0UL >> (-(nbits) & (BITS_PER_LONG - 1)))
+#endif
+#ifndef BITS_TO_LONGS
+#define BITS_TO_LONGS(nr) (((nr) + BITS_PER_LONG - 1) / BITS_PER_LONG)
+#endif
 
 static inline bool xr_test_bit(uint64_t nr, const unsigned long *addr)
 {
-    return (addr[BIT_WORD(nr)] >> (nr % BITS_PER_LONG)) & 1;
+    return (addr[nr / BITS_PER_LONG] >> (nr % BITS_PER_LONG)) & 1;
 }
 
 static inline void xr_set_bit(uint64_t nr, unsigned long *addr)
 {
-    addr[BIT_WORD(nr)] |= BIT_MASK(nr);
+    addr[nr / BITS_PER_LONG] |= 1UL << (nr % BITS_PER_LONG);
 }
 
 static inline void xr_clear_bit(uint64_t nr, unsigned long *addr)
 {
-    addr[BIT_WORD(nr)] &= ~BIT_MASK(nr);
+    addr[nr / BITS_PER_LONG] &= ~(1UL << (nr % BITS_PER_LONG));
 }
 
 /* Index of the first set bit in [start, size), or size if there is none. */
@@ -106,66 +94,5 @@ void xr_bitmap_clear(unsigned long *map, uint64_t start, uint64_t nr);
 uint64_t xr_bitmap_count(const unsigned long *map, uint64_t nbits);
 /* A zeroed bitmap of @nbits bits, or NULL when out of memory. */
 unsigned long *xr_bitmap_new(uint64_t nbits);
-
-/* ---- RCU and ThreadSanitizer ----------------------------------------- */
-
-/*
- * liburcu is not built with ThreadSanitizer, so TSan cannot see that a
- * grace period orders every earlier read-side critical section before the
- * code that follows synchronize_rcu() or runs as a call_rcu() callback.
- * Under TSan we model that edge explicitly: each read-side unlock and each
- * call_rcu() releases a global sync object, and the writer acquires it once
- * the grace period has elapsed (after synchronize_rcu(), at the start of a
- * call_rcu() callback).  Without TSan all of this compiles to nothing.
- */
-#ifdef XR_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-extern char xr_rcu_tsan_sync;
-
-static inline void xr_rcu_tsan_read_unlock(void)
-{
-    __tsan_release(&xr_rcu_tsan_sync);
-    urcu_memb_read_unlock();
-}
-
-static inline void xr_rcu_tsan_synchronize(void)
-{
-    urcu_memb_synchronize_rcu();
-    __tsan_acquire(&xr_rcu_tsan_sync);
-}
-
-/*
- * liburcu publishes and reads pointers with volatile accesses and inline
- * barriers that TSan cannot see; use the equivalent C11 atomics instead
- * (on x86 they compile to the same plain loads and stores).
- */
-#undef rcu_dereference
-#define rcu_dereference(p) __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
-#undef rcu_assign_pointer
-#define rcu_assign_pointer(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
-#undef rcu_set_pointer
-#define rcu_set_pointer(pp, v) __atomic_store_n((pp), (v), __ATOMIC_RELEASE)
-#undef rcu_xchg_pointer
-#define rcu_xchg_pointer(pp, v) __atomic_exchange_n((pp), (v), __ATOMIC_ACQ_REL)
-
-#undef rcu_read_unlock
-#define rcu_read_unlock() xr_rcu_tsan_read_unlock()
-#undef synchronize_rcu
-#define synchronize_rcu() xr_rcu_tsan_synchronize()
-/* The writer's last touches of an object happen before its callback. */
-#undef call_rcu
-#define call_rcu(head, func) \
-    (__tsan_release(&xr_rcu_tsan_sync), urcu_memb_call_rcu((head), (func)))
-/* First statement of every call_rcu() callback: see rcu_reclaim_begin(). */
-#define rcu_reclaim_begin() __tsan_acquire(&xr_rcu_tsan_sync)
-#else
-/*
- * First statement of every call_rcu() callback.  It documents (and under
- * ThreadSanitizer establishes) that the readers which could still see the
- * object are gone.
- */
-#define rcu_reclaim_begin() do { } while (0)
-#endif
 
 #endif /* XENRAM_UTIL_H */

@@ -49,14 +49,13 @@ $(BUILD)/bench/bench-mapcache: $(XEN_FAKE_OBJ)
 # Linked against Debian's libraries; the fixtures re-exec the test with
 # LD_LIBRARY_PATH=$(BUILD)/sim and start and always stop a private xensim
 # daemon, under a watchdog.
-ifneq ($(wildcard xen/sim/module.mk tests/integration/sim/simtest.c),)
 MAPCACHE_SIM_TESTS := $(patsubst tests/integration/mapcache/%.c,\
     $(BUILD)/tests/mapcache/%,$(wildcard tests/integration/mapcache/test-*.c))
 INTEGRATION_TESTS += $(MAPCACHE_SIM_TESTS)
 MAPCACHE_SIM_OBJS := $(BUILD)/sim/tobj/simtest.o $(BUILD)/sim/dobj/chan.o
 
 $(MAPCACHE_SIM_TESTS): $(BUILD)/tests/mapcache/%: \
-    $(BUILD)/obj/tests/integration/mapcache/%.o $(MAPCACHE_SIM_OBJS) $(LIB) \
+    $(BUILD)/obj/tests/integration/mapcache/%.o $(MAPCACHE_SIM_OBJS) $(LIB_INTERNAL) \
     | $(BUILD)/sim/libxenctrl.so.4.17 $(BUILD)/sim/libxenforeignmemory.so.1 \
       $(BUILD)/sim/libxendevicemodel.so.1 $(BUILD)/xensim
 	@mkdir -p $(@D)
@@ -65,4 +64,3 @@ $(MAPCACHE_SIM_TESTS): $(BUILD)/tests/mapcache/%: \
 .PHONY: check-mapcache-sim
 check-mapcache-sim: $(MAPCACHE_SIM_TESTS)
 	@BUILD=$(BUILD) $(RUN_TESTS) $(MAPCACHE_SIM_TESTS)
-endif

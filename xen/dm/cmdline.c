@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/size.h"
 #include "xen/dm/cmdline.h"
 
 #define KiB (UINT64_C(1) << 10)
@@ -290,55 +291,12 @@ static bool parse_fd(const char *s, int *fd)
 /*
  * A size as QEMU writes it: decimal (or 0x hex) followed by an optional
  * B/K/M/G/T/P/E (binary multiples, either case).  Without a suffix the
- * value is in @unit bytes.
+ * value is in @unit bytes.  util/size.h has the rules, shared with the
+ * hotplug protocol and the simulator's toolstack.
  */
 static bool parse_size(const char *s, uint64_t unit, uint64_t *out)
 {
-    uint64_t v = 0, mult = unit;
-    const char *q = s;
-    int base = 10;
-
-    if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X')) {
-        base = 16;
-        q += 2;
-    }
-    if (!*q)
-        return false;
-    for (; *q; q++) {
-        unsigned int d;
-
-        if (*q >= '0' && *q <= '9')
-            d = (unsigned int)(*q - '0');
-        else if (base == 16 && *q >= 'a' && *q <= 'f')
-            d = (unsigned int)(*q - 'a' + 10);
-        else if (base == 16 && *q >= 'A' && *q <= 'F')
-            d = (unsigned int)(*q - 'A' + 10);
-        else
-            break;
-        if (v > (UINT64_MAX - d) / (uint64_t)base)
-            return false;
-        v = v * (uint64_t)base + d;
-    }
-    if (q == s || (base == 16 && q == s + 2))
-        return false;
-    if (*q) {
-        switch (*q) {
-        case 'b': case 'B': mult = 1; break;
-        case 'k': case 'K': mult = KiB; break;
-        case 'm': case 'M': mult = MiB; break;
-        case 'g': case 'G': mult = GiB; break;
-        case 't': case 'T': mult = GiB << 10; break;
-        case 'p': case 'P': mult = GiB << 20; break;
-        case 'e': case 'E': mult = GiB << 30; break;
-        default: return false;
-        }
-        if (q[1])
-            return false;
-    }
-    if (mult && v > UINT64_MAX / mult)
-        return false;
-    *out = v * mult;
-    return true;
+    return xr_parse_size(s, unit, XR_SIZE_HEX | XR_SIZE_SUFFIX, out) == 0;
 }
 
 /* A guest domain id: 1 .. DOMID_FIRST_RESERVED - 1. */

@@ -1,17 +1,35 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# xen/dm/: the device-model process.
+# xen/dm/: the device-model process, the top of the house.  It is not part
+# of libxenram: its objects go into the xenram program, and into
+# $(LIB_DM), an internal archive (never installed) for the tests that
+# exercise them.  It uses the library through its public headers only,
+# and links against the installed form of it ($(LIB)), which proves the
+# boundary on every build.
 
 # The command line libxl passes to a qemu-xen device model.
-LIB_SRCS += xen/dm/cmdline.c
-
+DM_SRCS := xen/dm/cmdline.c
 # The device model's main loop and QMP server.
-LIB_SRCS += xen/dm/loop.c xen/dm/qmp.c
+DM_SRCS += xen/dm/loop.c xen/dm/qmp.c
+# The device model itself.
+DM_SRCS += xen/dm/devmodel.c xen/dm/testdev.c
 
-# The device model itself and the xenram program.
-LIB_SRCS += xen/dm/devmodel.c xen/dm/testdev.c
+DM_OBJS := $(DM_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_DM  := $(BUILD)/libxenram-dm.a
+
+$(LIB_DM): $(DM_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
 PROGRAMS += $(BUILD)/xenram
 
-$(BUILD)/xenram: $(BUILD)/obj/xen/dm/main.o $(LIB)
+$(BUILD)/xenram: $(BUILD)/obj/xen/dm/main.o $(LIB_DM) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(XEN_LIBS) $(JSON_LIBS) $(URCU_LIBS)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB_DM) $(LIB) $(JSON_LIBS) $(LIB_LIBS)
+
+# The unit tests of the command line and the QMP server link the archive
+# explicitly (OBJS_<name> comes before libxenram on their link line).
+OBJS_test-cmdline := $(LIB_DM)
+OBJS_test-qmp     := $(LIB_DM)
+$(BUILD)/tests/test-cmdline $(BUILD)/tests/test-qmp: $(LIB_DM)

@@ -28,11 +28,8 @@
 #include "xen/sim/toolstack.h"
 #include "xen/sim/track.h"
 
-#ifdef XENSIM_HAVE_XENSTORE
 #include "xen/sim/xenstore/xs-sim.h"
-#endif
 
-#ifdef XENSIM_HAVE_XENSTORE
 static char xs_socket[200];
 static char xs_rundir[200];
 
@@ -64,7 +61,6 @@ static const struct xsim_store_ops store_ops = {
     .introduce = store_introduce,
     .release = store_release,
 };
-#endif
 
 /* Tell `xensim start` (the parent, on the --ready-fd pipe) "ok ..." or
  * "err <why>" and close the pipe: it waits for exactly one line. */
@@ -115,9 +111,7 @@ int xsim_daemon_run(const char *dir, const struct xsim_daemon_opts *o)
     sigset_t sigs;
     int lock_fd, mode, rc, sig = 0;
     FILE *pf;
-#ifdef XENSIM_HAVE_XENSTORE
     pid_t xs_pid = 0;
-#endif
 
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&sigs);
@@ -169,7 +163,6 @@ int xsim_daemon_run(const char *dir, const struct xsim_daemon_opts *o)
         return 1;
     }
 
-#ifdef XENSIM_HAVE_XENSTORE
     if (strcmp(o->xenstore, "off") != 0) {
         char libs[PATH_MAX];
 
@@ -197,13 +190,6 @@ int xsim_daemon_run(const char *dir, const struct xsim_daemon_opts *o)
                      strerror(-rc));
         }
     }
-#else
-    if (strcmp(o->xenstore, "on") == 0) {
-        ready(o->ready_fd, "err this xensim was built without xenstore\n");
-        server_stop(&srv);
-        return 1;
-    }
-#endif
 
     xsim_path(path, sizeof(path), absdir, XSIM_PID_NAME);
     pf = fopen(path, "w");
@@ -223,10 +209,8 @@ int xsim_daemon_run(const char *dir, const struct xsim_daemon_opts *o)
     ts_host_cleanup(absdir);
     server_stop(&srv);
     host_fini(&host);
-#ifdef XENSIM_HAVE_XENSTORE
     if (xs_pid > 0)
         xs_sim_stop(xs_pid);
-#endif
     unlink(path);
     xsim_log("stopped");
     close(lock_fd);

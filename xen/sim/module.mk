@@ -81,19 +81,14 @@ SIM_TS_LIBS := $(JSON_LIBS) $(call pc_libs,xenstore)
 $(SIM_TS_OBJS) $(BUILD)/sim/dobj/xensim.o $(BUILD)/sim/dobj/daemon.o: \
     CFLAGS += $(JSON_CFLAGS)
 
-# The simulated xenstore (xen/sim/xenstore, another module) is linked in
-# when it is there; its module.mk is read after this one, so its variables
-# are used in the recipe only, where they are known.
-SIM_XS_OBJ := $(if $(wildcard $(SIM_DIR)/xenstore/xs-sim.c $(SIM_DIR)/xenstore/xs-sim.h),\
-                $(BUILD)/obj/$(SIM_DIR)/xenstore/xs-sim.o)
-ifneq ($(SIM_XS_OBJ),)
-$(BUILD)/sim/dobj/daemon.o: CFLAGS += -DXENSIM_HAVE_XENSTORE
-endif
+# The simulated xenstore (xen/sim/xenstore, another module) is always
+# linked in.
+SIM_XS_OBJ := $(BUILD)/obj/$(SIM_DIR)/xenstore/xs-sim.o
 
 $(XENSIM): $(SIM_DAEMON_OBJS) $(SIM_XS_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $(SIM_DAEMON_OBJS) $(SIM_XS_OBJ) \
-	    $(if $(SIM_XS_OBJ),$(XS_SIM_LIBS)) $(SIM_TS_LIBS) -lm
+	    $(XS_SIM_LIBS) $(SIM_TS_LIBS) -lm
 
 .PHONY: sim
 sim: $(SIM_LIBS) $(XENSIM)
@@ -108,9 +103,9 @@ INTEGRATION_TESTS += $(SIM_TESTS)
 # Linked against Debian's real libraries (pkg-config), as xenram is.
 SIM_REAL_LIBS := $(call pc_libs,xencontrol xenforeignmemory xendevicemodel \
                    xentoolcore xenstore)
-# What the simulated xenstore needs beside our stand-ins (when it is there).
-SIM_XS_SHLIBS := $(if $(SIM_XS_OBJ),$(addprefix $(BUILD)/sim/,\
-                   libxenevtchn.so.1 libxengnttab.so.1 xs-sim-procxen.so))
+# What the simulated xenstore needs beside our stand-ins.
+SIM_XS_SHLIBS := $(addprefix $(BUILD)/sim/,\
+                   libxenevtchn.so.1 libxengnttab.so.1 xs-sim-procxen.so)
 
 $(BUILD)/sim/tobj/%.o: tests/integration/sim/%.c
 	@mkdir -p $(@D)

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# check-install.sh STAGE
+#
+# Checks an installation made with `make install DESTDIR=STAGE
+# PREFIX=/usr` the way a user of the library meets it, through pkg-config:
+#   - every installed header compiles alone in a C program, warning-free,
+#     and leaves none of libxenram's build settings behind (_LGPL_SOURCE,
+#     the internal prelude, its TSan replacements of liburcu's macros);
+#   - no internal header is installed, and the pkg-config flags define
+#     nothing;
+#   - a program using dirty/ and hotplug/ builds against the installed
+#     archive and runs;
+#   - the installed archive exports exactly what the installed headers
+#     declare (scripts/check-exports.sh);
+#   - the xenram program and its manual page are installed.
+# CC, PKG_CONFIG and PUBLIC_SYMBOLS come from the environment (the
+# Makefile).  Prints "check-install: N passed, N failed"; exits 1 on any
+# failure.
+set -u
+
+stage=$1
+CC=${CC:-cc}
+PKG_CONFIG=${PKG_CONFIG:-pkg-config}
+here=$(cd "$(dirname "$0")" && pwd)
+export PKG_CONFIG_PATH=$stage/usr/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$stage
+inc=$stage/usr/include/xenram
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+bad() { echo "check-install: FAIL: $*"; failed=$((failed + 1)); }
+
+if ! cflags=$($PKG_CONFIG --cflags xenram) ||
+   ! libs=$($PKG_CONFIG --libs xenram); then
+    bad "pkg-config does not know xenram"
+    echo "check-install: $passed passed, $((failed)) failed"
+    exit 1
+fi
+
+case " $cflags " in
+*" -D"*) bad "pkg-config --cflags xenram defines macros: $cflags" ;;
+*) ok ;;
+esac
+
+headers=$(cd "$inc" && find . -name '*.h' | sed 's|^\./||' | sort)
+[ -n "$headers" ] && ok || bad "no headers installed in $inc"
+if internal=$(cd "$inc" && find . -name '*internal*.h' | grep .); then
+    bad "internal headers installed: $internal"
+else
+    ok
+fi
+
+for h in $headers; do
+    cat > "$work/one.c" <<EOT
+#include "$h"
+#ifdef _LGPL_SOURCE
+#error "$h defines _LGPL_SOURCE for its users"
+#endif
+#ifdef XENRAM_UTIL_INTERNAL_H
+#error "$h pulls in libxenram's internal prelude"
+#endif
+#ifdef rcu_reclaim_begin
+#error "$h brings libxenram's RCU build settings"
+#endif
+int main(void) { return 0; }
+EOT
+    # shellcheck disable=SC2086
+    if "$CC" -Wall -Wextra -Werror -c -o "$work/one.o" "$work/one.c" \
+           $cflags 2> "$work/err"; then
+        ok
+    else
+        bad "$h does not compile on its own:"; sed 's/^/    /' "$work/err"
+    fi
+    # Under ThreadSanitizer too: the TSan rewrites of liburcu's macros
+    # are libxenram's business, never its users'.
+    # shellcheck disable=SC2086
+    if "$CC" -fsanitize=thread -Wall -Wextra -Werror -c \
+           -o "$work/one.o" "$work/one.c" $cflags 2> "$work/err"; then
+        ok
+    else
+        bad "$h does not compile on its own under -fsanitize=thread:"
+        sed 's/^/    /' "$work/err"
+    fi
+done
+
+cat > "$work/use.c" <<'EOT'
+#include "memory/access.h"
+#include "hotplug/hotplug.h"
+int main(void) { DirtyMemory dm; return dirty_memory_init(&dm); }
+EOT
+# shellcheck disable=SC2086
+if "$CC" -o "$work/use" "$work/use.c" $cflags $libs && "$work/use"; then
+    ok
+else
+    bad "a program using the installed library does not build or run"
+fi
+
+# shellcheck disable=SC2086
+if CC=$CC CPPFLAGS="$cflags" "$here/check-exports.sh" \
+       "$stage/usr/lib/libxenram.a" "$inc" $headers > "$work/exports"; then
+    ok
+else
+    bad "exported set:"; sed 's/^/    /' "$work/exports"
+fi
+
+[ -x "$stage/usr/bin/xenram" ] && ok || bad "xenram is not installed"
+[ -f "$stage/usr/share/man/man1/xenram.1" ] && ok ||
+    bad "xenram(1) is not installed"
+
+echo "check-install: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
