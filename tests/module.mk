@@ -24,7 +24,7 @@ BENCHES      += $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 TSAN_TESTS  += $(STRESS_TESTS) \
                $(filter %-concurrency %-rcu,$(UNIT_TESTS))
 
-TEST_LIBS = $(LIB_INTERNAL) $(XEN_LIBS) $(JSON_LIBS) $(ZLIB_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
+TEST_LIBS = $(LIB_INTERNAL) $(XEN_LIBS) $(JSON_LIBS) $(ZLIB_LIBS) $(MIG_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_INTERNAL)
 	@mkdir -p $(@D)
@@ -52,7 +52,7 @@ FUZZ_DEPS_fuzz-devstate := migration/devstate.c util/util.c
 
 build/fuzz/%: tests/fuzz/%.c $(wildcard migration/*.c util/*.c)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DEPS_$*) $(ZLIB_LIBS) $(URCU_LIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DEPS_$*) $(ZLIB_LIBS) $(MIG_LIBS) $(URCU_LIBS)
 
 .PHONY: fuzz
 fuzz: $(FUZZ_TARGETS)
@@ -73,7 +73,7 @@ $(XR_SIM_TESTS): $(BUILD)/tests/xenram/%: $(BUILD)/obj/tests/integration/xenram/
                  $(LIB_INTERNAL) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(OBJS_$*) $(LIB_INTERNAL) \
-	    $(XEN_LIBS) $(JSON_LIBS) $(ZLIB_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS)
+	    $(XEN_LIBS) $(JSON_LIBS) $(ZLIB_LIBS) $(MIG_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS)
 
 # Benchmarks of xenram's code on the simulated host (tests/bench/xenram/).
 XR_SIM_BENCH_SRCS := $(wildcard tests/bench/xenram/bench-*.c)
@@ -84,7 +84,7 @@ $(XR_SIM_BENCHES): $(BUILD)/bench/xenram/%: $(BUILD)/obj/tests/bench/xenram/%.o 
                    $(LIB_INTERNAL) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(LIB_INTERNAL) $(XEN_LIBS) \
-	    $(JSON_LIBS) $(ZLIB_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
+	    $(JSON_LIBS) $(ZLIB_LIBS) $(MIG_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
 
 # The exported set of the built libxenram.a against the public headers
 # (scripts/check-exports.sh), as a program `make check` runs with the

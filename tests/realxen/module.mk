@@ -19,8 +19,7 @@ REALXEN_PROGS := $(BUILD)/realxen/xr-realxen $(BUILD)/realxen/xr-workload \
 # The dom0 test program: libxenram + Debian's real Xen libraries.
 $(BUILD)/realxen/xr-realxen: $(BUILD)/obj/tests/realxen/xr-realxen.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(XEN_LIBS) $(JSON_LIBS) \
-	    $(URCU_LIBS) -lm
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(LIB_LIBS) -lm
 
 # dom0's memory digests and QMP stop/cont for the migration checks.
 $(BUILD)/realxen/xr-memdig: tests/realxen/xr-memdig.c
