@@ -63,6 +63,9 @@ struct RecvCtx {
     MigRange *ranges;
     size_t nranges;
     uint8_t **maps;                     /* one writable mapping a range */
+    /* Frames the source does not have, one bit a frame of the ranges. */
+    unsigned long *absent;
+    uint64_t *absent_base;              /* first bit of each range */
     uint8_t *hvm_ctx;
     uint32_t hvm_len;
 
@@ -152,8 +155,17 @@ static uint8_t *recv_page(RecvCtx *c, uint64_t gfn)
  */
 static int recv_prepare_memory(RecvCtx *c, char *err, size_t errlen)
 {
+    uint64_t frames = 0;
+
     c->maps = calloc(c->nranges ? c->nranges : 1, sizeof(*c->maps));
-    if (!c->maps) {
+    c->absent_base = calloc(c->nranges ? c->nranges : 1,
+                            sizeof(*c->absent_base));
+    for (size_t i = 0; c->absent_base && i < c->nranges; i++) {
+        c->absent_base[i] = frames;
+        frames += c->ranges[i].n;
+    }
+    c->absent = xr_bitmap_new(frames ? frames : 1);
+    if (!c->maps || !c->absent_base || !c->absent) {
         return -ENOMEM;
     }
     for (size_t i = 0; i < c->nranges; i++) {
@@ -255,6 +267,62 @@ static int recv_wait_round(RecvCtx *c, uint64_t round)
     return ret;
 }
 
+/*
+ * Make frame @gfn (mapped at @addr) present or absent as on the source:
+ * every frame of the layout was populated up front, so a frame the source
+ * does not have is given back, and populated and mapped again should it
+ * come back in a later round.  Frames change state rarely (the VGA hole
+ * once, a balloon), so this takes @c->lock.
+ */
+static int recv_presence(RecvCtx *c, uint64_t gfn, uint8_t *addr,
+                         bool present, char *err, size_t errlen)
+{
+    uint64_t idx;
+    bool absent;
+    int ret = 0;
+
+    for (idx = 0; idx < c->nranges; idx++) {
+        if (gfn >= c->ranges[idx].gfn &&
+            gfn < c->ranges[idx].gfn + c->ranges[idx].n) {
+            break;
+        }
+    }
+    idx = c->absent_base[idx] + (gfn - c->ranges[idx].gfn);
+    /* Other writers change other bits of the word, under @c->lock. */
+    absent = (__atomic_load_n(&c->absent[BIT_WORD(idx)], __ATOMIC_RELAXED) &
+              BIT_MASK(idx)) != 0;
+    if (absent == !present) {
+        return 0;
+    }
+    pthread_mutex_lock(&c->lock);
+    if (!present) {
+        ret = xen_depopulate(c->xh, gfn, 1);
+        if (!ret) {
+            __atomic_or_fetch(&c->absent[BIT_WORD(idx)], BIT_MASK(idx),
+                              __ATOMIC_RELAXED);
+        }
+    } else {
+        xen_pfn_t pfn = gfn;
+        int perr = 0;
+
+        ret = xen_populate(c->xh, gfn, 1);
+        if (!ret && !xen_map_at(c->xh, addr, &pfn, 1, true, &perr, &ret)) {
+            ret = ret ? ret : -EFAULT;
+        }
+        if (!ret) {
+            __atomic_and_fetch(&c->absent[BIT_WORD(idx)], ~BIT_MASK(idx),
+                               __ATOMIC_RELAXED);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (ret) {
+        return recv_fail(err, errlen, ret, "making guest frame %#" PRIx64
+                         " %s: %s", gfn, present ? "present" : "absent",
+                         xen_last_error());
+    }
+    return 0;
+}
+
 static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
 {
     RecvCtx *c = r->ctx;
@@ -281,6 +349,14 @@ static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
     for (uint32_t i = 0; i < v->npages; i++) {
         uint8_t *dst = recv_page(c, v->pfn[i]);
 
+        if ((ret = recv_presence(c, v->pfn[i], dst,
+                                 v->kind[i] != STREAM_PAGE_ABSENT, err,
+                                 errlen))) {
+            return ret;
+        }
+        if (v->kind[i] == STREAM_PAGE_ABSENT) {
+            continue;
+        }
         if (v->kind[i] == STREAM_PAGE_NORMAL) {
             memcpy(dst, src, XR_PAGE_SIZE);
             src += XR_PAGE_SIZE;
@@ -670,6 +746,8 @@ void *mig_recv_thread(void *opaque)
         pthread_mutex_unlock(&m->lock);
         free(c->hvm_ctx);
         free(c->maps);
+        free(c->absent);
+        free(c->absent_base);
         free(c->ranges);
         pthread_cond_destroy(&c->cond);
         pthread_mutex_destroy(&c->lock);

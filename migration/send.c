@@ -198,12 +198,10 @@ static int send_chunk(Sender *s, size_t k, char *err, size_t errlen)
     }
     stream_batch_reset(s->batch, c->round);
     for (size_t i = 0; i < n; i++) {
+        /* A frame the guest does not have (the VGA hole, ballooned). */
         if (errs[i]) {
-            snprintf(err, errlen, "guest frame %#" PRIx64 " cannot be read "
-                     "(%s): was it removed during the migration?", gfns[i],
-                     strerror(-errs[i]));
-            xen_unmap(c->xh, map, n);
-            return errs[i];
+            stream_batch_add_absent(s->batch, gfns[i]);
+            continue;
         }
         stream_batch_add(s->batch, gfns[i], map + i * XR_PAGE_SIZE);
     }
@@ -486,7 +484,14 @@ static int send_alloc_bitmaps(SendCtx *c, char *err, size_t errlen)
                      "%s", c->blocks[i]->idstr, strerror(-ret));
             return ret;
         }
-        /* Only what the guest can see is sent: not the hole of xen.ram. */
+        /*
+         * Everything is sent in the first round: what the MIGRATION client
+         * gathered before now (a new block starts all dirty) is drained,
+         * or the second round would send it all again.  Then only what the
+         * guest can see stays: not the hole of xen.ram.
+         */
+        dirty_memory_sync_bitmap(&c->m->cfg.ram->dirty, c->blocks[i]->bmap,
+                                 0, c->blocks[i]->bmap->npages);
         dirty_bitmap_clear_range(c->blocks[i]->bmap, 0,
                                  c->blocks[i]->bmap->npages);
     }

@@ -334,6 +334,15 @@ unsigned stream_batch_add(StreamBatch *b, uint64_t pfn, const void *page)
     return ++b->npages;
 }
 
+unsigned stream_batch_add_absent(StreamBatch *b, uint64_t pfn)
+{
+    put_le64(b->desc + BATCH_DESC_FIXED + 8 * b->npages,
+             (pfn << ENTRY_KIND_BITS) | STREAM_PAGE_ABSENT);
+    /* Counted with the zero pages: neither carries data. */
+    b->nzero++;
+    return ++b->npages;
+}
+
 unsigned stream_batch_pages(const StreamBatch *b)
 {
     return b->npages;
@@ -449,7 +458,7 @@ static int batch_parse_entries(const uint8_t *body, uint32_t len,
 
         v->pfn[i] = e >> ENTRY_KIND_BITS;
         v->kind[i] = (uint8_t)kind;
-        if (kind > STREAM_PAGE_ZERO) {
+        if (kind > STREAM_PAGE_ABSENT) {
             return stream_fail(err, errlen, -EINVAL, "RAM batch: page %#"
                                PRIx64 " of unknown kind %u", v->pfn[i], kind);
         }

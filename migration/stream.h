@@ -63,6 +63,8 @@ typedef enum StreamRecordType {
 typedef enum StreamPageKind {
     STREAM_PAGE_NORMAL = 0,
     STREAM_PAGE_ZERO = 1,
+    /* Not populated on the source (the VGA hole, a ballooned frame). */
+    STREAM_PAGE_ABSENT = 2,
 } StreamPageKind;
 
 typedef enum StreamCodec {
@@ -142,6 +144,9 @@ void stream_batch_reset(StreamBatch *b, uint64_t round);
  * STREAM_BATCH_MAX_PAGES.
  */
 unsigned stream_batch_add(StreamBatch *b, uint64_t pfn, const void *page);
+
+/* Add frame @pfn as not populated on the source: no data travels. */
+unsigned stream_batch_add_absent(StreamBatch *b, uint64_t pfn);
 
 /* Pages in the batch, and how many of them were zero. */
 unsigned stream_batch_pages(const StreamBatch *b);

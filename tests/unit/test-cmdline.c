@@ -334,15 +334,42 @@ static void test_domid_given_twice_differently_is_refused(void **state)
     refused_base(EXTRA("-xen-domid", "6"), "-xen-domid 6");
 }
 
+/* The receiving end of xenram's own migration: tcp:, unix:, defer. */
+static void test_incoming_tcp_unix_and_defer_are_the_own_engines(
+    void **state)
+{
+    DMConfig cfg;
+
+    (void)state;
+    assert_int_equal(parse(&cfg, ARGV("-xen-domid", "3", "-m", "64",
+                                      "-incoming", "tcp:0.0.0.0:4444")), 0);
+    assert_string_equal(cfg.incoming_uri, "tcp:0.0.0.0:4444");
+    assert_int_equal(cfg.incoming_fd, -1);
+    assert_false(cfg.incoming_defer);
+    dm_config_free(&cfg);
+    assert_int_equal(parse(&cfg, ARGV("-xen-domid", "3", "-m", "64",
+                                      "-incoming", "unix:/run/mig.sock")), 0);
+    assert_string_equal(cfg.incoming_uri, "unix:/run/mig.sock");
+    dm_config_free(&cfg);
+    assert_int_equal(parse(&cfg, ARGV("-xen-domid", "3", "-m", "64",
+                                      "-incoming", "defer")), 0);
+    assert_true(cfg.incoming_defer);
+    assert_string_equal(cfg.incoming_uri, "");
+    dm_config_free(&cfg);
+}
+
 /* ---- refusals --------------------------------------------------------- */
 
-static void test_incoming_other_than_fd_is_refused(void **state)
+static void test_incoming_transports_other_than_fd_tcp_unix_defer_are_refused(
+    void **state)
 {
     (void)state;
-    refused_base(EXTRA("-incoming", "defer"), "-incoming defer");
-    refused_base(EXTRA("-incoming", "defer"),
-                 "xenram supports -incoming fd:N only (what libxl uses)");
-    refused_base(EXTRA("-incoming", "tcp:0:4444"), "-incoming tcp:0:4444");
+    refused_base(EXTRA("-incoming", "exec:cat"), "-incoming exec:cat");
+    refused_base(EXTRA("-incoming", "exec:cat"),
+                 "xenram supports -incoming fd:N (libxl's restore), "
+                 "tcp:HOST:PORT, unix:PATH or defer");
+    refused_base(EXTRA("-incoming", "tcp:4444"), "-incoming tcp:4444");
+    refused_base(EXTRA("-incoming", "unix:"), "-incoming unix:");
     refused_base(EXTRA("-incoming", "fd:x"), "-incoming fd:x");
     refused_base(EXTRA("-incoming", "fd:"), "-incoming fd:");
 }
@@ -1018,6 +1045,7 @@ int main(void)
         T(test_libxl_dm_restrict_command_line_is_read_whole),
         T(test_libxl_probe_command_line_sets_probe_only),
         T(test_libxl_restore_command_line_sets_incoming_fd),
+        T(test_incoming_tcp_unix_and_defer_are_the_own_engines),
         T(test_machine_pc_with_accel_xen_is_accepted),
         T(test_machine_defaults_to_xenfv),
         T(test_xen_domain_id_env_gives_the_domain),
@@ -1026,7 +1054,7 @@ int main(void)
         T(test_missing_domain_is_refused),
         T(test_domid_zero_reserved_or_garbage_is_refused),
         T(test_domid_given_twice_differently_is_refused),
-        T(test_incoming_other_than_fd_is_refused),
+        T(test_incoming_transports_other_than_fd_tcp_unix_defer_are_refused),
         T(test_loadvm_is_refused),
         T(test_machine_types_other_than_xen_ones_are_refused),
         T(test_accelerators_other_than_xen_are_refused),

@@ -556,15 +556,34 @@ static int opt_S(Parse *p, const char *opt, const char *arg)
     return 0;
 }
 
+/*
+ * fd:N is libxl's device-state restore (xl restore, xl migrate); tcp:,
+ * unix: and defer receive a guest through xenram's own migration engine.
+ */
 static int opt_incoming(Parse *p, const char *opt, const char *arg)
 {
     int fd;
 
-    if (strncmp(arg, "fd:", 3) || !parse_fd(arg + 3, &fd))
-        return fail(p, "%s %s: xenram supports -incoming fd:N only (what "
-                    "libxl uses)", opt, arg);
-    p->cfg->incoming_fd = fd;
-    return 0;
+    if (!strncmp(arg, "fd:", 3)) {
+        if (!parse_fd(arg + 3, &fd))
+            return fail(p, "%s %s: not a file descriptor number", opt, arg);
+        p->cfg->incoming_fd = fd;
+        return 0;
+    }
+    if (!strcmp(arg, "defer")) {
+        p->cfg->incoming_defer = true;
+        return 0;
+    }
+    if ((!strncmp(arg, "tcp:", 4) && strchr(arg + 4, ':')) ||
+        (!strncmp(arg, "unix:", 5) && arg[5])) {
+        if (strlen(arg) >= sizeof(p->cfg->incoming_uri))
+            return fail(p, "%s: address too long", opt);
+        snprintf(p->cfg->incoming_uri, sizeof(p->cfg->incoming_uri), "%s",
+                 arg);
+        return 0;
+    }
+    return fail(p, "%s %s: xenram supports -incoming fd:N (libxl's "
+                "restore), tcp:HOST:PORT, unix:PATH or defer", opt, arg);
 }
 
 static int opt_flag(Parse *p, const char *opt, const char *arg)
@@ -1368,6 +1387,9 @@ void dm_cmdline_usage(FILE *out)
 "                          a QMP monitor in one option\n"
 "  -S                      start paused: wait for QMP \"cont\"\n"
 "  -incoming fd:N          read the device state from inherited fd N\n"
+"  -incoming tcp:HOST:PORT|unix:PATH|defer\n"
+"                          receive the guest from xenram's own migration\n"
+"                          (defer: wait for QMP migrate-incoming)\n"
 "  -runas USER|UID:GID     drop privileges once set up\n"
 "  -chroot DIR             chroot once set up (also -run-with chroot=,user=)\n"
 "  -sandbox ARG            recorded\n"
@@ -1375,7 +1397,7 @@ void dm_cmdline_usage(FILE *out)
 "                          accepted (nothing to change for xenram)\n"
 "Device and display options (-vnc, -display, -device, -drive, -netdev,\n"
 "-serial, -boot, -smp, ...) are accepted and ignored, with one line on\n"
-"stderr saying so.  -loadvm, -incoming other than fd:N, machines and\n"
+"stderr saying so.  -loadvm, other -incoming transports, machines and\n"
 "accelerators other than Xen's, and unknown options are refused.\n"
 "\n"
 "xenram's own options:\n"

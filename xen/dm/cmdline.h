@@ -108,6 +108,9 @@ typedef struct DMConfig {
     /* Start-up */
     bool start_paused;          /* -S: stay in "prelaunch" until QMP cont */
     int incoming_fd;            /* -incoming fd:N, or -1 */
+    /* -incoming tcp:HOST:PORT | unix:PATH: xenram's own engine; "" if not */
+    char incoming_uri[300];
+    bool incoming_defer;        /* -incoming defer: wait for migrate-incoming */
     bool no_shutdown;           /* -no-shutdown */
     bool nodefaults;            /* -nodefaults */
     bool no_user_config;        /* -no-user-config */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include "xen/dm/devmodel.h"
 #include "xen/dm/loop.h"
 #include "xen/dm/qmp.h"
+#include "xen/dm/qmp-migrate.h"
 #include "xen/dm/testdev.h"
 #include "xen/xen.h"
 
@@ -72,7 +74,9 @@ typedef struct DeviceModel {
     int ioservid;
     GuestMemory gm;
     Hotplug *hp;                    /* RAM hot-plug through xenstore */
-    Migration *mig;                 /* the xl migrate duties */
+    Migration *mig;                 /* the xl migrate duties, the engine */
+    DmMigrateQmp migq;              /* its QMP commands */
+    int mig_evfd;                   /* the engine's notifications */
     TestDev *testdev;               /* --test-dma, or NULL */
     uint64_t ram_bytes;             /* guest RAM xen.ram covers */
 
@@ -255,7 +259,7 @@ static void dm_mig_set_incoming(void *opaque, bool incoming)
 static int dm_migration_init(DeviceModel *dm, char *err, size_t errlen)
 {
     MigrationConfig mc = {
-        .ram = &dm->ram, .as = &dm->as, .mc = dm->mc, .xm = dm->xm,
+        .xh = dm->xh, .ram = &dm->ram, .as = &dm->as, .mc = dm->mc, .xm = dm->xm,
         .mm = dm->mm, .forward_writes = !dm->cfg->no_modified_memory,
         .hotplug = { .block_slot = dm_mig_block_slot,
                      .restore = dm_mig_restore,
@@ -427,6 +431,11 @@ static void dm_memory_free(DeviceModel *dm)
 {
     migration_free(dm->mig);
     dm->mig = NULL;
+    if (dm->mig_evfd >= 0) {
+        main_loop_del_fd(dm->loop, dm->mig_evfd);
+        close(dm->mig_evfd);
+        dm->mig_evfd = -1;
+    }
     xen_memory_free(dm->xm);
     dm->xm = NULL;
     if (dm->ioservid >= 0) {
@@ -545,6 +554,160 @@ static void dm_set_status(DeviceModel *dm, DMStatus status)
         testdev_pause(dm->testdev);
     }
     dm->status = status;
+}
+
+/* ---- xenram's own migration engine ---------------------------------------- */
+
+/* The engine's threads call these; testdev is safe from any thread. */
+static void dm_mig_stop_devices(void *opaque)
+{
+    DeviceModel *dm = opaque;
+
+    testdev_pause(dm->testdev);
+}
+
+static void dm_mig_resume_devices(void *opaque)
+{
+    DeviceModel *dm = opaque;
+
+    testdev_resume(dm->testdev);
+}
+
+static void dm_mig_notify(void *opaque)
+{
+    DeviceModel *dm = opaque;
+    uint64_t one = 1;
+
+    (void)!write(dm->mig_evfd, &one, sizeof(one));
+}
+
+/* A status change of the engine, in the main loop. */
+static void dm_mig_status(DeviceModel *dm, MigrationStatus st)
+{
+    MigrationInfo info;
+
+    migration_get_info(dm->mig, &info);
+    if (info.incoming && st == MIGRATION_STATUS_COMPLETED) {
+        if (dm->cfg->start_paused) {
+            dm->status = DM_PAUSED;
+            dm_log(DM_LOG_INFO, "guest received; waiting for cont");
+        } else {
+            dm->status = DM_RUNNING;
+            qmp_emit_event(dm->qmp, "RESUME", NULL);
+            dm_log(DM_LOG_INFO, "guest received; running");
+        }
+        dm_announce_running(dm);
+    } else if (info.incoming && st == MIGRATION_STATUS_FAILED) {
+        dm_log(DM_LOG_ERROR, "incoming migration failed: %s",
+               info.error_desc);
+        main_loop_quit(dm->loop, 1);
+    } else if (st == MIGRATION_STATUS_COMPLETED) {
+        dm_log(DM_LOG_INFO, "migration completed: %" PRIu64 " ms, downtime "
+               "%" PRIu64 " ms", info.total_time, info.downtime);
+    } else if (st == MIGRATION_STATUS_FAILED ||
+               st == MIGRATION_STATUS_CANCELLED) {
+        dm_log(DM_LOG_WARN, "migration %s: %s", migration_status_name(st),
+               info.error_desc[0] ? info.error_desc : "-");
+    }
+}
+
+static void dm_on_migration(MainLoop *loop, int fd, uint32_t events,
+                            void *opaque)
+{
+    DeviceModel *dm = opaque;
+    MigrationEvent ev[16];
+    MigrationCaps caps;
+    uint64_t v;
+    unsigned n;
+
+    (void)loop;
+    (void)events;
+    (void)!read(fd, &v, sizeof(v));
+    migration_get_caps(dm->mig, &caps);
+    while ((n = migration_take_events(dm->mig, ev, 16)) > 0) {
+        for (unsigned i = 0; i < n; i++) {
+            switch (ev[i].kind) {
+            case MIGRATION_EVENT_STATUS:
+                if (caps.events) {
+                    qmp_emit_event(dm->qmp, "MIGRATION", json_pack(
+                        "{s:s}", "status",
+                        migration_status_name((MigrationStatus)ev[i].value)));
+                }
+                dm_mig_status(dm, (MigrationStatus)ev[i].value);
+                break;
+            case MIGRATION_EVENT_PASS:
+                if (caps.events) {
+                    qmp_emit_event(dm->qmp, "MIGRATION_PASS", json_pack(
+                        "{s:I}", "pass", (json_int_t)ev[i].value));
+                }
+                break;
+            case MIGRATION_EVENT_STOP:
+                if (dm->status == DM_RUNNING) {
+                    dm->status = DM_PAUSED;
+                    qmp_emit_event(dm->qmp, "STOP", NULL);
+                }
+                break;
+            case MIGRATION_EVENT_RESUME:
+                if (dm->status == DM_PAUSED) {
+                    dm->status = DM_RUNNING;
+                    qmp_emit_event(dm->qmp, "RESUME", NULL);
+                }
+                break;
+            }
+        }
+    }
+}
+
+/* The engine's notifications reach the main loop through an eventfd. */
+static int dm_engine_init(DeviceModel *dm, char *err, size_t errlen)
+{
+    MigrationEngineOps ops = {
+        .stop_devices = dm_mig_stop_devices,
+        .resume_devices = dm_mig_resume_devices,
+        .notify = dm_mig_notify, .opaque = dm,
+    };
+    int ret;
+
+    dm->mig_evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (dm->mig_evfd < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        return -errno;
+    }
+    ret = main_loop_add_fd(dm->loop, dm->mig_evfd, EPOLLIN, dm_on_migration,
+                           dm);
+    if (ret) {
+        snprintf(err, errlen, "watching the migration engine: %s",
+                 strerror(-ret));
+        return ret;
+    }
+    migration_set_engine_ops(dm->mig, &ops);
+    dm->migq = (DmMigrateQmp) {
+        .mig = dm->mig, .qmp = dm->qmp,
+        .incoming = dm->cfg->incoming_uri[0] || dm->cfg->incoming_defer,
+        .deferred = dm->cfg->incoming_defer,
+        .start_paused = dm->cfg->start_paused,
+    };
+    ret = dm_migrate_qmp_register(&dm->migq);
+    if (ret) {
+        snprintf(err, errlen, "cannot register the migration commands: %s",
+                 strerror(-ret));
+        return ret;
+    }
+    if (dm->cfg->incoming_uri[0]) {
+        char msg[512];
+
+        ret = migration_incoming_start(dm->mig, dm->cfg->incoming_uri, -1,
+                                       dm->cfg->start_paused, msg,
+                                       sizeof(msg));
+        if (ret) {
+            snprintf(err, errlen, "-incoming %s: %s", dm->cfg->incoming_uri,
+                     msg);
+            return ret;
+        }
+        dm_log(DM_LOG_INFO, "waiting for the guest on %s",
+               dm->cfg->incoming_uri);
+    }
+    return 0;
 }
 
 static int dm_testdev_init(DeviceModel *dm, char *err, size_t errlen)
@@ -989,9 +1152,12 @@ static int dm_run_probe(DeviceModel *dm, char *err, size_t errlen)
 
 int dm_run(DMConfig *cfg)
 {
-    DeviceModel dm_storage = { .cfg = cfg, .sigfd = -1, .ioservid = -1 };
+    DeviceModel dm_storage = { .cfg = cfg, .sigfd = -1, .ioservid = -1,
+                               .mig_evfd = -1 };
     DeviceModel *dm = &dm_storage;
-    bool incoming = cfg->incoming_fd >= 0;
+    /* The device state through libxl's fd, or the guest from a peer. */
+    bool engine_incoming = cfg->incoming_uri[0] || cfg->incoming_defer;
+    bool incoming = cfg->incoming_fd >= 0 || engine_incoming;
     char err[1024] = "";
     int ret, status = 1;
 
@@ -1030,7 +1196,7 @@ int dm_run(DMConfig *cfg)
         }
     }
     dm->ram_bytes = cfg->ram_mib * MiB;
-    if (incoming) {
+    if (cfg->incoming_fd >= 0) {
         ret = dm_incoming_read(dm, err, sizeof(err));
         if (ret) {
             goto out;
@@ -1040,7 +1206,7 @@ int dm_run(DMConfig *cfg)
     if (ret) {
         goto out;
     }
-    if (incoming) {
+    if (cfg->incoming_fd >= 0) {
         ret = dm_incoming(dm, err, sizeof(err));
         if (ret) {
             goto out;
@@ -1055,7 +1221,7 @@ int dm_run(DMConfig *cfg)
         }
     }
     ret = dm_qmp_init(dm, err, sizeof(err));
-    if (ret) {
+    if (ret || (ret = dm_engine_init(dm, err, sizeof(err)))) {
         goto out;
     }
     ret = dm_drop_privileges(dm, err, sizeof(err));
@@ -1067,7 +1233,10 @@ int dm_run(DMConfig *cfg)
         goto out;
     }
 
-    if (incoming && cfg->start_paused) {
+    if (engine_incoming) {
+        /* "inmigrate" until the engine has received the guest. */
+        dm->status = DM_INMIGRATE;
+    } else if (incoming && cfg->start_paused) {
         /* dm_restrict: libxl checks for "paused" and sends cont. */
     } else if (incoming) {
         /*

@@ -10,7 +10,7 @@
 # The command line libxl passes to a qemu-xen device model.
 DM_SRCS := xen/dm/cmdline.c
 # The device model's main loop and QMP server.
-DM_SRCS += xen/dm/loop.c xen/dm/qmp.c
+DM_SRCS += xen/dm/loop.c xen/dm/qmp.c xen/dm/qmp-migrate.c
 # The device model itself.
 DM_SRCS += xen/dm/devmodel.c xen/dm/testdev.c
 

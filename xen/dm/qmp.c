@@ -9,6 +9,7 @@
  * one.  After a syntax error the input is skipped to the next newline, so
  * a client that sent garbage can go on.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -60,6 +61,13 @@ struct QmpClient {
     QmpClient *next;
 };
 
+/* An fd passed with getfd, named for migrate "fd:NAME". */
+typedef struct QmpNamedFd {
+    char *name;
+    int fd;
+    struct QmpNamedFd *next;
+} QmpNamedFd;
+
 typedef struct QmpListener {
     int fd;
     char *path;                     /* unlinked on free, if we created it */
@@ -73,6 +81,7 @@ struct QmpServer {
     QmpClient *clients;
     QmpListener *listeners;
     QmpFdset *fdsets;
+    QmpNamedFd *named;
 };
 
 json_t *qmp_error(QmpError *err, const char *cls, const char *fmt, ...)
@@ -733,6 +742,83 @@ static json_t *cmd_add_fd(QmpClient *c, json_t *args, void *opaque,
     return json_pack("{s:I,s:i}", "fdset-id", (json_int_t)id, "fd", f->fd);
 }
 
+static QmpNamedFd **named_find(QmpServer *srv, const char *name)
+{
+    QmpNamedFd **pp;
+
+    for (pp = &srv->named; *pp && strcmp((*pp)->name, name);
+         pp = &(*pp)->next) {
+    }
+    return pp;
+}
+
+/* getfd: the oldest fd received on this connection takes @fdname. */
+static json_t *cmd_getfd(QmpClient *c, json_t *args, void *opaque,
+                         QmpError *err)
+{
+    const char *name = json_string_value(json_object_get(args, "fdname"));
+    QmpNamedFd **pp, *n;
+
+    (void)opaque;
+    if (c->nfds == 0) {
+        return qmp_error(err, QMP_ERROR_GENERIC,
+                         "No file descriptor supplied via SCM_RIGHTS");
+    }
+    if (!name[0] || isdigit((unsigned char)name[0])) {
+        return qmp_error(err, QMP_ERROR_GENERIC, "Parameter 'fdname' "
+                         "expects a name that does not begin with a digit");
+    }
+    pp = named_find(c->srv, name);
+    if (*pp) {
+        /* As QEMU: a new fd of the same name replaces the old one. */
+        close((*pp)->fd);
+        n = *pp;
+    } else {
+        n = calloc(1, sizeof(*n));
+        if (!n || !(n->name = strdup(name))) {
+            free(n);
+            return qmp_error(err, QMP_ERROR_GENERIC, "Out of memory");
+        }
+        *pp = n;
+    }
+    n->fd = c->fds[0];
+    memmove(c->fds, c->fds + 1, --c->nfds * sizeof(int));
+    return json_object();
+}
+
+static json_t *cmd_closefd(QmpClient *c, json_t *args, void *opaque,
+                           QmpError *err)
+{
+    const char *name = json_string_value(json_object_get(args, "fdname"));
+    QmpNamedFd **pp = named_find(c->srv, name), *n = *pp;
+
+    (void)opaque;
+    if (!n) {
+        return qmp_error(err, QMP_ERROR_GENERIC, "File descriptor named '%s' "
+                         "not found", name);
+    }
+    *pp = n->next;
+    close(n->fd);
+    free(n->name);
+    free(n);
+    return json_object();
+}
+
+int qmp_take_named_fd(QmpServer *srv, const char *name)
+{
+    QmpNamedFd **pp = named_find(srv, name), *n = *pp;
+    int fd;
+
+    if (!n) {
+        return -ENOENT;
+    }
+    *pp = n->next;
+    fd = n->fd;
+    free(n->name);
+    free(n);
+    return fd;
+}
+
 static void fdset_drop_if_empty(QmpServer *srv, QmpFdset *set)
 {
     if (set->fds) {
@@ -893,7 +979,9 @@ int qmp_server_new(MainLoop *loop, const QmpVersion *version,
                      NULL) ||
         qmp_register(srv, "remove-fd", "fdset-id:i,fd:i?", cmd_remove_fd,
                      NULL) ||
-        qmp_register(srv, "query-fdsets", NULL, cmd_query_fdsets, NULL)) {
+        qmp_register(srv, "query-fdsets", NULL, cmd_query_fdsets, NULL) ||
+        qmp_register(srv, "getfd", "fdname:s", cmd_getfd, NULL) ||
+        qmp_register(srv, "closefd", "fdname:s", cmd_closefd, NULL)) {
         qmp_server_free(srv);
         return -ENOMEM;
     }
@@ -920,6 +1008,14 @@ void qmp_server_free(QmpServer *srv)
             free(l->path);
         }
         free(l);
+    }
+    while (srv->named) {
+        QmpNamedFd *n = srv->named;
+
+        srv->named = n->next;
+        close(n->fd);
+        free(n->name);
+        free(n);
     }
     while (srv->fdsets) {
         QmpFdset *s = srv->fdsets;

@@ -96,6 +96,12 @@ void qmp_emit_event(QmpServer *srv, const char *name, json_t *data);
  */
 int qmp_fdset_open(QmpServer *srv, const char *name, int flags);
 
+/*
+ * Take the fd that `getfd` named @name (for migrate "fd:NAME"): the caller
+ * owns it from now on.  The fd, or -ENOENT.
+ */
+int qmp_take_named_fd(QmpServer *srv, const char *name);
+
 /* Number of connected clients (for tests and statistics). */
 int qmp_server_clients(QmpServer *srv);
 
