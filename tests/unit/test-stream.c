@@ -135,6 +135,40 @@ static void test_a_batch_decodes_to_the_pages_sent(void **state)
     free(pages);
 }
 
+static void test_absent_frames_travel_as_their_number_only(void **state)
+{
+    uint8_t page[PAGE], *rec;
+    StreamBatchView *v = malloc(sizeof(*v));
+    StreamBatch *b;
+    StreamDecoder *d;
+    struct iovec iov[3];
+    StreamCodec codec;
+    char err[256];
+    size_t len;
+
+    (void)state;
+    memset(page, 0x5a, sizeof(page));
+    assert_int_equal(stream_batch_new(0, &b), 0);
+    assert_int_equal(stream_decoder_new(&d), 0);
+    stream_batch_reset(b, 1);
+    stream_batch_add(b, 0x9f, page);
+    stream_batch_add_absent(b, 0xa0);           /* the VGA hole */
+    stream_batch_add(b, 0xc0, page);
+    stream_batch_finish(b, 0, iov, &codec);
+    assert_int_equal(iov[2].iov_len, 2 * PAGE);
+    rec = flatten(iov, 3, &len);
+    assert_int_equal(decode(d, rec, len, 0, v, err, sizeof(err)), 0);
+    assert_int_equal(v->npages, 3);
+    assert_int_equal(v->nnormal, 2);
+    assert_int_equal(v->kind[1], STREAM_PAGE_ABSENT);
+    assert_int_equal(v->pfn[1], 0xa0);
+    assert_memory_equal(v->data + PAGE, page, PAGE);
+    free(rec);
+    stream_decoder_free(d);
+    stream_batch_free(b);
+    free(v);
+}
+
 static void test_compressible_pages_travel_compressed(void **state)
 {
     enum { N = STREAM_BATCH_MAX_PAGES };
@@ -378,6 +412,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_batch_decodes_to_the_pages_sent),
+        cmocka_unit_test(test_absent_frames_travel_as_their_number_only),
         cmocka_unit_test(test_compressible_pages_travel_compressed),
         cmocka_unit_test(test_random_pages_are_sent_raw_even_with_zstd_on),
         cmocka_unit_test(test_every_flipped_byte_is_refused),

@@ -1157,7 +1157,8 @@ int dm_run(DMConfig *cfg)
     DeviceModel *dm = &dm_storage;
     /* The device state through libxl's fd, or the guest from a peer. */
     bool engine_incoming = cfg->incoming_uri[0] || cfg->incoming_defer;
-    bool incoming = cfg->incoming_fd >= 0 || engine_incoming;
+    bool fd_incoming = cfg->incoming_fd >= 0;   /* the read closes it */
+    bool incoming = fd_incoming || engine_incoming;
     char err[1024] = "";
     int ret, status = 1;
 
@@ -1196,7 +1197,7 @@ int dm_run(DMConfig *cfg)
         }
     }
     dm->ram_bytes = cfg->ram_mib * MiB;
-    if (cfg->incoming_fd >= 0) {
+    if (fd_incoming) {
         ret = dm_incoming_read(dm, err, sizeof(err));
         if (ret) {
             goto out;
@@ -1206,7 +1207,7 @@ int dm_run(DMConfig *cfg)
     if (ret) {
         goto out;
     }
-    if (cfg->incoming_fd >= 0) {
+    if (fd_incoming) {
         ret = dm_incoming(dm, err, sizeof(err));
         if (ret) {
             goto out;
