@@ -58,8 +58,8 @@
 #define HOT_SIZE    GiB
 #define MAX_READERS 8
 
-int __wrap_xen_populate(XenHandles *h, xen_pfn_t gfn, uint64_t n);
-int __wrap_xen_populate(XenHandles *h, xen_pfn_t gfn, uint64_t n)
+int __wrap_xen_populate_all(XenHandles *h, xen_pfn_t gfn, uint64_t n);
+int __wrap_xen_populate_all(XenHandles *h, xen_pfn_t gfn, uint64_t n)
 {
     (void)h;
     fake_set_populated(gfn, n, true);

@@ -65,8 +65,8 @@ static bool done;
 
 /* ---- Xen: populate marks frames present in the fake ----------------------- */
 
-int __wrap_xen_populate(XenHandles *h, xen_pfn_t gfn, uint64_t n);
-int __wrap_xen_populate(XenHandles *h, xen_pfn_t gfn, uint64_t n)
+int __wrap_xen_populate_all(XenHandles *h, xen_pfn_t gfn, uint64_t n);
+int __wrap_xen_populate_all(XenHandles *h, xen_pfn_t gfn, uint64_t n)
 {
     (void)h;
     fake_set_populated(gfn, n, true);
