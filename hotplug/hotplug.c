@@ -37,9 +37,6 @@
 
 #include "hotplug/hotplug-internal.h"
 
-/* Frames per populate / decrease call: 256 MiB, a 512 KiB gfn array. */
-#define HP_XEN_CHUNK ((uint64_t)1 << 16)
-
 /* ---- messages ----------------------------------------------------------- */
 
 void hp_log(Hotplug *hp, const char *fmt, ...)
@@ -405,40 +402,18 @@ static int hp_check_xen_max(Hotplug *hp, uint64_t pages, char *err,
 /* Release frames [gfn, gfn + n); the first error, every chunk tried. */
 static int hp_depopulate(Hotplug *hp, uint64_t gfn, uint64_t n)
 {
-    int ret = 0;
-
-    for (uint64_t done = 0; done < n;) {
-        uint64_t c = MIN(HP_XEN_CHUNK, n - done);
-        int r = xen_depopulate(hp->cfg.xh, gfn + done, c);
-
-        if (r && !ret) {
-            ret = r;
-        }
-        done += c;
-    }
-    return ret;
+    return xen_depopulate(hp->cfg.xh, gfn, n);
 }
 
+/* All or nothing: xen_populate_all() releases what a failure left. */
 static int hp_populate(Hotplug *hp, uint64_t gfn, uint64_t n, char *err,
                        size_t errlen)
 {
-    for (uint64_t done = 0; done < n;) {
-        uint64_t c = MIN(HP_XEN_CHUNK, n - done);
-        int ret = xen_populate(hp->cfg.xh, gfn + done, c);
+    int ret = xen_populate_all(hp->cfg.xh, gfn, n);
 
-        if (ret) {
-            hp_fail(ret, err, errlen, "Xen could not populate the new memory "
-                    "(%s); nothing was added", xen_last_error());
-            /*
-             * Xen may have populated part of the failed call: decrease
-             * releases frames in order and stops at the first one that is
-             * not there, which is exactly that part.
-             */
-            xen_depopulate(hp->cfg.xh, gfn + done, c);
-            hp_depopulate(hp, gfn, done);
-            return ret;
-        }
-        done += c;
+    if (ret) {
+        return hp_fail(ret, err, errlen, "Xen could not populate the new "
+                       "memory (%s); nothing was added", xen_last_error());
     }
     return 0;
 }

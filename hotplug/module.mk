@@ -8,14 +8,15 @@ PUBLIC_HEADERS += hotplug/hotplug.h
 # Unit tests: guest memory and the mapcache on the one-domain fake
 # (tests/unit/xen-fake.c), populate / decrease / domain info recorded, and
 # an in-memory xenstore in place of libxenstore's calls.
-HOTPLUG_XEN_WRAP := $(call xen_wrap,xen_populate xen_depopulate \
+HOTPLUG_XEN_WRAP := $(call xen_wrap,xen_populate_all xen_depopulate \
     xen_domain_info)
 HOTPLUG_XS_WRAP  := $(call xen_wrap,xs_open xs_close xs_read xs_write \
     xs_mkdir xs_rm xs_directory xs_get_permissions xs_set_permissions \
     xs_watch xs_unwatch xs_fileno xs_check_watch)
 
-LDFLAGS_test-hotplug := $(XEN_FAKE_WRAP) $(HOTPLUG_XEN_WRAP) \
-                        $(HOTPLUG_XS_WRAP)
+LDFLAGS_test-hotplug := $(XEN_FAKE_WRAP) $(HOTPLUG_XS_WRAP) $(call xen_wrap,\
+    xc_domain_populate_physmap_exact xc_domain_decrease_reservation_exact \
+    xen_domain_info)
 OBJS_test-hotplug := $(XEN_FAKE_OBJ)
 $(BUILD)/tests/test-hotplug: $(XEN_FAKE_OBJ)
 

@@ -68,6 +68,12 @@ void modified_memory_free(ModifiedMemory *mm);
  * dropped.  Returns the flush result (0 or -errno).
  */
 int modified_memory_set_enabled(ModifiedMemory *mm, bool on);
+
+/*
+ * Whether forwarding is on, as last set by modified_memory_set_enabled().
+ * Lock-free, any thread; a caller racing a switch may see either value,
+ * so it is a hint (QMP, statistics), not a guard around reports.
+ */
 bool modified_memory_enabled(ModifiedMemory *mm);
 
 /*
@@ -87,6 +93,10 @@ void modified_memory_report(ModifiedMemory *mm, uint64_t gfn,
  */
 int modified_memory_flush(ModifiedMemory *mm);
 
+/*
+ * Copy the counters into *@stats, consistently (under the queue's mutex,
+ * never waiting for a hypercall in flight).  Cannot fail; any thread.
+ */
 void modified_memory_stats(ModifiedMemory *mm, ModifiedMemoryStats *stats);
 
 #endif /* XENRAM_MEMORY_MODIFIED_H */

@@ -17,7 +17,7 @@ PUBLIC_HEADERS += memory/region.h
 
 # The mapcache: on-demand foreign mappings (docs/mapcache.md).
 LIB_SRCS += memory/mapcache.c
-PUBLIC_HEADERS += memory/mapcache.h
+PUBLIC_HEADERS += memory/mapcache.h memory/mapcache-inline.h
 
 # Guest memory access for device emulation (docs/region.md).
 LIB_SRCS += memory/access.c

@@ -323,64 +323,110 @@ int xen_unmap(XenHandles *xh, void *addr, size_t n)
     return 0;
 }
 
-int xen_populate(XenHandles *xh, xen_pfn_t gfn, uint64_t n)
-{
-    xen_pfn_t *gfns;
-    int rc, err;
+/*
+ * Frames per populate / decrease hypercall: the gfn list costs 8 bytes a
+ * frame, so a range is walked in chunks of 256 MiB rather than listed
+ * whole (a 64 GiB hot-plug would need a 128 MiB list).
+ */
+#define XEN_RESERVATION_CHUNK ((uint64_t)1 << 16)
 
+/*
+ * Populate (@populate) or release [gfn, gfn + n) one chunk at a time.
+ * Populating stops at the first chunk Xen refuses, with *@done the frames
+ * of the chunks before it and *@tried those up to its end (both 0 when it
+ * failed before asking Xen); releasing tries every chunk, so a hole does
+ * not keep the frames after it, and returns the first error.
+ */
+static int xen_reservation(XenHandles *xh, bool populate, xen_pfn_t gfn,
+                           uint64_t n, uint64_t *done, uint64_t *tried)
+{
+    const char *call = populate ? "xc_domain_populate_physmap_exact"
+                                : "xc_domain_decrease_reservation_exact";
+    xen_pfn_t *gfns;
+    int ret = 0;
+
+    *done = *tried = 0;
+    /* The bound is what a gfn list could name at all: a caller's bug. */
     if (n == 0 || n > ULONG_MAX / sizeof(*gfns)) {
-        return xen_fail(EINVAL, "xc_domain_populate_physmap_exact",
-                        xh->domid, "gfn 0x%" PRIx64 ", %" PRIu64 " pages",
-                        (uint64_t)gfn, n);
-    }
-    gfns = malloc(n * sizeof(*gfns));
-    if (!gfns) {
-        return xen_fail(ENOMEM, "xc_domain_populate_physmap_exact",
-                        xh->domid, "gfn 0x%" PRIx64 ", %" PRIu64 " pages",
-                        (uint64_t)gfn, n);
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        gfns[i] = gfn + i;
-    }
-    rc = xc_domain_populate_physmap_exact(xh->xc, xh->domid, n, 0, 0, gfns);
-    err = xen_errno();
-    free(gfns);
-    if (rc < 0) {
-        return xen_fail(err, "xc_domain_populate_physmap_exact", xh->domid,
+        return xen_fail(EINVAL, call, xh->domid,
                         "gfn 0x%" PRIx64 ", %" PRIu64 " pages",
                         (uint64_t)gfn, n);
     }
-    return 0;
+    gfns = malloc(MIN(n, XEN_RESERVATION_CHUNK) * sizeof(*gfns));
+    if (!gfns) {
+        return xen_fail(ENOMEM, call, xh->domid,
+                        "gfn 0x%" PRIx64 ", %" PRIu64 " pages",
+                        (uint64_t)gfn, n);
+    }
+    for (uint64_t off = 0; off < n;) {
+        uint64_t c = MIN(XEN_RESERVATION_CHUNK, n - off);
+        int rc;
+
+        for (uint64_t i = 0; i < c; i++) {
+            gfns[i] = gfn + off + i;
+        }
+        rc = populate ?
+            xc_domain_populate_physmap_exact(xh->xc, xh->domid, c, 0, 0,
+                                             gfns) :
+            xc_domain_decrease_reservation_exact(xh->xc, xh->domid, c, 0,
+                                                 gfns);
+        if (rc < 0) {
+            int r = xen_fail(xen_errno(), call, xh->domid,
+                             "gfn 0x%" PRIx64 ", %" PRIu64 " pages",
+                             (uint64_t)(gfn + off), c);
+
+            ret = ret ? ret : r;
+            if (populate) {
+                *tried = off + c;
+                break;
+            }
+        }
+        off += c;
+        *done = off;
+    }
+    free(gfns);
+    return ret;
+}
+
+int xen_populate(XenHandles *xh, xen_pfn_t gfn, uint64_t n)
+{
+    uint64_t done, tried;
+
+    return xen_reservation(xh, true, gfn, n, &done, &tried);
+}
+
+int xen_populate_all(XenHandles *xh, xen_pfn_t gfn, uint64_t n)
+{
+    char msg[XEN_ERRMSG_SIZE];
+    uint64_t done, tried, unused;
+    int ret = xen_reservation(xh, true, gfn, n, &done, &tried);
+
+    if (!ret) {
+        return 0;
+    }
+    /* The caller reports why populating failed, not why undoing it did. */
+    memcpy(msg, xen_errmsg, sizeof(msg));
+    /*
+     * Xen may have populated part of the failed chunk: decrease releases
+     * frames in order and stops at the first one that is not there, which
+     * is exactly that part.
+     */
+    if (tried > done) {
+        xen_reservation(xh, false, gfn + done, tried - done, &unused,
+                        &unused);
+    }
+    if (done) {
+        xen_reservation(xh, false, gfn, done, &unused, &unused);
+    }
+    memcpy(xen_errmsg, msg, sizeof(msg));
+    return ret;
 }
 
 int xen_depopulate(XenHandles *xh, xen_pfn_t gfn, uint64_t n)
 {
-    xen_pfn_t *gfns;
-    int rc, err;
+    uint64_t done, tried;
 
-    if (n == 0 || n > ULONG_MAX / sizeof(*gfns)) {
-        return xen_fail(EINVAL, "xc_domain_decrease_reservation_exact",
-                        xh->domid, "gfn 0x%" PRIx64 ", %" PRIu64 " pages",
-                        (uint64_t)gfn, n);
-    }
-    gfns = malloc(n * sizeof(*gfns));
-    if (!gfns) {
-        return xen_fail(ENOMEM, "xc_domain_decrease_reservation_exact",
-                        xh->domid, "gfn 0x%" PRIx64 ", %" PRIu64 " pages",
-                        (uint64_t)gfn, n);
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        gfns[i] = gfn + i;
-    }
-    rc = xc_domain_decrease_reservation_exact(xh->xc, xh->domid, n, 0, gfns);
-    err = xen_errno();
-    free(gfns);
-    if (rc < 0) {
-        return xen_fail(err, "xc_domain_decrease_reservation_exact",
-                        xh->domid, "gfn 0x%" PRIx64 ", %" PRIu64 " pages",
-                        (uint64_t)gfn, n);
-    }
-    return 0;
+    return xen_reservation(xh, false, gfn, n, &done, &tried);
 }
 
 /* ---- dirty logging -------------------------------------------------------- */

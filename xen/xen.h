@@ -119,10 +119,29 @@ void *xen_map_at(XenHandles *xh, void *addr, const xen_pfn_t *gfns, size_t n,
 /* Unmap @n pages at @addr from xen_map() / xen_map_at().  0 or -errno. */
 int xen_unmap(XenHandles *xh, void *addr, size_t n);
 
-/* Populate @n frames from @gfn (xc_domain_populate_physmap_exact). */
+/*
+ * Populate the @n frames from @gfn (xc_domain_populate_physmap_exact), in
+ * hypercalls of at most 2^16 frames so that memory used does not grow
+ * with @n.  0, or -errno with xen_last_error() naming the chunk Xen
+ * refused (-EINVAL for @n 0): the frames before that chunk stay
+ * populated, and a prefix of it may be, as Xen populates in order.
+ */
 int xen_populate(XenHandles *xh, xen_pfn_t gfn, uint64_t n);
 
-/* Release @n frames from @gfn (xc_domain_decrease_reservation_exact). */
+/*
+ * As xen_populate(), but all or nothing: on failure it releases what it
+ * populated (the refused chunk's part first, then the chunks before it)
+ * and returns the populate's -errno with xen_last_error() still naming
+ * the refused chunk.
+ */
+int xen_populate_all(XenHandles *xh, xen_pfn_t gfn, uint64_t n);
+
+/*
+ * Release the @n frames from @gfn (xc_domain_decrease_reservation_exact)
+ * in the same chunks.  Every chunk is tried even after one fails, so a
+ * frame that is not there does not keep the ones after it; returns 0 or
+ * the first -errno, xen_last_error() naming the last chunk refused.
+ */
 int xen_depopulate(XenHandles *xh, xen_pfn_t gfn, uint64_t n);
 
 /* ---- dirty logging ------------------------------------------------------ */

@@ -43,6 +43,7 @@
 #include "hotplug/hotplug.h"
 #include "memory/access.h"
 #include "tests/bench/bench.h"
+#include "tests/common/stress.h"
 #include "tests/unit/xen-fake.h"
 
 #define MiB (1ULL << 20)
@@ -58,8 +59,8 @@
 #define HOT_SIZE    GiB
 #define MAX_READERS 8
 
-int __wrap_xen_populate(XenHandles *h, xen_pfn_t gfn, uint64_t n);
-int __wrap_xen_populate(XenHandles *h, xen_pfn_t gfn, uint64_t n)
+int __wrap_xen_populate_all(XenHandles *h, xen_pfn_t gfn, uint64_t n);
+int __wrap_xen_populate_all(XenHandles *h, xen_pfn_t gfn, uint64_t n)
 {
     (void)h;
     fake_set_populated(gfn, n, true);
@@ -109,14 +110,6 @@ typedef struct Reader {
 static int phase;                   /* 0 idle baseline, 1 writer, 2 stop */
 static int request_running;         /* a hotplug request is in progress */
 
-static uint64_t next_rand(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* Some main RAM, touched once so that the mapcache serves it from hits. */
 #define HOT_SET (64 * MiB)
 
@@ -129,7 +122,7 @@ static void *reader(void *opaque)
     rcu_register_thread();
     getrusage(RUSAGE_THREAD, &ru0);
     while (__atomic_load_n(&phase, __ATOMIC_ACQUIRE) < 2) {
-        uint64_t gpa = (next_rand(&seed) % (HOT_SET >> 12)) << 12;
+        uint64_t gpa = (stress_rand(&seed) % (HOT_SET >> 12)) << 12;
         bool busy = __atomic_load_n(&request_running, __ATOMIC_RELAXED);
         const FlatRange *fr;
         struct timespec c0, c1;

@@ -39,6 +39,7 @@
 #include "hotplug/hotplug.h"
 #include "memory/access.h"
 #include "tests/unit/xen-fake.h"
+#include "tests/common/stress.h"
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)
@@ -65,8 +66,8 @@ static bool done;
 
 /* ---- Xen: populate marks frames present in the fake ----------------------- */
 
-int __wrap_xen_populate(XenHandles *h, xen_pfn_t gfn, uint64_t n);
-int __wrap_xen_populate(XenHandles *h, xen_pfn_t gfn, uint64_t n)
+int __wrap_xen_populate_all(XenHandles *h, xen_pfn_t gfn, uint64_t n);
+int __wrap_xen_populate_all(XenHandles *h, xen_pfn_t gfn, uint64_t n)
 {
     (void)h;
     fake_set_populated(gfn, n, true);
@@ -87,34 +88,6 @@ int __wrap_xen_domain_info(XenHandles *h, XenDomainInfo *info)
     (void)h;
     *info = (XenDomainInfo) { .max_pages = WIN_END >> 12, .hvm = true };
     return 0;
-}
-
-/* ---- failures ------------------------------------------------------------- */
-
-static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned int failures;
-static char first_failure[256];
-
-static void __attribute__((format(printf, 1, 2)))
-report(const char *fmt, ...)
-{
-    va_list ap;
-
-    pthread_mutex_lock(&fail_lock);
-    if (failures++ == 0) {
-        va_start(ap, fmt);
-        vsnprintf(first_failure, sizeof(first_failure), fmt, ap);
-        va_end(ap);
-    }
-    pthread_mutex_unlock(&fail_lock);
-}
-
-static uint64_t next_rand(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
 }
 
 static double now_s(void)
@@ -157,7 +130,7 @@ static void *dirtier(void *opaque)
     rcu_register_thread();
     while (!stopped()) {
         /* Pages p with p % N_DIRTIERS == id are ours alone. */
-        uint64_t p = next_rand(&seed) % (RAM_PAGES / N_DIRTIERS) *
+        uint64_t p = stress_rand(&seed) % (RAM_PAGES / N_DIRTIERS) *
                      N_DIRTIERS + d->id;
         int ret;
 
@@ -165,8 +138,8 @@ static void *dirtier(void *opaque)
         ret = guest_memory_write(&gm, page_gpa(p) + 8 * (p % 64), &v,
                                  sizeof(v));
         if (ret) {
-            report("dirtier %u: write to 0x%llx: %s", d->id,
-                   (unsigned long long)page_gpa(p), strerror(-ret));
+            stress_report("dirtier %u: write to 0x%llx: %s", d->id,
+                          (unsigned long long)page_gpa(p), strerror(-ret));
             break;
         }
         xr_set_bit(p, d->written);
@@ -196,23 +169,23 @@ static void translate_one(Translator *t, uint64_t gpa)
         ra = fr->ram_addr + (gpa - fr->addr);
         found = ram_block_from_addr(&ram, ra, &off);
         if (found != block) {
-            report("gpa 0x%llx: the view says block %s, the RAMList %s",
-                   (unsigned long long)gpa, block->idstr,
-                   found ? found->idstr : "nothing");
+            stress_report("gpa 0x%llx: the view says block %s, the RAMList %s",
+                          (unsigned long long)gpa, block->idstr,
+                          found ? found->idstr : "nothing");
         } else if (dirty_memory_get(&ram.dirty, ra >> 12, 1,
                                     DIRTY_MEMORY_MIGRATION) < 0) {
-            report("gpa 0x%llx: ram_addr 0x%llx not covered by the dirty "
-                   "bitmaps", (unsigned long long)gpa,
-                   (unsigned long long)ra);
+            stress_report("gpa 0x%llx: ram_addr 0x%llx not covered by the "
+                          "dirty bitmaps", (unsigned long long)gpa,
+                          (unsigned long long)ra);
         } else if (block->flags & RAM_HOTPLUGGED) {
             int err = 0;
 
             t->hot_hits++;
             /* Reachable; the pointer is good until rcu_read_unlock(). */
             if (!mapcache_get(mc, gpa, 8, &err)) {
-                report("gpa 0x%llx in %s: not mappable: %s",
-                       (unsigned long long)gpa, block->idstr,
-                       strerror(-err));
+                stress_report("gpa 0x%llx in %s: not mappable: %s",
+                              (unsigned long long)gpa, block->idstr,
+                              strerror(-err));
             }
         }
     }
@@ -226,7 +199,7 @@ static void *translator(void *opaque)
 
     rcu_register_thread();
     while (!stopped()) {
-        uint64_t gpa = (next_rand(&seed) % (WIN_END >> 12)) << 12;
+        uint64_t gpa = (stress_rand(&seed) % (WIN_END >> 12)) << 12;
         double t0 = now_s(), dt;
 
         translate_one(t, gpa);
@@ -253,7 +226,7 @@ static void *dma(void *opaque)
 
     rcu_register_thread();
     while (!stopped()) {
-        uint32_t slot = next_rand(&seed) % N_SLOTS;
+        uint32_t slot = stress_rand(&seed) % N_SLOTS;
         HotplugSlotInfo info;
         uint64_t gpa, len = 4096;
         void *p;
@@ -262,7 +235,7 @@ static void *dma(void *opaque)
         if (hotplug_slot_info(hp, slot, &info)) {
             continue;
         }
-        gpa = info.gpa + (next_rand(&seed) % (info.size >> 12) << 12);
+        gpa = info.gpa + (stress_rand(&seed) % (info.size >> 12) << 12);
         p = guest_memory_map(&gm, gpa, &len, true, &err);
         if (!p) {
             d->refused++;       /* removed meanwhile: a hole now */
@@ -272,7 +245,8 @@ static void *dma(void *opaque)
         /* Hold it a while, as a device would: some removals must see it. */
         nanosleep(&(struct timespec){ .tv_nsec = 300 * 1000 }, NULL);
         if (guest_memory_unmap(&gm, p, gpa, len, true, len)) {
-            report("unmapping DMA at 0x%llx failed", (unsigned long long)gpa);
+            stress_report("unmapping DMA at 0x%llx failed",
+                          (unsigned long long)gpa);
         }
         d->maps++;
     }
@@ -362,8 +336,8 @@ static void test_readers_keep_running_and_lose_nothing_during_hotplug(
     assert_int_equal(pthread_create(&tr, NULL, translator, &t), 0);
     assert_int_equal(pthread_create(&dm, NULL, dma, &dmast), 0);
 
-    for (unsigned int op = 0; op < WRITER_OPS && !failures; op++) {
-        uint32_t slot = next_rand(&seed) % N_SLOTS;
+    for (unsigned int op = 0; op < WRITER_OPS && !stress_failures(); op++) {
+        uint32_t slot = stress_rand(&seed) % N_SLOTS;
         HotplugSlotInfo info;
         int ret;
 
@@ -372,20 +346,20 @@ static void test_readers_keep_running_and_lose_nothing_during_hotplug(
             if (ret == -EBUSY) {
                 busy++;
             } else if (ret) {
-                report("remove %u: %s", slot, err);
+                stress_report("remove %u: %s", slot, err);
             } else {
                 removes++;
             }
         } else {
-            uint64_t size = (1 + next_rand(&seed) % 8) * 256 * MiB;
-            uint64_t gpa = next_rand(&seed) % 2 ? HOTPLUG_AUTO
-                           : WIN_START + (next_rand(&seed) % 64) * 256 * MiB;
+            uint64_t size = (1 + stress_rand(&seed) % 8) * 256 * MiB;
+            uint64_t gpa = stress_rand(&seed) % 2 ? HOTPLUG_AUTO
+                           : WIN_START + (stress_rand(&seed) % 64) * 256 * MiB;
 
             ret = hotplug_add(hp, slot, gpa, size, NULL, err, sizeof(err));
             if (ret == -ENOSPC || ret == -EADDRINUSE || ret == -ERANGE) {
                 nospace++;
             } else if (ret) {
-                report("add %u: %s", slot, err);
+                stress_report("add %u: %s", slot, err);
             } else {
                 adds++;
             }
@@ -423,8 +397,9 @@ static void test_readers_keep_running_and_lose_nothing_during_hotplug(
            (unsigned long long)(d[0].writes + d[1].writes),
            (unsigned long long)t.lookups, (unsigned long long)t.hot_hits,
            t.max_wait * 1e3, (unsigned long long)dmast.maps);
-    if (failures) {
-        fail_msg("%u failures, first: %s", failures, first_failure);
+    if (stress_failures()) {
+        fail_msg("%u failures, first: %s", stress_failures(),
+                 stress_first_failure());
     }
     assert_int_equal(lost, 0);
     assert_true(checked > 0);

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "memory/ramblock.h"
+#include "tests/common/stress.h"
 
 #define MiB ((ram_addr_t)1 << 20)
 #define PAGE XR_PAGE_SIZE
@@ -36,34 +37,6 @@
 
 static RAMList rl;
 static bool writer_done;
-
-/* First failure seen by any thread, reported by the main thread. */
-static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned int failures;
-static char first_failure[256];
-
-static void __attribute__((format(printf, 1, 2)))
-report(const char *fmt, ...)
-{
-    va_list ap;
-
-    pthread_mutex_lock(&fail_lock);
-    if (failures++ == 0) {
-        va_start(ap, fmt);
-        vsnprintf(first_failure, sizeof(first_failure), fmt, ap);
-        va_end(ap);
-    }
-    pthread_mutex_unlock(&fail_lock);
-}
-
-static uint64_t next_rand(uint64_t *s)
-{
-    /* xorshift64: cheap, per thread, reproducible. */
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
 static void slot_name(char *buf, size_t len, unsigned int slot)
 {
@@ -93,21 +66,21 @@ static void check_block(const RAMBlock *block, ram_addr_t used)
 {
     if (block->offset % RAM_BLOCK_ALIGN ||
         block->offset + block->max_length > RAM_ADDR_MAX) {
-        report("block %s at unaligned offset %#llx", block->idstr,
-             (unsigned long long)block->offset);
+        stress_report("block %s at unaligned offset %#llx", block->idstr,
+                      (unsigned long long)block->offset);
     }
     if (used == 0 || used > block->max_length) {
-        report("block %s used_length %#llx outside (0, %#llx]", block->idstr,
-             (unsigned long long)used,
-             (unsigned long long)block->max_length);
+        stress_report("block %s used_length %#llx outside (0, %#llx]",
+                      block->idstr, (unsigned long long)used,
+                      (unsigned long long)block->max_length);
     }
     if (!block->host) {
-        report("block %s has no host memory", block->idstr);
+        stress_report("block %s has no host memory", block->idstr);
         return;
     }
     if (dirty_memory_pages(&rl.dirty) <
         (block->offset + block->max_length) >> XR_PAGE_BITS) {
-        report("dirty bitmaps do not cover block %s", block->idstr);
+        stress_report("dirty bitmaps do not cover block %s", block->idstr);
     }
     (void)touch(block, used);
 }
@@ -119,7 +92,7 @@ static void read_by_addr(ReaderStats *st)
 
     rcu_read_lock();
     /* Slightly past the end too, so that misses are exercised. */
-    addr = next_rand(&st->seed) % (ram_list_last_offset(&rl) + 2 * MiB);
+    addr = stress_rand(&st->seed) % (ram_list_last_offset(&rl) + 2 * MiB);
     addr &= XR_PAGE_MASK;
     for (int i = 0; i < 2; i++, addr += PAGE) {   /* second: MRU hit */
         st->lookups++;
@@ -131,18 +104,18 @@ static void read_by_addr(ReaderStats *st)
         used = ram_block_used_length(block);
         if (addr < block->offset || off != addr - block->offset ||
             off >= used) {
-            report("addr %#llx found in %s [%#llx, +%#llx) at offset %#llx",
-                 (unsigned long long)addr, block->idstr,
-                 (unsigned long long)block->offset,
-                 (unsigned long long)used, (unsigned long long)off);
+            stress_report("addr %#llx found in %s [%#llx, +%#llx) at "
+                          "offset %#llx", (unsigned long long)addr,
+                          block->idstr, (unsigned long long)block->offset,
+                          (unsigned long long)used, (unsigned long long)off);
             continue;
         }
         check_block(block, used);
         /* Host mappings are distinct while we hold the block. */
         by_host = ram_block_from_host(&rl, block->host + off, NULL);
         if (by_host && by_host != block) {
-            report("host pointer of %s resolves to %s", block->idstr,
-                 by_host->idstr);
+            stress_report("host pointer of %s resolves to %s", block->idstr,
+                          by_host->idstr);
         }
     }
     rcu_read_unlock();
@@ -153,14 +126,14 @@ static void read_by_name(ReaderStats *st)
     char name[16];
     RAMBlock *block;
 
-    slot_name(name, sizeof(name), next_rand(&st->seed) % N_SLOTS);
+    slot_name(name, sizeof(name), stress_rand(&st->seed) % N_SLOTS);
     rcu_read_lock();
     st->lookups++;
     block = ram_block_by_name(&rl, name);
     if (block) {
         st->hits++;
         if (strcmp(block->idstr, name) != 0) {
-            report("looked up %s, found %s", name, block->idstr);
+            stress_report("looked up %s, found %s", name, block->idstr);
         }
         check_block(block, ram_block_used_length(block));
     }
@@ -217,36 +190,36 @@ static void *writer(void *opaque)
 
     rcu_register_thread();
     for (unsigned int i = 0; i < WRITER_OPS; i++) {
-        unsigned int s = next_rand(&seed) % N_SLOTS;
+        unsigned int s = stress_rand(&seed) % N_SLOTS;
         RAMBlock *b = slot[s];
 
         if (!b) {
             /* 1..4 MiB plus a few pages, so offsets need rounding. */
-            ram_addr_t max = (1 + next_rand(&seed) % 4) * MiB +
-                             (next_rand(&seed) % 4) * PAGE;
-            ram_addr_t used = (1 + next_rand(&seed) % (max / PAGE)) * PAGE;
+            ram_addr_t max = (1 + stress_rand(&seed) % 4) * MiB +
+                             (stress_rand(&seed) % 4) * PAGE;
+            ram_addr_t used = (1 + stress_rand(&seed) % (max / PAGE)) * PAGE;
 
             slot_name(name, sizeof(name), s);
             ret = ram_block_add(&rl, name, used, max, NULL,
                                 RAM_OWN_HOST | RAM_RESIZEABLE |
                                 RAM_HOTPLUGGED, NULL, &slot[s]);
             if (ret < 0) {
-                report("adding %s: %s", name, strerror(-ret));
+                stress_report("adding %s: %s", name, strerror(-ret));
                 break;
             }
             ws->adds++;
         } else if (b->used_length == b->max_length ||
-                   next_rand(&seed) % 3 == 0) {
+                   stress_rand(&seed) % 3 == 0) {
             ram_block_remove(&rl, b);
             slot[s] = NULL;
             ws->removes++;
         } else {
             ram_addr_t room = (b->max_length - b->used_length) / PAGE;
-            ram_addr_t grow = (1 + next_rand(&seed) % room) * PAGE;
+            ram_addr_t grow = (1 + stress_rand(&seed) % room) * PAGE;
 
             ret = ram_block_resize(&rl, b, b->used_length + grow);
             if (ret < 0) {
-                report("growing %s: %s", b->idstr, strerror(-ret));
+                stress_report("growing %s: %s", b->idstr, strerror(-ret));
                 break;
             }
             ws->resizes++;
@@ -292,8 +265,9 @@ static void test_readers_see_consistent_blocks_while_writer_churns(
            "lookups, %llu hits\n", ws.adds, ws.resizes, ws.removes,
            (unsigned long long)lookups, (unsigned long long)hits);
 
-    if (failures) {
-        fail_msg("%u inconsistencies, first: %s", failures, first_failure);
+    if (stress_failures()) {
+        fail_msg("%u inconsistencies, first: %s", stress_failures(),
+                 stress_first_failure());
     }
     assert_int_equal(ws.adds + ws.resizes + ws.removes, WRITER_OPS);
     RAMBLOCK_FOREACH(&rl, block) {

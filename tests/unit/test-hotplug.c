@@ -5,7 +5,8 @@
  *
  * Guest memory and the mapcache run on the one-domain fake of
  * tests/unit/xen-fake.c; populate, decrease reservation and the domain's
- * memory limits are recorders (--wrap=xen_populate, ...); xenstore is an
+ * memory limits are recorders (--wrap=xc_domain_populate_physmap_exact,
+ * ...); xenstore is an
  * in-memory store behind --wrap=xs_open, xs_read, ... that applies
  * owners, inherited permissions and watches the way xenstored does, and
  * can write as a guest.
@@ -58,35 +59,57 @@ static struct {
     int info_ret;
 } xr;
 
-int __wrap_xen_populate(XenHandles *xh, xen_pfn_t gfn, uint64_t n);
-int __wrap_xen_populate(XenHandles *xh, xen_pfn_t gfn, uint64_t n)
+/*
+ * Recorded at the hypercalls, under xen_populate_all() / xen_depopulate(),
+ * so a call is one chunk of the range, as Xen sees it.
+ */
+int __wrap_xc_domain_populate_physmap_exact(xc_interface *xch, uint32_t domid,
+                                            unsigned long nr,
+                                            unsigned int order,
+                                            unsigned int flags,
+                                            xen_pfn_t *gfns);
+int __wrap_xc_domain_populate_physmap_exact(xc_interface *xch, uint32_t domid,
+                                            unsigned long nr,
+                                            unsigned int order,
+                                            unsigned int flags,
+                                            xen_pfn_t *gfns)
 {
-    (void)xh;
+    (void)xch; (void)domid; (void)order; (void)flags;
     xr.populate_calls++;
-    xr.populate_gfn = gfn;
-    xr.populate_n = n;
+    xr.populate_gfn = gfns[0];
+    xr.populate_n = nr;
     if (xr.populate_fail_at && xr.populate_calls == xr.populate_fail_at) {
-        return xr.populate_ret;
+        errno = -xr.populate_ret;
+        return -1;
     }
-    fake_set_populated(gfn, n, true);
-    xr.tot_pages += n;
+    fake_set_populated(gfns[0], nr, true);
+    xr.tot_pages += nr;
     return 0;
 }
 
-int __wrap_xen_depopulate(XenHandles *xh, xen_pfn_t gfn, uint64_t n);
-int __wrap_xen_depopulate(XenHandles *xh, xen_pfn_t gfn, uint64_t n)
+int __wrap_xc_domain_decrease_reservation_exact(xc_interface *xch,
+                                                uint32_t domid,
+                                                unsigned long nr,
+                                                unsigned int order,
+                                                xen_pfn_t *gfns);
+int __wrap_xc_domain_decrease_reservation_exact(xc_interface *xch,
+                                                uint32_t domid,
+                                                unsigned long nr,
+                                                unsigned int order,
+                                                xen_pfn_t *gfns)
 {
-    (void)xh;
+    (void)xch; (void)domid; (void)order;
     xr.depopulate_calls++;
-    xr.depopulate_gfn = gfn;
-    xr.depopulate_n = n;
+    xr.depopulate_gfn = gfns[0];
+    xr.depopulate_n = nr;
     /* As Xen: nothing to release in a range never populated. */
-    if (xr.populate_fail_at && gfn == xr.populate_gfn &&
+    if (xr.populate_fail_at && gfns[0] == xr.populate_gfn &&
         xr.populate_calls == xr.populate_fail_at) {
-        return -EINVAL;
+        errno = EINVAL;
+        return -1;
     }
-    fake_set_populated(gfn, n, false);
-    xr.tot_pages -= n;
+    fake_set_populated(gfns[0], nr, false);
+    xr.tot_pages -= nr;
     return 0;
 }
 

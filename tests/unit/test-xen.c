@@ -47,6 +47,19 @@ static struct {
     unsigned int calls;
 } last;
 
+/*
+ * Populate and decrease hypercalls, in order, for the chunked range
+ * walks; populate_ok lets that many populates succeed before fail_next()
+ * applies, and decrease_err makes every decrease fail.
+ */
+static struct {
+    char op;                    /* 'p'opulate or 'd'ecrease */
+    uint64_t first;
+    unsigned long n;
+} resv[8];
+static unsigned int n_resv, populate_ok;
+static int decrease_err;
+
 /* What the next xc_logdirty_control() "finds" dirty. */
 static unsigned long dirty_words[4];
 static unsigned int dirty_count;
@@ -131,6 +144,13 @@ WRAP(int, xc_domain_populate_physmap_exact, xc_interface *x, uint32_t domid,
     for (unsigned long i = 0; i < nr; i++) {
         assert_int_equal(gfns[i], gfns[0] + i);
     }
+    if (n_resv < ARRAY_SIZE(resv)) {
+        resv[n_resv++] = (typeof(resv[0])) { 'p', gfns[0], nr };
+    }
+    if (populate_ok) {
+        populate_ok--;
+        return 0;
+    }
     return failing("xc_domain_populate_physmap_exact") ? -1 : 0;
 }
 
@@ -144,6 +164,13 @@ WRAP(int, xc_domain_decrease_reservation_exact, xc_interface *x,
     last.first = gfns[0];
     for (unsigned long i = 0; i < nr; i++) {
         assert_int_equal(gfns[i], gfns[0] + i);
+    }
+    if (n_resv < ARRAY_SIZE(resv)) {
+        resv[n_resv++] = (typeof(resv[0])) { 'd', gfns[0], nr };
+    }
+    if (decrease_err) {
+        errno = decrease_err;
+        return -1;
     }
     return failing("xc_domain_decrease_reservation_exact") ? -1 : 0;
 }
@@ -416,6 +443,8 @@ static int reset(void **state)
     fail_err = 0;
     n_open = n_close = 0;
     memset(&last, 0, sizeof(last));
+    n_resv = populate_ok = 0;
+    decrease_err = 0;
     memset(map_errs, 0, sizeof(map_errs));
     memset(dirty_words, 0, sizeof(dirty_words));
     dirty_count = 0;
@@ -724,6 +753,64 @@ static void test_depopulate_releases_every_frame(void **state)
                         "0x100, 16 pages): Device or resource busy");
 }
 
+/* 2^16 frames a hypercall, as xen.c walks a range. */
+#define CHUNK 0x10000ul
+
+static void test_populate_walks_a_large_range_in_bounded_chunks(void **state)
+{
+    assert_int_equal(xen_populate(*state, 0x100000, 2 * CHUNK + 3), 0);
+    assert_int_equal(n_resv, 3);
+    assert_int_equal(resv[0].first, 0x100000);
+    assert_int_equal(resv[0].n, CHUNK);
+    assert_int_equal(resv[1].first, 0x100000 + CHUNK);
+    assert_int_equal(resv[2].first, 0x100000 + 2 * CHUNK);
+    assert_int_equal(resv[2].n, 3);
+}
+
+static void test_populate_failure_keeps_the_chunks_before_it(void **state)
+{
+    populate_ok = 1;
+    fail_next("xc_domain_populate_physmap_exact", ENOMEM);
+    assert_int_equal(xen_populate(*state, 0x100000, 3 * CHUNK), -ENOMEM);
+    /* Stops at the refused chunk and releases nothing: the caller's call. */
+    assert_int_equal(n_resv, 2);
+    assert_int_equal(resv[1].op, 'p');
+    assert_string_equal(xen_last_error(),
+                        "xc_domain_populate_physmap_exact(domid 7, gfn "
+                        "0x110000, 65536 pages): Cannot allocate memory");
+}
+
+static void test_populate_all_releases_the_refused_chunk_then_those_before(
+    void **state)
+{
+    populate_ok = 1;
+    fail_next("xc_domain_populate_physmap_exact", ENOMEM);
+    /* Nothing of the refused chunk was there to release. */
+    decrease_err = EINVAL;
+    assert_int_equal(xen_populate_all(*state, 0x100000, CHUNK + CHUNK / 2),
+                     -ENOMEM);
+    assert_int_equal(n_resv, 4);
+    assert_int_equal(resv[2].op, 'd');
+    assert_int_equal(resv[2].first, 0x100000 + CHUNK);
+    assert_int_equal(resv[2].n, CHUNK / 2);
+    assert_int_equal(resv[3].op, 'd');
+    assert_int_equal(resv[3].first, 0x100000);
+    assert_int_equal(resv[3].n, CHUNK);
+    /* The populate's failure, not the undo's. */
+    assert_string_equal(xen_last_error(),
+                        "xc_domain_populate_physmap_exact(domid 7, gfn "
+                        "0x110000, 32768 pages): Cannot allocate memory");
+}
+
+static void test_depopulate_tries_every_chunk_and_returns_the_first_error(
+    void **state)
+{
+    decrease_err = EBUSY;
+    assert_int_equal(xen_depopulate(*state, 0x100000, 2 * CHUNK), -EBUSY);
+    assert_int_equal(n_resv, 2);
+    assert_int_equal(resv[1].first, 0x100000 + CHUNK);
+}
+
 /* ---- log-dirty ------------------------------------------------------------------ */
 
 static void test_logdirty_enable_and_disable(void **state)
@@ -947,6 +1034,10 @@ int main(void)
         TD(test_populate_asks_for_every_frame),
         TD(test_populate_enomem_names_call_domain_and_range),
         TD(test_depopulate_releases_every_frame),
+        TD(test_populate_walks_a_large_range_in_bounded_chunks),
+        TD(test_populate_failure_keeps_the_chunks_before_it),
+        TD(test_populate_all_releases_the_refused_chunk_then_those_before),
+        TD(test_depopulate_tries_every_chunk_and_returns_the_first_error),
         TD(test_logdirty_enable_and_disable),
         TD(test_logdirty_enable_failure_is_reported),
         TD(test_logdirty_final_clean_copies_bitmap_and_stats),

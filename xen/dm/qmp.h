@@ -57,6 +57,14 @@ typedef struct QmpVersion {
     const char *package;        /* what this really is, e.g. "xenram 0.1.0" */
 } QmpVersion;
 
+/*
+ * Create a server on @loop (which must outlive it) that greets with
+ * @version (copied; its strings must outlive the server) and answers the
+ * built-in commands: qmp_capabilities, query-commands, query-version,
+ * add-fd, remove-fd and query-fdsets.  It serves nobody until
+ * qmp_server_listen_path() or qmp_server_listen_fd().  0 and *@out, or
+ * -ENOMEM.  On the main loop's thread.
+ */
 int qmp_server_new(MainLoop *loop, const QmpVersion *version,
                    QmpServer **out);
 

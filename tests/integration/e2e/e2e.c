@@ -23,6 +23,7 @@
 
 #include <xenstore.h>
 
+#include "tests/common/xensim-start.h"
 #include "tests/integration/e2e/e2e.h"
 #include "xen/sim/chan.h"
 #include "xen/sim/toolstack.h"
@@ -152,9 +153,9 @@ void e2e_init(unsigned timeout_s)
 
 int e2e_host_start(struct e2e_host *h)
 {
-    char line[256], logp[200];
-    int pfd[2], slot = -1;
-    size_t got = 0;
+    static const char *const xs_on[] = { "--xenstore", "on", NULL };
+    char line[256];
+    int fd = -1, slot = -1;
     pid_t pid;
 
     memset(h, 0, sizeof(*h));
@@ -170,49 +171,17 @@ int e2e_host_start(struct e2e_host *h)
     pthread_mutex_unlock(&lock);
     if (slot < 0)
         return -ENOSPC;
-    snprintf(logp, sizeof(logp), "%s/xensim.log", h->dir);
-    if (pipe2(pfd, O_CLOEXEC) < 0)
-        return -errno;
-    pid = fork();
+    /* If the test dies, the host stops, and with it its device models
+     * (the daemon stops what its records name). */
+    pid = xensim_start_spawn(xensim_path, h->dir, xs_on, SIGTERM, true, &fd);
     if (pid < 0)
-        return -errno;
-    if (pid == 0) {
-        int log;
-
-        /* If the test dies, the host stops, and with it its device
-         * models (the daemon stops what its records name). */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(pfd[1], 3);
-        log = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (log >= 0)
-            dup2(log, 2);
-        execl(xensim_path, xensim_path, "--dir", h->dir, "start",
-              "--foreground", "--ready-fd", "3", "--xenstore", "on",
-              (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
+        return pid;
     h->pid = pid;
-    for (;;) {
-        struct pollfd p = { .fd = pfd[0], .events = POLLIN };
-        ssize_t r;
-
-        if (poll(&p, 1, 20000) <= 0)
-            break;
-        r = read(pfd[0], line + got, sizeof(line) - 1 - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-        if (memchr(line, '\n', got))
-            break;
-    }
-    close(pfd[0]);
-    line[got] = 0;
-    if (strncmp(line, "ok ", 3) != 0) {
+    if (!xensim_start_wait(fd, line, sizeof(line))) {
         bool no_xs = strstr(line, "xenstore") || strstr(line, "xenstored");
 
         fprintf(stderr, "e2e: xensim did not start: %s\n",
-                got ? line : "(no answer)");
+                line[0] ? line : "(no answer)");
         return no_xs ? -ENOTSUP : -EIO;
     }
     return 0;

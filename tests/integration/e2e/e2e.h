@@ -109,4 +109,18 @@ bool e2e_wait_dma(const struct e2e_host *h, uint32_t domid, uint64_t pages);
 bool e2e_wait_vcpu_writes(const struct e2e_host *h, uint32_t domid,
                           uint64_t pages);
 
+/*
+ * Skip the running cmocka test when @missing, naming @what could not run
+ * (xenstored, Debian's xenstore tools): a machine without them is not a
+ * failure.  The including file brings stdio.h and cmocka.h.
+ */
+#define E2E_NEED_XENSTORE(missing, what)                                  \
+    do {                                                                  \
+        if (missing) {                                                    \
+            fprintf(stderr, "%s cannot run here (make xenstored); "       \
+                    "skipped\n", (what));                                 \
+            skip();                                                       \
+        }                                                                 \
+    } while (0)
+
 #endif /* XENRAM_TEST_E2E_H */

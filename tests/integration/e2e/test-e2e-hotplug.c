@@ -99,14 +99,7 @@ static int teardown(void **state)
     return e2e_teardown() ? -1 : 0;
 }
 
-#define NEED_XENSTORE()                                                   \
-    do {                                                                  \
-        if (no_xenstore) {                                                \
-            fprintf(stderr, "xenstored or xenstore-write cannot run here " \
-                    "(make xenstored); skipped\n");                       \
-            skip();                                                       \
-        }                                                                 \
-    } while (0)
+#define NEED_XENSTORE() E2E_NEED_XENSTORE(no_xenstore, "xenstored or xenstore-write")
 
 /* ---- helpers ----------------------------------------------------------- */
 

@@ -54,14 +54,7 @@ static int teardown(void **state)
     return e2e_teardown() ? -1 : 0;
 }
 
-#define NEED_XENSTORE()                                                   \
-    do {                                                                  \
-        if (no_xenstore) {                                                \
-            fprintf(stderr, "xenstored cannot run here (make xenstored); " \
-                    "skipped\n");                                         \
-            skip();                                                       \
-        }                                                                 \
-    } while (0)
+#define NEED_XENSTORE() E2E_NEED_XENSTORE(no_xenstore, "xenstored")
 
 /* A 64 MiB guest (8 MiB of it VRAM) writing random pages at 8 MiB/s,
  * whose device model DMA-writes @dma pages/s; @extra: one more DM arg. */

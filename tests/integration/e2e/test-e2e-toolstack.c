@@ -52,14 +52,7 @@ static int teardown(void **state)
     return e2e_teardown() ? -1 : 0;
 }
 
-#define NEED_XENSTORE()                                                   \
-    do {                                                                  \
-        if (no_xenstore) {                                                \
-            fprintf(stderr, "xenstored cannot run here (make xenstored); " \
-                    "skipped\n");                                         \
-            skip();                                                       \
-        }                                                                 \
-    } while (0)
+#define NEED_XENSTORE() E2E_NEED_XENSTORE(no_xenstore, "xenstored")
 
 /* `xensim create --dm xenram ...`: the new domid. */
 static uint32_t create_dm(const char *name, const char *mem, const char *vram,

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/common/xensim-start.h"
 #include "tests/integration/sim/simtest.h"
 #include "xen/sim/chan.h"
 
@@ -125,11 +126,12 @@ int simhost_start(struct simhost *h, const char *tracking)
 int simhost_start_xs(struct simhost *h, const char *tracking,
                      const char *xenstore)
 {
-    char xensim[PATH_MAX + 16], line[256], logp[200];
+    const char *extra[] = { "--xenstore", xenstore, tracking ? "--tracking"
+                            : NULL, tracking, NULL };
+    char xensim[PATH_MAX + 16], line[256];
     uint64_t args[6] = { XSIM_VERSION };
     struct xsim_rep rep;
-    int pfd[2], rc;
-    size_t got = 0;
+    int fd = -1, rc;
     pid_t pid;
 
     memset(h, 0, sizeof(*h));
@@ -138,63 +140,16 @@ int simhost_start_xs(struct simhost *h, const char *tracking,
     if (!mkdtemp(h->dir))
         return -errno;
     snprintf(xensim, sizeof(xensim), "%.*s/xensim", PATH_MAX - 8, build_dir);
-    snprintf(logp, sizeof(logp), "%s/xensim.log", h->dir);
-    if (pipe2(pfd, O_CLOEXEC) < 0)
-        return -errno;
-    pid = fork();
+    /* Never outlive the test, whatever happens to it. */
+    pid = xensim_start_spawn(xensim, h->dir, extra, SIGKILL,
+                             !getenv("XENSIM_TEST_LOG"), &fd);
     if (pid < 0)
-        return -errno;
-    if (pid == 0) {
-        char *argv[16];
-        int a = 0, log;
-
-        /* Never outlive the test, whatever happens to it. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (dup2(pfd[1], 3) < 0)
-            _exit(127);
-        if (!getenv("XENSIM_TEST_LOG")) {
-            log = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
-            if (log >= 0)
-                dup2(log, 2);
-        }
-        argv[a++] = xensim;
-        argv[a++] = "--dir";
-        argv[a++] = h->dir;
-        argv[a++] = "start";
-        argv[a++] = "--foreground";
-        argv[a++] = "--ready-fd";
-        argv[a++] = "3";
-        argv[a++] = "--xenstore";
-        argv[a++] = (char *)xenstore;
-        if (tracking) {
-            argv[a++] = "--tracking";
-            argv[a++] = (char *)tracking;
-        }
-        argv[a] = NULL;
-        execv(xensim, argv);
-        _exit(127);
-    }
-    close(pfd[1]);
+        return pid;
     h->pid = pid;
     track_pid(pid, true);
-    for (;;) {
-        struct pollfd p = { .fd = pfd[0], .events = POLLIN };
-        ssize_t n;
-
-        if (poll(&p, 1, 20000) <= 0)
-            break;
-        n = read(pfd[0], line + got, sizeof(line) - 1 - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-        if (memchr(line, '\n', got))
-            break;
-    }
-    close(pfd[0]);
-    line[got] = 0;
-    if (strncmp(line, "ok ", 3) != 0) {
+    if (!xensim_start_wait(fd, line, sizeof(line))) {
         fprintf(stderr, "simtest: xensim did not start: %s\n",
-                got ? line : "(no answer)");
+                line[0] ? line : "(no answer)");
         simhost_stop(h);
         return -EIO;
     }
