@@ -102,10 +102,20 @@ int mig_address_parse(const char *uri, MigAddress *a, char *err,
 
 /* ---- the socket transport ----------------------------------------------------- */
 
+/*
+ * sendmsg() with MSG_NOSIGNAL: a peer that went away is -EPIPE, not a
+ * SIGPIPE that kills the embedding process.  writev() for an fd: that is
+ * not a socket (a pipe).
+ */
 static ssize_t sock_writev(MigChannel *c, const struct iovec *iov, int iovcnt)
 {
-    ssize_t n = writev(c->fd, iov, iovcnt);
+    struct msghdr msg = { .msg_iov = (struct iovec *)iov,
+                          .msg_iovlen = (size_t)iovcnt };
+    ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
 
+    if (n < 0 && errno == ENOTSOCK) {
+        n = writev(c->fd, iov, iovcnt);
+    }
     return n < 0 ? -errno : n;
 }
 
@@ -393,7 +403,8 @@ int mig_channel_writev_all(MigChannel *c, struct iovec *iov, int iovcnt,
         if (__atomic_load_n(&c->cancelled, __ATOMIC_ACQUIRE)) {
             return chan_error(c, -ECANCELED, true, err, errlen);
         }
-        c->bytes_out += (uint64_t)n;
+        /* Read by the migration thread for its statistics. */
+        __atomic_add_fetch(&c->bytes_out, (uint64_t)n, __ATOMIC_RELAXED);
         while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
             n -= (ssize_t)iov->iov_len;
             iov++;
@@ -440,7 +451,7 @@ int mig_channel_read_all(MigChannel *c, void *buf, size_t len, char *err,
         if (n < 0) {
             return chan_error(c, (int)n, false, err, errlen);
         }
-        c->bytes_in += (uint64_t)n;
+        __atomic_add_fetch(&c->bytes_in, (uint64_t)n, __ATOMIC_RELAXED);
         p += n;
         len -= (size_t)n;
     }

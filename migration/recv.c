@@ -455,8 +455,9 @@ static int recv_receiver_init(RecvCtx *c, Receiver *r, unsigned index)
 }
 
 /* Accept a connection and read its stream header. */
-static int recv_accept(RecvCtx *c, const char *name, MigChannel **chan,
-                       StreamHeader *h, char *err, size_t errlen)
+static int recv_accept(RecvCtx *c, const char *name, int timeout_ms,
+                       MigChannel **chan, StreamHeader *h, char *err,
+                       size_t errlen)
 {
     Migration *m = c->m;
     uint8_t buf[STREAM_HEADER_LEN];
@@ -466,13 +467,19 @@ static int recv_accept(RecvCtx *c, const char *name, MigChannel **chan,
         fd = m->fd;
         m->fd = -1;
     } else {
-        fd = mig_accept(m->listen_fd, -1, &m->cancel);
+        fd = mig_accept(m->listen_fd, timeout_ms, &m->cancel);
         if (fd < 0) {
             return recv_fail(err, errlen, fd, "waiting for the source's %s "
                              "connection: %s", name, strerror(-fd));
         }
     }
-    ret = mig_channel_from_fd(fd, name, MIG_STALL_MS, chan);
+    /*
+     * No stall timeout here: a channel may rightly be idle for long (the
+     * control channel during the rounds, every channel while the source
+     * waits before its switchover).  A dead source closes the connection;
+     * a stuck one is the source's to time out, on its writes.
+     */
+    ret = mig_channel_from_fd(fd, name, -1, chan);
     if (ret) {
         close(fd);
         return recv_fail(err, errlen, ret, "%s channel: %s", name,
@@ -491,7 +498,7 @@ static int recv_open_channels(RecvCtx *c, char *err, size_t errlen)
     bool seen[1 + MIG_MAX_CHANNELS] = { false };
     int ret;
 
-    ret = recv_accept(c, "control", &c->ctl.chan, &h, err, errlen);
+    ret = recv_accept(c, "control", -1, &c->ctl.chan, &h, err, errlen);
     if (ret) {
         return ret;
     }
@@ -508,7 +515,8 @@ static int recv_open_channels(RecvCtx *c, char *err, size_t errlen)
         MigChannel *ch;
         StreamHeader dh;
 
-        ret = recv_accept(c, "data", &ch, &dh, err, errlen);
+        /* The source connects them right after the control channel. */
+        ret = recv_accept(c, "data", MIG_STALL_MS, &ch, &dh, err, errlen);
         if (ret) {
             return ret;
         }
@@ -677,6 +685,13 @@ static int recv_run(RecvCtx *c, char *err, size_t errlen)
     }
     if (!ret) {
         ret = recv_control(c, err, errlen);
+    }
+    if (ret) {
+        /* Wake writers blocked on a channel or at a round boundary. */
+        pthread_mutex_lock(&c->lock);
+        c->abort = true;
+        pthread_cond_broadcast(&c->cond);
+        pthread_mutex_unlock(&c->lock);
     }
     for (unsigned i = 0; i < c->ndata; i++) {
         if (ret) {
