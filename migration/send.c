@@ -78,6 +78,11 @@ struct SendCtx {
     int failed;                         /* first sender error, -errno */
     char ferr[512];
 
+    /* auto-converge: the scheduler cap the guest had, and ours. */
+    bool throttling;
+    uint32_t saved_cap, nr_vcpus, throttle_pct;
+    unsigned high_dirty;                /* rounds that dirtied too much */
+
     /* Statistics, atomic. */
     uint64_t normal, zero, normal_bytes;
     uint64_t bw_start_ns, bw_start_bytes;
@@ -594,6 +599,9 @@ static void send_cleanup(SendCtx *c, bool completed)
     if (c->logdirty) {
         xen_logdirty_disable(c->xh);
     }
+    if (c->throttling) {
+        xen_sched_cap_set(c->xh, c->saved_cap);
+    }
     for (size_t i = 0; i < c->nblocks && c->bitmaps; i++) {
         ram_block_free_migration_bitmaps(c->blocks[i]);
     }
@@ -611,6 +619,52 @@ static void send_cleanup(SendCtx *c, bool completed)
     free(c->ranges);
     free(c->plan);
     free(c->cut);
+}
+
+/* ---- auto-converge ------------------------------------------------------------------ */
+
+/*
+ * QEMU's auto-converge on Xen: when a round dirtied more than
+ * throttle-trigger-threshold % of what it sent, twice, cap the domain in
+ * the scheduler (credit2's or credit's per-domain cap, a real Xen
+ * mechanism) at (100 - p) % of a CPU per vCPU, p starting at
+ * cpu-throttle-initial and growing by cpu-throttle-increment up to
+ * max-cpu-throttle.  The guest's own cap comes back at the end.
+ */
+static void send_auto_converge(SendCtx *c, uint64_t dirty_bytes,
+                               uint64_t sent_bytes)
+{
+    const MigrationParams *p = &c->m->params;
+    uint32_t pct, cap;
+
+    if (!c->m->caps.auto_converge ||
+        dirty_bytes * 100 <= sent_bytes * p->throttle_trigger_threshold ||
+        ++c->high_dirty < 2) {
+        return;
+    }
+    c->high_dirty = 0;
+    if (!c->throttling) {
+        XenDomainInfo di;
+
+        if (xen_domain_info(c->xh, &di) ||
+            xen_sched_cap_get(c->xh, &c->saved_cap)) {
+            return;             /* no cap to set: precopy goes on as is */
+        }
+        c->nr_vcpus = di.nr_vcpus ? di.nr_vcpus : 1;
+        pct = p->cpu_throttle_initial;
+    } else {
+        pct = MIN(c->throttle_pct + p->cpu_throttle_increment,
+                  p->max_cpu_throttle);
+    }
+    cap = MAX(c->nr_vcpus * (100 - pct), 1u);
+    if (xen_sched_cap_set(c->xh, cap)) {
+        return;
+    }
+    c->throttling = true;
+    c->throttle_pct = pct;
+    pthread_mutex_lock(&c->m->lock);
+    c->m->info.cpu_throttle_percentage = pct;
+    pthread_mutex_unlock(&c->m->lock);
 }
 
 /* ---- switchover --------------------------------------------------------------------- */
@@ -790,6 +844,8 @@ static int send_iterate(SendCtx *c, char *err, size_t errlen)
         send_update_info(c, (uint64_t)left, rate,
                          t1 > t0 ? (uint64_t)((double)left * 1e9 /
                                               (double)(t1 - t0)) : 0);
+        send_auto_converge(c, (uint64_t)left * XR_PAGE_SIZE,
+                           send_bytes(c) - b0);
         if (mig_cancelled(m)) {
             snprintf(err, errlen, "cancelled");
             return -ECANCELED;

@@ -251,6 +251,7 @@ int xen_domain_info(XenHandles *xh, XenDomainInfo *info)
     info->paused = di.flags & XEN_DOMINF_paused;
     info->dying = di.flags & XEN_DOMINF_dying;
     info->hvm = di.flags & XEN_DOMINF_hvm_guest;
+    info->nr_vcpus = di.max_vcpu_id + 1;
     return 0;
 }
 
@@ -671,6 +672,77 @@ int xen_hvm_context_set(XenHandles *xh, const uint8_t *buf, uint32_t len)
     if (xc_domain_hvm_setcontext(xh->xc, xh->domid, (uint8_t *)buf, len) < 0) {
         return xen_fail(xen_errno(), "xc_domain_hvm_setcontext", xh->domid,
                         ", %u bytes", len);
+    }
+    return 0;
+}
+
+/* ---- the scheduler's cap ------------------------------------------------------------ */
+
+static int xen_sched(XenHandles *xh, int *id)
+{
+    if (xc_sched_id(xh->xc, id) < 0) {
+        return xen_fail(xen_errno(), "xc_sched_id", xh->domid, NULL);
+    }
+    if (*id != XEN_SCHEDULER_CREDIT2 && *id != XEN_SCHEDULER_CREDIT) {
+        return xen_fail(EOPNOTSUPP, "xc_sched_id", xh->domid,
+                        ": scheduler %d has no cap", *id);
+    }
+    return 0;
+}
+
+int xen_sched_cap_get(XenHandles *xh, uint32_t *cap)
+{
+    int id, ret = xen_sched(xh, &id);
+
+    if (ret) {
+        return ret;
+    }
+    if (id == XEN_SCHEDULER_CREDIT2) {
+        struct xen_domctl_sched_credit2 p;
+
+        if (xc_sched_credit2_domain_get(xh->xc, xh->domid, &p) < 0) {
+            return xen_fail(xen_errno(), "xc_sched_credit2_domain_get",
+                            xh->domid, NULL);
+        }
+        *cap = p.cap;
+    } else {
+        struct xen_domctl_sched_credit p;
+
+        if (xc_sched_credit_domain_get(xh->xc, xh->domid, &p) < 0) {
+            return xen_fail(xen_errno(), "xc_sched_credit_domain_get",
+                            xh->domid, NULL);
+        }
+        *cap = p.cap;
+    }
+    return 0;
+}
+
+int xen_sched_cap_set(XenHandles *xh, uint32_t cap)
+{
+    int id, ret = xen_sched(xh, &id);
+
+    if (ret) {
+        return ret;
+    }
+    /* Read first: set writes the weight too, which must stay. */
+    if (id == XEN_SCHEDULER_CREDIT2) {
+        struct xen_domctl_sched_credit2 p;
+
+        if (xc_sched_credit2_domain_get(xh->xc, xh->domid, &p) < 0 ||
+            (p.cap = (uint16_t)cap,
+             xc_sched_credit2_domain_set(xh->xc, xh->domid, &p) < 0)) {
+            return xen_fail(xen_errno(), "xc_sched_credit2_domain_set",
+                            xh->domid, ", cap %u", cap);
+        }
+    } else {
+        struct xen_domctl_sched_credit p;
+
+        if (xc_sched_credit_domain_get(xh->xc, xh->domid, &p) < 0 ||
+            (p.cap = (uint16_t)cap,
+             xc_sched_credit_domain_set(xh->xc, xh->domid, &p) < 0)) {
+            return xen_fail(xen_errno(), "xc_sched_credit_domain_set",
+                            xh->domid, ", cap %u", cap);
+        }
     }
     return 0;
 }

@@ -86,6 +86,7 @@ typedef struct XenDomainInfo {
     bool paused;
     bool dying;
     bool hvm;
+    uint32_t nr_vcpus;      /* max_vcpu_id + 1 */
 } XenDomainInfo;
 
 /* 0 and *@info, or -ESRCH (no such domain) / -errno. */
@@ -195,6 +196,17 @@ int xen_ioreq_map_range(XenHandles *xh, ioservid_t id, bool is_mmio,
                         uint64_t start, uint64_t end);
 int xen_ioreq_unmap_range(XenHandles *xh, ioservid_t id, bool is_mmio,
                           uint64_t start, uint64_t end);
+
+/* ---- the scheduler's cap (throttling a guest) ---------------------------- */
+
+/*
+ * The domain's CPU cap, in % of one physical CPU for the whole domain
+ * (0: none), in the scheduler its pool runs: credit2 (Xen 4.17's default,
+ * xc_sched_credit2_domain_get/set) or credit.  -EOPNOTSUPP for another
+ * scheduler, or -errno.
+ */
+int xen_sched_cap_get(XenHandles *xh, uint32_t *cap);
+int xen_sched_cap_set(XenHandles *xh, uint32_t cap);
 
 /* ---- the domain's HVM context (vCPU and platform state) ------------------ */
 
