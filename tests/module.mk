@@ -46,9 +46,10 @@ FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_TARGETS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 30
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g -iquote . -D_GNU_SOURCE $(XR_PRELUDE) \
-                -fsanitize=fuzzer,address,undefined $(ZLIB_CFLAGS) \
+                -fsanitize=fuzzer,address,undefined $(ZLIB_CFLAGS) $(MIG_CFLAGS) \
                 $(call pc_cflags,$(URCU_PKG))
 FUZZ_DEPS_fuzz-devstate := migration/devstate.c util/util.c
+FUZZ_DEPS_fuzz-stream   := migration/stream.c migration/devstate.c util/util.c
 
 build/fuzz/%: tests/fuzz/%.c $(wildcard migration/*.c util/*.c)
 	@mkdir -p $(@D)
@@ -61,6 +62,24 @@ fuzz: $(FUZZ_TARGETS)
 	    echo "== $$n ($(FUZZ_SECONDS) s)"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	        tests/fuzz/corpus/$$n; done
+
+# Every committed corpus (tests/fuzz/corpus/<name>/) is replayed in `make
+# check` through the same function, built with gcc (tests/fuzz/replay.c):
+# what a fuzzer once found stays a test.
+FUZZ_CORPORA := $(notdir $(wildcard tests/fuzz/corpus/fuzz-*))
+FUZZ_REPLAYS := $(FUZZ_CORPORA:%=$(BUILD)/tests/replay-%)
+BUILD_CHECKS += $(FUZZ_REPLAYS)
+
+$(BUILD)/fuzz-replay/%: $(BUILD)/obj/tests/fuzz/%.o \
+                        $(BUILD)/obj/tests/fuzz/replay.o $(LIB_INTERNAL)
+	@mkdir -p $(@D)
+	$(CC) $(XR_LDFLAGS) -o $@ $^ $(TEST_LIBS)
+
+$(BUILD)/tests/replay-%: $(BUILD)/fuzz-replay/% $(wildcard tests/fuzz/corpus/*/*)
+	@mkdir -p $(@D)
+	@{ echo '#!/bin/sh'; echo 'cd $(CURDIR) || exit 1'; \
+	   echo 'exec $(BUILD)/fuzz-replay/$* tests/fuzz/corpus/$*/*'; } > $@
+	@chmod +x $@
 
 # xenram's own code on the simulated host: tests/integration/xenram/*.c,
 # linked with libxenram, the simulator's test fixtures and Debian's real Xen
