@@ -158,6 +158,17 @@ int dom_shutdown(struct xsim_dom *d, uint32_t reason);
 int dom_hvm_param(struct xsim_dom *d, uint32_t index, bool set,
                   uint64_t *value);
 
+/*
+ * XEN_DOMCTL_gethvmcontext: @buf NULL asks for the size needed (*len);
+ * else @size must be at least that (-ENOSPC) and *len is what was written.
+ * XEN_DOMCTL_sethvmcontext: load @size bytes (hvm_load's checks and
+ * errors).  Both on a running domain too: they pause it around the work,
+ * as Xen's domctl does.  hvmctx.c.
+ */
+int dom_hvm_getcontext(struct xsim_dom *d, uint8_t *buf, uint64_t size,
+                       uint64_t *len);
+int dom_hvm_setcontext(struct xsim_dom *d, const uint8_t *buf, uint64_t size);
+
 /* XENMEM_populate_physmap / decrease_reservation: extents done or -errno. */
 long dom_populate(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
                   unsigned order);

@@ -7,8 +7,8 @@
  *
  * Covered: the interface, domain info, pause/unpause/destroy/shutdown,
  * memory (populate, decrease reservation, max memory, maximum gpfn), HVM
- * params, log-dirty (xc_shadow_control, xc_logdirty_control), hypercall
- * buffers, version, error reporting.  See docs/simulator.md for the list
+ * params, HVM context (get/set), log-dirty (xc_shadow_control, xc_logdirty_control),
+ * hypercall buffers, version, error reporting.  See docs/simulator.md for the list
  * and for what differs from real Xen.
  */
 #include <errno.h>
@@ -485,6 +485,35 @@ int xc_get_hvm_param(xc_interface *xch, uint32_t dom, int param,
     if (rc == 0)
         *value = (unsigned long)v;
     return rc;
+}
+
+/* ---- HVM context ------------------------------------------------------ */
+
+/* XEN_DOMCTL_gethvmcontext: NULL asks for the size; the size written
+ * otherwise (ENOSPC when @size is below what Xen would need). */
+int xc_domain_hvm_getcontext(xc_interface *xch, uint32_t domid,
+                             uint8_t *ctxt_buf, uint32_t size)
+{
+    uint64_t args[6] = { ctxt_buf != NULL, size };
+    int64_t rc = call(xch, XSIM_OP_HVM_GETCTX, domid, args, NULL, 0,
+                      ctxt_buf, ctxt_buf ? size : 0, NULL);
+
+    return rc < 0 ? -1 : (int)rc;
+}
+
+int xc_domain_hvm_setcontext(xc_interface *xch, uint32_t domid,
+                             uint8_t *ctxt_buf, uint32_t size)
+{
+    if (!ctxt_buf && size) {
+        errno = EFAULT;         /* copy_from_guest() of a NULL handle */
+        return -1;
+    }
+    if (size > XSIM_MAX_PAYLOAD) {
+        errno = ENOMEM;         /* xmalloc_bytes() of it */
+        return -1;
+    }
+    return call(xch, XSIM_OP_HVM_SETCTX, domid, NULL, ctxt_buf, size, NULL,
+                0, NULL) < 0 ? -1 : 0;
 }
 
 /* ---- log-dirty --------------------------------------------------------- */

@@ -106,6 +106,11 @@ enum xsim_op {
                                   payload = its name */
     XSIM_OP_DM_STATE,          /* out: text, what the device model asked */
 
+    XSIM_OP_HVM_GETCTX,        /* arg0 = 1 to return the context (0: only
+                                  its size), arg1 = the caller's buffer
+                                  size; ret = size; out: the context */
+    XSIM_OP_HVM_SETCTX,        /* in: the context (Xen's hvm save format) */
+
     XSIM_OP_MAX
 };
 

@@ -176,6 +176,26 @@ static void dom_request(struct xsim_host *h, struct xsim_dom *d,
             r->rep.ret = (int64_t)a[2];
         break;
     }
+    case XSIM_OP_HVM_GETCTX: {
+        uint64_t need = 0, len = 0;
+        uint8_t *buf;
+
+        rc = dom_hvm_getcontext(d, NULL, 0, &need);
+        if (rc || !a[0]) {
+            r->rep.ret = (int64_t)need;
+            break;
+        }
+        buf = out_alloc(r, (size_t)need);
+        if (!buf)
+            return;
+        rc = dom_hvm_getcontext(d, buf, a[1], &len);
+        r->outlen = (size_t)len;
+        r->rep.ret = (int64_t)len;
+        break;
+    }
+    case XSIM_OP_HVM_SETCTX:
+        rc = dom_hvm_setcontext(d, in, inlen);
+        break;
     case XSIM_OP_MEM_P2M: {
         int64_t max = dom_max_gpfn(d);
         uint64_t pages = d->control ? 0 : (uint64_t)max + 1;

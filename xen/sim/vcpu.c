@@ -3,9 +3,10 @@
  * vcpu.c - simulated guest vCPUs.  See vcpu.h.
  *
  * A vCPU loops: wait while the domain is paused, quiesced, shut down or
- * idle; work out how many page writes its rate allows by now; write up to
- * BATCH of them through the vCPU view (counted in d->running, so that a
- * pause or quiesce knows when no write is in flight); repeat.
+ * idle, or the vCPU is down; work out how many page writes its rate
+ * allows by now; write up to BATCH of them through the vCPU view (counted
+ * in d->running, so that a pause or quiesce knows when no write is in
+ * flight); repeat.
  */
 #include <errno.h>
 #include <math.h>
@@ -131,6 +132,7 @@ static uint64_t pick(struct xsim_vcpu *v, const struct xsim_workload *wl)
         idx = rng_next(&v->rng) % n;
         break;
     }
+    v->seq++;
     return ram_gfn(d, idx);
 }
 
@@ -180,7 +182,7 @@ static void *vcpu_main(void *arg)
         double pps;
         uint64_t due;
 
-        while (!d->stopping && !may_run(d)) {
+        while (!d->stopping && (!may_run(d) || v->down)) {
             pthread_cond_wait(&d->run_cond, &d->run_lock);
             fresh = true;
         }

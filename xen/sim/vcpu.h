@@ -11,11 +11,17 @@
  *   sequential:RATE       guest RAM in order, wrapping
  * RATE 0 means as fast as the vCPU can go.  The rate is split evenly
  * between the domain's vCPUs.
+ *
+ * A vCPU's state is its position in the workload's sequence: the RNG
+ * state, the sequential cursor and the number of pages it has picked.
+ * That is what the domain's HVM context carries (hvmctx.c), so a domain
+ * loaded with another's context continues its sequence.
  */
 #ifndef XENSIM_VCPU_H
 #define XENSIM_VCPU_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum xsim_wl_kind {
@@ -41,7 +47,8 @@ struct xsim_vcpu {
     uint64_t rng;
     uint64_t cursor;
     struct xsim_workload wl;    /* copy taken at the start of a batch */
-    uint64_t wl_seq;
+    uint64_t seq;               /* pages picked so far (the "rip") */
+    bool down;                  /* _VPF_down: not in the loaded context */
 };
 
 /* Parse @spec into @wl; -EINVAL with a message in @err if malformed. */
