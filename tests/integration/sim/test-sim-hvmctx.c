@@ -2,7 +2,8 @@
 /*
  * test-sim-hvmctx.c - the simulator's HVM context (xc_domain_hvm_get/
  * setcontext in Xen 4.17's save format, carrying the vCPUs' workload
- * state), built against Debian's real headers and
+ * state) and credit2 scheduling (xc_sched_id, xc_sched_credit2_domain_*,
+ * the cap throttling the vCPUs), built against Debian's real headers and
  * -lxenctrl and run on the stand-ins (simtest.h).
  */
 #include <errno.h>
@@ -85,6 +86,14 @@ static void sleep_ms(unsigned ms)
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
 
     nanosleep(&ts, NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* The domain's HVM context (malloc'd), its length in *len. */
@@ -494,6 +503,165 @@ static void test_vcpus_without_a_record_stay_down(void **state)
     xc_interface_close(xch);
 }
 
+/* ---- scheduling ------------------------------------------------------------ */
+
+static void test_scheduler_is_credit2(void **state)
+{
+    xc_interface *xch = open_xc();
+    uint32_t one = create(1, "idle", true), two = create(2, "idle", true);
+    struct xen_domctl_sched_credit2 s2 = { 0 };
+    struct xen_domctl_sched_credit s1 = { .weight = 256 };
+    int id = -1;
+
+    (void)state;
+    assert_int_equal(xc_sched_id(xch, &id), 0);
+    assert_int_equal(id, XEN_SCHEDULER_CREDIT2);
+
+    /* credit2's defaults */
+    assert_int_equal(xc_sched_credit2_domain_get(xch, one, &s2), 0);
+    assert_int_equal(s2.weight, 256);
+    assert_int_equal(s2.cap, 0);
+
+    /* get returns what set stored */
+    s2.weight = 512;
+    s2.cap = 50;
+    assert_int_equal(xc_sched_credit2_domain_set(xch, one, &s2), 0);
+    memset(&s2, 0, sizeof(s2));
+    assert_int_equal(xc_sched_credit2_domain_get(xch, one, &s2), 0);
+    assert_int_equal(s2.weight, 512);
+    assert_int_equal(s2.cap, 50);
+
+    /* weight 0 keeps the weight, cap 0 removes the cap */
+    s2.weight = 0;
+    s2.cap = 0;
+    assert_int_equal(xc_sched_credit2_domain_set(xch, one, &s2), 0);
+    assert_int_equal(xc_sched_credit2_domain_get(xch, one, &s2), 0);
+    assert_int_equal(s2.weight, 512);
+    assert_int_equal(s2.cap, 0);
+
+    /* a cap above 100% per vCPU is EINVAL, after the weight was set */
+    s2.weight = 100;
+    s2.cap = 101;
+    errno = 0;
+    assert_int_equal(xc_sched_credit2_domain_set(xch, one, &s2), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(xc_sched_credit2_domain_get(xch, one, &s2), 0);
+    assert_int_equal(s2.weight, 100);
+    assert_int_equal(s2.cap, 0);
+    s2.weight = 0;
+    s2.cap = 200;
+    assert_int_equal(xc_sched_credit2_domain_set(xch, two, &s2), 0);
+    s2.cap = 201;
+    errno = 0;
+    assert_int_equal(xc_sched_credit2_domain_set(xch, two, &s2), -1);
+    assert_int_equal(errno, EINVAL);
+
+    /* the credit scheduler's calls on a credit2 pool: EINVAL */
+    errno = 0;
+    assert_int_equal(xc_sched_credit_domain_get(xch, one, &s1), -1);
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_int_equal(xc_sched_credit_domain_set(xch, one, &s1), -1);
+    assert_int_equal(errno, EINVAL);
+
+    /* an unknown domain: ESRCH first */
+    errno = 0;
+    assert_int_equal(xc_sched_credit2_domain_get(xch, 999, &s2), -1);
+    assert_int_equal(errno, ESRCH);
+    errno = 0;
+    assert_int_equal(xc_sched_credit_domain_get(xch, 999, &s1), -1);
+    assert_int_equal(errno, ESRCH);
+
+    assert_int_equal(sim_destroy(&host, one), 0);
+    assert_int_equal(sim_destroy(&host, two), 0);
+    xc_interface_close(xch);
+}
+
+/* Writes per second of @dom over @ms. */
+static double rate(uint32_t dom, unsigned ms)
+{
+    uint64_t w0 = vcpu_writes(dom);
+    double t0 = now_s();
+
+    sleep_ms(ms);
+    return (double)(vcpu_writes(dom) - w0) / (now_s() - t0);
+}
+
+static void set_cap(xc_interface *xch, uint32_t dom, uint16_t cap)
+{
+    struct xen_domctl_sched_credit2 s = { .weight = 0, .cap = cap };
+
+    assert_int_equal(xc_sched_credit2_domain_set(xch, dom, &s), 0);
+}
+
+/*
+ * A cap of 25% slows an unlimited random workload to about a quarter of
+ * its uncapped rate.  Capped and uncapped windows alternate, so that the
+ * machine's load at the time affects both alike; the bound (< 60%) leaves
+ * room for contention and the batch that overruns each period.
+ */
+static void test_cap_throttles_the_vcpus(void **state)
+{
+    xc_interface *xch = open_xc();
+    uint32_t dom = create(1, "random:0", false);
+    double capped = 0, uncapped = 0;
+
+    (void)state;
+    sleep_ms(100);              /* every page touched once */
+    for (int i = 0; i < 3; i++) {
+        set_cap(xch, dom, 0);
+        uncapped += rate(dom, 150);
+        set_cap(xch, dom, 25);
+        capped += rate(dom, 150);
+    }
+    print_message("uncapped %.0f, capped at 25%% %.0f pages/s (%.0f%%)\n",
+                  uncapped / 3, capped / 3, 100 * capped / uncapped);
+    assert_true(uncapped > 0);
+    assert_true(capped > 0);
+    assert_true(capped < 0.6 * uncapped);
+
+    /* and the cap's removal lifts it */
+    set_cap(xch, dom, 0);
+    assert_true(rate(dom, 150) > capped / 3);
+    assert_int_equal(sim_destroy(&host, dom), 0);
+    xc_interface_close(xch);
+}
+
+/* `xensim sched-credit2 DOMAIN [--cap N] [--weight N]`, like `xl
+ * sched-credit2 -d DOM -c N -w N`. */
+static void test_cli_sched_credit2(void **state)
+{
+    xc_interface *xch = open_xc();
+    uint32_t dom = create(1, "idle", true);
+    struct xen_domctl_sched_credit2 s;
+    char name[16], out[512];
+
+    (void)state;
+    snprintf(name, sizeof(name), "%u", dom);
+    assert_int_equal(sim_run_cli(&host, out, sizeof(out), "sched-credit2",
+                                 name, "--cap", "30", NULL), 0);
+    assert_int_equal(xc_sched_credit2_domain_get(xch, dom, &s), 0);
+    assert_int_equal(s.cap, 30);
+    assert_int_equal(s.weight, 256);
+    assert_int_equal(sim_run_cli(&host, out, sizeof(out), "sched-credit2",
+                                 name, "--weight", "128", NULL), 0);
+    assert_int_equal(xc_sched_credit2_domain_get(xch, dom, &s), 0);
+    assert_int_equal(s.cap, 30);            /* kept, as libxl keeps it */
+    assert_int_equal(s.weight, 128);
+    assert_int_equal(sim_run_cli(&host, out, sizeof(out), "sched-credit2",
+                                 name, NULL), 0);
+    assert_non_null(strstr(out, "128"));
+    assert_non_null(strstr(out, "30"));
+    assert_int_not_equal(sim_run_cli(&host, out, sizeof(out),
+                                     "sched-credit2", name, "--cap", "101",
+                                     NULL), 0);
+    assert_int_not_equal(sim_run_cli(&host, out, sizeof(out),
+                                     "sched-credit2", name, "--cap", "x",
+                                     NULL), 0);
+    assert_int_equal(sim_destroy(&host, dom), 0);
+    xc_interface_close(xch);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -502,6 +670,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_context_of_a_running_domain),
         cmocka_unit_test(test_malformed_contexts_are_refused),
         cmocka_unit_test(test_vcpus_without_a_record_stay_down),
+        cmocka_unit_test(test_scheduler_is_credit2),
+        cmocka_unit_test(test_cap_throttles_the_vcpus),
+        cmocka_unit_test(test_cli_sched_credit2),
     };
 
     sim_test_init(argc, argv, 60);
