@@ -80,6 +80,38 @@ typedef struct MigRange {
 } MigRange;
 
 /*
+ * The HVM parameters a migration carries (libxc's list in
+ * xg_sr_save_x86_hvm.c), and the special frames some of them name: the
+ * xenstore and console rings, the ioreq pages, the paging / monitor /
+ * sharing rings, the identity page table, the ioreq servers' pages.  They
+ * are no RAM block's, yet populated frames of the domain.
+ */
+#define MIG_MAX_HVM_PARAMS     16
+#define MIG_MAX_SPECIAL_FRAMES 64
+
+typedef struct MigHvmParam {
+    uint32_t index;
+    uint64_t value;
+} MigHvmParam;
+
+/* Whether @index is one of the parameters a migration carries. */
+bool mig_hvm_param_known(uint32_t index);
+
+/* Read the nonzero ones from the domain; their number, or -errno. */
+int mig_hvm_params_get(XenHandles *xh, MigHvmParam *p);
+
+/*
+ * The special frames @p[0..@n) name, sorted and unique, outside the RAM
+ * ranges @r[0..@nr): their number (at most MIG_MAX_SPECIAL_FRAMES), or
+ * -EINVAL when a frame lies beyond what a guest can address.
+ */
+int mig_special_frames(const MigHvmParam *p, unsigned n, const MigRange *r,
+                       size_t nr, uint64_t *out);
+
+/* The frames whose contents the destination starts afresh (as libxc). */
+bool mig_hvm_param_cleared(uint32_t index);
+
+/*
  * The RAM ranges of @ds (captured or received), sorted by gfn, checked not
  * to overlap; @blocks resolves each to its RAMBlock (NULL: not looked up).
  * malloc'ed array in *@out, its length in *@n.  0 or -errno with @err.

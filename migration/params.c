@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include "migration/migration-internal.h"
+#include "xen/xen.h"
+
+#include <xen/hvm/params.h>
 
 uint64_t mig_now_ns(void)
 {
@@ -431,4 +434,112 @@ int mig_ranges_from_layout(Migration *m, const DevState *ds, MigRange **out,
     *out = r;
     *n = k;
     return 0;
+}
+
+/* ---- HVM parameters and special frames --------------------------------------------- */
+
+static const uint32_t hvm_params[] = {
+    HVM_PARAM_STORE_PFN, HVM_PARAM_IOREQ_PFN, HVM_PARAM_BUFIOREQ_PFN,
+    HVM_PARAM_PAGING_RING_PFN, HVM_PARAM_MONITOR_RING_PFN,
+    HVM_PARAM_SHARING_RING_PFN, HVM_PARAM_VM86_TSS_SIZED,
+    HVM_PARAM_CONSOLE_PFN, HVM_PARAM_ACPI_IOPORTS_LOCATION,
+    HVM_PARAM_VIRIDIAN, HVM_PARAM_IDENT_PT, HVM_PARAM_VM_GENERATION_ID_ADDR,
+    HVM_PARAM_IOREQ_SERVER_PFN, HVM_PARAM_NR_IOREQ_SERVER_PAGES,
+    HVM_PARAM_X87_FIP_WIDTH, HVM_PARAM_MCA_CAP,
+};
+
+bool mig_hvm_param_known(uint32_t index)
+{
+    for (size_t i = 0; i < sizeof(hvm_params) / sizeof(hvm_params[0]); i++) {
+        if (hvm_params[i] == index) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool mig_hvm_param_cleared(uint32_t index)
+{
+    return index == HVM_PARAM_STORE_PFN || index == HVM_PARAM_CONSOLE_PFN ||
+           index == HVM_PARAM_IOREQ_PFN || index == HVM_PARAM_BUFIOREQ_PFN;
+}
+
+int mig_hvm_params_get(XenHandles *xh, MigHvmParam *p)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < sizeof(hvm_params) / sizeof(hvm_params[0]); i++) {
+        uint64_t v;
+        int ret = xen_hvm_param_get(xh, hvm_params[i], &v);
+
+        if (ret) {
+            return ret;
+        }
+        if (v) {
+            p[n++] = (MigHvmParam) { hvm_params[i], v };
+        }
+    }
+    return n;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static bool in_ranges(const MigRange *r, size_t nr, uint64_t gfn)
+{
+    for (size_t i = 0; i < nr; i++) {
+        if (r[i].block && gfn >= r[i].gfn && gfn < r[i].gfn + r[i].n) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int mig_special_frames(const MigHvmParam *p, unsigned n, const MigRange *r,
+                       size_t nr, uint64_t *out)
+{
+    uint64_t f[MIG_MAX_SPECIAL_FRAMES + 8], nio = 0, iobase = 0;
+    unsigned k = 0, m = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        switch (p[i].index) {
+        case HVM_PARAM_STORE_PFN: case HVM_PARAM_IOREQ_PFN:
+        case HVM_PARAM_BUFIOREQ_PFN: case HVM_PARAM_PAGING_RING_PFN:
+        case HVM_PARAM_MONITOR_RING_PFN: case HVM_PARAM_SHARING_RING_PFN:
+        case HVM_PARAM_CONSOLE_PFN:
+            f[k++] = p[i].value;
+            break;
+        case HVM_PARAM_IDENT_PT:
+            f[k++] = p[i].value >> XR_PAGE_BITS;
+            break;
+        case HVM_PARAM_IOREQ_SERVER_PFN:
+            iobase = p[i].value;
+            break;
+        case HVM_PARAM_NR_IOREQ_SERVER_PAGES:
+            nio = p[i].value;
+            break;
+        }
+    }
+    if (nio > MIG_MAX_SPECIAL_FRAMES - k) {
+        return -EINVAL;
+    }
+    for (uint64_t i = 0; iobase && i < nio; i++) {
+        f[k++] = iobase + i;
+    }
+    qsort(f, k, sizeof(f[0]), u64_cmp);
+    for (unsigned i = 0; i < k; i++) {
+        /* 52-bit guest-physical addresses at most. */
+        if (f[i] >= (1ull << 40)) {
+            return -EINVAL;
+        }
+        if ((m && out[m - 1] == f[i]) || in_ranges(r, nr, f[i])) {
+            continue;
+        }
+        out[m++] = f[i];
+    }
+    return (int)m;
 }

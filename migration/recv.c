@@ -20,8 +20,10 @@
  * error and the device model exits non-zero; the domain is left for the
  * toolstack to destroy.
  */
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +68,8 @@ struct RecvCtx {
     /* Frames the source does not have, one bit a frame of the ranges. */
     unsigned long *absent;
     uint64_t *absent_base;              /* first bit of each range */
+    uint64_t cleared[MIG_MAX_HVM_PARAMS];   /* rings that start afresh */
+    unsigned ncleared;
     uint8_t *hvm_ctx;
     uint32_t hvm_len;
 
@@ -237,7 +241,72 @@ static int recv_layout(RecvCtx *c, uint32_t len, char *err, size_t errlen)
         m->info.ram.total += c->ranges[i].n * XR_PAGE_SIZE;
     }
     pthread_mutex_unlock(&m->lock);
-    return recv_prepare_memory(c, err, errlen);
+    return 0;
+}
+
+static int range_gfn_cmp(const void *a, const void *b)
+{
+    const MigRange *x = a, *y = b;
+
+    return x->gfn < y->gfn ? -1 : x->gfn > y->gfn;
+}
+
+/*
+ * The source's HVM parameters: each one known, set on this domain; the
+ * special frames they name join the ranges to populate and receive.
+ */
+static int recv_hvm_params(RecvCtx *c, uint32_t len, char *err,
+                           size_t errlen)
+{
+    MigHvmParam p[MIG_MAX_HVM_PARAMS];
+    uint64_t special[MIG_MAX_SPECIAL_FRAMES];
+    unsigned n = len / 16;
+    MigRange *r;
+    int k, ret;
+
+    if (len % 16 || n > MIG_MAX_HVM_PARAMS) {
+        return recv_fail(err, errlen, -EINVAL, "an HVM_PARAMS record of %u "
+                         "bytes", len);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t idx, pad;
+        uint64_t v;
+
+        memcpy(&idx, c->ctl.body + 16 * i, 4);
+        memcpy(&pad, c->ctl.body + 16 * i + 4, 4);
+        memcpy(&v, c->ctl.body + 16 * i + 8, 8);
+        p[i] = (MigHvmParam) { le32toh(idx), le64toh(v) };
+        if (pad || !mig_hvm_param_known(p[i].index)) {
+            return recv_fail(err, errlen, -EINVAL, "the source sent HVM "
+                             "parameter %u, which a migration does not "
+                             "carry", p[i].index);
+        }
+    }
+    k = mig_special_frames(p, n, c->ranges, c->nranges, special);
+    if (k < 0) {
+        return recv_fail(err, errlen, -EINVAL, "the source's HVM parameters "
+                         "name frames beyond what a guest can address");
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if ((ret = xen_hvm_param_set(c->xh, p[i].index, p[i].value))) {
+            return recv_fail(err, errlen, ret, "setting HVM parameter %u: "
+                             "%s", p[i].index, xen_last_error());
+        }
+        if (mig_hvm_param_cleared(p[i].index) &&
+            c->ncleared < MIG_MAX_HVM_PARAMS) {
+            c->cleared[c->ncleared++] = p[i].value;
+        }
+    }
+    r = realloc(c->ranges, (c->nranges + (size_t)k) * sizeof(*r));
+    if (!r) {
+        return -ENOMEM;
+    }
+    c->ranges = r;
+    for (int i = 0; i < k; i++) {
+        r[c->nranges++] = (MigRange) { .gfn = special[i], .n = 1 };
+    }
+    qsort(c->ranges, c->nranges, sizeof(*c->ranges), range_gfn_cmp);
+    return 0;
 }
 
 /* ---- RAM ------------------------------------------------------------------------------ */
@@ -628,6 +697,17 @@ static int recv_switchover(RecvCtx *c, char *err, size_t errlen)
     Migration *m = c->m;
     int ret;
 
+    /*
+     * As libxc's restore: the xenstore and console rings and the ioreq
+     * pages start afresh (the toolstack introduces the domain again).
+     */
+    for (unsigned i = 0; i < c->ncleared; i++) {
+        uint8_t *page = recv_page(c, c->cleared[i]);
+
+        if (page) {
+            memset(page, 0, XR_PAGE_SIZE);
+        }
+    }
     ret = xen_hvm_context_set(c->xh, c->hvm_ctx, c->hvm_len);
     if (ret) {
         return recv_fail(err, errlen, ret, "setting the HVM context: %s",
@@ -674,6 +754,19 @@ static int recv_run(RecvCtx *c, char *err, size_t errlen)
     }
     if (!ret) {
         ret = recv_layout(c, len, err, errlen);
+    }
+    if (!ret) {
+        ret = recv_record(&c->ctl, &type, &len, err, errlen);
+    }
+    if (!ret && type != STREAM_REC_HVM_PARAMS) {
+        ret = recv_fail(err, errlen, -EPROTO, "the RAM layout is not "
+                        "followed by the HVM parameters");
+    }
+    if (!ret) {
+        ret = recv_hvm_params(c, len, err, errlen);
+    }
+    if (!ret) {
+        ret = recv_prepare_memory(c, err, errlen);
     }
     for (unsigned i = 0; !ret && i < c->ndata; i++) {
         if ((ret = recv_receiver_init(c, &c->data[i], i + 1))) {

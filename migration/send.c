@@ -23,6 +23,7 @@
  * guest runs on (unpaused, devices resumed), log-dirty is turned off, the
  * bitmaps are freed and query-migrate says failed with the cause.
  */
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -55,6 +56,8 @@ struct SendCtx {
     Sender data[MIG_MAX_CHANNELS];
     unsigned ndata;                     /* 0: RAM on the control channel */
     DevState layout_ds;                 /* the layout sent first */
+    uint64_t special[MIG_MAX_SPECIAL_FRAMES];   /* frames no block has */
+    unsigned nspecial;
     MigRange *ranges;
     size_t nranges;
     RAMBlock *blocks[DEVSTATE_MAX_BLOCKS];
@@ -346,8 +349,10 @@ static int plan_push(SendCtx *c, uint64_t gfn)
  * The round's plan from the bitmaps (clearing them), cut into batches.
  * The ranges are sorted by gfn, so every batch's gfns increase.
  */
-static int plan_build(SendCtx *c)
+static int plan_build(SendCtx *c, bool with_special)
 {
+    size_t special_at;
+
     c->plan_len = 0;
     c->ncuts = 0;
     for (size_t r = 0; r < c->nranges; r++) {
@@ -363,11 +368,23 @@ static int plan_build(SendCtx *c)
         }
         dirty_bitmap_clear_range(bm, mr->page, mr->n);
     }
+    /*
+     * The special frames are in no bitmap: sent whole in the first round
+     * and again in the last, when the guest can no longer change them.
+     */
+    special_at = c->plan_len;
+    for (unsigned i = 0; with_special && i < c->nspecial; i++) {
+        if (plan_push(c, c->special[i])) {
+            return -ENOMEM;
+        }
+    }
     /* Chunks of STREAM_BATCH_MAX_PAGES: cut[k] is where chunk k starts. */
     c->ncuts = 0;
     for (size_t i = 0; i <= c->plan_len; i++) {
+        /* Own batches for the special frames: gfns must increase in one. */
         bool cut = i == 0 || i == c->plan_len ||
-                   i - c->cut[c->ncuts - 1] == STREAM_BATCH_MAX_PAGES;
+                   i - c->cut[c->ncuts - 1] == STREAM_BATCH_MAX_PAGES ||
+                   (i == special_at && c->cut[c->ncuts - 1] != i);
 
         if (!cut) {
             continue;
@@ -508,6 +525,41 @@ static int send_alloc_bitmaps(SendCtx *c, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * The domain's HVM parameters (always sent, perhaps empty: the receiver
+ * populates the special frames they name before any page arrives).
+ */
+static int send_hvm_params(SendCtx *c, char *err, size_t errlen)
+{
+    MigHvmParam p[MIG_MAX_HVM_PARAMS];
+    uint8_t body[MIG_MAX_HVM_PARAMS * 16];
+    int n = mig_hvm_params_get(c->xh, p), k;
+
+    if (n < 0) {
+        snprintf(err, errlen, "reading the domain's HVM parameters: %s",
+                 xen_last_error());
+        return n;
+    }
+    k = mig_special_frames(p, (unsigned)n, c->ranges, c->nranges,
+                           c->special);
+    if (k < 0) {
+        snprintf(err, errlen, "the domain's HVM parameters name frames "
+                 "beyond what a guest can address");
+        return k;
+    }
+    c->nspecial = (unsigned)k;
+    for (int i = 0; i < n; i++) {
+        uint32_t idx = htole32(p[i].index), pad = 0;
+        uint64_t v = htole64(p[i].value);
+
+        memcpy(body + 16 * i, &idx, 4);
+        memcpy(body + 16 * i + 4, &pad, 4);
+        memcpy(body + 16 * i + 8, &v, 8);
+    }
+    return send_record(&c->ctl, STREAM_REC_HVM_PARAMS, body, 16 * (size_t)n,
+                       err, errlen);
+}
+
 static int send_setup(SendCtx *c, char *err, size_t errlen)
 {
     Migration *m = c->m;
@@ -557,6 +609,9 @@ static int send_setup(SendCtx *c, char *err, size_t errlen)
     }
     ret = send_record(&c->ctl, STREAM_REC_LAYOUT, buf, len, err, errlen);
     free(buf);
+    if (!ret) {
+        ret = send_hvm_params(c, err, errlen);
+    }
     for (unsigned i = 0; !ret && i < c->ndata; i++) {
         ret = -pthread_create(&c->data[i].thread, NULL, send_worker,
                               &c->data[i]);
@@ -796,7 +851,7 @@ static int send_switchover(SendCtx *c, uint64_t *t_pause, char *err,
     }
     c->round++;
     mig_event(m, MIGRATION_EVENT_PASS, c->round);
-    if ((ret = plan_build(c)) || (ret = send_round(c, err, errlen))) {
+    if ((ret = plan_build(c, true)) || (ret = send_round(c, err, errlen))) {
         if (ret == -ENOMEM) {
             snprintf(err, errlen, "out of memory for the round's plan");
         }
@@ -826,7 +881,7 @@ static int send_iterate(SendCtx *c, char *err, size_t errlen)
             c->bw_start_ns = t0;
             c->bw_start_bytes = b0;
         }
-        if ((ret = plan_build(c))) {
+        if ((ret = plan_build(c, c->round == 1))) {
             snprintf(err, errlen, "out of memory for the round's plan");
             return ret;
         }

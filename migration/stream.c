@@ -157,6 +157,7 @@ const char *stream_record_name(uint32_t type, char *buf, size_t buflen)
         [STREAM_REC_DEVSTATE] = "DEVSTATE",
         [STREAM_REC_HVM_CONTEXT] = "HVM_CONTEXT", [STREAM_REC_END] = "END",
         [STREAM_REC_RESULT] = "RESULT",
+        [STREAM_REC_HVM_PARAMS] = "HVM_PARAMS",
     };
 
     if (type >= 1 && type <= STREAM_REC_MAX) {

@@ -57,7 +57,8 @@ typedef enum StreamRecordType {
     STREAM_REC_HVM_CONTEXT = 5, /* xc_domain_hvm_getcontext()'s buffer */
     STREAM_REC_END = 6,         /* nothing follows on this channel */
     STREAM_REC_RESULT = 7,      /* destination to source: how it ended */
-    STREAM_REC_MAX = STREAM_REC_RESULT,
+    STREAM_REC_HVM_PARAMS = 8,  /* the domain's HVM parameters */
+    STREAM_REC_MAX = STREAM_REC_HVM_PARAMS,
 } StreamRecordType;
 
 typedef enum StreamPageKind {

@@ -746,3 +746,23 @@ int xen_sched_cap_set(XenHandles *xh, uint32_t cap)
     }
     return 0;
 }
+
+/* ---- HVM parameters ------------------------------------------------------------------- */
+
+int xen_hvm_param_get(XenHandles *xh, uint32_t index, uint64_t *value)
+{
+    if (xc_hvm_param_get(xh->xc, xh->domid, index, value) < 0) {
+        return xen_fail(xen_errno(), "xc_hvm_param_get", xh->domid, ", %u",
+                        index);
+    }
+    return 0;
+}
+
+int xen_hvm_param_set(XenHandles *xh, uint32_t index, uint64_t value)
+{
+    if (xc_hvm_param_set(xh->xc, xh->domid, index, value) < 0) {
+        return xen_fail(xen_errno(), "xc_hvm_param_set", xh->domid,
+                        ", %u = %#" PRIx64, index, value);
+    }
+    return 0;
+}

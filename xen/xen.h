@@ -197,6 +197,12 @@ int xen_ioreq_map_range(XenHandles *xh, ioservid_t id, bool is_mmio,
 int xen_ioreq_unmap_range(XenHandles *xh, ioservid_t id, bool is_mmio,
                           uint64_t start, uint64_t end);
 
+/* ---- HVM parameters ------------------------------------------------------ */
+
+/* xc_hvm_param_get / _set of parameter @index.  0 or -errno. */
+int xen_hvm_param_get(XenHandles *xh, uint32_t index, uint64_t *value);
+int xen_hvm_param_set(XenHandles *xh, uint32_t index, uint64_t value);
+
 /* ---- the scheduler's cap (throttling a guest) ---------------------------- */
 
 /*
