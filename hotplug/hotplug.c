@@ -53,18 +53,6 @@ void hp_log(Hotplug *hp, const char *fmt, ...)
     hp->cfg.log(hp->cfg.log_opaque, msg);
 }
 
-static int __attribute__((format(printf, 4, 5)))
-hp_fail(int ret, char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return ret;
-}
 
 /* "512 MiB", "4 KiB" or "1234 bytes": sizes as a person reads them. */
 static const char *hp_size(uint64_t bytes, char *buf, size_t len)
@@ -90,32 +78,32 @@ int hotplug_new(const HotplugConfig *cfg, Hotplug **out, char *err,
     int ret;
 
     if (!cfg || !out || !cfg->ram || !cfg->ctx || !cfg->as || !cfg->root) {
-        return hp_fail(-EINVAL, err, errlen, "hotplug: the RAMList, region "
+        return xr_error(err, errlen, -EINVAL, "hotplug: the RAMList, region "
                        "context, address space and root region are needed");
     }
     if (cfg->window_start >= cfg->window_end ||
         (cfg->window_start | cfg->window_end) & ~XR_PAGE_MASK) {
-        return hp_fail(-EINVAL, err, errlen, "hotplug: the window [0x%" PRIx64
+        return xr_error(err, errlen, -EINVAL, "hotplug: the window [0x%" PRIx64
                        ", 0x%" PRIx64 ") is empty or not page-aligned",
                        cfg->window_start, cfg->window_end);
     }
     if (cfg->align && (!IS_POW2(cfg->align) || cfg->align < XR_PAGE_SIZE)) {
-        return hp_fail(-EINVAL, err, errlen, "hotplug: alignment 0x%" PRIx64
+        return xr_error(err, errlen, -EINVAL, "hotplug: alignment 0x%" PRIx64
                        " is not a power of two of at least 4 KiB",
                        cfg->align);
     }
     if (cfg->nr_slots > HOTPLUG_MAX_SLOTS) {
-        return hp_fail(-EINVAL, err, errlen, "hotplug: %u slots asked, at "
+        return xr_error(err, errlen, -EINVAL, "hotplug: %u slots asked, at "
                        "most %u are supported", cfg->nr_slots,
                        HOTPLUG_MAX_SLOTS);
     }
     if (cfg->nr_reserved && !cfg->reserved) {
-        return hp_fail(-EINVAL, err, errlen, "hotplug: reserved ranges "
+        return xr_error(err, errlen, -EINVAL, "hotplug: reserved ranges "
                        "announced but not given");
     }
     hp = calloc(1, sizeof(*hp));
     if (!hp) {
-        return hp_fail(-ENOMEM, err, errlen, "hotplug: out of memory");
+        return xr_error(err, errlen, -ENOMEM, "hotplug: out of memory");
     }
     hp->cfg = *cfg;
     if (!hp->cfg.align) {
@@ -176,7 +164,7 @@ fail_nomem:
     free(hp->reserved_names);
     free(hp->reserved);
     free(hp);
-    return hp_fail(ret, err, errlen, "hotplug: out of memory");
+    return xr_error(err, errlen, ret, "hotplug: out of memory");
 }
 
 void hotplug_free(Hotplug *hp)
@@ -246,7 +234,7 @@ static int hp_check_free(Hotplug *hp, uint64_t gpa, uint64_t end,
 
         if (s && overlaps(gpa, end, s->gpa, s->gpa + s->size)) {
             *conflict_end = s->gpa + s->size;
-            return hp_fail(-EADDRINUSE, err, errlen, "[0x%" PRIx64 ", 0x%"
+            return xr_error(err, errlen, -EADDRINUSE, "[0x%" PRIx64 ", 0x%"
                            PRIx64 ") overlaps slot %u at [0x%" PRIx64 ", 0x%"
                            PRIx64 ")", gpa, end, i, s->gpa, s->gpa + s->size);
         }
@@ -256,7 +244,7 @@ static int hp_check_free(Hotplug *hp, uint64_t gpa, uint64_t end,
 
         if (overlaps(gpa, end, r->start, r->end)) {
             *conflict_end = r->end;
-            return hp_fail(-EADDRINUSE, err, errlen, "[0x%" PRIx64 ", 0x%"
+            return xr_error(err, errlen, -EADDRINUSE, "[0x%" PRIx64 ", 0x%"
                            PRIx64 ") overlaps the reserved range [0x%" PRIx64
                            ", 0x%" PRIx64 ") (%s)", gpa, end, r->start, r->end,
                            r->name);
@@ -270,7 +258,7 @@ static int hp_check_free(Hotplug *hp, uint64_t gpa, uint64_t end,
 
         if (fr->addr < end && gpa <= last) {
             *conflict_end = last + 1 ? last + 1 : UINT64_MAX;
-            ret = hp_fail(-EADDRINUSE, err, errlen, "[0x%" PRIx64 ", 0x%"
+            ret = xr_error(err, errlen, -EADDRINUSE, "[0x%" PRIx64 ", 0x%"
                           PRIx64 ") overlaps %s '%s' at [0x%" PRIx64 ", 0x%"
                           PRIx64 ")", gpa, end,
                           flatrange_is_ram(fr) ? "RAM" : "MMIO",
@@ -306,7 +294,7 @@ static int hp_place(Hotplug *hp, uint64_t size, uint64_t *gpa, char *err,
         }
         cand = ROUND_UP(cend, align);
     }
-    return hp_fail(-ENOSPC, err, errlen, "no free %s range aligned to 0x%"
+    return xr_error(err, errlen, -ENOSPC, "no free %s range aligned to 0x%"
                    PRIx64 " in the hotplug window [0x%" PRIx64 ", 0x%" PRIx64
                    "): remove a slot or give an explicit start",
                    hp_size(size, sz, sizeof(sz)), align, hp->cfg.window_start,
@@ -321,34 +309,34 @@ static int hp_check_request(Hotplug *hp, uint32_t slot, uint64_t gpa,
     char sz[32], wz[32], pz[32];
 
     if (hp->blocked) {
-        return hp_fail(-EBUSY, err, errlen, "memory hotplug is unavailable: "
+        return xr_error(err, errlen, -EBUSY, "memory hotplug is unavailable: "
                        "%s", hp->blocked_reason);
     }
     if (slot >= hp->cfg.nr_slots) {
-        return hp_fail(-EINVAL, err, errlen, "slot %u does not exist: this "
+        return xr_error(err, errlen, -EINVAL, "slot %u does not exist: this "
                        "guest has slots 0 to %u", slot, hp->cfg.nr_slots - 1);
     }
     if (hp->slots[slot]) {
         const HotplugSlot *s = hp->slots[slot];
 
-        return hp_fail(-EEXIST, err, errlen, "slot %u is already online (%s "
+        return xr_error(err, errlen, -EEXIST, "slot %u is already online (%s "
                        "at 0x%" PRIx64 "): remove it first", slot,
                        hp_size(s->size, sz, sizeof(sz)), s->gpa);
     }
     if (size == 0) {
-        return hp_fail(-EINVAL, err, errlen, "size 0: give the number of "
+        return xr_error(err, errlen, -EINVAL, "size 0: give the number of "
                        "bytes to add, a multiple of 4096");
     }
     if (size & ~XR_PAGE_MASK) {
-        return hp_fail(-EINVAL, err, errlen, "size %" PRIu64 " is not a "
+        return xr_error(err, errlen, -EINVAL, "size %" PRIu64 " is not a "
                        "multiple of the 4 KiB page size", size);
     }
     if (gpa != HOTPLUG_AUTO && (gpa & ~XR_PAGE_MASK)) {
-        return hp_fail(-EINVAL, err, errlen, "start 0x%" PRIx64 " is not "
+        return xr_error(err, errlen, -EINVAL, "start 0x%" PRIx64 " is not "
                        "aligned to the 4 KiB page size", gpa);
     }
     if (size > window) {
-        return hp_fail(-ERANGE, err, errlen, "%s is bigger than the whole "
+        return xr_error(err, errlen, -ERANGE, "%s is bigger than the whole "
                        "hotplug window [0x%" PRIx64 ", 0x%" PRIx64 ") (%s)",
                        hp_size(size, sz, sizeof(sz)), hp->cfg.window_start,
                        hp->cfg.window_end, hp_size(window, wz, sizeof(wz)));
@@ -356,13 +344,13 @@ static int hp_check_request(Hotplug *hp, uint32_t slot, uint64_t gpa,
     if (gpa != HOTPLUG_AUTO &&
         (gpa < hp->cfg.window_start || gpa + size < gpa ||
          gpa + size > hp->cfg.window_end)) {
-        return hp_fail(-ERANGE, err, errlen, "[0x%" PRIx64 ", 0x%" PRIx64
+        return xr_error(err, errlen, -ERANGE, "[0x%" PRIx64 ", 0x%" PRIx64
                        ") is outside the hotplug window [0x%" PRIx64 ", 0x%"
                        PRIx64 ")", gpa, gpa + size, hp->cfg.window_start,
                        hp->cfg.window_end);
     }
     if (hp->cfg.max_bytes && size > hp->cfg.max_bytes - hp->plugged_bytes) {
-        return hp_fail(-ENOSPC, err, errlen, "adding %s would exceed the "
+        return xr_error(err, errlen, -ENOSPC, "adding %s would exceed the "
                        "%s the guest may hot-plug (maxmem); %s are plugged",
                        hp_size(size, sz, sizeof(sz)),
                        hp_size(hp->cfg.max_bytes, wz, sizeof(wz)),
@@ -381,12 +369,12 @@ static int hp_check_xen_max(Hotplug *hp, uint64_t pages, char *err,
 
     ret = xen_domain_info(hp->cfg.xh, &info);
     if (ret) {
-        return hp_fail(ret, err, errlen, "cannot read the domain's memory "
+        return xr_error(err, errlen, ret, "cannot read the domain's memory "
                        "limits: %s", xen_last_error());
     }
     if (info.tot_pages > info.max_pages ||
         pages > info.max_pages - info.tot_pages) {
-        return hp_fail(-ENOSPC, err, errlen, "the domain has %s of at most "
+        return xr_error(err, errlen, -ENOSPC, "the domain has %s of at most "
                        "%s: another %s would exceed its maximum memory; raise "
                        "it first (xl mem-max, and xl mem-set to include the "
                        "new RAM)",
@@ -412,7 +400,7 @@ static int hp_populate(Hotplug *hp, uint64_t gfn, uint64_t n, char *err,
     int ret = xen_populate_all(hp->cfg.xh, gfn, n);
 
     if (ret) {
-        return hp_fail(ret, err, errlen, "Xen could not populate the new "
+        return xr_error(err, errlen, ret, "Xen could not populate the new "
                        "memory (%s); nothing was added", xen_last_error());
     }
     return 0;
@@ -438,7 +426,7 @@ static int hp_probe(Hotplug *hp, uint64_t gpa, uint64_t size, char *err,
     }
     rcu_read_unlock();
     if (ret) {
-        return hp_fail(ret, err, errlen, "the new memory cannot be mapped by "
+        return xr_error(err, errlen, ret, "the new memory cannot be mapped by "
                        "the device model (%s); nothing was added",
                        strerror(-ret));
     }
@@ -469,7 +457,7 @@ static int hp_plug(Hotplug *hp, uint32_t slot, const char *idstr,
 
     s = calloc(1, sizeof(*s));
     if (!s) {
-        return hp_fail(-ENOMEM, err, errlen, "out of memory");
+        return xr_error(err, errlen, -ENOMEM, "out of memory");
     }
     s->slot = slot;
     s->gpa = gpa;
@@ -489,13 +477,13 @@ static int hp_plug(Hotplug *hp, uint32_t slot, const char *idstr,
     ret = ram_block_add(hp->cfg.ram, idstr, size, size, NULL, RAM_HOTPLUGGED,
                         NULL, &s->block);
     if (ret) {
-        hp_fail(ret, err, errlen, "cannot add RAM block '%s': %s", idstr,
+        xr_error(err, errlen, ret, "cannot add RAM block '%s': %s", idstr,
                 ret == -EEXIST ? "the name is taken" : strerror(-ret));
         goto undo_xen;
     }
     ret = memory_region_init_ram(&s->mr, hp->cfg.ctx, idstr, s->block);
     if (ret) {
-        hp_fail(ret, err, errlen, "cannot create the RAM region of '%s': %s",
+        xr_error(err, errlen, ret, "cannot create the RAM region of '%s': %s",
                 idstr, strerror(-ret));
         goto undo_block;
     }
@@ -505,7 +493,7 @@ static int hp_plug(Hotplug *hp, uint32_t slot, const char *idstr,
      */
     ret = memory_region_transaction_begin(hp->cfg.ctx);
     if (ret) {
-        hp_fail(ret, err, errlen, "cannot change the memory map: %s",
+        xr_error(err, errlen, ret, "cannot change the memory map: %s",
                 strerror(-ret));
         goto undo_region;
     }
@@ -513,7 +501,7 @@ static int hp_plug(Hotplug *hp, uint32_t slot, const char *idstr,
     if (ret == 0) {
         ret = memory_region_add_subregion(hp->cfg.root, gpa, &s->mr);
         if (ret) {
-            hp_fail(ret, err, errlen, "cannot map '%s' at 0x%" PRIx64 ": %s",
+            xr_error(err, errlen, ret, "cannot map '%s' at 0x%" PRIx64 ": %s",
                     idstr, gpa, strerror(-ret));
         }
     }
@@ -525,7 +513,7 @@ static int hp_plug(Hotplug *hp, uint32_t slot, const char *idstr,
     if (ret == 0) {
         /* The render failed (-ENOMEM): take the region out again. */
         ret = -ENOMEM;
-        hp_fail(ret, err, errlen, "cannot map '%s': out of memory", idstr);
+        xr_error(err, errlen, ret, "cannot map '%s': out of memory", idstr);
         memory_region_del_subregion(hp->cfg.root, &s->mr);
         synchronize_rcu();
     }
@@ -603,16 +591,16 @@ int hotplug_restore(Hotplug *hp, uint32_t slot, const char *idstr,
 
     pthread_mutex_lock(&hp->lock);
     if (slot >= hp->cfg.nr_slots) {
-        ret = hp_fail(-EINVAL, err, errlen, "the saved state has memory in "
+        ret = xr_error(err, errlen, -EINVAL, "the saved state has memory in "
                       "slot %u, but this device model has slots 0 to %u: "
                       "start it with as many slots as the source", slot,
                       hp->cfg.nr_slots - 1);
     } else if (hp->slots[slot]) {
-        ret = hp_fail(-EEXIST, err, errlen, "slot %u is restored twice",
+        ret = xr_error(err, errlen, -EEXIST, "slot %u is restored twice",
                       slot);
     } else if (!idstr || !size || ((gpa | size) & ~XR_PAGE_MASK) ||
                gpa + size < gpa) {
-        ret = hp_fail(-EINVAL, err, errlen, "slot %u: the saved range "
+        ret = xr_error(err, errlen, -EINVAL, "slot %u: the saved range "
                       "0x%" PRIx64 " + 0x%" PRIx64 " is not a page-aligned "
                       "range", slot, gpa, size);
     } else {
@@ -647,7 +635,7 @@ static int hp_busy(Hotplug *hp, const HotplugSlot *s, uint64_t locks,
                    char *err, size_t errlen)
 {
     (void)hp;
-    return hp_fail(-EBUSY, err, errlen, "slot %u is in use: %" PRIu64 " DMA "
+    return xr_error(err, errlen, -EBUSY, "slot %u is in use: %" PRIu64 " DMA "
                    "mapping%s of the device model hold%s memory in [0x%" PRIx64
                    ", 0x%" PRIx64 "); retry when the device has finished",
                    s->slot, locks, locks == 1 ? "" : "s",
@@ -663,18 +651,18 @@ int hotplug_remove(Hotplug *hp, uint32_t slot, char *err, size_t errlen)
 
     pthread_mutex_lock(&hp->lock);
     if (hp->blocked) {
-        ret = hp_fail(-EBUSY, err, errlen, "memory hotplug is unavailable: "
+        ret = xr_error(err, errlen, -EBUSY, "memory hotplug is unavailable: "
                       "%s", hp->blocked_reason);
         goto out;
     }
     if (slot >= hp->cfg.nr_slots) {
-        ret = hp_fail(-EINVAL, err, errlen, "slot %u does not exist: this "
+        ret = xr_error(err, errlen, -EINVAL, "slot %u does not exist: this "
                       "guest has slots 0 to %u", slot, hp->cfg.nr_slots - 1);
         goto out;
     }
     s = hp->slots[slot];
     if (!s) {
-        ret = hp_fail(-ENOENT, err, errlen, "slot %u is empty: there is no "
+        ret = xr_error(err, errlen, -ENOENT, "slot %u is empty: there is no "
                       "memory to remove", slot);
         goto out;
     }
@@ -692,7 +680,7 @@ int hotplug_remove(Hotplug *hp, uint32_t slot, char *err, size_t errlen)
         /* Not detached, or detached but not re-rendered: put it back. */
         memory_region_add_subregion(hp->cfg.root, s->gpa, &s->mr);
         rcu_assign_pointer(hp->slots[slot], s);
-        ret = hp_fail(ret, err, errlen, "cannot unmap slot %u: %s", slot,
+        ret = xr_error(err, errlen, ret, "cannot unmap slot %u: %s", slot,
                       strerror(-ret));
         goto out;
     }
@@ -702,7 +690,7 @@ int hotplug_remove(Hotplug *hp, uint32_t slot, char *err, size_t errlen)
         memory_region_add_subregion(hp->cfg.root, s->gpa, &s->mr);
         rcu_assign_pointer(hp->slots[slot], s);
         ret = locks ? hp_busy(hp, s, locks, err, errlen)
-                    : hp_fail(-EBUSY, err, errlen, "slot %u is still "
+                    : xr_error(err, errlen, -EBUSY, "slot %u is still "
                               "mapped; retry", slot);
         goto out;
     }
@@ -715,7 +703,7 @@ int hotplug_remove(Hotplug *hp, uint32_t slot, char *err, size_t errlen)
     hp->plugged_bytes -= s->size;
     if (!hp->incoming &&
         hp_depopulate(hp, s->gpa >> XR_PAGE_BITS, s->size >> XR_PAGE_BITS)) {
-        ret = hp_fail(-EIO, err, errlen, "slot %u was removed from the device "
+        ret = xr_error(err, errlen, -EIO, "slot %u was removed from the device "
                       "model, but Xen did not release all of its frames (%s); "
                       "they stay allocated to the domain", slot,
                       xen_last_error());

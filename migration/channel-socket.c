@@ -24,21 +24,6 @@
 
 #include "migration/channel.h"
 
-static int chan_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int chan_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return ret;
-}
-
 /* ---- addresses ------------------------------------------------------------------ */
 
 int mig_address_parse(const char *uri, MigAddress *a, char *err,
@@ -49,7 +34,7 @@ int mig_address_parse(const char *uri, MigAddress *a, char *err,
 
     memset(a, 0, sizeof(*a));
     if (!uri) {
-        return chan_fail(err, errlen, -EINVAL, "no migration URI: %s", forms);
+        return xr_error(err, errlen, -EINVAL, "no migration URI: %s", forms);
     }
     if (!strncmp(uri, "tcp:", 4)) {
         const char *h = uri + 4, *hend;
@@ -58,7 +43,7 @@ int mig_address_parse(const char *uri, MigAddress *a, char *err,
         if (*h == '[') {
             hend = strchr(h, ']');
             if (!hend || hend[1] != ':') {
-                return chan_fail(err, errlen, -EINVAL, "bad IPv6 address in "
+                return xr_error(err, errlen, -EINVAL, "bad IPv6 address in "
                                  "'%s': %s", uri, forms);
             }
             h++;
@@ -70,7 +55,7 @@ int mig_address_parse(const char *uri, MigAddress *a, char *err,
         if (!colon || !colon[1] || (size_t)(hend - h) >= sizeof(a->host) ||
             strlen(colon + 1) >= sizeof(a->port) ||
             strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
-            return chan_fail(err, errlen, -EINVAL, "bad migration URI '%s': "
+            return xr_error(err, errlen, -EINVAL, "bad migration URI '%s': "
                              "%s", uri, forms);
         }
         memcpy(a->host, h, (size_t)(hend - h));
@@ -80,7 +65,7 @@ int mig_address_parse(const char *uri, MigAddress *a, char *err,
     if (!strncmp(uri, "unix:", 5)) {
         a->kind = MIG_ADDR_UNIX;
         if (!uri[5] || strlen(uri + 5) >= sizeof(a->path)) {
-            return chan_fail(err, errlen, -EINVAL, "bad unix socket path in "
+            return xr_error(err, errlen, -EINVAL, "bad unix socket path in "
                              "'%s' (1 to %zu bytes)", uri,
                              sizeof(a->path) - 1);
         }
@@ -90,13 +75,13 @@ int mig_address_parse(const char *uri, MigAddress *a, char *err,
     if (!strncmp(uri, "fd:", 3)) {
         a->kind = MIG_ADDR_FD;
         if (!uri[3] || strlen(uri + 3) >= sizeof(a->fdname)) {
-            return chan_fail(err, errlen, -EINVAL, "bad fd name in '%s'",
+            return xr_error(err, errlen, -EINVAL, "bad fd name in '%s'",
                              uri);
         }
         snprintf(a->fdname, sizeof(a->fdname), "%s", uri + 3);
         return 0;
     }
-    return chan_fail(err, errlen, -EINVAL, "unsupported migration URI '%s': "
+    return xr_error(err, errlen, -EINVAL, "unsupported migration URI '%s': "
                      "%s", uri, forms);
 }
 
@@ -200,7 +185,7 @@ int mig_channel_connect(const MigAddress *a, const char *name, int stall_ms,
             if (fd >= 0) {
                 close(fd);
             }
-            return chan_fail(err, errlen, ret, "cannot connect to unix:%s: "
+            return xr_error(err, errlen, ret, "cannot connect to unix:%s: "
                              "%s", a->path, strerror(-ret));
         }
         sock_tune(fd, false);
@@ -209,7 +194,7 @@ int mig_channel_connect(const MigAddress *a, const char *name, int stall_ms,
         int gai = getaddrinfo(a->host, a->port, &hints, &res);
 
         if (gai) {
-            return chan_fail(err, errlen, -EHOSTUNREACH, "cannot resolve "
+            return xr_error(err, errlen, -EHOSTUNREACH, "cannot resolve "
                              "'%s': %s", a->host, gai_strerror(gai));
         }
         ret = -ECONNREFUSED;
@@ -227,18 +212,18 @@ int mig_channel_connect(const MigAddress *a, const char *name, int stall_ms,
         }
         freeaddrinfo(res);
         if (fd < 0) {
-            return chan_fail(err, errlen, ret, "cannot connect to tcp:%s:%s: "
+            return xr_error(err, errlen, ret, "cannot connect to tcp:%s:%s: "
                              "%s", a->host, a->port, strerror(-ret));
         }
         sock_tune(fd, true);
     } else {
-        return chan_fail(err, errlen, -EINVAL, "an fd: channel is given, "
+        return xr_error(err, errlen, -EINVAL, "an fd: channel is given, "
                          "not connected");
     }
     ret = mig_channel_from_fd(fd, name, stall_ms, out);
     if (ret) {
         close(fd);
-        return chan_fail(err, errlen, ret, "setting up the %s channel: %s",
+        return xr_error(err, errlen, ret, "setting up the %s channel: %s",
                          name, strerror(-ret));
     }
     return 0;
@@ -261,7 +246,7 @@ int mig_listen(const MigAddress *a, char *err, size_t errlen)
             if (fd >= 0) {
                 close(fd);
             }
-            return chan_fail(err, errlen, ret, "cannot listen on unix:%s: %s",
+            return xr_error(err, errlen, ret, "cannot listen on unix:%s: %s",
                              a->path, strerror(-ret));
         }
         return fd;
@@ -273,7 +258,7 @@ int mig_listen(const MigAddress *a, char *err, size_t errlen)
                               &res);
 
         if (gai) {
-            return chan_fail(err, errlen, -EADDRNOTAVAIL, "cannot resolve "
+            return xr_error(err, errlen, -EADDRNOTAVAIL, "cannot resolve "
                              "'%s': %s", a->host, gai_strerror(gai));
         }
         ret = -EADDRNOTAVAIL;
@@ -295,12 +280,12 @@ int mig_listen(const MigAddress *a, char *err, size_t errlen)
         }
         freeaddrinfo(res);
         if (fd < 0) {
-            return chan_fail(err, errlen, ret, "cannot listen on tcp:%s:%s: "
+            return xr_error(err, errlen, ret, "cannot listen on tcp:%s:%s: "
                              "%s", a->host, a->port, strerror(-ret));
         }
         return fd;
     }
-    return chan_fail(err, errlen, -EINVAL, "cannot listen on an fd: address");
+    return xr_error(err, errlen, -EINVAL, "cannot listen on an fd: address");
 }
 
 int mig_accept(int lfd, int timeout_ms, const bool *cancel)
@@ -367,18 +352,18 @@ static int chan_error(MigChannel *c, int ret, bool writing, char *err,
 
     switch (ret) {
     case -ETIMEDOUT:
-        return chan_fail(err, errlen, ret, "%s the %s channel: no progress "
+        return xr_error(err, errlen, ret, "%s the %s channel: no progress "
                          "for %d ms (the peer is stalled)", what, c->name,
                          c->stall_ms);
     case -ECANCELED:
-        return chan_fail(err, errlen, ret, "%s the %s channel: cancelled",
+        return xr_error(err, errlen, ret, "%s the %s channel: cancelled",
                          what, c->name);
     case -ECONNRESET:
     case -EPIPE:
-        return chan_fail(err, errlen, ret, "%s the %s channel: the peer "
+        return xr_error(err, errlen, ret, "%s the %s channel: the peer "
                          "closed the connection", what, c->name);
     default:
-        return chan_fail(err, errlen, ret, "%s the %s channel: %s", what,
+        return xr_error(err, errlen, ret, "%s the %s channel: %s", what,
                          c->name, strerror(-ret));
     }
 }

@@ -29,20 +29,6 @@
 #define BLOCK_FIXED_LEN (2u + 8 + 8 + 8 + 4 + 4 + 4)
 #define RANGE_LEN       24u
 
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return ret;
-}
 
 void devstate_free(DevState *ds)
 {
@@ -72,13 +58,13 @@ static bool overlap(uint64_t a, uint64_t an, uint64_t b, uint64_t bn)
 int devstate_validate(const DevState *ds, char *err, size_t errlen)
 {
     if (ds->nblocks > DEVSTATE_MAX_BLOCKS) {
-        return fail(err, errlen, -EINVAL, "%u RAM blocks, at most %u allowed",
+        return xr_error(err, errlen, -EINVAL, "%u RAM blocks, at most %u allowed",
                     ds->nblocks, DEVSTATE_MAX_BLOCKS);
     }
     if (ds->vram_tracking &&
         (ds->vram_npages == 0 || ds->vram_npages > UINT32_MAX ||
          ds->vram_first_pfn > (UINT64_MAX >> XR_PAGE_BITS) - ds->vram_npages)) {
-        return fail(err, errlen, -EINVAL,
+        return xr_error(err, errlen, -EINVAL,
                     "VRAM tracking range pfn 0x%llx + %llu pages is invalid",
                     (unsigned long long)ds->vram_first_pfn,
                     (unsigned long long)ds->vram_npages);
@@ -88,14 +74,14 @@ int devstate_validate(const DevState *ds, char *err, size_t errlen)
         size_t idlen = strnlen(b->idstr, sizeof(b->idstr));
 
         if (idlen == 0 || idlen > DEVSTATE_IDSTR_MAX) {
-            return fail(err, errlen, -EINVAL,
+            return xr_error(err, errlen, -EINVAL,
                         "RAM block %u has an empty or unterminated name", i);
         }
         if (!page_aligned(b->offset) || !page_aligned(b->used_length) ||
             !page_aligned(b->max_length) || b->used_length == 0 ||
             b->used_length > b->max_length ||
             b->offset > UINT64_MAX - b->max_length) {
-            return fail(err, errlen, -EINVAL,
+            return xr_error(err, errlen, -EINVAL,
                         "RAM block '%s': offset 0x%llx, used 0x%llx, max "
                         "0x%llx are not page-aligned, empty or inconsistent",
                         b->idstr, (unsigned long long)b->offset,
@@ -103,7 +89,7 @@ int devstate_validate(const DevState *ds, char *err, size_t errlen)
                         (unsigned long long)b->max_length);
         }
         if (b->nranges > DEVSTATE_MAX_RANGES) {
-            return fail(err, errlen, -EINVAL,
+            return xr_error(err, errlen, -EINVAL,
                         "RAM block '%s' has %u mappings, at most %u allowed",
                         b->idstr, b->nranges, DEVSTATE_MAX_RANGES);
         }
@@ -115,7 +101,7 @@ int devstate_validate(const DevState *ds, char *err, size_t errlen)
                 g->gpa > UINT64_MAX - g->size ||
                 g->offset > b->used_length ||
                 g->size > b->used_length - g->offset) {
-                return fail(err, errlen, -EINVAL,
+                return xr_error(err, errlen, -EINVAL,
                             "RAM block '%s': mapping %u (gpa 0x%llx, size "
                             "0x%llx, offset 0x%llx) is misaligned or outside "
                             "the block", b->idstr, r,
@@ -128,17 +114,17 @@ int devstate_validate(const DevState *ds, char *err, size_t errlen)
             const DevStateBlock *o = &ds->blocks[j];
 
             if (!strcmp(o->idstr, b->idstr)) {
-                return fail(err, errlen, -EINVAL,
+                return xr_error(err, errlen, -EINVAL,
                             "RAM block name '%s' appears twice", b->idstr);
             }
             if (overlap(o->offset, o->max_length, b->offset, b->max_length)) {
-                return fail(err, errlen, -EINVAL,
+                return xr_error(err, errlen, -EINVAL,
                             "RAM blocks '%s' and '%s' overlap in ram_addr "
                             "space", o->idstr, b->idstr);
             }
             if (b->hotplug_slot != DEVSTATE_NO_SLOT &&
                 b->hotplug_slot == o->hotplug_slot) {
-                return fail(err, errlen, -EINVAL,
+                return xr_error(err, errlen, -EINVAL,
                             "RAM blocks '%s' and '%s' claim hot-plug slot %u",
                             o->idstr, b->idstr, b->hotplug_slot);
             }
@@ -156,7 +142,7 @@ int devstate_validate(const DevState *ds, char *err, size_t errlen)
                 for (uint32_t s = 0; s < lim; s++) {
                     if (overlap(o->ranges[s].gpa, o->ranges[s].size,
                                 b->ranges[r].gpa, b->ranges[r].size)) {
-                        return fail(err, errlen, -EINVAL,
+                        return xr_error(err, errlen, -EINVAL,
                                     "guest-physical mappings of '%s' and "
                                     "'%s' overlap at 0x%llx", o->idstr,
                                     b->idstr, (unsigned long long)MAX(
@@ -269,7 +255,7 @@ int devstate_encode(const DevState *ds, uint8_t **buf, size_t *len,
     put_u32(&w, 0);
     if (w.oom) {
         free(w.p);
-        return fail(err, errlen, -ENOMEM, "out of memory encoding state");
+        return xr_error(err, errlen, -ENOMEM, "out of memory encoding state");
     }
     {
         uint64_t payload = htobe64(w.len - DS_HEADER_LEN);
@@ -280,7 +266,7 @@ int devstate_encode(const DevState *ds, uint8_t **buf, size_t *len,
     put_u32(&w, crc);
     if (w.oom) {
         free(w.p);
-        return fail(err, errlen, -ENOMEM, "out of memory encoding state");
+        return xr_error(err, errlen, -ENOMEM, "out of memory encoding state");
     }
     *buf = w.p;
     *len = w.len;
@@ -345,37 +331,37 @@ static int decode_block(Reader *r, uint32_t reclen, DevStateBlock *b,
     if (reclen < BLOCK_FIXED_LEN || !get_u16(r, &idlen) ||
         idlen == 0 || idlen > DEVSTATE_IDSTR_MAX ||
         reclen < BLOCK_FIXED_LEN + idlen || !get(r, b->idstr, idlen)) {
-        return fail(err, errlen, -EINVAL,
+        return xr_error(err, errlen, -EINVAL,
                     "RAM block record is malformed (name length)");
     }
     b->idstr[idlen] = '\0';
     if (memchr(b->idstr, '\0', idlen)) {
-        return fail(err, errlen, -EINVAL,
+        return xr_error(err, errlen, -EINVAL,
                     "RAM block name contains a NUL byte");
     }
     if (!get_u64(r, &b->offset) || !get_u64(r, &b->used_length) ||
         !get_u64(r, &b->max_length) || !get_u32(r, &b->flags) ||
         !get_u32(r, &b->hotplug_slot) || !get_u32(r, &b->nranges)) {
-        return fail(err, errlen, -EINVAL,
+        return xr_error(err, errlen, -EINVAL,
                     "RAM block record '%s' is truncated", b->idstr);
     }
     if (b->nranges > DEVSTATE_MAX_RANGES ||
         reclen != BLOCK_FIXED_LEN + idlen + b->nranges * RANGE_LEN) {
-        return fail(err, errlen, -EINVAL,
+        return xr_error(err, errlen, -EINVAL,
                     "RAM block record '%s' has a length that does not match "
                     "its %u mappings", b->idstr, b->nranges);
     }
     if (b->nranges) {
         b->ranges = calloc(b->nranges, sizeof(*b->ranges));
         if (!b->ranges) {
-            return fail(err, errlen, -ENOMEM, "out of memory");
+            return xr_error(err, errlen, -ENOMEM, "out of memory");
         }
     }
     for (uint32_t i = 0; i < b->nranges; i++) {
         if (!get_u64(r, &b->ranges[i].gpa) ||
             !get_u64(r, &b->ranges[i].size) ||
             !get_u64(r, &b->ranges[i].offset)) {
-            return fail(err, errlen, -EINVAL,
+            return xr_error(err, errlen, -EINVAL,
                         "RAM block record '%s' is truncated", b->idstr);
         }
     }
@@ -393,12 +379,12 @@ int devstate_decode(const uint8_t *buf, size_t len, DevState *out,
     int ret;
 
     if (len < DS_HEADER_LEN) {
-        return fail(err, errlen, -ENODATA,
+        return xr_error(err, errlen, -ENODATA,
                     "device state is truncated: %zu bytes, the header alone "
                     "has %d", len, DS_HEADER_LEN);
     }
     if (memcmp(buf, DS_MAGIC, 8)) {
-        return fail(err, errlen, -EINVAL,
+        return xr_error(err, errlen, -EINVAL,
                     "not xenram device state (bad magic)");
     }
     r.pos = 8;
@@ -406,23 +392,23 @@ int devstate_decode(const uint8_t *buf, size_t len, DevState *out,
     get_u32(&r, &hflags);
     get_u64(&r, &payload);
     if (version != DEVSTATE_VERSION) {
-        return fail(err, errlen, -EPROTO,
+        return xr_error(err, errlen, -EPROTO,
                     "device state version %u; this xenram reads version %u "
                     "only", version, DEVSTATE_VERSION);
     }
     if (hflags) {
-        return fail(err, errlen, -EINVAL,
+        return xr_error(err, errlen, -EINVAL,
                     "device state header flags 0x%x are unknown", hflags);
     }
     if (payload > len - DS_HEADER_LEN ||
         len - DS_HEADER_LEN - payload < DS_CRC_LEN) {
-        return fail(err, errlen, -ENODATA,
+        return xr_error(err, errlen, -ENODATA,
                     "device state is truncated: header announces %llu bytes "
                     "of records plus a checksum, %zu bytes follow",
                     (unsigned long long)payload, len - DS_HEADER_LEN);
     }
     if (len - DS_HEADER_LEN - payload != DS_CRC_LEN) {
-        return fail(err, errlen, -EINVAL,
+        return xr_error(err, errlen, -EINVAL,
                     "device state has %zu unexpected trailing bytes",
                     (size_t)(len - DS_HEADER_LEN - payload - DS_CRC_LEN));
     }
@@ -430,7 +416,7 @@ int devstate_decode(const uint8_t *buf, size_t len, DevState *out,
     crc_stored = be32toh(crc_stored);
     crc = crc32(0L, buf, DS_HEADER_LEN + payload);
     if (crc != crc_stored) {
-        return fail(err, errlen, -EINVAL,
+        return xr_error(err, errlen, -EINVAL,
                     "device state is corrupted: checksum 0x%08x, expected "
                     "0x%08x", crc, crc_stored);
     }
@@ -442,7 +428,7 @@ int devstate_decode(const uint8_t *buf, size_t len, DevState *out,
 
         if (!get_u32(&r, &type) || !get_u32(&r, &reclen) ||
             reclen > r.len - r.pos) {
-            ret = fail(err, errlen, -EINVAL,
+            ret = xr_error(err, errlen, -EINVAL,
                        "device state record at byte %zu overruns the stream",
                        r.pos);
             goto out;
@@ -453,7 +439,7 @@ int devstate_decode(const uint8_t *buf, size_t len, DevState *out,
             uint8_t g = 0, v = 0, pad8[6];
 
             if (seen_dirtylog || reclen != DIRTYLOG_LEN) {
-                ret = fail(err, errlen, -EINVAL,
+                ret = xr_error(err, errlen, -EINVAL,
                            "dirty-log record is repeated or malformed");
                 goto out;
             }
@@ -463,7 +449,7 @@ int devstate_decode(const uint8_t *buf, size_t len, DevState *out,
             get_u64(&r, &ds.vram_first_pfn);
             get_u64(&r, &ds.vram_npages);
             if (g > 1 || v > 1) {
-                ret = fail(err, errlen, -EINVAL,
+                ret = xr_error(err, errlen, -EINVAL,
                            "dirty-log record has non-boolean flags");
                 goto out;
             }
@@ -476,13 +462,13 @@ int devstate_decode(const uint8_t *buf, size_t len, DevState *out,
             DevStateBlock *blocks;
 
             if (ds.nblocks >= DEVSTATE_MAX_BLOCKS) {
-                ret = fail(err, errlen, -EINVAL,
+                ret = xr_error(err, errlen, -EINVAL,
                            "more than %u RAM blocks", DEVSTATE_MAX_BLOCKS);
                 goto out;
             }
             blocks = realloc(ds.blocks, (ds.nblocks + 1) * sizeof(*blocks));
             if (!blocks) {
-                ret = fail(err, errlen, -ENOMEM, "out of memory");
+                ret = xr_error(err, errlen, -ENOMEM, "out of memory");
                 goto out;
             }
             ds.blocks = blocks;
@@ -496,26 +482,26 @@ int devstate_decode(const uint8_t *buf, size_t len, DevState *out,
         }
         case REC_END:
             if (reclen != 0 || r.pos != r.len) {
-                ret = fail(err, errlen, -EINVAL,
+                ret = xr_error(err, errlen, -EINVAL,
                            "end record is not at the end of the stream");
                 goto out;
             }
             ended = true;
             break;
         default:
-            ret = fail(err, errlen, -EINVAL,
+            ret = xr_error(err, errlen, -EINVAL,
                        "unknown device state record type %u", type);
             goto out;
         }
         if (r.pos - start != reclen) {
-            ret = fail(err, errlen, -EINVAL,
+            ret = xr_error(err, errlen, -EINVAL,
                        "device state record of type %u has a wrong length",
                        type);
             goto out;
         }
     }
     if (!seen_dirtylog) {
-        ret = fail(err, errlen, -EINVAL, "dirty-log record is missing");
+        ret = xr_error(err, errlen, -EINVAL, "dirty-log record is missing");
         goto out;
     }
     ret = devstate_validate(&ds, err, errlen);
@@ -547,7 +533,7 @@ int devstate_write(int fd, const DevState *ds, char *err, size_t errlen)
         }
         if (n <= 0) {
             ret = n < 0 ? -errno : -EIO;
-            fail(err, errlen, ret, "writing device state: %s",
+            xr_error(err, errlen, ret, "writing device state: %s",
                  strerror(-ret));
             break;
         }
@@ -571,7 +557,7 @@ int devstate_read(int fd, DevState *ds, char *err, size_t errlen)
 
             if (cap >= DS_MAX_STREAM) {
                 free(buf);
-                return fail(err, errlen, -EFBIG,
+                return xr_error(err, errlen, -EFBIG,
                             "device state is larger than %u bytes",
                             DS_MAX_STREAM);
             }
@@ -579,7 +565,7 @@ int devstate_read(int fd, DevState *ds, char *err, size_t errlen)
             p = realloc(buf, cap);
             if (!p) {
                 free(buf);
-                return fail(err, errlen, -ENOMEM, "out of memory");
+                return xr_error(err, errlen, -ENOMEM, "out of memory");
             }
             buf = p;
         }
@@ -590,7 +576,7 @@ int devstate_read(int fd, DevState *ds, char *err, size_t errlen)
         if (n < 0) {
             ret = -errno;
             free(buf);
-            return fail(err, errlen, ret, "reading device state: %s",
+            return xr_error(err, errlen, ret, "reading device state: %s",
                         strerror(-ret));
         }
         if (n == 0) {

@@ -81,19 +81,6 @@ struct RecvCtx {
     uint64_t pages;                     /* atomic */
 };
 
-static int recv_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int recv_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return ret;
-}
-
 /* ---- records ----------------------------------------------------------------------- */
 
 /* The next record on @r's channel into r->body; 0 or -errno with @err. */
@@ -185,7 +172,7 @@ static int recv_prepare_memory(RecvCtx *c, char *err, size_t errlen)
         if (xen_populate(c->xh, r->gfn, r->n)) {
             free(gfns);
             free(errs);
-            return recv_fail(err, errlen, -ENOMEM, "populating %" PRIu64
+            return xr_error(err, errlen, -ENOMEM, "populating %" PRIu64
                              " MiB at gfn %#" PRIx64 " failed: %s (was the "
                              "domain created without memory, with room for "
                              "the guest's?)", r->n >> 8, r->gfn,
@@ -204,7 +191,7 @@ static int recv_prepare_memory(RecvCtx *c, char *err, size_t errlen)
         free(gfns);
         free(errs);
         if (!c->maps[i] || ret) {
-            return recv_fail(err, errlen, ret ? ret : -EFAULT, "mapping the "
+            return xr_error(err, errlen, ret ? ret : -EFAULT, "mapping the "
                              "guest's frames at gfn %#" PRIx64 " failed: %s",
                              r->gfn, xen_last_error());
         }
@@ -222,7 +209,7 @@ static int recv_layout(RecvCtx *c, uint32_t len, char *err, size_t errlen)
 
     ret = devstate_decode(c->ctl.body, len, &c->layout, msg, sizeof(msg));
     if (ret) {
-        return recv_fail(err, errlen, ret, "the RAM layout is invalid: %s",
+        return xr_error(err, errlen, ret, "the RAM layout is invalid: %s",
                          msg);
     }
     c->have_layout = true;
@@ -265,7 +252,7 @@ static int recv_hvm_params(RecvCtx *c, uint32_t len, char *err,
     int k, ret;
 
     if (len % 16 || n > MIG_MAX_HVM_PARAMS) {
-        return recv_fail(err, errlen, -EINVAL, "an HVM_PARAMS record of %u "
+        return xr_error(err, errlen, -EINVAL, "an HVM_PARAMS record of %u "
                          "bytes", len);
     }
     for (unsigned i = 0; i < n; i++) {
@@ -277,19 +264,19 @@ static int recv_hvm_params(RecvCtx *c, uint32_t len, char *err,
         memcpy(&v, c->ctl.body + 16 * i + 8, 8);
         p[i] = (MigHvmParam) { le32toh(idx), le64toh(v) };
         if (pad || !mig_hvm_param_known(p[i].index)) {
-            return recv_fail(err, errlen, -EINVAL, "the source sent HVM "
+            return xr_error(err, errlen, -EINVAL, "the source sent HVM "
                              "parameter %u, which a migration does not "
                              "carry", p[i].index);
         }
     }
     k = mig_special_frames(p, n, c->ranges, c->nranges, special);
     if (k < 0) {
-        return recv_fail(err, errlen, -EINVAL, "the source's HVM parameters "
+        return xr_error(err, errlen, -EINVAL, "the source's HVM parameters "
                          "name frames beyond what a guest can address");
     }
     for (unsigned i = 0; i < n; i++) {
         if ((ret = xen_hvm_param_set(c->xh, p[i].index, p[i].value))) {
-            return recv_fail(err, errlen, ret, "setting HVM parameter %u: "
+            return xr_error(err, errlen, ret, "setting HVM parameter %u: "
                              "%s", p[i].index, xen_last_error());
         }
         if (mig_hvm_param_cleared(p[i].index) &&
@@ -385,7 +372,7 @@ static int recv_presence(RecvCtx *c, uint64_t gfn, uint8_t *addr,
     }
     pthread_mutex_unlock(&c->lock);
     if (ret) {
-        return recv_fail(err, errlen, ret, "making guest frame %#" PRIx64
+        return xr_error(err, errlen, ret, "making guest frame %#" PRIx64
                          " %s: %s", gfn, present ? "present" : "absent",
                          xen_last_error());
     }
@@ -406,13 +393,13 @@ static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
     /* Every page is checked before any is written. */
     for (uint32_t i = 0; i < v->npages; i++) {
         if (!recv_page(c, v->pfn[i])) {
-            return recv_fail(err, errlen, -EINVAL, "the source sent guest "
+            return xr_error(err, errlen, -EINVAL, "the source sent guest "
                              "frame %#" PRIx64 ", which is outside the RAM "
                              "layout it sent", v->pfn[i]);
         }
     }
     if ((ret = recv_wait_round(c, v->round))) {
-        return recv_fail(err, errlen, ret, "another channel failed");
+        return xr_error(err, errlen, ret, "another channel failed");
     }
     src = v->data;
     for (uint32_t i = 0; i < v->npages; i++) {
@@ -450,7 +437,7 @@ static int recv_round_end(Receiver *r, uint32_t len, char *err,
     }
     pthread_mutex_lock(&c->lock);
     if (round != c->done_round[r->index] + 1) {
-        ret = recv_fail(err, errlen, -EINVAL, "the %s channel ended round "
+        ret = xr_error(err, errlen, -EINVAL, "the %s channel ended round "
                         "%" PRIu64 " after round %" PRIu64, r->chan->name,
                         round, c->done_round[r->index]);
     } else {
@@ -488,7 +475,7 @@ static void *recv_writer(void *opaque)
         } else if (type == STREAM_REC_END) {
             break;
         } else {
-            r->ret = recv_fail(r->err, sizeof(r->err), -EPROTO, "a %s record "
+            r->ret = xr_error(r->err, sizeof(r->err), -EPROTO, "a %s record "
                                "on the %s channel, which carries only RAM",
                                stream_record_name(type, name, sizeof(name)),
                                r->chan->name);
@@ -538,7 +525,7 @@ static int recv_accept(RecvCtx *c, const char *name, int timeout_ms,
     } else {
         fd = mig_accept(m->listen_fd, timeout_ms, &m->cancel);
         if (fd < 0) {
-            return recv_fail(err, errlen, fd, "waiting for the source's %s "
+            return xr_error(err, errlen, fd, "waiting for the source's %s "
                              "connection: %s", name, strerror(-fd));
         }
     }
@@ -551,7 +538,7 @@ static int recv_accept(RecvCtx *c, const char *name, int timeout_ms,
     ret = mig_channel_from_fd(fd, name, -1, chan);
     if (ret) {
         close(fd);
-        return recv_fail(err, errlen, ret, "%s channel: %s", name,
+        return xr_error(err, errlen, ret, "%s channel: %s", name,
                          strerror(-ret));
     }
     mig_track_channel(m, *chan);
@@ -572,12 +559,12 @@ static int recv_open_channels(RecvCtx *c, char *err, size_t errlen)
         return ret;
     }
     if (h.role != STREAM_CHANNEL_CONTROL) {
-        return recv_fail(err, errlen, -EPROTO, "the first connection is a "
+        return xr_error(err, errlen, -EPROTO, "the first connection is a "
                          "data channel, not the control channel");
     }
     c->ndata = h.nchannels;
     if (c->ndata && c->m->fd < 0 && c->m->listen_fd < 0) {
-        return recv_fail(err, errlen, -EINVAL, "the source wants %u data "
+        return xr_error(err, errlen, -EINVAL, "the source wants %u data "
                          "channels, an fd: migration has one", c->ndata);
     }
     for (unsigned i = 0; i < c->ndata; i++) {
@@ -592,7 +579,7 @@ static int recv_open_channels(RecvCtx *c, char *err, size_t errlen)
         if (dh.role != STREAM_CHANNEL_DATA || dh.nchannels != c->ndata ||
             seen[dh.channel]) {
             mig_channel_close(ch);
-            return recv_fail(err, errlen, -EPROTO, "a connection that is "
+            return xr_error(err, errlen, -EPROTO, "a connection that is "
                              "not one of the %u data channels announced",
                              c->ndata);
         }
@@ -613,7 +600,7 @@ static int recv_devstate(RecvCtx *c, uint32_t len, char *err, size_t errlen)
     int ret = devstate_decode(c->ctl.body, len, &ds, msg, sizeof(msg));
 
     if (ret) {
-        return recv_fail(err, errlen, ret, "the device state is invalid: %s",
+        return xr_error(err, errlen, ret, "the device state is invalid: %s",
                          msg);
     }
     if (ds.nblocks != c->layout.nblocks) {
@@ -627,7 +614,7 @@ static int recv_devstate(RecvCtx *c, uint32_t len, char *err, size_t errlen)
     }
     devstate_free(&ds);
     if (ret) {
-        return recv_fail(err, errlen, ret, "the device state's RAM blocks "
+        return xr_error(err, errlen, ret, "the device state's RAM blocks "
                          "differ from the layout the RAM was sent in");
     }
     return 0;
@@ -648,7 +635,7 @@ static int recv_control(RecvCtx *c, char *err, size_t errlen)
         }
         switch (type) {
         case STREAM_REC_RAM:
-            ret = c->ndata ? recv_fail(err, errlen, -EPROTO, "RAM on the "
+            ret = c->ndata ? xr_error(err, errlen, -EPROTO, "RAM on the "
                                        "control channel of a multifd "
                                        "migration") :
                              recv_ram(&c->ctl, len, err, errlen);
@@ -672,13 +659,13 @@ static int recv_control(RecvCtx *c, char *err, size_t errlen)
             break;
         case STREAM_REC_END:
             if (!have_dev || !c->hvm_ctx) {
-                return recv_fail(err, errlen, -EPROTO, "the stream ended "
+                return xr_error(err, errlen, -EPROTO, "the stream ended "
                                  "without the device state or the HVM "
                                  "context");
             }
             return 0;
         default:
-            ret = recv_fail(err, errlen, -EPROTO, "unexpected %s record on "
+            ret = xr_error(err, errlen, -EPROTO, "unexpected %s record on "
                             "the control channel",
                             stream_record_name(type, name, sizeof(name)));
         }
@@ -710,12 +697,12 @@ static int recv_switchover(RecvCtx *c, char *err, size_t errlen)
     }
     ret = xen_hvm_context_set(c->xh, c->hvm_ctx, c->hvm_len);
     if (ret) {
-        return recv_fail(err, errlen, ret, "setting the HVM context: %s",
+        return xr_error(err, errlen, ret, "setting the HVM context: %s",
                          xen_last_error());
     }
     ret = mapcache_replace_dummies(m->cfg.mc);
     if (ret < 0) {
-        return recv_fail(err, errlen, ret, "mapping the received guest "
+        return xr_error(err, errlen, ret, "mapping the received guest "
                          "memory: %s", xen_last_error());
     }
     mapcache_set_incoming(m->cfg.mc, false);
@@ -729,7 +716,7 @@ static int recv_switchover(RecvCtx *c, char *err, size_t errlen)
         }
         ret = xen_domain_unpause(c->xh);
         if (ret) {
-            return recv_fail(err, errlen, ret, "unpausing the domain: %s",
+            return xr_error(err, errlen, ret, "unpausing the domain: %s",
                              xen_last_error());
         }
         mig_event(m, MIGRATION_EVENT_RESUME, 0);
@@ -749,7 +736,7 @@ static int recv_run(RecvCtx *c, char *err, size_t errlen)
     mig_set_status(c->m, MIGRATION_STATUS_ACTIVE);
     ret = recv_record(&c->ctl, &type, &len, err, errlen);
     if (!ret && type != STREAM_REC_LAYOUT) {
-        ret = recv_fail(err, errlen, -EPROTO, "the stream does not begin "
+        ret = xr_error(err, errlen, -EPROTO, "the stream does not begin "
                         "with the RAM layout");
     }
     if (!ret) {
@@ -759,7 +746,7 @@ static int recv_run(RecvCtx *c, char *err, size_t errlen)
         ret = recv_record(&c->ctl, &type, &len, err, errlen);
     }
     if (!ret && type != STREAM_REC_HVM_PARAMS) {
-        ret = recv_fail(err, errlen, -EPROTO, "the RAM layout is not "
+        ret = xr_error(err, errlen, -EPROTO, "the RAM layout is not "
                         "followed by the HVM parameters");
     }
     if (!ret) {

@@ -26,21 +26,6 @@
 #define BATCH_DATA_MAX      (STREAM_BATCH_MAX_PAGES * STREAM_PAGE_SIZE)
 #define ENTRY_KIND_BITS     4
 
-static int stream_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int stream_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return ret;
-}
-
 static void put_le16(uint8_t *p, uint16_t v)
 {
     v = htole16(v);
@@ -115,7 +100,7 @@ int stream_header_decode(const uint8_t *in, StreamHeader *h, char *err,
                          size_t errlen)
 {
     if (memcmp(in, STREAM_MAGIC, 8)) {
-        return stream_fail(err, errlen, -EPROTO, "not a xenram migration "
+        return xr_error(err, errlen, -EPROTO, "not a xenram migration "
                            "stream (bad magic)");
     }
     h->version = get_le32(in + 8);
@@ -123,16 +108,16 @@ int stream_header_decode(const uint8_t *in, StreamHeader *h, char *err,
     h->channel = get_le16(in + 16);
     h->nchannels = get_le16(in + 18);
     if (h->version != STREAM_VERSION) {
-        return stream_fail(err, errlen, -EPROTO, "migration stream version "
+        return xr_error(err, errlen, -EPROTO, "migration stream version "
                            "%" PRIu32 " (this xenram reads version %d)",
                            h->version, STREAM_VERSION);
     }
     if (get_le32(in + 20)) {
-        return stream_fail(err, errlen, -EINVAL, "stream header flags %#x "
+        return xr_error(err, errlen, -EINVAL, "stream header flags %#x "
                            "set (none are defined)", get_le32(in + 20));
     }
     if (h->nchannels > STREAM_MAX_CHANNELS) {
-        return stream_fail(err, errlen, -EINVAL, "the stream header says "
+        return xr_error(err, errlen, -EINVAL, "the stream header says "
                            "%" PRIu32 " data channels (0 to %d)",
                            h->nchannels, STREAM_MAX_CHANNELS);
     }
@@ -140,7 +125,7 @@ int stream_header_decode(const uint8_t *in, StreamHeader *h, char *err,
         (h->role == STREAM_CHANNEL_DATA &&
          (h->channel < 1 || h->channel > h->nchannels)) ||
         h->role > STREAM_CHANNEL_DATA) {
-        return stream_fail(err, errlen, -EINVAL, "the stream header's role "
+        return xr_error(err, errlen, -EINVAL, "the stream header's role "
                            "%" PRIu32 " / channel %" PRIu32 " of %" PRIu32
                            " do not fit", h->role, h->channel, h->nchannels);
     }
@@ -206,22 +191,22 @@ int stream_record_header_check(const uint8_t *hdr, uint32_t want_seq,
 
     *len = get_le32(hdr + 4);
     if (t < 1 || t > STREAM_REC_MAX) {
-        return stream_fail(err, errlen, -EINVAL, "record %" PRIu32 " has "
+        return xr_error(err, errlen, -EINVAL, "record %" PRIu32 " has "
                            "unknown type %" PRIu32, want_seq, t);
     }
     if (get_le16(hdr + 2) || get_le32(hdr + 12)) {
-        return stream_fail(err, errlen, -EINVAL, "record %" PRIu32 " (%s) "
+        return xr_error(err, errlen, -EINVAL, "record %" PRIu32 " (%s) "
                            "has reserved fields set", want_seq,
                            stream_record_name(t, name, sizeof(name)));
     }
     if (seq != want_seq) {
-        return stream_fail(err, errlen, -EINVAL, "record %" PRIu32 " expected"
+        return xr_error(err, errlen, -EINVAL, "record %" PRIu32 " expected"
                            ", record %" PRIu32 " (%s) received: the stream "
                            "lost or reordered records", want_seq, seq,
                            stream_record_name(t, name, sizeof(name)));
     }
     if (*len > STREAM_MAX_BODY) {
-        return stream_fail(err, errlen, -EINVAL, "record %" PRIu32 " (%s) "
+        return xr_error(err, errlen, -EINVAL, "record %" PRIu32 " (%s) "
                            "claims %" PRIu32 " bytes (at most %u)", seq,
                            stream_record_name(t, name, sizeof(name)), *len,
                            STREAM_MAX_BODY);
@@ -237,7 +222,7 @@ int stream_record_verify(const uint8_t *hdr, const uint8_t *body, uint32_t len,
     char name[24];
 
     if (record_hash(hdr, &iov, 1) != get_le64(hdr + 16)) {
-        return stream_fail(err, errlen, -EINVAL, "record %" PRIu32 " (%s, "
+        return xr_error(err, errlen, -EINVAL, "record %" PRIu32 " (%s, "
                            "%" PRIu32 " bytes) fails its checksum: the "
                            "stream is corrupt", get_le32(hdr + 8),
                            stream_record_name(get_le16(hdr), name,
@@ -257,7 +242,7 @@ int stream_round_end_decode(const uint8_t *body, uint32_t len,
                             size_t errlen)
 {
     if (len != STREAM_ROUND_END_LEN) {
-        return stream_fail(err, errlen, -EINVAL, "ROUND_END of %" PRIu32
+        return xr_error(err, errlen, -EINVAL, "ROUND_END of %" PRIu32
                            " bytes (%d expected)", len, STREAM_ROUND_END_LEN);
     }
     *round = get_le64(body);
@@ -434,21 +419,21 @@ static int batch_parse_entries(const uint8_t *body, uint32_t len,
     v->npages = get_le32(body + 8);
     v->codec = body[12];
     if (body[13] || body[14] || body[15]) {
-        return stream_fail(err, errlen, -EINVAL, "RAM batch: reserved bytes "
+        return xr_error(err, errlen, -EINVAL, "RAM batch: reserved bytes "
                            "set");
     }
     if (v->npages < 1 || v->npages > STREAM_BATCH_MAX_PAGES) {
-        return stream_fail(err, errlen, -EINVAL, "RAM batch of %" PRIu32
+        return xr_error(err, errlen, -EINVAL, "RAM batch of %" PRIu32
                            " pages (1 to %u)", v->npages,
                            STREAM_BATCH_MAX_PAGES);
     }
     if (v->codec > STREAM_CODEC_ZSTD) {
-        return stream_fail(err, errlen, -EINVAL, "RAM batch: unknown codec "
+        return xr_error(err, errlen, -EINVAL, "RAM batch: unknown codec "
                            "%" PRIu32, v->codec);
     }
     *tail = BATCH_DESC_FIXED + 8 * (size_t)v->npages;
     if (len < *tail + BATCH_DESC_TAIL) {
-        return stream_fail(err, errlen, -EINVAL, "RAM batch of %" PRIu32
+        return xr_error(err, errlen, -EINVAL, "RAM batch of %" PRIu32
                            " pages truncated at %" PRIu32 " bytes",
                            v->npages, len);
     }
@@ -460,11 +445,11 @@ static int batch_parse_entries(const uint8_t *body, uint32_t len,
         v->pfn[i] = e >> ENTRY_KIND_BITS;
         v->kind[i] = (uint8_t)kind;
         if (kind > STREAM_PAGE_ABSENT) {
-            return stream_fail(err, errlen, -EINVAL, "RAM batch: page %#"
+            return xr_error(err, errlen, -EINVAL, "RAM batch: page %#"
                                PRIx64 " of unknown kind %u", v->pfn[i], kind);
         }
         if (i && v->pfn[i] <= v->pfn[i - 1]) {
-            return stream_fail(err, errlen, -EINVAL, "RAM batch: page %#"
+            return xr_error(err, errlen, -EINVAL, "RAM batch: page %#"
                                PRIx64 " after page %#" PRIx64 " (pages must "
                                "come in increasing order, once)", v->pfn[i],
                                v->pfn[i - 1]);
@@ -482,7 +467,7 @@ int stream_batch_parse(StreamDecoder *d, const uint8_t *body, uint32_t len,
     int ret;
 
     if (len < BATCH_DESC_FIXED) {
-        return stream_fail(err, errlen, -EINVAL, "RAM batch of %" PRIu32
+        return xr_error(err, errlen, -EINVAL, "RAM batch of %" PRIu32
                            " bytes is too short", len);
     }
     ret = batch_parse_entries(body, len, v, &tail, err, errlen);
@@ -491,19 +476,19 @@ int stream_batch_parse(StreamDecoder *d, const uint8_t *body, uint32_t len,
     }
     data_len = get_le32(body + tail);
     if (get_le32(body + tail + 4)) {
-        return stream_fail(err, errlen, -EINVAL, "RAM batch: reserved bytes "
+        return xr_error(err, errlen, -EINVAL, "RAM batch: reserved bytes "
                            "set");
     }
     data = body + tail + BATCH_DESC_TAIL;
     if (data_len != len - (tail + BATCH_DESC_TAIL)) {
-        return stream_fail(err, errlen, -EINVAL, "RAM batch says %zu bytes "
+        return xr_error(err, errlen, -EINVAL, "RAM batch says %zu bytes "
                            "of data, the record holds %zu", data_len,
                            (size_t)len - (tail + BATCH_DESC_TAIL));
     }
     want = (size_t)v->nnormal * STREAM_PAGE_SIZE;
     if (v->codec == STREAM_CODEC_NONE) {
         if (data_len != want) {
-            return stream_fail(err, errlen, -EINVAL, "RAM batch with %" PRIu32
+            return xr_error(err, errlen, -EINVAL, "RAM batch with %" PRIu32
                                " data pages carries %zu bytes, not %zu",
                                v->nnormal, data_len, want);
         }
@@ -516,13 +501,13 @@ int stream_batch_parse(StreamDecoder *d, const uint8_t *body, uint32_t len,
         size_t got;
 
         if (fs != want) {
-            return stream_fail(err, errlen, -EINVAL, "compressed RAM batch "
+            return xr_error(err, errlen, -EINVAL, "compressed RAM batch "
                                "of %" PRIu32 " data pages does not say it "
                                "holds %zu bytes", v->nnormal, want);
         }
         got = ZSTD_decompressDCtx(d->dctx, d->data, want, data, data_len);
         if (ZSTD_isError(got) || got != want) {
-            return stream_fail(err, errlen, -EINVAL, "compressed RAM batch: "
+            return xr_error(err, errlen, -EINVAL, "compressed RAM batch: "
                                "%s", ZSTD_isError(got) ?
                                ZSTD_getErrorName(got) : "short frame");
         }

@@ -2,6 +2,8 @@
 /*
  * util.c - bitmap helpers and RCU glue shared by every module.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "util/util-internal.h"
@@ -105,4 +107,16 @@ uint64_t xr_bitmap_count(const unsigned long *map, uint64_t nbits)
 unsigned long *xr_bitmap_new(uint64_t nbits)
 {
     return calloc(BITS_TO_LONGS(nbits), sizeof(unsigned long));
+}
+
+int xr_error(char *err, size_t errlen, int ret, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return ret;
 }

@@ -92,6 +92,14 @@ void xr_bitmap_set(unsigned long *map, uint64_t start, uint64_t nr);
 void xr_bitmap_clear(unsigned long *map, uint64_t start, uint64_t nr);
 /* Number of set bits in the first @nbits bits of @map. */
 uint64_t xr_bitmap_count(const unsigned long *map, uint64_t nbits);
+/*
+ * Put a sentence for a person (printf @fmt) into @err (@errlen bytes; none
+ * when @err is NULL or @errlen 0) and return @ret, so that a failing path
+ * reads "return xr_error(err, errlen, -EINVAL, "...", ...);".
+ */
+int xr_error(char *err, size_t errlen, int ret, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* A zeroed bitmap of @nbits bits, or NULL when out of memory. */
 unsigned long *xr_bitmap_new(uint64_t nbits);
 
