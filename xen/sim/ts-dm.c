@@ -558,6 +558,8 @@ int ts_dm_stop(struct ts_dm *dm, bool qmp, char *err, size_t errlen)
             goto gone;
     }
     ts_dm_signal(dm, SIGTERM);
+    /* A stopped process (SIGSTOP) acts on SIGTERM only once continued. */
+    ts_dm_signal(dm, SIGCONT);
     if (dm_wait_gone(dm, DM_TERM_WAIT_MS))
         goto gone;
     ts_dm_signal(dm, SIGKILL);
