@@ -128,7 +128,7 @@ static void on_interrupt(int sig)
     interrupted = 1;
 }
 
-/* ---- guest memory, for --checksum-at-suspend ------------------------------ */
+/* ---- guest memory, for --checksum-at-suspend ---------------------------- */
 
 struct view {
     uint8_t *mem;               /* the memfd, read-only */
@@ -240,7 +240,7 @@ static int eng_take_sums(struct eng *m, char *err, size_t errlen)
     return 0;
 }
 
-/* ---- QMP helpers ------------------------------------------------------------ */
+/* ---- QMP helpers -------------------------------------------------------- */
 
 static const char *jstr(json_t *o, const char *k)
 {
@@ -256,7 +256,7 @@ static double jnum(json_t *o, const char *k)
     return json_is_number(v) ? json_number_value(v) : 0;
 }
 
-/* ---- the phases ------------------------------------------------------------- */
+/* ---- the phases --------------------------------------------------------- */
 
 /* What to migrate: the source, its record and xenram; the destination. */
 static int eng_setup(struct eng *m, char *err, size_t errlen)

@@ -22,8 +22,9 @@
  * pages grow from round to round, the migration never converges and is
  * always in a round when the test strikes; the channels' socket buffers
  * (xenram asks for 4 MiB each, Linux doubles it) fill in about a second
- * once the destination stops reading.  The SIGSTOP case waits for xenram's stall timeout (10 s,
- * MIG_STALL_MS) once: most of this program's run time.
+ * once the destination stops reading.  The SIGSTOP case waits for
+ * xenram's stall timeout (10 s, MIG_STALL_MS) once: most of this
+ * program's run time.
  */
 #include <errno.h>
 #include <limits.h>
@@ -117,7 +118,7 @@ static void verify_clean(struct e2e_host *h, uint32_t d)
     assert_non_null(strstr(out, " 0 corrupt"));
 }
 
-/* ---- a domain's memory, mapped here -------------------------------------- */
+/* ---- a domain's memory, mapped here ------------------------------------- */
 
 struct mem {
     uint8_t *mem;
@@ -189,7 +190,7 @@ static uint64_t compare(const struct mem *a, const struct mem *b)
     return frames;
 }
 
-/* ---- a migration in the background ---------------------------------------- */
+/* ---- a migration in the background -------------------------------------- */
 
 struct bg {
     pthread_t t;
@@ -314,7 +315,7 @@ static void source_runs_on(uint32_t d, pid_t spid, const char *name,
     verify_clean(&src, d);
 }
 
-/* ---- (a) the guest moves --------------------------------------------------- */
+/* ---- (a) the guest moves ------------------------------------------------ */
 
 static void migrate_ok(const char *name, const char *channels,
                        const char *compress)
@@ -416,7 +417,7 @@ static void test_two_channels_zstd(void **state)
     migrate_ok("eng2", "2", "zstd");
 }
 
-/* ---- (b) failures ------------------------------------------------------------ */
+/* ---- (b) failures ------------------------------------------------------- */
 
 #define FAST_WRITER "random:32"
 #define NEVER_CONVERGE "--max-bandwidth", "16", "--downtime-limit", "1"
