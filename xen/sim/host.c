@@ -298,6 +298,7 @@ static struct xsim_dom *dom_alloc(void)
     d->track.uffd = d->track.pagemap = -1;
     d->max_mapped = -1;
     d->refs = 1;
+    d->sched_weight = XSIM_SCHED_WEIGHT_DEFAULT;
     return d;
 }
 

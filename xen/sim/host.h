@@ -100,6 +100,12 @@ struct xsim_dom {
     struct xsim_workload wl;
     unsigned nr_vcpus;
     struct xsim_vcpu *vcpus;
+    /* credit2 (run_lock): weight, cap (% of one pCPU, 0 none) and the
+     * domain's budget pool for the current period */
+    uint16_t sched_weight;
+    uint16_t sched_cap;
+    int64_t cap_pool_ns;
+    uint64_t cap_next_repl_ns;
 
     /* What device models asked for */
     struct xsim_ioreq ioreq[XSIM_MAX_IOREQ_SERVERS];
@@ -157,6 +163,23 @@ int dom_set_workload(struct xsim_dom *d, const char *spec);
 int dom_shutdown(struct xsim_dom *d, uint32_t reason);
 int dom_hvm_param(struct xsim_dom *d, uint32_t index, bool set,
                   uint64_t *value);
+
+/*
+ * XEN_DOMCTL_gethvmcontext: @buf NULL asks for the size needed (*len);
+ * else @size must be at least that (-ENOSPC) and *len is what was written.
+ * XEN_DOMCTL_sethvmcontext: load @size bytes (hvm_load's checks and
+ * errors).  Both on a running domain too: they pause it around the work,
+ * as Xen's domctl does.  hvmctx.c.
+ */
+int dom_hvm_getcontext(struct xsim_dom *d, uint8_t *buf, uint64_t size,
+                       uint64_t *len);
+int dom_hvm_setcontext(struct xsim_dom *d, const uint8_t *buf, uint64_t size);
+
+/* XEN_DOMCTL_scheduler_op on a credit2 pool: @sched_id other than
+ * XEN_SCHEDULER_CREDIT2 is -EINVAL; @put sets (csched2_dom_cntl's rules),
+ * else *weight and *cap are filled. */
+int dom_sched_op(struct xsim_dom *d, uint32_t sched_id, bool put,
+                 uint16_t *weight, uint16_t *cap);
 
 /* XENMEM_populate_physmap / decrease_reservation: extents done or -errno. */
 long dom_populate(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,

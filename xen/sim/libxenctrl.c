@@ -7,8 +7,9 @@
  *
  * Covered: the interface, domain info, pause/unpause/destroy/shutdown,
  * memory (populate, decrease reservation, max memory, maximum gpfn), HVM
- * params, log-dirty (xc_shadow_control, xc_logdirty_control), hypercall
- * buffers, version, error reporting.  See docs/simulator.md for the list
+ * params, HVM context (get/set), credit2 scheduling parameters and the
+ * scheduler id, log-dirty (xc_shadow_control, xc_logdirty_control),
+ * hypercall buffers, version, error reporting.  See docs/simulator.md for the list
  * and for what differs from real Xen.
  */
 #include <errno.h>
@@ -485,6 +486,104 @@ int xc_get_hvm_param(xc_interface *xch, uint32_t dom, int param,
     if (rc == 0)
         *value = (unsigned long)v;
     return rc;
+}
+
+/* ---- HVM context ------------------------------------------------------ */
+
+/* XEN_DOMCTL_gethvmcontext: NULL asks for the size; the size written
+ * otherwise (ENOSPC when @size is below what Xen would need). */
+int xc_domain_hvm_getcontext(xc_interface *xch, uint32_t domid,
+                             uint8_t *ctxt_buf, uint32_t size)
+{
+    uint64_t args[6] = { ctxt_buf != NULL, size };
+    int64_t rc = call(xch, XSIM_OP_HVM_GETCTX, domid, args, NULL, 0,
+                      ctxt_buf, ctxt_buf ? size : 0, NULL);
+
+    return rc < 0 ? -1 : (int)rc;
+}
+
+int xc_domain_hvm_setcontext(xc_interface *xch, uint32_t domid,
+                             uint8_t *ctxt_buf, uint32_t size)
+{
+    if (!ctxt_buf && size) {
+        errno = EFAULT;         /* copy_from_guest() of a NULL handle */
+        return -1;
+    }
+    if (size > XSIM_MAX_PAYLOAD) {
+        errno = ENOMEM;         /* xmalloc_bytes() of it */
+        return -1;
+    }
+    return call(xch, XSIM_OP_HVM_SETCTX, domid, NULL, ctxt_buf, size, NULL,
+                0, NULL) < 0 ? -1 : 0;
+}
+
+/* ---- scheduler (a credit2 pool, Xen 4.17's default) ------------------- */
+
+int xc_sched_id(xc_interface *xch, int *sched_id)
+{
+    int64_t rc = call(xch, XSIM_OP_SCHED_ID, 0, NULL, NULL, 0, NULL, 0, NULL);
+
+    if (rc < 0)
+        return -1;
+    *sched_id = (int)rc;
+    return 0;
+}
+
+static int sched_dom(xc_interface *xch, uint32_t domid, uint32_t sched_id,
+                     bool put, uint16_t *weight, uint16_t *cap)
+{
+    uint64_t args[6] = { sched_id, put, *weight, *cap };
+    struct xsim_rep rep;
+
+    if (call(xch, XSIM_OP_SCHED_DOM, domid, args, NULL, 0, NULL, 0, &rep) < 0)
+        return -1;
+    if (!put) {
+        *weight = (uint16_t)rep.val[0];
+        *cap = (uint16_t)rep.val[1];
+    }
+    return 0;
+}
+
+int xc_sched_credit2_domain_set(xc_interface *xch, uint32_t domid,
+                                struct xen_domctl_sched_credit2 *sdom)
+{
+    uint16_t w = sdom->weight, c = sdom->cap;
+
+    return sched_dom(xch, domid, XEN_SCHEDULER_CREDIT2, true, &w, &c);
+}
+
+int xc_sched_credit2_domain_get(xc_interface *xch, uint32_t domid,
+                                struct xen_domctl_sched_credit2 *sdom)
+{
+    uint16_t w = 0, c = 0;
+
+    if (sched_dom(xch, domid, XEN_SCHEDULER_CREDIT2, false, &w, &c) < 0)
+        return -1;
+    sdom->weight = w;
+    sdom->cap = c;
+    return 0;
+}
+
+/* The credit scheduler's calls reach a credit2 pool: sched_adjust()'s
+ * EINVAL (after the domain lookup's ESRCH). */
+int xc_sched_credit_domain_set(xc_interface *xch, uint32_t domid,
+                               struct xen_domctl_sched_credit *sdom)
+{
+    uint16_t w = sdom->weight, c = sdom->cap;
+
+    return sched_dom(xch, domid, XEN_SCHEDULER_CREDIT, true, &w, &c);
+}
+
+int xc_sched_credit_domain_get(xc_interface *xch, uint32_t domid,
+                               struct xen_domctl_sched_credit *sdom)
+{
+    uint16_t w = 0, c = 0;
+
+    if (sched_dom(xch, domid, XEN_SCHEDULER_CREDIT, false, &w, &c) < 0)
+        return -1;
+    sdom->weight = w;
+    sdom->cap = c;
+    return 0;
 }
 
 /* ---- log-dirty --------------------------------------------------------- */

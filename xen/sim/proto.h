@@ -106,6 +106,15 @@ enum xsim_op {
                                   payload = its name */
     XSIM_OP_DM_STATE,          /* out: text, what the device model asked */
 
+    XSIM_OP_HVM_GETCTX,        /* arg0 = 1 to return the context (0: only
+                                  its size), arg1 = the caller's buffer
+                                  size; ret = size; out: the context */
+    XSIM_OP_HVM_SETCTX,        /* in: the context (Xen's hvm save format) */
+    XSIM_OP_SCHED_ID,          /* ret = XEN_SCHEDULER_* of the pool */
+    XSIM_OP_SCHED_DOM,         /* arg0 = sched_id, arg1 = 1 put / 0 get,
+                                  arg2 = weight, arg3 = cap;
+                                  val0 = weight, val1 = cap */
+
     XSIM_OP_MAX
 };
 

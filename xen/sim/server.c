@@ -176,6 +176,34 @@ static void dom_request(struct xsim_host *h, struct xsim_dom *d,
             r->rep.ret = (int64_t)a[2];
         break;
     }
+    case XSIM_OP_HVM_GETCTX: {
+        uint64_t need = 0, len = 0;
+        uint8_t *buf;
+
+        rc = dom_hvm_getcontext(d, NULL, 0, &need);
+        if (rc || !a[0]) {
+            r->rep.ret = (int64_t)need;
+            break;
+        }
+        buf = out_alloc(r, (size_t)need);
+        if (!buf)
+            return;
+        rc = dom_hvm_getcontext(d, buf, a[1], &len);
+        r->outlen = (size_t)len;
+        r->rep.ret = (int64_t)len;
+        break;
+    }
+    case XSIM_OP_HVM_SETCTX:
+        rc = dom_hvm_setcontext(d, in, inlen);
+        break;
+    case XSIM_OP_SCHED_DOM: {
+        uint16_t w = (uint16_t)a[2], cap = (uint16_t)a[3];
+
+        rc = dom_sched_op(d, (uint32_t)a[0], a[1] != 0, &w, &cap);
+        r->rep.val[0] = w;
+        r->rep.val[1] = cap;
+        break;
+    }
     case XSIM_OP_MEM_P2M: {
         int64_t max = dom_max_gpfn(d);
         uint64_t pages = d->control ? 0 : (uint64_t)max + 1;
@@ -322,6 +350,9 @@ static void request(struct conn *c, const struct xsim_req *q, const void *in,
     }
     case XSIM_OP_DOM_DESTROY:
         rc = host_destroy(h, q->domid);
+        break;
+    case XSIM_OP_SCHED_ID:
+        r->rep.ret = XEN_SCHEDULER_CREDIT2;     /* Xen 4.17's default */
         break;
     case XSIM_OP_DOM_GETINFO: {
         unsigned max = q->arg[0] > 64 ? 64 : (unsigned)q->arg[0];

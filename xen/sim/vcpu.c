@@ -3,9 +3,11 @@
  * vcpu.c - simulated guest vCPUs.  See vcpu.h.
  *
  * A vCPU loops: wait while the domain is paused, quiesced, shut down or
- * idle; work out how many page writes its rate allows by now; write up to
- * BATCH of them through the vCPU view (counted in d->running, so that a
- * pause or quiesce knows when no write is in flight); repeat.
+ * idle, or the vCPU is down; wait while a capped domain has no budget
+ * left for it in this period; work out how many page writes its rate
+ * allows by now; write up to BATCH of them through the vCPU view (counted
+ * in d->running, so that a pause or quiesce knows when no write is in
+ * flight), charge the batch's wall time to its budget; repeat.
  */
 #include <errno.h>
 #include <math.h>
@@ -13,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <xenctrl.h>
 
 #include "xen/sim/host.h"
 #include "xen/sim/log.h"
@@ -131,6 +135,7 @@ static uint64_t pick(struct xsim_vcpu *v, const struct xsim_workload *wl)
         idx = rng_next(&v->rng) % n;
         break;
     }
+    v->seq++;
     return ram_gfn(d, idx);
 }
 
@@ -167,6 +172,94 @@ static bool may_run(const struct xsim_dom *d)
            d->wl.kind != XSIM_WL_IDLE && d->nr_ram;
 }
 
+/* ---- credit2's cap ------------------------------------------------------ */
+
+static int64_t cap_total_ns(const struct xsim_dom *d)
+{
+    return (int64_t)(XSIM_CAP_PERIOD_NS * d->sched_cap / 100);
+}
+
+/*
+ * May @v run a batch now (run_lock held)?  The domain's pool is refilled
+ * with cap% of a period at every period (replenish_domain_budget(); a
+ * vCPU's unused budget expires with it, its debt stays); a vCPU without
+ * budget takes its quota from the pool (max(total / vCPUs, 500 us), as
+ * csched2_dom_cntl sets budget_quota), and parks until the next
+ * replenishment when the pool is empty.  Else *wake is when to look again.
+ */
+static bool cap_allows(struct xsim_vcpu *v, uint64_t *wake)
+{
+    struct xsim_dom *d = v->dom;
+    uint64_t now;
+    int64_t tot, quota;
+
+    if (!d->sched_cap)
+        return true;
+    now = mono_ns();
+    tot = cap_total_ns(d);
+    if (now >= d->cap_next_repl_ns) {
+        d->cap_next_repl_ns += ((now - d->cap_next_repl_ns) /
+                                XSIM_CAP_PERIOD_NS + 1) * XSIM_CAP_PERIOD_NS;
+        d->cap_pool_ns = tot;
+        for (unsigned i = 0; i < d->nr_vcpus; i++)
+            if (d->vcpus[i].budget_ns > 0)
+                d->vcpus[i].budget_ns = 0;
+    }
+    quota = tot / (int64_t)d->nr_vcpus;
+    if (quota < XSIM_CAP_MIN_QUOTA_NS)
+        quota = XSIM_CAP_MIN_QUOTA_NS;
+    while (v->budget_ns <= 0 && d->cap_pool_ns > 0) {
+        int64_t grab = quota < d->cap_pool_ns ? quota : d->cap_pool_ns;
+
+        d->cap_pool_ns -= grab;
+        v->budget_ns += grab;
+    }
+    if (v->budget_ns > 0)
+        return true;
+    *wake = d->cap_next_repl_ns;
+    return false;
+}
+
+int dom_sched_op(struct xsim_dom *d, uint32_t sched_id, bool put,
+                 uint16_t *weight, uint16_t *cap)
+{
+    int rc = 0;
+
+    /* sched_adjust(): the pool runs credit2 */
+    if (sched_id != XEN_SCHEDULER_CREDIT2)
+        return -EINVAL;
+    pthread_mutex_lock(&d->run_lock);
+    if (!put) {
+        *weight = d->sched_weight;
+        *cap = d->sched_cap;
+        pthread_mutex_unlock(&d->run_lock);
+        return 0;
+    }
+    /* csched2_dom_cntl(XEN_DOMCTL_SCHEDOP_putinfo): weight 0 keeps it; the
+     * weight is set before the cap is checked, and stays set when the cap
+     * is refused; cap 0 removes it. */
+    if (*weight)
+        d->sched_weight = *weight;
+    if (*cap) {
+        if (*cap > 100 * d->nr_vcpus) {
+            rc = -EINVAL;
+        } else {
+            if (!d->sched_cap) {
+                d->cap_pool_ns = (int64_t)(XSIM_CAP_PERIOD_NS * *cap / 100);
+                d->cap_next_repl_ns = mono_ns() + XSIM_CAP_PERIOD_NS;
+                for (unsigned i = 0; i < d->nr_vcpus && d->vcpus; i++)
+                    d->vcpus[i].budget_ns = 0;
+            }
+            d->sched_cap = *cap;
+        }
+    } else {
+        d->sched_cap = 0;
+    }
+    pthread_cond_broadcast(&d->run_cond);
+    pthread_mutex_unlock(&d->run_lock);
+    return rc;
+}
+
 static void *vcpu_main(void *arg)
 {
     struct xsim_vcpu *v = arg;
@@ -180,12 +273,24 @@ static void *vcpu_main(void *arg)
         double pps;
         uint64_t due;
 
-        while (!d->stopping && !may_run(d)) {
+        uint64_t wake, b0;
+
+        while (!d->stopping && (!may_run(d) || v->down)) {
             pthread_cond_wait(&d->run_cond, &d->run_lock);
             fresh = true;
         }
         if (d->stopping)
             break;
+        if (!cap_allows(v, &wake)) {
+            struct timespec ts = {
+                .tv_sec = (time_t)(wake / 1000000000ull),
+                .tv_nsec = (long)(wake % 1000000000ull),
+            };
+
+            /* Parked: no budget until the next replenishment. */
+            pthread_cond_timedwait(&d->run_cond, &d->run_lock, &ts);
+            continue;
+        }
         if (fresh || memcmp(&wl, &d->wl, sizeof(wl)) != 0) {
             /* Start the rate clock again: no burst after a pause. */
             wl = d->wl;
@@ -224,9 +329,12 @@ static void *vcpu_main(void *arg)
         }
         d->running++;
         pthread_mutex_unlock(&d->run_lock);
+        b0 = mono_ns();
         write_batch(v, &wl, (unsigned)due);
         done += due;
         pthread_mutex_lock(&d->run_lock);
+        if (d->sched_cap)
+            v->budget_ns -= (int64_t)(mono_ns() - b0);
         if (--d->running == 0)
             pthread_cond_broadcast(&d->idle_cond);
     }

@@ -11,11 +11,22 @@
  *   sequential:RATE       guest RAM in order, wrapping
  * RATE 0 means as fast as the vCPU can go.  The rate is split evenly
  * between the domain's vCPUs.
+ *
+ * A vCPU's state is its position in the workload's sequence: the RNG
+ * state, the sequential cursor and the number of pages it has picked.
+ * That is what the domain's HVM context carries (hvmctx.c), so a domain
+ * loaded with another's context continues its sequence.
+ *
+ * Scheduling (credit2's cap, docs/simulator.md): a capped domain gets
+ * cap% of one pCPU per 10 ms period, shared by its vCPUs; a vCPU runs
+ * write batches only while it holds budget and sleeps until the next
+ * replenishment when the domain has none left.
  */
 #ifndef XENSIM_VCPU_H
 #define XENSIM_VCPU_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum xsim_wl_kind {
@@ -41,7 +52,9 @@ struct xsim_vcpu {
     uint64_t rng;
     uint64_t cursor;
     struct xsim_workload wl;    /* copy taken at the start of a batch */
-    uint64_t wl_seq;
+    uint64_t seq;               /* pages picked so far (the "rip") */
+    bool down;                  /* _VPF_down: not in the loaded context */
+    int64_t budget_ns;          /* cap budget held, run_lock */
 };
 
 /* Parse @spec into @wl; -EINVAL with a message in @err if malformed. */
@@ -51,5 +64,10 @@ int workload_parse(const char *spec, struct xsim_workload *wl,
 /* Start and stop the vCPU threads of @d (d->nr_vcpus of them). */
 int vcpus_start(struct xsim_dom *d);
 void vcpus_stop(struct xsim_dom *d);
+
+/* credit2's defaults and its budget period (opt_cap_period, 10 ms). */
+#define XSIM_SCHED_WEIGHT_DEFAULT 256
+#define XSIM_CAP_PERIOD_NS        10000000ull
+#define XSIM_CAP_MIN_QUOTA_NS     500000ll   /* CSCHED2_MIN_TIMER */
 
 #endif /* XENSIM_VCPU_H */

@@ -1198,6 +1198,57 @@ static int cmd_mem_set(int argc, char **argv)
     return mem_cmd(argc, argv, "mem-set", "target", ts_set_memory_target);
 }
 
+/* `xl sched-credit2 -d DOM [-w N] [-c N]`: show the domain's credit2
+ * weight and cap, or set them, keeping what is not given (libxl reads the
+ * current values first). */
+static int cmd_sched_credit2(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "cap", required_argument, NULL, 'c' },
+        { "weight", required_argument, NULL, 'w' },
+        { NULL, 0, NULL, 0 },
+    };
+    long weight = -1, cap = -1;
+    uint64_t args[6] = { XEN_SCHEDULER_CREDIT2, 0 };
+    struct xsim_dominfo info;
+    struct xsim_rep rep;
+    uint32_t domid;
+    char *end;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "c:w:", opts, NULL)) != -1) {
+        long *v = c == 'c' ? &cap : &weight;
+
+        if (c != 'c' && c != 'w')
+            die_usage("sched-credit2 takes DOMAIN [--cap N] [--weight N]");
+        errno = 0;
+        *v = strtol(optarg, &end, 10);
+        if (errno || *end || !*optarg || *v < 0 || *v > 65535 ||
+            (c == 'w' && *v == 0))
+            die_usage("sched-credit2: bad --%s '%s' (%s)",
+                      c == 'c' ? "cap" : "weight", optarg,
+                      c == 'c' ? "0-65535, 0 = no cap" : "1-65535");
+    }
+    if (optind != argc - 1)
+        die_usage("sched-credit2 takes DOMAIN [--cap N] [--weight N]");
+    domid = resolve_dom(argv[optind]);
+    if (call(XSIM_OP_SCHED_DOM, domid, args, NULL, 0, &rep, NULL, 0, NULL))
+        return report(rep.err, "sched-credit2", domid);
+    if (weight >= 0 || cap >= 0) {
+        args[1] = 1;
+        args[2] = weight >= 0 ? (uint64_t)weight : rep.val[0];
+        args[3] = cap >= 0 ? (uint64_t)cap : rep.val[1];
+        return report(call(XSIM_OP_SCHED_DOM, domid, args, NULL, 0, &rep,
+                           NULL, 0, NULL), "sched-credit2", domid);
+    }
+    if (get_info(domid, 1, &info) != 1 || info.domid != domid)
+        return report(ESRCH, "sched-credit2", domid);
+    printf("%-32s %5s %6s %4s\n", "Name", "ID", "Weight", "Cap");
+    printf("%-32s %5u %6" PRIu64 " %4" PRIu64 "\n", info.name, domid,
+           rep.val[0], rep.val[1]);
+    return 0;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 struct cmd {
@@ -1242,6 +1293,9 @@ static const struct cmd cmds[] = {
       "set a domain's target, video memory included, and Xen's maximum "
       "with it (xl mem-set); a migration gives the destination target + "
       "1 MiB, so hot-plugged RAM needs it" },
+    { "sched-credit2", cmd_sched_credit2, "DOMAIN [--cap N] [--weight N]",
+      "show or set a domain's credit2 weight and cap (% of one pCPU, "
+      "0 = none), as xl sched-credit2 -d DOMAIN -c N -w N" },
     { "pause", cmd_pause, "DOMAIN", "pause a domain (counted, like xl)" },
     { "unpause", cmd_unpause, "DOMAIN", "undo one pause" },
     { "workload", cmd_workload, "DOMAIN W", "change what the vCPUs do" },
