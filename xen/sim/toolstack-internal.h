@@ -74,6 +74,18 @@ void ts_dm_signal(struct ts_dm *dm, int sig);
 /* image/device-model-pid in xenstore, where libxl keeps it. */
 void ts_dm_record_pid(const struct ts_host *h, uint32_t domid, pid_t pid);
 
+/* ---- what both migrations do (ts-migrate.c) ------------------------------ */
+
+/* libxl_retrieve_domain_configuration, memory: @c's target_memkb and
+ * max_memkb from the source's xenstore (memory/target + fudge,
+ * memory/static-max); the record's values without xenstore. */
+int ts_retrieve_memory(struct ts_host *h, uint32_t domid,
+                       struct ts_domcfg *c, char *err, size_t errlen);
+/* libxl's emulator xenstore data: the source device model's physmap keys
+ * copied for the new domain.  Returns how many entries there were. */
+unsigned ts_copy_emulator_xenstore(const struct ts_host *src, uint32_t sdom,
+                                   const struct ts_host *dst, uint32_t ddom);
+
 /* ---- libxl's memory arithmetic (ts-mem.c) -------------------------------- */
 
 /* A record's b_info.target_memkb and max_memkb (older records: memory=). */

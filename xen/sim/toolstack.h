@@ -153,13 +153,13 @@ struct ts_dm {
  * The command line libxl 4.17 builds for an HVM guest with a qemu-xen
  * device model (libxl__build_device_model_args_new), for domain @domid of
  * host @h, with @extra (the destination's --dest-dm-arg, may be NULL)
- * after the configured device_model_args, and `-incoming fd:@incoming_fd`
- * when @incoming_fd >= 0.  NULL-terminated, malloc'd (free with
- * ts_argv_free).
+ * after the configured device_model_args, and `-incoming @incoming`
+ * (fd:N, unix:PATH ...) where libxl puts it, when not NULL.
+ * NULL-terminated, malloc'd (free with ts_argv_free).
  */
 char **ts_dm_argv(const struct ts_host *h, uint32_t domid,
                   const struct ts_domcfg *c, char *const *extra,
-                  unsigned nextra, int incoming_fd);
+                  unsigned nextra, const char *incoming);
 void ts_argv_free(char **argv);
 
 /*
@@ -168,12 +168,14 @@ void ts_argv_free(char **argv);
  * the host's (XENSIM_DIR, XENSTORED_PATH, the stand-in libraries on
  * LD_LIBRARY_PATH), stdin /dev/null, stdout and stderr appended to
  * <dir>/qemu-dm-<name>.log, in a session of its own.  @incoming_fd, when
- * >= 0, is inherited as the -incoming descriptor.
+ * >= 0, is inherited as the -incoming descriptor (-incoming fd:3);
+ * otherwise @incoming_uri, when not NULL, is xenram's own engine's
+ * (-incoming unix:PATH, tcp:HOST:PORT, defer).
  */
 int ts_dm_launch(const struct ts_host *h, uint32_t domid,
                  const struct ts_domcfg *c, char *const *extra,
-                 unsigned nextra, int incoming_fd, struct ts_dm *dm,
-                 char *err, size_t errlen);
+                 unsigned nextra, int incoming_fd, const char *incoming_uri,
+                 struct ts_dm *dm, char *err, size_t errlen);
 
 /*
  * libxl's start-up conversation with a launched device model: connect
@@ -249,6 +251,61 @@ struct ts_migrate_opts {
  */
 int ts_migrate(struct ts_host *src, uint32_t domid,
                const struct ts_migrate_opts *o, char *err, size_t errlen);
+
+/*
+ * `xensim migrate --engine xenram`: xenram's own precopy engine moves the
+ * RAM (docs/migration.md); the toolstack builds the destination domain
+ * empty and paused, starts its xenram with `-incoming unix:PATH` and
+ * drives the source's xenram over QMP (docs/toolstack.md, "xenram's own
+ * engine").
+ */
+struct ts_engine_opts {
+    bool xenram;                /* --engine xenram (false: libxc, the default) */
+    bool progress;              /* --progress: progress lines even without a
+                                   terminal */
+    int channels;               /* --channels: multifd channels, 0 for none
+                                   (RAM on the control channel); -1: 2 */
+    bool zstd;                  /* --compress zstd */
+    uint64_t downtime_ms;       /* --downtime-limit; 0: xenram's (300) */
+    uint64_t max_bw_mib;        /* --max-bandwidth MiB/s; 0: unlimited */
+};
+
+#define TS_ENGINE_OPTS_INIT { .channels = -1 }
+
+/* Option values of TS_ENGINE_LONGOPTS (struct option, <getopt.h>). */
+enum { TS_EOPT_ENGINE = 0x1000, TS_EOPT_CHANNELS, TS_EOPT_COMPRESS,
+       TS_EOPT_DOWNTIME, TS_EOPT_BANDWIDTH, TS_EOPT_PROGRESS };
+#define TS_ENGINE_LONGOPTS                                              \
+    { "engine", required_argument, NULL, TS_EOPT_ENGINE },              \
+    { "channels", required_argument, NULL, TS_EOPT_CHANNELS },          \
+    { "compress", required_argument, NULL, TS_EOPT_COMPRESS },          \
+    { "downtime-limit", required_argument, NULL, TS_EOPT_DOWNTIME },    \
+    { "max-bandwidth", required_argument, NULL, TS_EOPT_BANDWIDTH },    \
+    { "progress", no_argument, NULL, TS_EOPT_PROGRESS }
+
+/*
+ * One of TS_ENGINE_LONGOPTS: 0 when @opt is one and @arg fits it,
+ * -EINVAL with @err when the value does not, -ENOENT when @opt is not an
+ * engine option.
+ */
+int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
+                  char *err, size_t errlen);
+
+/*
+ * Migrate domain @domid of @src to o->to with xenram's engine.  Of @o:
+ * to, progress (--no-progress), checksum_file (digests of both sides at
+ * switchover: the destination's xenram is started with -S and resumed
+ * after them), pause_dest (the destination is left paused, its xenram
+ * with -S waiting for cont, memory exactly as received), dest_args,
+ * dm_timeout_ms; max_iters and threshold are libxc's policy and ignored.
+ * On success the destination runs (unless pause_dest) and the source is
+ * destroyed; on failure or cancel the destination is destroyed and the
+ * source runs on, and @err has xenram's error-desc.
+ */
+int ts_migrate_engine(struct ts_host *src, uint32_t domid,
+                      const struct ts_migrate_opts *o,
+                      const struct ts_engine_opts *e, char *err,
+                      size_t errlen);
 
 /* ---- RAM hot-plug (docs/hotplug.md) -------------------------------------- */
 

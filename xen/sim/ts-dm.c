@@ -87,7 +87,7 @@ static void add(struct argv_b *b, const char *fmt, ...)
  */
 char **ts_dm_argv(const struct ts_host *h, uint32_t domid,
                   const struct ts_domcfg *c, char *const *extra,
-                  unsigned nextra, int incoming_fd)
+                  unsigned nextra, const char *incoming)
 {
     struct argv_b b = { 0 };
     uint64_t ram;
@@ -126,9 +126,9 @@ char **ts_dm_argv(const struct ts_host *h, uint32_t domid,
     }
     add(&b, "-net");
     add(&b, "none");
-    if (incoming_fd >= 0) {
+    if (incoming) {
         add(&b, "-incoming");
-        add(&b, "fd:%d", incoming_fd);
+        add(&b, "%s", incoming);
     }
     for (unsigned i = 0; i < c->ndm_args; i++)
         add(&b, "%s", c->dm_args[i]);
@@ -189,12 +189,12 @@ static char **make_env(char **set, size_t nset)
 
 int ts_dm_launch(const struct ts_host *h, uint32_t domid,
                  const struct ts_domcfg *c, char *const *extra,
-                 unsigned nextra, int incoming_fd, struct ts_dm *dm,
-                 char *err, size_t errlen)
+                 unsigned nextra, int incoming_fd, const char *incoming_uri,
+                 struct ts_dm *dm, char *err, size_t errlen)
 {
     /* The inherited -incoming descriptor is 3 in the device model. */
     char **argv = ts_dm_argv(h, domid, c, extra, nextra,
-                             incoming_fd >= 0 ? 3 : -1);
+                             incoming_fd >= 0 ? "fd:3" : incoming_uri);
     char *set[8] = { NULL }, libs[PATH_MAX], ldp[PATH_MAX * 2];
     const char *old = getenv("LD_LIBRARY_PATH");
     char **env = NULL;
@@ -558,6 +558,8 @@ int ts_dm_stop(struct ts_dm *dm, bool qmp, char *err, size_t errlen)
             goto gone;
     }
     ts_dm_signal(dm, SIGTERM);
+    /* A stopped process (SIGSTOP) acts on SIGTERM only once continued. */
+    ts_dm_signal(dm, SIGCONT);
     if (dm_wait_gone(dm, DM_TERM_WAIT_MS))
         goto gone;
     ts_dm_signal(dm, SIGKILL);
@@ -603,7 +605,7 @@ int ts_create_dm(struct ts_host *h, uint32_t domid, struct ts_domcfg *c,
                   "exceed --vram");
         return -EINVAL;
     }
-    rc = ts_dm_launch(h, domid, c, NULL, 0, -1, &dm, err, errlen);
+    rc = ts_dm_launch(h, domid, c, NULL, 0, -1, NULL, &dm, err, errlen);
     if (rc)
         return rc;
     /* Recorded at once, so that whatever happens to us from now on, the

@@ -63,10 +63,10 @@ static void xs_copy_tree(struct xs_handle *a, const char *from,
  * migration and are written for the new domain before its device model
  * starts.  Returns how many entries the source had.
  */
-static unsigned copy_emulator_xenstore(const struct ts_host *src,
-                                       uint32_t sdom,
-                                       const struct ts_host *dst,
-                                       uint32_t ddom)
+unsigned ts_copy_emulator_xenstore(const struct ts_host *src,
+                                   uint32_t sdom,
+                                   const struct ts_host *dst,
+                                   uint32_t ddom)
 {
     struct xs_handle *a = ts_xs_open(src), *b;
     char from[128], to[128];
@@ -581,8 +581,8 @@ static void hotplug_hook(struct mig *m, const char *point)
  * through these keys, not through Xen's maximum.  Without xenstore (a
  * host libxl could not run on) the record's values stay.
  */
-static int retrieve_memory(struct ts_host *h, uint32_t domid,
-                           struct ts_domcfg *c, char *err, size_t errlen)
+int ts_retrieve_memory(struct ts_host *h, uint32_t domid,
+                       struct ts_domcfg *c, char *err, size_t errlen)
 {
     uint64_t fudge = ts_targetmem_fudge(c), target, smax;
     struct xs_handle *xs;
@@ -662,7 +662,7 @@ static int mig_setup(struct mig *m, char *err, size_t errlen)
         return rc;
     }
     m->have_cfg = true;
-    rc = retrieve_memory(src, domid, &m->cfg, err, errlen);
+    rc = ts_retrieve_memory(src, domid, &m->cfg, err, errlen);
     if (rc)
         return rc;
     /* The workload runs on: take the current one. */
@@ -954,7 +954,7 @@ static int mig_receiver_dm(struct mig *m, char *err, size_t errlen)
     rc = ts_write_memory_keys(&m->dst, m->ddom, &m->cfg, err, errlen);
     if (rc || !m->have_dm)
         return rc;
-    copy_emulator_xenstore(m->src, m->sdom, &m->dst, m->ddom);
+    ts_copy_emulator_xenstore(m->src, m->sdom, &m->dst, m->ddom);
     ts_fmt(m->resume_path, sizeof(m->resume_path), "%s/qemu-resume.%u",
            m->dst.dir, m->ddom);
     rc = copy_file(m->save_path, m->resume_path, err, errlen);
@@ -967,7 +967,7 @@ static int mig_receiver_dm(struct mig *m, char *err, size_t errlen)
         return rc;
     }
     rc = ts_dm_launch(&m->dst, m->ddom, &m->cfg, m->o->dest_args,
-                      m->o->ndest_args, in_fd, &m->ddm, err, errlen);
+                      m->o->ndest_args, in_fd, NULL, &m->ddm, err, errlen);
     close(in_fd);
     if (rc)
         return rc;

@@ -520,10 +520,12 @@ static int cmd_migrate(int argc, char **argv)
         { "pause-dest", no_argument, NULL, 'p' },
         { "dest-dm-arg", required_argument, NULL, 'A' },
         { "dm-timeout", required_argument, NULL, 'w' },
+        TS_ENGINE_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
     struct ts_migrate_opts o = { .progress = true, .max_iters = 5,
                                  .threshold = 50 };
+    struct ts_engine_opts eo = TS_ENGINE_OPTS_INIT;
     char dir[200], err[TS_ERRLEN];
     struct ts_host h;
     uint32_t domid;
@@ -565,7 +567,9 @@ static int cmd_migrate(int argc, char **argv)
             o.dm_timeout_ms = (int)parse_ul(optarg, "--dm-timeout") * 1000;
             break;
         default:
-            die_usage("bad option for migrate");
+            if ((rc = ts_engine_opt(&eo, c, optarg, err, sizeof(err))) == 0)
+                break;
+            die_usage("%s", rc == -ENOENT ? "bad option for migrate" : err);
         }
     }
     if (optind + 1 != argc)
@@ -577,7 +581,8 @@ static int cmd_migrate(int argc, char **argv)
         die_usage("state directory path too long");
     rc = ts_host_open(&h, dir, err, sizeof(err));
     if (rc == 0) {
-        rc = ts_migrate(&h, domid, &o, err, sizeof(err));
+        rc = eo.xenram ? ts_migrate_engine(&h, domid, &o, &eo, err, sizeof(err))
+                       : ts_migrate(&h, domid, &o, err, sizeof(err));
         ts_host_close(&h);
     }
     free(o.dest_args);
@@ -1273,6 +1278,8 @@ static const struct cmd cmds[] = {
     { "migrate", cmd_migrate,
       "DOMAIN --to DIR [--no-progress] [--max-iters N] [--threshold N] "
       "[--checksum-at-suspend FILE] [--pause-dest] [--dest-dm-arg ARG]... "
+      "[--engine libxc|xenram [--channels N] [--compress zstd] "
+      "[--downtime-limit MS] [--max-bandwidth MiB/s] [--progress]] "
       "[--dm-timeout S]",
       "live-migrate a domain to the host in DIR, as xl migrate does" },
     { "hotplug", cmd_hotplug,

@@ -1,0 +1,823 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * ts-engine.c - `xensim migrate --engine xenram`: the toolstack's part of
+ * a migration whose RAM xenram's own precopy engine moves
+ * (docs/migration.md, "xenram's own engine"; docs/toolstack.md, the same
+ * section).  What a libxl patch would do: build the destination domain
+ * without memory and paused, start its xenram with libxl's arguments and
+ * `-incoming unix:PATH`, drive the source's xenram with QEMU's migration
+ * QMP (capabilities, parameters, migrate, query-migrate), then destroy
+ * whichever side lost.  One function per phase over struct eng, as
+ * ts-migrate.c does for libxc's way.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "xen/sim/toolstack-internal.h"
+
+/* How often query-migrate is asked (and the progress line redrawn). */
+#define POLL_MS                 100
+#define GUEST_BYTES ((size_t)(XSIM_GFN_LIMIT * XSIM_PAGE_SIZE))
+
+int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
+                  char *err, size_t errlen)
+{
+    char *end = NULL;
+    unsigned long long v = 0;
+
+    if (opt == TS_EOPT_CHANNELS || opt == TS_EOPT_DOWNTIME ||
+        opt == TS_EOPT_BANDWIDTH) {
+        errno = 0;
+        v = strtoull(arg, &end, 10);
+        if (errno || end == arg || *end || arg[0] == '-') {
+            ts_seterr(err, errlen, "bad number '%s'", arg);
+            return -EINVAL;
+        }
+    }
+    switch (opt) {
+    case TS_EOPT_ENGINE:
+        if (strcmp(arg, "xenram") && strcmp(arg, "libxc")) {
+            ts_seterr(err, errlen, "--engine is libxc (xl migrate's way, the "
+                      "default) or xenram (xenram's own engine)");
+            return -EINVAL;
+        }
+        e->xenram = strcmp(arg, "xenram") == 0;
+        return 0;
+    case TS_EOPT_CHANNELS:
+        /* xenram checks 1..16 itself; 0 turns multifd off. */
+        if (v > 16) {
+            ts_seterr(err, errlen, "--channels is 0 (no multifd) to 16");
+            return -EINVAL;
+        }
+        e->channels = (int)v;
+        return 0;
+    case TS_EOPT_COMPRESS:
+        if (strcmp(arg, "zstd") && strcmp(arg, "none")) {
+            ts_seterr(err, errlen, "--compress is zstd or none");
+            return -EINVAL;
+        }
+        e->zstd = strcmp(arg, "zstd") == 0;
+        return 0;
+    case TS_EOPT_DOWNTIME:
+        if (v == 0 || v > 2000000) {
+            ts_seterr(err, errlen, "--downtime-limit is 1 to 2000000 ms");
+            return -EINVAL;
+        }
+        e->downtime_ms = v;
+        return 0;
+    case TS_EOPT_BANDWIDTH:
+        if (v > (1ull << 30)) {
+            ts_seterr(err, errlen, "--max-bandwidth is in MiB/s (0: none)");
+            return -EINVAL;
+        }
+        e->max_bw_mib = v;
+        return 0;
+    case TS_EOPT_PROGRESS:
+        e->progress = true;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+struct eng {
+    struct ts_host *src, dst;
+    uint32_t sdom, ddom;
+    const struct ts_migrate_opts *o;
+    const struct ts_engine_opts *e;
+    struct ts_domcfg cfg;
+    bool have_cfg;
+    struct ts_dm sdm, ddm;
+    struct ts_qmp sq, dq;
+    struct xsim_dominfo info;   /* the source as the setup found it */
+    bool was_paused;            /* ... paused: so stays the destination */
+    bool dest_S;                /* the destination's xenram has -S */
+    int dm_timeout;
+    char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char uri[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+
+    bool migrating;             /* `migrate` accepted by the source */
+    bool completed;             /* query-migrate said so */
+    bool cancel_sent;
+    json_t *final;              /* the last query-migrate */
+    bool tty, lines;            /* redraw one line; or a line per change */
+    bool line_open;
+    uint64_t last_round, last_line;
+    char last_status[32];
+
+    FILE *sums;
+    bool sums_taken;
+    uint64_t src_sum, src_pages, dst_sum, dst_pages, differ;
+    uint64_t t_start, t_end;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* ---- guest memory, for --checksum-at-suspend ---------------------------- */
+
+struct view {
+    uint8_t *mem;               /* the memfd, read-only */
+    uint8_t *p2m;               /* byte bitmap */
+    uint64_t pages;
+};
+
+/* The domain's memfd mapped and its p2m (XSIM_OP_MEM_P2M with the fd). */
+static int view_open(struct ts_host *h, uint32_t domid, struct view *v)
+{
+    uint64_t args[6] = { 1 };
+    size_t cap = 1 << 16;
+
+    memset(v, 0, sizeof(*v));
+    for (;;) {
+        struct xsim_rep rep;
+        int fd = -1, rc;
+
+        free(v->p2m);
+        v->p2m = calloc(1, cap);
+        if (!v->p2m)
+            return -ENOMEM;
+        rc = ts_call_rc(h, XSIM_OP_MEM_P2M, domid, args, NULL, 0, &rep,
+                        v->p2m, cap, &fd);
+        if (rc)
+            return rc;
+        if ((rep.val[0] + 7) / 8 > cap) {
+            if (fd >= 0)
+                close(fd);
+            cap = (size_t)((rep.val[0] + 7) / 8) + 4096;
+            continue;
+        }
+        v->pages = rep.val[0];
+        if (fd < 0)
+            return -EBADF;
+        v->mem = mmap(NULL, GUEST_BYTES, PROT_READ, MAP_SHARED | MAP_NORESERVE,
+                      fd, 0);
+        close(fd);
+        if (v->mem == MAP_FAILED) {
+            v->mem = NULL;
+            return -errno;
+        }
+        return 0;
+    }
+}
+
+static void view_close(struct view *v)
+{
+    if (v->mem)
+        munmap(v->mem, GUEST_BYTES);
+    free(v->p2m);
+    memset(v, 0, sizeof(*v));
+}
+
+static bool view_has(const struct view *v, uint64_t g)
+{
+    return g < v->pages && ((v->p2m[g / 8] >> (g % 8)) & 1);
+}
+
+/*
+ * Both sides at switchover: the source paused by its xenram (which never
+ * resumes it after `completed`), the destination as received (its xenram
+ * has -S: the domain is still paused, the devices stopped).  The digests
+ * of `xensim checksum`, and the pages that differ, one by one.
+ */
+static int eng_take_sums(struct eng *m, char *err, size_t errlen)
+{
+    struct view s, d;
+    uint64_t n;
+    int rc;
+
+    rc = view_open(m->src, m->sdom, &s);
+    if (rc == 0)
+        rc = view_open(&m->dst, m->ddom, &d);
+    else
+        memset(&d, 0, sizeof(d));
+    if (rc) {
+        view_close(&s);
+        view_close(&d);
+        ts_seterr(err, errlen, "mapping the guests' memory: %s",
+                  strerror(-rc));
+        return rc;
+    }
+    m->src_sum = ts_checksum(s.mem, s.p2m, s.pages, &m->src_pages);
+    m->dst_sum = ts_checksum(d.mem, d.p2m, d.pages, &m->dst_pages);
+    n = s.pages > d.pages ? s.pages : d.pages;
+    m->differ = 0;
+    for (uint64_t g = 0; g < n; g++) {
+        bool a = view_has(&s, g), b = view_has(&d, g);
+
+        if (a != b || (a && memcmp(s.mem + g * XSIM_PAGE_SIZE,
+                                   d.mem + g * XSIM_PAGE_SIZE,
+                                   XSIM_PAGE_SIZE))) {
+            if (m->differ++ < 8)
+                fprintf(m->sums, "differs %#" PRIx64 "%s\n", g,
+                        a == b ? "" : a ? " (not on the destination)"
+                                        : " (not on the source)");
+        }
+    }
+    fprintf(m->sums, "source %016" PRIx64 " %" PRIu64 "\n", m->src_sum,
+            m->src_pages);
+    fprintf(m->sums, "destination %016" PRIx64 " %" PRIu64 "\n", m->dst_sum,
+            m->dst_pages);
+    fprintf(m->sums, "differing %" PRIu64 "\n", m->differ);
+    fflush(m->sums);
+    m->sums_taken = true;
+    view_close(&s);
+    view_close(&d);
+    return 0;
+}
+
+/* ---- QMP helpers -------------------------------------------------------- */
+
+static const char *jstr(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+
+    return s ? s : "";
+}
+
+static double jnum(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+
+    return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+/* ---- the phases --------------------------------------------------------- */
+
+/* What to migrate: the source, its record and xenram; the destination. */
+static int eng_setup(struct eng *m, char *err, size_t errlen)
+{
+    const struct ts_migrate_opts *o = m->o;
+    int rc;
+
+    rc = ts_dominfo(m->src, m->sdom, &m->info);
+    if (rc) {
+        ts_seterr(err, errlen, "no domain d%u on %s: %s", m->sdom,
+                  m->src->dir, strerror(-rc));
+        return rc;
+    }
+    if (m->sdom == 0 || (m->info.flags & XSIM_DOMF_CONTROL)) {
+        ts_seterr(err, errlen, "domain 0 cannot be migrated");
+        return -EINVAL;
+    }
+    m->was_paused = m->info.pause_count > 0;
+    rc = ts_domcfg_load(m->src->dir, m->sdom, &m->cfg, err, errlen);
+    if (rc == 0)
+        m->have_cfg = true;
+    if (rc == -ENOENT || (rc == 0 && !m->cfg.dm[0])) {
+        ts_seterr(err, errlen, "d%u has no device model: xenram's engine "
+                  "is the device model's (use --engine libxc)", m->sdom);
+        return -EINVAL;
+    }
+    if (rc)
+        return rc;
+    rc = ts_retrieve_memory(m->src, m->sdom, &m->cfg, err, errlen);
+    if (rc)
+        return rc;
+    /* The workload goes on there after the HVM context. */
+    snprintf(m->cfg.workload, sizeof(m->cfg.workload), "%s",
+             m->info.workload);
+    rc = ts_host_open(&m->dst, o->to, err, errlen);
+    if (rc)
+        return rc;
+    if (strcmp(m->dst.dir, m->src->dir) == 0) {
+        ts_seterr(err, errlen, "the destination is the source host (%s); "
+                  "migrate to another state directory", m->src->dir);
+        return -EINVAL;
+    }
+    if (!m->dst.xenstore) {
+        ts_seterr(err, errlen, "the destination host %s runs no xenstore, "
+                  "which the device model needs", m->dst.dir);
+        return -ENOTSUP;
+    }
+    if (o->checksum_file) {
+        m->sums = fopen(o->checksum_file, "w");
+        if (!m->sums) {
+            rc = -errno;
+            ts_seterr(err, errlen, "%s: %s", o->checksum_file,
+                      strerror(errno));
+            return rc;
+        }
+    }
+    rc = ts_dm_attach(m->src, m->sdom, &m->cfg, &m->sdm);
+    if (rc) {
+        ts_seterr(err, errlen, "the device model of d%u (pid %d) is not "
+                  "running", m->sdom, (int)m->cfg.dm_pid);
+        return rc;
+    }
+    return ts_qmp_connect(&m->sq, m->sdm.qmp, m->sdm.pidfd, 10000, err,
+                          errlen);
+}
+
+/*
+ * libxl_domain_create_restore with the engine: the domain is built from
+ * the configuration the sender retrieved, paused and *without memory*
+ * (the destination's xenram populates what the LAYOUT record names);
+ * maximum, memory keys and the emulator's xenstore data as for xl
+ * migrate.
+ */
+static int eng_create_receiver(struct eng *m, char *err, size_t errlen)
+{
+    struct xsim_create cr = { .vcpus = m->cfg.vcpus,
+                              .flags = XSIM_CREATE_PAUSED |
+                                       XSIM_CREATE_EMPTY };
+    struct xsim_rep rep;
+    int rc;
+
+    ts_fmt(cr.name, sizeof(cr.name), "%s", m->cfg.name);
+    ts_fmt(cr.workload, sizeof(cr.workload), "%s", m->cfg.workload);
+    cr.mem_kb = m->cfg.mem_mib * 1024;
+    cr.vram_kb = m->cfg.vram_mib * 1024;
+    rc = ts_call_rc(&m->dst, XSIM_OP_DOM_CREATE, 0, NULL, &cr, sizeof(cr),
+                    &rep, NULL, 0, NULL);
+    if (rc) {
+        ts_seterr(err, errlen, "creating the domain on %s failed: %s%s",
+                  m->dst.dir, strerror(-rc),
+                  rc == -EEXIST ? " (a domain of that name is there)" : "");
+        return rc;
+    }
+    m->ddom = (uint32_t)rep.ret;
+    /* libxl__build_pre: target_memkb + LIBXL_MAXMEM_CONSTANT. */
+    rc = ts_set_xen_max(&m->dst, m->ddom, m->cfg.target_memkb +
+                        XSIM_MAXMEM_SLACK_KB, err, errlen);
+    if (rc == 0)
+        rc = ts_write_memory_keys(&m->dst, m->ddom, &m->cfg, err, errlen);
+    if (rc == 0)
+        ts_copy_emulator_xenstore(m->src, m->sdom, &m->dst, m->ddom);
+    return rc;
+}
+
+/*
+ * Wait until @path exists as a socket: an inotify watch on its directory
+ * (placed by the caller before the device model started, so the creation
+ * is not missed) and the device model's pidfd; no polling.
+ */
+static int wait_socket(int ifd, const char *path, struct ts_dm *dm,
+                       int timeout_ms, char *err, size_t errlen)
+{
+    uint64_t deadline = ts_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+
+    for (;;) {
+        struct pollfd p[2] = { { .fd = ifd, .events = POLLIN },
+                               { .fd = dm->pidfd, .events = POLLIN } };
+        struct stat st;
+        char buf[4096];
+        int left, n;
+
+        if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+            return 0;
+        left = ts_ms_left(deadline);
+        if (left == 0) {
+            ts_seterr(err, errlen, "the destination's device model did not "
+                      "listen on %s within %d s", path, timeout_ms / 1000);
+            return -ETIMEDOUT;
+        }
+        n = poll(p, dm->pidfd >= 0 ? 2 : 1, left);
+        if (n < 0 && errno != EINTR) {
+            ts_seterr(err, errlen, "poll: %s", strerror(errno));
+            return -errno;
+        }
+        if (n > 0 && (p[1].revents & POLLIN)) {
+            ts_seterr(err, errlen, "the destination's device model exited "
+                      "before it listened on %s", path);
+            return -ECHILD;
+        }
+        if (n > 0 && (p[0].revents & POLLIN))
+            (void)!read(ifd, buf, sizeof(buf));
+    }
+}
+
+/*
+ * The destination's xenram, launched as libxl launches a device model
+ * (ts_dm_launch: libxl's command line, environment, log), with
+ * `-incoming unix:<dir>/xenram-mig-<domid>.sock`; -S when the domain
+ * must stay paused after the guest arrived (--pause-dest, digests, a
+ * paused source).  Ready when the socket exists and QMP says inmigrate.
+ */
+static int eng_receiver_dm(struct eng *m, char *err, size_t errlen)
+{
+    const struct ts_migrate_opts *o = m->o;
+    char **extra, st[32];
+    unsigned n = 0;
+    int ifd, rc;
+
+    if ((size_t)ts_fmt(m->sock, sizeof(m->sock), "%s/xenram-mig-%u.sock",
+                       m->dst.dir, m->ddom) >= sizeof(m->sock)) {
+        m->sock[0] = 0;
+        ts_seterr(err, errlen, "the migration socket's path in %s is too "
+                  "long for a unix socket", m->dst.dir);
+        return -ENAMETOOLONG;
+    }
+    snprintf(m->uri, sizeof(m->uri), "unix:%s", m->sock);
+    unlink(m->sock);
+    m->dest_S = o->pause_dest || o->checksum_file || m->was_paused;
+    extra = calloc(o->ndest_args + 2, sizeof(*extra));
+    if (!extra)
+        return -ENOMEM;
+    for (unsigned i = 0; i < o->ndest_args; i++)
+        extra[n++] = o->dest_args[i];
+    if (m->dest_S)
+        extra[n++] = "-S";
+    ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (ifd < 0 || inotify_add_watch(ifd, m->dst.dir, IN_CREATE |
+                                     IN_MOVED_TO) < 0) {
+        rc = -errno;
+        ts_seterr(err, errlen, "inotify on %s: %s", m->dst.dir,
+                  strerror(errno));
+        if (ifd >= 0)
+            close(ifd);
+        free(extra);
+        return rc;
+    }
+    rc = ts_dm_launch(&m->dst, m->ddom, &m->cfg, extra, n, -1, m->uri,
+                      &m->ddm, err, errlen);
+    free(extra);
+    if (rc) {
+        close(ifd);
+        return rc;
+    }
+    /* Recorded at once: the destination host can always stop it. */
+    m->cfg.dm_pid = m->ddm.pid;
+    m->cfg.dm_start = m->ddm.start;
+    rc = ts_domcfg_save(m->dst.dir, m->ddom, &m->cfg, err, errlen);
+    if (rc == 0)
+        ts_dm_record_pid(&m->dst, m->ddom, m->ddm.pid);
+    if (rc == 0)
+        rc = wait_socket(ifd, m->sock, &m->ddm, m->dm_timeout, err, errlen);
+    close(ifd);
+    if (rc == 0)
+        rc = ts_qmp_connect(&m->dq, m->ddm.qmp, m->ddm.pidfd, m->dm_timeout,
+                            err, errlen);
+    if (rc == 0)
+        rc = ts_qmp_status(&m->dq, st, sizeof(st), err, errlen);
+    if (rc == 0 && strcmp(st, "inmigrate")) {
+        ts_seterr(err, errlen, "the incoming device model reports status "
+                  "'%s', expected 'inmigrate'", st);
+        rc = -EPROTO;
+    }
+    if (rc) {
+        char tmp[TS_ERRLEN];
+
+        ts_dm_explain(&m->ddm, err, errlen);
+        snprintf(tmp, sizeof(tmp), "the destination's device model: %s", err);
+        ts_seterr(err, errlen, "%s", tmp);
+    }
+    return rc;
+}
+
+/* The source's xenram: capabilities, parameters, then `migrate`. */
+static int eng_start(struct eng *m, char *err, size_t errlen)
+{
+    const struct ts_engine_opts *e = m->e;
+    int channels = e->channels < 0 ? 2 : e->channels;
+    json_t *p;
+    int rc;
+
+    rc = ts_qmp_do(&m->sq, "migrate-set-capabilities",
+                   json_pack("{s:[{s:s,s:b},{s:s,s:b}]}", "capabilities",
+                             "capability", "multifd", "state", channels > 0,
+                             "capability", "events", "state", 1),
+                   QMP_TIMEOUT_MS, err, errlen);
+    if (rc)
+        return rc;
+    /* Every parameter this migration depends on, set explicitly: what an
+     * earlier migration left is not inherited. */
+    p = json_pack("{s:I,s:I,s:s}",
+                  "downtime-limit", (json_int_t)(e->downtime_ms ?
+                                                 e->downtime_ms : 300),
+                  "max-bandwidth", (json_int_t)(e->max_bw_mib << 20),
+                  "multifd-compression", e->zstd ? "zstd" : "none");
+    if (channels > 0)
+        json_object_set_new(p, "multifd-channels", json_integer(channels));
+    rc = ts_qmp_do(&m->sq, "migrate-set-parameters", p, QMP_TIMEOUT_MS, err,
+                   errlen);
+    if (rc)
+        return rc;
+    m->tty = isatty(STDERR_FILENO) && m->o->progress;
+    m->lines = !m->tty && e->progress;
+    if (m->tty || m->lines)
+        fprintf(stderr, "migrating d%u (%s) to %s with xenram's engine "
+                "(%d channel%s%s)\n", m->sdom, m->info.name, m->dst.dir,
+                channels, channels == 1 ? "" : "s", e->zstd ? ", zstd" : "");
+    rc = ts_qmp_do(&m->sq, "migrate", json_pack("{s:s}", "uri", m->uri),
+                   QMP_TIMEOUT_MS, err, errlen);
+    if (rc == 0)
+        m->migrating = true;
+    return rc;
+}
+
+/* One progress line: round, rate, what is left, expected downtime. */
+static void progress(struct eng *m, json_t *r)
+{
+    json_t *ram = json_object_get(r, "ram");
+    const char *st = jstr(r, "status");
+    uint64_t round = (uint64_t)jnum(ram, "dirty-sync-count");
+    uint64_t now = ts_now_ns();
+    char line[256];
+
+    if (!m->tty && !m->lines)
+        return;
+    /* Without a terminal, a line when something changes, or each second. */
+    if (m->lines && round == m->last_round && !strcmp(st, m->last_status) &&
+        now - m->last_line < 1000000000ull)
+        return;
+    snprintf(line, sizeof(line), "  %-9s round %" PRIu64 ": %.1f MiB/s, "
+             "%.1f MiB remaining, expected downtime %.0f ms, %.1f MiB sent",
+             st, round, jnum(ram, "mbps") * 1e6 / 8 / (1 << 20),
+             jnum(ram, "remaining") / (1 << 20),
+             jnum(r, "expected-downtime"),
+             jnum(ram, "transferred") / (1 << 20));
+    if (m->tty) {
+        fprintf(stderr, "\r%s\033[K", line);
+        m->line_open = true;
+    } else {
+        fprintf(stderr, "%s\n", line);
+    }
+    m->last_round = round;
+    m->last_line = now;
+    snprintf(m->last_status, sizeof(m->last_status), "%s", st);
+}
+
+static void progress_end(struct eng *m)
+{
+    if (m->line_open)
+        fputc('\n', stderr);
+    m->line_open = false;
+}
+
+/*
+ * query-migrate every POLL_MS until completed, failed or cancelled.
+ * Ctrl-C asks for migrate_cancel (once) and the watch goes on: xenram
+ * resumes the source and says cancelled.
+ */
+static int eng_watch(struct eng *m, char *err, size_t errlen)
+{
+    for (;;) {
+        json_t *r;
+        const char *st;
+
+        if (interrupted && !m->cancel_sent) {
+            char e2[TS_ERRLEN];
+
+            m->cancel_sent = true;
+            if (ts_qmp_do(&m->sq, "migrate_cancel", NULL, QMP_TIMEOUT_MS, e2,
+                          sizeof(e2)))
+                fprintf(stderr, "xensim: migrate_cancel: %s\n", e2);
+        }
+        r = ts_qmp_exec(&m->sq, "query-migrate", NULL, -1, QMP_TIMEOUT_MS,
+                        err, errlen);
+        if (!r) {
+            char tmp[TS_ERRLEN];
+
+            progress_end(m);
+            snprintf(tmp, sizeof(tmp), "the source's device model: %s", err);
+            ts_seterr(err, errlen, "%s", tmp);
+            return -EIO;
+        }
+        progress(m, r);
+        st = jstr(r, "status");
+        if (!strcmp(st, "completed") || !strcmp(st, "failed") ||
+            !strcmp(st, "cancelled")) {
+            json_decref(m->final);
+            m->final = r;
+            progress_end(m);
+            if (!strcmp(st, "completed")) {
+                m->completed = true;
+                return 0;
+            }
+            ts_seterr(err, errlen, "the source's xenram reports %s: %s", st,
+                      jstr(r, "error-desc")[0] ? jstr(r, "error-desc")
+                                               : "(no error-desc)");
+            return strcmp(st, "cancelled") ? -EIO : -ECANCELED;
+        }
+        json_decref(r);
+        poll(NULL, 0, POLL_MS);
+    }
+}
+
+/*
+ * The guest is on the destination.  Its xenram answers `inmigrate` until
+ * its main loop has taken the engine's news; then `running` (it unpaused
+ * the domain itself; libxl waits for xenstore's state = running) or, with
+ * -S, `paused`: the digests are taken, then `cont` and the unpause are
+ * the toolstack's, as libxl does for a dm_restrict device model.
+ */
+static int eng_receiver_resume(struct eng *m, char *err, size_t errlen)
+{
+    uint64_t deadline = ts_now_ns() + (uint64_t)m->dm_timeout * 1000000ull;
+    struct xsim_dominfo di;
+    char st[32] = "";
+    int rc;
+
+    for (;;) {
+        rc = ts_qmp_status(&m->dq, st, sizeof(st), err, errlen);
+        if (rc || strcmp(st, "inmigrate") || !ts_ms_left(deadline))
+            break;
+        if (ts_pidfd_exited(m->ddm.pidfd, 20))
+            break;
+    }
+    if (rc == 0 && strcmp(st, m->dest_S ? "paused" : "running")) {
+        ts_seterr(err, errlen, "the source says completed, but the incoming "
+                  "device model reports status '%s', expected '%s'", st,
+                  m->dest_S ? "paused" : "running");
+        rc = -EPROTO;
+    }
+    if (rc == 0 && m->sums)
+        rc = eng_take_sums(m, err, errlen);
+    if (rc == 0 && m->dest_S && !m->o->pause_dest) {
+        rc = ts_qmp_do(&m->dq, "cont", NULL, QMP_TIMEOUT_MS, err, errlen);
+        if (rc == 0 && !m->was_paused) {
+            rc = ts_dom_op(&m->dst, XSIM_OP_DOM_UNPAUSE, m->ddom);
+            if (rc)
+                ts_seterr(err, errlen, "unpausing d%u on %s: %s", m->ddom,
+                          m->dst.dir, strerror(-rc));
+        }
+    }
+    if (rc == 0 && (!m->dest_S || !m->o->pause_dest))
+        rc = ts_dm_wait_running(&m->dst, m->ddom, &m->ddm, m->dm_timeout,
+                                err, errlen);
+    if (rc == 0 && !m->dest_S && ts_dominfo(&m->dst, m->ddom, &di) == 0 &&
+        di.pause_count) {
+        ts_seterr(err, errlen, "the incoming device model reports running, "
+                  "but d%u on %s is still paused", m->ddom, m->dst.dir);
+        rc = -EPROTO;
+    }
+    if (rc) {
+        char tmp[TS_ERRLEN];
+
+        ts_dm_explain(&m->ddm, err, errlen);
+        snprintf(tmp, sizeof(tmp), "the destination's device model: %s", err);
+        ts_seterr(err, errlen, "%s", tmp);
+    }
+    return rc;
+}
+
+static void report(struct eng *m)
+{
+    json_t *r = m->final, *ram = json_object_get(r, "ram");
+    int channels = m->e->channels < 0 ? 2 : m->e->channels;
+
+    printf("migrated d%u (%s) from %s to %s as d%u with xenram's engine\n",
+           m->sdom, m->info.name, m->src->dir, m->dst.dir, m->ddom);
+    printf("  channels    : %d%s\n", channels,
+           m->e->zstd ? ", zstd" : ", no compression");
+    printf("  rounds      : %.0f (dirty-sync-count)\n",
+           jnum(ram, "dirty-sync-count"));
+    printf("  sent        : %.1f MiB (%.0f bytes), %.0f normal pages, "
+           "%.0f zero pages\n", jnum(ram, "transferred") / (1 << 20),
+           jnum(ram, "transferred"), jnum(ram, "normal"),
+           jnum(ram, "duplicate"));
+    printf("  downtime    : %.0f ms (xenram: from the pause to the "
+           "destination's answer)\n", jnum(r, "downtime"));
+    printf("  total time  : %.3f s (xenram: %.0f ms, setup %.0f ms)\n",
+           (double)(m->t_end - m->t_start) / 1e9, jnum(r, "total-time"),
+           jnum(r, "setup-time"));
+    if (m->sums_taken)
+        printf("  memory      : source at switchover %016" PRIx64 " (%" PRIu64
+               " pages), destination %016" PRIx64 " (%" PRIu64 " pages), %"
+               PRIu64 " pages differ: %s\n", m->src_sum, m->src_pages,
+               m->dst_sum, m->dst_pages, m->differ,
+               m->src_sum == m->dst_sum && m->src_pages == m->dst_pages &&
+               !m->differ ? "identical" : "DIFFERENT");
+    if (m->o->pause_dest)
+        printf("  destination : paused (its device model waits for cont)\n");
+}
+
+/* Completed: the sender's copy goes (device model, domain, record). */
+static void eng_sender_done(struct eng *m)
+{
+    char e2[TS_ERRLEN];
+    int rc;
+
+    ts_qmp_close(&m->sq);
+    if (ts_dm_stop(&m->sdm, true, e2, sizeof(e2)))
+        fprintf(stderr, "xensim: source: %s\n", e2);
+    rc = ts_dom_op(m->src, XSIM_OP_DOM_DESTROY, m->sdom);
+    if (rc)
+        fprintf(stderr, "xensim: destroying d%u on the source: %s\n",
+                m->sdom, strerror(-rc));
+    ts_domcfg_remove(m->src->dir, m->sdom);
+    m->t_end = ts_now_ns();
+    report(m);
+}
+
+/*
+ * A phase failed: the destination goes (its xenram, which exits 1 on its
+ * own after a failed incoming migration, then the domain and its record).
+ * Before `completed` xenram has resumed the source; a destination that
+ * fails after it means the source's xenram is asked to run again (`cont`)
+ * and the domain unpaused, once nothing of the destination is left.
+ */
+static int eng_abort(struct eng *m, int rc, char *err, size_t errlen)
+{
+    char e2[TS_ERRLEN], tmp[TS_ERRLEN];
+    struct xsim_dominfo di;
+
+    if (m->migrating && !m->final && m->sq.fd >= 0)
+        ts_qmp_do(&m->sq, "migrate_cancel", NULL, QMP_TIMEOUT_MS, e2,
+                  sizeof(e2));
+    if (m->ddm.pid) {
+        ts_qmp_close(&m->dq);
+        ts_dm_stop(&m->ddm, false, e2, sizeof(e2));
+    }
+    if (m->ddom) {
+        ts_dom_op(&m->dst, XSIM_OP_DOM_DESTROY, m->ddom);
+        ts_domcfg_remove(m->dst.dir, m->ddom);
+    }
+    if (m->completed) {
+        if (ts_qmp_do(&m->sq, "cont", NULL, QMP_TIMEOUT_MS, e2, sizeof(e2)))
+            fprintf(stderr, "xensim: resuming the source's device model: "
+                    "%s\n", e2);
+        if (!m->was_paused)
+            ts_dom_op(m->src, XSIM_OP_DOM_UNPAUSE, m->sdom);
+    }
+    if (!m->ddom)
+        return rc;
+    ts_fmt(tmp, sizeof(tmp), "%s\nxensim: d%u destroyed on %s; d%u still "
+           "runs on %s", err, m->ddom, m->dst.dir, m->sdom, m->src->dir);
+    ts_seterr(err, errlen, "%s", tmp);
+    /* What xenram promises of the source; said when it does not hold. */
+    if (ts_dominfo(m->src, m->sdom, &di) == 0) {
+        if (di.pause_count > (m->was_paused ? 1u : 0u))
+            fprintf(stderr, "xensim: warning: d%u is still paused (pause "
+                    "count %u) after the failed migration\n", m->sdom,
+                    di.pause_count);
+        if (di.flags & XSIM_DOMF_LOGDIRTY)
+            fprintf(stderr, "xensim: warning: log-dirty is still on for "
+                    "d%u after the failed migration\n", m->sdom);
+    }
+    return rc;
+}
+
+static void eng_cleanup(struct eng *m)
+{
+    if (m->sock[0])
+        unlink(m->sock);
+    if (m->sums)
+        fclose(m->sums);
+    json_decref(m->final);
+    ts_qmp_close(&m->sq);
+    ts_qmp_close(&m->dq);
+    ts_dm_release(&m->sdm);
+    ts_dm_release(&m->ddm);
+    if (m->have_cfg)
+        ts_domcfg_free(&m->cfg);
+    ts_host_close(&m->dst);
+}
+
+static int (*const eng_phases[])(struct eng *m, char *err, size_t errlen) = {
+    eng_setup,
+    eng_create_receiver,
+    eng_receiver_dm,
+    eng_start,
+    eng_watch,
+    eng_receiver_resume,
+};
+
+int ts_migrate_engine(struct ts_host *src, uint32_t domid,
+                      const struct ts_migrate_opts *o,
+                      const struct ts_engine_opts *e, char *err,
+                      size_t errlen)
+{
+    struct eng mm = { .src = src, .sdom = domid, .o = o, .e = e }, *m = &mm;
+    struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
+    int rc = 0;
+
+    m->dst.fd = -1;
+    m->sdm.pidfd = m->ddm.pidfd = -1;
+    m->sq.fd = m->dq.fd = -1;
+    m->dm_timeout = o->dm_timeout_ms > 0 ? o->dm_timeout_ms
+                                         : DM_START_TIMEOUT_MS;
+    m->t_start = ts_now_ns();
+    interrupted = 0;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    for (size_t i = 0; rc == 0 && i < sizeof(eng_phases) /
+                                       sizeof(eng_phases[0]); i++)
+        rc = eng_phases[i](m, err, errlen);
+    if (rc == 0)
+        eng_sender_done(m);
+    else
+        rc = eng_abort(m, rc, err, errlen);
+
+    eng_cleanup(m);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return rc;
+}
