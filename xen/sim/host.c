@@ -478,7 +478,13 @@ static void set_hvm_defaults(struct xsim_dom *d)
 /* Lay guest RAM out as libxc builds an HVM guest: below 4 GiB up to
  * 0xF0000000 without the VGA hole, the rest from 4 GiB, plus the special
  * pages just below 0xFF000000. */
-static int build_memory(struct xsim_dom *d, uint64_t ram_pages)
+/*
+ * Lay out the guest's RAM as libxc's HVM builder does and, with
+ * @populate, populate it and the special pages.  An empty domain (the
+ * shell a migration's receiver fills) keeps the layout, which its vCPUs
+ * run in, with nothing populated.
+ */
+static int build_memory(struct xsim_dom *d, uint64_t ram_pages, bool populate)
 {
     uint64_t low = ram_pages < XSIM_BELOW_4G_END_GFN ? ram_pages
                                                      : XSIM_BELOW_4G_END_GFN;
@@ -505,12 +511,13 @@ static int build_memory(struct xsim_dom *d, uint64_t ram_pages)
     d->nr_ram_ext = n;
     d->nr_ram = 0;
     for (unsigned i = 0; i < n; i++) {
-        rc = populate_run(d, d->ram_ext[i][0], d->ram_ext[i][1]);
+        rc = populate ? populate_run(d, d->ram_ext[i][0], d->ram_ext[i][1])
+                      : 0;
         if (rc)
             return rc;
         d->nr_ram += d->ram_ext[i][1];
     }
-    return populate_run(d, SPECIAL_PFN(0), NR_SPECIAL_PAGES);
+    return populate ? populate_run(d, SPECIAL_PFN(0), NR_SPECIAL_PAGES) : 0;
 }
 
 static uint32_t alloc_domid(struct xsim_host *h)
@@ -580,15 +587,13 @@ int host_create(struct xsim_host *h, const struct xsim_create *c,
         d->handle[i] = (uint8_t)random();
 
     ram_pages = (c->mem_kb - c->vram_kb) / 4;
-    if (!(c->flags & XSIM_CREATE_EMPTY)) {
-        pthread_mutex_lock(&d->lock);
-        rc = build_memory(d, ram_pages);
-        pthread_mutex_unlock(&d->lock);
-        if (rc) {
-            xsim_log("create: populating %llu pages failed: %s",
-                     (unsigned long long)ram_pages, strerror(-rc));
-            goto fail;
-        }
+    pthread_mutex_lock(&d->lock);
+    rc = build_memory(d, ram_pages, !(c->flags & XSIM_CREATE_EMPTY));
+    pthread_mutex_unlock(&d->lock);
+    if (rc) {
+        xsim_log("create: populating %llu pages failed: %s",
+                 (unsigned long long)ram_pages, strerror(-rc));
+        goto fail;
     }
 
     pthread_mutex_lock(&h->lock);

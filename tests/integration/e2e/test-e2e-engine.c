@@ -168,22 +168,14 @@ static bool has(const struct mem *m, uint64_t g)
 }
 
 /*
- * libxc's eight HVM special pages (xenstore and console rings, ioreq
- * pages ...: docs/simulator.md), 0xFEFF8-0xFEFFF, outside every RAM block
- * of xenram.  xenram's engine sends only its RAM blocks, so they do not
- * travel today (an engine bug, see KNOWN_BUG below); libxc's stream
- * carries them as ordinary frames.
+ * Page by page: the same frames, the same bytes, the eight HVM special
+ * pages (xenstore and console rings, ioreq pages ...) included: the engine
+ * carries them with the HVM parameters.  *@special_diff counts those of
+ * them that differ (0 expected).  The frames the source has.
  */
 #define SPECIAL_FIRST   0xfeff8ull
 #define SPECIAL_END     0xff000ull
-#define KNOWN_BUG "xenram's engine does not carry the HVM special pages " \
-    "(frames outside its RAM blocks)"
 
-/*
- * Page by page: the same frames, the same bytes, except (for now) the
- * special pages, which are counted in *@special_diff.  The frames the
- * source has.
- */
 static uint64_t compare(const struct mem *a, const struct mem *b,
                         uint64_t *special_diff)
 {
@@ -199,10 +191,8 @@ static uint64_t compare(const struct mem *a, const struct mem *b,
                                      b->mem + g * XSIM_PAGE_SIZE,
                                      XSIM_PAGE_SIZE)))
             continue;
-        if (g >= SPECIAL_FIRST && g < SPECIAL_END) {
+        if (g >= SPECIAL_FIRST && g < SPECIAL_END)
             (*special_diff)++;
-            continue;
-        }
         if (bad++ < 8)
             fprintf(stderr, "frame %#llx differs%s\n",
                     (unsigned long long)g, x == y ? ""
@@ -430,9 +420,8 @@ static void migrate_ok(const char *name, const char *channels,
     assert_int_equal(frames, (56ull << 8) - 32 + 8 + (8ull << 8));
     newest = newest_stamp(&before);
     assert_true(newest > 0);
-    if (special)
-        fprintf(stderr, "KNOWN BUG: %llu special page(s) differ: %s\n",
-                (unsigned long long)special, KNOWN_BUG);
+    /* The special pages travel too (HVM_PARAMS, docs/migration-stream.md). */
+    assert_int_equal(special, 0);
     /* ... and the toolstack's comparison finds exactly as much. */
     snprintf(want, sizeof(want), "differing %llu\n",
              (unsigned long long)special);
