@@ -57,6 +57,8 @@ uint64_t mig_now_ns(void);
 void mig_set_status(Migration *m, MigrationStatus s);
 /* Queue an event and notify the main loop. */
 void mig_event(Migration *m, MigrationEventKind kind, uint64_t value);
+/* The final status, and the engine free for the next migration. */
+void mig_finish(Migration *m, MigrationStatus s);
 /* Fail the migration with a sentence (the first failure wins). */
 void mig_set_error(Migration *m, const char *msg);
 bool mig_cancelled(Migration *m);

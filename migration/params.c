@@ -190,6 +190,16 @@ void mig_set_status(Migration *m, MigrationStatus s)
     mig_event(m, MIGRATION_EVENT_STATUS, s);
 }
 
+void mig_finish(Migration *m, MigrationStatus s)
+{
+    /* One step: no new migration before the final status is visible. */
+    pthread_mutex_lock(&m->lock);
+    m->info.status = s;
+    m->active = false;
+    pthread_mutex_unlock(&m->lock);
+    mig_event(m, MIGRATION_EVENT_STATUS, s);
+}
+
 void mig_set_error(Migration *m, const char *msg)
 {
     pthread_mutex_lock(&m->lock);

@@ -856,11 +856,9 @@ void *mig_recv_thread(void *opaque)
         mig_set_error(m, err[0] ? err : strerror(-ret));
     }
     pthread_mutex_lock(&m->lock);
-    m->active = false;
     m->info.total_time = (mig_now_ns() - m->t_start_ns) / 1000000;
     pthread_mutex_unlock(&m->lock);
-    mig_set_status(m, ret ? MIGRATION_STATUS_FAILED :
-                      MIGRATION_STATUS_COMPLETED);
+    mig_finish(m, ret ? MIGRATION_STATUS_FAILED : MIGRATION_STATUS_COMPLETED);
     rcu_unregister_thread();
     return NULL;
 }

@@ -63,6 +63,11 @@ struct SendCtx {
     RAMBlock *blocks[DEVSTATE_MAX_BLOCKS];
     size_t nblocks;
     bool bitmaps, logdirty, paused, devices_stopped;
+    /*
+     * END went out: the destination may be running the guest.  From then
+     * on a failure must not resume the source, or both copies would run.
+     */
+    bool end_sent;
 
     /* The round's plan: gfns in order, chunk k is [cut[k], cut[k + 1]). */
     uint64_t *plan;
@@ -89,6 +94,7 @@ struct SendCtx {
     /* Statistics, atomic. */
     uint64_t normal, zero, normal_bytes;
     uint64_t bw_start_ns, bw_start_bytes;
+    uint64_t round_start_ns, round_start_bytes;
     uint64_t limit_bytes_per_s;
     int zstd_level;
 };
@@ -140,6 +146,23 @@ static void send_update_info(SendCtx *c, uint64_t remaining_pages,
     }
     m->info.ram.dirty_pages_rate = dirty_rate;
     pthread_mutex_unlock(&m->lock);
+}
+
+/*
+ * Progress inside a round: bytes so far, the pages of the plan not yet
+ * taken, the rate since the round began.
+ */
+static void send_progress(SendCtx *c)
+{
+    size_t taken = __atomic_load_n(&c->next_chunk, __ATOMIC_RELAXED);
+    uint64_t left_pages = 0, el = mig_now_ns() - c->round_start_ns;
+    double rate = el ? (double)(send_bytes(c) - c->round_start_bytes) *
+                       1e9 / (double)el : 0;
+
+    if (taken < c->ncuts) {
+        left_pages = c->plan_len - c->cut[taken];
+    }
+    send_update_info(c, left_pages, rate, 0);
 }
 
 /* ---- sending records ------------------------------------------------------------- */
@@ -309,6 +332,8 @@ static int send_round(SendCtx *c, char *err, size_t errlen)
     int ret;
 
     c->next_chunk = 0;
+    c->round_start_ns = mig_now_ns();
+    c->round_start_bytes = send_bytes(c);
     if (!c->ndata) {
         return send_round_part(&c->ctl, err, errlen);
     }
@@ -317,7 +342,20 @@ static int send_round(SendCtx *c, char *err, size_t errlen)
     c->go_round = c->round;
     pthread_cond_broadcast(&c->go);
     while (c->finished < c->ndata) {
-        pthread_cond_wait(&c->done, &c->lock);
+        struct timespec ts;
+
+        /* query-migrate moves every 100 ms, not only at round ends. */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_cond_timedwait(&c->done, &c->lock, &ts) == ETIMEDOUT) {
+            pthread_mutex_unlock(&c->lock);
+            send_progress(c);
+            pthread_mutex_lock(&c->lock);
+        }
     }
     ret = c->failed;
     if (ret) {
@@ -660,7 +698,7 @@ static void send_cleanup(SendCtx *c, bool completed)
     for (size_t i = 0; i < c->nblocks && c->bitmaps; i++) {
         ram_block_free_migration_bitmaps(c->blocks[i]);
     }
-    if (!completed) {
+    if (!completed && !c->end_sent) {
         if (c->devices_stopped && m->ops.resume_devices) {
             m->ops.resume_devices(m->ops.opaque);
         }
@@ -817,6 +855,7 @@ static int send_state(SendCtx *c, char *err, size_t errlen)
     }
     if (!ret) {
         ret = send_record(&c->ctl, STREAM_REC_END, NULL, 0, err, errlen);
+        c->end_sent = !ret;
     }
     return ret;
 }
@@ -860,7 +899,19 @@ static int send_switchover(SendCtx *c, uint64_t *t_pause, char *err,
     if ((ret = send_state(c, err, errlen))) {
         return ret;
     }
-    return send_wait_result(c, err, errlen);
+    ret = send_wait_result(c, err, errlen);
+    if (ret && c->end_sent && ret != -EIO) {
+        char why[200];
+
+        snprintf(why, sizeof(why), "%.*s", (int)sizeof(why) - 1, err);
+        snprintf(err, errlen, "the destination received everything but its "
+                 "answer did not arrive (%.150s): it may be running the guest, so "
+                 "the source stays paused; check the destination before "
+                 "resuming or destroying either", why);
+    } else if (ret == -EIO) {
+        c->end_sent = false;    /* it said it failed: the source resumes */
+    }
+    return ret;
 }
 
 /* ---- the rounds ------------------------------------------------------------------------ */
@@ -947,6 +998,11 @@ void *mig_send_thread(void *opaque)
     if (!ret) {
         ret = send_switchover(c, &t_pause, err, sizeof(err));
     }
+    pthread_mutex_lock(&m->lock);
+    if (!ret) {
+        m->info.downtime = (mig_now_ns() - t_pause) / 1000000;
+    }
+    pthread_mutex_unlock(&m->lock);
     if (c) {
         send_update_info(c, 0, 0, 0);
         send_cleanup(c, ret == 0);
@@ -954,19 +1010,15 @@ void *mig_send_thread(void *opaque)
     pthread_mutex_lock(&m->lock);
     m->info.total_time = (mig_now_ns() - m->t_start_ns) / 1000000;
     if (!ret) {
-        m->info.downtime = (mig_now_ns() - t_pause) / 1000000;
         m->info.ram.remaining = 0;
     }
     pthread_mutex_unlock(&m->lock);
     if (ret) {
         mig_set_error(m, err[0] ? err : strerror(-ret));
     }
-    pthread_mutex_lock(&m->lock);
-    m->active = false;
-    pthread_mutex_unlock(&m->lock);
-    mig_set_status(m, !ret ? MIGRATION_STATUS_COMPLETED :
-                      mig_cancelled(m) ? MIGRATION_STATUS_CANCELLED :
-                      MIGRATION_STATUS_FAILED);
+    mig_finish(m, !ret ? MIGRATION_STATUS_COMPLETED :
+                  mig_cancelled(m) ? MIGRATION_STATUS_CANCELLED :
+                  MIGRATION_STATUS_FAILED);
     if (c) {
         pthread_cond_destroy(&c->go);
         pthread_cond_destroy(&c->done);

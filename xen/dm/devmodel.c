@@ -589,14 +589,15 @@ static void dm_mig_status(DeviceModel *dm, MigrationStatus st)
     migration_get_info(dm->mig, &info);
     if (info.incoming && st == MIGRATION_STATUS_COMPLETED) {
         if (dm->cfg->start_paused) {
+            /* As -incoming fd:N with -S: state = running comes at cont. */
             dm->status = DM_PAUSED;
             dm_log(DM_LOG_INFO, "guest received; waiting for cont");
         } else {
             dm->status = DM_RUNNING;
             qmp_emit_event(dm->qmp, "RESUME", NULL);
             dm_log(DM_LOG_INFO, "guest received; running");
+            dm_announce_running(dm);
         }
-        dm_announce_running(dm);
     } else if (info.incoming && st == MIGRATION_STATUS_FAILED) {
         dm_log(DM_LOG_ERROR, "incoming migration failed: %s",
                info.error_desc);
