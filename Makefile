@@ -238,6 +238,13 @@ check-valgrind: $(VALGRIND_TESTS)
 bench: $(BENCHES)
 	@set -e; for b in $(BENCHES); do echo "== $$b"; ./$$b; done
 
+# xenram's own migration engine against the raw limit and the libxc-like
+# path, on the simulator (BENCH_MIB MiB guests; 1 GiB for the record).
+BENCH_MIB ?= 1024
+.PHONY: bench-engine
+bench-engine: all xenstored
+	BUILD=$(BUILD) tests/bench/engine/run.sh $(BENCH_MIB)
+
 # ---- install --------------------------------------------------------------
 
 $(BUILD)/xenram.pc: xenram.pc.in Makefile
