@@ -123,7 +123,7 @@ static void test_a_buffer_larger_than_the_socket_crosses_whole(void **state)
 static void test_the_peer_closing_is_named(void **state)
 {
     MigChannel *a, *b;
-    uint8_t buf[16];
+    uint8_t buf[16] = { 0 };
     char err[256];
 
     (void)state;
@@ -141,7 +141,7 @@ static void test_the_peer_closing_is_named(void **state)
 static void test_a_stalled_peer_times_out(void **state)
 {
     MigChannel *a, *b;
-    uint8_t buf[16];
+    uint8_t buf[16] = { 0 };
     char err[256];
 
     (void)state;
