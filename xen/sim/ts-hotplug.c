@@ -121,12 +121,9 @@ static struct xs_handle *hp_open(struct ts_host *h, uint32_t domid,
         errno = ENOTSUP;
         return NULL;
     }
-    xs = ts_xs_open(h);
-    if (!xs) {
-        ts_seterr(err, errlen, "cannot open xenstore at %s: %s", h->xs_socket,
-                  strerror(errno));
+    xs = ts_xs_open_err(h, err, errlen, NULL);
+    if (!xs)
         return NULL;
-    }
     hp_dir(dir, dirlen, domid);
     v = xs_read(xs, XBT_NULL, dir, &len);
     if (!v) {
