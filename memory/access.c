@@ -18,7 +18,7 @@
  * with *@n lowered to what is contiguous.  Inside rcu_read_lock().
  */
 static uint8_t *chunk_host(GuestMemory *gm, const FlatRange *fr,
-                           uint64_t gpa, uint64_t *n, int *err)
+                           uint64_t gpa, uint64_t *n, int *status)
 {
     RAMBlock *block = memory_region_ram_block(fr->mr);
     uint64_t offset = fr->offset_in_region + (gpa - fr->addr);
@@ -27,7 +27,7 @@ static uint8_t *chunk_host(GuestMemory *gm, const FlatRange *fr,
         return block->host + offset;
     }
     if (!gm->mc) {
-        *err = -EFAULT;
+        *status = -EFAULT;
         return NULL;
     }
     {
@@ -35,7 +35,7 @@ static uint8_t *chunk_host(GuestMemory *gm, const FlatRange *fr,
 
         *n = MIN(*n, bucket - (gpa & (bucket - 1)));
     }
-    return mapcache_get(gm->mc, gpa, *n, err);
+    return mapcache_get(gm->mc, gpa, *n, status);
 }
 
 /*
@@ -170,7 +170,7 @@ int guest_memory_write(GuestMemory *gm, uint64_t gpa, const void *buf,
 }
 
 void *guest_memory_map(GuestMemory *gm, uint64_t gpa, uint64_t *len,
-                       bool is_write, int *err)
+                       bool is_write, int *status)
 {
     const FlatRange *fr;
     RAMBlock *block;
@@ -206,8 +206,8 @@ void *guest_memory_map(GuestMemory *gm, uint64_t gpa, uint64_t *len,
         return p;
     }
 fail:
-    if (err) {
-        *err = ret;
+    if (status) {
+        *status = ret;
     }
     return NULL;
 }

@@ -56,10 +56,10 @@ int guest_memory_write(GuestMemory *gm, uint64_t gpa, const void *buf,
  * (*@len is lowered to what is contiguous: the end of the RAM range, of
  * the mapcache bucket, of the run of mappable frames), valid on any thread
  * until guest_memory_unmap().  @is_write: the device will write (refused
- * with -EPERM on read-only memory).  NULL and -errno in *@err otherwise.
+ * with -EPERM on read-only memory).  NULL and -errno in *@status otherwise.
  */
 void *guest_memory_map(GuestMemory *gm, uint64_t gpa, uint64_t *len,
-                       bool is_write, int *err);
+                       bool is_write, int *status);
 
 /*
  * End a DMA mapping from guest_memory_map(@gpa, @len).  With @is_write,

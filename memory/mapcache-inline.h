@@ -86,7 +86,7 @@ typedef struct MapCacheTls {
 extern __thread MapCacheTls mapcache_tls;
 
 MapCacheThreadStats *mapcache_thread_stats_(MapCache *mc);
-void *mapcache_get_slow(MapCache *mc, uint64_t gpa, uint64_t len, int *errp);
+void *mapcache_get_slow(MapCache *mc, uint64_t gpa, uint64_t len, int *status);
 
 static inline void *mapcache_radix_get_(const MapCacheRadix *r, uint64_t key)
 {
@@ -126,7 +126,7 @@ static inline void mapcache_count_hit_(MapCache *mc)
 }
 
 static inline void *mapcache_get(MapCache *mc, uint64_t gpa, uint64_t len,
-                                 int *errp)
+                                 int *status)
 {
     const MapCacheFast *f = (const MapCacheFast *)mc;
     uint64_t off = gpa & (f->bucket_size - 1);
@@ -141,7 +141,7 @@ static inline void *mapcache_get(MapCache *mc, uint64_t gpa, uint64_t len,
         mapcache_count_hit_(mc);
         return e->vaddr + off;
     }
-    return mapcache_get_slow(mc, gpa, len, errp);
+    return mapcache_get_slow(mc, gpa, len, status);
 }
 
 #endif /* XENRAM_MEMORY_MAPCACHE_INLINE_H */

@@ -618,7 +618,7 @@ static MapCacheEntry *mc_fill(MapCache *mc, uint64_t bucket,
 
 /* ---- lookups ------------------------------------------------------------------------ */
 
-void *mapcache_get_slow(MapCache *mc, uint64_t gpa, uint64_t len, int *errp)
+void *mapcache_get_slow(MapCache *mc, uint64_t gpa, uint64_t len, int *status)
 {
     uint64_t size = mc->fast.bucket_size;
     uint64_t off = gpa & (size - 1);
@@ -653,13 +653,13 @@ void *mapcache_get_slow(MapCache *mc, uint64_t gpa, uint64_t len, int *errp)
         return e->vaddr + off;
     }
 fail:
-    if (errp) {
-        *errp = ret;
+    if (status) {
+        *status = ret;
     }
     return NULL;
 }
 
-void *mapcache_map(MapCache *mc, uint64_t gpa, uint64_t *len, int *errp)
+void *mapcache_map(MapCache *mc, uint64_t gpa, uint64_t *len, int *status)
 {
     uint64_t size = mc->fast.bucket_size;
     uint64_t off = gpa & (size - 1);
@@ -714,8 +714,8 @@ void *mapcache_map(MapCache *mc, uint64_t gpa, uint64_t *len, int *errp)
     return e->vaddr + off;
 
 fail:
-    if (errp) {
-        *errp = ret;
+    if (status) {
+        *status = ret;
     }
     return NULL;
 }

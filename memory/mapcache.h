@@ -43,7 +43,7 @@
  *    mapcache_replace_dummies() are control-plane calls: outside any
  *    read-side critical section.
  *
- * Errors: functions return -errno (or NULL with -errno in *errp, which is
+ * Errors: functions return -errno (or NULL with -errno in *status, which is
  * written only on failure): -EINVAL for an access that is empty where it
  * must not be, crosses a bucket boundary or lies beyond guest-physical
  * space (2^52), -EFAULT for a frame Xen could not map (not populated, a
@@ -125,12 +125,12 @@ uint64_t mapcache_bucket_size(const MapCache *mc);
  * Host pointer for the @len bytes at @gpa (len 0 counts as 1), which must
  * not cross a bucket boundary; maps the bucket on a miss.  Inside
  * rcu_read_lock(): the pointer is valid until the matching
- * rcu_read_unlock().  NULL and -errno in *@errp (may be NULL) on failure;
+ * rcu_read_unlock().  NULL and -errno in *@status (may be NULL) on failure;
  * a frame that failed to map is refused with -EFAULT (and, since it may
  * have been populated since, makes the next access remap its bucket).
  */
 static inline void *mapcache_get(MapCache *mc, uint64_t gpa, uint64_t len,
-                                 int *errp);
+                                 int *status);
 
 /*
  * Locked mapping, for DMA: maps the bucket holding @gpa and returns the
@@ -138,10 +138,10 @@ static inline void *mapcache_get(MapCache *mc, uint64_t gpa, uint64_t len,
  * contiguous and mapped from there: up to the end of the bucket and of
  * the run of good frames.  The pointer stays valid until
  * mapcache_unlock(); a bucket may be locked many times.  NULL and -errno
- * in *@errp (-EFAULT if the first frame cannot be mapped).  Any
+ * in *@status (-EFAULT if the first frame cannot be mapped).  Any
  * RCU-registered thread, inside or outside a read-side critical section.
  */
-void *mapcache_map(MapCache *mc, uint64_t gpa, uint64_t *len, int *errp);
+void *mapcache_map(MapCache *mc, uint64_t gpa, uint64_t *len, int *status);
 
 /*
  * Drop one lock count of the bucket holding @ptr (any pointer into it

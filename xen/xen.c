@@ -275,20 +275,20 @@ int xen_domain_unpause(XenHandles *xh)
 
 static void *xen_map_common(XenHandles *xh, void *addr, int flags,
                             const xen_pfn_t *gfns, size_t n, bool writable,
-                            int *err, int *ret)
+                            int *err, int *status)
 {
     int prot = PROT_READ | (writable ? PROT_WRITE : 0);
     void *p;
 
     if (n == 0 || !err) {
-        *ret = xen_fail(EINVAL, "xenforeignmemory_map2", xh->domid,
+        *status = xen_fail(EINVAL, "xenforeignmemory_map2", xh->domid,
                         "%zu pages", n);
         return NULL;
     }
     p = xenforeignmemory_map2(xh->fmem, xh->domid, addr, prot, flags, n,
                               gfns, err);
     if (!p) {
-        *ret = xen_fail(xen_errno(), "xenforeignmemory_map2", xh->domid,
+        *status = xen_fail(xen_errno(), "xenforeignmemory_map2", xh->domid,
                         "gfn 0x%" PRIx64 ", %zu pages", (uint64_t)gfns[0],
                         n);
         return NULL;
@@ -299,20 +299,20 @@ static void *xen_map_common(XenHandles *xh, void *addr, int flags,
             err[i] = -err[i];
         }
     }
-    *ret = 0;
+    *status = 0;
     return p;
 }
 
 void *xen_map(XenHandles *xh, const xen_pfn_t *gfns, size_t n, bool writable,
-              int *err, int *ret)
+              int *err, int *status)
 {
-    return xen_map_common(xh, NULL, 0, gfns, n, writable, err, ret);
+    return xen_map_common(xh, NULL, 0, gfns, n, writable, err, status);
 }
 
 void *xen_map_at(XenHandles *xh, void *addr, const xen_pfn_t *gfns, size_t n,
-                 bool writable, int *err, int *ret)
+                 bool writable, int *err, int *status)
 {
-    return xen_map_common(xh, addr, MAP_FIXED, gfns, n, writable, err, ret);
+    return xen_map_common(xh, addr, MAP_FIXED, gfns, n, writable, err, status);
 }
 
 int xen_unmap(XenHandles *xh, void *addr, size_t n)
@@ -601,21 +601,21 @@ int xen_ioreq_unmap_range(XenHandles *xh, ioservid_t id, bool is_mmio,
 
 /* ---- xenstore ------------------------------------------------------------------ */
 
-char *xen_xs_read(XenHandles *xh, const char *path, int *ret)
+char *xen_xs_read(XenHandles *xh, const char *path, int *status)
 {
     unsigned int len;
     char *v;
 
     if (!xh->xs) {
-        *ret = xen_fail(ENOTCONN, "xs_read", xh->domid, "%s", path);
+        *status = xen_fail(ENOTCONN, "xs_read", xh->domid, "%s", path);
         return NULL;
     }
     v = xs_read(xh->xs, XBT_NULL, path, &len);
     if (!v) {
-        *ret = xen_fail(xen_errno(), "xs_read", xh->domid, "%s", path);
+        *status = xen_fail(xen_errno(), "xs_read", xh->domid, "%s", path);
         return NULL;
     }
-    *ret = 0;
+    *status = 0;
     return v;
 }
 

@@ -99,14 +99,14 @@ int xen_domain_unpause(XenHandles *xh);
 
 /*
  * Map @n guest frames @gfns contiguously (PROT_READ|PROT_WRITE unless
- * @writable is false).  Returns the address, or NULL with -errno in *@ret
+ * @writable is false).  Returns the address, or NULL with -errno in *@status
  * when nothing could be mapped.  When the mapping succeeds as a whole but
  * single frames could not be mapped (not populated, out of range), their
  * entries of @err (n ints, required) are negative errno values and those
- * pages must not be touched; *@ret is then 0 and the caller decides.
+ * pages must not be touched; *@status is then 0 and the caller decides.
  */
 void *xen_map(XenHandles *xh, const xen_pfn_t *gfns, size_t n, bool writable,
-              int *err, int *ret);
+              int *err, int *status);
 
 /*
  * xen_map(), but placed exactly at @addr (page-aligned, MAP_FIXED): the
@@ -115,7 +115,7 @@ void *xen_map(XenHandles *xh, const xen_pfn_t *gfns, size_t n, bool writable,
  * failure the range may have been unmapped.
  */
 void *xen_map_at(XenHandles *xh, void *addr, const xen_pfn_t *gfns, size_t n,
-                 bool writable, int *err, int *ret);
+                 bool writable, int *err, int *status);
 
 /* Unmap @n pages at @addr from xen_map() / xen_map_at().  0 or -errno. */
 int xen_unmap(XenHandles *xh, void *addr, size_t n);
@@ -229,9 +229,9 @@ int xen_hvm_context_set(XenHandles *xh, const uint8_t *buf, uint32_t len);
 
 /*
  * Read @path; returns a malloc'ed NUL-terminated string or NULL with
- * -errno in *@ret (-ENOENT when absent).
+ * -errno in *@status (-ENOENT when absent).
  */
-char *xen_xs_read(XenHandles *xh, const char *path, int *ret);
+char *xen_xs_read(XenHandles *xh, const char *path, int *status);
 int xen_xs_write(XenHandles *xh, const char *path, const char *value);
 int xen_xs_rm(XenHandles *xh, const char *path);
 

@@ -17,6 +17,7 @@
 
 #include "dirty/bitmap.h"
 #include "dirty/dirty.h"
+#include "tests/common/stress.h"
 
 #define BP          DIRTY_MEMORY_BLOCK_PAGES
 #define SETTERS     2
@@ -34,7 +35,6 @@ static DirtyMemory dm;
 static unsigned long *dest;     /* owned by the syncer */
 static DirtyBitmap sendmap;     /* owned by the syncer */
 static int setters_done;        /* atomic */
-static int failures;            /* atomic */
 
 typedef struct Log {
     uint64_t page[OPS];
@@ -46,22 +46,20 @@ static Log logs[SETTERS];
 
 static void fail(const char *what, int err)
 {
-    fprintf(stderr, "stress-dirty: %s failed: %s\n", what, strerror(-err));
-    __atomic_fetch_add(&failures, 1, __ATOMIC_RELAXED);
+    stress_report("%s failed: %s", what, strerror(-err));
 }
 
 static void *setter(void *arg)
 {
     Log *log = arg;
-    unsigned int seed = (unsigned int)(log - logs) * 7919 + 1;
+    uint64_t seed = (uint64_t)(log - logs) * 7919 + 1;
 
     rcu_register_thread();
     for (int i = 0; i < OPS; i++) {
         uint64_t avail = dirty_memory_pages(&dm);
-        uint64_t page = ((uint64_t)rand_r(&seed) << 16 ^ rand_r(&seed)) %
-                        avail;
-        uint32_t n = 1 + rand_r(&seed) % 100;
-        int kind = rand_r(&seed) % 3, ret;
+        uint64_t page = stress_rand(&seed) % avail;
+        uint32_t n = 1 + (uint32_t)(stress_rand(&seed) % 100);
+        int kind = (int)(stress_rand(&seed) % 3), ret;
 
         n = MIN(n, avail - page);
         if (kind == 0) {
@@ -191,5 +189,9 @@ int main(void)
     dirty_bitmap_destroy(&sendmap);
     dirty_memory_destroy(&dm);
     rcu_unregister_thread();
-    return (lost || vga_lost || failures) ? 1 : 0;
+    if (stress_failures()) {
+        fprintf(stderr, "stress-dirty: %u failures, the first: %s\n",
+                stress_failures(), stress_first_failure());
+    }
+    return (lost || vga_lost || stress_failures()) ? 1 : 0;
 }

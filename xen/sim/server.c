@@ -65,7 +65,13 @@ static void host_info(struct xsim_host *h, struct reply *r)
     snprintf(hi->xenstore, sizeof(hi->xenstore), "%s", h->xenstore);
 }
 
-/* Operations on one existing domain. */
+/*
+ * Operations on one existing domain: one case per XSIM_OP_* (proto.h),
+ * each a few lines that check the request's size and call the host.c
+ * function of the same name.  It is long because the protocol has many
+ * operations, not because any one does much; it stays one switch so that
+ * the protocol reads as one table.
+ */
 static void dom_request(struct xsim_host *h, struct xsim_dom *d,
                         const struct xsim_req *q, const void *in,
                         size_t inlen, struct reply *r)

@@ -53,6 +53,10 @@ int ts_call_rc(struct ts_host *h, uint16_t op, uint32_t domid,
 int ts_dom_op(struct ts_host *h, uint16_t op, uint32_t domid);
 /* A handle on the host's xenstore; NULL when it runs none (or on error). */
 struct xs_handle *ts_xs_open(const struct ts_host *h);
+/* ts_xs_open(), or NULL with errno (and in *@e, if not NULL) and the
+ * sentence in @err. */
+struct xs_handle *ts_xs_open_err(const struct ts_host *h, char *err,
+                                 size_t errlen, int *e);
 /* Write one key; failures are said on stderr, not returned. */
 void ts_xs_write(const struct ts_host *h, const char *path, const char *val);
 

@@ -289,6 +289,23 @@ struct xs_handle *ts_xs_open(const struct ts_host *h)
     return xs_open(XS_OPEN_SOCKETONLY);
 }
 
+struct xs_handle *ts_xs_open_err(const struct ts_host *h, char *err,
+                                 size_t errlen, int *e)
+{
+    struct xs_handle *xs = ts_xs_open(h);
+
+    if (!xs) {
+        int en = errno ? errno : EIO;
+
+        ts_seterr(err, errlen, "cannot open xenstore at %s: %s", h->xs_socket,
+                  strerror(en));
+        if (e)
+            *e = en;
+        errno = en;
+    }
+    return xs;
+}
+
 void ts_xs_write(const struct ts_host *h, const char *path,
                  const char *val)
 {

@@ -352,12 +352,9 @@ int ts_dm_wait_running(const struct ts_host *h, uint32_t domid,
 
     if (!h->xenstore)
         return 0;               /* nothing to wait on: QMP said enough */
-    xs = ts_xs_open(h);
-    if (!xs) {
-        ts_seterr(err, errlen, "cannot open xenstore at %s: %s", h->xs_socket,
-                  strerror(errno));
+    xs = ts_xs_open_err(h, err, errlen, NULL);
+    if (!xs)
         return -EIO;
-    }
     snprintf(path, sizeof(path), "/local/domain/0/device-model/%u/state",
              domid);
     /* Watch first, then read: a write in between is not missed. */

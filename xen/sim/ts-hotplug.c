@@ -11,48 +11,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/size.h"
 #include "xen/sim/toolstack-internal.h"
 
 /* ---- RAM hot-plug: the toolstack's side of docs/hotplug.md --------------- */
 
+/*
+ * The sizes xensim's commands take ("64M", "0x4000000", "1g"): the same
+ * parser as xenram's command line and hot-plug protocol (util/size.h, a
+ * leaf header the simulator may share), bytes without a suffix.
+ */
 int ts_parse_size(const char *s, uint64_t *out)
 {
-    unsigned long long v;
-    unsigned shift = 0;
-    char *end;
-
-    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-        return -EINVAL;
-    errno = 0;
-    v = strtoull(s, &end, 0);
-    if (errno)
-        return -errno;
-    if (end == s)
-        return -EINVAL;
-    switch (*end) {
-    case 0:
-        break;
-    case 'k': case 'K':
-        shift = 10;
-        break;
-    case 'm': case 'M':
-        shift = 20;
-        break;
-    case 'g': case 'G':
-        shift = 30;
-        break;
-    case 't': case 'T':
-        shift = 40;
-        break;
-    default:
-        return -EINVAL;
-    }
-    if (*end && end[1])
-        return -EINVAL;
-    if (shift && v > (UINT64_MAX >> shift))
-        return -ERANGE;
-    *out = (uint64_t)v << shift;
-    return 0;
+    return xr_parse_size(s, 1, XR_SIZE_HEX | XR_SIZE_SUFFIX, out);
 }
 
 /* /local/domain/0/device-model/<domid>/memory: a dom0 device model's
@@ -121,12 +92,9 @@ static struct xs_handle *hp_open(struct ts_host *h, uint32_t domid,
         errno = ENOTSUP;
         return NULL;
     }
-    xs = ts_xs_open(h);
-    if (!xs) {
-        ts_seterr(err, errlen, "cannot open xenstore at %s: %s", h->xs_socket,
-                  strerror(errno));
+    xs = ts_xs_open_err(h, err, errlen, NULL);
+    if (!xs)
         return NULL;
-    }
     hp_dir(dir, dirlen, domid);
     v = xs_read(xs, XBT_NULL, dir, &len);
     if (!v) {

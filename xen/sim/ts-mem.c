@@ -101,13 +101,9 @@ int ts_write_memory_keys(struct ts_host *h, uint32_t domid,
 
     if (!h->xenstore)
         return 0;
-    xs = ts_xs_open(h);
-    if (!xs) {
-        e = errno ? errno : EIO;
-        ts_seterr(err, errlen, "cannot open xenstore at %s: %s", h->xs_socket,
-                  strerror(e));
+    xs = ts_xs_open_err(h, err, errlen, &e);
+    if (!xs)
         return -e;
-    }
     for (int tries = 0; tries < XS_TXN_RETRIES; tries++) {
         xs_transaction_t t = xs_transaction_start(xs);
         bool ok = t != XBT_NULL;
@@ -273,13 +269,9 @@ int ts_set_memory_target(struct ts_host *h, uint32_t domid, uint64_t mib,
                   "memory/static-max)", domid, h->dir);
         return -ENOTSUP;
     }
-    xs = ts_xs_open(h);
-    if (!xs) {
-        rc = errno ? errno : EIO;
-        ts_seterr(err, errlen, "cannot open xenstore at %s: %s", h->xs_socket,
-                  strerror(rc));
+    xs = ts_xs_open_err(h, err, errlen, &rc);
+    if (!xs)
         return -rc;
-    }
     /* As libxl: the checks, Xen's maximum and the keys in one
      * transaction, all of it again when the transaction is lost. */
     for (int tries = 0;; tries++) {

@@ -594,13 +594,9 @@ int ts_retrieve_memory(struct ts_host *h, uint32_t domid,
         c->max_memkb = ts_cfg_max_kb(c);
         return 0;
     }
-    xs = ts_xs_open(h);
-    if (!xs) {
-        rc = errno ? errno : EIO;
-        ts_seterr(err, errlen, "cannot open xenstore at %s: %s", h->xs_socket,
-                  strerror(rc));
+    xs = ts_xs_open_err(h, err, errlen, &rc);
+    if (!xs)
         return -rc;
-    }
     ts_fmt(path, sizeof(path), "/local/domain/%u/memory/target", domid);
     rc = ts_xs_read_kb(xs, XBT_NULL, path, &target);
     if (rc == 0) {

@@ -326,6 +326,43 @@ static int prepare_run_dir(const char *run_dir)
     return write_file(path, NULL, 0, XS_SIM_PAGE_SIZE);
 }
 
+/*
+ * Wait, bounded, until xenstored (@pid) accepts connections on @sock, or
+ * gives up.  0, or -ECHILD (it exited: reaped) / -ETIMEDOUT (stopped);
+ * either way said on stderr with the tail of @log.  The poll of a socket
+ * is the only signal xenstored gives that it serves.
+ */
+static int wait_serving(pid_t pid, const char *xenstored, const char *sock,
+                        const char *log, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    int status;
+
+    for (unsigned int delay = 2;; delay = delay < 50 ? delay * 2 : 50) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+
+        if (w == pid) {
+            xs_sim_err("xenstored (%s) %s %d before serving %s", xenstored,
+                       WIFEXITED(status) ? "exited with status" :
+                       "was killed by signal",
+                       WIFEXITED(status) ? WEXITSTATUS(status) :
+                       WTERMSIG(status), sock);
+            show_log_tail(log);
+            return -ECHILD;
+        }
+        if (socket_probe(sock) == 0)
+            return 0;
+        if (now_ms() >= deadline) {
+            xs_sim_err("xenstored did not accept connections on %s within "
+                       "%d ms", sock, timeout_ms);
+            show_log_tail(log);
+            xs_sim_stop(pid);
+            return -ETIMEDOUT;
+        }
+        sleep_ms(delay);
+    }
+}
+
 int xs_sim_start(const char *run_dir, const char *lib_dir, pid_t *pid_out)
 {
     char rdir[PATH_MAX], ldir[PATH_MAX];
@@ -334,9 +371,8 @@ int xs_sim_start(const char *run_dir, const char *lib_dir, pid_t *pid_out)
     char *extra[8] = { NULL };
     char **env = NULL;
     char *argv[6];
-    int argc = 0, rc, status, logfd = -1, nullfd = -1;
+    int argc = 0, rc, logfd = -1, nullfd = -1;
     int timeout_ms = env_int("XS_SIM_TIMEOUT_MS", 10000);
-    int64_t deadline;
     pid_t pid = -1, ppid = getpid();
 
     if (!run_dir || !lib_dir || !pid_out)
@@ -456,36 +492,11 @@ int xs_sim_start(const char *run_dir, const char *lib_dir, pid_t *pid_out)
         _exit(127);
     }
 
-    /* Wait, bounded, until the socket accepts or xenstored gives up. */
-    deadline = now_ms() + timeout_ms;
-    for (unsigned int delay = 2;; delay = delay < 50 ? delay * 2 : 50) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-
-        if (w == pid) {
-            rc = -ECHILD;
-            xs_sim_err("xenstored (%s) %s %d before serving %s", xenstored,
-                       WIFEXITED(status) ? "exited with status" :
-                       "was killed by signal",
-                       WIFEXITED(status) ? WEXITSTATUS(status) :
-                       WTERMSIG(status), sock);
-            show_log_tail(log);
-            pid = -1;
-            goto out;
-        }
-        if (socket_probe(sock) == 0)
-            break;
-        if (now_ms() >= deadline) {
-            rc = -ETIMEDOUT;
-            xs_sim_err("xenstored did not accept connections on %s within "
-                       "%d ms", sock, timeout_ms);
-            show_log_tail(log);
-            xs_sim_stop(pid);
-            pid = -1;
-            goto out;
-        }
-        sleep_ms(delay);
+    rc = wait_serving(pid, xenstored, sock, log, timeout_ms);
+    if (rc < 0) {
+        pid = -1;
+        goto out;
     }
-
     rc = init_dom0(sock);
     if (rc < 0) {
         xs_sim_stop(pid);
