@@ -17,6 +17,11 @@ demo: all
 	    xen/sim/xenstore/fetch-xenstored.sh
 	scripts/demo.sh $(BUILD)
 
+# The same guest moved by xenram's own migration engine (scripts/demo-engine.sh).
+.PHONY: demo-engine
+demo-engine: all xenstored
+	scripts/demo-engine.sh $(BUILD)
+
 .PHONY: demo-ram
 demo-ram: $(BUILD)/xenram-demo
 	$(BUILD)/xenram-demo
