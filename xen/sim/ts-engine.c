@@ -443,8 +443,20 @@ static int eng_receiver_dm(struct eng *m, char *err, size_t errlen)
         free(extra);
         return rc;
     }
-    rc = ts_dm_launch(&m->dst, m->ddom, &m->cfg, extra, n, -1, m->uri,
-                      &m->ddm, err, errlen);
+    /*
+     * The engine's receiver sets its memory up before the layout arrives,
+     * so it must be started as the source's device model was (QEMU's rule
+     * for a migration's destination): -m from the guest's memory, not
+     * from the static-max libxl's restore path would use, which after
+     * xl mem-max is larger than the RAM the guest has.
+     */
+    {
+        struct ts_domcfg same = m->cfg;
+
+        same.max_memkb = same.mem_mib * 1024;
+        rc = ts_dm_launch(&m->dst, m->ddom, &same, extra, n, -1, m->uri,
+                          &m->ddm, err, errlen);
+    }
     free(extra);
     if (rc) {
         close(ifd);

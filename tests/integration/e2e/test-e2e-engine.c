@@ -482,6 +482,48 @@ static void test_two_channels_zstd(void **state)
     migrate_ok("eng2", "2", "zstd");
 }
 
+/*
+ * Hot-plugged RAM present: the slot's block travels in the layout, the
+ * receiver re-creates it (online at the same address) and fills it, and
+ * the memory is identical at the switchover.  As for xl migrate, the
+ * toolstack raised static-max (create --maxmem) and the target (mem-set)
+ * over the hot-plugged RAM first (docs/hotplug.md).
+ */
+static void test_hot_plugged_ram_travels(void **state)
+{
+    char out[8192], id[16], sums[300];
+    uint32_t d, nd;
+
+    (void)state;
+    NEED_XENSTORE();
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "create", "--mem",
+                                "64", "--vram", "8", "--maxmem", "256",
+                                "--name", "enghp", "--workload", "random:8",
+                                "--dm", e2e_xenram(), "--dm-arg",
+                                "--test-dma=2000", NULL), 0);
+    d = (uint32_t)strtoul(out, NULL, 10);
+    assert_true(d > 0);
+    snprintf(id, sizeof(id), "%u", d);
+    assert_int_equal(e2e_xensim(&src, NULL, 0, "mem-set", id, "136", NULL),
+                     0);
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "hotplug", id, "add",
+                                "64M", NULL), 0);
+    assert_non_null(strstr(out, "online"));
+    snprintf(sums, sizeof(sums), "%s/sums-enghp", src.dir);
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "migrate", id,
+                                "--to", dst.dir, "--engine", "xenram",
+                                "--channels", "2", "--no-progress",
+                                "--checksum-at-suspend", sums, NULL), 0);
+    assert_non_null(strstr(out, "0 pages differ: identical"));
+    nd = e2e_domid(&dst, "enghp");
+    assert_true(nd > 0);
+    snprintf(id, sizeof(id), "%u", nd);
+    assert_int_equal(e2e_xensim(&dst, out, sizeof(out), "hotplug", id,
+                                "list", NULL), 0);
+    assert_non_null(strstr(out, "online   0x100000000    64 MiB"));
+    destroy(&dst, nd);
+}
+
 /* ---- (b) failures ------------------------------------------------------- */
 
 #define FAST_WRITER "random:32"
@@ -595,6 +637,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_channel),
         cmocka_unit_test(test_two_channels_zstd),
+        cmocka_unit_test(test_hot_plugged_ram_travels),
         cmocka_unit_test(test_dest_killed),
         cmocka_unit_test(test_cancel_and_second_migrate),
         cmocka_unit_test(test_dest_stopped),
