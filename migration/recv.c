@@ -885,6 +885,10 @@ void *mig_recv_thread(void *opaque)
     if (m->listen_fd >= 0) {
         close(m->listen_fd);
         m->listen_fd = -1;
+        /* The socket file we bound goes with the listener. */
+        if (!strncmp(m->uri, "unix:", 5)) {
+            unlink(m->uri + 5);
+        }
     }
     if (ret) {
         mig_set_error(m, err[0] ? err : strerror(-ret));
