@@ -10,6 +10,8 @@
 #ifndef XENSIM_TOOLSTACK_INTERNAL_H
 #define XENSIM_TOOLSTACK_INTERNAL_H
 
+#include <signal.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -106,5 +108,17 @@ const char *ts_kb_text(uint64_t kb, char *buf, size_t len);
 /* xc_domain_setmaxmem: Xen's maximum of @domid becomes @kb. */
 int ts_set_xen_max(struct ts_host *h, uint32_t domid, uint64_t kb,
                    char *err, size_t errlen);
+
+/*
+ * Ctrl-C and SIGTERM during a migration: set ts_interrupted instead of
+ * killing xensim, so that the migration can be undone.  Catch before the
+ * first phase, restore after the cleanup.
+ */
+struct ts_sigsave {
+    struct sigaction sigint, sigterm;
+};
+extern volatile sig_atomic_t ts_interrupted;
+void ts_interrupt_catch(struct ts_sigsave *save);
+void ts_interrupt_restore(const struct ts_sigsave *save);
 
 #endif /* XENSIM_TOOLSTACK_INTERNAL_H */

@@ -456,3 +456,29 @@ void ts_domcfg_remove(const char *dir, uint32_t domid)
     record_path(path, sizeof(path), dir, domid);
     unlink(path);
 }
+
+/* ---- interrupts during a migration ---------------------------------------- */
+
+volatile sig_atomic_t ts_interrupted;
+
+static void ts_on_interrupt(int sig)
+{
+    (void)sig;
+    ts_interrupted = 1;
+}
+
+void ts_interrupt_catch(struct ts_sigsave *save)
+{
+    struct sigaction sa = { .sa_handler = ts_on_interrupt };
+
+    ts_interrupted = 0;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &save->sigint);
+    sigaction(SIGTERM, &sa, &save->sigterm);
+}
+
+void ts_interrupt_restore(const struct ts_sigsave *save)
+{
+    sigaction(SIGINT, &save->sigint, NULL);
+    sigaction(SIGTERM, &save->sigterm, NULL);
+}

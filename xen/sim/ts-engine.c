@@ -120,13 +120,6 @@ struct eng {
     uint64_t t_start, t_end;
 };
 
-static volatile sig_atomic_t interrupted;
-
-static void on_interrupt(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
 
 /* ---- guest memory, for --checksum-at-suspend ---------------------------- */
 
@@ -582,7 +575,7 @@ static int eng_watch(struct eng *m, char *err, size_t errlen)
         json_t *r;
         const char *st;
 
-        if (interrupted && !m->cancel_sent) {
+        if (ts_interrupted && !m->cancel_sent) {
             char e2[TS_ERRLEN];
 
             m->cancel_sent = true;
@@ -806,7 +799,7 @@ int ts_migrate_engine(struct ts_host *src, uint32_t domid,
                       size_t errlen)
 {
     struct eng mm = { .src = src, .sdom = domid, .o = o, .e = e }, *m = &mm;
-    struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
+    struct ts_sigsave sigs;
     int rc = 0;
 
     m->dst.fd = -1;
@@ -815,10 +808,7 @@ int ts_migrate_engine(struct ts_host *src, uint32_t domid,
     m->dm_timeout = o->dm_timeout_ms > 0 ? o->dm_timeout_ms
                                          : DM_START_TIMEOUT_MS;
     m->t_start = ts_now_ns();
-    interrupted = 0;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    ts_interrupt_catch(&sigs);
 
     for (size_t i = 0; rc == 0 && i < sizeof(eng_phases) /
                                        sizeof(eng_phases[0]); i++)
@@ -829,7 +819,6 @@ int ts_migrate_engine(struct ts_host *src, uint32_t domid,
         rc = eng_abort(m, rc, err, errlen);
 
     eng_cleanup(m);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    ts_interrupt_restore(&sigs);
     return rc;
 }

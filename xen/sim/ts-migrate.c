@@ -466,13 +466,6 @@ static int copy_file(const char *from, const char *to, char *err,
     return rc;
 }
 
-static volatile sig_atomic_t interrupted;
-
-static void on_interrupt(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
 
 /*
  * The hot-plugged RAM: every slot holding memory on the source (gpa
@@ -820,7 +813,7 @@ static int mig_live_rounds(struct mig *m, char *err, size_t errlen)
     while (m->rounds < m->o->max_iters) {
         uint64_t dirty, t;
 
-        if (interrupted) {
+        if (ts_interrupted) {
             ts_seterr(err, errlen, "interrupted");
             return -EINTR;
         }
@@ -1132,7 +1125,7 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
                const struct ts_migrate_opts *o, char *err, size_t errlen)
 {
     struct mig mm = { .src = src, .sdom = domid, .o = o }, *m = &mm;
-    struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
+    struct ts_sigsave sigs;
     int rc = 0;
 
     m->dst.fd = -1;
@@ -1143,10 +1136,7 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
     m->dm_timeout = o->dm_timeout_ms > 0 ? o->dm_timeout_ms
                                          : DM_START_TIMEOUT_MS;
     m->t_start = ts_now_ns();
-    interrupted = 0;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    ts_interrupt_catch(&sigs);
 
     for (size_t i = 0; rc == 0 && i < sizeof(mig_phases) /
                                        sizeof(mig_phases[0]); i++)
@@ -1157,7 +1147,6 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
         rc = mig_abort(m, rc, err, errlen);
 
     mig_cleanup(m);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    ts_interrupt_restore(&sigs);
     return rc;
 }
