@@ -47,6 +47,7 @@ typedef struct Receiver {
     uint32_t seq;
     StreamDecoder *dec;
     StreamBatchView *view;
+    size_t range[STREAM_BATCH_MAX_PAGES];   /* each page's, recv_range() */
     uint8_t *body;                      /* STREAM_MAX_BODY */
     pthread_t thread;
     bool thread_started;
@@ -123,7 +124,8 @@ static int recv_send_result(RecvCtx *c, uint32_t status, const char *msg)
 /* ---- guest memory ---------------------------------------------------------------------- */
 
 /* The writable address of frame @gfn, or NULL if the layout has none. */
-static uint8_t *recv_page(RecvCtx *c, uint64_t gfn)
+/* The range that holds frame @gfn, or SIZE_MAX if the layout has none. */
+static size_t recv_range(const RecvCtx *c, uint64_t gfn)
 {
     size_t lo = 0, hi = c->nranges;
 
@@ -136,10 +138,16 @@ static uint8_t *recv_page(RecvCtx *c, uint64_t gfn)
         } else if (gfn >= r->gfn + r->n) {
             lo = mid + 1;
         } else {
-            return c->maps[mid] + (gfn - r->gfn) * XR_PAGE_SIZE;
+            return mid;
         }
     }
-    return NULL;
+    return SIZE_MAX;
+}
+
+/* The writable address of frame @gfn in range @k (recv_range()). */
+static uint8_t *recv_addr(const RecvCtx *c, size_t k, uint64_t gfn)
+{
+    return c->maps[k] + (gfn - c->ranges[k].gfn) * XR_PAGE_SIZE;
 }
 
 #define PREFAULT_STEP (32ull << 20)
@@ -360,20 +368,14 @@ static int recv_wait_round(RecvCtx *c, uint64_t round)
  * come back in a later round.  Frames change state rarely (the VGA hole
  * once, a balloon), so this takes @c->lock.
  */
-static int recv_presence(RecvCtx *c, uint64_t gfn, uint8_t *addr,
-                         bool present, char *err, size_t errlen)
+static int recv_presence(RecvCtx *c, size_t k, uint64_t gfn, bool present,
+                         char *err, size_t errlen)
 {
-    uint64_t idx;
+    uint64_t idx = c->absent_base[k] + (gfn - c->ranges[k].gfn);
+    uint8_t *addr = recv_addr(c, k, gfn);
     bool absent;
     int ret = 0;
 
-    for (idx = 0; idx < c->nranges; idx++) {
-        if (gfn >= c->ranges[idx].gfn &&
-            gfn < c->ranges[idx].gfn + c->ranges[idx].n) {
-            break;
-        }
-    }
-    idx = c->absent_base[idx] + (gfn - c->ranges[idx].gfn);
     /* Other writers change other bits of the word, under @c->lock. */
     absent = (__atomic_load_n(&c->absent[BIT_WORD(idx)], __ATOMIC_RELAXED) &
               BIT_MASK(idx)) != 0;
@@ -422,7 +424,8 @@ static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
     }
     /* Every page is checked before any is written. */
     for (uint32_t i = 0; i < v->npages; i++) {
-        if (!recv_page(c, v->pfn[i])) {
+        r->range[i] = recv_range(c, v->pfn[i]);
+        if (r->range[i] == SIZE_MAX) {
             return xr_error(err, errlen, -EINVAL, "the source sent guest "
                              "frame %#" PRIx64 ", which is outside the RAM "
                              "layout it sent", v->pfn[i]);
@@ -433,9 +436,9 @@ static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
     }
     src = v->data;
     for (uint32_t i = 0; i < v->npages; i++) {
-        uint8_t *dst = recv_page(c, v->pfn[i]);
+        uint8_t *dst = recv_addr(c, r->range[i], v->pfn[i]);
 
-        if ((ret = recv_presence(c, v->pfn[i], dst,
+        if ((ret = recv_presence(c, r->range[i], v->pfn[i],
                                  v->kind[i] != STREAM_PAGE_ABSENT, err,
                                  errlen))) {
             return ret;
@@ -719,10 +722,10 @@ static int recv_switchover(RecvCtx *c, char *err, size_t errlen)
      * pages start afresh (the toolstack introduces the domain again).
      */
     for (unsigned i = 0; i < c->ncleared; i++) {
-        uint8_t *page = recv_page(c, c->cleared[i]);
+        size_t k = recv_range(c, c->cleared[i]);
 
-        if (page) {
-            memset(page, 0, XR_PAGE_SIZE);
+        if (k != SIZE_MAX) {
+            memset(recv_addr(c, k, c->cleared[i]), 0, XR_PAGE_SIZE);
         }
     }
     ret = xen_hvm_context_set(c->xh, c->hvm_ctx, c->hvm_len);
