@@ -284,24 +284,20 @@ static int recv_hvm_params(RecvCtx *c, uint32_t len, char *err,
                            size_t errlen)
 {
     MigHvmParam p[MIG_MAX_HVM_PARAMS];
-    uint64_t special[MIG_MAX_SPECIAL_FRAMES];
-    unsigned n = len / 16;
+    uint64_t special[MIG_MAX_SPECIAL_FRAMES], value[MIG_MAX_HVM_PARAMS];
+    uint32_t index[MIG_MAX_HVM_PARAMS];
+    unsigned n;
     MigRange *r;
     int k, ret;
 
-    if (len % 16 || n > MIG_MAX_HVM_PARAMS) {
-        return xr_error(err, errlen, -EINVAL, "an HVM_PARAMS record of %u "
-                         "bytes", len);
+    ret = stream_hvm_params_decode(c->ctl.body, len, index, value,
+                                   MIG_MAX_HVM_PARAMS, &n, err, errlen);
+    if (ret) {
+        return ret;
     }
     for (unsigned i = 0; i < n; i++) {
-        uint32_t idx, pad;
-        uint64_t v;
-
-        memcpy(&idx, c->ctl.body + 16 * i, 4);
-        memcpy(&pad, c->ctl.body + 16 * i + 4, 4);
-        memcpy(&v, c->ctl.body + 16 * i + 8, 8);
-        p[i] = (MigHvmParam) { le32toh(idx), le64toh(v) };
-        if (pad || !mig_hvm_param_known(p[i].index)) {
+        p[i] = (MigHvmParam) { index[i], value[i] };
+        if (!mig_hvm_param_known(p[i].index)) {
             return xr_error(err, errlen, -EINVAL, "the source sent HVM "
                              "parameter %u, which a migration does not "
                              "carry", p[i].index);

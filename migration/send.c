@@ -571,6 +571,8 @@ static int send_hvm_params(SendCtx *c, char *err, size_t errlen)
 {
     MigHvmParam p[MIG_MAX_HVM_PARAMS];
     uint8_t body[MIG_MAX_HVM_PARAMS * 16];
+    uint32_t index[MIG_MAX_HVM_PARAMS];
+    uint64_t value[MIG_MAX_HVM_PARAMS];
     int n = mig_hvm_params_get(c->xh, p), k;
 
     if (n < 0) {
@@ -587,13 +589,10 @@ static int send_hvm_params(SendCtx *c, char *err, size_t errlen)
     }
     c->nspecial = (unsigned)k;
     for (int i = 0; i < n; i++) {
-        uint32_t idx = htole32(p[i].index), pad = 0;
-        uint64_t v = htole64(p[i].value);
-
-        memcpy(body + 16 * i, &idx, 4);
-        memcpy(body + 16 * i + 4, &pad, 4);
-        memcpy(body + 16 * i + 8, &v, 8);
+        index[i] = p[i].index;
+        value[i] = p[i].value;
     }
+    stream_hvm_params_encode(index, value, (unsigned)n, body);
     return send_record(&c->ctl, STREAM_REC_HVM_PARAMS, body, 16 * (size_t)n,
                        err, errlen);
 }

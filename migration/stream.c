@@ -250,6 +250,37 @@ int stream_round_end_decode(const uint8_t *body, uint32_t len,
     return 0;
 }
 
+void stream_hvm_params_encode(const uint32_t *index, const uint64_t *value,
+                              unsigned n, uint8_t *out)
+{
+    for (unsigned i = 0; i < n; i++) {
+        put_le32(out + 16 * i, index[i]);
+        put_le32(out + 16 * i + 4, 0);
+        put_le64(out + 16 * i + 8, value[i]);
+    }
+}
+
+int stream_hvm_params_decode(const uint8_t *body, uint32_t len,
+                             uint32_t *index, uint64_t *value, unsigned max,
+                             unsigned *n, char *err, size_t errlen)
+{
+    if (len % 16 || len / 16 > max) {
+        return xr_error(err, errlen, -EINVAL, "an HVM_PARAMS record of %"
+                        PRIu32 " bytes (16 a parameter, at most %u)", len,
+                        max);
+    }
+    for (unsigned i = 0; i < len / 16; i++) {
+        if (get_le32(body + 16 * i + 4)) {
+            return xr_error(err, errlen, -EINVAL, "HVM_PARAMS entry %u has "
+                            "its padding set", i);
+        }
+        index[i] = get_le32(body + 16 * i);
+        value[i] = get_le64(body + 16 * i + 8);
+    }
+    *n = len / 16;
+    return 0;
+}
+
 /* ---- RAM batches: the sender's side ------------------------------------------- */
 
 struct StreamBatch {

@@ -200,6 +200,18 @@ int stream_round_end_decode(const uint8_t *body, uint32_t len,
                             uint64_t *round, uint64_t *pages, char *err,
                             size_t errlen);
 
+/*
+ * HVM_PARAMS: @n pairs of parameter index and value, 16 bytes each.
+ * Encoding writes 16 * @n bytes at @out.  Decoding checks the length is
+ * 16 * n with n <= @max and the padding zero; which indexes a migration
+ * may carry is the receiver's to check.  0 and *@n, or -EINVAL with @err.
+ */
+void stream_hvm_params_encode(const uint32_t *index, const uint64_t *value,
+                              unsigned n, uint8_t *out);
+int stream_hvm_params_decode(const uint8_t *body, uint32_t len,
+                             uint32_t *index, uint64_t *value, unsigned max,
+                             unsigned *n, char *err, size_t errlen);
+
 /* True if the STREAM_PAGE_SIZE bytes at @page are all zero. */
 bool stream_page_is_zero(const void *page);
 

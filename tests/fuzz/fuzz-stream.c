@@ -74,6 +74,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         stream_round_end_decode(data + off, len, &round, &pages, err,
                                 sizeof(err));
+    } else if (type == STREAM_REC_HVM_PARAMS) {
+        uint32_t index[16];
+        uint64_t value[16];
+        unsigned n;
+
+        if (stream_hvm_params_decode(data + off, len, index, value, 16, &n,
+                                     err, sizeof(err)) == 0 && n > 16) {
+            abort();
+        }
     } else if (type == STREAM_REC_LAYOUT || type == STREAM_REC_DEVSTATE) {
         DevState ds;
 

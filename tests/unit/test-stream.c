@@ -393,6 +393,33 @@ static void test_stream_header_round_trips_and_refuses_strangers(void **state)
                      -EPROTO);
 }
 
+static void test_hvm_params_round_trip_and_refuse_bad_lengths(void **state)
+{
+    const uint32_t idx[2] = { 1, 44 };
+    const uint64_t val[2] = { 0xfeffc, 0x1234567890ull };
+    uint32_t gi[4];
+    uint64_t gv[4];
+    uint8_t body[48];
+    char err[256];
+    unsigned n;
+
+    (void)state;
+    stream_hvm_params_encode(idx, val, 2, body);
+    assert_int_equal(stream_hvm_params_decode(body, 32, gi, gv, 4, &n, err,
+                                              sizeof(err)), 0);
+    assert_int_equal(n, 2);
+    assert_memory_equal(gi, idx, sizeof(idx));
+    assert_memory_equal(gv, val, sizeof(val));
+    assert_int_equal(stream_hvm_params_decode(body, 31, gi, gv, 4, &n, err,
+                                              sizeof(err)), -EINVAL);
+    assert_int_equal(stream_hvm_params_decode(body, 32, gi, gv, 1, &n, err,
+                                              sizeof(err)), -EINVAL);
+    body[20] = 1;                               /* padding of entry 1 */
+    assert_int_equal(stream_hvm_params_decode(body, 32, gi, gv, 4, &n, err,
+                                              sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "padding"));
+}
+
 static void test_zero_detection_sees_a_single_set_byte(void **state)
 {
     static uint8_t page[PAGE];
@@ -421,6 +448,7 @@ int main(void)
         cmocka_unit_test(
             test_a_peer_cannot_send_a_page_twice_or_lie_about_sizes),
         cmocka_unit_test(test_stream_header_round_trips_and_refuses_strangers),
+        cmocka_unit_test(test_hvm_params_round_trip_and_refuse_bad_lengths),
         cmocka_unit_test(test_zero_detection_sees_a_single_set_byte),
     };
 
