@@ -238,6 +238,27 @@ static unsigned long *extract_bits(const unsigned long *src, uint64_t gfn,
     return out;
 }
 
+/* Set @mask for the pages of [gfn, gfn + n) that @bitmap (by gfn) holds. */
+static int mirror_bits(XenMemory *xm, const unsigned long *bitmap,
+                       uint64_t gfn, uint64_t n, uint64_t ram_page,
+                       unsigned int mask)
+{
+    unsigned long *part;
+
+    if (gfn % BITS_PER_LONG == 0) {
+        dirty_memory_set_lebitmap(&xm->ram->dirty, bitmap + gfn / BITS_PER_LONG,
+                                  ram_page, n, mask);
+        return 0;
+    }
+    part = extract_bits(bitmap, gfn, n);
+    if (!part) {
+        return -ENOMEM;
+    }
+    dirty_memory_set_lebitmap(&xm->ram->dirty, part, ram_page, n, mask);
+    free(part);
+    return 0;
+}
+
 int64_t xen_memory_sync_migration(XenMemory *xm, bool clear)
 {
     const FlatView *view;
@@ -275,25 +296,31 @@ int64_t xen_memory_sync_migration(XenMemory *xm, bool clear)
     FLATVIEW_FOREACH(fr, view) {
         uint64_t gfn = fr->addr >> XR_PAGE_BITS;
         uint64_t n = fr->size >> XR_PAGE_BITS;
-        unsigned int mig = DIRTY_CLIENT_MASK(DIRTY_MEMORY_MIGRATION);
+        uint64_t page = fr->ram_addr >> XR_PAGE_BITS;
+        uint64_t lo, hi;
 
         if (!flatrange_is_ram(fr) || gfn + n > npages) {
             continue;
         }
-        if (gfn % BITS_PER_LONG == 0) {
-            dirty_memory_set_lebitmap(&xm->ram->dirty,
-                                      bitmap + gfn / BITS_PER_LONG,
-                                      fr->ram_addr >> XR_PAGE_BITS, n, mig);
-        } else {
-            unsigned long *part = extract_bits(bitmap, gfn, n);
-
-            if (!part) {
-                ret = -ENOMEM;
-                break;
-            }
-            dirty_memory_set_lebitmap(&xm->ram->dirty, part,
-                                      fr->ram_addr >> XR_PAGE_BITS, n, mig);
-            free(part);
+        if (mirror_bits(xm, bitmap, gfn, n, page,
+                        DIRTY_CLIENT_MASK(DIRTY_MEMORY_MIGRATION))) {
+            ret = -ENOMEM;
+            break;
+        }
+        /*
+         * Under HAP one p2m type serves both trackers: a CLEAN re-arms the
+         * framebuffer as well, so the writes it reports there are gone
+         * from the next track_dirty_vram.  The VGA client gets them from
+         * here for as long as the engine owns log-dirty.  A PEEK takes
+         * nothing away from the framebuffer's tracker.
+         */
+        lo = MAX(gfn, xm->vga_gfn);
+        hi = MIN(gfn + n, xm->vga_gfn + xm->vga_npages);
+        if (clear && xm->vga_tracking && lo < hi &&
+            mirror_bits(xm, bitmap, lo, hi - lo, page + (lo - gfn),
+                        DIRTY_CLIENT_MASK(DIRTY_MEMORY_VGA))) {
+            ret = -ENOMEM;
+            break;
         }
     }
     rcu_read_unlock();

@@ -13,7 +13,10 @@
  *    log_sync mirrors Xen's bitmap for it into the VGA client of dirty/;
  *  - when xenram's own migration engine owns Xen's log-dirty,
  *    xen_memory_sync_migration() CLEANs it and mirrors the result into the
- *    MIGRATION client.  During `xl migrate` libxc owns log-dirty and this
+ *    MIGRATION client, and the framebuffer's part of a CLEAN into the VGA
+ *    client too (HAP's CLEAN re-arms the framebuffer's tracking as well,
+ *    so those writes would otherwise never reach the display).  During
+ *    `xl migrate` libxc owns log-dirty and this
  *    is never called: the device model's writes reach Xen through
  *    memory/modified instead.
  *

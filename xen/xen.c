@@ -432,8 +432,28 @@ int xen_depopulate(XenHandles *xh, xen_pfn_t gfn, uint64_t n)
 
 /* ---- dirty logging -------------------------------------------------------- */
 
+/*
+ * ENABLE fails (-EINVAL, paging_log_dirty_enable()) when log-dirty is on
+ * already: a migration that died without turning it off, or shadow
+ * paging's VRAM tracking.  As libxc's save does, turn it off and on again;
+ * the fresh ENABLE starts the log clean, which is what a first round
+ * wants anyway.
+ */
 int xen_logdirty_enable(XenHandles *xh)
 {
+    int first;
+
+    if (xc_shadow_control(xh->xc, xh->domid,
+                          XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0) == 0) {
+        return 0;
+    }
+    first = xen_errno();
+    if (xc_shadow_control(xh->xc, xh->domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL,
+                          0) < 0) {
+        return xen_fail(xen_errno(), "xc_shadow_control", xh->domid,
+                        first == EINVAL ? "OFF (log-dirty was on already)"
+                                         : "OFF after a failed ENABLE");
+    }
     if (xc_shadow_control(xh->xc, xh->domid,
                           XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0) < 0) {
         return xen_fail(xen_errno(), "xc_shadow_control", xh->domid,

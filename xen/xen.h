@@ -152,7 +152,10 @@ typedef struct XenLogDirtyStats {
     uint32_t fault_count;
 } XenLogDirtyStats;
 
-/* Turn Xen's log-dirty mode on (ENABLE_LOGDIRTY) or off (OFF). */
+/*
+ * Turn Xen's log-dirty mode on (ENABLE_LOGDIRTY; if it was on already,
+ * OFF and ENABLE again, as libxc does) or off (OFF).
+ */
 int xen_logdirty_enable(XenHandles *xh);
 int xen_logdirty_disable(XenHandles *xh);
 

@@ -432,6 +432,59 @@ static void test_migration_sync_handles_ranges_not_word_aligned(void **state)
     memory_region_destroy(&odd);
 }
 
+/*
+ * A CLEAN re-arms the framebuffer's tracking under HAP: what it reports
+ * inside VRAM must reach the VGA client too, and nothing outside it; a
+ * PEEK leaves the framebuffer's tracker its bits and feeds migration only.
+ */
+static void test_migration_clean_feeds_vga_for_vram_only(void **state)
+{
+    Guest *g = *state;
+    XenMemory *xm = listen(g, -1, false);
+    uint64_t vpage = g->b_vram->offset >> 12;
+
+    assert_int_equal(memory_region_add_subregion(&g->root, 0xf0000000,
+                                                 &g->vram), 0);
+    assert_int_equal(memory_region_set_log(&g->vram, true, DIRTY_MEMORY_VGA),
+                     0);
+    dirty_memory_test_and_clear(&g->ram.dirty, 0,
+                                dirty_memory_pages(&g->ram.dirty),
+                                DIRTY_MEMORY_VGA);
+    dirty_memory_test_and_clear(&g->ram.dirty, 0,
+                                dirty_memory_pages(&g->ram.dirty),
+                                DIRTY_MEMORY_MIGRATION);
+    rec.dirty_gfns[0] = 3;                  /* guest RAM */
+    rec.dirty_gfns[1] = 0xf0000 + 9;        /* the framebuffer */
+    rec.ndirty_gfns = 2;
+
+    assert_int_equal(xen_memory_sync_migration(xm, false), 2);
+    assert_int_equal(dirty_memory_get(&g->ram.dirty, vpage + 9, 1,
+                                      DIRTY_MEMORY_MIGRATION), 1);
+    assert_int_equal(dirty_memory_get(&g->ram.dirty, vpage, 512,
+                                      DIRTY_MEMORY_VGA), 0);
+
+    assert_int_equal(xen_memory_sync_migration(xm, true), 2);
+    assert_int_equal(dirty_memory_get(&g->ram.dirty, vpage + 9, 1,
+                                      DIRTY_MEMORY_VGA), 1);
+    assert_int_equal(dirty_memory_get(&g->ram.dirty, vpage, 9,
+                                      DIRTY_MEMORY_VGA), 0);
+    assert_int_equal(dirty_memory_get(&g->ram.dirty, vpage + 10, 502,
+                                      DIRTY_MEMORY_VGA), 0);
+    assert_int_equal(dirty_memory_get(&g->ram.dirty, 3, 1, DIRTY_MEMORY_VGA),
+                     0);
+    assert_int_equal(dirty_memory_get(&g->ram.dirty, 3, 1,
+                                      DIRTY_MEMORY_MIGRATION), 1);
+
+    /* Tracking stopped: a CLEAN feeds migration only. */
+    assert_int_equal(memory_region_set_log(&g->vram, false,
+                                           DIRTY_MEMORY_VGA), 0);
+    dirty_memory_test_and_clear(&g->ram.dirty, vpage, 512, DIRTY_MEMORY_VGA);
+    assert_int_equal(xen_memory_sync_migration(xm, true), 2);
+    assert_int_equal(dirty_memory_get(&g->ram.dirty, vpage, 512,
+                                      DIRTY_MEMORY_VGA), 0);
+    xen_memory_free(xm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +501,7 @@ int main(void)
         T(test_vga_log_stop_stops_tracking),
         T(test_migration_sync_maps_gfns_to_ram_addr_pages),
         T(test_migration_sync_handles_ranges_not_word_aligned),
+        T(test_migration_clean_feeds_vga_for_vram_only),
 #undef T
     };
     int ret;

@@ -386,10 +386,17 @@ static int populate_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
         return -EINVAL;
     if (d->tot_pages + nr > d->max_pages)
         return -E2BIG;          /* Xen: "Over-allocation for domain" */
-    /* A fresh frame reads as zeros, whatever a stale mapping left there. */
+    /*
+     * A fresh frame reads as zeros, whatever a stale mapping left there.
+     * Xen allocates and scrubs the frame here; the simulator leaves both
+     * to the kernel's first touch of the hole (shmem allocates and zeroes
+     * the page then), so that a destination that pre-faults its mapping
+     * pays for each page once, on its own thread, instead of this daemon
+     * allocating every page first (measured: ~0.5 s of the daemon's CPU
+     * a GiB, on the critical path of a migration's setup).
+     */
     if (fallocate(d->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  off, len) < 0 ||
-        fallocate(d->memfd, 0, off, len) < 0)
+                  off, len) < 0)
         return -errno;
     for (i = 0; i < nr; i++) {
         /* Xen replaces an existing mapping and keeps the old page

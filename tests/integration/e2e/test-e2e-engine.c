@@ -524,6 +524,38 @@ static void test_hot_plugged_ram_travels(void **state)
     destroy(&dst, nd);
 }
 
+/*
+ * A migration that died left Xen's log-dirty on (here: turned on by hand).
+ * ENABLE then fails in Xen (paging_log_dirty_enable: -EINVAL); the engine
+ * turns it off and on again, as libxc's save does, and migrates; the log
+ * is off on neither side afterwards by accident: the destination never
+ * had it, and the source is gone.
+ */
+static void test_stale_logdirty_is_taken_over(void **state)
+{
+    char out[8192], id[16], sums[300];
+    uint32_t d, nd;
+
+    (void)state;
+    NEED_XENSTORE();
+    d = guest("engld", "random:8");
+    snprintf(id, sizeof(id), "%u", d);
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "dirty-log", id,
+                                "--enable", NULL), 0);
+    /* On already: a second ENABLE is what Xen refuses. */
+    assert_int_not_equal(e2e_xensim(&src, out, sizeof(out), "dirty-log", id,
+                                    "--enable", NULL), 0);
+    snprintf(sums, sizeof(sums), "%s/sums-engld", src.dir);
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "migrate", id,
+                                "--to", dst.dir, "--engine", "xenram",
+                                "--no-progress", "--checksum-at-suspend",
+                                sums, NULL), 0);
+    assert_non_null(strstr(out, "0 pages differ: identical"));
+    nd = e2e_domid(&dst, "engld");
+    assert_true(nd > 0);
+    destroy(&dst, nd);
+}
+
 /* ---- (b) failures ------------------------------------------------------- */
 
 #define FAST_WRITER "random:32"
@@ -638,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_one_channel),
         cmocka_unit_test(test_two_channels_zstd),
         cmocka_unit_test(test_hot_plugged_ram_travels),
+        cmocka_unit_test(test_stale_logdirty_is_taken_over),
         cmocka_unit_test(test_dest_killed),
         cmocka_unit_test(test_cancel_and_second_migrate),
         cmocka_unit_test(test_dest_stopped),
