@@ -143,6 +143,11 @@ const char *stream_record_name(uint32_t type, char *buf, size_t buflen)
         [STREAM_REC_HVM_CONTEXT] = "HVM_CONTEXT", [STREAM_REC_END] = "END",
         [STREAM_REC_RESULT] = "RESULT",
         [STREAM_REC_HVM_PARAMS] = "HVM_PARAMS",
+        [STREAM_REC_POSTCOPY_ADVISE] = "POSTCOPY_ADVISE",
+        [STREAM_REC_POSTCOPY_DISCARD] = "POSTCOPY_DISCARD",
+        [STREAM_REC_POSTCOPY_LISTEN] = "POSTCOPY_LISTEN",
+        [STREAM_REC_POSTCOPY_RUN] = "POSTCOPY_RUN",
+        [STREAM_REC_PAGE_REQUEST] = "PAGE_REQUEST",
     };
 
     if (type >= 1 && type <= STREAM_REC_MAX) {
@@ -278,6 +283,187 @@ int stream_hvm_params_decode(const uint8_t *body, uint32_t len,
         value[i] = get_le64(body + 16 * i + 8);
     }
     *n = len / 16;
+    return 0;
+}
+
+/* ---- postcopy records --------------------------------------------------------- */
+
+void stream_postcopy_advise_encode(uint64_t page_size, uint8_t *out)
+{
+    put_le64(out, page_size);
+    put_le64(out + 8, 0);
+}
+
+int stream_postcopy_advise_decode(const uint8_t *body, uint32_t len,
+                                  uint64_t *page_size, char *err,
+                                  size_t errlen)
+{
+    if (len != STREAM_POSTCOPY_ADVISE_LEN) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_ADVISE of %" PRIu32
+                        " bytes (%d expected)", len,
+                        STREAM_POSTCOPY_ADVISE_LEN);
+    }
+    if (get_le64(body + 8)) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_ADVISE asks for "
+                        "flags %#" PRIx64 ", which this build does not know",
+                        get_le64(body + 8));
+    }
+    *page_size = get_le64(body);
+    return 0;
+}
+
+/* A block name's bytes in a record: u16 length, bytes, padded to 8. */
+static size_t name_field_len(size_t n)
+{
+    return (2 + n + 7) & ~(size_t)7;
+}
+
+static size_t put_name(uint8_t *out, const char *idstr)
+{
+    size_t n = strlen(idstr), len = name_field_len(n);
+
+    memset(out, 0, len);
+    put_le16(out, (uint16_t)n);
+    memcpy(out + 2, idstr, n);
+    return len;
+}
+
+/*
+ * Read a name field at the start of @body (@len bytes) into @idstr; the
+ * bytes it took, or -EINVAL with @err.  Names are what block names may be:
+ * printable ASCII, 1..255 bytes, so that nothing a peer sends puts control
+ * characters into a log.
+ */
+static long get_name(const uint8_t *body, uint32_t len, const char *what,
+                     char idstr[256], char *err, size_t errlen)
+{
+    size_t n, field;
+
+    if (len < 2) {
+        return xr_error(err, errlen, -EINVAL, "%s is too short for a block "
+                        "name", what);
+    }
+    n = get_le16(body);
+    field = name_field_len(n);
+    if (n == 0 || n > 255 || field > len) {
+        return xr_error(err, errlen, -EINVAL, "%s names a block of %zu "
+                        "bytes in %" PRIu32 " (1 to 255 expected)", what, n,
+                        len);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (body[2 + i] < 0x20 || body[2 + i] > 0x7e) {
+            return xr_error(err, errlen, -EINVAL, "%s's block name has byte "
+                            "%#x at %zu: only printable ASCII", what,
+                            body[2 + i], i);
+        }
+    }
+    for (size_t i = 2 + n; i < field; i++) {
+        if (body[i]) {
+            return xr_error(err, errlen, -EINVAL, "%s's block name has its "
+                            "padding set", what);
+        }
+    }
+    memcpy(idstr, body + 2, n);
+    idstr[n] = '\0';
+    return (long)field;
+}
+
+size_t stream_postcopy_discard_len(const char *idstr, unsigned nranges)
+{
+    return name_field_len(strlen(idstr)) + 8 + 16 * (size_t)nranges;
+}
+
+void stream_postcopy_discard_encode(const char *idstr,
+                                    const StreamRange *ranges,
+                                    unsigned nranges, uint8_t *out)
+{
+    out += put_name(out, idstr);
+    put_le32(out, nranges);
+    put_le32(out + 4, 0);
+    out += 8;
+    for (unsigned i = 0; i < nranges; i++) {
+        put_le64(out + 16 * i, ranges[i].start);
+        put_le64(out + 16 * i + 8, ranges[i].n);
+    }
+}
+
+int stream_postcopy_discard_decode(const uint8_t *body, uint32_t len,
+                                   char idstr[256], StreamRange *ranges,
+                                   unsigned *nranges, char *err,
+                                   size_t errlen)
+{
+    long off = get_name(body, len, "POSTCOPY_DISCARD", idstr, err, errlen);
+    uint32_t count;
+
+    if (off < 0) {
+        return (int)off;
+    }
+    if (len - (uint32_t)off < 8) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_DISCARD ends before "
+                        "its range count");
+    }
+    count = get_le32(body + off);
+    if (get_le32(body + off + 4) || count == 0 ||
+        count > STREAM_DISCARD_MAX_RANGES ||
+        len - (uint32_t)off - 8 != 16 * count) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_DISCARD of %" PRIu32
+                        " bytes says %" PRIu32 " ranges (1 to %u, 16 bytes "
+                        "each)", len, count, STREAM_DISCARD_MAX_RANGES);
+    }
+    body += off + 8;
+    for (uint32_t i = 0; i < count; i++) {
+        StreamRange r = { get_le64(body + 16 * i), get_le64(body + 16 * i + 8) };
+
+        if (r.n == 0 || r.start + r.n < r.start ||
+            (i && r.start <= ranges[i - 1].start + ranges[i - 1].n)) {
+            return xr_error(err, errlen, -EINVAL, "POSTCOPY_DISCARD range %"
+                            PRIu32 " (%#" PRIx64 "+%#" PRIx64 ") is empty, "
+                            "wraps, or is not after the one before", i,
+                            r.start, r.n);
+        }
+        ranges[i] = r;
+    }
+    *nranges = count;
+    return 0;
+}
+
+size_t stream_page_request_len(const char *idstr)
+{
+    return name_field_len(strlen(idstr)) + 16;
+}
+
+void stream_page_request_encode(const char *idstr, uint64_t page,
+                                uint32_t npages, uint8_t *out)
+{
+    out += put_name(out, idstr);
+    put_le64(out, page);
+    put_le32(out + 8, npages);
+    put_le32(out + 12, 0);
+}
+
+int stream_page_request_decode(const uint8_t *body, uint32_t len,
+                               char idstr[256], uint64_t *page,
+                               uint32_t *npages, char *err, size_t errlen)
+{
+    long off = get_name(body, len, "PAGE_REQUEST", idstr, err, errlen);
+    uint32_t n;
+
+    if (off < 0) {
+        return (int)off;
+    }
+    if (len - (uint32_t)off != 16) {
+        return xr_error(err, errlen, -EINVAL, "PAGE_REQUEST of %" PRIu32
+                        " bytes (%ld expected)", len, off + 16);
+    }
+    n = get_le32(body + off + 8);
+    if (n == 0 || n > STREAM_BATCH_MAX_PAGES || get_le32(body + off + 12) ||
+        get_le64(body + off) + n < get_le64(body + off)) {
+        return xr_error(err, errlen, -EINVAL, "PAGE_REQUEST of %" PRIu32
+                        " pages at %#" PRIx64 " (1 to %u, flags 0)", n,
+                        get_le64(body + off), STREAM_BATCH_MAX_PAGES);
+    }
+    *page = get_le64(body + off);
+    *npages = n;
     return 0;
 }
 

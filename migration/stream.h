@@ -58,7 +58,13 @@ typedef enum StreamRecordType {
     STREAM_REC_END = 6,         /* nothing follows on this channel */
     STREAM_REC_RESULT = 7,      /* destination to source: how it ended */
     STREAM_REC_HVM_PARAMS = 8,  /* the domain's HVM parameters */
-    STREAM_REC_MAX = STREAM_REC_HVM_PARAMS,
+    /* Postcopy (docs/postcopy.md); the engine does not send them yet. */
+    STREAM_REC_POSTCOPY_ADVISE = 9,     /* the source may switch */
+    STREAM_REC_POSTCOPY_DISCARD = 10,   /* pages of a block to resend */
+    STREAM_REC_POSTCOPY_LISTEN = 11,    /* make the missing pages absent */
+    STREAM_REC_POSTCOPY_RUN = 12,       /* start the guest */
+    STREAM_REC_PAGE_REQUEST = 13,       /* destination to source: send these */
+    STREAM_REC_MAX = STREAM_REC_PAGE_REQUEST,
 } StreamRecordType;
 
 typedef enum StreamPageKind {
@@ -211,6 +217,51 @@ void stream_hvm_params_encode(const uint32_t *index, const uint64_t *value,
 int stream_hvm_params_decode(const uint8_t *body, uint32_t len,
                              uint32_t *index, uint64_t *value, unsigned max,
                              unsigned *n, char *err, size_t errlen);
+
+/* ---- postcopy records -------------------------------------------------------- */
+
+/* POSTCOPY_ADVISE: u64 page size, u64 flags (none defined: must be 0). */
+#define STREAM_POSTCOPY_ADVISE_LEN 16
+void stream_postcopy_advise_encode(uint64_t page_size, uint8_t *out);
+int stream_postcopy_advise_decode(const uint8_t *body, uint32_t len,
+                                  uint64_t *page_size, char *err,
+                                  size_t errlen);
+
+/* Ranges a DISCARD carries at most (16 bytes each: 64 KiB of ranges). */
+#define STREAM_DISCARD_MAX_RANGES 4096u
+
+typedef struct StreamRange {
+    uint64_t start, n;                  /* pages of the block */
+} StreamRange;
+
+/*
+ * POSTCOPY_DISCARD: the block's name (u16 length, bytes, zero padding to
+ * 8), u32 count, u32 0, then count x (u64 start, u64 n): ranges of pages
+ * of that block, non-empty, ascending and apart.  Decoding checks exactly
+ * that, the name printable ASCII of 1..255 bytes and the length exact;
+ * whether the block and the ranges exist is the receiver's to check.
+ * Encoding needs stream_postcopy_discard_len() bytes at @out.
+ */
+size_t stream_postcopy_discard_len(const char *idstr, unsigned nranges);
+void stream_postcopy_discard_encode(const char *idstr,
+                                    const StreamRange *ranges,
+                                    unsigned nranges, uint8_t *out);
+int stream_postcopy_discard_decode(const uint8_t *body, uint32_t len,
+                                   char idstr[256], StreamRange *ranges,
+                                   unsigned *nranges, char *err,
+                                   size_t errlen);
+
+/*
+ * PAGE_REQUEST: the block's name as in DISCARD, then u64 first page, u32
+ * pages (1..STREAM_BATCH_MAX_PAGES), u32 flags (0).  Encoding needs
+ * stream_page_request_len() bytes.
+ */
+size_t stream_page_request_len(const char *idstr);
+void stream_page_request_encode(const char *idstr, uint64_t page,
+                                uint32_t npages, uint8_t *out);
+int stream_page_request_decode(const uint8_t *body, uint32_t len,
+                               char idstr[256], uint64_t *page,
+                               uint32_t *npages, char *err, size_t errlen);
 
 /* True if the STREAM_PAGE_SIZE bytes at @page are all zero. */
 bool stream_page_is_zero(const void *page);

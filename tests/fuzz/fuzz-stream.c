@@ -83,6 +83,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                      err, sizeof(err)) == 0 && n > 16) {
             abort();
         }
+    } else if (type == STREAM_REC_POSTCOPY_ADVISE) {
+        uint64_t ps;
+
+        stream_postcopy_advise_decode(data + off, len, &ps, err, sizeof(err));
+    } else if (type == STREAM_REC_POSTCOPY_DISCARD) {
+        static StreamRange r[STREAM_DISCARD_MAX_RANGES];
+        char name[256];
+        unsigned n;
+
+        if (stream_postcopy_discard_decode(data + off, len, name, r, &n, err,
+                                           sizeof(err)) == 0) {
+            /* Accepted ranges are non-empty, ascending, apart, and fit. */
+            if (n < 1 || n > STREAM_DISCARD_MAX_RANGES || !name[0]) {
+                abort();
+            }
+            for (unsigned i = 0; i < n; i++) {
+                if (!r[i].n || r[i].start + r[i].n < r[i].start ||
+                    (i && r[i].start <= r[i - 1].start + r[i - 1].n)) {
+                    abort();
+                }
+            }
+        }
+    } else if (type == STREAM_REC_PAGE_REQUEST) {
+        char name[256];
+        uint64_t page;
+        uint32_t n;
+
+        if (stream_page_request_decode(data + off, len, name, &page, &n, err,
+                                       sizeof(err)) == 0 &&
+            (n < 1 || n > STREAM_BATCH_MAX_PAGES || page + n < page)) {
+            abort();
+        }
     } else if (type == STREAM_REC_LAYOUT || type == STREAM_REC_DEVSTATE) {
         DevState ds;
 

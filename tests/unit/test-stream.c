@@ -435,6 +435,128 @@ static void test_zero_detection_sees_a_single_set_byte(void **state)
     assert_false(stream_page_is_zero(page));
 }
 
+/* ---- postcopy records ------------------------------------------------- */
+
+static void test_postcopy_advise_round_trips_and_refuses_flags(void **state)
+{
+    uint8_t body[STREAM_POSTCOPY_ADVISE_LEN];
+    uint64_t ps;
+    char err[256];
+
+    (void)state;
+    stream_postcopy_advise_encode(4096, body);
+    assert_int_equal(stream_postcopy_advise_decode(body, sizeof(body), &ps,
+                                                   err, sizeof(err)), 0);
+    assert_int_equal(ps, 4096);
+    assert_int_equal(stream_postcopy_advise_decode(body, 15, &ps, err,
+                                                   sizeof(err)), -EINVAL);
+    body[8] = 1;
+    assert_int_equal(stream_postcopy_advise_decode(body, sizeof(body), &ps,
+                                                   err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "flags 0x1"));
+}
+
+static void test_a_discard_round_trips(void **state)
+{
+    const StreamRange r[3] = { { 0, 1 }, { 5, 10 }, { 1000, 24 } };
+    StreamRange got[STREAM_DISCARD_MAX_RANGES];
+    uint8_t body[256];
+    char name[256], err[256];
+    unsigned n;
+    size_t len = stream_postcopy_discard_len("xen.ram", 3);
+
+    (void)state;
+    assert_int_equal(len, 16 + 8 + 48);
+    stream_postcopy_discard_encode("xen.ram", r, 3, body);
+    assert_int_equal(stream_postcopy_discard_decode(body, (uint32_t)len, name,
+                                                    got, &n, err,
+                                                    sizeof(err)), 0);
+    assert_string_equal(name, "xen.ram");
+    assert_int_equal(n, 3);
+    assert_memory_equal(got, r, sizeof(r));
+}
+
+/* Encode @r, patch byte @at to @v (if @at >= 0), decode: its result. */
+static int discard_with(const StreamRange *r, unsigned nr, long at,
+                        uint8_t v, uint32_t cut, char *err)
+{
+    static StreamRange got[STREAM_DISCARD_MAX_RANGES];
+    uint8_t body[512];
+    char name[256];
+    unsigned n;
+    size_t len = stream_postcopy_discard_len("vga.vram", nr);
+
+    stream_postcopy_discard_encode("vga.vram", r, nr, body);
+    if (at >= 0) {
+        body[at] = v;
+    }
+    return stream_postcopy_discard_decode(body, (uint32_t)len - cut, name,
+                                          got, &n, err, 256);
+}
+
+static void test_a_discard_with_bad_ranges_or_name_is_refused(void **state)
+{
+    const StreamRange ok[2] = { { 2, 2 }, { 8, 1 } };
+    const StreamRange touching[2] = { { 2, 2 }, { 4, 1 } };
+    const StreamRange backwards[2] = { { 8, 1 }, { 2, 2 } };
+    const StreamRange empty[1] = { { 3, 0 } };
+    const StreamRange wraps[1] = { { UINT64_MAX - 1, 4 } };
+    char err[256];
+
+    (void)state;
+    assert_int_equal(discard_with(ok, 2, -1, 0, 0, err), 0);
+    /* Ranges must be apart: touching ones would have been one. */
+    assert_int_equal(discard_with(touching, 2, -1, 0, 0, err), -EINVAL);
+    assert_non_null(strstr(err, "range 1"));
+    assert_int_equal(discard_with(backwards, 2, -1, 0, 0, err), -EINVAL);
+    assert_int_equal(discard_with(empty, 1, -1, 0, 0, err), -EINVAL);
+    assert_int_equal(discard_with(wraps, 1, -1, 0, 0, err), -EINVAL);
+    /* A truncated body, and a count that does not match it. */
+    assert_int_equal(discard_with(ok, 2, -1, 0, 1, err), -EINVAL);
+    assert_int_equal(discard_with(ok, 2, 16, 3, 0, err), -EINVAL);
+    /* The name: an escape character, padding, length 0 or past the end. */
+    assert_int_equal(discard_with(ok, 2, 3, 0x1b, 0, err), -EINVAL);
+    assert_non_null(strstr(err, "printable ASCII"));
+    assert_int_equal(discard_with(ok, 2, 12, 'x', 0, err), -EINVAL);
+    assert_non_null(strstr(err, "padding"));
+    assert_int_equal(discard_with(ok, 2, 0, 0, 0, err), -EINVAL);
+    assert_int_equal(discard_with(ok, 2, 0, 200, 0, err), -EINVAL);
+    assert_int_equal(discard_with(ok, 2, 1, 1, 0, err), -EINVAL);
+}
+
+static void test_a_page_request_round_trips_and_is_bounded(void **state)
+{
+    uint8_t body[64];
+    char name[256], err[256];
+    uint64_t page;
+    uint32_t n;
+    size_t len = stream_page_request_len("pc.ram");
+
+    (void)state;
+    assert_int_equal(len, 8 + 16);
+    stream_page_request_encode("pc.ram", 0x1234, 7, body);
+    assert_int_equal(stream_page_request_decode(body, (uint32_t)len, name,
+                                                &page, &n, err, sizeof(err)),
+                     0);
+    assert_string_equal(name, "pc.ram");
+    assert_int_equal(page, 0x1234);
+    assert_int_equal(n, 7);
+    stream_page_request_encode("pc.ram", 0, STREAM_BATCH_MAX_PAGES + 1, body);
+    assert_int_equal(stream_page_request_decode(body, (uint32_t)len, name,
+                                                &page, &n, err, sizeof(err)),
+                     -EINVAL);
+    stream_page_request_encode("pc.ram", UINT64_MAX, 2, body);
+    assert_int_equal(stream_page_request_decode(body, (uint32_t)len, name,
+                                                &page, &n, err, sizeof(err)),
+                     -EINVAL);
+    stream_page_request_encode("pc.ram", 0, 1, body);
+    assert_int_equal(stream_page_request_decode(body, (uint32_t)len - 1, name,
+                                                &page, &n, err, sizeof(err)),
+                     -EINVAL);
+    assert_int_equal(stream_page_request_decode(body, 1, name, &page, &n,
+                                                err, sizeof(err)), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -450,6 +572,10 @@ int main(void)
         cmocka_unit_test(test_stream_header_round_trips_and_refuses_strangers),
         cmocka_unit_test(test_hvm_params_round_trip_and_refuse_bad_lengths),
         cmocka_unit_test(test_zero_detection_sees_a_single_set_byte),
+        cmocka_unit_test(test_postcopy_advise_round_trips_and_refuses_flags),
+        cmocka_unit_test(test_a_discard_round_trips),
+        cmocka_unit_test(test_a_discard_with_bad_ranges_or_name_is_refused),
+        cmocka_unit_test(test_a_page_request_round_trips_and_is_bounded),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
