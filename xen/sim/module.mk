@@ -60,11 +60,12 @@ $(eval $(call sim_shlib,libxendevicemodel.so.1,libxendevicemodel))
 # ---- xensim ------------------------------------------------------------------
 
 # The toolstack (what plays libxl and libxc): toolstack.c and its
-# concerns, ts-*.c, behind toolstack.h.
+# concerns, ts-*.c, behind toolstack.h; ts-report.c is what both
+# migrations show (progress line, table, --json, --report FILE.svg).
 SIM_TS_SRCS     := $(SIM_DIR)/toolstack.c $(SIM_DIR)/ts-qmp.c \
                    $(SIM_DIR)/ts-dm.c $(SIM_DIR)/ts-mem.c \
                    $(SIM_DIR)/ts-hotplug.c $(SIM_DIR)/ts-migrate.c \
-                   $(SIM_DIR)/ts-engine.c
+                   $(SIM_DIR)/ts-engine.c $(SIM_DIR)/ts-report.c
 SIM_TS_OBJS     := $(SIM_TS_SRCS:$(SIM_DIR)/%.c=$(BUILD)/sim/dobj/%.o)
 SIM_DAEMON_SRCS := $(SIM_DIR)/xensim.c $(SIM_DIR)/daemon.c \
                    $(SIM_DIR)/host.c $(SIM_DIR)/hvmctx.c \

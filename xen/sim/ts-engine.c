@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,9 +25,17 @@
 #include <unistd.h>
 
 #include "xen/sim/toolstack-internal.h"
+#include "xen/sim/ts-report.h"
 
-/* How often query-migrate is asked (and the progress line redrawn). */
-#define POLL_MS                 100
+/*
+ * How often query-migrate is asked at least; at once when xenram sends an
+ * event (MIGRATION_PASS: a round began, so the figures of the one before
+ * are there; MIGRATION: a new status).  The rounds are told apart by
+ * dirty-sync-count, so a round whose figures were replaced before they
+ * were read is seen together with the next one.  The line is redrawn less
+ * often (ts_progress_show).
+ */
+#define POLL_MS                 20
 #define GUEST_BYTES ((size_t)(XSIM_GFN_LIMIT * XSIM_PAGE_SIZE))
 
 int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
@@ -82,9 +91,6 @@ int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
         }
         e->max_bw_mib = v;
         return 0;
-    case TS_EOPT_PROGRESS:
-        e->progress = true;
-        return 0;
     }
     return -ENOENT;
 }
@@ -109,10 +115,21 @@ struct eng {
     bool completed;             /* query-migrate said so */
     bool cancel_sent;
     json_t *final;              /* the last query-migrate */
-    bool tty, lines;            /* redraw one line; or a line per change */
-    bool line_open;
-    uint64_t last_round, last_line;
-    char last_status[32];
+    struct ts_progress prog;
+    struct ts_report rep;
+    uint64_t t_migrate;         /* `migrate` sent: the rows' time 0 */
+    unsigned cur;               /* dirty-sync-count of the last poll */
+    unsigned row_first;         /* the round the open row began with */
+    struct snap {
+        double t_ms;
+        unsigned round;
+        double pages, bytes, total, remaining, dirty_rate, mbps;
+        double expdown;         /* TS_UNKNOWN when absent */
+        unsigned throttle;
+        bool end;               /* taken at a round's end (below) */
+    } last, row0;
+    double plan;                /* pages of the current round */
+    double dirty_mibps;         /* the last round's dirty rate known */
 
     FILE *sums;
     bool sums_taken;
@@ -512,12 +529,11 @@ static int eng_start(struct eng *m, char *err, size_t errlen)
                    errlen);
     if (rc)
         return rc;
-    m->tty = isatty(STDERR_FILENO) && m->o->progress;
-    m->lines = !m->tty && e->progress;
-    if (m->tty || m->lines)
-        fprintf(stderr, "migrating d%u (%s) to %s with xenram's engine "
-                "(%d channel%s%s)\n", m->sdom, m->info.name, m->dst.dir,
-                channels, channels == 1 ? "" : "s", e->zstd ? ", zstd" : "");
+    ts_progress_say(&m->prog, "migrating d%u (%s) to %s with xenram's "
+                    "engine (%d channel%s%s)", m->sdom, m->info.name,
+                    m->dst.dir, channels, channels == 1 ? "" : "s",
+                    e->zstd ? ", zstd" : "");
+    m->t_migrate = ts_now_ns();
     rc = ts_qmp_do(&m->sq, "migrate", json_pack("{s:s}", "uri", m->uri),
                    QMP_TIMEOUT_MS, err, errlen);
     if (rc == 0)
@@ -525,47 +541,156 @@ static int eng_start(struct eng *m, char *err, size_t errlen)
     return rc;
 }
 
-/* One progress line: round, rate, what is left, expected downtime. */
-static void progress(struct eng *m, json_t *r)
+/*
+ * What one query-migrate says, for the rows.  Its figures are those of
+ * xenram's last update: inside a round every 100 ms (remaining = the
+ * round's pages not yet taken, dirty-pages-rate 0), and at each round's
+ * end (remaining = what the round left dirty, dirty-pages-rate its rate,
+ * > 0 unless nothing was dirtied).  query-migrate does not say which it
+ * is; a dirty rate or nothing remaining is taken as a round's end.
+ */
+static void snap_of(struct eng *m, json_t *r, struct snap *s)
 {
     json_t *ram = json_object_get(r, "ram");
-    const char *st = jstr(r, "status");
-    uint64_t round = (uint64_t)jnum(ram, "dirty-sync-count");
-    uint64_t now = ts_now_ns();
-    char line[256];
+    json_t *ed = json_object_get(r, "expected-downtime");
 
-    if (!m->tty && !m->lines)
-        return;
-    /* Without a terminal, a line when something changes, or each second. */
-    if (m->lines && round == m->last_round && !strcmp(st, m->last_status) &&
-        now - m->last_line < 1000000000ull)
-        return;
-    snprintf(line, sizeof(line), "  %-9s round %" PRIu64 ": %.1f MiB/s, "
-             "%.1f MiB remaining, expected downtime %.0f ms, %.1f MiB sent",
-             st, round, jnum(ram, "mbps") * 1e6 / 8 / (1 << 20),
-             jnum(ram, "remaining") / (1 << 20),
-             jnum(r, "expected-downtime"),
-             jnum(ram, "transferred") / (1 << 20));
-    if (m->tty) {
-        fprintf(stderr, "\r%s\033[K", line);
-        m->line_open = true;
-    } else {
-        fprintf(stderr, "%s\n", line);
-    }
-    m->last_round = round;
-    m->last_line = now;
-    snprintf(m->last_status, sizeof(m->last_status), "%s", st);
+    s->t_ms = (double)(ts_now_ns() - m->t_migrate) / 1e6;
+    s->round = (unsigned)jnum(ram, "dirty-sync-count");
+    s->pages = jnum(ram, "normal") + jnum(ram, "duplicate");
+    s->bytes = jnum(ram, "transferred");
+    s->total = jnum(ram, "total");
+    s->remaining = jnum(ram, "remaining");
+    s->dirty_rate = jnum(ram, "dirty-pages-rate");
+    s->mbps = jnum(ram, "mbps");
+    s->expdown = json_is_number(ed) ? json_number_value(ed) : TS_UNKNOWN;
+    s->throttle = (unsigned)jnum(r, "cpu-throttle-percentage");
+    s->end = s->round > 0 && (s->dirty_rate > 0 || s->remaining == 0);
 }
 
-static void progress_end(struct eng *m)
+static double mibps_of_mbps(double mbps)
 {
-    if (m->line_open)
-        fputc('\n', stderr);
-    m->line_open = false;
+    return mbps * 1e6 / 8 / (1024 * 1024);
+}
+
+/* The row of rounds row_first..cur, from m->row0 to @e. */
+static void close_row(struct eng *m, const struct snap *e, bool final)
+{
+    struct ts_round *r = ts_report_round(&m->rep);
+
+    if (!r)
+        return;
+    r->first = m->row_first;
+    r->last = m->cur;
+    r->paused = final;
+    r->pages = (uint64_t)(e->pages - m->row0.pages);
+    r->bytes = (uint64_t)(e->bytes - m->row0.bytes);
+    r->start_ms = m->row0.t_ms;
+    r->ms = e->t_ms - m->row0.t_ms;
+    r->bandwidth = r->ms > 0 ? ts_mib((double)r->bytes) * 1000 / r->ms : 0;
+    if (final) {
+        /* The guest was paused: nothing dirtied, nothing left. */
+        r->dirty_rate = 0;
+        r->remaining = 0;
+    } else if (e->end) {
+        r->dirty_rate = ts_mib(e->dirty_rate * XSIM_PAGE_SIZE);
+        r->remaining = e->remaining;
+        r->expected_downtime_ms = e->expdown;
+    }
+    r->throttle_pct = e->throttle;
+}
+
+/* Rows and samples from one query-migrate; the live line. */
+static void track(struct eng *m, json_t *r)
+{
+    const char *st = jstr(r, "status");
+    struct ts_live l = { .pct = TS_UNKNOWN };
+    struct snap s;
+
+    snap_of(m, r, &s);
+    if (s.round > m->cur) {
+        if (m->cur >= 1) {
+            close_row(m, &m->last, false);
+            m->row0 = m->last;
+            m->plan = m->last.end ? m->last.remaining / XSIM_PAGE_SIZE : 0;
+        } else {
+            memset(&m->row0, 0, sizeof(m->row0));
+            m->plan = s.total / XSIM_PAGE_SIZE;
+        }
+        m->row_first = m->cur + 1;
+        m->cur = s.round;
+    }
+    if (s.end && s.dirty_rate > 0)
+        m->dirty_mibps = ts_mib(s.dirty_rate * XSIM_PAGE_SIZE);
+    if (s.throttle > m->rep.max_throttle_pct)
+        m->rep.max_throttle_pct = s.throttle;
+    if (!s.end && s.remaining / XSIM_PAGE_SIZE > m->plan)
+        m->plan = s.remaining / XSIM_PAGE_SIZE;
+    /* The same figures again: xenram did not update them, the round's
+     * end (or the last update) stays when it was first seen. */
+    if (s.round != m->last.round || s.pages != m->last.pages ||
+        s.bytes != m->last.bytes || s.remaining != m->last.remaining ||
+        strcmp(st, "completed") == 0)
+        m->last = s;
+    if (s.round)
+        ts_report_sample(&m->rep, s.t_ms, s.round, mibps_of_mbps(s.mbps),
+                         s.remaining);
+
+    /* Before its first update round 1 has everything left. */
+    l.round = s.round ? s.round : 1;
+    l.phase = !strcmp(st, "active") ? "" : !strcmp(st, "device") ||
+              !strcmp(st, "pre-switchover") ? "switchover" : st;
+    l.remaining = s.round ? s.remaining : s.total > 0 ? s.total : TS_UNKNOWN;
+    if (s.end || !strcmp(st, "completed"))
+        l.pct = 100;
+    else if (!s.round && s.total > 0)
+        l.pct = 0;
+    else if (m->plan > 0)
+        l.pct = fmax(0, fmin(100, 100 * (1 - l.remaining / XSIM_PAGE_SIZE /
+                                         m->plan)));
+    l.bandwidth = s.round ? mibps_of_mbps(s.mbps) : TS_UNKNOWN;
+    l.expected_downtime_ms = s.round ? s.expdown : TS_UNKNOWN;
+    l.eta_s = ts_eta_s(l.remaining, l.bandwidth, m->dirty_mibps, UINT32_MAX);
+    ts_progress_show(&m->prog, &l);
+}
+
+/* The last row and the totals, from the last query-migrate. */
+static void track_end(struct eng *m, json_t *r)
+{
+    json_t *ram = json_object_get(r, "ram");
+    json_t *dt = json_object_get(r, "downtime");
+
+    if (m->cur >= 1 && !strcmp(jstr(r, "status"), "completed"))
+        close_row(m, &m->last, true);
+    else if (m->cur >= 1)
+        close_row(m, &m->last, false);
+    m->rep.rounds = m->cur;
+    m->rep.pages = (uint64_t)m->last.pages;
+    m->rep.bytes = (uint64_t)m->last.bytes;
+    m->rep.normal_pages = jnum(ram, "normal");
+    m->rep.zero_pages = jnum(ram, "duplicate");
+    m->rep.guest_pages = (uint64_t)(jnum(ram, "total") / XSIM_PAGE_SIZE);
+    m->rep.total_ms = jnum(r, "total-time");
+    m->rep.setup_ms = jnum(r, "setup-time");
+    m->rep.downtime_ms = json_is_number(dt) ? json_number_value(dt)
+                                            : TS_UNKNOWN;
 }
 
 /*
- * query-migrate every POLL_MS until completed, failed or cancelled.
+ * POLL_MS, or less when xenram has sent something (an event) since the
+ * last answer: already buffered, or arriving meanwhile.
+ */
+static void wait_news(struct eng *m)
+{
+    struct pollfd p = { .fd = m->sq.fd, .events = POLLIN };
+
+    if (m->sq.len && memchr(m->sq.buf, '\n', m->sq.len))
+        return;
+    poll(&p, 1, POLL_MS);
+}
+
+/*
+ * query-migrate every POLL_MS until completed, failed or cancelled; the
+ * rows of the report from what it says.
  * Ctrl-C asks for migrate_cancel (once) and the watch goes on: xenram
  * resumes the source and says cancelled.
  */
@@ -588,18 +713,19 @@ static int eng_watch(struct eng *m, char *err, size_t errlen)
         if (!r) {
             char tmp[TS_ERRLEN];
 
-            progress_end(m);
+            ts_progress_end(&m->prog);
             snprintf(tmp, sizeof(tmp), "the source's device model: %s", err);
             ts_seterr(err, errlen, "%s", tmp);
             return -EIO;
         }
-        progress(m, r);
+        track(m, r);
         st = jstr(r, "status");
         if (!strcmp(st, "completed") || !strcmp(st, "failed") ||
             !strcmp(st, "cancelled")) {
             json_decref(m->final);
             m->final = r;
-            progress_end(m);
+            track_end(m, r);
+            ts_progress_end(&m->prog);
             if (!strcmp(st, "completed")) {
                 m->completed = true;
                 return 0;
@@ -610,7 +736,7 @@ static int eng_watch(struct eng *m, char *err, size_t errlen)
             return strcmp(st, "cancelled") ? -EIO : -ECANCELED;
         }
         json_decref(r);
-        poll(NULL, 0, POLL_MS);
+        wait_news(m);
     }
 }
 
@@ -700,6 +826,7 @@ static void report(struct eng *m)
                !m->differ ? "identical" : "DIFFERENT");
     if (m->o->pause_dest)
         printf("  destination : paused (its device model waits for cont)\n");
+    ts_report_table(&m->rep, stdout);
 }
 
 /* Completed: the sender's copy goes (device model, domain, record). */
@@ -717,7 +844,33 @@ static void eng_sender_done(struct eng *m)
                 m->sdom, strerror(-rc));
     ts_domcfg_remove(m->src->dir, m->sdom);
     m->t_end = ts_now_ns();
-    report(m);
+    if (!m->o->json)
+        report(m);
+}
+
+/*
+ * --json and --report, whatever the outcome (a failed migration's rounds
+ * are worth a look too).  A report that cannot be written is said; the
+ * migration's outcome stays what it was.
+ */
+static void eng_reports(struct eng *m, int rc, const char *err)
+{
+    char e2[TS_ERRLEN];
+
+    m->rep.engine = "xenram";
+    m->rep.src = m->src->dir;
+    m->rep.dst = m->dst.dir;
+    m->rep.domid = m->sdom;
+    m->rep.dest_domid = m->ddom;
+    snprintf(m->rep.name, sizeof(m->rep.name), "%s", m->info.name);
+    m->rep.status = rc == 0 ? "completed" : rc == -ECANCELED ? "cancelled"
+                                                             : "failed";
+    m->rep.error = rc ? err : NULL;
+    if (m->o->json && ts_report_json(&m->rep, stdout))
+        fprintf(stderr, "xensim: writing the JSON report failed\n");
+    if (m->o->report_svg && ts_report_svg(&m->rep, m->o->report_svg, e2,
+                                          sizeof(e2)))
+        fprintf(stderr, "xensim: %s\n", e2);
 }
 
 /*
@@ -775,6 +928,7 @@ static void eng_cleanup(struct eng *m)
     if (m->sums)
         fclose(m->sums);
     json_decref(m->final);
+    ts_report_free(&m->rep);
     ts_qmp_close(&m->sq);
     ts_qmp_close(&m->dq);
     ts_dm_release(&m->sdm);
@@ -808,15 +962,26 @@ int ts_migrate_engine(struct ts_host *src, uint32_t domid,
     m->dm_timeout = o->dm_timeout_ms > 0 ? o->dm_timeout_ms
                                          : DM_START_TIMEOUT_MS;
     m->t_start = ts_now_ns();
+    m->rep.normal_pages = m->rep.zero_pages = TS_UNKNOWN;
+    m->rep.total_ms = m->rep.setup_ms = m->rep.downtime_ms = TS_UNKNOWN;
+    ts_progress_init(&m->prog, o->progress, o->force_progress);
+    if (o->report_svg) {
+        rc = ts_report_check_path(o->report_svg, err, errlen);
+        if (rc)
+            return rc;
+    }
     ts_interrupt_catch(&sigs);
 
     for (size_t i = 0; rc == 0 && i < sizeof(eng_phases) /
                                        sizeof(eng_phases[0]); i++)
         rc = eng_phases[i](m, err, errlen);
+    ts_progress_end(&m->prog);
     if (rc == 0)
         eng_sender_done(m);
     else
         rc = eng_abort(m, rc, err, errlen);
+    if (m->t_migrate)
+        eng_reports(m, rc, err);
 
     eng_cleanup(m);
     ts_interrupt_restore(&sigs);
