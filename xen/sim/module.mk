@@ -79,8 +79,8 @@ $(BUILD)/sim/dobj/%.o: $(SIM_DIR)/%.c
 	$(CC) $(SIM_CFLAGS) -c -o $@ $<
 
 # The toolstack speaks QMP with jansson and xenstore with Debian's
-# libxenstore.
-SIM_TS_LIBS := $(JSON_LIBS) $(call pc_libs,xenstore)
+# libxenstore; ts-report.c's plot needs libm.
+SIM_TS_LIBS := $(JSON_LIBS) $(call pc_libs,xenstore) -lm
 $(SIM_TS_OBJS) $(BUILD)/sim/dobj/xensim.o $(BUILD)/sim/dobj/daemon.o: \
     CFLAGS += $(JSON_CFLAGS)
 
@@ -91,7 +91,7 @@ SIM_XS_OBJ := $(BUILD)/obj/$(SIM_DIR)/xenstore/xs-sim.o
 $(XENSIM): $(SIM_DAEMON_OBJS) $(SIM_XS_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $(SIM_DAEMON_OBJS) $(SIM_XS_OBJ) \
-	    $(XS_SIM_LIBS) $(SIM_TS_LIBS) -lm
+	    $(XS_SIM_LIBS) $(SIM_TS_LIBS)
 
 .PHONY: sim
 sim: $(SIM_LIBS) $(XENSIM)
