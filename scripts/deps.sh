@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # Install what building and testing xenram needs on Debian 12 (as root):
-# the toolchain, Debian's Xen libraries and headers, liburcu, cmocka and
-# jansson, xmllint (the tests check xensim's SVG reports); then unpack Debian's xenstored for the simulator (no install
-# scripts run, nothing is started).  Safe to run again.
+# the toolchain, Debian's Xen libraries and headers, liburcu, cmocka,
+# jansson and xmllint (the tests check xensim's SVG reports); then unpack
+# Debian's xenstored for the simulator (no install scripts run, nothing is
+# started).  Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
