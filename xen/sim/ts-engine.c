@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -118,18 +117,7 @@ struct eng {
     struct ts_progress prog;
     struct ts_report rep;
     uint64_t t_migrate;         /* `migrate` sent: the rows' time 0 */
-    unsigned cur;               /* dirty-sync-count of the last poll */
-    unsigned row_first;         /* the round the open row began with */
-    struct snap {
-        double t_ms;
-        unsigned round;
-        double pages, bytes, total, remaining, dirty_rate, mbps;
-        double expdown;         /* TS_UNKNOWN when absent */
-        unsigned throttle;
-        bool end;               /* taken at a round's end (below) */
-    } last, row0;
-    double plan;                /* pages of the current round */
-    double dirty_mibps;         /* the last round's dirty rate known */
+    struct ts_qm qm;            /* the rows, from query-migrate */
 
     FILE *sums;
     bool sums_taken;
@@ -541,138 +529,13 @@ static int eng_start(struct eng *m, char *err, size_t errlen)
     return rc;
 }
 
-/*
- * What one query-migrate says, for the rows.  Its figures are those of
- * xenram's last update: inside a round every 100 ms (remaining = the
- * round's pages not yet taken, dirty-pages-rate 0), and at each round's
- * end (remaining = what the round left dirty, dirty-pages-rate its rate,
- * > 0 unless nothing was dirtied).  query-migrate does not say which it
- * is; a dirty rate or nothing remaining is taken as a round's end.
- */
-static void snap_of(struct eng *m, json_t *r, struct snap *s)
-{
-    json_t *ram = json_object_get(r, "ram");
-    json_t *ed = json_object_get(r, "expected-downtime");
-
-    s->t_ms = (double)(ts_now_ns() - m->t_migrate) / 1e6;
-    s->round = (unsigned)jnum(ram, "dirty-sync-count");
-    s->pages = jnum(ram, "normal") + jnum(ram, "duplicate");
-    s->bytes = jnum(ram, "transferred");
-    s->total = jnum(ram, "total");
-    s->remaining = jnum(ram, "remaining");
-    s->dirty_rate = jnum(ram, "dirty-pages-rate");
-    s->mbps = jnum(ram, "mbps");
-    s->expdown = json_is_number(ed) ? json_number_value(ed) : TS_UNKNOWN;
-    s->throttle = (unsigned)jnum(r, "cpu-throttle-percentage");
-    s->end = s->round > 0 && (s->dirty_rate > 0 || s->remaining == 0);
-}
-
-static double mibps_of_mbps(double mbps)
-{
-    return mbps * 1e6 / 8 / (1024 * 1024);
-}
-
-/* The row of rounds row_first..cur, from m->row0 to @e. */
-static void close_row(struct eng *m, const struct snap *e, bool final)
-{
-    struct ts_round *r = ts_report_round(&m->rep);
-
-    if (!r)
-        return;
-    r->first = m->row_first;
-    r->last = m->cur;
-    r->paused = final;
-    r->pages = (uint64_t)(e->pages - m->row0.pages);
-    r->bytes = (uint64_t)(e->bytes - m->row0.bytes);
-    r->start_ms = m->row0.t_ms;
-    r->ms = e->t_ms - m->row0.t_ms;
-    r->bandwidth = r->ms > 0 ? ts_mib((double)r->bytes) * 1000 / r->ms : 0;
-    if (final) {
-        /* The guest was paused: nothing dirtied, nothing left. */
-        r->dirty_rate = 0;
-        r->remaining = 0;
-    } else if (e->end) {
-        r->dirty_rate = ts_mib(e->dirty_rate * XSIM_PAGE_SIZE);
-        r->remaining = e->remaining;
-        r->expected_downtime_ms = e->expdown;
-    }
-    r->throttle_pct = e->throttle;
-}
-
 /* Rows and samples from one query-migrate; the live line. */
 static void track(struct eng *m, json_t *r)
 {
-    const char *st = jstr(r, "status");
-    struct ts_live l = { .pct = TS_UNKNOWN };
-    struct snap s;
+    struct ts_live l;
 
-    snap_of(m, r, &s);
-    if (s.round > m->cur) {
-        if (m->cur >= 1) {
-            close_row(m, &m->last, false);
-            m->row0 = m->last;
-            m->plan = m->last.end ? m->last.remaining / XSIM_PAGE_SIZE : 0;
-        } else {
-            memset(&m->row0, 0, sizeof(m->row0));
-            m->plan = s.total / XSIM_PAGE_SIZE;
-        }
-        m->row_first = m->cur + 1;
-        m->cur = s.round;
-    }
-    if (s.end && s.dirty_rate > 0)
-        m->dirty_mibps = ts_mib(s.dirty_rate * XSIM_PAGE_SIZE);
-    if (s.throttle > m->rep.max_throttle_pct)
-        m->rep.max_throttle_pct = s.throttle;
-    if (!s.end && s.remaining / XSIM_PAGE_SIZE > m->plan)
-        m->plan = s.remaining / XSIM_PAGE_SIZE;
-    /* The same figures again: xenram did not update them, the round's
-     * end (or the last update) stays when it was first seen. */
-    if (s.round != m->last.round || s.pages != m->last.pages ||
-        s.bytes != m->last.bytes || s.remaining != m->last.remaining ||
-        strcmp(st, "completed") == 0)
-        m->last = s;
-    if (s.round)
-        ts_report_sample(&m->rep, s.t_ms, s.round, mibps_of_mbps(s.mbps),
-                         s.remaining);
-
-    /* Before its first update round 1 has everything left. */
-    l.round = s.round ? s.round : 1;
-    l.phase = !strcmp(st, "active") ? "" : !strcmp(st, "device") ||
-              !strcmp(st, "pre-switchover") ? "switchover" : st;
-    l.remaining = s.round ? s.remaining : s.total > 0 ? s.total : TS_UNKNOWN;
-    if (s.end || !strcmp(st, "completed"))
-        l.pct = 100;
-    else if (!s.round && s.total > 0)
-        l.pct = 0;
-    else if (m->plan > 0)
-        l.pct = fmax(0, fmin(100, 100 * (1 - l.remaining / XSIM_PAGE_SIZE /
-                                         m->plan)));
-    l.bandwidth = s.round ? mibps_of_mbps(s.mbps) : TS_UNKNOWN;
-    l.expected_downtime_ms = s.round ? s.expdown : TS_UNKNOWN;
-    l.eta_s = ts_eta_s(l.remaining, l.bandwidth, m->dirty_mibps, UINT32_MAX);
+    ts_qm_track(&m->qm, r, (double)(ts_now_ns() - m->t_migrate) / 1e6, &l);
     ts_progress_show(&m->prog, &l);
-}
-
-/* The last row and the totals, from the last query-migrate. */
-static void track_end(struct eng *m, json_t *r)
-{
-    json_t *ram = json_object_get(r, "ram");
-    json_t *dt = json_object_get(r, "downtime");
-
-    if (m->cur >= 1 && !strcmp(jstr(r, "status"), "completed"))
-        close_row(m, &m->last, true);
-    else if (m->cur >= 1)
-        close_row(m, &m->last, false);
-    m->rep.rounds = m->cur;
-    m->rep.pages = (uint64_t)m->last.pages;
-    m->rep.bytes = (uint64_t)m->last.bytes;
-    m->rep.normal_pages = jnum(ram, "normal");
-    m->rep.zero_pages = jnum(ram, "duplicate");
-    m->rep.guest_pages = (uint64_t)(jnum(ram, "total") / XSIM_PAGE_SIZE);
-    m->rep.total_ms = jnum(r, "total-time");
-    m->rep.setup_ms = jnum(r, "setup-time");
-    m->rep.downtime_ms = json_is_number(dt) ? json_number_value(dt)
-                                            : TS_UNKNOWN;
 }
 
 /*
@@ -724,7 +587,7 @@ static int eng_watch(struct eng *m, char *err, size_t errlen)
             !strcmp(st, "cancelled")) {
             json_decref(m->final);
             m->final = r;
-            track_end(m, r);
+            ts_qm_track_end(&m->qm, r);
             ts_progress_end(&m->prog);
             if (!strcmp(st, "completed")) {
                 m->completed = true;
@@ -962,8 +825,7 @@ int ts_migrate_engine(struct ts_host *src, uint32_t domid,
     m->dm_timeout = o->dm_timeout_ms > 0 ? o->dm_timeout_ms
                                          : DM_START_TIMEOUT_MS;
     m->t_start = ts_now_ns();
-    m->rep.normal_pages = m->rep.zero_pages = TS_UNKNOWN;
-    m->rep.total_ms = m->rep.setup_ms = m->rep.downtime_ms = TS_UNKNOWN;
+    ts_qm_init(&m->qm, &m->rep);
     ts_progress_init(&m->prog, o->progress, o->force_progress);
     if (o->report_svg) {
         rc = ts_report_check_path(o->report_svg, err, errlen);

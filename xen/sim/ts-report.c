@@ -99,6 +99,165 @@ double ts_eta_s(double remaining, double bandwidth, double dirty_rate,
     return t * sum;
 }
 
+/* ---- reading query-migrate (xenram's engine) ------------------------------------ */
+
+#define PAGE 4096.0
+
+static const char *jstr(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+
+    return s ? s : "";
+}
+
+static double jnum(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+
+    return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+/*
+ * What one query-migrate says, for the rows.  Its figures are those of
+ * xenram's last update: inside a round every 100 ms (remaining = the
+ * round's pages not yet taken, dirty-pages-rate 0), and at each round's
+ * end (remaining = what the round left dirty, dirty-pages-rate its rate,
+ * > 0 unless nothing was dirtied).  query-migrate does not say which it
+ * is; a dirty rate or nothing remaining is taken as a round's end.
+ */
+static void snap_of(json_t *r, double t_ms, struct ts_qm_snap *s)
+{
+    json_t *ram = json_object_get(r, "ram");
+    json_t *ed = json_object_get(r, "expected-downtime");
+
+    s->t_ms = t_ms;
+    s->round = (unsigned)jnum(ram, "dirty-sync-count");
+    s->pages = jnum(ram, "normal") + jnum(ram, "duplicate");
+    s->bytes = jnum(ram, "transferred");
+    s->total = jnum(ram, "total");
+    s->remaining = jnum(ram, "remaining");
+    s->dirty_rate = jnum(ram, "dirty-pages-rate");
+    s->mbps = jnum(ram, "mbps");
+    s->expdown = json_is_number(ed) ? json_number_value(ed) : TS_UNKNOWN;
+    s->throttle = (unsigned)jnum(r, "cpu-throttle-percentage");
+    s->end = s->round > 0 && (s->dirty_rate > 0 || s->remaining == 0);
+}
+
+static double mibps_of_mbps(double mbps)
+{
+    return mbps * 1e6 / 8 / (1024 * 1024);
+}
+
+/* The row of rounds row_first..cur, from m->row0 to @e. */
+static void close_row(struct ts_qm *m, const struct ts_qm_snap *e,
+                      bool final)
+{
+    struct ts_round *r = ts_report_round(m->rep);
+
+    if (!r)
+        return;
+    r->first = m->row_first;
+    r->last = m->cur;
+    r->paused = final;
+    r->pages = (uint64_t)(e->pages - m->row0.pages);
+    r->bytes = (uint64_t)(e->bytes - m->row0.bytes);
+    r->start_ms = m->row0.t_ms;
+    r->ms = e->t_ms - m->row0.t_ms;
+    r->bandwidth = r->ms > 0 ? ts_mib((double)r->bytes) * 1000 / r->ms : 0;
+    if (final) {
+        /* The guest was paused: nothing dirtied, nothing left. */
+        r->dirty_rate = 0;
+        r->remaining = 0;
+    } else if (e->end) {
+        r->dirty_rate = ts_mib(e->dirty_rate * PAGE);
+        r->remaining = e->remaining;
+        r->expected_downtime_ms = e->expdown;
+    }
+    r->throttle_pct = e->throttle;
+}
+
+void ts_qm_init(struct ts_qm *m, struct ts_report *rep)
+{
+    memset(m, 0, sizeof(*m));
+    m->rep = rep;
+    rep->normal_pages = rep->zero_pages = TS_UNKNOWN;
+    rep->total_ms = rep->setup_ms = rep->downtime_ms = TS_UNKNOWN;
+}
+
+void ts_qm_track(struct ts_qm *m, json_t *r, double t_ms, struct ts_live *out)
+{
+    const char *st = jstr(r, "status");
+    struct ts_live l = { .pct = TS_UNKNOWN };
+    struct ts_qm_snap s;
+
+    snap_of(r, t_ms, &s);
+    if (s.round > m->cur) {
+        if (m->cur >= 1) {
+            close_row(m, &m->last, false);
+            m->row0 = m->last;
+            m->plan = m->last.end ? m->last.remaining / PAGE : 0;
+        } else {
+            memset(&m->row0, 0, sizeof(m->row0));
+            m->plan = s.total / PAGE;
+        }
+        m->row_first = m->cur + 1;
+        m->cur = s.round;
+    }
+    if (s.end && s.dirty_rate > 0)
+        m->dirty_mibps = ts_mib(s.dirty_rate * PAGE);
+    if (s.throttle > m->rep->max_throttle_pct)
+        m->rep->max_throttle_pct = s.throttle;
+    if (!s.end && s.remaining / PAGE > m->plan)
+        m->plan = s.remaining / PAGE;
+    /* The same figures again: xenram did not update them, the round's
+     * end (or the last update) stays when it was first seen. */
+    if (s.round != m->last.round || s.pages != m->last.pages ||
+        s.bytes != m->last.bytes || s.remaining != m->last.remaining ||
+        strcmp(st, "completed") == 0)
+        m->last = s;
+    if (s.round)
+        ts_report_sample(m->rep, s.t_ms, s.round, mibps_of_mbps(s.mbps),
+                         s.remaining);
+
+    /* Before its first update round 1 has everything left. */
+    l.round = s.round ? s.round : 1;
+    l.phase = !strcmp(st, "active") ? "" : !strcmp(st, "device") ||
+              !strcmp(st, "pre-switchover") ? "switchover" : st;
+    l.remaining = s.round ? s.remaining : s.total > 0 ? s.total : TS_UNKNOWN;
+    if (s.end || !strcmp(st, "completed"))
+        l.pct = 100;
+    else if (!s.round && s.total > 0)
+        l.pct = 0;
+    else if (m->plan > 0)
+        l.pct = fmax(0, fmin(100, 100 * (1 - l.remaining / PAGE /
+                                         m->plan)));
+    l.bandwidth = s.round ? mibps_of_mbps(s.mbps) : TS_UNKNOWN;
+    l.expected_downtime_ms = s.round ? s.expdown : TS_UNKNOWN;
+    l.eta_s = ts_eta_s(l.remaining, l.bandwidth, m->dirty_mibps, UINT32_MAX);
+    *out = l;
+}
+
+void ts_qm_track_end(struct ts_qm *m, json_t *r)
+{
+    json_t *ram = json_object_get(r, "ram");
+    json_t *dt = json_object_get(r, "downtime");
+
+    if (m->cur >= 1 && !strcmp(jstr(r, "status"), "completed"))
+        close_row(m, &m->last, true);
+    else if (m->cur >= 1)
+        close_row(m, &m->last, false);
+    m->rep->rounds = m->cur;
+    m->rep->pages = (uint64_t)m->last.pages;
+    m->rep->bytes = (uint64_t)m->last.bytes;
+    m->rep->normal_pages = jnum(ram, "normal");
+    m->rep->zero_pages = jnum(ram, "duplicate");
+    m->rep->guest_pages = (uint64_t)(jnum(ram, "total") / PAGE);
+    m->rep->total_ms = jnum(r, "total-time");
+    m->rep->setup_ms = jnum(r, "setup-time");
+    m->rep->downtime_ms = json_is_number(dt) ? json_number_value(dt)
+                                            : TS_UNKNOWN;
+}
+
 /* ---- the line ---------------------------------------------------------------- */
 
 void ts_progress_init(struct ts_progress *p, bool show, bool force)

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 /* A figure not known (JSON null, "-" in the table). */
 #define TS_UNKNOWN (-1.0)
 
@@ -131,6 +133,49 @@ void ts_progress_say(struct ts_progress *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Clear the redrawn line, if any (before the report or an error). */
 void ts_progress_end(struct ts_progress *p);
+
+/* ---- xenram's engine: the rows from query-migrate -------------------------- */
+
+/*
+ * query-migrate keeps no history: its figures are those of xenram's last
+ * update, inside a round every 100 ms (remaining = the round's pages not
+ * yet taken, dirty-pages-rate 0) and at each round's end (remaining =
+ * what the round left dirty, dirty-pages-rate its rate).  Read often
+ * enough (ts-engine.c: every 20 ms and at each event), the answers give a
+ * row per round: pages, bytes and time between the end of a round and
+ * the end of the one before, the dirty rate, remaining and expected
+ * downtime at its end.  A round whose figures were replaced before they
+ * were read shares the next row (first < last).
+ */
+struct ts_qm_snap {
+    double t_ms;
+    unsigned round;             /* dirty-sync-count */
+    double pages, bytes, total, remaining, dirty_rate, mbps;
+    double expdown;             /* TS_UNKNOWN when absent */
+    unsigned throttle;
+    bool end;                   /* a round's end: a dirty rate is set or
+                                   nothing remains (query-migrate does not
+                                   say) */
+};
+
+struct ts_qm {
+    struct ts_report *rep;
+    unsigned cur;               /* dirty-sync-count of the last answer */
+    unsigned row_first;         /* the round the open row began with */
+    struct ts_qm_snap last;     /* the last new figures, when first seen */
+    struct ts_qm_snap row0;     /* where the open row began */
+    double plan;                /* pages the current round began with */
+    double dirty_mibps;         /* the last dirty rate known */
+};
+
+/* Start reading for @rep (its totals not known yet). */
+void ts_qm_init(struct ts_qm *m, struct ts_report *rep);
+/* One answer @r, read @t_ms after `migrate`: rows, samples, and what the
+ * line shows into @l. */
+void ts_qm_track(struct ts_qm *m, json_t *r, double t_ms, struct ts_live *l);
+/* The last answer (completed, failed, cancelled): the last row (the
+ * final round, guest paused, when completed) and the totals. */
+void ts_qm_track_end(struct ts_qm *m, json_t *r);
 
 /*
  * Precopy's estimate of the time to switchover: what is left sent at

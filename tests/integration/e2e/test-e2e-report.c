@@ -485,6 +485,104 @@ static void test_engine_json_and_svg_from_query_migrate(void **state)
     destroy(&dst, nd);
 }
 
+/* ---- the rows from query-migrate, on made-up answers ---------------------------- */
+
+static json_t *qm(const char *status, unsigned round, double normal,
+                  double dup, double bytes, double remaining_pages,
+                  double dirty_rate)
+{
+    return json_pack("{s:s,s:I,s:I,s:{s:f,s:f,s:f,s:I,s:f,s:f,s:f,s:f},"
+                     "s:I}", "status", status, "total-time", (json_int_t)320,
+                     "expected-downtime", (json_int_t)20, "ram",
+                     "normal", normal, "duplicate", dup, "transferred", bytes,
+                     "total", (json_int_t)(8192 * 4096), "remaining",
+                     remaining_pages * 4096, "dirty-pages-rate", dirty_rate,
+                     "mbps", 800.0, "dirty-sync-count", (double)round,
+                     "cpu-throttle-percentage", (json_int_t)0);
+}
+
+/*
+ * Round 1 seen inside and at its end (then the same figures again, later),
+ * round 2 never (its figures replaced by round 3's before a reading),
+ * round 3 the switchover: two rows, the second "2-3", final; times from
+ * when each end was first seen; the line's % from the round's plan.
+ */
+static void test_rows_from_query_migrate(void **state)
+{
+    struct ts_report rep = { 0 };
+    struct ts_qm m;
+    struct ts_live l;
+    json_t *r;
+
+    (void)state;
+    ts_qm_init(&m, &rep);
+    r = json_pack("{s:s}", "status", "setup");
+    ts_qm_track(&m, r, 1, &l);
+    json_decref(r);
+    assert_int_equal(rep.n, 0);
+    assert_true(l.pct < 0);
+
+    r = qm("active", 0, 0, 0, 0, 0, 0);
+    ts_qm_track(&m, r, 5, &l);
+    json_decref(r);
+    assert_int_equal(l.round, 1);
+    assert_true(l.pct == 0);
+
+    r = qm("active", 1, 3000, 1000, 13e6, 4192, 0);   /* inside round 1 */
+    ts_qm_track(&m, r, 100, &l);
+    json_decref(r);
+    assert_int_equal(l.round, 1);
+    assert_true(l.pct > 48.7 && l.pct < 48.9);        /* 4000 of 8192 */
+    assert_true(l.bandwidth > 95.3 && l.bandwidth < 95.4);  /* 800 Mb/s */
+
+    r = qm("active", 1, 6000, 2200, 25e6, 500, 2560); /* its end */
+    ts_qm_track(&m, r, 200, &l);
+    ts_qm_track(&m, r, 210, &l);                      /* not updated */
+    json_decref(r);
+    assert_true(l.pct == 100);
+    assert_int_equal(rep.n, 0);
+
+    r = qm("device", 3, 6600, 2200, 27.5e6, 20, 80);
+    ts_qm_track(&m, r, 300, &l);
+    json_decref(r);
+    assert_string_equal(l.phase, "switchover");
+    assert_int_equal(rep.n, 1);
+
+    r = qm("completed", 3, 6620, 2200, 27.6e6, 0, 0);
+    json_object_set_new(r, "downtime", json_integer(15));
+    json_object_set_new(r, "setup-time", json_integer(2));
+    json_object_del(r, "expected-downtime");
+    ts_qm_track(&m, r, 320, &l);
+    ts_qm_track_end(&m, r);
+    json_decref(r);
+
+    assert_int_equal(rep.n, 2);
+    assert_int_equal(rep.r[0].first, 1);
+    assert_int_equal(rep.r[0].last, 1);
+    assert_false(rep.r[0].paused);
+    assert_int_equal(rep.r[0].pages, 8200);
+    assert_int_equal(rep.r[0].bytes, 25000000);
+    assert_true(rep.r[0].start_ms == 0 && rep.r[0].ms == 200);
+    assert_true(rep.r[0].dirty_rate == 10.0);         /* 2560 pages/s */
+    assert_true(rep.r[0].remaining == 500 * 4096);
+    assert_true(rep.r[0].expected_downtime_ms == 20);
+    assert_int_equal(rep.r[1].first, 2);
+    assert_int_equal(rep.r[1].last, 3);
+    assert_true(rep.r[1].paused);
+    assert_int_equal(rep.r[1].pages, 620);
+    assert_int_equal(rep.r[1].bytes, 2600000);
+    assert_true(rep.r[1].start_ms == 200 && rep.r[1].ms == 120);
+    assert_true(rep.r[1].dirty_rate == 0 && rep.r[1].remaining == 0);
+    assert_int_equal(rep.rounds, 3);
+    assert_int_equal(rep.pages, 8820);
+    assert_true(rep.normal_pages == 6620 && rep.zero_pages == 2200);
+    assert_true(rep.downtime_ms == 15 && rep.total_ms == 320 &&
+                rep.setup_ms == 2);
+    assert_int_equal(rep.guest_pages, 8192);
+    assert_int_equal(rep.ns, 5);                      /* every reading */
+    ts_report_free(&rep);
+}
+
 /* ---- the plot itself --------------------------------------------------------- */
 
 /* The same report twice gives the same bytes; text is escaped. */
@@ -539,6 +637,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_svg_deterministic_and_escaped),
+        cmocka_unit_test(test_rows_from_query_migrate),
         cmocka_unit_test(test_libxc_json_and_svg_match_the_migration),
         cmocka_unit_test(test_progress_forced_on_a_pipe),
         cmocka_unit_test(test_progress_redrawn_on_a_terminal),
