@@ -296,14 +296,18 @@ void ts_progress_show(struct ts_progress *p, const struct ts_live *l)
 
     if (!ts_progress_on(p))
         return;
+    bool done = l->pct >= 100 && l->round != p->done_round;
+
     if (p->last_ns) {
         if (p->tty && !changed && since < 100000000ull)
             return;
         if (p->lines && !(strcmp(phase, p->last_phase) ||
-                          (changed && since >= 200000000ull) ||
+                          (done && since >= 200000000ull) ||
                           since >= 1000000000ull))
             return;
     }
+    if (done)
+        p->done_round = l->round;
     if (l->of)
         snprintf(of, sizeof(of), " of %u", l->of);
     fmt_figure(pct, sizeof(pct), l->pct, "%.0f", "%");

@@ -104,6 +104,7 @@ struct ts_progress {
     bool open;                  /* a redrawn line is on screen */
     uint64_t last_ns;           /* when the last one was drawn */
     unsigned last_round;
+    unsigned done_round;        /* the last round shown at 100% */
     char last_phase[16];
 };
 
@@ -122,8 +123,9 @@ struct ts_live {
 /*
  * @show: progress wanted (not --no-progress); @force: --progress, also
  * when stderr is not a terminal.  On a terminal the line is redrawn at
- * most 10 times a second; otherwise one line at most every second, and at
- * once when the round or the phase changes.
+ * most 10 times a second (at once when the round or the phase changes);
+ * otherwise one line at most every second, at once when the phase
+ * changes, and when a round is done if 200 ms passed since the last.
  */
 void ts_progress_init(struct ts_progress *p, bool show, bool force);
 bool ts_progress_on(const struct ts_progress *p);
