@@ -101,7 +101,8 @@ double ts_eta_s(double remaining, double bandwidth, double dirty_rate,
 
 /* ---- reading query-migrate (xenram's engine) ------------------------------------ */
 
-#define PAGE 4096.0
+/* query-migrate counts x86 pages. */
+#define PAGE ((double)XSIM_PAGE_SIZE)
 
 static const char *jstr(json_t *o, const char *k)
 {
