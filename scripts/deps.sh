@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # Install what building and testing xenram needs on Debian 12 (as root):
-# the toolchain, Debian's Xen libraries and headers, liburcu, cmocka and
-# jansson; then unpack Debian's xenstored for the simulator (no install
-# scripts run, nothing is started).  Safe to run again.
+# the toolchain, Debian's Xen libraries and headers, liburcu, cmocka,
+# jansson and xmllint (the tests check xensim's SVG reports); then unpack
+# Debian's xenstored for the simulator (no install scripts run, nothing is
+# started).  Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ packages=(
     build-essential make pkg-config
     libxen-dev liburcu-dev libcmocka-dev libjansson-dev zlib1g-dev libzstd-dev libxxhash-dev
     xenstore-utils valgrind
+    libxml2-utils
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -60,11 +60,12 @@ $(eval $(call sim_shlib,libxendevicemodel.so.1,libxendevicemodel))
 # ---- xensim ------------------------------------------------------------------
 
 # The toolstack (what plays libxl and libxc): toolstack.c and its
-# concerns, ts-*.c, behind toolstack.h.
+# concerns, ts-*.c, behind toolstack.h; ts-report.c is what both
+# migrations show (progress line, table, --json, --report FILE.svg).
 SIM_TS_SRCS     := $(SIM_DIR)/toolstack.c $(SIM_DIR)/ts-qmp.c \
                    $(SIM_DIR)/ts-dm.c $(SIM_DIR)/ts-mem.c \
                    $(SIM_DIR)/ts-hotplug.c $(SIM_DIR)/ts-migrate.c \
-                   $(SIM_DIR)/ts-engine.c
+                   $(SIM_DIR)/ts-engine.c $(SIM_DIR)/ts-report.c
 SIM_TS_OBJS     := $(SIM_TS_SRCS:$(SIM_DIR)/%.c=$(BUILD)/sim/dobj/%.o)
 SIM_DAEMON_SRCS := $(SIM_DIR)/xensim.c $(SIM_DIR)/daemon.c \
                    $(SIM_DIR)/host.c $(SIM_DIR)/hvmctx.c \
@@ -78,8 +79,8 @@ $(BUILD)/sim/dobj/%.o: $(SIM_DIR)/%.c
 	$(CC) $(SIM_CFLAGS) -c -o $@ $<
 
 # The toolstack speaks QMP with jansson and xenstore with Debian's
-# libxenstore.
-SIM_TS_LIBS := $(JSON_LIBS) $(call pc_libs,xenstore)
+# libxenstore; ts-report.c's plot needs libm.
+SIM_TS_LIBS := $(JSON_LIBS) $(call pc_libs,xenstore) -lm
 $(SIM_TS_OBJS) $(BUILD)/sim/dobj/xensim.o $(BUILD)/sim/dobj/daemon.o: \
     CFLAGS += $(JSON_CFLAGS)
 
@@ -90,7 +91,7 @@ SIM_XS_OBJ := $(BUILD)/obj/$(SIM_DIR)/xenstore/xs-sim.o
 $(XENSIM): $(SIM_DAEMON_OBJS) $(SIM_XS_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $(SIM_DAEMON_OBJS) $(SIM_XS_OBJ) \
-	    $(XS_SIM_LIBS) $(SIM_TS_LIBS) -lm
+	    $(XS_SIM_LIBS) $(SIM_TS_LIBS)
 
 .PHONY: sim
 sim: $(SIM_LIBS) $(XENSIM)

@@ -233,7 +233,10 @@ void ts_host_cleanup(const char *dir);
 
 struct ts_migrate_opts {
     const char *to;             /* the destination host's state directory */
-    bool progress;              /* show rounds on stderr (if a terminal) */
+    bool progress;              /* the live line on stderr, if a terminal */
+    bool force_progress;        /* --progress: lines even on a pipe */
+    bool json;                  /* --json: the report as JSON on stdout */
+    const char *report_svg;     /* --report FILE.svg: the plot */
     unsigned max_iters;         /* live rounds, round 0 included (5) */
     uint64_t threshold;         /* suspend when fewer pages are dirty (50) */
     const char *checksum_file;  /* record source and destination digests */
@@ -246,8 +249,10 @@ struct ts_migrate_opts {
 /*
  * `xl migrate` of domain @domid from @src to o->to (see docs/toolstack.md).
  * On success the destination runs and the source is destroyed; on failure
- * the destination is destroyed and the source resumed.  Prints progress
- * and a summary on stdout.
+ * the destination is destroyed and the source resumed.  Shows the live
+ * line on stderr (o->progress, o->force_progress) and prints a summary
+ * with the per-round table, or with o->json the JSON document, on stdout;
+ * o->report_svg is the plot (ts-report.h, docs/simulator.md).
  */
 int ts_migrate(struct ts_host *src, uint32_t domid,
                const struct ts_migrate_opts *o, char *err, size_t errlen);
@@ -261,8 +266,6 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
  */
 struct ts_engine_opts {
     bool xenram;                /* --engine xenram (false: libxc, the default) */
-    bool progress;              /* --progress: progress lines even without a
-                                   terminal */
     int channels;               /* --channels: multifd channels, 0 for none
                                    (RAM on the control channel); -1: 2 */
     bool zstd;                  /* --compress zstd */
@@ -274,14 +277,13 @@ struct ts_engine_opts {
 
 /* Option values of TS_ENGINE_LONGOPTS (struct option, <getopt.h>). */
 enum { TS_EOPT_ENGINE = 0x1000, TS_EOPT_CHANNELS, TS_EOPT_COMPRESS,
-       TS_EOPT_DOWNTIME, TS_EOPT_BANDWIDTH, TS_EOPT_PROGRESS };
+       TS_EOPT_DOWNTIME, TS_EOPT_BANDWIDTH };
 #define TS_ENGINE_LONGOPTS                                              \
     { "engine", required_argument, NULL, TS_EOPT_ENGINE },              \
     { "channels", required_argument, NULL, TS_EOPT_CHANNELS },          \
     { "compress", required_argument, NULL, TS_EOPT_COMPRESS },          \
     { "downtime-limit", required_argument, NULL, TS_EOPT_DOWNTIME },    \
-    { "max-bandwidth", required_argument, NULL, TS_EOPT_BANDWIDTH },    \
-    { "progress", no_argument, NULL, TS_EOPT_PROGRESS }
+    { "max-bandwidth", required_argument, NULL, TS_EOPT_BANDWIDTH }
 
 /*
  * One of TS_ENGINE_LONGOPTS: 0 when @opt is one and @arg fits it,
@@ -293,7 +295,8 @@ int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
 
 /*
  * Migrate domain @domid of @src to o->to with xenram's engine.  Of @o:
- * to, progress (--no-progress), checksum_file (digests of both sides at
+ * to, progress, force_progress, json, report_svg (as for ts_migrate;
+ * the figures from query-migrate), checksum_file (digests of both sides at
  * switchover: the destination's xenram is started with -S and resumed
  * after them), pause_dest (the destination is left paused, its xenram
  * with -S waiting for cont, memory exactly as received), dest_args,

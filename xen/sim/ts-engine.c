@@ -24,9 +24,17 @@
 #include <unistd.h>
 
 #include "xen/sim/toolstack-internal.h"
+#include "xen/sim/ts-report.h"
 
-/* How often query-migrate is asked (and the progress line redrawn). */
-#define POLL_MS                 100
+/*
+ * How often query-migrate is asked at least; at once when xenram sends an
+ * event (MIGRATION_PASS: a round began, so the figures of the one before
+ * are there; MIGRATION: a new status).  The rounds are told apart by
+ * dirty-sync-count, so a round whose figures were replaced before they
+ * were read is seen together with the next one.  The line is redrawn less
+ * often (ts_progress_show).
+ */
+#define POLL_MS                 20
 #define GUEST_BYTES ((size_t)(XSIM_GFN_LIMIT * XSIM_PAGE_SIZE))
 
 int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
@@ -82,9 +90,6 @@ int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
         }
         e->max_bw_mib = v;
         return 0;
-    case TS_EOPT_PROGRESS:
-        e->progress = true;
-        return 0;
     }
     return -ENOENT;
 }
@@ -109,10 +114,10 @@ struct eng {
     bool completed;             /* query-migrate said so */
     bool cancel_sent;
     json_t *final;              /* the last query-migrate */
-    bool tty, lines;            /* redraw one line; or a line per change */
-    bool line_open;
-    uint64_t last_round, last_line;
-    char last_status[32];
+    struct ts_progress prog;
+    struct ts_report rep;
+    uint64_t t_migrate;         /* `migrate` sent: the rows' time 0 */
+    struct ts_qm qm;            /* the rows, from query-migrate */
 
     FILE *sums;
     bool sums_taken;
@@ -512,12 +517,11 @@ static int eng_start(struct eng *m, char *err, size_t errlen)
                    errlen);
     if (rc)
         return rc;
-    m->tty = isatty(STDERR_FILENO) && m->o->progress;
-    m->lines = !m->tty && e->progress;
-    if (m->tty || m->lines)
-        fprintf(stderr, "migrating d%u (%s) to %s with xenram's engine "
-                "(%d channel%s%s)\n", m->sdom, m->info.name, m->dst.dir,
-                channels, channels == 1 ? "" : "s", e->zstd ? ", zstd" : "");
+    ts_progress_say(&m->prog, "migrating d%u (%s) to %s with xenram's "
+                    "engine (%d channel%s%s)", m->sdom, m->info.name,
+                    m->dst.dir, channels, channels == 1 ? "" : "s",
+                    e->zstd ? ", zstd" : "");
+    m->t_migrate = ts_now_ns();
     rc = ts_qmp_do(&m->sq, "migrate", json_pack("{s:s}", "uri", m->uri),
                    QMP_TIMEOUT_MS, err, errlen);
     if (rc == 0)
@@ -525,47 +529,31 @@ static int eng_start(struct eng *m, char *err, size_t errlen)
     return rc;
 }
 
-/* One progress line: round, rate, what is left, expected downtime. */
-static void progress(struct eng *m, json_t *r)
+/* Rows and samples from one query-migrate; the live line. */
+static void track(struct eng *m, json_t *r)
 {
-    json_t *ram = json_object_get(r, "ram");
-    const char *st = jstr(r, "status");
-    uint64_t round = (uint64_t)jnum(ram, "dirty-sync-count");
-    uint64_t now = ts_now_ns();
-    char line[256];
+    struct ts_live l;
 
-    if (!m->tty && !m->lines)
-        return;
-    /* Without a terminal, a line when something changes, or each second. */
-    if (m->lines && round == m->last_round && !strcmp(st, m->last_status) &&
-        now - m->last_line < 1000000000ull)
-        return;
-    snprintf(line, sizeof(line), "  %-9s round %" PRIu64 ": %.1f MiB/s, "
-             "%.1f MiB remaining, expected downtime %.0f ms, %.1f MiB sent",
-             st, round, jnum(ram, "mbps") * 1e6 / 8 / (1 << 20),
-             jnum(ram, "remaining") / (1 << 20),
-             jnum(r, "expected-downtime"),
-             jnum(ram, "transferred") / (1 << 20));
-    if (m->tty) {
-        fprintf(stderr, "\r%s\033[K", line);
-        m->line_open = true;
-    } else {
-        fprintf(stderr, "%s\n", line);
-    }
-    m->last_round = round;
-    m->last_line = now;
-    snprintf(m->last_status, sizeof(m->last_status), "%s", st);
-}
-
-static void progress_end(struct eng *m)
-{
-    if (m->line_open)
-        fputc('\n', stderr);
-    m->line_open = false;
+    ts_qm_track(&m->qm, r, (double)(ts_now_ns() - m->t_migrate) / 1e6, &l);
+    ts_progress_show(&m->prog, &l);
 }
 
 /*
- * query-migrate every POLL_MS until completed, failed or cancelled.
+ * POLL_MS, or less when xenram has sent something (an event) since the
+ * last answer: already buffered, or arriving meanwhile.
+ */
+static void wait_news(struct eng *m)
+{
+    struct pollfd p = { .fd = m->sq.fd, .events = POLLIN };
+
+    if (m->sq.len && memchr(m->sq.buf, '\n', m->sq.len))
+        return;
+    poll(&p, 1, POLL_MS);
+}
+
+/*
+ * query-migrate every POLL_MS until completed, failed or cancelled; the
+ * rows of the report from what it says.
  * Ctrl-C asks for migrate_cancel (once) and the watch goes on: xenram
  * resumes the source and says cancelled.
  */
@@ -588,18 +576,19 @@ static int eng_watch(struct eng *m, char *err, size_t errlen)
         if (!r) {
             char tmp[TS_ERRLEN];
 
-            progress_end(m);
+            ts_progress_end(&m->prog);
             snprintf(tmp, sizeof(tmp), "the source's device model: %s", err);
             ts_seterr(err, errlen, "%s", tmp);
             return -EIO;
         }
-        progress(m, r);
+        track(m, r);
         st = jstr(r, "status");
         if (!strcmp(st, "completed") || !strcmp(st, "failed") ||
             !strcmp(st, "cancelled")) {
             json_decref(m->final);
             m->final = r;
-            progress_end(m);
+            ts_qm_track_end(&m->qm, r);
+            ts_progress_end(&m->prog);
             if (!strcmp(st, "completed")) {
                 m->completed = true;
                 return 0;
@@ -610,7 +599,7 @@ static int eng_watch(struct eng *m, char *err, size_t errlen)
             return strcmp(st, "cancelled") ? -EIO : -ECANCELED;
         }
         json_decref(r);
-        poll(NULL, 0, POLL_MS);
+        wait_news(m);
     }
 }
 
@@ -700,6 +689,7 @@ static void report(struct eng *m)
                !m->differ ? "identical" : "DIFFERENT");
     if (m->o->pause_dest)
         printf("  destination : paused (its device model waits for cont)\n");
+    ts_report_table(&m->rep, stdout);
 }
 
 /* Completed: the sender's copy goes (device model, domain, record). */
@@ -717,7 +707,33 @@ static void eng_sender_done(struct eng *m)
                 m->sdom, strerror(-rc));
     ts_domcfg_remove(m->src->dir, m->sdom);
     m->t_end = ts_now_ns();
-    report(m);
+    if (!m->o->json)
+        report(m);
+}
+
+/*
+ * --json and --report, whatever the outcome (a failed migration's rounds
+ * are worth a look too).  A report that cannot be written is said; the
+ * migration's outcome stays what it was.
+ */
+static void eng_reports(struct eng *m, int rc, const char *err)
+{
+    char e2[TS_ERRLEN];
+
+    m->rep.engine = "xenram";
+    m->rep.src = m->src->dir;
+    m->rep.dst = m->dst.dir;
+    m->rep.domid = m->sdom;
+    m->rep.dest_domid = m->ddom;
+    snprintf(m->rep.name, sizeof(m->rep.name), "%s", m->info.name);
+    m->rep.status = rc == 0 ? "completed" : rc == -ECANCELED ? "cancelled"
+                                                             : "failed";
+    m->rep.error = rc ? err : NULL;
+    if (m->o->json && ts_report_json(&m->rep, stdout))
+        fprintf(stderr, "xensim: writing the JSON report failed\n");
+    if (m->o->report_svg && ts_report_svg(&m->rep, m->o->report_svg, e2,
+                                          sizeof(e2)))
+        fprintf(stderr, "xensim: %s\n", e2);
 }
 
 /*
@@ -775,6 +791,7 @@ static void eng_cleanup(struct eng *m)
     if (m->sums)
         fclose(m->sums);
     json_decref(m->final);
+    ts_report_free(&m->rep);
     ts_qmp_close(&m->sq);
     ts_qmp_close(&m->dq);
     ts_dm_release(&m->sdm);
@@ -808,15 +825,25 @@ int ts_migrate_engine(struct ts_host *src, uint32_t domid,
     m->dm_timeout = o->dm_timeout_ms > 0 ? o->dm_timeout_ms
                                          : DM_START_TIMEOUT_MS;
     m->t_start = ts_now_ns();
+    ts_qm_init(&m->qm, &m->rep);
+    ts_progress_init(&m->prog, o->progress, o->force_progress);
+    if (o->report_svg) {
+        rc = ts_report_check_path(o->report_svg, err, errlen);
+        if (rc)
+            return rc;
+    }
     ts_interrupt_catch(&sigs);
 
     for (size_t i = 0; rc == 0 && i < sizeof(eng_phases) /
                                        sizeof(eng_phases[0]); i++)
         rc = eng_phases[i](m, err, errlen);
+    ts_progress_end(&m->prog);
     if (rc == 0)
         eng_sender_done(m);
     else
         rc = eng_abort(m, rc, err, errlen);
+    if (m->t_migrate)
+        eng_reports(m, rc, err);
 
     eng_cleanup(m);
     ts_interrupt_restore(&sigs);

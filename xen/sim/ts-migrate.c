@@ -20,6 +20,7 @@
 #include <xenctrl.h>
 
 #include "xen/sim/toolstack-internal.h"
+#include "xen/sim/ts-report.h"
 
 /* libxl gives xen-set-global-dirty-log this long. */
 #define DIRTY_LOG_TIMEOUT_MS    10000
@@ -154,7 +155,14 @@ struct mig {
     FILE *sums;
 
     /* progress */
-    bool tty;
+    struct ts_progress prog;
+    struct ts_report rep;
+    uint64_t round_t0;          /* the current round began (after CLEAN) */
+    uint64_t round_plan;        /* ... with this many pages to send */
+    uint64_t round_sent0;       /* m->sent then */
+    uint64_t last_check;        /* the clock inside copy_pages */
+    double dirty_mibps;         /* the last dirty rate measured */
+    bool final_round;
     unsigned rounds;
     uint64_t sent, populated, released, final_pages, devstate_bytes;
     uint64_t sp2m_count;        /* populated frames at the end */
@@ -288,6 +296,97 @@ static int sync_p2m(struct mig *m, char *err, size_t errlen)
     return 0;
 }
 
+static double since_ms(const struct mig *m, uint64_t t)
+{
+    return (double)(t - m->t_start) / 1e6;
+}
+
+/*
+ * The live line and a sample inside a round, as libxc reports "Frames
+ * iteration N: x/y" (xc_report_progress_step): pages of the round sent,
+ * the round's rate so far, what is left of it.
+ */
+static void round_progress(struct mig *m, uint64_t now)
+{
+    uint64_t done = m->sent - m->round_sent0;
+    double secs = (double)(now - m->round_t0) / 1e9;
+    double left = (double)(m->round_plan > done ? m->round_plan - done : 0) *
+                  XSIM_PAGE_SIZE;
+    double bw = secs > 0 ? ts_mib((double)done * XSIM_PAGE_SIZE) / secs : 0;
+    unsigned round = m->rounds + 1;
+    struct ts_live l = {
+        .phase = m->final_round ? "final" : "",
+        .round = round, .of = m->final_round ? 0 : m->o->max_iters,
+        .pct = m->round_plan ? 100.0 * (double)done / (double)m->round_plan
+                             : 100,
+        .bandwidth = secs > 0 ? bw : TS_UNKNOWN,
+        .remaining = left,
+        /* A suspend now: the final round would copy what is left of
+         * this one and what the guest dirtied since it began. */
+        .expected_downtime_ms = m->final_round || bw <= 0 ? TS_UNKNOWN
+            : (ts_mib(left) + m->dirty_mibps * secs) / bw * 1000,
+    };
+
+    if (m->final_round)
+        l.eta_s = ts_eta_s(left, l.bandwidth, 0, 0);
+    else
+        l.eta_s = ts_eta_s(left, l.bandwidth, m->dirty_mibps,
+                           m->o->max_iters - round + 1);
+    if (secs > 0)
+        ts_report_sample(&m->rep, since_ms(m, now), round, bw, left);
+    ts_progress_show(&m->prog, &l);
+}
+
+/* A round begins: @plan pages to send. */
+static void round_begin(struct mig *m, uint64_t plan)
+{
+    m->round_t0 = ts_now_ns();
+    m->round_plan = plan;
+    m->round_sent0 = m->sent;
+    m->last_check = m->round_t0;
+    round_progress(m, m->round_t0);
+}
+
+/* It ended: its row (the dirty rate comes with the next CLEAN). */
+static void round_end(struct mig *m)
+{
+    uint64_t now = ts_now_ns();
+    struct ts_round *r;
+
+    m->round_plan = m->sent - m->round_sent0;   /* what it really sent */
+    round_progress(m, now);
+    r = ts_report_round(&m->rep);
+    if (!r)
+        return;
+    r->first = r->last = m->rounds + 1;
+    r->paused = m->final_round;
+    r->pages = m->sent - m->round_sent0;
+    r->bytes = r->pages * XSIM_PAGE_SIZE;
+    r->start_ms = since_ms(m, m->round_t0);
+    r->ms = (double)(now - m->round_t0) / 1e6;
+    r->bandwidth = r->ms > 0 ? ts_mib((double)r->bytes) * 1000 / r->ms : 0;
+    if (m->final_round) {
+        r->dirty_rate = 0;
+        r->remaining = 0;
+    }
+}
+
+/* The CLEAN after a round found @dirty pages written in @secs: the
+ * round's dirty rate, what it left, the downtime a suspend would cost. */
+static void round_dirty(struct mig *m, uint64_t dirty, double secs)
+{
+    struct ts_round *r = m->rep.n ? &m->rep.r[m->rep.n - 1] : NULL;
+
+    if (secs > 0)
+        m->dirty_mibps = ts_mib((double)dirty * XSIM_PAGE_SIZE) / secs;
+    if (!r)
+        return;
+    r->dirty_rate = secs > 0 ? m->dirty_mibps : TS_UNKNOWN;
+    r->remaining = (double)dirty * XSIM_PAGE_SIZE;
+    if (r->bandwidth > 0)
+        r->expected_downtime_ms = ts_mib(r->remaining) / r->bandwidth * 1000;
+}
+
 /* Copy the frames set in @work (all populated frames when NULL). */
 static uint64_t copy_pages(struct mig *m, const struct bitmap *work)
 {
@@ -301,8 +400,17 @@ static uint64_t copy_pages(struct mig *m, const struct bitmap *work)
         memcpy(m->dmem + g * XSIM_PAGE_SIZE, m->smem + g * XSIM_PAGE_SIZE,
                XSIM_PAGE_SIZE);
         sent++;
+        m->sent++;
+        /* Every 1 MiB a look at the clock; a sample each 20 ms. */
+        if (sent % 256 == 0) {
+            uint64_t now = ts_now_ns();
+
+            if (now - m->last_check >= 20000000ull) {
+                m->last_check = now;
+                round_progress(m, now);
+            }
+        }
     }
-    m->sent += sent;
     return sent;
 }
 
@@ -349,23 +457,6 @@ static int clean(struct mig *m, bool final, uint64_t *count, char *err,
     for (uint64_t i = 0; i < need; i++)
         *count += (uint64_t)__builtin_popcount(m->dirty.b[i]);
     return 0;
-}
-
-/* One line per round on a terminal. */
-static void progress(struct mig *m, uint64_t dirty, uint64_t sent,
-                     double secs, bool live)
-{
-    if (!m->tty)
-        return;
-    if (m->rounds == 1)
-        fprintf(stderr, "  round 0: %" PRIu64 " pages sent (every populated "
-                "frame)\n", sent);
-    else
-        fprintf(stderr, "  %s %u: %" PRIu64 " dirty (%.0f pages/s), %" PRIu64
-                " sent, %" PRIu64 " in all%s\n", live ? "round" : "final",
-                m->rounds - 1, dirty, secs > 0 ? (double)dirty / secs : 0.0,
-                sent, m->sent,
-                live ? "" : " (guest paused, device model stopped)");
 }
 
 static int shadow(struct ts_host *h, uint32_t domid, uint64_t op)
@@ -539,6 +630,7 @@ static void summary(struct mig *m, const struct xsim_dominfo *info)
                "%s\n", m->src_sum, m->src_pages, m->dst_sum, m->dst_pages,
                m->src_sum == m->dst_sum && m->src_pages == m->dst_pages
                ? "identical" : "DIFFERENT");
+    ts_report_table(&m->rep, stdout);
 }
 
 /*
@@ -785,10 +877,8 @@ static int mig_start_logdirty(struct mig *m, char *err, size_t errlen)
         return rc;
     }
     m->logdirty = true;
-    m->tty = m->o->progress && isatty(STDERR_FILENO);
-    if (m->tty)
-        fprintf(stderr, "migrating d%u (%s) to %s\n", m->sdom, m->info.name,
-                m->dst.dir);
+    ts_progress_say(&m->prog, "migrating d%u (%s) to %s", m->sdom,
+                    m->info.name, m->dst.dir);
     return 0;
 }
 
@@ -799,16 +889,17 @@ static int mig_start_logdirty(struct mig *m, char *err, size_t errlen)
  */
 static int mig_live_rounds(struct mig *m, char *err, size_t errlen)
 {
-    uint64_t sent;
     int rc;
 
     m->t_clean = ts_now_ns();
     rc = sync_p2m(m, err, errlen);
     if (rc)
         return rc;
-    sent = copy_pages(m, NULL);
+    m->rep.setup_ms = since_ms(m, ts_now_ns());
+    round_begin(m, bm_count(&m->sp2m));
+    copy_pages(m, NULL);
+    round_end(m);
     m->rounds = 1;
-    progress(m, 0, sent, 0, true);
     hotplug_hook(m, "live");
     while (m->rounds < m->o->max_iters) {
         uint64_t dirty, t;
@@ -821,12 +912,14 @@ static int mig_live_rounds(struct mig *m, char *err, size_t errlen)
         if (rc)
             return rc;
         t = ts_now_ns();
+        round_dirty(m, dirty, (double)(t - m->t_clean) / 1e9);
         rc = sync_p2m(m, err, errlen);
         if (rc)
             return rc;
-        sent = copy_pages(m, &m->dirty);
+        round_begin(m, dirty);
+        copy_pages(m, &m->dirty);
+        round_end(m);
         m->rounds++;
-        progress(m, dirty, sent, (double)(t - m->t_clean) / 1e9, true);
         m->t_clean = t;
         if (dirty < m->o->threshold)
             break;
@@ -879,21 +972,23 @@ static void mig_write_sum(struct mig *m, const char *side, uint64_t sum,
  */
 static int mig_final_round(struct mig *m, char *err, size_t errlen)
 {
-    uint64_t dirty, sent;
+    uint64_t dirty;
     int rc;
 
     rc = clean(m, true, &dirty, err, errlen);
     if (rc)
         return rc;
+    round_dirty(m, dirty, (double)(ts_now_ns() - m->t_clean) / 1e9);
     rc = sync_p2m(m, err, errlen);
     if (rc)
         return rc;
-    sent = copy_pages(m, &m->dirty);
-    m->final_pages = sent;
+    m->final_round = true;
+    round_begin(m, dirty);
+    m->final_pages = copy_pages(m, &m->dirty);
+    round_end(m);
+    ts_progress_end(&m->prog);
     m->sp2m_count = bm_count(&m->sp2m);
     m->rounds++;
-    progress(m, dirty, sent, (double)(ts_now_ns() - m->t_clean) / 1e9,
-             false);
     if (m->sums) {
         m->src_sum = sum_of(m, m->src, m->sdom, m->smem, &m->sp2m,
                             &m->src_pages);
@@ -1012,6 +1107,45 @@ static int mig_receiver_resume(struct mig *m, char *err, size_t errlen)
     return 0;
 }
 
+/* The report's totals and names, once the rounds began. */
+static void mig_fill_report(struct mig *m, int rc, const char *err)
+{
+    struct ts_report *r = &m->rep;
+
+    r->engine = "libxc";
+    r->src = m->src->dir;
+    r->dst = m->dst.dir;
+    r->domid = m->sdom;
+    r->dest_domid = m->ddom;
+    snprintf(r->name, sizeof(r->name), "%s", m->info.name);
+    r->status = rc == 0 ? "completed" : "failed";
+    r->error = rc ? err : NULL;
+    r->rounds = m->rounds;
+    r->pages = m->sent;
+    r->bytes = m->sent * XSIM_PAGE_SIZE;
+    r->guest_pages = m->sp2m_count ? m->sp2m_count : bm_count(&m->sp2m);
+    r->total_ms = (double)((m->t_end ? m->t_end : ts_now_ns()) -
+                           m->t_start) / 1e6;
+    r->downtime_ms = rc == 0 ? (double)(m->t_resumed - m->t_suspend -
+                                        m->t_sums) / 1e6 : TS_UNKNOWN;
+    r->devstate_bytes = m->devstate_bytes;
+}
+
+/* --json and --report, whatever the outcome (a failed migration's rounds
+ * are worth a look too); a report that cannot be written is said, the
+ * migration's outcome stays what it was. */
+static void mig_reports(struct mig *m, int rc, const char *err)
+{
+    char e2[TS_ERRLEN];
+
+    mig_fill_report(m, rc, err);
+    if (m->o->json && ts_report_json(&m->rep, stdout))
+        fprintf(stderr, "xensim: writing the JSON report failed\n");
+    if (m->o->report_svg && ts_report_svg(&m->rep, m->o->report_svg, e2,
+                                          sizeof(e2)))
+        fprintf(stderr, "xensim: %s\n", e2);
+}
+
 /*
  * 5. The destination runs: what a toolstack sees of the hot-plugged RAM
  * on both sides is listed, the sender destroys its copy (device model,
@@ -1039,7 +1173,9 @@ static void mig_sender_done(struct mig *m)
                 m->sdom, strerror(-rc));
     ts_domcfg_remove(m->src->dir, m->sdom);
     m->t_end = ts_now_ns();
-    summary(m, &m->info);
+    mig_fill_report(m, 0, NULL);
+    if (!m->o->json)
+        summary(m, &m->info);
 }
 
 /*
@@ -1104,6 +1240,7 @@ static void mig_cleanup(struct mig *m)
     free(m->dirty.b);
     free(m->hp_src);
     free(m->hp_dst);
+    ts_report_free(&m->rep);
     if (m->have_cfg)
         ts_domcfg_free(&m->cfg);
     ts_host_close(&m->dst);
@@ -1136,15 +1273,26 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
     m->dm_timeout = o->dm_timeout_ms > 0 ? o->dm_timeout_ms
                                          : DM_START_TIMEOUT_MS;
     m->t_start = ts_now_ns();
+    m->rep.normal_pages = m->rep.zero_pages = TS_UNKNOWN;
+    m->rep.setup_ms = TS_UNKNOWN;
+    ts_progress_init(&m->prog, o->progress, o->force_progress);
+    if (o->report_svg) {
+        rc = ts_report_check_path(o->report_svg, err, errlen);
+        if (rc)
+            return rc;
+    }
     ts_interrupt_catch(&sigs);
 
     for (size_t i = 0; rc == 0 && i < sizeof(mig_phases) /
                                        sizeof(mig_phases[0]); i++)
         rc = mig_phases[i](m, err, errlen);
+    ts_progress_end(&m->prog);
     if (rc == 0)
         mig_sender_done(m);
     else
         rc = mig_abort(m, rc, err, errlen);
+    if (m->rounds || m->rep.n)
+        mig_reports(m, rc, err);
 
     mig_cleanup(m);
     ts_interrupt_restore(&sigs);

@@ -520,6 +520,9 @@ static int cmd_migrate(int argc, char **argv)
         { "pause-dest", no_argument, NULL, 'p' },
         { "dest-dm-arg", required_argument, NULL, 'A' },
         { "dm-timeout", required_argument, NULL, 'w' },
+        { "progress", no_argument, NULL, 'P' },
+        { "json", no_argument, NULL, 'J' },
+        { "report", required_argument, NULL, 'R' },
         TS_ENGINE_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
@@ -538,6 +541,19 @@ static int cmd_migrate(int argc, char **argv)
             break;
         case 'n':
             o.progress = false;
+            o.force_progress = false;
+            break;
+        case 'P':
+            o.progress = true;
+            o.force_progress = true;
+            break;
+        case 'J':
+            o.json = true;
+            break;
+        case 'R':
+            if (!optarg[0])
+                die_usage("--report needs a file name (FILE.svg)");
+            o.report_svg = optarg;
             break;
         case 'i':
             o.max_iters = (unsigned)parse_ul(optarg, "--max-iters");
@@ -1276,12 +1292,15 @@ static const struct cmd cmds[] = {
     { "destroy", cmd_destroy, "DOMAIN",
       "destroy a domain (its device model first)" },
     { "migrate", cmd_migrate,
-      "DOMAIN --to DIR [--no-progress] [--max-iters N] [--threshold N] "
+      "DOMAIN --to DIR [--progress|--no-progress] [--json] "
+      "[--report FILE.svg] [--max-iters N] [--threshold N] "
       "[--checksum-at-suspend FILE] [--pause-dest] [--dest-dm-arg ARG]... "
       "[--engine libxc|xenram [--channels N] [--compress zstd] "
-      "[--downtime-limit MS] [--max-bandwidth MiB/s] [--progress]] "
+      "[--downtime-limit MS] [--max-bandwidth MiB/s]] "
       "[--dm-timeout S]",
-      "live-migrate a domain to the host in DIR, as xl migrate does" },
+      "live-migrate a domain to the host in DIR, as xl migrate does; a "
+      "live line on a terminal (--progress: on a pipe too), the rounds "
+      "as JSON (--json) or as an SVG plot (--report)" },
     { "hotplug", cmd_hotplug,
       "DOMAIN add SIZE [--at GPA] [--slot N] | DOMAIN remove SLOT | "
       "DOMAIN list [--timeout S]",
