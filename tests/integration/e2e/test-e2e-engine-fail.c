@@ -362,19 +362,23 @@ static void proxy_start(struct proxy *p, const char *to, struct rule r)
     assert_int_equal(pthread_create(&p->acceptor, NULL, proxy_accept, p), 0);
 }
 
-/* Wait (bounded) until the rule struck; with a gate, until it holds. */
-static void proxy_wait_fired(struct proxy *p)
+/* Wait up to @ms until the rule struck (a gate: until it holds). */
+static bool proxy_struck(struct proxy *p, int ms)
 {
     struct timespec ts;
+    bool done;
     int rc = 0;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 30;
+    ts.tv_nsec += (long)ms * 1000000;
+    ts.tv_sec += ts.tv_nsec / 1000000000;
+    ts.tv_nsec %= 1000000000;
     pthread_mutex_lock(&p->lock);
     while (rc == 0 && !(p->rule.kind == RULE_GATE ? p->at_gate : p->fired))
         rc = pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+    done = p->rule.kind == RULE_GATE ? p->at_gate : p->fired;
     pthread_mutex_unlock(&p->lock);
-    assert_int_equal(rc, 0);
+    return done;
 }
 
 static void proxy_release(struct proxy *p)
@@ -450,6 +454,21 @@ static void verify_clean(struct e2e_host *h, uint32_t d)
     snprintf(id, sizeof(id), "%u", d);
     assert_int_equal(e2e_xensim(h, out, sizeof(out), "verify", id, NULL), 0);
     assert_non_null(strstr(out, " 0 corrupt"));
+}
+
+/* Wait (bounded) for @d's device model to report @want (query-status). */
+static void wait_dm_status(struct e2e_host *h, uint32_t d, const char *want)
+{
+    char st[32];
+
+    for (int i = 0; i < 1000; i++) {
+        e2e_qmp_status(h, d, st, sizeof(st));
+        if (!strcmp(st, want))
+            return;
+        pause_ms(10);
+    }
+    fprintf(stderr, "the device model says '%s', not '%s'\n", st, want);
+    fail();
 }
 
 /* ---- the destination, as the toolstack builds it ---------------------------- */
@@ -542,6 +561,12 @@ static void dest_start(uint32_t sdom, const char *name, bool S,
             fail();
         }
     }
+    /*
+     * The socket file appears at bind(), before listen(): ready once its
+     * QMP answers, which its main loop does after it set everything up
+     * (as xensim's engine waits for "inmigrate").
+     */
+    wait_dm_status(&dst, d->dom, "inmigrate");
 }
 
 /* Wait (bounded) for the destination's xenram to exit; its status. */
@@ -724,6 +749,31 @@ static json_t *wait_end(uint32_t d)
     }
 }
 
+/*
+ * Wait (bounded) until the proxy's rule struck during the migration of
+ * @d; a migration that ended before it did fails the test, saying how.
+ */
+static void proxy_wait_fired(struct proxy *p, uint32_t d)
+{
+    uint64_t deadline = now_ns() + 30000000000ull;
+
+    while (!proxy_struck(p, 100)) {
+        json_t *r = qmp(d, "query-migrate", NULL);
+        const char *st = status_of(r);
+
+        if (!strcmp(st, "completed") || !strcmp(st, "failed") ||
+            !strcmp(st, "cancelled")) {
+            fprintf(stderr, "the migration ended (%s: %s) before the "
+                    "proxy's rule struck\n", st, json_string_value(
+                        json_object_get(r, "error-desc")) ?: "-");
+            json_decref(r);
+            fail();
+        }
+        json_decref(r);
+        assert_true(now_ns() < deadline);
+    }
+}
+
 /* The migration ended @status with @why in its error-desc. */
 static void source_reports(uint32_t d, const char *status, const char *why)
 {
@@ -738,21 +788,6 @@ static void source_reports(uint32_t d, const char *status, const char *why)
         fail();
     }
     json_decref(r);
-}
-
-/* Wait (bounded) for @d's device model to report @want (query-status). */
-static void wait_dm_status(struct e2e_host *h, uint32_t d, const char *want)
-{
-    char st[32];
-
-    for (int i = 0; i < 1000; i++) {
-        e2e_qmp_status(h, d, st, sizeof(st));
-        if (!strcmp(st, want))
-            return;
-        pause_ms(10);
-    }
-    fprintf(stderr, "the device model says '%s', not '%s'\n", st, want);
-    fail();
 }
 
 /*
@@ -926,7 +961,7 @@ static void test_corrupt_records(void **state)
         dest_start(sd, name, false, &d);
         proxy_start(&px, d.sock, k->rule);
         migrate(sd, px.path, (struct mig_opts) { .channels = k->channels });
-        proxy_wait_fired(&px);
+        proxy_wait_fired(&px, sd);
         dest_failed(&d, k->why);
         snprintf(why, sizeof(why), "the destination failed: ");
         source_reports(sd, "failed", why);
@@ -1019,7 +1054,7 @@ static void source_killed(const char *name, enum strike when)
         assert_true(e2e_dominfo(&src, sd, &info));
         assert_true(info.pause_count > 0);
     } else {
-        proxy_wait_fired(&px);
+        proxy_wait_fired(&px, sd);
     }
     if (getenv("E2E_PROXY_TRACE"))
         fprintf(stderr, "proxy: the source killed t=%llu\n",
@@ -1091,7 +1126,7 @@ static void test_dest_killed_and_cancelled(void **state)
     migrate(sd, px.path, (struct mig_opts) {
         .channels = 2, .max_bandwidth = NEVER_CONVERGE_BW,
         .downtime_limit = 1 });
-    proxy_wait_fired(&px);
+    proxy_wait_fired(&px, sd);
     dest_kill(&d);
     proxy_release(&px);
     source_reports(sd, "failed", "the peer closed the connection");
@@ -1119,7 +1154,7 @@ static void test_dest_killed_and_cancelled(void **state)
     migrate(sd, px.path, (struct mig_opts) {
         .channels = 2, .max_bandwidth = NEVER_CONVERGE_BW,
         .downtime_limit = 1 });
-    proxy_wait_fired(&px);
+    proxy_wait_fired(&px, sd);
     json_decref(qmp(sd, "migrate_cancel", NULL));
     source_reports(sd, "cancelled", "cancelled by migrate_cancel in round ");
     proxy_release(&px);
@@ -1186,7 +1221,7 @@ static void test_no_split_brain(void **state)
     dest_start(sd, "split-0", false, &d);
     proxy_start(&px, d.sock, gate_end);
     migrate(sd, px.path, (struct mig_opts) { .channels = 2 });
-    proxy_wait_fired(&px);
+    proxy_wait_fired(&px, sd);
     json_decref(qmp(sd, "migrate_cancel", NULL));
     dest_kill(&d);
     proxy_release(&px);
