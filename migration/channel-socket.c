@@ -7,6 +7,15 @@
  * channel's stall timeout, so a stuck peer cannot hang a sender or a
  * receiver.  Cancelling shuts the socket down, which wakes a poll() in
  * another thread at once.
+ *
+ * A writer's stall is measured on the bytes queued for the peer
+ * (SIOCOUTQ: a unix socket's bytes not yet read by the peer, TCP's not
+ * yet acknowledged), not on poll()'s POLLOUT alone: the kernel reports a
+ * full socket writable again only once a large share of it has drained
+ * (a quarter of a unix socket's buffer left, a third of TCP's), which a
+ * slow but moving peer can take longer than the stall timeout to reach.
+ * The clock starts when a write finds the buffer full and restarts every
+ * time the queue shrinks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,9 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>
 
 #include "migration/channel.h"
 
@@ -111,6 +124,13 @@ static ssize_t sock_read(MigChannel *c, void *buf, size_t len)
     return n < 0 ? -errno : n;
 }
 
+static void sock_stop_reading(MigChannel *c)
+{
+    __atomic_store_n(&c->reads_stopped, true, __ATOMIC_RELEASE);
+    /* Wakes a poll() for input in another thread; writes go on. */
+    shutdown(c->fd, SHUT_RD);
+}
+
 static void sock_cancel(MigChannel *c)
 {
     __atomic_store_n(&c->cancelled, true, __ATOMIC_RELEASE);
@@ -126,7 +146,7 @@ static void sock_close(MigChannel *c)
 
 static const MigChannelOps sock_ops = {
     .writev = sock_writev, .read = sock_read, .cancel = sock_cancel,
-    .close = sock_close,
+    .stop_reading = sock_stop_reading, .close = sock_close,
 };
 
 int mig_channel_from_fd(int fd, const char *name, int stall_ms,
@@ -324,25 +344,84 @@ int mig_accept(int lfd, int timeout_ms, const bool *cancel)
 
 /* ---- whole transfers ------------------------------------------------------------ */
 
-/* Wait until @c can move bytes in direction @events.  0 or -errno. */
+static uint64_t chan_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Bytes written on @c that the peer has not taken yet; -1 if unknown. */
+static int chan_queued(MigChannel *c)
+{
+    int q;
+
+    if (ioctl(c->fd, SIOCOUTQ, &q) == 0 || ioctl(c->fd, FIONREAD, &q) == 0) {
+        return q;
+    }
+    return -1;
+}
+
+/* How long a wait slice lasts: the stall check looks at the queue as often. */
+#define CHAN_SLICE_MS 100
+
+/*
+ * Wait until @c can move bytes in direction @events.  0 or -errno.
+ * Reading, any byte that arrives is progress, so one poll() of stall_ms
+ * decides.  Writing, the peer makes progress while the queue of bytes it
+ * has not taken shrinks, even when the kernel does not call the socket
+ * writable yet: -ETIMEDOUT only after stall_ms without that.
+ */
 static int chan_wait(MigChannel *c, short events)
 {
     struct pollfd p = { .fd = c->fd, .events = events };
-    int n;
+    bool writing = events & POLLOUT;
+    uint64_t since = chan_now_ms();
+    int queued = writing ? chan_queued(c) : -1;
 
-    do {
+    for (;;) {
+        int timeout = c->stall_ms, n;
+
+        if (__atomic_load_n(&c->cancelled, __ATOMIC_ACQUIRE) ||
+            (!writing && __atomic_load_n(&c->reads_stopped,
+                                         __ATOMIC_ACQUIRE))) {
+            return -ECANCELED;
+        }
+        if (timeout >= 0 && queued >= 0) {
+            uint64_t el = chan_now_ms() - since;
+
+            if (el >= (uint64_t)timeout) {
+                return -ETIMEDOUT;
+            }
+            timeout = (int)MIN((uint64_t)CHAN_SLICE_MS,
+                               (uint64_t)timeout - el);
+        }
+        n = poll(&p, 1, timeout);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
         if (__atomic_load_n(&c->cancelled, __ATOMIC_ACQUIRE)) {
             return -ECANCELED;
         }
-        n = poll(&p, 1, c->stall_ms);
-    } while (n < 0 && errno == EINTR);
-    if (__atomic_load_n(&c->cancelled, __ATOMIC_ACQUIRE)) {
-        return -ECANCELED;
+        if (n < 0) {
+            return -errno;
+        }
+        if (n > 0) {
+            return 0;
+        }
+        if (queued < 0) {
+            return -ETIMEDOUT;      /* one poll() of stall_ms decided */
+        }
+        {
+            int q = chan_queued(c);
+
+            if (q >= 0 && q < queued) {
+                since = chan_now_ms();      /* the peer took some */
+            }
+            queued = q;
+        }
     }
-    if (n < 0) {
-        return -errno;
-    }
-    return n == 0 ? -ETIMEDOUT : 0;
 }
 
 static int chan_error(MigChannel *c, int ret, bool writing, char *err,
@@ -429,6 +508,8 @@ int mig_channel_read_all(MigChannel *c, void *buf, size_t len, char *err,
         }
         if (n == 0) {
             return chan_error(c, __atomic_load_n(&c->cancelled,
+                                                 __ATOMIC_ACQUIRE) ||
+                                 __atomic_load_n(&c->reads_stopped,
                                                  __ATOMIC_ACQUIRE) ?
                                  -ECANCELED : -ECONNRESET,
                               false, err, errlen);
@@ -447,6 +528,13 @@ void mig_channel_cancel(MigChannel *c)
 {
     if (c) {
         c->ops->cancel(c);
+    }
+}
+
+void mig_channel_stop_reading(MigChannel *c)
+{
+    if (c) {
+        c->ops->stop_reading(c);
     }
 }
 

@@ -30,14 +30,22 @@ typedef struct MigChannelOps {
     ssize_t (*read)(MigChannel *c, void *buf, size_t len);
     /* Wake and fail every transfer, now and later. */
     void (*cancel)(MigChannel *c);
+    /* Wake and fail every read, now and later; writes go on. */
+    void (*stop_reading)(MigChannel *c);
     void (*close)(MigChannel *c);
 } MigChannelOps;
 
 struct MigChannel {
     const MigChannelOps *ops;
     int fd;
-    int stall_ms;               /* longest wait for progress; < 0: none */
+    /*
+     * Longest wait for progress; < 0: none.  Writing, the clock starts
+     * when the socket buffer is full and restarts whenever the peer takes
+     * bytes from it (channel-socket.c).
+     */
+    int stall_ms;
     bool cancelled;             /* atomic */
+    bool reads_stopped;         /* atomic: mig_channel_stop_reading() */
     uint64_t bytes_out, bytes_in;
     char name[64];              /* "control", "data 1", for messages */
 };
@@ -107,6 +115,12 @@ int mig_channel_read_all(MigChannel *c, void *buf, size_t len, char *err,
                          size_t errlen);
 
 void mig_channel_cancel(MigChannel *c);
+/*
+ * Wake a read blocked in another thread and fail every later read
+ * (-ECANCELED), but let writes go on: a receiver whose other channel
+ * failed stops waiting for records and can still tell its peer why.
+ */
+void mig_channel_stop_reading(MigChannel *c);
 void mig_channel_close(MigChannel *c);
 
 #endif /* XENRAM_MIGRATION_CHANNEL_H */

@@ -96,15 +96,26 @@ static int recv_record(Receiver *r, uint32_t *type, uint32_t *len, char *err,
                        size_t errlen)
 {
     uint8_t hdr[STREAM_RECORD_HDR_LEN];
+    char msg[400];
     int ret;
 
     if ((ret = mig_channel_read_all(r->chan, hdr, sizeof(hdr), err,
-                                    errlen)) ||
-        (ret = stream_record_header_check(hdr, r->seq, type, len, err,
-                                          errlen)) ||
-        (ret = mig_channel_read_all(r->chan, r->body, *len, err, errlen)) ||
-        (ret = stream_record_verify(hdr, r->body, *len, err, errlen))) {
+                                    errlen))) {
         return ret;
+    }
+    ret = stream_record_header_check(hdr, r->seq, type, len, msg,
+                                     sizeof(msg));
+    if (!ret) {
+        if ((ret = mig_channel_read_all(r->chan, r->body, *len, err,
+                                        errlen))) {
+            return ret;
+        }
+        ret = stream_record_verify(hdr, r->body, *len, msg, sizeof(msg));
+    }
+    if (ret) {
+        /* A refused record: say on which channel. */
+        return xr_error(err, errlen, ret, "on the %s channel: %s",
+                         r->chan->name, msg);
     }
     r->seq++;
     return 0;
@@ -549,7 +560,8 @@ static void *recv_writer(void *opaque)
         __atomic_store_n(&c->abort, true, __ATOMIC_RELAXED);
         pthread_cond_broadcast(&c->cond);
         pthread_mutex_unlock(&c->lock);
-        mig_channel_cancel(c->ctl.chan);
+        /* Wake the control reader, but keep the way to tell the source. */
+        mig_channel_stop_reading(c->ctl.chan);
     }
     return NULL;
 }
@@ -785,6 +797,7 @@ static int recv_switchover(RecvCtx *c, char *err, size_t errlen)
 static int recv_run(RecvCtx *c, char *err, size_t errlen)
 {
     uint32_t type, len;
+    bool writer_err = false;
     int ret;
 
     if ((ret = recv_receiver_init(c, &c->ctl, 0)) ||
@@ -839,7 +852,17 @@ static int recv_run(RecvCtx *c, char *err, size_t errlen)
             pthread_join(c->data[i].thread, NULL);
             c->data[i].thread_started = false;
         }
-        if (!ret && c->data[i].ret) {
+        /*
+         * A writer's own failure is the cause when the control channel
+         * only stopped because of it (-ECANCELED), not a writer's that
+         * only stopped because another channel failed.
+         */
+        if ((!ret || (ret == -ECANCELED && !writer_err)) &&
+            c->data[i].ret && c->data[i].ret != -ECANCELED) {
+            snprintf(err, errlen, "%s", c->data[i].err);
+            ret = c->data[i].ret;
+            writer_err = true;
+        } else if (!ret && c->data[i].ret) {
             snprintf(err, errlen, "%s", c->data[i].err);
             ret = c->data[i].ret;
         }

@@ -21,7 +21,11 @@
  *
  * Failure anywhere (peer gone or stalled, cancel, a Xen call): the source
  * guest runs on (unpaused, devices resumed), log-dirty is turned off, the
- * bitmaps are freed and query-migrate says failed with the cause.
+ * bitmaps are freed and query-migrate says failed with the cause; when
+ * the destination refused the stream, the cause is its RESULT's sentence.
+ * Once END has gone out the destination may run the guest: from then on
+ * migrate_cancel has no effect, and a failure leaves the source paused
+ * (no split brain; docs/migration.md, "Failure").
  */
 #include <endian.h>
 #include <errno.h>
@@ -68,6 +72,8 @@ struct SendCtx {
      * on a failure must not resume the source, or both copies would run.
      */
     bool end_sent;
+    /* About to send END: migrate_cancel no longer reaches the channels. */
+    bool past_cancel;
 
     /* The round's plan: gfns in order, chunk k is [cut[k], cut[k + 1]). */
     uint64_t *plan;
@@ -101,12 +107,18 @@ struct SendCtx {
 
 /* ---- statistics ---------------------------------------------------------------- */
 
+/* A channel's bytes; 0 for one that was never connected (setup failed). */
+static uint64_t chan_bytes(const MigChannel *ch)
+{
+    return ch ? __atomic_load_n(&ch->bytes_out, __ATOMIC_RELAXED) : 0;
+}
+
 static uint64_t send_bytes(SendCtx *c)
 {
-    uint64_t b = __atomic_load_n(&c->ctl.chan->bytes_out, __ATOMIC_RELAXED);
+    uint64_t b = chan_bytes(c->ctl.chan);
 
     for (unsigned i = 0; i < c->ndata; i++) {
-        b += __atomic_load_n(&c->data[i].chan->bytes_out, __ATOMIC_RELAXED);
+        b += chan_bytes(c->data[i].chan);
     }
     return b;
 }
@@ -116,7 +128,7 @@ static uint64_t send_data_bytes(SendCtx *c)
     uint64_t b = 0;
 
     for (unsigned i = 0; i < c->ndata; i++) {
-        b += __atomic_load_n(&c->data[i].chan->bytes_out, __ATOMIC_RELAXED);
+        b += chan_bytes(c->data[i].chan);
     }
     return b;
 }
@@ -279,10 +291,13 @@ static int send_round_part(Sender *s, char *err, size_t errlen)
                        errlen);
 }
 
-/* A sender failed: wake every other transfer so that the round ends. */
+/*
+ * A sender failed: wake the other senders so that the round ends.  The
+ * control channel is left alone (nobody writes on it during a round): a
+ * destination that refused the stream says why on it.
+ */
 static void send_abort(SendCtx *c)
 {
-    mig_channel_cancel(c->ctl.chan);
     for (unsigned i = 0; i < c->ndata; i++) {
         mig_channel_cancel(c->data[i].chan);
     }
@@ -697,7 +712,17 @@ static void send_cleanup(SendCtx *c, bool completed)
     for (size_t i = 0; i < c->nblocks && c->bitmaps; i++) {
         ram_block_free_migration_bitmaps(c->blocks[i]);
     }
-    if (!completed && !c->end_sent) {
+    if (completed) {
+        /* Until the toolstack resumes it here (cont), should it ever. */
+        mig_hotplug_set_blocked(m, "the guest has migrated to another host "
+                                "(the migration completed) and runs there "
+                                "now");
+    } else if (c->end_sent) {
+        mig_hotplug_set_blocked(m, "the migration's outcome is unknown (the "
+                                "destination may be running the guest): the "
+                                "toolstack must check the destination, then "
+                                "resume this copy with cont or destroy it");
+    } else {
         if (c->devices_stopped && m->ops.resume_devices) {
             m->ops.resume_devices(m->ops.opaque);
         }
@@ -780,11 +805,15 @@ static int send_wait_continue(SendCtx *c, char *err, size_t errlen)
     return ret;
 }
 
-/* The destination's RESULT: 0 when the guest runs there. */
-static int send_wait_result(SendCtx *c, char *err, size_t errlen)
+/*
+ * Read the destination's RESULT: 0 and its status (0: the guest runs
+ * there, else an errno) with its sentence in @msg, or -errno with @err.
+ */
+static int send_read_result(SendCtx *c, uint32_t *status, char *msg,
+                            size_t msglen, char *err, size_t errlen)
 {
     uint8_t hdr[STREAM_RECORD_HDR_LEN], body[512];
-    uint32_t type, len, status;
+    uint32_t type, len;
     int ret;
 
     /* Records from the destination are numbered on their own. */
@@ -807,13 +836,86 @@ static int send_wait_result(SendCtx *c, char *err, size_t errlen)
     if (ret) {
         return ret;
     }
-    memcpy(&status, body, 4);
+    memcpy(status, body, 4);
+    snprintf(msg, msglen, "%.*s", (int)(len - 4), (const char *)body + 4);
+    return 0;
+}
+
+/* The destination's RESULT: 0 when the guest runs there. */
+static int send_wait_result(SendCtx *c, char *err, size_t errlen)
+{
+    uint32_t status;
+    char msg[512];
+    int ret = send_read_result(c, &status, msg, sizeof(msg), err, errlen);
+
+    if (ret) {
+        return ret;
+    }
     if (status) {
-        snprintf(err, errlen, "the destination failed: %.*s",
-                 (int)(len - 4), (const char *)body + 4);
+        snprintf(err, errlen, "the destination failed: %.400s", msg);
         return -EIO;
     }
     return 0;
+}
+
+/* How long the source waits for a refusing destination's sentence. */
+#define SEND_REASON_MS 2000
+
+/*
+ * The peer closed a channel under us.  A destination that refused the
+ * stream (a corrupt record, a layout it cannot take, a Xen call that
+ * failed there) answers RESULT with its reason before it goes: wait a
+ * little for it on the control channel and make it the error, so that
+ * query-migrate names the cause rather than the closed socket.  A
+ * destination that died sends nothing: the error stays as it was.
+ */
+static void send_peer_reason(SendCtx *c, int ret, char *err, size_t errlen)
+{
+    char msg[400], e2[256];
+    uint32_t status;
+
+    if ((ret != -EPIPE && ret != -ECONNRESET) || !c->ctl.chan ||
+        c->end_sent) {
+        return;
+    }
+    c->ctl.chan->stall_ms = SEND_REASON_MS;
+    if (!send_read_result(c, &status, msg, sizeof(msg), e2, sizeof(e2)) &&
+        status) {
+        snprintf(err, errlen, "the destination failed: %.400s", msg);
+    }
+}
+
+/*
+ * query-migrate's sentence for a migrate_cancel, naming where it struck:
+ * the status it found and the round.
+ */
+static void send_cancel_reason(SendCtx *c, char *err, size_t errlen)
+{
+    MigrationStatus st;
+
+    pthread_mutex_lock(&c->m->lock);
+    st = c->m->info.status;
+    pthread_mutex_unlock(&c->m->lock);
+    switch (st) {
+    case MIGRATION_STATUS_SETUP:
+        snprintf(err, errlen, "migration cancelled by migrate_cancel during "
+                 "setup, before any page was sent");
+        break;
+    case MIGRATION_STATUS_PRE_SWITCHOVER:
+        snprintf(err, errlen, "migration cancelled by migrate_cancel while "
+                 "paused before switchover (after round %" PRIu64 "); the "
+                 "guest runs on here", c->round);
+        break;
+    case MIGRATION_STATUS_DEVICE:
+        snprintf(err, errlen, "migration cancelled by migrate_cancel during "
+                 "switchover (round %" PRIu64 ", the guest paused); the "
+                 "guest runs on here", c->round);
+        break;
+    default:
+        snprintf(err, errlen, "migration cancelled by migrate_cancel in "
+                 "round %" PRIu64 "; the guest runs on here", c->round);
+        break;
+    }
 }
 
 /* The state after the RAM: device state, HVM context, END everywhere. */
@@ -852,10 +954,23 @@ static int send_state(SendCtx *c, char *err, size_t errlen)
     for (unsigned i = 0; !ret && i < c->ndata; i++) {
         ret = send_record(&c->data[i], STREAM_REC_END, NULL, 0, err, errlen);
     }
-    if (!ret) {
-        ret = send_record(&c->ctl, STREAM_REC_END, NULL, 0, err, errlen);
-        c->end_sent = !ret;
+    if (ret) {
+        return ret;
     }
+    /*
+     * The point of no return: once END is out the destination may run the
+     * guest, and a cancel could only leave the source not knowing whether
+     * it does.  From here migrate_cancel no longer reaches the channels
+     * (a cancel that came first has cancelled them: END then fails).
+     */
+    mig_untrack_channels(c->m);
+    if (mig_cancelled(c->m)) {
+        snprintf(err, errlen, "cancelled");
+        return -ECANCELED;
+    }
+    c->past_cancel = true;
+    ret = send_record(&c->ctl, STREAM_REC_END, NULL, 0, err, errlen);
+    c->end_sent = !ret;
     return ret;
 }
 
@@ -903,10 +1018,10 @@ static int send_switchover(SendCtx *c, uint64_t *t_pause, char *err,
         char why[200];
 
         snprintf(why, sizeof(why), "%.*s", (int)sizeof(why) - 1, err);
-        snprintf(err, errlen, "the destination received everything but its "
-                 "answer did not arrive (%.150s): it may be running the guest, so "
-                 "the source stays paused; check the destination before "
-                 "resuming or destroying either", why);
+        snprintf(err, errlen, "the destination received everything but no "
+                 "valid answer came back (%.150s): it may be running the "
+                 "guest, so the source stays paused; check the destination "
+                 "before resuming or destroying either", why);
     } else if (ret == -EIO) {
         c->end_sent = false;    /* it said it failed: the source resumes */
     }
@@ -970,6 +1085,7 @@ void *mig_send_thread(void *opaque)
     char err[512] = "";
     uint64_t t_pause = 0;
     int ret = -ENOMEM;
+    bool cancelled;
 
     rcu_register_thread();
     if (c) {
@@ -1002,6 +1118,12 @@ void *mig_send_thread(void *opaque)
         m->info.downtime = (mig_now_ns() - t_pause) / 1000000;
     }
     pthread_mutex_unlock(&m->lock);
+    cancelled = ret && mig_cancelled(m) && !(c && c->past_cancel);
+    if (ret && c && cancelled) {
+        send_cancel_reason(c, err, sizeof(err));
+    } else if (ret && c) {
+        send_peer_reason(c, ret, err, sizeof(err));
+    }
     if (c) {
         send_update_info(c, 0, 0, 0);
         send_cleanup(c, ret == 0);
@@ -1016,7 +1138,7 @@ void *mig_send_thread(void *opaque)
         mig_set_error(m, err[0] ? err : strerror(-ret));
     }
     mig_finish(m, !ret ? MIGRATION_STATUS_COMPLETED :
-                  mig_cancelled(m) ? MIGRATION_STATUS_CANCELLED :
+                  cancelled ? MIGRATION_STATUS_CANCELLED :
                   MIGRATION_STATUS_FAILED);
     if (c) {
         pthread_cond_destroy(&c->go);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -154,6 +155,142 @@ static void test_a_stalled_peer_times_out(void **state)
     mig_channel_close(b);
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * A peer that reads 8 KiB every 5 ms (1.6 MB/s) until told to hurry; the
+ * pace is the workload, not a synchronisation.
+ */
+typedef struct Slow {
+    MigChannel *c;
+    size_t len;
+    bool hurry;                 /* atomic: the writer is done */
+    int ret;
+    char err[256];
+} Slow;
+
+static void *slow_reader(void *opaque)
+{
+    Slow *s = opaque;
+    static uint8_t buf[64 << 10];
+    size_t got = 0;
+
+    while (got < s->len) {
+        size_t n = __atomic_load_n(&s->hurry, __ATOMIC_ACQUIRE) ?
+                   sizeof(buf) : 8192;
+        struct timespec pace = { 0, 5000000 };
+
+        n = n < s->len - got ? n : s->len - got;
+        s->ret = mig_channel_read_all(s->c, buf, n, s->err, sizeof(s->err));
+        if (s->ret) {
+            return NULL;
+        }
+        got += n;
+        if (!__atomic_load_n(&s->hurry, __ATOMIC_ACQUIRE)) {
+            nanosleep(&pace, NULL);
+        }
+    }
+    return NULL;
+}
+
+/*
+ * The kernel calls a full unix socket writable again only once three
+ * quarters of it have drained: 3 MiB of a 4 MiB buffer, about 2 s at this
+ * peer's pace, four times the stall timeout.  The peer takes bytes all
+ * along, so it is slow, not stalled: the write completes.
+ */
+static void test_a_slow_but_moving_peer_is_not_stalled(void **state)
+{
+    enum { LEN = 6 << 20, STALL = 500 };
+    uint8_t *out = calloc(1, LEN);
+    int sz = 2 << 20;                   /* the kernel doubles it */
+    MigChannel *a, *b;
+    char err[256] = "";
+    pthread_t t;
+    Slow rd;
+    int ret;
+
+    (void)state;
+    assert_non_null(out);
+    pair(&a, &b, STALL);
+    assert_int_equal(setsockopt(a->fd, SOL_SOCKET, SO_SNDBUF, &sz,
+                                sizeof(sz)), 0);
+    rd = (Slow) { .c = b, .len = LEN };
+    assert_int_equal(pthread_create(&t, NULL, slow_reader, &rd), 0);
+    ret = mig_channel_write_all(a, out, LEN, err, sizeof(err));
+    __atomic_store_n(&rd.hurry, true, __ATOMIC_RELEASE);
+    if (ret) {
+        fprintf(stderr, "write: %s\n", err);
+        mig_channel_cancel(b);
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(ret, 0);
+    assert_int_equal(rd.ret, 0);
+    mig_channel_close(a);
+    mig_channel_close(b);
+    free(out);
+}
+
+/*
+ * A peer that takes nothing: the write fails once the buffer is full and
+ * stall_ms passed without the peer taking a byte, within a wait slice of
+ * the bound.
+ */
+static void test_a_frozen_peer_is_stalled_within_the_bound(void **state)
+{
+    enum { LEN = 16 << 20, STALL = 200 };
+    uint8_t *out = calloc(1, LEN);
+    MigChannel *a, *b;
+    char err[256] = "";
+    uint64_t t0, el;
+
+    (void)state;
+    assert_non_null(out);
+    pair(&a, &b, STALL);
+    t0 = now_ms();
+    assert_int_equal(mig_channel_write_all(a, out, LEN, err, sizeof(err)),
+                     -ETIMEDOUT);
+    el = now_ms() - t0;
+    fprintf(stderr, "stalled after %llu ms: %s\n", (unsigned long long)el,
+            err);
+    assert_non_null(strstr(err, "the peer is stalled"));
+    assert_true(el >= STALL);
+    assert_true(el < STALL + 400);
+    mig_channel_close(a);
+    mig_channel_close(b);
+    free(out);
+}
+
+/* stop_reading wakes a blocked read, yet the channel still writes. */
+static void test_stop_reading_lets_writes_go_on(void **state)
+{
+    MigChannel *a, *b;
+    uint8_t buf[16];
+    char err[256], got[6] = "";
+    pthread_t t;
+    Big rd;
+
+    (void)state;
+    pair(&a, &b, -1);
+    rd = (Big) { .c = b, .buf = buf, .len = sizeof(buf) };
+    assert_int_equal(pthread_create(&t, NULL, reader, &rd), 0);
+    mig_channel_stop_reading(b);
+    pthread_join(t, NULL);
+    assert_int_equal(rd.ret, -ECANCELED);
+    assert_int_equal(mig_channel_write_all(b, "why?!", 5, err, sizeof(err)),
+                     0);
+    assert_int_equal(mig_channel_read_all(a, got, 5, err, sizeof(err)), 0);
+    assert_string_equal(got, "why?!");
+    mig_channel_close(a);
+    mig_channel_close(b);
+}
+
 static void test_cancel_wakes_a_blocked_read_in_another_thread(void **state)
 {
     MigChannel *a, *b;
@@ -211,6 +348,9 @@ int main(void)
         cmocka_unit_test(test_a_buffer_larger_than_the_socket_crosses_whole),
         cmocka_unit_test(test_the_peer_closing_is_named),
         cmocka_unit_test(test_a_stalled_peer_times_out),
+        cmocka_unit_test(test_a_slow_but_moving_peer_is_not_stalled),
+        cmocka_unit_test(test_a_frozen_peer_is_stalled_within_the_bound),
+        cmocka_unit_test(test_stop_reading_lets_writes_go_on),
         cmocka_unit_test(test_cancel_wakes_a_blocked_read_in_another_thread),
         cmocka_unit_test(test_listen_and_connect_over_unix),
     };
