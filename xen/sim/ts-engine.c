@@ -90,6 +90,9 @@ int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
         }
         e->max_bw_mib = v;
         return 0;
+    case TS_EOPT_AUTO_CONVERGE:
+        e->auto_converge = true;
+        return 0;
     }
     return -ENOENT;
 }
@@ -498,9 +501,12 @@ static int eng_start(struct eng *m, char *err, size_t errlen)
     int rc;
 
     rc = ts_qmp_do(&m->sq, "migrate-set-capabilities",
-                   json_pack("{s:[{s:s,s:b},{s:s,s:b}]}", "capabilities",
+                   json_pack("{s:[{s:s,s:b},{s:s,s:b},{s:s,s:b}]}",
+                             "capabilities",
                              "capability", "multifd", "state", channels > 0,
-                             "capability", "events", "state", 1),
+                             "capability", "events", "state", 1,
+                             "capability", "auto-converge",
+                             "state", m->e->auto_converge),
                    QMP_TIMEOUT_MS, err, errlen);
     if (rc)
         return rc;

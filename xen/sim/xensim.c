@@ -1295,7 +1295,7 @@ static const struct cmd cmds[] = {
       "DOMAIN --to DIR [--progress|--no-progress] [--json] "
       "[--report FILE.svg] [--max-iters N] [--threshold N] "
       "[--checksum-at-suspend FILE] [--pause-dest] [--dest-dm-arg ARG]... "
-      "[--engine libxc|xenram [--channels N] [--compress zstd] "
+      "[--engine libxc|xenram [--channels N] [--compress zstd] [--auto-converge] "
       "[--downtime-limit MS] [--max-bandwidth MiB/s]] "
       "[--dm-timeout S]",
       "live-migrate a domain to the host in DIR, as xl migrate does; a "

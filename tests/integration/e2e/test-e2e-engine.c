@@ -556,6 +556,93 @@ static void test_stale_logdirty_is_taken_over(void **state)
     destroy(&dst, nd);
 }
 
+/*
+ * auto-converge: a guest that dirties four times what the link sends
+ * (random 512 MiB/s against --max-bandwidth 128, a 30 ms downtime-limit)
+ * converges only because xenram caps it through the scheduler (credit2),
+ * QEMU's steps 20, 30, ... 99%; the throttle shows in the rounds and the
+ * memory is equal at the switchover.
+ */
+static void test_auto_converge_throttles_a_fast_writer(void **state)
+{
+    static char out[1 << 16];
+    char id[16], sums[300], cap[64];
+    json_error_t jerr;
+    json_t *doc, *rounds, *r;
+    size_t i;
+    int max_pct = 0, first_throttled = 0;
+    uint32_t d, nd;
+
+    (void)state;
+    NEED_XENSTORE();
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "create", "--mem",
+                                "16", "--name", "engac", "--workload",
+                                "random:512", "--dm", e2e_xenram(), NULL), 0);
+    d = (uint32_t)strtoul(out, NULL, 10);
+    assert_true(d > 0);
+    assert_true(e2e_wait_vcpu_writes(&src, d, 200));
+    snprintf(id, sizeof(id), "%u", d);
+    snprintf(sums, sizeof(sums), "%s/sums-engac", src.dir);
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "migrate", id,
+                                "--to", dst.dir, "--engine", "xenram",
+                                "--auto-converge", "--max-bandwidth", "128",
+                                "--downtime-limit", "30", "--no-progress",
+                                "--json", "--checksum-at-suspend", sums,
+                                NULL), 0);
+    doc = json_loads(out, 0, &jerr);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "status")),
+                        "completed");
+    rounds = json_object_get(doc, "rounds");
+    assert_true(json_array_size(rounds) >= 3);
+    json_array_foreach(rounds, i, r) {
+        int pct = (int)json_integer_value(json_object_get(r,
+                                                          "throttle_pct"));
+
+        /* The cap only ever grows while the rounds do not converge. */
+        assert_true(pct >= max_pct);
+        if (pct && !first_throttled) {
+            first_throttled = (int)i + 1;
+        }
+        max_pct = pct;
+    }
+    assert_true(first_throttled >= 2);      /* round 1 is never throttled */
+    assert_true(max_pct >= 20 && max_pct <= 99);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(doc, "totals"), "max_throttle_pct")),
+                     max_pct);
+    json_decref(doc);
+    {
+        /* Memory equal at the switchover, as the toolstack compared it. */
+        char line[256];
+        bool same = false;
+        FILE *f = fopen(sums, "r");
+
+        assert_non_null(f);
+        while (fgets(line, sizeof(line), f)) {
+            same |= strcmp(line, "differing 0\n") == 0;
+        }
+        fclose(f);
+        assert_true(same);
+    }
+    nd = e2e_domid(&dst, "engac");
+    assert_true(nd > 0);
+    /* The destination runs uncapped: the cap was the source's. */
+    snprintf(id, sizeof(id), "%u", nd);
+    assert_int_equal(e2e_xensim(&dst, cap, sizeof(cap), "sched-credit2", id,
+                                NULL), 0);
+    {
+        /* "Name ID Weight Cap", then the domain's row: its last field. */
+        char *row = strchr(cap, '\n'), *last;
+
+        assert_non_null(row);
+        last = strrchr(row, ' ');
+        assert_non_null(last);
+        assert_int_equal(strtoul(last + 1, NULL, 10), 0);
+    }
+    destroy(&dst, nd);
+}
+
 /* ---- (b) failures ------------------------------------------------------- */
 
 #define FAST_WRITER "random:32"
@@ -671,6 +758,7 @@ int main(void)
         cmocka_unit_test(test_two_channels_zstd),
         cmocka_unit_test(test_hot_plugged_ram_travels),
         cmocka_unit_test(test_stale_logdirty_is_taken_over),
+        cmocka_unit_test(test_auto_converge_throttles_a_fast_writer),
         cmocka_unit_test(test_dest_killed),
         cmocka_unit_test(test_cancel_and_second_migrate),
         cmocka_unit_test(test_dest_stopped),
