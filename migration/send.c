@@ -133,6 +133,7 @@ static uint64_t send_data_bytes(SendCtx *c)
     return b;
 }
 
+/* @dirty_rate UINT64_MAX: no sync since the last update, keep it. */
 static void send_update_info(SendCtx *c, uint64_t remaining_pages,
                              double bytes_per_s, uint64_t dirty_rate)
 {
@@ -156,7 +157,10 @@ static void send_update_info(SendCtx *c, uint64_t remaining_pages,
             (uint64_t)(remaining_pages * XR_PAGE_SIZE * 1000.0 /
                        bytes_per_s);
     }
-    m->info.ram.dirty_pages_rate = dirty_rate;
+    /* Between syncs the last sync's rate stands, as in QEMU. */
+    if (dirty_rate != UINT64_MAX) {
+        m->info.ram.dirty_pages_rate = dirty_rate;
+    }
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -174,7 +178,7 @@ static void send_progress(SendCtx *c)
     if (taken < c->ncuts) {
         left_pages = c->plan_len - c->cut[taken];
     }
-    send_update_info(c, left_pages, rate, 0);
+    send_update_info(c, left_pages, rate, UINT64_MAX);
 }
 
 /* ---- sending records ------------------------------------------------------------- */

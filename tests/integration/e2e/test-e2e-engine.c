@@ -689,6 +689,32 @@ static void test_cancel_and_second_migrate(void **state)
     bg_start(&b, d, NEVER_CONVERGE, NULL);
     wait_in_rounds(d, "eng4");
 
+    /*
+     * Once a round has synced, query-migrate's dirty-pages-rate is that
+     * sync's rate until the next one, mid-round updates included (as in
+     * QEMU): a writing guest never shows 0.  Samples over several updates
+     * (they come every 100 ms), bounded.
+     */
+    {
+        uint64_t deadline = now_ns() + 20000000000ull;
+        unsigned samples = 0;
+
+        while (samples < 8) {
+            json_t *qm = query_migrate(d), *ram = json_object_get(qm, "ram");
+            json_int_t syncs = json_integer_value(json_object_get(
+                                   ram, "dirty-sync-count"));
+
+            if (syncs >= 2) {
+                assert_true(json_integer_value(json_object_get(
+                                ram, "dirty-pages-rate")) > 0);
+                samples++;
+            }
+            json_decref(qm);
+            assert_true(now_ns() < deadline);
+            poll(NULL, 0, 40);
+        }
+    }
+
     snprintf(path, sizeof(path), "%s/qmp-libxl-%u", src.dir, d);
     assert_int_equal(ts_qmp_connect(&q, path, -1, 5000, err, sizeof(err)),
                      0);
