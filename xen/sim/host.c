@@ -901,20 +901,38 @@ long dom_populate(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
         return d->control ? 0 : -EINVAL;
     dom_quiesce(d);
     pthread_mutex_lock(&d->lock);
-    for (i = 0; i < nr; i++) {
+    for (i = 0; i < nr;) {
         /*
          * The list holds the first gfn of each extent.  Xen does not ask
          * for it to be aligned to the order: a misaligned extent is
-         * populated from there (checked on Xen 4.17).
+         * populated from there (checked on Xen 4.17).  Extents that follow
+         * each other are populated as one run when all of them fit (one
+         * hole punched instead of one an extent: a GiB is 262144 of
+         * them); otherwise extent by extent, so that a failure stops at
+         * the same extent as Xen's.
          */
-        int rc = populate_run(d, gfns[i], 1ull << order);
+        uint64_t ext = 1ull << order, k = 1;
+        int rc;
 
+        while (i + k < nr && gfns[i + k] == gfns[i + k - 1] + ext)
+            k++;
+        if (k > 1 && d->tot_pages + k * ext <= d->max_pages &&
+            gfns[i] < XSIM_GFN_LIMIT &&
+            k * ext <= XSIM_GFN_LIMIT - gfns[i]) {
+            rc = populate_run(d, gfns[i], k * ext);
+            if (rc == 0) {
+                i += k;
+                continue;
+            }
+        }
+        rc = populate_run(d, gfns[i], ext);
         if (rc) {
             xsim_log("d%u: populate gfn %#llx order %u failed: %s",
                      d->domid, (unsigned long long)gfns[i], order,
                      strerror(-rc));
             break;
         }
+        i++;
     }
     pthread_mutex_unlock(&d->lock);
     dom_unquiesce(d);
