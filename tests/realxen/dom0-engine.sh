@@ -71,6 +71,14 @@ engine_tests() {
     spid=$(xenstore-read /local/domain/$src/image/device-model-pid 2>/dev/null)
     ok "engine: source guest $src with xenram (pid $spid) and its test DMA ($(since $s) s)"
 
+    # What Xen gives a toolstack on an empty shell (docs/toolstack.md).
+    if $X/xr-shell probe $src > $E/probe.out 2>&1; then
+        ok "engine: an empty shell probed and destroyed again"
+    else
+        notok "engine: probing an empty shell: $(grep -v '^#' $E/probe.out | tail -n 2 | tr '\n' ' ')"
+    fi
+    grep '^#' $E/probe.out | while IFS= read -r l; do say "$l"; done
+
     # 2. The empty shell.
     if shell=$($X/xr-shell create $src 2> $E/shell.err); then
         ok "engine: empty HVM domain shell $shell built: $(tail -n 1 $E/shell.err)"
@@ -188,10 +196,12 @@ engine_tests() {
     q $shell query-status; dst=$(jget status $E/q.out)
     [ "$dst" = paused ] && ok "engine: the destination's xenram is paused (-S) with the guest received" ||
         notok "engine: the destination's xenram status is '$dst', not paused: $(cat $E/q.out)"
-    set -- $($X/xr-shell info $src); sp=$3
+    set -- $($X/xr-shell info $src); sp=$3; spages=$1
     set -- $($X/xr-shell info $shell); dp=$3; dpages=$1
-    [ "$sp" = 1 ] && [ "$dp" = 1 ] && ok "engine: both domains paused; the destination has $dpages frames" ||
+    [ "$sp" = 1 ] && [ "$dp" = 1 ] && ok "engine: both domains paused" ||
         notok "engine: both domains paused: source '$sp', destination '$dp'"
+    [ "$spages" = "$dpages" ] && ok "engine: the destination holds as many frames as the source ($dpages)" ||
+        notok "engine: the destination holds $dpages frames, the source $spages"
     [ -e $sock ] && notok "engine: the destination removed its socket $sock" ||
         ok "engine: the destination removed its socket"
     $X/xr-memdig dump $src 0 16384 > $E/src.dig 2> $E/dig.err
@@ -218,7 +228,13 @@ engine_tests() {
     else
         notok "engine: the HVM context read back on the destination: $(echo "$r" | grep -e DIFF -e missing -e length | head -n 3 | tr '\n' ' ') $(echo "$r" | tail -n 1)"
     fi
-    echo "$r" | grep '^#' | sed 's/^/# /'
+    echo "$r" | grep '^#' | while IFS= read -r l; do say "$l"; done
+    if r=$($X/xr-shell paramcmp $src $shell 2>&1); then
+        ok "engine: the HVM parameters a migration carries are the source's on the destination: $(echo "$r" | tail -n 1)"
+    else
+        notok "engine: the HVM parameters on the destination: $(echo "$r" | tr '\n' ' ')"
+    fi
+    echo "$r" | grep '^#' | while IFS= read -r l; do say "$l"; done
     # The destination runs on: cont (its devices resume).
     if q $shell cont; then
         i=0; while [ $i -lt 50 ] && [ "$(xs_state $shell)" != running ]; do sleep 0.2; i=$((i + 1)); done

@@ -21,6 +21,14 @@
  *   xr-shell ctxcmp SRC DST      compare the HVM contexts of two domains
  *                                record by record; exit 1 when a record
  *                                that must travel unchanged differs
+ *   xr-shell paramcmp SRC DST    the HVM parameters a migration carries
+ *                                (libxc's list): exit 1 unless each is
+ *                                the same in both; the others that
+ *                                differ are listed
+ *   xr-shell probe SRC           what Xen gives a toolstack on an empty
+ *                                shell: "# " lines (HVM parameters, the
+ *                                context, vCPUs, log-dirty); the shell is
+ *                                destroyed again
  *
  * The configuration is the source's, read from Xen, where libxl would use
  * the one the migration carries (the same values on the same host).
@@ -28,6 +36,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +81,7 @@ static const uint32_t conf_params[] = {
     HVM_PARAM_ALTP2M,
 };
 
-static int shell_create(uint32_t src)
+static int shell_build(uint32_t src, uint32_t *out, bool quiet)
 {
     xc_dominfo_t si;
     uint32_t tsc_mode, khz, inc, domid = 0;
@@ -163,6 +172,10 @@ static int shell_create(uint32_t src)
     }
     xc_cpu_policy_destroy(pol);
 #undef FAIL
+    *out = domid;
+    if (quiet) {
+        return 0;
+    }
     printf("%u\n", domid);
     fprintf(stderr, "shell %u: %u vCPU(s), max %lu kB, paging pool %" PRIu64
             " kB, tsc_mode %u, xenstore port %d, console port %d, "
@@ -170,6 +183,13 @@ static int shell_create(uint32_t src)
             si.max_memkb, pool >> 10, tsc_mode, store, console,
             cfg.arch.emulation_flags);
     return 0;
+}
+
+static int shell_create(uint32_t src)
+{
+    uint32_t domid;
+
+    return shell_build(src, &domid, false);
 }
 
 static int shell_destroy(uint32_t domid)
@@ -412,6 +432,127 @@ static int ctx_cmp(uint32_t src, uint32_t dst)
     return bad || !recs ? 1 : 0;
 }
 
+/* ---- HVM parameters and the empty shell -------------------------------------- */
+
+/* libxc's list (xg_sr_save_x86_hvm.c), as migration/params.c has it. */
+static const uint32_t mig_params[] = {
+    HVM_PARAM_STORE_PFN, HVM_PARAM_IOREQ_PFN, HVM_PARAM_BUFIOREQ_PFN,
+    HVM_PARAM_PAGING_RING_PFN, HVM_PARAM_MONITOR_RING_PFN,
+    HVM_PARAM_SHARING_RING_PFN, HVM_PARAM_VM86_TSS_SIZED,
+    HVM_PARAM_CONSOLE_PFN, HVM_PARAM_ACPI_IOPORTS_LOCATION,
+    HVM_PARAM_VIRIDIAN, HVM_PARAM_IDENT_PT, HVM_PARAM_VM_GENERATION_ID_ADDR,
+    HVM_PARAM_IOREQ_SERVER_PFN, HVM_PARAM_NR_IOREQ_SERVER_PAGES,
+    HVM_PARAM_X87_FIP_WIDTH, HVM_PARAM_MCA_CAP,
+};
+
+static int param_cmp(uint32_t src, uint32_t dst)
+{
+    unsigned same = 0, bad = 0;
+
+    for (uint32_t i = 0; i < HVM_NR_PARAMS; i++) {
+        uint64_t a = 0, b = 0;
+        int ra = xc_hvm_param_get(xch, src, i, &a);
+        int rb = xc_hvm_param_get(xch, dst, i, &b);
+        bool carried = false;
+
+        for (size_t k = 0; k < sizeof(mig_params) / sizeof(mig_params[0]); k++) {
+            carried |= mig_params[k] == i;
+        }
+        if (ra || rb) {
+            continue;                   /* deprecated or guest-only ones */
+        }
+        if (a == b) {
+            same += carried;
+            continue;
+        }
+        printf("# HVM parameter %u%s: %#" PRIx64 " -> %#" PRIx64 "\n", i,
+               carried ? " (carried)" : "", a, b);
+        bad += carried;
+    }
+    printf("%u carried parameters equal, %u differ\n", same, bad);
+    return bad ? 1 : 0;
+}
+
+static void probe_ctx(const char *who, uint32_t domid)
+{
+    int bound = xc_domain_hvm_getcontext(xch, domid, NULL, 0);
+    uint8_t *buf;
+    uint32_t len, off = 0;
+    char recs[1024] = "";
+    size_t n = 0;
+
+    if (get_ctx(domid, &buf, &len)) {
+        printf("# %s: getcontext: bound %d, read: %s\n", who, bound,
+               strerror(errno));
+        return;
+    }
+    while (off + sizeof(struct hvm_save_descriptor) <= len) {
+        const struct hvm_save_descriptor *d = (const void *)(buf + off);
+
+        n += (size_t)snprintf(recs + n, n < sizeof(recs) ? sizeof(recs) - n : 0,
+                              " %s/%u:%u", rec_name(d->typecode), d->instance,
+                              d->length);
+        if (d->typecode == HVM_SAVE_CODE(END) || n >= sizeof(recs)) {
+            break;
+        }
+        off += sizeof(*d) + d->length;
+    }
+    printf("# %s: getcontext bound %d bytes, %u read:%s\n", who, bound, len,
+           recs);
+    free(buf);
+}
+
+static int probe(uint32_t src)
+{
+    uint32_t domid;
+    xc_dominfo_t info;
+    unsigned int mb = 0;
+    uint64_t v;
+    char line[1024];
+    size_t n = 0;
+    int rc;
+
+    probe_ctx("source", src);
+    if (shell_build(src, &domid, true)) {
+        return 1;
+    }
+    for (uint32_t i = 0; i < HVM_NR_PARAMS; i++) {
+        if (xc_hvm_param_get(xch, domid, i, &v)) {
+            n += (size_t)snprintf(line + n, sizeof(line) - n, " %u:E%d", i,
+                                  errno);
+        } else if (v) {
+            n += (size_t)snprintf(line + n, sizeof(line) - n, " %u=%#" PRIx64,
+                                  i, v);
+        }
+        if (n >= sizeof(line) - 32) {
+            break;
+        }
+    }
+    printf("# shell: nonzero HVM parameters (E: get fails, errno):%s\n", line);
+    if (!getinfo(domid, &info)) {
+        printf("# shell: nr_pages %lu, online vCPUs %u, max_vcpu_id %u, "
+               "paused %u\n", info.nr_pages, info.nr_online_vcpus,
+               info.max_vcpu_id, info.paused);
+    }
+    probe_ctx("shell", domid);
+    /* The set-once parameters: a second, different value. */
+    rc = xc_hvm_param_set(xch, domid, HVM_PARAM_IOREQ_SERVER_PFN, 0xfeff0);
+    printf("# shell: IOREQ_SERVER_PFN := 0xfeff0: %d", rc);
+    rc = xc_hvm_param_set(xch, domid, HVM_PARAM_IOREQ_SERVER_PFN, 0xfeff1);
+    printf(", then := 0xfeff1: %d (%s)", rc, rc ? strerror(errno) : "ok");
+    rc = xc_hvm_param_set(xch, domid, HVM_PARAM_IOREQ_SERVER_PFN, 0xfeff0);
+    printf(", then the same again: %d\n", rc);
+    rc = xc_shadow_control(xch, domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY,
+                           NULL, 0);
+    printf("# shell: log-dirty ENABLE: %d (%s)", rc, rc ? strerror(errno) : "ok");
+    rc = xc_shadow_control(xch, domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0);
+    printf(", OFF: %d", rc);
+    rc = xc_shadow_control(xch, domid, XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION,
+                           &mb, 0);
+    printf(", GET_ALLOCATION: %d, %u MiB\n", rc, mb);
+    return shell_destroy(domid);
+}
+
 int main(int argc, char **argv)
 {
     int ret = 2;
@@ -431,9 +572,14 @@ int main(int argc, char **argv)
                        (unsigned)atoi(argv[4]), (unsigned)atoi(argv[5]));
     } else if (argc == 4 && !strcmp(argv[1], "ctxcmp")) {
         ret = ctx_cmp((uint32_t)atoi(argv[2]), (uint32_t)atoi(argv[3]));
+    } else if (argc == 4 && !strcmp(argv[1], "paramcmp")) {
+        ret = param_cmp((uint32_t)atoi(argv[2]), (uint32_t)atoi(argv[3]));
+    } else if (argc == 3 && !strcmp(argv[1], "probe")) {
+        ret = probe((uint32_t)atoi(argv[2]));
     } else {
         fprintf(stderr, "usage: xr-shell create SRC | destroy DOMID | info "
-                "DOMID | scribble DOMID GFN N RATE | ctxcmp SRC DST\n");
+                "DOMID | scribble DOMID GFN N RATE | ctxcmp SRC DST | paramcmp SRC "
+                "DST | probe SRC\n");
     }
     xc_interface_close(xch);
     return ret;
