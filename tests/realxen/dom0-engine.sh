@@ -61,6 +61,70 @@ dest_argv() { # SRCPID SRC DST SOCK
         END { print "-S"; print "-incoming"; print "unix:" sock }'
 }
 
+# Build the shell for source $1 and start the destination's xenram on it:
+# sets shell, dpid, sock; 1 (with a not ok) when either fails.
+eng_dest() { # SRC
+    spid=$(xenstore-read /local/domain/$1/image/device-model-pid 2>/dev/null)
+    if shell=$($X/xr-shell create $1 2> $E/shell.err); then
+        ok "engine: empty HVM domain shell $shell built: $(tail -n 1 $E/shell.err)"
+    else
+        notok "engine: building the empty HVM domain shell: $(tail -n 3 $E/shell.err | tr '\n' ' ')"
+        return 1
+    fi
+    set -- $($X/xr-shell info $shell) x x x
+    [ "$1" = 0 ] && [ "$3" = 1 ] && ok "engine: the shell has no memory and is paused (tot_pages $1, max $2 kB)" ||
+        notok "engine: the shell has no memory and is paused: tot_pages '$1', paused '$3'"
+    sock=/var/run/xen/xenram-mig-$shell.sock
+    rm -f $sock
+    dest_argv $spid $src $shell $sock > $E/argv
+    echo "# destination: xenram $(tr '\n' ' ' < $E/argv)"
+    XEN_DOMAIN_ID=$shell $X/xenram $(cat $E/argv) < /dev/null \
+        > /var/log/xen/qemu-dm-$shell--incoming.log 2>&1 &
+    dpid=$!
+    i=0; st=
+    while [ $i -lt 150 ] && kill -0 $dpid 2>/dev/null; do
+        if [ -S $sock ] && q $shell query-status; then
+            st=$(jget status $E/q.out)
+            [ "$st" = inmigrate ] && break
+        fi
+        sleep 0.2; i=$((i + 1))
+    done
+    if [ "$st" = inmigrate ]; then
+        ok "engine: the destination's xenram (pid $dpid) listens on $sock, query-status inmigrate"
+        return 0
+    fi
+    notok "engine: the destination's xenram is not waiting: status '$st', $(tail -n 4 /var/log/xen/qemu-dm-$shell--incoming.log | tr '\n' ' ')"
+    eng_drop
+    return 1
+}
+
+# The destination's xenram stopped, its shell destroyed (a failure's way out).
+eng_drop() {
+    kill $dpid 2>/dev/null; wait $dpid 2>/dev/null
+    $X/xr-shell destroy $shell > /dev/null 2>&1
+}
+
+# Poll the source's query-migrate until its status is one of $2 (or $1 x
+# 0.2 s pass): st, the answer in $E/q.out.
+eng_wait() { # TRIES "STATUS..."
+    i=0; st=
+    while [ $i -lt $1 ]; do
+        q $src query-migrate && st=$(jget status $E/q.out)
+        for w in $2; do [ "$st" = "$w" ] && return 0; done
+        sleep 0.2; i=$((i + 1))
+    done
+    return 1
+}
+
+# The destination quits on QMP quit, its shell and the source go.
+eng_finish() {
+    q $shell quit
+    i=0; while [ $i -lt 50 ] && kill -0 $dpid 2>/dev/null; do sleep 0.2; i=$((i + 1)); done
+    kill -0 $dpid 2>/dev/null && { notok "engine: the destination's xenram quits on QMP quit"; kill -9 $dpid; }
+    wait $dpid 2>/dev/null
+    check "engine: the shell domain $shell destroyed" $X/xr-shell destroy $shell
+}
+
 engine_tests() {
     s=$(now)
     if ! timeout 120 xl create -p /etc/xen/xrt/xreng.cfg > $E/create.out 2>&1; then
@@ -79,40 +143,8 @@ engine_tests() {
     fi
     grep '^#' $E/probe.out | while IFS= read -r l; do say "$l"; done
 
-    # 2. The empty shell.
-    if shell=$($X/xr-shell create $src 2> $E/shell.err); then
-        ok "engine: empty HVM domain shell $shell built: $(tail -n 1 $E/shell.err)"
-    else
-        notok "engine: building the empty HVM domain shell: $(tail -n 3 $E/shell.err | tr '\n' ' ')"
-        return
-    fi
-    set -- $($X/xr-shell info $shell)
-    [ "$1" = 0 ] && [ "$3" = 1 ] && ok "engine: the shell has no memory and is paused (tot_pages $1, max $2 kB)" ||
-        notok "engine: the shell has no memory and is paused: tot_pages '$1', paused '$3'"
-
-    # 3. The destination's xenram.
-    sock=/var/run/xen/xenram-mig-$shell.sock
-    rm -f $sock
-    dest_argv $spid $src $shell $sock > $E/argv
-    echo "# destination: xenram $(tr '\n' ' ' < $E/argv)"
-    XEN_DOMAIN_ID=$shell $X/xenram $(cat $E/argv) < /dev/null \
-        > /var/log/xen/qemu-dm-xreng--incoming.log 2>&1 &
-    dpid=$!
-    i=0; st=
-    while [ $i -lt 150 ] && kill -0 $dpid 2>/dev/null; do
-        if [ -S $sock ] && q $shell query-status; then
-            st=$(jget status $E/q.out)
-            [ "$st" = inmigrate ] && break
-        fi
-        sleep 0.2; i=$((i + 1))
-    done
-    if [ "$st" = inmigrate ]; then
-        ok "engine: the destination's xenram (pid $dpid) listens on $sock, query-status inmigrate"
-    else
-        notok "engine: the destination's xenram is not waiting: status '$st', $(tail -n 4 /var/log/xen/qemu-dm-xreng--incoming.log | tr '\n' ' ')"
-        kill $dpid 2>/dev/null
-        return
-    fi
+    # 2., 3. The empty shell and the destination's xenram.
+    eng_dest $src || return
 
     # 1b. dom0's writer: 64 frames at 16 MiB, 100 writes a second.
     $X/xr-shell scribble $src 0x1000 64 100 > $E/scribble.out 2>&1 &
@@ -148,10 +180,9 @@ engine_tests() {
     else
         notok "engine: the migration did not reach pre-switchover: status '$st' after $(since $ms) s: $(cat $E/q.out)"
         echo "# source xenram:"; tail -n 10 /var/log/xen/qemu-dm-xreng.log | sed 's/^/#   /'
-        echo "# destination xenram:"; tail -n 10 /var/log/xen/qemu-dm-xreng--incoming.log | sed 's/^/#   /'
+        echo "# destination xenram:"; tail -n 10 /var/log/xen/qemu-dm-$shell--incoming.log | sed 's/^/#   /'
         q $src migrate_cancel
-        kill $dpid 2>/dev/null; wait $dpid 2>/dev/null
-        $X/xr-shell destroy $shell > /dev/null 2>&1
+        eng_drop
         return
     fi
     set -- $($X/xr-shell info $src)
@@ -168,9 +199,8 @@ engine_tests() {
     echo "# query-migrate: $(cat $E/final.out)"
     if [ "$st" != completed ]; then
         notok "engine: migration completed: status '$st' after $(since $ms) s: $(jget error-desc $E/final.out)"
-        echo "# destination xenram:"; tail -n 10 /var/log/xen/qemu-dm-xreng--incoming.log | sed 's/^/#   /'
-        kill $dpid 2>/dev/null; wait $dpid 2>/dev/null
-        $X/xr-shell destroy $shell > /dev/null 2>&1
+        echo "# destination xenram:"; tail -n 10 /var/log/xen/qemu-dm-$shell--incoming.log | sed 's/^/#   /'
+        eng_drop
         return
     fi
     rounds=$(jget dirty-sync-count $E/final.out)
@@ -247,13 +277,109 @@ engine_tests() {
     fi
 
     # Clean-up: the destination's xenram and shell, then the source.
-    q $shell quit
-    i=0; while [ $i -lt 50 ] && kill -0 $dpid 2>/dev/null; do sleep 0.2; i=$((i + 1)); done
-    kill -0 $dpid 2>/dev/null && { notok "engine: the destination's xenram quits on QMP quit"; kill -9 $dpid; }
-    wait $dpid 2>/dev/null
-    check "engine: the shell domain $shell destroyed" $X/xr-shell destroy $shell
+    eng_finish
     check "engine: xl destroy of the source guest" timeout 60 xl destroy xreng
 }
 
+# ---- the guest's own writes: a running firmware guest -------------------------------
+# The same migration of a guest whose vCPU runs: hvmloader and SeaBIOS,
+# which once it found no boot device waits with the timer ticking (the
+# BIOS data area's tick count at 0x46c, in frame 0, and its stack are
+# rewritten ~18 times a second).  No test DMA here: it would scribble over
+# the firmware.  Only Xen's log-dirty sees those writes; at the end the
+# destination is unpaused and its vCPU must run on from the context set.
+cat > /etc/xen/xrt/xrengfw.cfg <<CFG
+name="xrengfw"
+type="hvm"
+memory=64
+vcpus=1
+device_model_version="qemu-xen"
+device_model_override="$X/xenram"
+vga="none"
+vnc=0
+tsc_mode="native"
+on_crash="preserve"
+on_reboot="preserve"
+CFG
+
+# The frames that differ between two dumps.
+changed() { paste -d' ' "$1" "$2" | awk '$2 != $5' | wc -l; }
+
+engine_fw_tests() {
+    xl dmesg -c > /dev/null 2>&1
+    if ! timeout 120 xl create -e /etc/xen/xrt/xrengfw.cfg > $E/create.out 2>&1; then
+        notok "engine (running guest): xl create: $(tail -n 5 $E/create.out | tr '\n' ' ')"
+        return
+    fi
+    src=$(xl domid xrengfw 2>/dev/null)
+    s=$(now); i=0
+    while [ $i -lt 120 ] && ! xl dmesg 2>/dev/null | grep -aq "No bootable device"; do sleep 0.5; i=$((i + 1)); done
+    if ! xl dmesg 2>/dev/null | grep -aq "No bootable device"; then
+        notok "engine (running guest): SeaBIOS did not reach its boot retry in 60 s: $(xl dmesg 2>/dev/null | grep -a "(d$src)" | tail -n 2 | tr '\n' ' ')"
+        xl destroy xrengfw > /dev/null 2>&1
+        return
+    fi
+    $X/xr-memdig dump $src 0 16384 > $E/f0.dig 2>/dev/null
+    sleep 1
+    $X/xr-memdig dump $src 0 16384 > $E/f1.dig 2>/dev/null
+    n=$(changed $E/f0.dig $E/f1.dig)
+    if [ "$n" -gt 0 ]; then
+        ok "engine (running guest): SeaBIOS waits after $(since $s) s; its vCPU rewrote $n frames in 1 s"
+    else
+        say "skip - engine (running guest): the guest's vCPU wrote no frame in 1 s, nothing for log-dirty to find"
+        xl destroy xrengfw > /dev/null 2>&1
+        return
+    fi
+    eng_dest $src || { xl destroy xrengfw > /dev/null 2>&1; return; }
+    q $src migrate-set-capabilities '{"capabilities":[{"capability":"multifd","state":true},{"capability":"pause-before-switchover","state":false},{"capability":"events","state":true}]}'
+    q $src migrate-set-parameters '{"multifd-channels":2,"max-bandwidth":2097152,"downtime-limit":300,"multifd-compression":"none"}'
+    ms=$(now)
+    if ! q $src migrate "{\"uri\":\"unix:$sock\"}"; then
+        notok "engine (running guest): migrate refused: $(cat $E/q.out)"
+        eng_drop; xl destroy xrengfw > /dev/null 2>&1
+        return
+    fi
+    eng_wait 600 "completed failed cancelled"
+    cp $E/q.out $E/final.out
+    echo "# query-migrate: $(cat $E/final.out)"
+    if [ "$st" != completed ]; then
+        notok "engine (running guest): migration completed: status '$st' after $(since $ms) s: $(jget error-desc $E/final.out)"
+        eng_drop; xl destroy xrengfw > /dev/null 2>&1
+        return
+    fi
+    ok "engine (running guest): migration completed in $(since $ms) s ($(jget dirty-sync-count $E/final.out) rounds, downtime $(jget downtime $E/final.out) ms)"
+    $X/xr-memdig dump $src 0 16384 > $E/f2.dig 2>/dev/null
+    $X/xr-memdig dump $shell 0 16384 > $E/f3.dig 2>/dev/null
+    n=$(changed $E/f1.dig $E/f2.dig)
+    if r=$($X/xr-memdig cmp $E/f2.dig $E/f3.dig 0 2>&1) && [ "$n" -gt 0 ]; then
+        ok "engine (running guest): memory equal at switchover, page by page, with the $n frames the guest rewrote since the migration began: $(echo $r | tr '\n' ' ')"
+    else
+        notok "engine (running guest): memory at switchover ($n frames rewritten by the guest): $(echo $r | tr '\n' ' ')"
+    fi
+    if r=$($X/xr-shell ctxcmp $src $shell 2>&1); then
+        ok "engine (running guest): the HVM context read back on the destination is the source's: $(echo "$r" | tail -n 1)"
+    else
+        notok "engine (running guest): the HVM context on the destination: $(echo "$r" | grep -e DIFF -e missing -e length | head -n 3 | tr '\n' ' ') $(echo "$r" | tail -n 1)"
+        echo "$r" | grep '^#' | while IFS= read -r l; do say "$l"; done
+    fi
+    # The guest runs on at the destination, from the context set.
+    q $shell cont
+    $X/xr-shell unpause $shell
+    sleep 1
+    $X/xr-memdig dump $shell 0 16384 > $E/f4.dig 2>/dev/null
+    sleep 1
+    $X/xr-memdig dump $shell 0 16384 > $E/f5.dig 2>/dev/null
+    n=$(changed $E/f4.dig $E/f5.dig)
+    set -- $($X/xr-shell info $shell) x x x x
+    if [ "$n" -gt 0 ] && [ "$3" = 0 ] && [ "$4" = 0 ]; then
+        ok "engine (running guest): unpaused, the guest runs on at the destination ($n frames rewritten in 1 s, not shut down)"
+    else
+        notok "engine (running guest): the guest on the destination: $n frames rewritten in 1 s, paused '$3', shutdown '$4' $(xl dmesg 2>/dev/null | grep -a "(d$shell)" | tail -n 3 | tr '\n' ' ')"
+    fi
+    eng_finish
+    check "engine (running guest): xl destroy of the source guest" timeout 60 xl destroy xrengfw
+}
+
 engine_tests
-for d in $(xl list | awk '$1 == "xreng" {print $2}'); do xl destroy $d > /dev/null 2>&1; done
+engine_fw_tests
+for d in $(xl list | awk '$1 == "xreng" || $1 == "xrengfw" {print $2}'); do xl destroy $d > /dev/null 2>&1; done

@@ -9,7 +9,9 @@
  *                                libxl__build_pre would (no memory, no
  *                                firmware, paused); print its domid
  *   xr-shell destroy DOMID       destroy it and wait until it is gone
- *   xr-shell info DOMID          "tot_pages max_kb paused" of a domain
+ *   xr-shell info DOMID          "tot_pages max_kb paused shutdown" of a
+ *                                domain (shutdown: 0, or 1 + the reason)
+ *   xr-shell unpause DOMID       xc_domain_unpause
  *   xr-shell scribble DOMID GFN N RATE
  *                                write RATE pages a second, round robin
  *                                over [GFN, GFN + N), each followed by
@@ -219,7 +221,8 @@ static int shell_info(uint32_t domid)
     if (getinfo(domid, &info)) {
         return die("xc_domain_getinfo");
     }
-    printf("%lu %lu %u\n", info.nr_pages, info.max_memkb, info.paused);
+    printf("%lu %lu %u %u\n", info.nr_pages, info.max_memkb, info.paused,
+           info.shutdown ? 1 + info.shutdown_reason : 0);
     return 0;
 }
 
@@ -565,6 +568,9 @@ int main(int argc, char **argv)
         ret = shell_create((uint32_t)atoi(argv[2]));
     } else if (argc == 3 && !strcmp(argv[1], "destroy")) {
         ret = shell_destroy((uint32_t)atoi(argv[2]));
+    } else if (argc == 3 && !strcmp(argv[1], "unpause")) {
+        ret = xc_domain_unpause(xch, (uint32_t)atoi(argv[2])) ?
+              die("xc_domain_unpause") : 0;
     } else if (argc == 3 && !strcmp(argv[1], "info")) {
         ret = shell_info((uint32_t)atoi(argv[2]));
     } else if (argc == 6 && !strcmp(argv[1], "scribble")) {
@@ -578,7 +584,7 @@ int main(int argc, char **argv)
         ret = probe((uint32_t)atoi(argv[2]));
     } else {
         fprintf(stderr, "usage: xr-shell create SRC | destroy DOMID | info "
-                "DOMID | scribble DOMID GFN N RATE | ctxcmp SRC DST | paramcmp SRC "
+                "DOMID | unpause DOMID | scribble DOMID GFN N RATE | ctxcmp SRC DST | paramcmp SRC "
                 "DST | probe SRC\n");
     }
     xc_interface_close(xch);
