@@ -163,15 +163,7 @@ engine_tests() {
     else
         notok "engine: migrate refused: $(cat $E/q.out)"
     fi
-    i=0; st=; live=0
-    while [ $i -lt 600 ]; do
-        q $src query-migrate && st=$(jget status $E/q.out)
-        case "$st" in
-            active) n=$(jget dirty-sync-count $E/q.out); [ "${n:-0}" -gt $live ] && live=$n ;;
-            pre-switchover|completed|failed|cancelled) break ;;
-        esac
-        sleep 0.2; i=$((i + 1))
-    done
+    eng_wait 600 "pre-switchover completed failed cancelled"
     cp $E/q.out $E/pre.out
     kill -TERM $wpid 2>/dev/null
     wait $wpid
@@ -189,12 +181,7 @@ engine_tests() {
     [ "$3" = 1 ] && ok "engine: at pre-switchover the source domain is paused" ||
         notok "engine: at pre-switchover the source domain is not paused (paused '$3')"
     check "engine: migrate-continue" $X/xr-memdig qmp $src migrate-continue '{"state":"pre-switchover"}'
-    i=0
-    while [ $i -lt 300 ]; do
-        q $src query-migrate && st=$(jget status $E/q.out)
-        case "$st" in completed|failed|cancelled) break ;; esac
-        sleep 0.2; i=$((i + 1))
-    done
+    eng_wait 300 "completed failed cancelled"
     cp $E/q.out $E/final.out
     echo "# query-migrate: $(cat $E/final.out)"
     if [ "$st" != completed ]; then
