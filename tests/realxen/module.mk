@@ -14,7 +14,7 @@ XEN_CACHE ?= $(if $(HOME),$(HOME),/root)/.cache/xenram-realxen
 XEN_TIER_TIMEOUT ?= 900
 
 REALXEN_PROGS := $(BUILD)/realxen/xr-realxen $(BUILD)/realxen/xr-workload \
-    $(BUILD)/realxen/xr-memdig
+    $(BUILD)/realxen/xr-memdig $(BUILD)/realxen/xr-shell
 
 # The dom0 test program: libxenram + Debian's real Xen libraries.
 $(BUILD)/realxen/xr-realxen: $(BUILD)/obj/tests/realxen/xr-realxen.o $(LIB)
@@ -25,6 +25,14 @@ $(BUILD)/realxen/xr-realxen: $(BUILD)/obj/tests/realxen/xr-realxen.o $(LIB)
 $(BUILD)/realxen/xr-memdig: tests/realxen/xr-memdig.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -o $@ $< $(XEN_LIBS)
+
+# The engine check's toolstack: the empty HVM domain shell, dom0's
+# log-dirty-only writer, the HVM context comparison (libxenguest for the
+# CPU policy).
+$(BUILD)/realxen/xr-shell: tests/realxen/xr-shell.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o $@ $< $(XEN_LIBS) \
+	    $(call pc_libs,xenguest)
 
 # The guest's workload: static, the guest has nothing but busybox.
 $(BUILD)/realxen/xr-workload: tests/realxen/guest-workload.c xen/sim/stamp.h

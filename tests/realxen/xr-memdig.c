@@ -2,8 +2,10 @@
 /*
  * xr-memdig.c - the real-Xen tier's memory checker for `xl migrate`.
  *
- *   xr-memdig qmp DOMID CMD          send one QMP command (stop, cont) to
- *                                    the device model over libxl's socket
+ *   xr-memdig qmp DOMID CMD [ARGS]   send one QMP command (stop, cont, or
+ *                                    with ARGS a JSON object: migrate ...)
+ *                                    to the device model over libxl's
+ *                                    socket; its "return" line on stdout
  *   xr-memdig dump DOMID GFN N ...   one line per frame: "gfn hash flag",
  *                                    hash "-" for a frame that does not map;
  *                                    flag T for a page of xenram's test DMA
@@ -142,7 +144,7 @@ static int qmp_reply(FILE *f, char *line, size_t len)
     return 1;
 }
 
-static int qmp(uint32_t domid, const char *cmd)
+static int qmp(uint32_t domid, const char *cmd, const char *args)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     char line[4096];
@@ -167,12 +169,17 @@ static int qmp(uint32_t domid, const char *cmd)
         fprintf(stderr, "qmp_capabilities: %s", line);
         return 2;
     }
-    fprintf(f, "{\"execute\":\"%s\"}\n", cmd);
+    if (args) {
+        fprintf(f, "{\"execute\":\"%s\",\"arguments\":%s}\n", cmd, args);
+    } else {
+        fprintf(f, "{\"execute\":\"%s\"}\n", cmd);
+    }
     fflush(f);
     if (qmp_reply(f, line, sizeof(line))) {
         fprintf(stderr, "%s: %s", cmd, line);
         return 1;
     }
+    fputs(line, stdout);
     fclose(f);
     return 0;
 }
@@ -245,7 +252,7 @@ int main(int argc, char **argv)
         return remove_frame((uint32_t)atoi(argv[2]), argv[3]);
     }
     if (argc >= 4 && !strcmp(argv[1], "qmp")) {
-        return qmp((uint32_t)atoi(argv[2]), argv[3]);
+        return qmp((uint32_t)atoi(argv[2]), argv[3], argc >= 5 ? argv[4] : NULL);
     }
     if (argc >= 5 && !strcmp(argv[1], "cmp")) {
         return cmp(argv[2], argv[3], atol(argv[4]));

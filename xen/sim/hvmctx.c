@@ -4,9 +4,26 @@
  * (public/hvm/save.h, public/arch-x86/hvm/save.h): a sequence of
  * struct hvm_save_descriptor + data, HEADER first, END (typecode 0) last.
  *
- * What the simulator saves: the HEADER and one CPU record per vCPU that is
- * up.  A simulated vCPU's state is its workload's progress, kept in
- * struct hvm_hw_cpu's general registers (docs/simulator.md):
+ * What the simulator saves is what Xen 4.17 saves for an HVM guest that
+ * uses no XSAVE state, MSRs or Viridian (measured on real Xen by the
+ * real-Xen tier's engine check, docs/testing.md), in Xen's order: by
+ * typecode, a per-vCPU type vCPU by vCPU:
+ *
+ *   HEADER, CPU (one per vCPU that is up), PIC x2, IOAPIC, LAPIC,
+ *   LAPIC_REGS, PCI_IRQ, ISA_IRQ, PCI_LINK, PIT, RTC, HPET, PMTIMER,
+ *   MTRR, VMCE_VCPU, TSC_ADJUST (LAPIC to TSC_ADJUST per vCPU, up or
+ *   down), END
+ *
+ * 4112 bytes for one vCPU, as on Xen.  The simulator emulates none of
+ * the devices: their records hold what the last setcontext loaded into
+ * the domain (zeros before), so that a context reads back as it was set,
+ * as on Xen (where only the timers, RTC and PMTIMER, move on by
+ * themselves).  The bound getcontext reports is hvm_save_size()'s, which
+ * also counts XSAVE (the host's CPUID leaf 0xD size), the MSR record and
+ * both Viridian records.
+ *
+ * A simulated vCPU's state is its workload's progress, kept in struct
+ * hvm_hw_cpu's general registers (docs/simulator.md):
  *
  *   rax  the vCPU's RNG state (xorshift64*: random and hotset picks)
  *   rbx  its sequential cursor
@@ -22,12 +39,19 @@
  * put down and only those with a CPU record come up again; an unknown
  * typecode, a CPU record beyond the domain's vCPUs, too long or beyond
  * the buffer, or with values Xen refuses is -EINVAL; running out of data
- * before END is -ENODATA.  Records are applied as they are read, so a
- * load that fails half-way leaves what it did (as on Xen).
+ * before END is -ENODATA.  A device record is checked as its Xen loader
+ * does: its length exact (LAPIC, RTC and VMCE_VCPU may be shorter and are
+ * zero-extended), a per-vCPU one for a vCPU the domain has, PIC instance
+ * 0 or 1 (-ENOENT otherwise), else -EINVAL (IOAPIC: -ENODATA); Xen's PIT
+ * loader returns 1 there, the simulator -EINVAL.  XSAVE, MSR and the
+ * Viridian records are taken and skipped.  Records are applied as they
+ * are read, so a load that fails half-way leaves what it did (as on Xen).
  */
 #include <cpuid.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <xenctrl.h>
@@ -81,11 +105,137 @@
 /* The guest TSC frequency the header reports: xc_physinfo's cpu_khz. */
 #define XSIM_GTSC_KHZ 1000000u
 
+/*
+ * The emulated devices' records: per domain (PIC twice) and per vCPU, in
+ * typecode order, with their loaders' length rule.
+ */
+struct devrec {
+    uint16_t type;
+    uint16_t num;               /* instances: PIC 2, others 1 */
+    uint32_t len;
+    bool per_vcpu;
+    bool zeroextend;            /* hvm_load_entry_zeroextend() */
+    int bad;                    /* the loader's error */
+};
+
+#define REC(t, n, v, z, e) \
+    { HVM_SAVE_CODE(t), n, HVM_SAVE_LENGTH(t), v, z, e }
+static const struct devrec devrecs[] = {
+    REC(PIC, 2, false, false, -EINVAL),
+    REC(IOAPIC, 1, false, false, -ENODATA),
+    REC(LAPIC, 1, true, true, -EINVAL),
+    REC(LAPIC_REGS, 1, true, false, -EINVAL),
+    REC(PCI_IRQ, 1, false, false, -EINVAL),
+    REC(ISA_IRQ, 1, false, false, -EINVAL),
+    REC(PCI_LINK, 1, false, false, -EINVAL),
+    REC(PIT, 1, false, false, -EINVAL),
+    REC(RTC, 1, false, true, -EINVAL),
+    REC(HPET, 1, false, false, -EINVAL),
+    REC(PMTIMER, 1, false, false, -EINVAL),
+    REC(MTRR, 1, true, false, -EINVAL),
+    REC(VMCE_VCPU, 1, true, true, -EINVAL),
+    REC(TSC_ADJUST, 1, true, false, -EINVAL),
+};
+#undef REC
+#define NR_DEVRECS (sizeof(devrecs) / sizeof(devrecs[0]))
+
+/*
+ * A domain's device records, kept beside the simulator's domain (keyed by
+ * domid and instance, which no later domain shares): one buffer, each
+ * record's instances at a fixed offset, per-vCPU ones vCPU by vCPU.  An
+ * entry lives as long as the host process (a few KiB a domain).
+ */
+struct devstate {
+    struct devstate *next;
+    uint32_t domid;
+    uint64_t instance;
+    uint32_t off[NR_DEVRECS];
+    uint8_t *data;
+};
+
+static pthread_mutex_t devstate_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct devstate *devstates;
+
+static unsigned rec_count(const struct devrec *r, const struct xsim_dom *d)
+{
+    return r->per_vcpu ? d->nr_vcpus : r->num;
+}
+
+/* @d's records (under d->lock), created zeroed; NULL without memory. */
+static struct devstate *devstate_of(const struct xsim_dom *d)
+{
+    struct devstate *s, **pp;
+    uint32_t len = 0;
+
+    pthread_mutex_lock(&devstate_lock);
+    for (pp = &devstates; (s = *pp); pp = &s->next) {
+        if (s->domid == d->domid && s->instance == d->instance)
+            break;
+        if (s->domid == d->domid) {
+            /* A destroyed domain's, whose domid came round again. */
+            *pp = s->next;
+            free(s->data);
+            free(s);
+            s = NULL;
+            break;
+        }
+    }
+    if (!s && (s = calloc(1, sizeof(*s)))) {
+        for (unsigned i = 0; i < NR_DEVRECS; i++) {
+            s->off[i] = len;
+            len += rec_count(&devrecs[i], d) * devrecs[i].len;
+        }
+        s->data = calloc(1, len);
+        if (!s->data) {
+            free(s);
+            s = NULL;
+        } else {
+            s->domid = d->domid;
+            s->instance = d->instance;
+            s->next = devstates;
+            devstates = s;
+        }
+    }
+    pthread_mutex_unlock(&devstate_lock);
+    return s;
+}
+
+static uint8_t *rec_data(struct devstate *s, unsigned i, unsigned inst)
+{
+    return s->data + s->off[i] + (size_t)inst * devrecs[i].len;
+}
+
+/* The size of the host's XSAVE area (CPUID leaf 0xD: every feature). */
+static uint32_t xsave_size(void)
+{
+    unsigned eax, ebx, ecx = 0, edx;
+
+    if (!__get_cpuid_count(0xd, 0, &eax, &ebx, &ecx, &edx) || ecx < 576)
+        ecx = 576;                      /* legacy area + header */
+    return ecx;
+}
+
 /* hvm_save_size(): the upper bound Xen reports and checks buffers
- * against, counting every vCPU (down or not). */
+ * against, counting every vCPU (down or not), and every handler Xen
+ * registers whether it saves anything or not. */
 static uint64_t save_size(const struct xsim_dom *d)
 {
-    return 2 * DESC + HDRLEN + (uint64_t)d->nr_vcpus * (DESC + CPULEN);
+    /* XSAVE: hvm_hw_cpu_xsave's three words and the area; MSR: the
+     * header and Xen 4.17's msrs_to_send[] (9 MSRs). */
+    uint64_t per_vcpu = (DESC + CPULEN) +
+                        (DESC + HVM_SAVE_LENGTH(VIRIDIAN_VCPU)) +
+                        (DESC + 3 * 8 + xsave_size()) +
+                        (DESC + 8 + 9 * sizeof(struct hvm_one_msr));
+    uint64_t size = 2 * DESC + HDRLEN +
+                    (DESC + HVM_SAVE_LENGTH(VIRIDIAN_DOMAIN));
+
+    for (unsigned i = 0; i < NR_DEVRECS; i++) {
+        if (devrecs[i].per_vcpu)
+            per_vcpu += DESC + devrecs[i].len;
+        else
+            size += devrecs[i].num * (DESC + devrecs[i].len);
+    }
+    return size + (uint64_t)d->nr_vcpus * per_vcpu;
 }
 
 static void put(uint8_t *buf, uint64_t *cur, uint16_t type, uint16_t inst,
@@ -156,6 +306,7 @@ int dom_hvm_getcontext(struct xsim_dom *d, uint8_t *buf, uint64_t size,
         .gtsc_khz = XSIM_GTSC_KHZ,
     };
     struct hvm_save_end end;
+    struct devstate *s;
     unsigned eax = 0, ebx, ecx, edx;
     uint64_t cur = 0, gen;
 
@@ -167,6 +318,9 @@ int dom_hvm_getcontext(struct xsim_dom *d, uint8_t *buf, uint64_t size,
     }
     if (size < save_size(d))
         return -ENOSPC;
+    s = devstate_of(d);
+    if (!s)
+        return -ENOMEM;
     __get_cpuid(1, &eax, &ebx, &ecx, &edx);
     hdr.cpuid = eax;
 
@@ -185,6 +339,11 @@ int dom_hvm_getcontext(struct xsim_dom *d, uint8_t *buf, uint64_t size,
         put(buf, &cur, HVM_SAVE_CODE(CPU), (uint16_t)i, &c, CPULEN);
     }
     pthread_mutex_unlock(&d->run_lock);
+    for (unsigned i = 0; i < NR_DEVRECS; i++) {
+        for (unsigned k = 0; k < rec_count(&devrecs[i], d); k++)
+            put(buf, &cur, devrecs[i].type, (uint16_t)k, rec_data(s, i, k),
+                devrecs[i].len);
+    }
     put(buf, &cur, HVM_SAVE_CODE(END), 0, &end, HVM_SAVE_LENGTH(END));
     dom_unquiesce(d);
     pthread_mutex_unlock(&d->lock);
@@ -255,6 +414,54 @@ static int load_cpu(struct xsim_dom *d, const uint8_t *buf, uint64_t size,
     return 0;
 }
 
+/* A device record at @cur: checked as Xen's loader checks it, kept. */
+static int load_dev(struct xsim_dom *d, const uint8_t *buf, uint64_t size,
+                    uint64_t *cur, const struct hvm_save_descriptor *desc)
+{
+    uint64_t left = size - *cur - DESC;
+    const struct devrec *r = NULL;
+    struct devstate *s;
+    unsigned i;
+
+    for (i = 0; i < NR_DEVRECS; i++) {
+        if (devrecs[i].type == desc->typecode) {
+            r = &devrecs[i];
+            break;
+        }
+    }
+    if (!r) {
+        /* XSAVE, MSR, Viridian: state the simulator has none of. */
+        if (desc->length > left)
+            return -EINVAL;
+        *cur += DESC + desc->length;
+        return 0;
+    }
+    if (r->per_vcpu && desc->instance >= d->nr_vcpus) {
+        xsim_log("d%u: HVM restore: no vcpu%u for record %u", d->domid,
+                 desc->instance, desc->typecode);
+        return -EINVAL;
+    }
+    if (desc->typecode == HVM_SAVE_CODE(PIC) && desc->instance > 1)
+        return -ENOENT;
+    /* _hvm_check_entry(): the length, and the data within the buffer. */
+    if ((r->zeroextend ? desc->length > r->len : desc->length != r->len) ||
+        desc->length > left) {
+        xsim_log("d%u: HVM restore: record %u/%u of %u bytes refused",
+                 d->domid, desc->typecode, desc->instance, desc->length);
+        return r->bad;
+    }
+    s = devstate_of(d);
+    if (!s)
+        return -ENOMEM;
+    /* Instance 0 for the domain-wide ones but PIC (Xen's loaders). */
+    memset(rec_data(s, i, r->num > 1 || r->per_vcpu ? desc->instance : 0), 0,
+           r->len);
+    memcpy(rec_data(s, i, r->num > 1 || r->per_vcpu ? desc->instance : 0),
+           buf + *cur + DESC, desc->length);
+    *cur += DESC + desc->length;
+    return 0;
+}
+
 static int load(struct xsim_dom *d, const uint8_t *buf, uint64_t size)
 {
     struct hvm_save_descriptor desc;
@@ -314,10 +521,9 @@ static int load(struct xsim_dom *d, const uint8_t *buf, uint64_t size)
                 return rc;
             continue;
         }
-        /* Emulated devices the simulator does not have: taken, skipped. */
-        if (desc.length > size - cur - DESC)
-            return -EINVAL;
-        cur += DESC + desc.length;
+        rc = load_dev(d, buf, size, &cur, &desc);
+        if (rc)
+            return rc;
     }
 }
 

@@ -196,9 +196,9 @@ static void test_context_has_xen_format(void **state)
     int need = xc_domain_hvm_getcontext(xch, dom, NULL, 0);
 
     (void)state;
-    /* hvm_save_size(): header, footer, a CPU record per vCPU */
-    assert_int_equal(need, 2 * DESC + sizeof(*hdr) +
-                     2 * (DESC + sizeof(struct hvm_hw_cpu)));
+    /* hvm_save_size() bounds what is saved (it also counts XSAVE, MSR
+     * and Viridian, which a guest that never used them does not save) */
+    assert_true((uint32_t)need > len);
     assert_int_equal(d->typecode, HVM_SAVE_CODE(HEADER));
     assert_int_equal(d->length, sizeof(*hdr));
     assert_int_equal(hdr->magic, HVM_FILE_MAGIC);
@@ -232,6 +232,125 @@ static void test_context_has_xen_format(void **state)
 
     free(buf);
     assert_int_equal(sim_destroy(&host, dom), 0);
+    xc_interface_close(xch);
+}
+
+static int set_errno(xc_interface *xch, uint32_t dom, uint8_t *buf,
+                     uint32_t len);
+
+/* The data of record @type/@inst in @buf. */
+static uint8_t *payload(uint8_t *buf, uint32_t len, uint16_t type,
+                        uint16_t inst)
+{
+    struct hvm_save_descriptor *d = find(buf, len, type, inst);
+
+    assert_non_null(d);
+    return (uint8_t *)d + DESC;
+}
+
+/* A copy of @ctx with record @type/@inst resized to @newlen (zeros added). */
+static uint8_t *resized(const uint8_t *ctx, uint32_t len, uint16_t type,
+                        uint16_t inst, uint32_t newlen, uint32_t *outlen)
+{
+    struct hvm_save_descriptor *d = find((uint8_t *)ctx, len, type, inst);
+    uint32_t off, old;
+    uint8_t *b;
+
+    assert_non_null(d);
+    off = (uint32_t)((const uint8_t *)d - ctx);
+    old = d->length;
+    b = calloc(1, len + newlen);
+    assert_non_null(b);
+    memcpy(b, ctx, off + DESC + (old < newlen ? old : newlen));
+    memcpy(b + off + DESC + newlen, ctx + off + DESC + old,
+           len - off - DESC - old);
+    ((struct hvm_save_descriptor *)(b + off))->length = newlen;
+    *outlen = len - old + newlen;
+    return b;
+}
+
+/*
+ * What Xen 4.17 saves for a one-vCPU HVM guest (measured on real Xen by
+ * the real-Xen tier): the emulated devices' records beside the CPU, in
+ * typecode order, 4112 bytes; they travel to another domain and read
+ * back as they were set; each is checked as Xen's loader checks it.
+ */
+static void test_device_records_as_on_xen(void **state)
+{
+    static const struct { uint16_t type, inst; uint32_t len; } xen[] = {
+        { 1, 0, 24 }, { 2, 0, 1032 }, { 3, 0, 8 }, { 3, 1, 8 },
+        { 4, 0, 400 }, { 5, 0, 24 }, { 6, 0, 1024 }, { 7, 0, 16 },
+        { 8, 0, 8 }, { 9, 0, 8 }, { 10, 0, 56 }, { 11, 0, 24 },
+        { 12, 0, 1048 }, { 13, 0, 8 }, { 14, 0, 240 }, { 18, 0, 32 },
+        { 19, 0, 8 }, { 0, 0, 0 },
+    };
+    xc_interface *xch = open_xc();
+    uint32_t src = create(1, "idle", true), dst = create(1, "idle", true);
+    uint32_t len, len2, off = 0, blen;
+    uint8_t *ctx = get_ctx(xch, src, &len), *back, *b;
+    struct hvm_save_descriptor *d;
+
+    (void)state;
+    assert_int_equal(len, 4112);
+    for (unsigned i = 0; i < sizeof(xen) / sizeof(xen[0]); i++) {
+        d = (void *)(ctx + off);
+        assert_true(off + DESC <= len);
+        assert_int_equal(d->typecode, xen[i].type);
+        assert_int_equal(d->instance, xen[i].inst);
+        assert_int_equal(d->length, xen[i].len);
+        off += (uint32_t)DESC + d->length;
+    }
+    assert_int_equal(off, len);
+
+    /* Device state written into the records travels and reads back. */
+    memset(payload(ctx, len, HVM_SAVE_CODE(PIC), 1), 0x5a, 8);
+    memset(payload(ctx, len, HVM_SAVE_CODE(LAPIC_REGS), 0), 0xa5, 1024);
+    memset(payload(ctx, len, HVM_SAVE_CODE(PIT), 0), 0x3c, 56);
+    assert_int_equal(xc_domain_hvm_setcontext(xch, dst, ctx, len), 0);
+    back = get_ctx(xch, dst, &len2);
+    assert_int_equal(len2, len);
+    assert_memory_equal(back, ctx, len);
+    free(back);
+
+    /* Zero-extended (LAPIC): a shorter record loads and reads back
+     * padded with zeros; a longer one is refused. */
+    b = resized(ctx, len, HVM_SAVE_CODE(LAPIC), 0, 16, &blen);
+    assert_int_equal(set_errno(xch, dst, b, blen), 0);
+    back = get_ctx(xch, dst, &len2);
+    {
+        uint8_t *p = payload(back, len2, HVM_SAVE_CODE(LAPIC), 0);
+        uint8_t zero[8] = { 0 };
+
+        assert_memory_equal(p, payload(ctx, len, HVM_SAVE_CODE(LAPIC), 0),
+                            16);
+        assert_memory_equal(p + 16, zero, 8);
+    }
+    free(back);
+    free(b);
+    b = resized(ctx, len, HVM_SAVE_CODE(LAPIC), 0, 32, &blen);
+    assert_int_equal(set_errno(xch, dst, b, blen), EINVAL);
+    free(b);
+    /* Strict lengths: LAPIC_REGS EINVAL, IOAPIC ENODATA. */
+    b = resized(ctx, len, HVM_SAVE_CODE(LAPIC_REGS), 0, 1016, &blen);
+    assert_int_equal(set_errno(xch, dst, b, blen), EINVAL);
+    free(b);
+    b = resized(ctx, len, HVM_SAVE_CODE(IOAPIC), 0, 408, &blen);
+    assert_int_equal(set_errno(xch, dst, b, blen), ENODATA);
+    free(b);
+    /* Instances: a third PIC is ENOENT, MTRR for vCPU 1 EINVAL. */
+    b = malloc(len);
+    assert_non_null(b);
+    memcpy(b, ctx, len);
+    find(b, len, HVM_SAVE_CODE(PIC), 1)->instance = 2;
+    assert_int_equal(set_errno(xch, dst, b, len), ENOENT);
+    memcpy(b, ctx, len);
+    find(b, len, HVM_SAVE_CODE(MTRR), 0)->instance = 1;
+    assert_int_equal(set_errno(xch, dst, b, len), EINVAL);
+    free(b);
+
+    free(ctx);
+    assert_int_equal(sim_destroy(&host, src), 0);
+    assert_int_equal(sim_destroy(&host, dst), 0);
     xc_interface_close(xch);
 }
 
@@ -667,6 +786,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_context_has_xen_format),
         cmocka_unit_test(test_context_continues_the_workload),
+        cmocka_unit_test(test_device_records_as_on_xen),
         cmocka_unit_test(test_context_of_a_running_domain),
         cmocka_unit_test(test_malformed_contexts_are_refused),
         cmocka_unit_test(test_vcpus_without_a_record_stay_down),
