@@ -1129,7 +1129,7 @@ void *mig_send_thread(void *opaque)
         send_peer_reason(c, ret, err, sizeof(err));
     }
     if (c) {
-        send_update_info(c, 0, 0, 0);
+        send_update_info(c, 0, 0, UINT64_MAX);
         send_cleanup(c, ret == 0);
     }
     pthread_mutex_lock(&m->lock);
