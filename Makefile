@@ -201,7 +201,8 @@ $(LIB_INTERNAL): $(LIB_OBJS)
 
 RUN_TESTS := tests/run-tests.sh
 
-check: all $(UNIT_TESTS) $(STRESS_TESTS) $(INTEGRATION_TESTS) $(BUILD_CHECKS)
+check: all $(UNIT_TESTS) $(STRESS_TESTS) $(INTEGRATION_TESTS) $(BUILD_CHECKS) | \
+       $(XS_SIM_XENSTORED_BIN)
 	@BUILD=$(BUILD) $(RUN_TESTS) $(UNIT_TESTS) $(STRESS_TESTS) \
 	    $(INTEGRATION_TESTS) $(BUILD_CHECKS)
 
@@ -211,7 +212,7 @@ check-unit: $(UNIT_TESTS)
 check-stress: $(STRESS_TESTS)
 	@BUILD=$(BUILD) $(RUN_TESTS) $(STRESS_TESTS)
 
-check-integration: all $(INTEGRATION_TESTS)
+check-integration: all $(INTEGRATION_TESTS) | $(XS_SIM_XENSTORED_BIN)
 	@BUILD=$(BUILD) $(RUN_TESTS) $(INTEGRATION_TESTS)
 
 # ThreadSanitizer over the tests that exercise concurrency.  setarch -R:

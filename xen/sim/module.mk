@@ -121,7 +121,7 @@ $(SIM_TESTS): $(BUILD)/tests/sim/%: $(BUILD)/sim/tobj/%.o $(SIM_TEST_OBJS) \
 	    $(CMOCKA_LIBS)
 
 .PHONY: check-sim
-check-sim: $(SIM_TESTS) $(SIM_LIBS) $(XENSIM)
+check-sim: $(SIM_TESTS) $(SIM_LIBS) $(XENSIM) | $(XS_SIM_XENSTORED_BIN)
 	@BUILD=$(BUILD) $(RUN_TESTS) $(SIM_TESTS)
 
 # ---- benchmark --------------------------------------------------------------
