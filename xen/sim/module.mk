@@ -80,7 +80,7 @@ $(BUILD)/sim/dobj/%.o: $(SIM_DIR)/%.c
 
 # The toolstack speaks QMP with jansson and xenstore with Debian's
 # libxenstore; ts-report.c's plot needs libm.
-SIM_TS_LIBS := $(JSON_LIBS) $(call pc_libs,xenstore) -lm
+SIM_TS_LIBS := $(JSON_LIBS) $(call pc_libs,xenstore) $(call pc_libs,libxxhash) -lm
 $(SIM_TS_OBJS) $(BUILD)/sim/dobj/xensim.o $(BUILD)/sim/dobj/daemon.o: \
     CFLAGS += $(JSON_CFLAGS)
 

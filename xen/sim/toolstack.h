@@ -399,12 +399,27 @@ int ts_hotplug_list(struct ts_host *h, uint32_t domid,
 /* ---- guest memory -------------------------------------------------------- */
 
 /*
- * The digest `xensim checksum` prints: FNV-1a over (frame number, page
- * words) of every frame set in the byte bitmap @p2m, in [0, @pages).
- * *@present gets the number of frames.
+ * The digest `xensim checksum` prints: XXH3-128 (Debian's libxxhash) over
+ * (frame number, page) of every frame set in the byte bitmap @p2m, in
+ * [0, @pages).  128 bits, so that two copies that differ are told apart
+ * for any practical purpose (the FNV-1a it replaces let two flips of a
+ * word's top bit cancel).  *@present gets the number of frames.
  */
-uint64_t ts_checksum(const uint8_t *mem, const uint8_t *p2m, uint64_t pages,
-                     uint64_t *present);
+struct ts_digest {
+    uint64_t hi, lo;
+};
+
+/* A digest as 32 hex digits and a NUL. */
+#define TS_DIGEST_HEX 33
+
+struct ts_digest ts_checksum(const uint8_t *mem, const uint8_t *p2m,
+                             uint64_t pages, uint64_t *present);
+const char *ts_digest_hex(struct ts_digest d, char buf[TS_DIGEST_HEX]);
+
+static inline bool ts_digest_equal(struct ts_digest a, struct ts_digest b)
+{
+    return a.hi == b.hi && a.lo == b.lo;
+}
 
 /*
  * A page written by xenram's test DMA device (--test-dma, whose pattern

@@ -124,7 +124,8 @@ struct eng {
 
     FILE *sums;
     bool sums_taken;
-    uint64_t src_sum, src_pages, dst_sum, dst_pages, differ;
+    struct ts_digest src_sum, dst_sum;
+    uint64_t src_pages, dst_pages, differ;
     uint64_t t_start, t_end;
 };
 
@@ -198,6 +199,7 @@ static bool view_has(const struct view *v, uint64_t g)
 static int eng_take_sums(struct eng *m, char *err, size_t errlen)
 {
     struct view s, d;
+    char hex[TS_DIGEST_HEX];
     uint64_t n;
     int rc;
 
@@ -229,10 +231,10 @@ static int eng_take_sums(struct eng *m, char *err, size_t errlen)
                                         : " (not on the source)");
         }
     }
-    fprintf(m->sums, "source %016" PRIx64 " %" PRIu64 "\n", m->src_sum,
-            m->src_pages);
-    fprintf(m->sums, "destination %016" PRIx64 " %" PRIu64 "\n", m->dst_sum,
-            m->dst_pages);
+    fprintf(m->sums, "source %s %" PRIu64 "\n",
+            ts_digest_hex(m->src_sum, hex), m->src_pages);
+    fprintf(m->sums, "destination %s %" PRIu64 "\n",
+            ts_digest_hex(m->dst_sum, hex), m->dst_pages);
     fprintf(m->sums, "differing %" PRIu64 "\n", m->differ);
     fflush(m->sums);
     m->sums_taken = true;
@@ -686,13 +688,18 @@ static void report(struct eng *m)
     printf("  total time  : %.3f s (xenram: %.0f ms, setup %.0f ms)\n",
            (double)(m->t_end - m->t_start) / 1e9, jnum(r, "total-time"),
            jnum(r, "setup-time"));
-    if (m->sums_taken)
-        printf("  memory      : source at switchover %016" PRIx64 " (%" PRIu64
-               " pages), destination %016" PRIx64 " (%" PRIu64 " pages), %"
-               PRIu64 " pages differ: %s\n", m->src_sum, m->src_pages,
-               m->dst_sum, m->dst_pages, m->differ,
-               m->src_sum == m->dst_sum && m->src_pages == m->dst_pages &&
-               !m->differ ? "identical" : "DIFFERENT");
+    if (m->sums_taken) {
+        char h1[TS_DIGEST_HEX], h2[TS_DIGEST_HEX];
+
+        printf("  memory      : source at switchover %s (%" PRIu64
+               " pages), destination %s (%" PRIu64 " pages), %"
+               PRIu64 " pages differ: %s\n", ts_digest_hex(m->src_sum, h1),
+               m->src_pages, ts_digest_hex(m->dst_sum, h2), m->dst_pages,
+               m->differ,
+               ts_digest_equal(m->src_sum, m->dst_sum) &&
+               m->src_pages == m->dst_pages && !m->differ ? "identical"
+                                                          : "DIFFERENT");
+    }
     if (m->o->pause_dest)
         printf("  destination : paused (its device model waits for cont)\n");
     ts_report_table(&m->rep, stdout);

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "xen/sim/stamp.h"
 #include "xen/sim/toolstack-internal.h"
 
@@ -303,25 +305,41 @@ int ts_set_memory_target(struct ts_host *h, uint32_t domid, uint64_t mib,
 
 /* ---- guest memory -------------------------------------------------------- */
 
-uint64_t ts_checksum(const uint8_t *mem, const uint8_t *p2m, uint64_t pages,
-                     uint64_t *present)
+struct ts_digest ts_checksum(const uint8_t *mem, const uint8_t *p2m,
+                             uint64_t pages, uint64_t *present)
 {
-    uint64_t hash = 0xcbf29ce484222325ull, n = 0;
+    XXH3_state_t *st = XXH3_createState();
+    struct ts_digest d = { 0, 0 };
+    XXH128_hash_t h;
+    uint64_t n = 0;
 
+    if (!st)
+        abort();                /* a few hundred bytes: never, in practice */
+    XXH3_128bits_reset(st);
     for (uint64_t g = 0; g < pages; g++) {
-        const uint64_t *w;
+        uint8_t le[8];
 
         if (!((p2m[g / 8] >> (g % 8)) & 1))
             continue;
-        w = (const uint64_t *)(mem + g * XSIM_PAGE_SIZE);
         n++;
-        hash = (hash ^ g) * 0x100000001b3ull;
-        for (unsigned i = 0; i < XSIM_STAMP_WORDS; i++)
-            hash = (hash ^ w[i]) * 0x100000001b3ull;
+        for (unsigned i = 0; i < 8; i++)
+            le[i] = (uint8_t)(g >> (8 * i));
+        XXH3_128bits_update(st, le, sizeof(le));
+        XXH3_128bits_update(st, mem + g * XSIM_PAGE_SIZE, XSIM_PAGE_SIZE);
     }
+    h = XXH3_128bits_digest(st);
+    XXH3_freeState(st);
+    d.hi = h.high64;
+    d.lo = h.low64;
     if (present)
         *present = n;
-    return hash;
+    return d;
+}
+
+const char *ts_digest_hex(struct ts_digest d, char buf[TS_DIGEST_HEX])
+{
+    snprintf(buf, TS_DIGEST_HEX, "%016" PRIx64 "%016" PRIx64, d.hi, d.lo);
+    return buf;
 }
 
 /* xenram's test device (xen/dm/testdev.c, --test-dma): "XXRTDMA\0", the

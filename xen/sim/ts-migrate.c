@@ -168,7 +168,8 @@ struct mig {
     uint64_t sp2m_count;        /* populated frames at the end */
     uint64_t t_start, t_suspend, t_resumed, t_end, t_clean;
     uint64_t t_sums;            /* spent on --checksum-at-suspend digests */
-    uint64_t src_sum, src_pages, dst_sum, dst_pages;
+    struct ts_digest src_sum, dst_sum;
+    uint64_t src_pages, dst_pages;
     /* Hot-plugged RAM: the slots of both device models at the end. */
     struct ts_hp_slot *hp_src, *hp_dst;
     unsigned nhp_src, nhp_dst;
@@ -469,11 +470,12 @@ static int shadow(struct ts_host *h, uint32_t domid, uint64_t op)
 }
 
 /* The digest of a domain's memory as mapped here. */
-static uint64_t sum_of(struct mig *m, struct ts_host *h, uint32_t domid,
-                       const uint8_t *mem, struct bitmap *p2m,
-                       uint64_t *pages)
+static struct ts_digest sum_of(struct mig *m, struct ts_host *h,
+                               uint32_t domid, const uint8_t *mem,
+                               struct bitmap *p2m, uint64_t *pages)
 {
-    uint64_t t0 = ts_now_ns(), sum = 0;
+    uint64_t t0 = ts_now_ns();
+    struct ts_digest sum = { 0, 0 };
 
     if (get_p2m(h, domid, p2m, NULL) == 0)
         sum = ts_checksum(mem, p2m->b, p2m->pages, pages);
@@ -624,12 +626,16 @@ static void summary(struct mig *m, const struct xsim_dominfo *info)
     printf("  total time  : %.3f s\n", total);
     if (m->hp_listed)
         hp_summary(m);
-    if (m->sums_taken)
-        printf("  memory      : source at suspend %016" PRIx64 " (%" PRIu64
-               " pages), destination %016" PRIx64 " (%" PRIu64 " pages): "
-               "%s\n", m->src_sum, m->src_pages, m->dst_sum, m->dst_pages,
-               m->src_sum == m->dst_sum && m->src_pages == m->dst_pages
-               ? "identical" : "DIFFERENT");
+    if (m->sums_taken) {
+        char h1[TS_DIGEST_HEX], h2[TS_DIGEST_HEX];
+
+        printf("  memory      : source at suspend %s (%" PRIu64
+               " pages), destination %s (%" PRIu64 " pages): %s\n",
+               ts_digest_hex(m->src_sum, h1), m->src_pages,
+               ts_digest_hex(m->dst_sum, h2), m->dst_pages,
+               ts_digest_equal(m->src_sum, m->dst_sum) &&
+               m->src_pages == m->dst_pages ? "identical" : "DIFFERENT");
+    }
     ts_report_table(&m->rep, stdout);
 }
 
@@ -956,10 +962,13 @@ static int mig_suspend(struct mig *m, char *err, size_t errlen)
 }
 
 /* Record a --checksum-file digest. */
-static void mig_write_sum(struct mig *m, const char *side, uint64_t sum,
-                          uint64_t pages)
+static void mig_write_sum(struct mig *m, const char *side,
+                          struct ts_digest sum, uint64_t pages)
 {
-    fprintf(m->sums, "%s %016" PRIx64 " %" PRIu64 "\n", side, sum, pages);
+    char hex[TS_DIGEST_HEX];
+
+    fprintf(m->sums, "%s %s %" PRIu64 "\n", side, ts_digest_hex(sum, hex),
+            pages);
     fflush(m->sums);
 }
 

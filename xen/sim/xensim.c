@@ -906,7 +906,7 @@ static int paused_scan(int argc, char **argv, const char *cmd, bool checksum)
     struct xsim_rep rep;
     bool pause = true;
     uint64_t pages, g, zero = 0, stamped = 0, dma = 0, bad = 0, present = 0;
-    uint64_t hash = 0;
+    struct ts_digest hash = { 0, 0 };
     uint8_t *mem, *p2m;
     uint32_t domid;
     int c, rc = 0;
@@ -952,8 +952,11 @@ static int paused_scan(int argc, char **argv, const char *cmd, bool checksum)
             bad++;
         }
     }
-    if (checksum)
-        printf("%016" PRIx64 " %" PRIu64 " pages\n", hash, present);
+    if (checksum) {
+        char hex[TS_DIGEST_HEX];
+
+        printf("%s %" PRIu64 " pages\n", ts_digest_hex(hash, hex), present);
+    }
     else
         printf("d%u: %" PRIu64 " pages: %" PRIu64 " stamped, %" PRIu64
                " test-dma, %" PRIu64 " zero, %" PRIu64 " corrupt\n", domid,

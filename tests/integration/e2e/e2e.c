@@ -523,14 +523,14 @@ void e2e_qmp_status(const struct e2e_host *h, uint32_t domid, char *out,
     json_decref(r);
 }
 
-void e2e_checksum(const struct e2e_host *h, uint32_t domid, char sum[17])
+void e2e_checksum(const struct e2e_host *h, uint32_t domid, char sum[33])
 {
     char id[16], out[256];
 
     snprintf(id, sizeof(id), "%u", domid);
     sum[0] = 0;
     if (e2e_xensim(h, out, sizeof(out), "checksum", id, NULL) == 0)
-        snprintf(sum, 17, "%.16s", out);
+        snprintf(sum, 33, "%.32s", out);
 }
 
 /* Bounded condition waits: the condition is the synchronisation, the

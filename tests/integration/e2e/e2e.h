@@ -97,7 +97,7 @@ bool e2e_dominfo(const struct e2e_host *h, uint32_t domid,
                  struct xsim_dominfo *out);
 
 /* `xensim checksum` of a domain: the 16 hex digits (and page count). */
-void e2e_checksum(const struct e2e_host *h, uint32_t domid, char sum[17]);
+void e2e_checksum(const struct e2e_host *h, uint32_t domid, char sum[33]);
 
 /*
  * Wait (bounded, polling QMP) until the device model's test DMA device

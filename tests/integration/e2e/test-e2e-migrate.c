@@ -85,7 +85,7 @@ static uint32_t guest(const char *name, const char *workload,
 }
 
 /* The two digests --checksum-at-suspend wrote. */
-static void read_sums(const char *path, char s[17], char d[17],
+static void read_sums(const char *path, char s[33], char d[33],
                       unsigned long long *sp, unsigned long long *dp)
 {
     char line[128];
@@ -96,9 +96,9 @@ static void read_sums(const char *path, char s[17], char d[17],
     assert_non_null(f);
     while (fgets(line, sizeof(line), f)) {
         if (!strncmp(line, "source ", 7))
-            sscanf(line + 7, "%16s %llu", s, sp);
+            sscanf(line + 7, "%32s %llu", s, sp);
         else if (!strncmp(line, "destination ", 12))
-            sscanf(line + 12, "%16s %llu", d, dp);
+            sscanf(line + 12, "%32s %llu", d, dp);
     }
     fclose(f);
 }
@@ -136,7 +136,7 @@ static int migrate(uint32_t d, const char *sums, char *out, size_t outlen,
 /* (b) Live migration with the guest and the device model writing. */
 static void test_live_migration(void **state)
 {
-    char sums[200], s[17], d2[17], out[4096], status[32], path[160];
+    char sums[200], s[33], d2[33], out[4096], status[32], path[160];
     unsigned long long sp, dp;
     struct xsim_dominfo info;
     uint32_t d, nd;
@@ -160,7 +160,7 @@ static void test_live_migration(void **state)
     /* Byte for byte: the destination before it ran == the source at
      * suspend (domain paused, device model stopped). */
     read_sums(sums, s, d2, &sp, &dp);
-    assert_int_equal(strlen(s), 16);
+    assert_int_equal(strlen(s), 32);
     assert_string_equal(s, d2);
     assert_int_equal(sp, dp);
     /* 56 MiB of RAM (less the VGA hole), 8 special pages, 8 MiB of VRAM */
@@ -210,7 +210,7 @@ static void test_live_migration(void **state)
  * wrote during the migration are lost, and the comparison shows it. */
 static void test_lost_dm_writes_are_detected(void **state)
 {
-    char sums[200], s[17], d2[17], out[4096];
+    char sums[200], s[33], d2[33], out[4096];
     unsigned long long sp, dp;
     uint32_t d, nd;
 
@@ -221,8 +221,8 @@ static void test_lost_dm_writes_are_detected(void **state)
     snprintf(sums, sizeof(sums), "%s/sums-mig2", src.dir);
     assert_int_equal(migrate(d, sums, out, sizeof(out), NULL), 0);
     read_sums(sums, s, d2, &sp, &dp);
-    assert_int_equal(strlen(s), 16);
-    assert_int_equal(strlen(d2), 16);
+    assert_int_equal(strlen(s), 32);
+    assert_int_equal(strlen(d2), 32);
     assert_int_equal(sp, dp);
     /* The test of (b) would fail here: */
     assert_string_not_equal(s, d2);
@@ -297,7 +297,7 @@ static void test_dest_dm_fails_to_start(void **state)
  * before cont; with a quiet guest, the source's memory is unchanged. */
 static void test_dest_dm_dies_before_cont(void **state)
 {
-    char sums[200], out[4096], before[17], after[17], s[17], d2[17], id[16];
+    char sums[200], out[4096], before[33], after[33], s[33], d2[33], id[16];
     unsigned long long sp, dp;
     uint32_t d;
     pid_t spid;
@@ -310,7 +310,7 @@ static void test_dest_dm_dies_before_cont(void **state)
     assert_int_equal(e2e_xensim(&src, NULL, 0, "guest-write", id,
                                 "0x100-0x2ff", "0x1000-0x10ff", NULL), 0);
     e2e_checksum(&src, d, before);
-    assert_int_equal(strlen(before), 16);
+    assert_int_equal(strlen(before), 32);
     snprintf(sums, sizeof(sums), "%s/sums-mig4", src.dir);
     setenv("XENSIM_TEST_MIGRATE_HOOK", "kill-dest-dm-before-cont", 1);
     assert_int_not_equal(migrate(d, sums, out, sizeof(out), NULL), 0);
