@@ -118,7 +118,7 @@ $(SIM_TESTS): $(BUILD)/tests/sim/%: $(BUILD)/sim/tobj/%.o $(SIM_TEST_OBJS) \
               | $(SIM_LIBS) $(XENSIM) $(SIM_XS_SHLIBS)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(SIM_REAL_LIBS) \
-	    $(CMOCKA_LIBS)
+	    $(JSON_LIBS) $(CMOCKA_LIBS)
 
 .PHONY: check-sim
 check-sim: $(SIM_TESTS) $(SIM_LIBS) $(XENSIM) | $(XS_SIM_XENSTORED_BIN)

@@ -14,6 +14,7 @@
  * (create --dm, destroy, migrate, mem-max, mem-set, hotplug) is the
  * toolstack, toolstack.h (docs/toolstack.md).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -33,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <xenctrl.h>
 
 #include "xen/sim/chan.h"
@@ -398,8 +400,13 @@ static int cmd_create(int argc, char **argv)
         cr.flags |= XSIM_CREATE_PAUSED;
     if (call(XSIM_OP_DOM_CREATE, 0, NULL, &cr, sizeof(cr), &rep, NULL, 0,
              NULL)) {
-        fprintf(stderr, PROG ": create failed: %s%s\n", strerror(rep.err),
-                rep.err == EEXIST ? " (name in use)" : "");
+        if (rep.err == EEXIST)
+            /* libxl's words (libxl_domain.c) */
+            fprintf(stderr, PROG ": create failed: Domain with name \"%s\" "
+                    "already exists.\n", cr.name);
+        else
+            fprintf(stderr, PROG ": create failed: %s\n",
+                    strerror(rep.err));
         ts_domcfg_free(&cfg);
         return 1;
     }
@@ -588,10 +595,19 @@ static int cmd_migrate(int argc, char **argv)
             die_usage("%s", rc == -ENOENT ? "bad option for migrate" : err);
         }
     }
-    if (optind + 1 != argc)
-        die_usage("migrate takes one DOMAIN");
+    /* xl migrate DOMAIN HOST: the host is the destination's directory. */
+    if (optind + 2 == argc) {
+        if (o.to && strcmp(o.to, argv[optind + 1]))
+            die_usage("migrate got two destinations, '%s' and --to %s",
+                      argv[optind + 1], o.to);
+        o.to = argv[optind + 1];
+    } else if (optind + 1 != argc) {
+        die_usage("migrate takes DOMAIN [HOST] (HOST: the destination "
+                  "host's directory, or --to DIR)");
+    }
     if (!o.to)
-        die_usage("migrate needs --to DIR (the destination host)");
+        die_usage("migrate needs the destination host: DOMAIN DIR, or "
+                  "--to DIR");
     domid = resolve_dom(argv[optind]);
     if (state_dir(dir, sizeof(dir)))
         die_usage("state directory path too long");
@@ -646,23 +662,75 @@ static void state_string(const struct xsim_dominfo *i, char s[7])
              i->flags & XSIM_DOMF_DYING ? 'd' : '-');
 }
 
+/* One domain as `list -l` shows it: a JSON object (as xl list -l). */
+static json_t *dominfo_json(const struct xsim_dominfo *i)
+{
+    char st[7];
+
+    state_string(i, st);
+    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:f,s:s,s:b,s:b}",
+                     "name", i->name, "domid", (json_int_t)i->domid,
+                     "memory_mib", (json_int_t)(i->tot_pages / 256),
+                     "max_memory_mib", (json_int_t)(i->max_pages / 256),
+                     "vcpus", (json_int_t)i->nr_vcpus,
+                     "pause_count", (json_int_t)i->pause_count,
+                     "state", st, "cpu_time_s", (double)i->cpu_time_ns / 1e9,
+                     "workload", i->flags & XSIM_DOMF_CONTROL ? "-"
+                                                              : i->workload,
+                     "log_dirty", (i->flags & XSIM_DOMF_LOGDIRTY) != 0,
+                     "vram_tracking", (i->flags & XSIM_DOMF_VRAM) != 0);
+}
+
+/*
+ * `xl list [-l] [DOMAIN...]`: every domain, or those named (an unknown
+ * one is an error, as in xl); -l prints them as a JSON array instead.
+ */
 static int cmd_list(int argc, char **argv)
 {
+    static const struct option opts[] = {
+        { "long", no_argument, NULL, 'l' },
+        { NULL, 0, NULL, 0 },
+    };
     struct xsim_dominfo info[64];
-    uint32_t first = 0;
-    int n;
+    uint32_t first = 0, *want = NULL;
+    json_t *all = NULL;
+    bool longfmt = false;
+    int c, n, nwant = 0;
 
-    (void)argv;
-    if (argc != 1)
-        die_usage("list takes no arguments");
-    printf("%-20s %5s %7s %7s %5s %-6s %8s %-22s %s\n", "Name", "ID",
-           "Mem", "MaxMem", "VCPUs", "State", "Time(s)", "Workload",
-           "Log-dirty");
+    while ((c = getopt_long(argc, argv, "l", opts, NULL)) != -1) {
+        if (c != 'l')
+            die_usage("bad option for list");
+        longfmt = true;
+    }
+    if (optind < argc) {
+        nwant = argc - optind;
+        want = calloc((size_t)nwant, sizeof(*want));
+        if (!want)
+            die_usage("out of memory");
+        for (int i = 0; i < nwant; i++)
+            want[i] = resolve_dom(argv[optind + i]);
+    }
+    if (longfmt)
+        all = json_array();
+    else
+        printf("%-20s %5s %7s %7s %5s %-6s %8s %-22s %s\n", "Name", "ID",
+               "Mem", "MaxMem", "VCPUs", "State", "Time(s)", "Workload",
+               "Log-dirty");
     do {
         n = get_info(first, 64, info);
         for (int i = 0; i < n; i++) {
+            bool shown = !nwant;
             char st[7];
 
+            first = info[i].domid + 1;
+            for (int k = 0; k < nwant; k++)
+                shown |= want[k] == info[i].domid;
+            if (!shown)
+                continue;
+            if (longfmt) {
+                json_array_append_new(all, dominfo_json(&info[i]));
+                continue;
+            }
             state_string(&info[i], st);
             printf("%-20s %5u %7" PRIu64 " %7" PRIu64 " %5u %-6s %8.1f "
                    "%-22s %s%s\n",
@@ -672,9 +740,14 @@ static int cmd_list(int argc, char **argv)
                    info[i].flags & XSIM_DOMF_CONTROL ? "-" : info[i].workload,
                    info[i].flags & XSIM_DOMF_LOGDIRTY ? "on" : "off",
                    info[i].flags & XSIM_DOMF_VRAM ? " +vram" : "");
-            first = info[i].domid + 1;
         }
     } while (n == 64);
+    if (longfmt) {
+        json_dumpf(all, stdout, JSON_INDENT(4));
+        putchar('\n');
+        json_decref(all);
+    }
+    free(want);
     return 0;
 }
 
@@ -1172,7 +1245,48 @@ static int cmd_hotplug(int argc, char **argv)
 }
 
 /*
- * `xl mem-max` / `xl mem-set`: DOMAIN MiB, handed to @set (ts_setmaxmem or
+ * A memory size as xl takes it (parse_mem_size_kb): a number with an
+ * optional suffix b, k, m (the default), g or t; the simulator works in
+ * whole MiB, so a size that is not one is refused with a sentence.
+ */
+static uint64_t parse_xl_mem_mib(const char *s, const char *what)
+{
+    char *end;
+    unsigned long long v;
+    uint64_t kb;
+    unsigned shift;
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-' || strlen(end) > 1)
+        die_usage("bad %s '%s' (a size: 512, 512m, 2g, as xl takes)", what,
+                  s);
+    switch (tolower((unsigned char)*end)) {
+    case 't': shift = 30; break;
+    case 'g': shift = 20; break;
+    case '\0':
+    case 'm': shift = 10; break;
+    case 'k': shift = 0; break;
+    case 'b':
+        if (v % 1024)
+            die_usage("%s '%s' is not a whole number of KiB", what, s);
+        v /= 1024;
+        shift = 0;
+        break;
+    default:
+        die_usage("bad %s '%s': the suffix is one of b, k, m, g, t", what, s);
+    }
+    if (v > (1ull << 40) >> shift)
+        die_usage("%s '%s' is too large", what, s);
+    kb = (uint64_t)v << shift;
+    if (!kb || kb % 1024)
+        die_usage("%s '%s' is not a whole, non-zero number of MiB (the "
+                  "simulator's unit)", what, s);
+    return kb / 1024;
+}
+
+/*
+ * `xl mem-max` / `xl mem-set`: DOMAIN SIZE (MiB by default), handed to @set (ts_setmaxmem or
  * ts_set_memory_target); @what names the value in usage errors.
  */
 static int mem_cmd(int argc, char **argv, const char *name, const char *what,
@@ -1186,10 +1300,8 @@ static int mem_cmd(int argc, char **argv, const char *name, const char *what,
     int rc;
 
     if (argc != 3)
-        die_usage("%s takes DOMAIN MiB", name);
-    mib = parse_ul(argv[2], "MiB");
-    if (!mib || mib > (1ull << 30))
-        die_usage("bad %s '%s' (MiB)", what, argv[2]);
+        die_usage("%s takes DOMAIN SIZE", name);
+    mib = parse_xl_mem_mib(argv[2], what);
     domid = resolve_dom(argv[1]);
     if (state_dir(dir, sizeof(dir)))
         die_usage("state directory path too long");
@@ -1291,13 +1403,14 @@ static const struct cmd cmds[] = {
       "[--dm-timeout S]]",
       "build an HVM guest, print its domid; --dm starts its device model "
       "as libxl does; --maxmem leaves room for RAM hot-plug" },
-    { "list", cmd_list, "", "list the domains" },
+    { "list", cmd_list, "[-l] [DOMAIN...]",
+      "list the domains, or those named; -l as JSON (xl list -l)" },
     { "destroy", cmd_destroy, "DOMAIN",
       "destroy a domain (its device model first)" },
     { "migrate", cmd_migrate,
-      "DOMAIN --to DIR [--progress|--no-progress] [--json] "
+      "DOMAIN [DIR] [--to DIR] [-p|--pause-dest] [--progress|--no-progress] [--json] "
       "[--report FILE.svg] [--max-iters N] [--threshold N] "
-      "[--checksum-at-suspend FILE] [--pause-dest] [--dest-dm-arg ARG]... "
+      "[--checksum-at-suspend FILE] [--dest-dm-arg ARG]... "
       "[--engine libxc|xenram [--channels N] [--compress zstd] [--auto-converge] "
       "[--downtime-limit MS] [--max-bandwidth MiB/s]] "
       "[--dm-timeout S]",
@@ -1309,9 +1422,9 @@ static const struct cmd cmds[] = {
       "DOMAIN list [--timeout S]",
       "hot-plug or unplug RAM through the device model's xenstore "
       "protocol (docs/hotplug.md); SIZE and GPA take K, M, G" },
-    { "mem-max", cmd_mem_max, "DOMAIN MiB",
+    { "mem-max", cmd_mem_max, "DOMAIN SIZE",
       "set a domain's maximum memory and static-max (xl mem-max)" },
-    { "mem-set", cmd_mem_set, "DOMAIN MiB",
+    { "mem-set", cmd_mem_set, "DOMAIN SIZE",
       "set a domain's target, video memory included, and Xen's maximum "
       "with it (xl mem-set); a migration gives the destination target + "
       "1 MiB, so hot-plugged RAM needs it" },
@@ -1332,7 +1445,8 @@ static const struct cmd cmds[] = {
       "make the guest write (stamp) these frames now, as a vCPU does" },
     { "dm-state", cmd_dm_state, "DOMAIN",
       "what device models asked: ioreq servers, ranges, cache attributes" },
-    { "help", cmd_help, "", "this text" },
+    { "help", cmd_help, "[COMMAND]",
+      "this text, or one command's (also: COMMAND --help)" },
 };
 
 static void usage(FILE *f)
@@ -1354,10 +1468,30 @@ static void usage(FILE *f)
         "See xensim(1) and docs/simulator.md.\n");
 }
 
+/* One command's synopsis and help, as `xl help CMD` gives them. */
+static int command_usage(FILE *f, const char *name)
+{
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        if (strcmp(cmds[i].name, name) == 0) {
+            fprintf(f, "Usage: " PROG " [--dir DIR] %s %s\n\n%s.\n\n"
+                    "See xensim(1) and docs/simulator.md.\n", cmds[i].name,
+                    cmds[i].args, cmds[i].help);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* `xensim help [COMMAND]`. */
 static int cmd_help(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    if (argc > 2)
+        die_usage("help takes at most one COMMAND");
+    if (argc == 2) {
+        if (command_usage(stdout, argv[1]))
+            die_usage("unknown command '%s'", argv[1]);
+        return 0;
+    }
     usage(stdout);
     return 0;
 }
@@ -1401,6 +1535,12 @@ int main(int argc, char **argv)
             char **sub_argv = argv + optind;
 
             optind = 0;         /* re-initialise getopt for the command */
+            /* `xensim CMD --help` / `-h`, as xl CMD -h: the command's help. */
+            if (sub_argc == 2 && (!strcmp(sub_argv[1], "--help") ||
+                                  !strcmp(sub_argv[1], "-h"))) {
+                command_usage(stdout, cmds[i].name);
+                return 0;
+            }
             return cmds[i].fn(sub_argc, sub_argv);
         }
     }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <xenforeignmemory.h>
 #include <xenstore.h>
 
@@ -70,15 +71,31 @@ static void test_help_and_usage_errors(void **state)
                      2);
     assert_int_equal(CLI("frobnicate"), 2);
     assert_int_equal(CLI("pause"), 2);
-    /* mem-set and mem-max: DOMAIN and a non-zero number of MiB, checked
-     * before the domain is looked for. */
+    /* mem-set and mem-max: DOMAIN and a size as xl takes it (MiB by
+     * default, b k m g t), a whole non-zero number of MiB, checked before
+     * the domain is looked for. */
     assert_int_equal(CLI("mem-set"), 2);
     assert_int_equal(CLI("mem-set", "nosuch"), 2);
     assert_int_equal(CLI("mem-set", "nosuch", "0"), 2);
     assert_int_equal(CLI("mem-set", "nosuch", "lots"), 2);
-    assert_int_equal(CLI("mem-set", "nosuch", "64M"), 2);
+    assert_int_equal(CLI("mem-set", "nosuch", "64Q"), 2);
+    assert_int_equal(CLI("mem-set", "nosuch", "64mb"), 2);
+    assert_int_equal(CLI("mem-set", "nosuch", "100k"), 2);
+    assert_int_equal(CLI("mem-set", "nosuch", "-1g"), 2);
     assert_int_equal(CLI("mem-set", "nosuch", "64", "extra"), 2);
     assert_int_equal(CLI("mem-max", "nosuch", "0"), 2);
+    /* A good size gets as far as looking for the domain. */
+    assert_int_equal(CLI("mem-set", "nosuch", "64M"), 1);
+    /* Per-command help, both ways xl offers it. */
+    assert_int_equal(CLI("migrate", "--help"), 0);
+    assert_non_null(strstr(out, "Usage: xensim [--dir DIR] migrate DOMAIN"));
+    assert_int_equal(CLI("help", "mem-set"), 0);
+    assert_non_null(strstr(out, "mem-set DOMAIN SIZE"));
+    assert_int_equal(CLI("help", "frobnicate"), 2);
+    assert_int_equal(CLI("list", "-x"), 2);
+    /* migrate DOMAIN HOST, or --to; two different ones are refused. */
+    assert_int_equal(CLI("migrate", "d1", "/tmp/a", "--to", "/tmp/b"), 2);
+    assert_int_equal(CLI("migrate", "d1"), 2);
 }
 
 static void test_no_host_is_a_clear_error(void **state)
@@ -271,7 +288,47 @@ static void test_mem_max_and_mem_set_without_xenstore(void **state)
     assert_int_equal(max_pages(d), (32ull << 8) + 256);
     assert_int_equal(CLI("mem-set", "nosuch", "24"), 1);
     assert_int_equal(CLI("mem-set", "999", "24"), 1);
+    /* Sizes as xl takes them: 64m, 1g (1024 MiB), 65536k. */
+    assert_int_equal(CLI("mem-max", "mem", "64m"), 0);
+    assert_int_equal(max_pages(d), (64ull << 8) + 256);
+    assert_int_equal(CLI("mem-max", "mem", "1g"), 0);
+    assert_int_equal(max_pages(d), (1024ull << 8) + 256);
+    assert_int_equal(CLI("mem-max", "mem", "65536k"), 0);
+    assert_int_equal(max_pages(d), (64ull << 8) + 256);
     assert_int_equal(CLI("destroy", id), 0);
+}
+
+/* xl's habits: a name in use refused with libxl's words; list of named
+ * domains, and list -l as JSON. */
+static void test_create_in_use_and_list_forms(void **state)
+{
+    uint32_t d = create("habits", "idle"), e = create("other", "idle");
+    char id[16], eid[16];
+    json_t *arr;
+    json_error_t jerr;
+
+    (void)state;
+    snprintf(id, sizeof(id), "%u", d);
+    snprintf(eid, sizeof(eid), "%u", e);
+    assert_int_equal(CLI("create", "--mem", "16", "--name", "habits"), 1);
+    assert_int_equal(CLI("list", "habits"), 0);
+    assert_non_null(strstr(out, "habits"));
+    assert_null(strstr(out, "other"));
+    assert_null(strstr(out, "Domain-0"));
+    assert_int_equal(CLI("list", "nosuch"), 1);
+    assert_int_equal(CLI("list", "-l", "habits", eid), 0);
+    arr = json_loads(out, 0, &jerr);
+    assert_non_null(arr);
+    assert_int_equal(json_array_size(arr), 2);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(arr, 0), "name")), "habits");
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_array_get(arr, 1), "domid")), e);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_array_get(arr, 0), "memory_mib")), 15);
+    json_decref(arr);
+    assert_int_equal(CLI("destroy", id), 0);
+    assert_int_equal(CLI("destroy", eid), 0);
 }
 
 static void test_xenstore_sees_domains_come_and_go(void **state)
@@ -324,6 +381,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_create_list_pause_destroy),
         cmocka_unit_test(test_dirty_log_and_guest_write),
         cmocka_unit_test(test_verify_and_checksum),
+        cmocka_unit_test(test_create_in_use_and_list_forms),
         cmocka_unit_test(test_dm_state),
         cmocka_unit_test(test_mem_max_and_mem_set_without_xenstore),
         cmocka_unit_test(test_xenstore_sees_domains_come_and_go),
