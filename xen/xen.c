@@ -95,6 +95,24 @@ xen_fail(int err, const char *call, uint32_t domid, const char *fmt, ...)
     return -err;
 }
 
+/*
+ * As xen_fail(), for a failure whose likely cause a person should read
+ * first: "@why (@call(domid @domid): strerror(@err))".
+ */
+static int xen_fail_why(int err, const char *call, uint32_t domid,
+                        const char *why)
+{
+    void (*log)(const char *);
+
+    snprintf(xen_errmsg, sizeof(xen_errmsg), "%s (%s(domid %" PRIu32 "): "
+             "%s)", why, call, domid, strerror(err));
+    log = __atomic_load_n(&xen_error_log, __ATOMIC_ACQUIRE);
+    if (log) {
+        log(xen_errmsg);
+    }
+    return -err;
+}
+
 /* ---- handles ------------------------------------------------------------ */
 
 static void xen_close_handles(XenHandles *xh)
@@ -130,7 +148,11 @@ static int xen_getinfo(XenHandles *xh, xc_domaininfo_t *info)
     }
     /* The call returns the next existing domain: check it is ours. */
     if (n == 0 || info->domain != xh->domid) {
-        return xen_fail(ESRCH, "xc_domain_getinfolist", xh->domid, NULL);
+        char why[64];
+
+        snprintf(why, sizeof(why), "domain %" PRIu32 " does not exist",
+                 xh->domid);
+        return xen_fail_why(ESRCH, "xc_domain_getinfolist", xh->domid, why);
     }
     return 0;
 }
@@ -158,7 +180,18 @@ int xen_open(uint32_t domid, unsigned int flags, XenHandles **out,
 
     xh->xc = xc_interface_open(NULL, NULL, 0);
     if (!xh->xc) {
-        ret = xen_fail(xen_errno(), "xc_interface_open", domid, NULL);
+        int e = xen_errno();
+
+        ret = xen_fail_why(e, "xc_interface_open", domid,
+                           e == ENOENT || e == ENXIO || e == ENODEV
+                           ? "could not open the Xen control interface: not "
+                             "a Xen dom0? (for the simulator: "
+                             "LD_LIBRARY_PATH=build/sim and a running "
+                             "`xensim start`)"
+                           : e == EACCES || e == EPERM
+                           ? "could not open the Xen control interface: "
+                             "permission denied (run as root in dom0)"
+                           : "could not open the Xen control interface");
         goto fail;
     }
     /* Fail early and clearly on a wrong -xen-domid. */

@@ -102,6 +102,13 @@ static void test_open_of_a_domain_that_does_not_exist_is_esrch(void **state)
     assert_int_equal(xen_open(dom + 100, XEN_OPEN_NO_XENSTORE, &other, msg,
                               sizeof(msg)), -ESRCH);
     assert_non_null(strstr(msg, "xc_domain_getinfolist(domid"));
+    /* The cause first, in words: the domain is not there. */
+    {
+        char want[64];
+
+        snprintf(want, sizeof(want), "domain %u does not exist", dom + 100);
+        assert_non_null(strstr(msg, want));
+    }
 }
 
 static void test_lookup_shows_what_the_guest_wrote(void **state)

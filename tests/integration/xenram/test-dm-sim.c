@@ -621,6 +621,23 @@ static void test_unknown_domain_is_a_clear_start_up_error(void **state)
     assert_false(dm_greeted(&dm));
     assert_int_equal(dm_wait(&dm), 1);
     assert_true(log_says(&dm, "domid 77"));
+    assert_true(log_says(&dm, "domain 77 does not exist"));
+}
+
+/* No Xen (here: no simulated host where the stand-ins look): the error
+ * names the likely cause and what to do on the simulator. */
+static void test_no_xen_is_a_start_up_error_that_says_so(void **state)
+{
+    Dm dm;
+
+    (void)state;
+    setenv("XENSIM_DIR", "/nonexistent/xensim", 1);
+    dm_start(&dm, 1, -1, NULL);
+    setenv("XENSIM_DIR", host.dir, 1);
+    assert_false(dm_greeted(&dm));
+    assert_int_equal(dm_wait(&dm), 1);
+    assert_true(log_says(&dm, "not a Xen dom0?"));
+    assert_true(log_says(&dm, "LD_LIBRARY_PATH=build/sim"));
 }
 
 static int group_setup(void **state)
@@ -652,6 +669,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(
             test_bad_arguments_get_errors_and_the_monitor_keeps_working),
         cmocka_unit_test(test_unknown_domain_is_a_clear_start_up_error),
+        cmocka_unit_test(test_no_xen_is_a_start_up_error_that_says_so),
     };
 
     sim_test_init(argc, argv, 180);
