@@ -21,7 +21,13 @@
 VERSION     := 0.1.0
 PREFIX      ?= /usr/local
 BINDIR      ?= $(PREFIX)/bin
-LIBDIR      ?= $(PREFIX)/lib
+# Debian's multiarch library directory (lib/x86_64-linux-gnu), as
+# dpkg-architecture says, else the compiler; plain lib where neither knows.
+MULTIARCH   ?= $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || \
+                       $(CC) -print-multiarch 2>/dev/null)
+LIBDIR      ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
+# Programs that are not commands: the demonstration (Debian's libexec).
+LIBEXECDIR  ?= $(PREFIX)/libexec/xenram
 INCLUDEDIR  ?= $(PREFIX)/include
 MANDIR      ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
@@ -119,6 +125,7 @@ PUBLIC_SYMBOLS := xr_* dirty_memory_* dirty_bitmap_* \
 # Filled in by the module.mk fragments.
 LIB_SRCS     :=
 PROGRAMS     :=
+LIBEXEC_PROGRAMS :=
 UNIT_TESTS   :=
 STRESS_TESTS :=
 TSAN_TESTS   :=
@@ -258,6 +265,8 @@ install: all $(BUILD)/xenram.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
 	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1
 	$(if $(PROGRAMS),install -m 0755 $(PROGRAMS) $(DESTDIR)$(BINDIR))
+	$(if $(LIBEXEC_PROGRAMS),install -d $(DESTDIR)$(LIBEXECDIR) && \
+	    install -m 0755 $(LIBEXEC_PROGRAMS) $(DESTDIR)$(LIBEXECDIR))
 	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)
 	install -m 0644 $(BUILD)/xenram.pc $(DESTDIR)$(PKGCONFIGDIR)
 	set -e; for h in $(PUBLIC_HEADERS); do \
@@ -270,10 +279,11 @@ check-install: all
 	@set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
 	$(MAKE) -s install DESTDIR=$$d PREFIX=/usr >/dev/null; \
 	CC='$(CC)' PKG_CONFIG='$(PKG_CONFIG)' PUBLIC_SYMBOLS='$(PUBLIC_SYMBOLS)' \
-	    scripts/check-install.sh $$d
+	    MULTIARCH='$(MULTIARCH)' scripts/check-install.sh $$d
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGRAMS)))
+	rm -rf $(DESTDIR)$(LIBEXECDIR)
 	rm -f $(DESTDIR)$(LIBDIR)/libxenram.a $(DESTDIR)$(PKGCONFIGDIR)/xenram.pc
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/xenram
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MANPAGES)))

@@ -3,7 +3,9 @@
 # Small stand-alone programs.  xenram-demo: dirty/ and memory/ at work in
 # one process, no Xen and no simulator (`make demo-ram`); a user of the
 # installed library would write it the same way.
-PROGRAMS += $(BUILD)/xenram-demo
+# A demonstration, not a command: installed in LIBEXECDIR, not BINDIR.
+LIBEXEC_PROGRAMS += $(BUILD)/xenram-demo
+ALL_EXTRA += $(BUILD)/xenram-demo
 
 $(BUILD)/xenram-demo: $(BUILD)/obj/programs/xenram-demo.o $(LIB)
 	@mkdir -p $(@D)

@@ -14,7 +14,10 @@
 #     archive and runs;
 #   - the installed archive exports exactly what the installed headers
 #     declare (scripts/check-exports.sh);
-#   - the xenram program and its manual page are installed.
+#   - the layout is Debian's: the archive and xenram.pc in the multiarch
+#     libdir (MULTIARCH), xenram and xenram(1) installed, xenram-demo in
+#     libexec/xenram and not among the commands, xensim and its page not
+#     installed (it runs from the build tree).
 # CC, PKG_CONFIG and PUBLIC_SYMBOLS come from the environment (the
 # Makefile).  Prints "check-install: N passed, N failed"; exits 1 on any
 # failure.
@@ -24,7 +27,9 @@ stage=$1
 CC=${CC:-cc}
 PKG_CONFIG=${PKG_CONFIG:-pkg-config}
 here=$(cd "$(dirname "$0")" && pwd)
-export PKG_CONFIG_PATH=$stage/usr/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$stage
+MULTIARCH=${MULTIARCH:-}
+libdir=$stage/usr/lib${MULTIARCH:+/$MULTIARCH}
+export PKG_CONFIG_PATH=$libdir/pkgconfig PKG_CONFIG_SYSROOT_DIR=$stage
 inc=$stage/usr/include/xenram
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -106,7 +111,7 @@ fi
 
 # shellcheck disable=SC2086
 if CC=$CC CPPFLAGS="$cflags" "$here/check-exports.sh" \
-       "$stage/usr/lib/libxenram.a" "$inc" $headers $inline_headers \
+       "$libdir/libxenram.a" "$inc" $headers $inline_headers \
        > "$work/exports"; then
     ok
 else
@@ -116,6 +121,17 @@ fi
 [ -x "$stage/usr/bin/xenram" ] && ok || bad "xenram is not installed"
 [ -f "$stage/usr/share/man/man1/xenram.1" ] && ok ||
     bad "xenram(1) is not installed"
+[ -f "$libdir/libxenram.a" ] && [ -f "$libdir/pkgconfig/xenram.pc" ] && ok ||
+    bad "libxenram.a and xenram.pc are not in $libdir"
+[ -n "$MULTIARCH" ] && [ -e "$stage/usr/lib/libxenram.a" ] &&
+    bad "libxenram.a is in /usr/lib as well as the multiarch $libdir" || ok
+[ -x "$stage/usr/libexec/xenram/xenram-demo" ] && ok ||
+    bad "xenram-demo is not in /usr/libexec/xenram"
+[ -e "$stage/usr/bin/xenram-demo" ] && bad "xenram-demo is among the commands (/usr/bin)" || ok
+[ -e "$stage/usr/bin/xensim" ] || [ -e "$stage/usr/share/man/man1/xensim.1" ] &&
+    bad "xensim or its manual page is installed (it runs from the build tree)" || ok
+[ -e "$stage/usr/share/man/man1/xenram-demo.1" ] &&
+    bad "xenram-demo(1) is installed for a program that is not a command" || ok
 
 echo "check-install: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
