@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -94,22 +95,31 @@ typedef struct DeviceModel {
 
 static DMLogLevel log_level = DM_LOG_INFO;
 
-static void dm_log(DMLogLevel level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void dm_log(DMLogLevel level, const char *fmt, ...)
+/*
+ * One line on stderr (libxl's qemu-dm-NAME.log), with the UTC time first
+ * as QEMU's -msg timestamp=on writes it (2026-12-01T13:10:17.123456Z), so
+ * that it can be laid beside xl's and Xen's logs.  One fprintf a line:
+ * stdio's lock keeps the lines of threads apart.
+ */
+void dm_log(DMLogLevel level, const char *fmt, ...)
 {
+    struct timespec ts;
+    struct tm tm;
+    char when[40], msg[1024];
     va_list ap;
 
     if (level > log_level) {
         return;
     }
-    fprintf(stderr, "xenram: %s", level == DM_LOG_ERROR ? "error: " :
-                                  level == DM_LOG_WARN ? "warning: " : "");
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "%s.%06ldZ xenram: %s%s\n", when, ts.tv_nsec / 1000,
+            level == DM_LOG_ERROR ? "error: " :
+            level == DM_LOG_WARN ? "warning: " : "", msg);
 }
 
 /*
@@ -163,7 +173,8 @@ static void dm_xs_cleanup(DeviceModel *dm)
 static void dm_hotplug_log(void *opaque, const char *msg)
 {
     (void)opaque;
-    dm_log(DM_LOG_INFO, "hotplug: %s", msg);
+    /* hotplug/ names itself in its messages already. */
+    dm_log(DM_LOG_INFO, "%s", msg);
 }
 
 static void dm_on_hotplug(MainLoop *loop, int fd, uint32_t events,
@@ -536,7 +547,9 @@ static int dm_incoming(DeviceModel *dm, char *err, size_t errlen)
         return ret;
     }
     dm->status = DM_PAUSED;
-    dm_log(DM_LOG_INFO, "device state loaded; waiting for cont");
+    /* Without -S the domain runs as soon as dm_run() is through. */
+    dm_log(DM_LOG_INFO, "device state loaded%s",
+           dm->cfg->start_paused ? "; waiting for cont" : "");
     return 0;
 }
 
@@ -1254,8 +1267,9 @@ int dm_run(DMConfig *cfg)
         dm_set_status(dm, DM_RUNNING);
         dm_announce_running(dm);
     }
+    /* The RAM kept, which a restore may have set apart from -m. */
     dm_log(DM_LOG_INFO, "domain %u: %" PRIu64 " MiB of RAM, %s", cfg->domid,
-           cfg->ram_mib, status_names[dm->status]);
+           dm->ram_bytes / MiB, status_names[dm->status]);
 
     status = main_loop_run(dm->loop);
     if (status < 0) {

@@ -40,4 +40,12 @@
  */
 int dm_run(DMConfig *cfg);
 
+/*
+ * A line of xenram's log: "TIME xenram: [error: |warning: ]MSG" on stderr,
+ * TIME in UTC as QEMU's -msg timestamp=on writes it; nothing when @level
+ * is below --log-level (info until dm_run() has read it).
+ */
+void dm_log(DMLogLevel level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 #endif /* XENRAM_DM_DEVMODEL_H */

@@ -4,6 +4,8 @@
  * in place of qemu-xen (device_model_override).  See xenram(1).
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "xen/dm/cmdline.h"
 #include "xen/dm/devmodel.h"
@@ -29,7 +31,25 @@ int main(int argc, char **argv)
         dm_config_free(&cfg);
         return 0;
     }
-    dm_cmdline_report_ignored(&cfg, stderr);
+    {
+        /* The report is a log line like any other: timestamped. */
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&buf, &len);
+
+        if (m) {
+            dm_cmdline_report_ignored(&cfg, m);
+            fclose(m);
+            if (len) {
+                const char *msg = buf;
+
+                if (!strncmp(msg, "xenram: ", 8))
+                    msg += 8;
+                dm_log(DM_LOG_INFO, "%.*s", (int)strcspn(msg, "\n"), msg);
+            }
+            free(buf);
+        }
+    }
     ret = dm_run(&cfg);
     dm_config_free(&cfg);
     return ret;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <regex.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -276,6 +277,52 @@ static bool log_says(Dm *dm, const char *needle)
     return true;
 }
 
+/* Every line of xenram's own starts with its UTC time, as -msg
+ * timestamp=on writes it: 2026-12-01T13:10:17.123456Z xenram: ... */
+static bool log_lines_are_timestamped(Dm *dm)
+{
+    char line[1024];
+    FILE *f = fopen(dm->log, "r");
+    regex_t re;
+    bool ok = true;
+    unsigned n = 0;
+
+    assert_non_null(f);
+    assert_int_equal(regcomp(&re, "^[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:"
+                             "[0-5][0-9]:[0-6][0-9]\\.[0-9]{6}Z xenram: ",
+                             REG_EXTENDED | REG_NOSUB), 0);
+    while (fgets(line, sizeof(line), f)) {
+        /* The libraries' own lines (xencall: ...) are theirs to format. */
+        if (!strstr(line, "xenram: "))
+            continue;
+        n++;
+        if (regexec(&re, line, 0, NULL, 0)) {
+            print_message("not timestamped: %s", line);
+            ok = false;
+        }
+    }
+    regfree(&re);
+    fclose(f);
+    return ok && n > 0;
+}
+
+static bool log_lacks(Dm *dm, const char *needle)
+{
+    char buf[8192] = "";
+    FILE *f = fopen(dm->log, "r");
+    size_t n;
+
+    assert_non_null(f);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    if (strstr(buf, needle)) {
+        print_message("xenram's log says '%s':\n%s", needle, buf);
+        return false;
+    }
+    return true;
+}
+
 static char *xs_state(uint32_t domid)
 {
     char path[96], sock[200];
@@ -493,6 +540,9 @@ static void test_incoming_without_S_runs_once_loaded(void **state)
     assert_non_null(v);
     assert_string_equal(v, "running");
     free(v);
+    /* It does not wait, so it does not say it waits. */
+    assert_true(log_says(&b, "device state loaded"));
+    assert_true(log_lacks(&b, "waiting for cont"));
     dm_quit(&b);
     sim_destroy(&host, src);
     sim_destroy(&host, dst);
@@ -544,6 +594,9 @@ static void test_incoming_with_a_larger_m_keeps_the_saved_layout(void **state)
     dm_ok(&b, "{\"execute\":\"qmp_capabilities\"}");
     assert_string_equal(dm_status(&b), "running");
     assert_true(log_says(&b, "keeping the guest's layout"));
+    /* The RAM line says what it keeps, not what -m said. */
+    assert_true(log_lacks(&b, ": 200 MiB of RAM"));
+    assert_true(log_says(&b, " MiB of RAM, running"));
     dm_save(&b, fd2);
     dm_quit(&b);
     lseek(fd2, 0, SEEK_SET);
@@ -622,6 +675,7 @@ static void test_unknown_domain_is_a_clear_start_up_error(void **state)
     assert_int_equal(dm_wait(&dm), 1);
     assert_true(log_says(&dm, "domid 77"));
     assert_true(log_says(&dm, "domain 77 does not exist"));
+    assert_true(log_lines_are_timestamped(&dm));
 }
 
 /* No Xen (here: no simulated host where the stand-ins look): the error
