@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 packages=(
     build-essential make pkg-config
     libxen-dev liburcu-dev libcmocka-dev libjansson-dev zlib1g-dev libzstd-dev libxxhash-dev
-    xenstore-utils valgrind
+    xenstore-utils valgrind socat
     libxml2-utils
 )
 

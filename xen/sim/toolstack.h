@@ -196,6 +196,19 @@ int ts_dm_wait_running(const struct ts_host *h, uint32_t domid,
                        struct ts_dm *dm, int timeout_ms, char *err,
                        size_t errlen);
 
+/*
+ * Whether domain @domid has a device model xensim did not start (its
+ * record names none, but something answers on libxl's QMP socket
+ * DIR/qmp-libxl-DOMID, as a xenram started by hand as the README shows).
+ * xensim cannot follow such a device model through a migration or ask
+ * it for memory: the commands that need one refuse, saying so.
+ */
+bool ts_dm_foreign(const struct ts_host *h, uint32_t domid);
+
+/* The sentence for that refusal, naming @what could not be done. */
+void ts_dm_foreign_err(const struct ts_host *h, uint32_t domid,
+                       const char *what, char *err, size_t errlen);
+
 /* Find the running device model a record names (-ESRCH: not running). */
 int ts_dm_attach(const struct ts_host *h, uint32_t domid,
                  const struct ts_domcfg *c, struct ts_dm *dm);

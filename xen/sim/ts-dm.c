@@ -21,6 +21,9 @@
 
 #include "xen/sim/toolstack-internal.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 extern char **environ;
 
 /* Stopping a device model: quit, then SIGTERM, then SIGKILL. */
@@ -689,4 +692,40 @@ void ts_host_cleanup(const char *dir)
         }
     }
     closedir(d);
+}
+
+/* ---- device models xensim did not start ---------------------------------- */
+
+bool ts_dm_foreign(const struct ts_host *h, uint32_t domid)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct ts_domcfg c;
+    bool named = false, answers;
+    int fd;
+
+    if (ts_domcfg_load(h->dir, domid, &c, NULL, 0) == 0) {
+        named = c.dm[0] != 0;
+        ts_domcfg_free(&c);
+    }
+    if (named)
+        return false;
+    ts_fmt(sa.sun_path, sizeof(sa.sun_path), "%s/qmp-libxl-%u", h->dir,
+           domid);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    /* A listening xenram accepts at once; a stale file refuses. */
+    answers = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return answers;
+}
+
+void ts_dm_foreign_err(const struct ts_host *h, uint32_t domid,
+                       const char *what, char *err, size_t errlen)
+{
+    ts_seterr(err, errlen, "d%u has a device model xensim did not start "
+              "(it answers on %s/qmp-libxl-%u): xensim cannot %s through "
+              "it; stop it and create the domain with `xensim create ... "
+              "--dm build/xenram`, which starts xenram as libxl does",
+              domid, h->dir, domid, what);
 }

@@ -282,8 +282,12 @@ static int eng_setup(struct eng *m, char *err, size_t errlen)
     if (rc == 0)
         m->have_cfg = true;
     if (rc == -ENOENT || (rc == 0 && !m->cfg.dm[0])) {
-        ts_seterr(err, errlen, "d%u has no device model: xenram's engine "
-                  "is the device model's (use --engine libxc)", m->sdom);
+        if (ts_dm_foreign(m->src, m->sdom))
+            ts_dm_foreign_err(m->src, m->sdom, "migrate the domain", err,
+                              errlen);
+        else
+            ts_seterr(err, errlen, "d%u has no device model: xenram's engine "
+                      "is the device model's (use --engine libxc)", m->sdom);
         return -EINVAL;
     }
     if (rc)

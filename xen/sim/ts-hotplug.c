@@ -127,6 +127,12 @@ int ts_hotplug_list(struct ts_host *h, uint32_t domid,
 
     *out = NULL;
     *n = 0;
+    /* An empty table would say "no slots" of a device model whose slots
+     * xensim cannot know. */
+    if (ts_dm_foreign(h, domid)) {
+        ts_dm_foreign_err(h, domid, "list hot-plug slots", err, errlen);
+        return -ENOTSUP;
+    }
     xs = hp_open(h, domid, dir, sizeof(dir), err, errlen);
     if (!xs)
         return -(errno ? errno : EIO);
@@ -265,9 +271,12 @@ int ts_hotplug(struct ts_host *h, uint32_t domid, const struct ts_hp_req *r,
 
         ts_domcfg_free(&c);
         if (a) {
-            ts_seterr(err, errlen, has_dm ? "the device model of d%u is not "
-                      "running" : "d%u has no device model (create --dm): "
-                      "nobody to ask for memory", domid);
+            if (!has_dm && ts_dm_foreign(h, domid))
+                ts_dm_foreign_err(h, domid, "hot-plug RAM", err, errlen);
+            else
+                ts_seterr(err, errlen, has_dm ? "the device model of d%u is "
+                          "not running" : "d%u has no device model (create "
+                          "--dm): nobody to ask for memory", domid);
             return a;
         }
     }

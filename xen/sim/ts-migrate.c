@@ -756,6 +756,12 @@ static int mig_setup(struct mig *m, char *err, size_t errlen)
     snprintf(m->cfg.workload, sizeof(m->cfg.workload), "%s",
              m->info.workload);
     m->have_dm = m->cfg.dm[0] != 0;
+    /* Migrating without it would leave it running for a domain that is
+     * gone, and its device state behind. */
+    if (!m->have_dm && ts_dm_foreign(src, domid)) {
+        ts_dm_foreign_err(src, domid, "migrate the domain", err, errlen);
+        return -ENOTSUP;
+    }
 
     rc = ts_host_open(&m->dst, o->to, err, errlen);
     if (rc)

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -341,6 +343,86 @@ static void test_qmp_client_disconnects(void **state)
     assert_true(e2e_wait_exit(pid, 5000));
 }
 
+/*
+ * The README's "Running xenram on the simulator": xenram started by hand on
+ * libxl's QMP socket for a domain created without --dm.  xensim cannot
+ * follow that device model, so hot-plug (add, list) and both migration
+ * paths refuse with a sentence that says what to do, and change nothing:
+ * the domain stays, the hand-started xenram runs on.
+ */
+static void test_a_hand_started_dm_is_refused_not_ignored(void **state)
+{
+    char out[4096], err[2048], id[16], path[200], xs[200], lib[600];
+    char dest[160];
+    struct e2e_host dst;
+    uint32_t d;
+    pid_t pid;
+
+    (void)state;
+    NEED_XENSTORE();
+    assert_int_equal(e2e_xensim(&host, out, sizeof(out), "create", "--mem",
+                                "32", "--vram", "4", "--name", "byhand",
+                                NULL), 0);
+    d = (uint32_t)strtoul(out, NULL, 10);
+    assert_true(d > 0);
+    snprintf(id, sizeof(id), "%u", d);
+    snprintf(path, sizeof(path), "socket,id=libxl-cmd,path=%s/qmp-libxl-%u,"
+             "server=on,wait=off", host.dir, d);
+    snprintf(xs, sizeof(xs), "%s/xenstored/socket", host.dir);
+    snprintf(lib, sizeof(lib), "%s/sim", e2e_build());
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("XENSIM_DIR", host.dir, 1);
+        setenv("XENSTORED_PATH", xs, 1);
+        setenv("LD_LIBRARY_PATH", lib, 1);
+        execl(e2e_xenram(), "xenram", "-xen-domid", id, "-m", "28",
+              "-device", "VGA,vgamem_mb=4", "-chardev", path, "-mon",
+              "chardev=libxl-cmd,mode=control", (char *)NULL);
+        _exit(127);
+    }
+    /* Ready once its QMP answers. */
+    {
+        char st[32] = "";
+
+        for (int i = 0; i < 500 && strcmp(st, "running"); i++) {
+            e2e_qmp_status(&host, d, st, sizeof(st));
+            if (strcmp(st, "running"))
+                poll(NULL, 0, 10);
+        }
+        assert_string_equal(st, "running");
+    }
+
+    assert_int_equal(e2e_xensim_err(&host, out, sizeof(out), err,
+                                    sizeof(err), "hotplug", id, "list",
+                                    NULL), 1);
+    assert_non_null(strstr(err, "a device model xensim did not start"));
+    assert_non_null(strstr(err, "--dm build/xenram"));
+    assert_int_equal(e2e_xensim_err(&host, out, sizeof(out), err,
+                                    sizeof(err), "hotplug", id, "add", "64M",
+                                    NULL), 1);
+    assert_non_null(strstr(err, "hot-plug RAM"));
+
+    assert_int_equal(e2e_host_start(&dst), 0);
+    snprintf(dest, sizeof(dest), "%s", dst.dir);
+    assert_int_equal(e2e_xensim_err(&host, out, sizeof(out), err,
+                                    sizeof(err), "migrate", id, dest,
+                                    "--no-progress", NULL), 1);
+    assert_non_null(strstr(err, "cannot migrate the domain"));
+    assert_int_equal(e2e_xensim_err(&host, out, sizeof(out), err,
+                                    sizeof(err), "migrate", id, dest,
+                                    "--engine", "xenram", "--no-progress",
+                                    NULL), 1);
+    assert_non_null(strstr(err, "did not start"));
+    /* Nothing moved: the domain is here, none there, xenram runs on. */
+    assert_int_equal(e2e_domid(&host, "byhand"), d);
+    assert_int_equal(e2e_domid(&dst, "byhand"), 0);
+    assert_true(e2e_alive(pid));
+    kill(pid, SIGTERM);
+    assert_true(e2e_wait_exit(pid, 5000));
+    assert_int_equal(e2e_xensim(&host, NULL, 0, "destroy", id, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_create_dm_prelaunch),
         cmocka_unit_test(test_create_dm_fails),
         cmocka_unit_test(test_qmp_client_disconnects),
+        cmocka_unit_test(test_a_hand_started_dm_is_refused_not_ignored),
     };
 
     e2e_init(60);
