@@ -483,9 +483,9 @@ int xen_logdirty_enable(XenHandles *xh)
     first = xen_errno();
     if (xc_shadow_control(xh->xc, xh->domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL,
                           0) < 0) {
-        return xen_fail(xen_errno(), "xc_shadow_control", xh->domid,
-                        first == EINVAL ? "OFF (log-dirty was on already)"
-                                         : "OFF after a failed ENABLE");
+        /* Not a log-dirty left on: what ENABLE said is the cause. */
+        return xen_fail(first, "xc_shadow_control", xh->domid,
+                        "ENABLE_LOGDIRTY");
     }
     if (xc_shadow_control(xh->xc, xh->domid,
                           XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0) < 0) {

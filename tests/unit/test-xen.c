@@ -175,6 +175,10 @@ WRAP(int, xc_domain_decrease_reservation_exact, xc_interface *x,
     return failing("xc_domain_decrease_reservation_exact") ? -1 : 0;
 }
 
+/* ENABLE_LOGDIRTY calls to refuse with EINVAL (log-dirty on already). */
+static unsigned int enable_busy;
+static unsigned int shadow_ops[8], n_shadow_ops;
+
 WRAP(int, xc_shadow_control, xc_interface *x, uint32_t domid,
      unsigned int sop, unsigned int *mb, unsigned int mode)
 {
@@ -182,6 +186,13 @@ WRAP(int, xc_shadow_control, xc_interface *x, uint32_t domid,
     last.domid = domid;
     last.op = sop;
     last.mode = mode;
+    if (n_shadow_ops < 8)
+        shadow_ops[n_shadow_ops++] = sop;
+    if (sop == XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY && enable_busy) {
+        enable_busy--;
+        errno = EINVAL;
+        return -1;
+    }
     return failing("xc_shadow_control") ? -1 : 0;
 }
 
@@ -441,6 +452,7 @@ static int reset(void **state)
     (void)state;
     fail_call = NULL;
     fail_err = 0;
+    enable_busy = n_shadow_ops = 0;
     n_open = n_close = 0;
     memset(&last, 0, sizeof(last));
     n_resv = populate_ok = 0;
@@ -516,7 +528,8 @@ static void test_open_of_an_unknown_domid_is_esrch(void **state)
     (void)state;
     assert_int_equal(xen_open(9, 0, &xh, msg, sizeof(msg)), -ESRCH);
     assert_null(xh);
-    assert_string_equal(msg, "xc_domain_getinfolist(domid 9): No such process");
+    assert_string_equal(msg, "domain 9 does not exist "
+                        "(xc_domain_getinfolist(domid 9): No such process)");
     assert_string_equal(xen_last_error(), msg);
     assert_int_equal(n_open, n_close);
 }
@@ -535,12 +548,14 @@ static void test_open_does_not_take_the_next_domain_for_the_asked_one(
 static void test_open_reports_xc_interface_open_failure(void **state)
 {
     XenHandles *xh;
-    char msg[128];
+    char msg[256];
 
     (void)state;
     fail_next("xc_interface_open", EACCES);
     assert_int_equal(xen_open(DOMID, 0, &xh, msg, sizeof(msg)), -EACCES);
-    assert_string_equal(msg, "xc_interface_open(domid 7): Permission denied");
+    assert_string_equal(msg, "could not open the Xen control interface: "
+                        "permission denied (run as root in dom0) "
+                        "(xc_interface_open(domid 7): Permission denied)");
     assert_int_equal(n_open, 0);
 }
 
@@ -821,6 +836,23 @@ static void test_logdirty_enable_and_disable(void **state)
     assert_int_equal(last.op, XEN_DOMCTL_SHADOW_OP_OFF);
 }
 
+/* On already (EINVAL): OFF, then ENABLE again, as libxc's save does. */
+static void test_logdirty_left_on_is_turned_off_and_on_again(void **state)
+{
+    enable_busy = 1;
+    assert_int_equal(xen_logdirty_enable(*state), 0);
+    assert_int_equal(n_shadow_ops, 3);
+    assert_int_equal(shadow_ops[0], XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY);
+    assert_int_equal(shadow_ops[1], XEN_DOMCTL_SHADOW_OP_OFF);
+    assert_int_equal(shadow_ops[2], XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY);
+    /* Refused twice: the second refusal is what is reported. */
+    n_shadow_ops = 0;
+    enable_busy = 2;
+    assert_int_equal(xen_logdirty_enable(*state), -EINVAL);
+    assert_string_equal(xen_last_error(), "xc_shadow_control(domid 7, "
+                        "ENABLE_LOGDIRTY): Invalid argument");
+}
+
 static void test_logdirty_enable_failure_is_reported(void **state)
 {
     fail_next("xc_shadow_control", EOPNOTSUPP);
@@ -1039,6 +1071,7 @@ int main(void)
         TD(test_populate_all_releases_the_refused_chunk_then_those_before),
         TD(test_depopulate_tries_every_chunk_and_returns_the_first_error),
         TD(test_logdirty_enable_and_disable),
+        TD(test_logdirty_left_on_is_turned_off_and_on_again),
         TD(test_logdirty_enable_failure_is_reported),
         TD(test_logdirty_final_clean_copies_bitmap_and_stats),
         TD(test_logdirty_peek_leaves_the_log_alone),
