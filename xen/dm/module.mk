@@ -13,6 +13,8 @@ DM_SRCS := xen/dm/cmdline.c
 DM_SRCS += xen/dm/loop.c xen/dm/qmp.c xen/dm/qmp-migrate.c
 # The device model itself.
 DM_SRCS += xen/dm/devmodel.c xen/dm/testdev.c
+# The ioreq server thread (docs/ioreq.md).
+DM_SRCS += xen/dm/ioreq.c
 
 DM_OBJS := $(DM_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_DM  := $(BUILD)/libxenram-dm.a

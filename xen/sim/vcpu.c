@@ -172,6 +172,14 @@ static bool may_run(const struct xsim_dom *d)
            d->wl.kind != XSIM_WL_IDLE && d->nr_ram;
 }
 
+/* May @v enter the guest at all (idle workloads included)?  run_lock. */
+static bool may_resume(const struct xsim_vcpu *v)
+{
+    const struct xsim_dom *d = v->dom;
+
+    return !d->pause_count && !d->quiesce && !d->shutdown && !v->down;
+}
+
 /* ---- credit2's cap ------------------------------------------------------ */
 
 static int64_t cap_total_ns(const struct xsim_dom *d)
@@ -275,12 +283,23 @@ static void *vcpu_main(void *arg)
 
         uint64_t wake, b0;
 
-        while (!d->stopping && (!may_run(d) || v->down)) {
+        while (!d->stopping && (!may_run(d) || v->down) &&
+               !(host_ioreq_owed(v) && may_resume(v))) {
             pthread_cond_wait(&d->run_cond, &d->run_lock);
             fresh = true;
         }
         if (d->stopping)
             break;
+        if (host_ioreq_owed(v) && may_resume(v)) {
+            /* hvm_do_resume(): the INVALIDATE a p2m removal left owed,
+             * waited for outside the run lock (a pause does not wait for
+             * a vCPU blocked on its device model). */
+            pthread_mutex_unlock(&d->run_lock);
+            host_ioreq_resume(v);
+            pthread_mutex_lock(&d->run_lock);
+            fresh = true;
+            continue;
+        }
         if (!cap_allows(v, &wake)) {
             struct timespec ts = {
                 .tv_sec = (time_t)(wake / 1000000000ull),
