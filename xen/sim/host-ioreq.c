@@ -401,3 +401,27 @@ long dom_balloon(struct xsim_dom *d, uint64_t nr)
     free(gfns);
     return done;
 }
+
+uint64_t host_pages_outside_p2m(struct xsim_dom *d)
+{
+    uint64_t n = 0;
+    off_t pos = 0, end;
+
+    if (d->memfd < 0)
+        return 0;
+    /* The memfd's data runs (shmem keeps holes where nothing was written
+     * or a frame was released); each page there the p2m lacks was
+     * written through a mapping that outlived its frame. */
+    while ((pos = lseek(d->memfd, pos, SEEK_DATA)) >= 0) {
+        end = lseek(d->memfd, pos, SEEK_HOLE);
+        if (end < 0)
+            break;
+        for (uint64_t g = (uint64_t)pos / XSIM_PAGE_SIZE;
+             g < ((uint64_t)end + XSIM_PAGE_SIZE - 1) / XSIM_PAGE_SIZE &&
+             g < XSIM_GFN_LIMIT; g++)
+            if (!p2m_test(d, g))
+                n++;
+        pos = end;
+    }
+    return n;
+}

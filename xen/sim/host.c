@@ -1514,6 +1514,8 @@ char *dom_dm_state(struct xsim_dom *d, size_t *len)
             d->dirty_count);
     if (d->panic[0])
         fprintf(f, "xen-panic %s\n", d->panic);
+    fprintf(f, "p2m pages-outside=%llu\n",
+            (unsigned long long)host_pages_outside_p2m(d));
     fprintf(f, "ioreq sent=%llu waiting=%u wait-max-us=%llu\n",
             (unsigned long long)__atomic_load_n(&d->ioreq_sent,
                                                 __ATOMIC_RELAXED),

@@ -264,6 +264,10 @@ void host_ioreq_resume(struct xsim_vcpu *v);
  * (returned).  -EOPNOTSUPP for other resource types. */
 long dom_map_resource(struct xsim_dom *d, uint32_t type, uint32_t id,
                       uint64_t frame, uint64_t nr, int *fd, uint64_t *off);
+/* Under d->lock: pages of the guest's memfd that hold data although the
+ * p2m does not have their frame -- writes through a stale mapping of a
+ * removed frame (on Xen they would land in the orphaned page). */
+uint64_t host_pages_outside_p2m(struct xsim_dom *d);
 /* The guest's balloon driver gives back @nr frames (the highest RAM frames
  * still populated) from vCPU 0: returns the number removed. */
 long dom_balloon(struct xsim_dom *d, uint64_t nr);
