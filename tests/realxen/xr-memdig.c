@@ -3,7 +3,8 @@
  * xr-memdig.c - the real-Xen tier's memory checker for `xl migrate`.
  *
  *   xr-memdig qmp DOMID CMD          send one QMP command (stop, cont) to
- *                                    the device model over libxl's socket
+ *                                    the device model over libxl's socket;
+ *                                    its reply on stdout
  *   xr-memdig dump DOMID GFN N ...   one line per frame: "gfn hash flag",
  *                                    hash "-" for a frame that does not map;
  *                                    flag T for a page of xenram's test DMA
@@ -173,6 +174,7 @@ static int qmp(uint32_t domid, const char *cmd)
         fprintf(stderr, "%s: %s", cmd, line);
         return 1;
     }
+    fputs(line, stdout);        /* the reply, for the checks to read */
     fclose(f);
     return 0;
 }
