@@ -42,6 +42,29 @@ static int ioreq_errno(void)
     return errno > 0 ? errno : EIO;
 }
 
+/*
+ * A slot's state is the low nibble of a bit-field byte (before `type`),
+ * which Xen reads and writes as a whole: so do we, atomically.
+ */
+static uint8_t *ioreq_state_byte(ioreq_t *p)
+{
+    return (uint8_t *)p + offsetof(ioreq_t, type) - 1;
+}
+
+static unsigned int ioreq_state_load(ioreq_t *p)
+{
+    return __atomic_load_n(ioreq_state_byte(p), __ATOMIC_ACQUIRE) & 0xf;
+}
+
+/* Store @state with release order: what was written before is seen first. */
+static void ioreq_state_store(ioreq_t *p, unsigned int state)
+{
+    uint8_t *b = ioreq_state_byte(p);
+    uint8_t old = __atomic_load_n(b, __ATOMIC_RELAXED);
+
+    __atomic_store_n(b, (uint8_t)((old & 0xf0) | state), __ATOMIC_RELEASE);
+}
+
 int xen_ioreq_server_open(XenHandles *xh, XenIoreqServer **out)
 {
     XenIoreqServer *s;
@@ -233,38 +256,35 @@ int xen_ioreq_pending(XenIoreqServer *s)
 
 bool xen_ioreq_take(XenIoreqServer *s, unsigned int vcpu, ioreq_t *req)
 {
-    ioreq_t *slot = &s->shared->vcpu_ioreq[vcpu];
-    uint8_t state;
+    ioreq_t *slot;
 
     if (vcpu >= s->nr_vcpus) {
         return false;
     }
-    /* The state is a bit-field: read its byte. */
-    state = __atomic_load_n((uint8_t *)slot + offsetof(ioreq_t, type) - 1,
-                            __ATOMIC_ACQUIRE) & 0xf;
-    if (state != STATE_IOREQ_READY) {
+    slot = &s->shared->vcpu_ioreq[vcpu];
+    /* Acquire: the request Xen wrote before READY is complete. */
+    if (ioreq_state_load(slot) != STATE_IOREQ_READY) {
         return false;
     }
     memcpy(req, slot, sizeof(*req));
     req->state = STATE_IOREQ_INPROCESS;
-    slot->state = STATE_IOREQ_INPROCESS;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    ioreq_state_store(slot, STATE_IOREQ_INPROCESS);
     return true;
 }
 
 int xen_ioreq_complete(XenIoreqServer *s, unsigned int vcpu,
                        const ioreq_t *req)
 {
-    ioreq_t *slot = &s->shared->vcpu_ioreq[vcpu];
+    ioreq_t *slot;
 
     if (vcpu >= s->nr_vcpus) {
         return -EINVAL;
     }
-    slot->data = req->data;
-    /* The data before the state: Xen reads them in that order. */
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    slot->state = STATE_IORESP_READY;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    slot = &s->shared->vcpu_ioreq[vcpu];
+    __atomic_store_n(&slot->data, req->data, __ATOMIC_RELAXED);
+    /* Release: the data before the state, Xen reads them in that order;
+     * and both before the notification (a system call: a full barrier). */
+    ioreq_state_store(slot, STATE_IORESP_READY);
     if (xenevtchn_notify(s->xce, (evtchn_port_t)s->vcpu_local[vcpu]) < 0) {
         return xen_record_failure(ioreq_errno(), "xenevtchn_notify",
                                   s->domid, "vCPU %u's port %d", vcpu,

@@ -47,3 +47,7 @@ LDFLAGS_test-ioreq := $(call xen_wrap,\
     xenevtchn_fd xenevtchn_bind_interdomain xenevtchn_unbind \
     xenevtchn_notify xenevtchn_pending xenevtchn_unmask)
 $(BUILD)/tests/test-ioreq: $(LIB_DM)
+# The same wraps for the service thread under ThreadSanitizer.
+OBJS_test-ioreq-concurrency := $(LIB_DM)
+LDFLAGS_test-ioreq-concurrency := $(LDFLAGS_test-ioreq)
+$(BUILD)/tests/test-ioreq-concurrency: $(LIB_DM)
