@@ -51,3 +51,6 @@ $(BUILD)/tests/test-ioreq: $(LIB_DM)
 OBJS_test-ioreq-concurrency := $(LIB_DM)
 LDFLAGS_test-ioreq-concurrency := $(LDFLAGS_test-ioreq)
 $(BUILD)/tests/test-ioreq-concurrency: $(LIB_DM)
+# The embedding-emulator test on the simulator links the ioreq service.
+OBJS_test-ioreq-sim := $(LIB_DM)
+$(BUILD)/tests/xenram/test-ioreq-sim: $(LIB_DM)

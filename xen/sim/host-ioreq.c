@@ -220,20 +220,22 @@ bool host_ioreq_owed(const struct xsim_vcpu *v)
  * ioreq_send() for vCPU @v to server @id, then wait_for_io().  Takes and
  * drops d->lock itself; never waits holding it.
  */
-static void send_and_wait(struct xsim_vcpu *v, uint32_t id, const ioreq_t *rq)
+static bool send_and_wait(struct xsim_vcpu *v, uint32_t id, const ioreq_t *rq,
+                          uint64_t *data)
 {
     struct xsim_dom *d = v->dom;
     struct xsim_ioreq *s = &d->ioreq[id];
     uint32_t port = host_ioreq_port(id, v->id);
     unsigned prev = STATE_IOREQ_READY;
     uint64_t gen, t0, waited, next_note = 10;
+    bool answered = false;
     ioreq_t *p;
     int sock;
 
     pthread_mutex_lock(&d->lock);
     if (!s->used || !__atomic_load_n(&s->enabled, __ATOMIC_ACQUIRE)) {
         pthread_mutex_unlock(&d->lock);
-        return;
+        return false;
     }
     if (!s->pages && !s->resource) {
         if (!d->panic[0]) {
@@ -245,20 +247,20 @@ static void send_and_wait(struct xsim_vcpu *v, uint32_t id, const ioreq_t *rq)
                      d->panic);
         }
         pthread_mutex_unlock(&d->lock);
-        return;
+        return false;
     }
     p = slot_of(s, v->id);
     if (slot_state(p) != STATE_IOREQ_NONE) {
         xsim_log("(XEN) d%uv%u device model set bad IO state %u", d->domid,
                  v->id, slot_state(p));
         pthread_mutex_unlock(&d->lock);
-        return;
+        return false;
     }
     if (__atomic_load_n(&p->vp_eport, __ATOMIC_ACQUIRE) != port) {
         xsim_log("(XEN) d%uv%u device model set bad event channel %u",
                  d->domid, v->id, p->vp_eport);
         pthread_mutex_unlock(&d->lock);
-        return;
+        return false;
     }
     {
         ioreq_t copy = *rq;
@@ -282,7 +284,10 @@ static void send_and_wait(struct xsim_vcpu *v, uint32_t id, const ioreq_t *rq)
         char buf[64];
 
         if (st == STATE_IORESP_READY) {
+            if (data)
+                *data = __atomic_load_n(&p->data, __ATOMIC_ACQUIRE);
             slot_set_state(p, STATE_IOREQ_NONE);
+            answered = true;
             break;
         }
         if (st < prev) {
@@ -315,6 +320,7 @@ static void send_and_wait(struct xsim_vcpu *v, uint32_t id, const ioreq_t *rq)
          !__atomic_compare_exchange_n(&d->ioreq_wait_max_ns, &m, waited, false,
                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED);)
         ;
+    return answered;
 }
 
 void host_ioreq_resume(struct xsim_vcpu *v)
@@ -328,7 +334,86 @@ void host_ioreq_resume(struct xsim_vcpu *v)
     if (!(__atomic_fetch_and(&d->ioreq_inval, ~bit, __ATOMIC_ACQ_REL) & bit))
         return;
     for (uint32_t id = 0; id < XSIM_MAX_IOREQ_SERVERS; id++)
-        send_and_wait(v, id, &rq);
+        send_and_wait(v, id, &rq, NULL);
+}
+
+/* ioreq_server_select() for an MMIO access; -1: no server claims it. */
+static int select_mmio(struct xsim_dom *d, uint64_t addr, unsigned size)
+{
+    int found = -1;
+
+    pthread_mutex_lock(&d->lock);
+    for (unsigned i = 0; i < XSIM_MAX_IOREQ_SERVERS && found < 0; i++) {
+        struct xsim_ioreq *s = &d->ioreq[i];
+
+        if (!s->used || !__atomic_load_n(&s->enabled, __ATOMIC_ACQUIRE))
+            continue;
+        for (unsigned j = 0; j < s->nr_ranges; j++) {
+            const struct xsim_ioreq_range *r = &s->ranges[j];
+
+            if (r->type == XEN_DMOP_IO_RANGE_MEMORY && addr >= r->start &&
+                addr + size - 1 <= r->end) {
+                found = (int)i;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    return found;
+}
+
+/* One access: through the server that claims it, else all ones. */
+static uint64_t mmio_access(struct xsim_vcpu *v, uint64_t addr, unsigned size,
+                            bool read, uint64_t data)
+{
+    ioreq_t rq = { .type = IOREQ_TYPE_COPY, .addr = addr, .size = size,
+                   .count = 1, .dir = read ? IOREQ_READ : IOREQ_WRITE,
+                   .data = read ? 0 : data };
+    uint64_t ones = size == 8 ? ~0ull : (1ull << (size * 8)) - 1, got = ones;
+    int id = select_mmio(v->dom, addr, size);
+
+    if (id >= 0 && send_and_wait(v, (uint32_t)id, &rq, &got))
+        return read ? got & ones : 0;
+    return read ? ones : 0;
+}
+
+void host_ioreq_mmio(struct xsim_vcpu *v, const struct xsim_workload *wl,
+                     unsigned n)
+{
+    static const unsigned sizes[] = { 1, 2, 4, 8 };
+    struct xsim_dom *d = v->dom;
+    uint64_t words = wl->mmio_len / 8;
+
+    __atomic_add_fetch(&d->mmio_active, 1, __ATOMIC_ACQ_REL);
+    for (unsigned k = 0; k < n; k++) {
+        uint64_t seq;
+        bool go;
+
+        /* The workload may change between two pairs: look each time, so
+         * that once `xensim workload` returns at most this pair runs. */
+        pthread_mutex_lock(&d->run_lock);
+        go = !d->stopping && !d->pause_count && !d->quiesce &&
+             memcmp(&d->wl, wl, sizeof(*wl)) == 0;
+        pthread_mutex_unlock(&d->run_lock);
+        if (!go)
+            break;
+        seq = v->seq++;
+        unsigned size = sizes[seq % 4];
+        uint64_t addr = wl->mmio_gpa + (seq / 4 % words) * 8;
+        uint64_t mask = size == 8 ? ~0ull : (1ull << (size * 8)) - 1;
+        uint64_t data = ((seq + 1) * 0x9e3779b97f4a7c15ull ^ v->id) & mask;
+        uint64_t got;
+
+        if (data == mask)
+            data ^= 1;          /* never all ones: that is the hole's */
+        mmio_access(v, addr, size, false, data);
+        got = mmio_access(v, addr, size, true, 0);
+        __atomic_add_fetch(&d->mmio_pairs, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(got == data ? &d->mmio_match :
+                           got == mask ? &d->mmio_ones : &d->mmio_other, 1,
+                           __ATOMIC_RELAXED);
+    }
+    __atomic_sub_fetch(&d->mmio_active, 1, __ATOMIC_ACQ_REL);
 }
 
 long dom_map_resource(struct xsim_dom *d, uint32_t type, uint32_t id,

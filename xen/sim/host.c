@@ -1514,6 +1514,16 @@ char *dom_dm_state(struct xsim_dom *d, size_t *len)
             d->dirty_count);
     if (d->panic[0])
         fprintf(f, "xen-panic %s\n", d->panic);
+    fprintf(f, "mmio pairs=%llu match=%llu ones=%llu other=%llu active=%u\n",
+            (unsigned long long)__atomic_load_n(&d->mmio_pairs,
+                                                __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&d->mmio_match,
+                                                __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&d->mmio_ones,
+                                                __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&d->mmio_other,
+                                                __ATOMIC_RELAXED),
+            __atomic_load_n(&d->mmio_active, __ATOMIC_ACQUIRE));
     fprintf(f, "p2m pages-outside=%llu\n",
             (unsigned long long)host_pages_outside_p2m(d));
     fprintf(f, "ioreq sent=%llu waiting=%u wait-max-us=%llu\n",

@@ -126,6 +126,10 @@ struct xsim_dom {
     uint32_t ioreq_waiting;     /* vCPUs blocked on an ioreq now, atomic */
     uint64_t ioreq_sent;        /* synchronous ioreqs sent, atomic */
     uint64_t ioreq_wait_max_ns; /* longest wait so far, atomic */
+    /* The MMIO workload's read-backs (atomic): equal to what was written,
+     * all ones, anything else. */
+    uint64_t mmio_pairs, mmio_match, mmio_ones, mmio_other;
+    uint32_t mmio_active;       /* vCPUs inside a batch of them, atomic */
     char panic[200];            /* what would have taken real Xen down */
     struct xsim_cacheattr *cacheattr;
     unsigned nr_cacheattr;
@@ -259,6 +263,11 @@ bool host_ioreq_owed(const struct xsim_vcpu *v);
 /* In the vCPU's thread, no lock held: the synchronous INVALIDATE to every
  * enabled server, waiting for each answer (or recording the panic). */
 void host_ioreq_resume(struct xsim_vcpu *v);
+/* The MMIO workload: @n write + read-back pairs by vCPU @v in @wl's range,
+ * each to the enabled server whose range holds it (ioreq_server_select),
+ * else Xen's null handler (reads all ones).  No lock held. */
+void host_ioreq_mmio(struct xsim_vcpu *v, const struct xsim_workload *wl,
+                     unsigned n);
 /* XENMEM_acquire_resource of an ioreq server: *fd (the server's memfd,
  * owned by the domain: pass it, do not close it) and the byte offset of @frame; @nr 0 asks for the size
  * (returned).  -EOPNOTSUPP for other resource types. */
