@@ -54,3 +54,5 @@ $(BUILD)/tests/test-ioreq-concurrency: $(LIB_DM)
 # The embedding-emulator test on the simulator links the ioreq service.
 OBJS_test-ioreq-sim := $(LIB_DM)
 $(BUILD)/tests/xenram/test-ioreq-sim: $(LIB_DM)
+OBJS_bench-ioreq-sim := $(LIB_DM)
+$(BUILD)/bench/xenram/bench-ioreq-sim: $(LIB_DM)
