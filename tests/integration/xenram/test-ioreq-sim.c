@@ -9,7 +9,11 @@
  *     and data the vCPU used, and every read-back returns what was written;
  *   - the claimed range beyond the region reads all ones (unassigned,
  *     counted by xenram), as does an unclaimed hole (Xen's own null
- *     handler: xenram sees nothing of it).
+ *     handler: xenram sees nothing of it);
+ *   - the guest's balloon driver gives frames back while a DMA holds a
+ *     mapcache lock: Xen's INVALIDATE reaches the mapcache, which drops
+ *     the unlocked buckets and orphans the locked one -- its mapping stays
+ *     valid for the DMA until it unlocks, a new lookup maps afresh.
  */
 #include <errno.h>
 #include <poll.h>
@@ -86,6 +90,7 @@ typedef struct Emu {
     MemoryRegion root, ioroot;
     AddressSpace as, io;
     Dev dev;
+    MapCache *mc;
     IoreqService *svc;
 } Emu;
 
@@ -133,8 +138,10 @@ static int setup(void **state)
                      0);
     assert_int_equal(address_space_init(&e->io, &e->ctx, &e->ioroot, "io"),
                      0);
+    assert_int_equal(mapcache_new(e->xh, NULL, &e->mc), 0);
     h.mem = &e->as;
     h.io = &e->io;
+    h.mc = e->mc;
     if (ioreq_service_start(e->xh, &h, &e->svc, err, sizeof(err)))
         fail_msg("%s", err);
     /* What the Xen listener does for an I/O region, and one page more. */
@@ -150,6 +157,7 @@ static int teardown(void **state)
     Emu *e = *state;
 
     ioreq_service_stop(e->svc);
+    mapcache_destroy(e->mc);
     address_space_destroy(&e->as);
     address_space_destroy(&e->io);
     memory_region_del_subregion(&e->root, &e->dev.mr);
@@ -269,6 +277,66 @@ static void test_a_claimed_hole_and_an_unclaimed_one_read_all_ones(
     assert_int_equal(after.mmio, before.mmio);
 }
 
+static void test_an_invalidate_orphans_a_locked_dma_mapping(void **state)
+{
+    Emu *e = *state;
+    MapCacheStats st0, st;
+    uint64_t len = 4096, gpa = 0x200000, gpa2 = 0x400000;
+    char dom[16], out[256];
+    int err = 0;
+    uint8_t *dma, *p;
+    IoreqStats is;
+
+    /* A DMA holds bucket 2 MiB; bucket 4 MiB is mapped, unlocked. */
+    dma = mapcache_map(e->mc, gpa, &len, &err);
+    assert_non_null(dma);
+    rcu_read_lock();
+    p = mapcache_get(e->mc, gpa2, 8, &err);
+    assert_non_null(p);
+    rcu_read_unlock();
+    mapcache_get_stats(e->mc, &st0);
+    assert_int_equal(st0.locked_buckets, 1);
+    assert_true(st0.buckets >= 2);
+    /* The guest gives 4 frames back (from the top of its RAM). */
+    snprintf(dom, sizeof(dom), "%u", e->domid);
+    assert_int_equal(sim_run_cli(&host, out, sizeof(out), "balloon", dom,
+                                 "-4", NULL), 0);
+    for (int i = 0; i < 1000; i++) {
+        ioreq_service_stats(e->svc, &is);
+        if (is.invalidates >= 1)
+            break;
+        poll(NULL, 0, 10);
+    }
+    assert_int_equal(is.invalidates, 1);
+    mapcache_get_stats(e->mc, &st);
+    assert_true(st.invalidations > st0.invalidations);
+    /* The unlocked bucket is gone; the locked one stays, orphaned. */
+    assert_int_equal(st.buckets, 1);
+    assert_int_equal(st.locked_buckets, 1);
+    /* The DMA's mapping still shows the guest's frame. */
+    memset(dma, 0x5a, 64);
+    assert_int_equal(dma[63], 0x5a);
+    {
+        uint64_t back;
+
+        assert_int_equal(mapcache_reverse(e->mc, dma, &back), 0);
+        assert_int_equal(back, gpa);
+    }
+    /* A new lookup maps the bucket afresh; the same frame's bytes. */
+    rcu_read_lock();
+    p = mapcache_get(e->mc, gpa, 64, &err);
+    assert_non_null(p);
+    assert_ptr_not_equal(p, dma);
+    assert_int_equal(p[63], 0x5a);
+    rcu_read_unlock();
+    mapcache_get_stats(e->mc, &st);
+    assert_int_equal(st.buckets, 2);            /* the orphan, the new one */
+    assert_int_equal(mapcache_unlock(e->mc, dma), 0);
+    mapcache_get_stats(e->mc, &st);
+    assert_int_equal(st.locked_buckets, 0);
+    assert_int_equal(st.buckets, 1);            /* the orphan went */
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(int argc, char **argv)
@@ -276,6 +344,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         T(test_every_access_reaches_the_region_and_reads_back),
         T(test_a_claimed_hole_and_an_unclaimed_one_read_all_ones),
+        T(test_an_invalidate_orphans_a_locked_dma_mapping),
     };
 
     sim_test_init(argc, argv, 90);
