@@ -190,6 +190,22 @@ fail:
     return ret;
 }
 
+int xen_ioreq_server_disable(XenIoreqServer *s)
+{
+    if (!s->enabled) {
+        return 0;
+    }
+    if (xendevicemodel_set_ioreq_server_state(xen_dmod(s->xh), s->domid,
+                                              s->id, 0) < 0) {
+        return xen_record_failure(ioreq_errno(),
+                                  "xendevicemodel_set_ioreq_server_state",
+                                  s->domid, "server %u, disabled",
+                                  (unsigned int)s->id);
+    }
+    s->enabled = false;
+    return 0;
+}
+
 void xen_ioreq_server_close(XenIoreqServer *s)
 {
     if (!s) {

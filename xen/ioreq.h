@@ -66,6 +66,12 @@ int xen_ioreq_server_open(XenHandles *xh, XenIoreqServer **out);
 int xen_ioreq_server_enable(XenIoreqServer *s);
 
 /*
+ * Disable the server: Xen sends it nothing new (requests already posted
+ * stay in their slots, to be completed).  0 or -errno.
+ */
+int xen_ioreq_server_disable(XenIoreqServer *s);
+
+/*
  * Disable and destroy the server, unbind its channels, unmap its pages.
  * Requests in flight are not completed (Xen drops a vCPU's wait when the
  * server goes).  NULL is a no-op.  Not concurrent with anything on @s.

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +138,7 @@ static int ioreq_bad(IoreqHandler *h, const ioreq_t *req, const char *why)
 static int ioreq_io(IoreqHandler *h, ioreq_t *req, AddressSpace *as)
 {
     unsigned int size = req->size;
-    uint64_t count = req->count, span, step, lo_addr, lo_data = 0;
+    uint64_t count = req->count, span, step, lo_data = 0;
     bool is_read = req->dir == IOREQ_READ;
     uint8_t *buf = NULL;
     int ret = 0;
@@ -161,17 +162,14 @@ static int ioreq_io(IoreqHandler *h, ioreq_t *req, AddressSpace *as)
         if (req->addr < step || (req->data_is_ptr && req->data < step)) {
             return ioreq_bad(h, req, "rep count wraps below 0");
         }
-        lo_addr = req->addr - step;
         lo_data = req->data - step;
     } else {
         if (req->addr + step < req->addr ||
             (req->data_is_ptr && req->data + span < req->data)) {
             return ioreq_bad(h, req, "rep count wraps past 2^64");
         }
-        lo_addr = req->addr;
         lo_data = req->data;
     }
-    (void)lo_addr;
     if (req->data_is_ptr) {
         /* Checked whole before the first access: all or nothing. */
         if (!h->gm || !ioreq_is_ram(h->gm, lo_data, span, is_read)) {
@@ -294,13 +292,9 @@ static void ioreq_serve_buffered(IoreqService *svc)
     }
 }
 
-static void *ioreq_thread(void *arg)
+/* Every slot and the ring once, events or not. */
+static void ioreq_sweep(IoreqService *svc)
 {
-    IoreqService *svc = arg;
-    bool stop = false;
-
-    rcu_register_thread();
-    /* Whatever was posted before our ports were bound. */
     for (unsigned int i = 0; i < xen_ioreq_server_vcpus(svc->srv); i++) {
         ioreq_t req;
 
@@ -311,6 +305,16 @@ static void *ioreq_thread(void *arg)
     }
     ioreq_serve_buffered(svc);
     ioreq_publish(svc);
+}
+
+static void *ioreq_thread(void *arg)
+{
+    IoreqService *svc = arg;
+    bool stop = false;
+
+    rcu_register_thread();
+    /* Whatever was posted before our ports were bound. */
+    ioreq_sweep(svc);
     while (!stop) {
         struct epoll_event ev[2];
         int n = epoll_wait(svc->epfd, ev, 2, -1);
@@ -346,6 +350,9 @@ static void *ioreq_thread(void *arg)
         }
         ioreq_publish(svc);
     }
+    /* Disabled by now: what Xen posted before is answered, nothing more
+     * comes, and no vCPU is left waiting on a server that went away. */
+    ioreq_sweep(svc);
     rcu_unregister_thread();
     return NULL;
 }
@@ -442,10 +449,12 @@ void ioreq_service_stop(IoreqService *svc)
     if (svc->thread_ok) {
         uint64_t one = 1;
 
+        /* Disabled first, then the thread's last sweep: every request
+         * Xen posted is completed before the pages go. */
+        xen_ioreq_server_disable(svc->srv);
         (void)!write(svc->stop_fd, &one, sizeof(one));
         pthread_join(svc->thread, NULL);
     }
-    /* Disabled first: Xen stops sending before the pages go. */
     xen_ioreq_server_close(svc->srv);
     if (svc->epfd >= 0) {
         close(svc->epfd);
