@@ -310,14 +310,15 @@ static void ioreq_sweep(IoreqService *svc)
 static void *ioreq_thread(void *arg)
 {
     IoreqService *svc = arg;
-    bool stop = false;
+    bool stop = false, degraded = false;
 
     rcu_register_thread();
     /* Whatever was posted before our ports were bound. */
     ioreq_sweep(svc);
     while (!stop) {
         struct epoll_event ev[2];
-        int n = epoll_wait(svc->epfd, ev, 2, -1);
+        /* After a failed read of the channel: sweep every 10 ms instead. */
+        int n = epoll_wait(svc->epfd, ev, 2, degraded ? 10 : -1);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -343,10 +344,22 @@ static void *ioreq_thread(void *arg)
             } else if (who >= 0) {
                 ioreq_serve_vcpu(svc, (unsigned int)who);
             } else if (who != -ENOENT) {
-                ioreq_log(&svc->h, "ioreq thread: xenevtchn_pending: %s",
-                          strerror(-who));
+                /*
+                 * The channel cannot be read (its ring overflowed, ...):
+                 * say so once, and from now on look at every slot
+                 * periodically rather than spin on a readable fd.
+                 */
+                if (!degraded) {
+                    ioreq_log(&svc->h, "ioreq thread: xenevtchn_pending: "
+                              "%s; polling the ioreq page every 10 ms from "
+                              "now on", strerror(-who));
+                }
+                degraded = true;
                 break;
             }
+        }
+        if (degraded) {
+            ioreq_sweep(svc);
         }
         ioreq_publish(svc);
     }
