@@ -55,7 +55,8 @@ endif
 
 
 # Debian's libxen-dev and friends, found through pkg-config.
-XEN_PKGS    := xencontrol xenforeignmemory xendevicemodel xenstore xentoolcore
+XEN_PKGS    := xencontrol xenforeignmemory xendevicemodel xenevtchn xenstore \
+               xentoolcore
 URCU_PKG    := liburcu-memb
 TEST_PKGS   := cmocka
 

@@ -102,8 +102,9 @@ BENCHES += $(XR_SIM_BENCHES)
 $(XR_SIM_BENCHES): $(BUILD)/bench/xenram/%: $(BUILD)/obj/tests/bench/xenram/%.o \
                    $(LIB_INTERNAL) $(SIM_TEST_OBJS) | $(SIM_LIBS) $(XENSIM) $(BUILD)/xenram
 	@mkdir -p $(@D)
-	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(LIB_INTERNAL) $(XEN_LIBS) \
-	    $(JSON_LIBS) $(ZLIB_LIBS) $(MIG_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(OBJS_$*) $(LIB_INTERNAL) \
+	    $(XEN_LIBS) $(JSON_LIBS) $(ZLIB_LIBS) $(MIG_LIBS) $(URCU_LIBS) \
+	    $(CMOCKA_LIBS) -lm
 
 # The exported set of the built libxenram.a against the public headers
 # (scripts/check-exports.sh), as a program `make check` runs with the

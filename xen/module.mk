@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # The Xen platform layer (xen/xen.h).
-LIB_SRCS += xen/xen.c
-PUBLIC_HEADERS += xen/xen.h
+LIB_SRCS += xen/xen.c xen/ioreq.c
+PUBLIC_HEADERS += xen/xen.h xen/ioreq.h
 
 # "-Wl,--wrap=a,--wrap=b" from a list of symbols.
 xen_empty :=

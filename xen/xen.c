@@ -113,6 +113,21 @@ static int xen_fail_why(int err, const char *call, uint32_t domid,
     return -err;
 }
 
+int xen_record_failure(int err, const char *call, uint32_t domid,
+                       const char *fmt, ...)
+{
+    char args[160];
+    va_list ap;
+
+    if (!fmt) {
+        return xen_fail(err, call, domid, NULL);
+    }
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    return xen_fail(err, call, domid, "%s", args);
+}
+
 /* ---- handles ------------------------------------------------------------ */
 
 static void xen_close_handles(XenHandles *xh)

@@ -72,6 +72,15 @@ const char *xen_last_error(void);
  */
 void xen_set_error_log(void (*fn)(const char *msg));
 
+/*
+ * For the layer's other files (xen/ioreq.c): record and log a failure of
+ * @call as every wrapper here does ("call(domid D, args): strerror") and
+ * return -@err.  @fmt (may be NULL) formats the arguments after the domid.
+ */
+int xen_record_failure(int err, const char *call, uint32_t domid,
+                       const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Raw handles, for the few callers that need a call not wrapped here. */
 xc_interface *xen_xc(XenHandles *xh);
 xenforeignmemory_handle *xen_fmem(XenHandles *xh);

@@ -27,6 +27,7 @@
 #include "memory/xen-memory.h"
 #include "migration/migration.h"
 #include "xen/dm/devmodel.h"
+#include "xen/dm/ioreq.h"
 #include "xen/dm/loop.h"
 #include "xen/dm/qmp.h"
 #include "xen/dm/qmp-migrate.h"
@@ -73,6 +74,7 @@ typedef struct DeviceModel {
     ModifiedMemory *mm;
     XenMemory *xm;
     int ioservid;
+    IoreqService *ioreq;            /* the served ioreq server, or NULL */
     GuestMemory gm;
     Hotplug *hp;                    /* RAM hot-plug through xenstore */
     Migration *mig;                 /* the xl migrate duties, the engine */
@@ -132,6 +134,12 @@ static void dm_xen_log(const char *msg)
 }
 
 /* ---- xenstore --------------------------------------------------------------- */
+
+/* The ioreq thread's messages (unassigned accesses, malformed requests). */
+static void dm_ioreq_log(const char *msg)
+{
+    dm_log(DM_LOG_INFO, "%s", msg);
+}
 
 static void dm_xs_state(DeviceModel *dm, const char *state)
 {
@@ -380,26 +388,34 @@ static int dm_memory_init(DeviceModel *dm, bool incoming, char *err,
     if (ret) {
         goto fail;
     }
+    dm->gm = (GuestMemory) { .as = &dm->as, .ram = &dm->ram, .mc = dm->mc,
+                             .mm = dm->cfg->no_modified_memory ? NULL :
+                                   dm->mm };
     /*
-     * The ioreq server is created so that the region tree's I/O ranges are
-     * recorded against it, but it is never enabled: nothing maps its ioreq
-     * pages or serves its event channels yet.  Xen broadcasts a synchronous
-     * IOREQ_TYPE_INVALIDATE to every *enabled* server after each frame
-     * removal (p2m_remove_page -> ioreq_request_mapcache_invalidate), and
-     * ioreq_send() on a server whose pages were never set up faults in the
-     * hypervisor: Xen 4.17 panics the host (issue 16).  A disabled server is
-     * skipped by ioreq_broadcast() and ioreq_server_select(), so claimed
-     * accesses complete as unassigned I/O, exactly as with no server.
+     * The ioreq server, served by its own thread from before it is
+     * enabled (docs/ioreq.md).  After the domain's creation has finished,
+     * every frame removal (p2m_remove_page ->
+     * ioreq_request_mapcache_invalidate) makes each vCPU send a
+     * synchronous IOREQ_TYPE_INVALIDATE to every *enabled* server and wait
+     * for its answer; a server enabled without mapped pages faults in
+     * ioreq_send() and Xen 4.17 panics the host (issue 16).  So the
+     * server is enabled only by ioreq_service_start(), once its pages are
+     * mapped and its thread runs; without one, claimed ranges are not
+     * claimed and accesses complete as unassigned I/O in Xen.
      */
     dm->ioservid = -1;
     {
-        ioservid_t id;
+        IoreqHandler h = { .mc = dm->mc, .mem = &dm->as, .io = &dm->io,
+                           .gm = &dm->gm, .log = dm_ioreq_log };
+        char why[512];
 
-        if (xen_ioreq_server_create(dm->xh, &id) == 0) {
-            dm->ioservid = id;
+        if (ioreq_service_start(dm->xh, &h, &dm->ioreq, why,
+                                sizeof(why)) == 0) {
+            dm->ioservid = ioreq_service_id(dm->ioreq);
         } else {
             dm_log(DM_LOG_WARN, "no ioreq server (%s); I/O regions will "
-                   "not be claimed", xen_last_error());
+                   "not be claimed and Xen's map-cache invalidations will "
+                   "not reach the mapcache", why);
         }
     }
     ret = xen_memory_new(dm->xh, &dm->ram, &dm->as, &dm->io, dm->ioservid,
@@ -424,9 +440,6 @@ static int dm_memory_init(DeviceModel *dm, bool incoming, char *err,
             return -EIO;
         }
     }
-    dm->gm = (GuestMemory) { .as = &dm->as, .ram = &dm->ram, .mc = dm->mc,
-                             .mm = dm->cfg->no_modified_memory ? NULL :
-                                   dm->mm };
     if ((ret = dm_hotplug_init(dm, incoming, above, err, errlen))) {
         return ret;
     }
@@ -449,9 +462,10 @@ static void dm_memory_free(DeviceModel *dm)
     }
     xen_memory_free(dm->xm);
     dm->xm = NULL;
-    if (dm->ioservid >= 0) {
-        xen_ioreq_server_destroy(dm->xh, dm->ioservid);
-    }
+    /* Disabled and destroyed while the mapcache it invalidates is there. */
+    ioreq_service_stop(dm->ioreq);
+    dm->ioreq = NULL;
+    dm->ioservid = -1;
     modified_memory_free(dm->mm);
     dm->mm = NULL;
     if (dm->hp) {
@@ -1021,6 +1035,22 @@ static json_t *qmp_query_memory(QmpClient *c, json_t *args, void *opaque,
                     "extents", (json_int_t)mm.extents,
                     "hypercalls", (json_int_t)mm.hypercalls,
                     "errors", (json_int_t)mm.errors);
+    if (ret && dm->ioreq) {
+        IoreqStats is;
+
+        ioreq_service_stats(dm->ioreq, &is);
+        json_object_set_new(ret, "ioreq", json_pack(
+            "{s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+            "server", dm->ioservid,
+            "requests", (json_int_t)is.requests,
+            "invalidates", (json_int_t)is.invalidates,
+            "pio", (json_int_t)is.pio, "mmio", (json_int_t)is.mmio,
+            "pci-config", (json_int_t)is.pci_config,
+            "buffered", (json_int_t)is.buffered,
+            "unassigned", (json_int_t)is.unassigned,
+            "bad", (json_int_t)is.bad, "other", (json_int_t)is.other,
+            "spurious", (json_int_t)is.spurious));
+    }
     if (ret && dm->testdev) {
         json_object_set_new(ret, "test-device", json_pack(
             "{s:I,s:I}", "pages-written",

@@ -13,6 +13,8 @@ DM_SRCS := xen/dm/cmdline.c
 DM_SRCS += xen/dm/loop.c xen/dm/qmp.c xen/dm/qmp-migrate.c
 # The device model itself.
 DM_SRCS += xen/dm/devmodel.c xen/dm/testdev.c
+# The ioreq server thread (docs/ioreq.md).
+DM_SRCS += xen/dm/ioreq.c
 
 DM_OBJS := $(DM_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_DM  := $(BUILD)/libxenram-dm.a
@@ -33,3 +35,24 @@ $(BUILD)/xenram: $(BUILD)/obj/xen/dm/main.o $(LIB_DM) $(LIB)
 OBJS_test-cmdline := $(LIB_DM)
 OBJS_test-qmp     := $(LIB_DM)
 $(BUILD)/tests/test-cmdline $(BUILD)/tests/test-qmp: $(LIB_DM)
+
+# test-ioreq: the request handling over a small region tree, and the Xen
+# layer's ioreq page and buffered ring over wrapped library calls.
+OBJS_test-ioreq := $(LIB_DM)
+LDFLAGS_test-ioreq := $(call xen_wrap,\
+    xen_domain_info xen_domid xen_dmod xen_fmem xen_ioreq_server_destroy \
+    xendevicemodel_create_ioreq_server xendevicemodel_get_ioreq_server_info \
+    xendevicemodel_set_ioreq_server_state xenforeignmemory_map_resource \
+    xenforeignmemory_unmap_resource xenevtchn_open xenevtchn_close \
+    xenevtchn_fd xenevtchn_bind_interdomain xenevtchn_unbind \
+    xenevtchn_notify xenevtchn_pending xenevtchn_unmask)
+$(BUILD)/tests/test-ioreq: $(LIB_DM)
+# The same wraps for the service thread under ThreadSanitizer.
+OBJS_test-ioreq-concurrency := $(LIB_DM)
+LDFLAGS_test-ioreq-concurrency := $(LDFLAGS_test-ioreq)
+$(BUILD)/tests/test-ioreq-concurrency: $(LIB_DM)
+# The embedding-emulator test on the simulator links the ioreq service.
+OBJS_test-ioreq-sim := $(LIB_DM)
+$(BUILD)/tests/xenram/test-ioreq-sim: $(LIB_DM)
+OBJS_bench-ioreq-sim := $(LIB_DM)
+$(BUILD)/bench/xenram/bench-ioreq-sim: $(LIB_DM)

@@ -298,12 +298,19 @@ static struct xsim_dom *dom_alloc(void)
     d->track.uffd = d->track.pagemap = -1;
     d->max_mapped = -1;
     d->refs = 1;
+    d->removal_vcpu = -1;
+    for (unsigned i = 0; i < XSIM_MAX_IOREQ_SERVERS; i++) {
+        d->ioreq[i].memfd = -1;
+        for (unsigned j = 0; j <= XSIM_IOREQ_MAX_VCPUS; j++)
+            d->ioreq[i].sock[j] = -1;
+    }
     d->sched_weight = XSIM_SCHED_WEIGHT_DEFAULT;
     return d;
 }
 
 static void dom_free(struct xsim_dom *d)
 {
+    host_ioreq_fini(d);
     track_fini(&d->track);
     if (d->memfd >= 0)
         close(d->memfd);
@@ -332,6 +339,7 @@ int host_init(struct xsim_host *h, enum xsim_track_mode mode,
     h->next_instance = 1;
     snprintf(h->state_dir, sizeof(h->state_dir), "%s", state_dir);
     snprintf(h->xenstore, sizeof(h->xenstore), "off");
+    host_ioreq_init(state_dir);
 
     /* Domain 0: the control domain the toolstack and xenram run in.  It
      * has no simulated memory; it exists so that xenstored and tools that
@@ -424,37 +432,6 @@ static int populate_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
     return 0;
 }
 
-/*
- * After a domain's creation has finished, every p2m removal makes Xen
- * (p2m_remove_page -> ioreq_request_mapcache_invalidate) have each vCPU
- * broadcast a synchronous IOREQ_TYPE_INVALIDATE to every *enabled* ioreq
- * server on its next resume (xen/common/ioreq.c, ioreq_broadcast).  A
- * server enabled without its ioreq pages having been set up makes
- * ioreq_send() dereference a NULL page: Xen 4.17 panics the host (issue
- * 16, measured on the real-Xen tier).  The simulator cannot die with the
- * host it stands for, so it records the panic where tests and the log
- * see it.  Under d->lock.
- */
-static void invalidate_broadcast(struct xsim_dom *d)
-{
-    if (!__atomic_load_n(&d->creation_finished, __ATOMIC_ACQUIRE) ||
-        d->panic[0])
-        return;
-    for (unsigned i = 0; i < XSIM_MAX_IOREQ_SERVERS; i++) {
-        const struct xsim_ioreq *s = &d->ioreq[i];
-
-        if (s->used && s->enabled && !s->pages) {
-            snprintf(d->panic, sizeof(d->panic),
-                     "FATAL PAGE FAULT in ioreq_send: d%u's ioreq server %u "
-                     "is enabled but its ioreq pages were never set up",
-                     d->domid, i);
-            xsim_log("(XEN) host panic (simulated, real Xen dies here): %s",
-                     d->panic);
-            return;
-        }
-    }
-}
-
 static void remove_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
 {
     uint64_t i;
@@ -464,7 +441,7 @@ static void remove_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
     for (i = 0; i < nr; i++)
         bm_clear(d->p2m, gfn + i);
     d->tot_pages -= nr;
-    invalidate_broadcast(d);
+    host_ioreq_removal(d);
 }
 
 static void set_hvm_defaults(struct xsim_dom *d)
@@ -1262,11 +1239,18 @@ int dom_ioreq_create(struct xsim_dom *d, int bufioreq, uint32_t *id)
     pthread_mutex_lock(&d->lock);
     for (uint32_t i = 0; i < XSIM_MAX_IOREQ_SERVERS; i++) {
         if (!d->ioreq[i].used) {
-            memset(&d->ioreq[i], 0, sizeof(d->ioreq[i]));
-            d->ioreq[i].used = true;
-            d->ioreq[i].bufioreq = bufioreq;
+            struct xsim_ioreq *s = &d->ioreq[i];
+
+            /* What host-ioreq.c keeps for the id stays. */
+            s->enabled = s->pages = s->resource = false;
+            s->nr_ranges = 0;
+            memset(s->ranges, 0, sizeof(s->ranges));
+            s->bufioreq = bufioreq;
+            rc = host_ioreq_setup(d, i);
+            if (rc)
+                break;
+            s->used = true;
             *id = i;
-            rc = 0;
             break;
         }
     }
@@ -1292,7 +1276,8 @@ int dom_ioreq_info(struct xsim_dom *d, uint32_t id, bool want_gfns,
             s->pages = true;
         out[0] = want_gfns ? base + 2 * id : 0;
         out[1] = want_gfns && s->bufioreq ? base + 2 * id + 1 : ~0ull;
-        out[2] = s->bufioreq ? 100 + id : 0;
+        out[2] = s->bufioreq ? host_ioreq_port(id, XSIM_IOREQ_MAX_VCPUS)
+                             : 0;
     }
     pthread_mutex_unlock(&d->lock);
     return rc;
@@ -1353,10 +1338,13 @@ int dom_ioreq_state(struct xsim_dom *d, uint32_t id, bool enabled)
 
     pthread_mutex_lock(&d->lock);
     s = ioreq_get(d, id);
-    if (s)
-        s->enabled = enabled;
-    else
+    if (s) {
+        if (enabled && !s->enabled)
+            host_ioreq_enabled(d, id);  /* ioreq_server_update_evtchn() */
+        __atomic_store_n(&s->enabled, enabled, __ATOMIC_RELEASE);
+    } else {
         rc = -ENOENT;
+    }
     pthread_mutex_unlock(&d->lock);
     return rc;
 }
@@ -1368,10 +1356,14 @@ int dom_ioreq_destroy(struct xsim_dom *d, uint32_t id)
 
     pthread_mutex_lock(&d->lock);
     s = ioreq_get(d, id);
-    if (s)
+    if (s) {
+        __atomic_store_n(&s->enabled, false, __ATOMIC_RELEASE);
         s->used = false;
-    else
+        /* A vCPU waiting on it gives up (Xen drops the vCPU's wait). */
+        __atomic_add_fetch(&s->gen, 1, __ATOMIC_RELEASE);
+    } else {
         rc = -ENOENT;
+    }
     pthread_mutex_unlock(&d->lock);
     return rc;
 }
@@ -1547,6 +1539,24 @@ char *dom_dm_state(struct xsim_dom *d, size_t *len)
             d->dirty_count);
     if (d->panic[0])
         fprintf(f, "xen-panic %s\n", d->panic);
+    fprintf(f, "mmio pairs=%llu match=%llu ones=%llu other=%llu active=%u\n",
+            (unsigned long long)__atomic_load_n(&d->mmio_pairs,
+                                                __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&d->mmio_match,
+                                                __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&d->mmio_ones,
+                                                __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&d->mmio_other,
+                                                __ATOMIC_RELAXED),
+            __atomic_load_n(&d->mmio_active, __ATOMIC_ACQUIRE));
+    fprintf(f, "p2m pages-outside=%llu\n",
+            (unsigned long long)host_pages_outside_p2m(d));
+    fprintf(f, "ioreq sent=%llu waiting=%u wait-max-us=%llu\n",
+            (unsigned long long)__atomic_load_n(&d->ioreq_sent,
+                                                __ATOMIC_RELAXED),
+            __atomic_load_n(&d->ioreq_waiting, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&d->ioreq_wait_max_ns,
+                                                __ATOMIC_RELAXED) / 1000);
     if (d->dm_log)
         fputs(d->dm_log, f);
     pthread_mutex_unlock(&d->lock);

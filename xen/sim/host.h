@@ -29,6 +29,7 @@
 #include "xen/sim/vcpu.h"
 
 #define XSIM_MAX_IOREQ_SERVERS 8      /* Xen's MAX_NR_IOREQ_SERVERS */
+#define XSIM_IOREQ_MAX_VCPUS   64     /* xensim create's limit */
 #define XSIM_HVM_NR_PARAMS     64
 #define XSIM_DOMID_FIRST_RESERVED 0x7FF0u
 
@@ -41,9 +42,17 @@ struct xsim_ioreq {
     bool used;
     bool enabled;
     bool pages;                 /* ioreq pages set up (get_info with gfns) */
+    bool resource;              /* ... or acquired by map_resource */
     int bufioreq;
     unsigned nr_ranges;
     struct xsim_ioreq_range ranges[64];
+    /* Kept for the domain's life, across destroy and create of the id
+     * (host-ioreq.c): the server's two pages (frame 0 buffered ring,
+     * frame 1 ioreq page) and the guest ends of its event channels. */
+    uint64_t gen;               /* bumped at create and destroy, atomic */
+    int memfd;                  /* -1: never set up */
+    uint8_t *page;              /* the daemon's mapping of the two frames */
+    int sock[XSIM_IOREQ_MAX_VCPUS + 1];  /* per vCPU, then buffered */
 };
 
 struct xsim_cacheattr {
@@ -110,6 +119,17 @@ struct xsim_dom {
     /* What device models asked for */
     struct xsim_ioreq ioreq[XSIM_MAX_IOREQ_SERVERS];
     bool creation_finished;     /* unpaused once by the toolstack */
+    /* Per vCPU (bit = vCPU id), atomic: Xen's v->mapcache_invalidate. */
+    uint64_t ioreq_inval;
+    int removal_vcpu;           /* d->lock: the vCPU removing frames as the
+                                   guest (balloon), -1: another domain */
+    uint32_t ioreq_waiting;     /* vCPUs blocked on an ioreq now, atomic */
+    uint64_t ioreq_sent;        /* synchronous ioreqs sent, atomic */
+    uint64_t ioreq_wait_max_ns; /* longest wait so far, atomic */
+    /* The MMIO workload's read-backs (atomic): equal to what was written,
+     * all ones, anything else. */
+    uint64_t mmio_pairs, mmio_match, mmio_ones, mmio_other;
+    uint32_t mmio_active;       /* vCPUs inside a batch of them, atomic */
     char panic[200];            /* what would have taken real Xen down */
     struct xsim_cacheattr *cacheattr;
     unsigned nr_cacheattr;
@@ -221,6 +241,45 @@ char *dom_dm_state(struct xsim_dom *d, size_t *len);
 
 /* dm ops refuse dom0 (EPERM, "remote domain") and non-HVM domains. */
 int dom_check_dm(struct xsim_dom *d);
+
+/* ---- ioreq forwarding (host-ioreq.c, docs/simulator.md) ---------------- */
+
+/* The event-channel namespace of this host's domains (as xenram's
+ * libxenevtchn stand-in derives it from XENSTORED_RUNDIR). */
+void host_ioreq_init(const char *state_dir);
+/* The guest end of server @id's event channel for @vcpu (or the buffered
+ * ring's, @vcpu == XSIM_IOREQ_MAX_VCPUS). */
+uint32_t host_ioreq_port(uint32_t id, unsigned vcpu);
+/* Under d->lock: allocate (once) and clear server @id's pages and bind
+ * its guest ends; on enable, write each vCPU's port into its slot. */
+int host_ioreq_setup(struct xsim_dom *d, uint32_t id);
+void host_ioreq_enabled(struct xsim_dom *d, uint32_t id);
+/* At dom_free: close and unmap what the servers kept. */
+void host_ioreq_fini(struct xsim_dom *d);
+/* Under d->lock, after a p2m removal: ioreq_request_mapcache_invalidate. */
+void host_ioreq_removal(struct xsim_dom *d);
+/* Does vCPU @v owe an INVALIDATE (checked by its thread at each loop)? */
+bool host_ioreq_owed(const struct xsim_vcpu *v);
+/* In the vCPU's thread, no lock held: the synchronous INVALIDATE to every
+ * enabled server, waiting for each answer (or recording the panic). */
+void host_ioreq_resume(struct xsim_vcpu *v);
+/* The MMIO workload: @n write + read-back pairs by vCPU @v in @wl's range,
+ * each to the enabled server whose range holds it (ioreq_server_select),
+ * else Xen's null handler (reads all ones).  No lock held. */
+void host_ioreq_mmio(struct xsim_vcpu *v, const struct xsim_workload *wl,
+                     unsigned n);
+/* XENMEM_acquire_resource of an ioreq server: *fd (the server's memfd,
+ * owned by the domain: pass it, do not close it) and the byte offset of @frame; @nr 0 asks for the size
+ * (returned).  -EOPNOTSUPP for other resource types. */
+long dom_map_resource(struct xsim_dom *d, uint32_t type, uint32_t id,
+                      uint64_t frame, uint64_t nr, int *fd, uint64_t *off);
+/* Under d->lock: pages of the guest's memfd that hold data although the
+ * p2m does not have their frame -- writes through a stale mapping of a
+ * removed frame (on Xen they would land in the orphaned page). */
+uint64_t host_pages_outside_p2m(struct xsim_dom *d);
+/* The guest's balloon driver gives back @nr frames (the highest RAM frames
+ * still populated) from vCPU 0: returns the number removed. */
+long dom_balloon(struct xsim_dom *d, uint64_t nr);
 
 /* vCPU support (vcpu.c): quiesce blocks until no vCPU is inside a write. */
 void dom_quiesce(struct xsim_dom *d);

@@ -294,48 +294,88 @@ int xenforeignmemory_unmap(xenforeignmemory_handle *fmem, void *addr,
 }
 
 /*
- * Resources (ioreq server pages, grant tables, vmtrace buffers) are not
- * simulated: privcmd without IOCTL_PRIVCMD_MMAP_RESOURCE answers
- * EOPNOTSUPP, which callers such as QEMU treat as "use the legacy way".
+ * Resources: an ioreq server's pages are simulated (the daemon passes the
+ * server's memfd and the frame's offset; host-ioreq.c), as privcmd's
+ * IOCTL_PRIVCMD_MMAP_RESOURCE maps them on Xen.  Grant tables and vmtrace
+ * buffers are not: EOPNOTSUPP, what callers such as QEMU treat as "use
+ * the legacy way".
  */
+struct xenforeignmemory_resource_handle {
+    void *addr;
+    size_t nr_frames;
+};
+
 xenforeignmemory_resource_handle *xenforeignmemory_map_resource(
     xenforeignmemory_handle *fmem, domid_t domid, unsigned int type,
     unsigned int id, unsigned long frame, unsigned long nr_frames,
     void **paddr, int prot, int flags)
 {
-    (void)type;
-    (void)id;
-    (void)frame;
-    (void)nr_frames;
-    (void)paddr;
-    (void)prot;
-    (void)flags;
+    uint64_t args[6] = { type, id, frame, nr_frames };
+    xenforeignmemory_resource_handle *fres;
+    struct xsim_rep rep;
+    int fd = -1, e;
+    void *p;
+
     if (xsim_handle_check(&fmem->h, domid) < 0)
         return NULL;
-    errno = EOPNOTSUPP;
-    return NULL;
+    if (nr_frames == 0 || !paddr) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (xsim_handle_call(&fmem->h, XSIM_OP_MAP_RESOURCE, domid, args, NULL,
+                         0, NULL, 0, &rep, &fd) < 0)
+        return NULL;
+    if (fd < 0) {
+        errno = EIO;
+        return NULL;
+    }
+    fres = calloc(1, sizeof(*fres));
+    if (!fres) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    p = mmap(*paddr, nr_frames * XSIM_PAGE_SIZE, prot, MAP_SHARED | flags,
+             fd, (off_t)rep.val[0]);
+    e = errno;
+    close(fd);                  /* the mapping keeps the pages */
+    if (p == MAP_FAILED) {
+        free(fres);
+        errno = e;
+        return NULL;
+    }
+    fres->addr = p;
+    fres->nr_frames = nr_frames;
+    *paddr = p;
+    return fres;
 }
 
 int xenforeignmemory_unmap_resource(xenforeignmemory_handle *fmem,
                                     xenforeignmemory_resource_handle *fres)
 {
+    int rc = 0;
+
     (void)fmem;
     if (fres) {
-        errno = EINVAL;
-        return -1;
+        rc = munmap(fres->addr, fres->nr_frames * XSIM_PAGE_SIZE);
+        free(fres);
     }
-    return 0;
+    return rc;
 }
 
 int xenforeignmemory_resource_size(xenforeignmemory_handle *fmem,
                                    domid_t domid, unsigned int type,
                                    unsigned int id, size_t *size)
 {
-    (void)type;
-    (void)id;
-    (void)size;
+    uint64_t args[6] = { type, id, 0, 0 };
+    int64_t n;
+
     if (xsim_handle_check(&fmem->h, domid) < 0)
         return -1;
-    errno = EOPNOTSUPP;
-    return -1;
+    n = xsim_handle_call(&fmem->h, XSIM_OP_MAP_RESOURCE, domid, args, NULL,
+                         0, NULL, 0, NULL, NULL);
+    if (n < 0)
+        return -1;
+    *size = (size_t)n * XSIM_PAGE_SIZE;
+    return 0;
 }

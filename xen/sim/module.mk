@@ -68,7 +68,8 @@ SIM_TS_SRCS     := $(SIM_DIR)/toolstack.c $(SIM_DIR)/ts-qmp.c \
                    $(SIM_DIR)/ts-engine.c $(SIM_DIR)/ts-report.c
 SIM_TS_OBJS     := $(SIM_TS_SRCS:$(SIM_DIR)/%.c=$(BUILD)/sim/dobj/%.o)
 SIM_DAEMON_SRCS := $(SIM_DIR)/xensim.c $(SIM_DIR)/daemon.c \
-                   $(SIM_DIR)/host.c $(SIM_DIR)/hvmctx.c \
+                   $(SIM_DIR)/host.c $(SIM_DIR)/host-ioreq.c \
+                   $(SIM_DIR)/hvmctx.c \
                    $(SIM_DIR)/vcpu.c $(SIM_DIR)/track.c \
                    $(SIM_DIR)/server.c $(SIM_DIR)/chan.c $(SIM_DIR)/log.c \
                    $(SIM_TS_SRCS)
@@ -105,7 +106,7 @@ INTEGRATION_TESTS += $(SIM_TESTS)
 
 # Linked against Debian's real libraries (pkg-config), as xenram is.
 SIM_REAL_LIBS := $(call pc_libs,xencontrol xenforeignmemory xendevicemodel \
-                   xentoolcore xenstore)
+                   xenevtchn xentoolcore xenstore)
 # What the simulated xenstore needs beside our stand-ins.
 SIM_XS_SHLIBS := $(addprefix $(BUILD)/sim/,\
                    libxenevtchn.so.1 libxengnttab.so.1 xs-sim-procxen.so)

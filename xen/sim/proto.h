@@ -115,6 +115,13 @@ enum xsim_op {
                                   arg2 = weight, arg3 = cap;
                                   val0 = weight, val1 = cap */
 
+    XSIM_OP_MAP_RESOURCE,      /* arg0 = type, arg1 = id, arg2 = frame,
+                                  arg3 = nr_frames (0: size only); ret =
+                                  nr_frames of the resource; the fd of its
+                                  frames passed, val0 = byte offset */
+    XSIM_OP_DOM_BALLOON,       /* arg0 = frames the guest gives back; ret =
+                                  frames removed */
+
     XSIM_OP_MAX
 };
 

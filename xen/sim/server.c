@@ -131,6 +131,15 @@ static void dom_request(struct xsim_host *h, struct xsim_dom *d,
             r->rep.ret = n;
         break;
     }
+    case XSIM_OP_DOM_BALLOON: {
+        long n = dom_balloon(d, a[0]);
+
+        if (n < 0)
+            rc = (int)n;
+        else
+            r->rep.ret = n;
+        break;
+    }
     case XSIM_OP_GUEST_WRITE: {
         long n;
 
@@ -283,6 +292,22 @@ static void dom_request(struct xsim_host *h, struct xsim_dom *d,
         case XSIM_OP_DM_IOREQ_DESTROY:
             rc = dom_ioreq_destroy(d, (uint32_t)a[0]);
             break;
+        case XSIM_OP_MAP_RESOURCE: {
+            int fd = -1;
+            uint64_t off = 0;
+            long n = dom_map_resource(d, (uint32_t)a[0], (uint32_t)a[1],
+                                      a[2], a[3], &fd, &off);
+
+            if (n < 0) {
+                rc = (int)n;
+                break;
+            }
+            r->rep.ret = n;
+            r->rep.val[0] = off;
+            if (a[3])
+                r->pass_fd = fd;
+            break;
+        }
         case XSIM_OP_DM_RELOCATE:
             rc = dom_relocate(d, (uint32_t)a[0], a[1], a[2]);
             break;

@@ -88,9 +88,26 @@ int workload_parse(const char *spec, struct xsim_workload *wl,
         wl->kind = XSIM_WL_HOTSET;
         return 0;
     }
+    if (strcmp(buf, "mmio") == 0 && a && b) {
+        char *c = strchr(b, ':'), *end;
+
+        if (c)
+            *c++ = 0;
+        errno = 0;
+        wl->mmio_gpa = strtoull(a, &end, 0);
+        if (!errno && !*end && *a) {
+            wl->mmio_len = strtoull(b, &end, 0);
+            if (!errno && !*end && *b && wl->mmio_len >= 8 &&
+                wl->mmio_gpa + wl->mmio_len > wl->mmio_gpa &&
+                (!c || parse_num(c, &wl->mmio_rate))) {
+                wl->kind = XSIM_WL_MMIO;
+                return 0;
+            }
+        }
+    }
     snprintf(err, errlen,
              "bad workload '%s' (idle, random:MiBps, hotset:PCT:MiBps, "
-             "sequential:MiBps)", spec);
+             "sequential:MiBps, mmio:GPA:LEN[:PAIRSps] with LEN >= 8)", spec);
     return -EINVAL;
 }
 
@@ -170,6 +187,14 @@ static bool may_run(const struct xsim_dom *d)
 {
     return !d->pause_count && !d->quiesce && !d->shutdown &&
            d->wl.kind != XSIM_WL_IDLE && d->nr_ram;
+}
+
+/* May @v enter the guest at all (idle workloads included)?  run_lock. */
+static bool may_resume(const struct xsim_vcpu *v)
+{
+    const struct xsim_dom *d = v->dom;
+
+    return !d->pause_count && !d->quiesce && !d->shutdown && !v->down;
 }
 
 /* ---- credit2's cap ------------------------------------------------------ */
@@ -275,12 +300,23 @@ static void *vcpu_main(void *arg)
 
         uint64_t wake, b0;
 
-        while (!d->stopping && (!may_run(d) || v->down)) {
+        while (!d->stopping && (!may_run(d) || v->down) &&
+               !(host_ioreq_owed(v) && may_resume(v))) {
             pthread_cond_wait(&d->run_cond, &d->run_lock);
             fresh = true;
         }
         if (d->stopping)
             break;
+        if (host_ioreq_owed(v) && may_resume(v)) {
+            /* hvm_do_resume(): the INVALIDATE a p2m removal left owed,
+             * waited for outside the run lock (a pause does not wait for
+             * a vCPU blocked on its device model). */
+            pthread_mutex_unlock(&d->run_lock);
+            host_ioreq_resume(v);
+            pthread_mutex_lock(&d->run_lock);
+            fresh = true;
+            continue;
+        }
         if (!cap_allows(v, &wake)) {
             struct timespec ts = {
                 .tv_sec = (time_t)(wake / 1000000000ull),
@@ -297,6 +333,34 @@ static void *vcpu_main(void *arg)
             t0 = mono_ns();
             done = 0;
             fresh = false;
+        }
+        if (wl.kind == XSIM_WL_MMIO) {
+            /* Accesses, not page writes: blocked on the device model
+             * outside the run lock and not counted as running. */
+            due = BATCH;
+            if (wl.mmio_rate > 0) {
+                uint64_t now = mono_ns(), target;
+
+                pps = wl.mmio_rate / d->nr_vcpus;
+                target = (uint64_t)((double)(now - t0) * pps / 1e9);
+                if (target <= done) {
+                    uint64_t next = t0 + (uint64_t)((double)(done + 1) *
+                                                    1e9 / pps);
+                    struct timespec ts = {
+                        .tv_sec = (time_t)(next / 1000000000ull),
+                        .tv_nsec = (long)(next % 1000000000ull),
+                    };
+
+                    pthread_cond_timedwait(&d->run_cond, &d->run_lock, &ts);
+                    continue;
+                }
+                due = target - done < BATCH ? target - done : BATCH;
+            }
+            pthread_mutex_unlock(&d->run_lock);
+            host_ioreq_mmio(v, &wl, (unsigned)due);
+            done += due;
+            pthread_mutex_lock(&d->run_lock);
+            continue;
         }
         if (wl.rate_mibs == 0) {
             due = BATCH;

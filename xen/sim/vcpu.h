@@ -9,6 +9,10 @@
  *   random:RATE           uniformly random pages of guest RAM, RATE MiB/s
  *   hotset:PCT:RATE       random pages within the first PCT% of guest RAM
  *   sequential:RATE       guest RAM in order, wrapping
+ *   mmio:GPA:LEN[:RATE]   no RAM writes: each vCPU writes then reads back
+ *                         1-, 2-, 4- and 8-byte words of [GPA, GPA+LEN)
+ *                         through the ioreq server that claimed them
+ *                         (RATE pairs/s, 0 or none: unlimited)
  * RATE 0 means as fast as the vCPU can go.  The rate is split evenly
  * between the domain's vCPUs.
  *
@@ -34,12 +38,15 @@ enum xsim_wl_kind {
     XSIM_WL_RANDOM,
     XSIM_WL_HOTSET,
     XSIM_WL_SEQUENTIAL,
+    XSIM_WL_MMIO,               /* MMIO to a range (host-ioreq.c) */
 };
 
 struct xsim_workload {
     enum xsim_wl_kind kind;
     double rate_mibs;           /* 0: unlimited */
     double hot_pct;
+    uint64_t mmio_gpa, mmio_len;  /* MMIO: the range the vCPUs access */
+    double mmio_rate;           /* MMIO: write+read pairs/s, 0 unlimited */
     char spec[64];
 };
 

@@ -1092,6 +1092,24 @@ static int cmd_guest_write(int argc, char **argv)
     return 0;
 }
 
+/* The guest's balloon driver gives frames back: `balloon DOMAIN -N`. */
+static int cmd_balloon(int argc, char **argv)
+{
+    uint64_t args[6] = { 0 };
+    struct xsim_rep rep;
+    uint32_t domid;
+
+    if (argc != 3 || argv[2][0] != '-')
+        die_usage("balloon takes DOMAIN -FRAMES (the frames the guest "
+                  "gives back)");
+    domid = resolve_dom(argv[1]);
+    args[0] = parse_ul(argv[2] + 1, "frame count");
+    if (call(XSIM_OP_DOM_BALLOON, domid, args, NULL, 0, &rep, NULL, 0, NULL))
+        return report(rep.err, "balloon", domid);
+    printf("d%u: the guest gave back %" PRId64 " frame(s)\n", domid, rep.ret);
+    return 0;
+}
+
 /* A size as the hot-plug protocol counts: "64 MiB", else bytes. */
 static void size_text(uint64_t bytes, char *buf, size_t len)
 {
@@ -1443,6 +1461,9 @@ static const struct cmd cmds[] = {
       "digest of the guest's memory, to compare two copies" },
     { "guest-write", cmd_guest_write, "DOMAIN GFN[-GFN]...",
       "make the guest write (stamp) these frames now, as a vCPU does" },
+    { "balloon", cmd_balloon, "DOMAIN -N",
+      "the guest's balloon driver gives N frames back (from the top of its "
+      "RAM, on vCPU 0): Xen's INVALIDATE goes to every ioreq server" },
     { "dm-state", cmd_dm_state, "DOMAIN",
       "what device models asked: ioreq servers, ranges, cache attributes" },
     { "help", cmd_help, "[COMMAND]",

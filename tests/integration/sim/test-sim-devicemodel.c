@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * test-sim-devicemodel.c - the libxendevicemodel stand-in against Xen's
- * XEN_DMOP_* semantics: ioreq servers (recorded, inspectable),
+ * XEN_DMOP_* semantics: ioreq servers (recorded, inspectable; their pages
+ * by map_resource and the INVALIDATE each vCPU sends them after a frame
+ * removal, served here by hand as a device model would),
  * track_dirty_vram on a HAP domain, relocate_memory, pinned cache
  * attributes, and the checks every dm op makes.
  */
@@ -12,12 +14,17 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include <xenctrl.h>
 #include <xendevicemodel.h>
+#include <xenevtchn.h>
 #include <xenforeignmemory.h>
+#include <xen/hvm/ioreq.h>
+#include <xen/memory.h>
 
 #include "tests/integration/sim/simtest.h"
 #include "xen/sim/stamp.h"
@@ -142,10 +149,36 @@ static void remove_one_frame(uint32_t domid, xen_pfn_t gfn)
     xc_interface_close(xch);
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Poll dm-state (bounded, 10 s) until it shows @what. */
+static bool dm_state_shows(uint32_t domid, const char *what)
+{
+    uint64_t end = now_ms() + 10000;
+
+    while (now_ms() < end) {
+        char *s = sim_dm_state(&host, domid);
+        bool found = s && strstr(s, what);
+
+        free(s);
+        if (found)
+            return true;
+        poll(NULL, 0, 5);
+    }
+    return dm_state_has(domid, what);
+}
+
 /*
  * Xen 4.17 broadcasts IOREQ_TYPE_INVALIDATE to every enabled ioreq server
- * after a frame removal on a domain whose creation has finished; one whose
- * ioreq pages were never set up takes the host down (issue 16).
+ * after a frame removal on a domain whose creation has finished, from each
+ * vCPU at its next resume; one whose ioreq pages were never set up takes
+ * the host down (issue 16).
  */
 static void test_a_frame_removal_with_an_unserved_enabled_server_panics_xen(
     void **state)
@@ -158,32 +191,209 @@ static void test_a_frame_removal_with_an_unserved_enabled_server_panics_xen(
     assert_int_equal(xendevicemodel_set_ioreq_server_state(c->dm, c->domid, id,
                                                            1), 0);
     remove_one_frame(c->domid, 0x800);
-    assert_true(dm_state_has(c->domid, "xen-panic FATAL PAGE FAULT in "
-                                       "ioreq_send"));
+    assert_true(dm_state_shows(c->domid, "xen-panic FATAL PAGE FAULT in "
+                                         "ioreq_send"));
 }
 
-static void test_a_disabled_or_served_server_survives_a_frame_removal(
-    void **state)
+static void test_a_disabled_server_is_sent_nothing(void **state)
 {
     struct ctx *c = *state;
-    ioservid_t off, served;
-    xen_pfn_t ioreq, buf;
+    ioservid_t off;
     char *s;
 
     assert_int_equal(xendevicemodel_create_ioreq_server(
                          c->dm, c->domid, HVM_IOREQSRV_BUFIOREQ_OFF, &off), 0);
-    assert_int_equal(xendevicemodel_create_ioreq_server(
-                         c->dm, c->domid, HVM_IOREQSRV_BUFIOREQ_OFF, &served),
-                     0);
-    assert_int_equal(xendevicemodel_get_ioreq_server_info(
-                         c->dm, c->domid, served, &ioreq, &buf, NULL), 0);
-    assert_int_equal(xendevicemodel_set_ioreq_server_state(c->dm, c->domid,
-                                                           served, 1), 0);
     remove_one_frame(c->domid, 0x800);
     s = sim_dm_state(&host, c->domid);
     assert_non_null(s);
     assert_null(strstr(s, "xen-panic"));
+    assert_non_null(strstr(s, "ioreq sent=0 "));
     free(s);
+}
+
+/* A device model's side of a served server, by hand. */
+struct served {
+    xenforeignmemory_handle *fmem;
+    xenforeignmemory_resource_handle *res;
+    xenevtchn_handle *xce;
+    shared_iopage_t *shared;
+    int local;
+};
+
+static void serve_open(struct served *sv, struct ctx *c, ioservid_t id)
+{
+    void *pages = NULL;
+    size_t size = 0;
+
+    /* The stand-in's event-channel namespace, as ts-dm gives xenram. */
+    char ns[200];
+
+    snprintf(ns, sizeof(ns), "%s/xenstored", host.dir);
+    setenv("XENSTORED_RUNDIR", ns, 1);
+    sv->fmem = xenforeignmemory_open(NULL, 0);
+    assert_non_null(sv->fmem);
+    assert_int_equal(xenforeignmemory_resource_size(
+                         sv->fmem, c->domid, XENMEM_resource_ioreq_server, id,
+                         &size), 0);
+    assert_int_equal(size, 2 * 4096);
+    /* Frame 1 only: the server has no buffered ring. */
+    sv->res = xenforeignmemory_map_resource(
+        sv->fmem, c->domid, XENMEM_resource_ioreq_server, id,
+        XENMEM_resource_ioreq_server_frame_ioreq(0), 1, &pages,
+        PROT_READ | PROT_WRITE, 0);
+    assert_non_null(sv->res);
+    sv->shared = pages;
+    assert_int_equal(xendevicemodel_set_ioreq_server_state(c->dm, c->domid, id,
+                                                           1), 0);
+    /* Enabling wrote vCPU 0's port into its slot. */
+    assert_int_not_equal(sv->shared->vcpu_ioreq[0].vp_eport, 0);
+    sv->xce = xenevtchn_open(NULL, 0);
+    assert_non_null(sv->xce);
+    sv->local = xenevtchn_bind_interdomain(
+        sv->xce, c->domid, sv->shared->vcpu_ioreq[0].vp_eport);
+    assert_true(sv->local >= 0);
+}
+
+static void serve_close(struct served *sv)
+{
+    xenevtchn_close(sv->xce);
+    assert_int_equal(xenforeignmemory_unmap_resource(sv->fmem, sv->res), 0);
+    xenforeignmemory_close(sv->fmem);
+}
+
+/* Wait (bounded) for vCPU 0's request; returns it, the slot INPROCESS. */
+static ioreq_t serve_take(struct served *sv)
+{
+    volatile ioreq_t *p = &sv->shared->vcpu_ioreq[0];
+    struct pollfd pfd = { .fd = xenevtchn_fd(sv->xce), .events = POLLIN };
+    ioreq_t req;
+
+    assert_int_equal(poll(&pfd, 1, 10000), 1);
+    assert_int_equal(xenevtchn_pending(sv->xce), sv->local);
+    assert_int_equal(xenevtchn_unmask(sv->xce, (evtchn_port_t)sv->local), 0);
+    assert_int_equal(p->state, STATE_IOREQ_READY);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    memcpy(&req, (const void *)p, sizeof(req));
+    p->state = STATE_IOREQ_INPROCESS;
+    return req;
+}
+
+static void serve_complete(struct served *sv)
+{
+    volatile ioreq_t *p = &sv->shared->vcpu_ioreq[0];
+
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    p->state = STATE_IORESP_READY;
+    assert_int_equal(xenevtchn_notify(sv->xce, (evtchn_port_t)sv->local), 0);
+}
+
+/*
+ * ioreq_send(): the INVALIDATE in the vCPU's slot, READY, the vCPU's
+ * event channel notified, and the vCPU blocked until the device model
+ * answers IORESP_READY (wait_for_io), then the slot back to NONE.
+ */
+static void test_a_served_server_gets_the_invalidate_and_the_vcpu_waits(
+    void **state)
+{
+    struct ctx *c = *state;
+    struct served sv;
+    ioservid_t id;
+    ioreq_t req;
+
+    assert_int_equal(xendevicemodel_create_ioreq_server(
+                         c->dm, c->domid, HVM_IOREQSRV_BUFIOREQ_OFF, &id), 0);
+    serve_open(&sv, c, id);
+    remove_one_frame(c->domid, 0x800);
+    req = serve_take(&sv);
+    assert_int_equal(req.type, IOREQ_TYPE_INVALIDATE);
+    assert_int_equal(req.dir, IOREQ_WRITE);
+    assert_int_equal(req.size, 4);
+    assert_true(req.data == ~0ull);
+    assert_int_equal(req.vp_eport, sv.shared->vcpu_ioreq[0].vp_eport);
+    /* Not answered yet: the vCPU waits. */
+    assert_true(dm_state_shows(c->domid, "waiting=1 "));
+    serve_complete(&sv);
+    assert_true(dm_state_shows(c->domid, "sent=1 waiting=0 "));
+    assert_int_equal(sv.shared->vcpu_ioreq[0].state, STATE_IOREQ_NONE);
+    dm_state_has(c->domid, "ioreq-server 0 enabled");
+    serve_close(&sv);
+}
+
+/* Frames mapped by map_resource: the legacy gfns are refused after. */
+static void test_map_resource_checks_like_xen(void **state)
+{
+    struct ctx *c = *state;
+    xenforeignmemory_handle *fmem = xenforeignmemory_open(NULL, 0);
+    xenforeignmemory_resource_handle *res;
+    xen_pfn_t ioreq, buf;
+    void *p = NULL;
+    ioservid_t id, legacy;
+
+    assert_non_null(fmem);
+    assert_int_equal(xendevicemodel_create_ioreq_server(
+                         c->dm, c->domid, HVM_IOREQSRV_BUFIOREQ_OFF, &id), 0);
+    errno = 0;
+    assert_null(xenforeignmemory_map_resource(
+        fmem, c->domid, XENMEM_resource_ioreq_server, 5, 1, 1, &p,
+        PROT_READ | PROT_WRITE, 0));
+    assert_int_equal(errno, ENOENT);
+    errno = 0;
+    assert_null(xenforeignmemory_map_resource(
+        fmem, c->domid, XENMEM_resource_ioreq_server, id,
+        XENMEM_resource_ioreq_server_frame_bufioreq, 1, &p,
+        PROT_READ | PROT_WRITE, 0));
+    assert_int_equal(errno, ENOENT);    /* no buffered ring */
+    errno = 0;
+    assert_null(xenforeignmemory_map_resource(
+        fmem, c->domid, XENMEM_resource_ioreq_server, id, 1, 2, &p,
+        PROT_READ | PROT_WRITE, 0));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(xenforeignmemory_map_resource(
+        fmem, c->domid, XENMEM_resource_grant_table, 0, 0, 1, &p,
+        PROT_READ | PROT_WRITE, 0));
+    assert_int_equal(errno, EOPNOTSUPP);
+    res = xenforeignmemory_map_resource(fmem, c->domid,
+                                        XENMEM_resource_ioreq_server, id, 1, 1,
+                                        &p, PROT_READ | PROT_WRITE, 0);
+    assert_non_null(res);
+    assert_int_equal(xenforeignmemory_unmap_resource(fmem, res), 0);
+    /* ioreq_server_alloc_mfn(): legacy gfns first, then no resource. */
+    assert_int_equal(xendevicemodel_create_ioreq_server(
+                         c->dm, c->domid, HVM_IOREQSRV_BUFIOREQ_OFF, &legacy),
+                     0);
+    assert_int_equal(xendevicemodel_get_ioreq_server_info(
+                         c->dm, c->domid, legacy, &ioreq, &buf, NULL), 0);
+    errno = 0;
+    p = NULL;
+    assert_null(xenforeignmemory_map_resource(
+        fmem, c->domid, XENMEM_resource_ioreq_server, legacy, 1, 1, &p,
+        PROT_READ | PROT_WRITE, 0));
+    assert_int_equal(errno, EPERM);
+    xenforeignmemory_close(fmem);
+}
+
+/* The guest's own balloon driver: only the removing vCPU sends. */
+static void test_a_balloon_driver_invalidates_from_its_own_vcpu(void **state)
+{
+    struct ctx *c = *state;
+    struct served sv;
+    ioservid_t id;
+    ioreq_t req;
+    char out[256], dom[16];
+
+    assert_int_equal(xendevicemodel_create_ioreq_server(
+                         c->dm, c->domid, HVM_IOREQSRV_BUFIOREQ_OFF, &id), 0);
+    serve_open(&sv, c, id);
+    snprintf(dom, sizeof(dom), "%u", c->domid);
+    assert_int_equal(sim_run_cli(&host, out, sizeof(out), "balloon", dom,
+                                 "-3", NULL), 0);
+    assert_non_null(strstr(out, "gave back 3 frame(s)"));
+    req = serve_take(&sv);
+    assert_int_equal(req.type, IOREQ_TYPE_INVALIDATE);
+    serve_complete(&sv);
+    assert_true(dm_state_shows(c->domid, "sent=1 waiting=0 "));
+    serve_close(&sv);
 }
 
 static void test_a_domain_still_being_created_is_not_sent_invalidates(
@@ -450,7 +660,10 @@ int main(int argc, char **argv)
         T(test_ioreq_server_lifecycle_is_recorded),
         T(test_ioreq_servers_run_out),
         T(test_a_frame_removal_with_an_unserved_enabled_server_panics_xen),
-        T(test_a_disabled_or_served_server_survives_a_frame_removal),
+        T(test_a_disabled_server_is_sent_nothing),
+        T(test_a_served_server_gets_the_invalidate_and_the_vcpu_waits),
+        T(test_map_resource_checks_like_xen),
+        T(test_a_balloon_driver_invalidates_from_its_own_vcpu),
         T(test_a_domain_still_being_created_is_not_sent_invalidates),
         T(test_track_dirty_vram),
         T(test_a_global_clean_hides_earlier_writes_from_vram),

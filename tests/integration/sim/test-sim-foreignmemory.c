@@ -287,7 +287,12 @@ static void test_a_destroyed_domain_no_longer_maps(void **state)
     xenforeignmemory_close(f);
 }
 
-static void test_resources_are_not_simulated(void **state)
+/*
+ * An ioreq server's pages are the one resource simulated (test-sim-
+ * devicemodel maps them); a server that does not exist is ENOENT, as in
+ * Xen's acquire_ioreq_server; grant tables and the rest EOPNOTSUPP.
+ */
+static void test_only_ioreq_server_resources_are_simulated(void **state)
 {
     xenforeignmemory_handle *f = open_fmem();
     void *addr = NULL;
@@ -297,9 +302,16 @@ static void test_resources_are_not_simulated(void **state)
     errno = 0;
     assert_null(xenforeignmemory_map_resource(f, dom, 0, 0, 0, 1, &addr,
                                               PROT_READ, 0));
-    assert_int_equal(errno, EOPNOTSUPP);
+    assert_int_equal(errno, ENOENT);
     errno = 0;
     assert_int_equal(xenforeignmemory_resource_size(f, dom, 0, 0, &size), -1);
+    assert_int_equal(errno, ENOENT);
+    errno = 0;
+    assert_null(xenforeignmemory_map_resource(f, dom, 1, 0, 0, 1, &addr,
+                                              PROT_READ, 0));
+    assert_int_equal(errno, EOPNOTSUPP);
+    errno = 0;
+    assert_int_equal(xenforeignmemory_resource_size(f, dom, 2, 0, &size), -1);
     assert_int_equal(errno, EOPNOTSUPP);
     xenforeignmemory_close(f);
 }
@@ -362,7 +374,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_map2_honours_a_fixed_address),
         cmocka_unit_test(test_decreased_frames_no_longer_map),
         cmocka_unit_test(test_a_destroyed_domain_no_longer_maps),
-        cmocka_unit_test(test_resources_are_not_simulated),
+        cmocka_unit_test(test_only_ioreq_server_resources_are_simulated),
         cmocka_unit_test(test_zero_pages_is_einval),
         cmocka_unit_test(test_dead_daemon),
         /* Last: it restricts every handle open at that moment. */
