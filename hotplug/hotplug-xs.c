@@ -132,20 +132,6 @@ static int hp_parse_u64(const char *s, uint64_t *v)
     return xr_parse_size(s, 1, XR_SIZE_HEX, v);
 }
 
-/* A slot name: decimal, no leading zero, below nr_slots. */
-static int hp_parse_slot(Hotplug *hp, const char *name, uint32_t *slot)
-{
-    uint64_t v;
-
-    /* A leading zero (and so "0x") is refused: one name per slot. */
-    if ((name[0] == '0' && name[1]) || hp_parse_u64(name, &v) ||
-        v >= hp->cfg.nr_slots) {
-        return -EINVAL;
-    }
-    *slot = (uint32_t)v;
-    return 0;
-}
-
 /* ---- answering --------------------------------------------------------------- */
 
 /*
@@ -268,48 +254,92 @@ static int hp_check_writer(Hotplug *hp, const char *slot, const char *action)
     return 0;
 }
 
-static int hp_do_add(Hotplug *hp, const char *name, const char *action,
-                     uint32_t slot)
+/*
+ * Up to 64 bytes of @s for a message: bytes that are not printable ASCII
+ * become '?', so that what a writer put in a value cannot inject
+ * terminal escapes or invalid UTF-8 into the log or the error node.
+ */
+static const char *hp_printable(const char *s, char *buf, size_t len)
 {
-    char *size_s = hp_read(hp, name, "size");
-    char *start_s = hp_read(hp, name, "start");
-    uint64_t size, gpa = HOTPLUG_AUTO;
+    size_t i;
+
+    for (i = 0; s[i] && i < 64 && i + 1 < len; i++) {
+        unsigned char c = s[i];
+
+        buf[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+int hp_parse_request(uint32_t nr_slots, const char *memdir, const char *name,
+                     const char *action, const char *size_s,
+                     const char *start_s, HotplugRequest *req, char *err,
+                     size_t errlen)
+{
+    char p1[80], p2[80];
+    uint64_t v;
+
+    memset(req, 0, sizeof(*req));
+    req->gpa = HOTPLUG_AUTO;
+    /* A leading zero (and so "0x") is refused: one name per slot. */
+    if ((name[0] == '0' && name[1]) || hp_parse_u64(name, &v) ||
+        v >= nr_slots) {
+        return xr_error(err, errlen, -EINVAL, "'%s' is not a slot: slots "
+                        "are numbered 0 to %u",
+                        hp_printable(name, p1, sizeof(p1)), nr_slots - 1);
+    }
+    req->slot = (uint32_t)v;
+    if (!strcmp(action, "remove")) {
+        return 0;
+    }
+    if (strcmp(action, "add")) {
+        return xr_error(err, errlen, -EINVAL, "unknown action '%.32s': "
+                        "write add or remove",
+                        hp_printable(action, p1, sizeof(p1)));
+    }
+    req->add = true;
+    if (!size_s) {
+        return xr_error(err, errlen, -EINVAL, "size is missing: write the "
+                        "number of bytes to add to %s/%s/size", memdir,
+                        hp_printable(name, p1, sizeof(p1)));
+    }
+    if (hp_parse_u64(size_s, &req->size)) {
+        return xr_error(err, errlen, -EINVAL, "size '%s' is not a number of "
+                        "bytes (decimal, or hexadecimal with 0x)",
+                        hp_printable(size_s, p1, sizeof(p1)));
+    }
+    if (start_s && strcmp(start_s, "auto")) {
+        if (hp_parse_u64(start_s, &req->gpa)) {
+            return xr_error(err, errlen, -EINVAL, "start '%s' is not an "
+                            "address (decimal, or hexadecimal with 0x) nor "
+                            "\"auto\"", hp_printable(start_s, p2, sizeof(p2)));
+        }
+        if (req->gpa == HOTPLUG_AUTO) {
+            /* 0xffffffffffffffff written out: not an automatic placement. */
+            return xr_error(err, errlen, -ERANGE, "start %s is beyond "
+                            "guest-physical space",
+                            hp_printable(start_s, p2, sizeof(p2)));
+        }
+    }
+    return 0;
+}
+
+static int hp_do_add(Hotplug *hp, const char *name, const char *action,
+                     const HotplugRequest *req)
+{
     char err[512];
+    uint64_t gpa;
     int ret;
 
-    if (!size_s) {
-        ret = hp_refuse(hp, name, action, -EINVAL, "size is missing: write the "
-                        "number of bytes to add to %s/%s/size", hp->memdir,
-                        name);
-        goto out;
-    }
-    if (hp_parse_u64(size_s, &size)) {
-        ret = hp_refuse(hp, name, action, -EINVAL, "size '%.64s' is not a number of "
-                        "bytes (decimal, or hexadecimal with 0x)", size_s);
-        goto out;
-    }
-    if (start_s && strcmp(start_s, "auto") && hp_parse_u64(start_s, &gpa)) {
-        ret = hp_refuse(hp, name, action, -EINVAL, "start '%.64s' is not an address "
-                        "(decimal, or hexadecimal with 0x) nor \"auto\"",
-                        start_s);
-        goto out;
-    }
-    if (gpa == HOTPLUG_AUTO && start_s && strcmp(start_s, "auto")) {
-        /* 0xffffffffffffffff written out: not an automatic placement. */
-        ret = hp_refuse(hp, name, action, -ERANGE, "start %s is beyond "
-                        "guest-physical space", start_s);
-        goto out;
-    }
     err[0] = 0;
-    ret = hotplug_add(hp, slot, gpa, size, &gpa, err, sizeof(err));
+    ret = hotplug_add(hp, req->slot, req->gpa, req->size, &gpa, err,
+                      sizeof(err));
     if (ret) {
         hp_answer(hp, name, action, "error", err, NULL);
     } else {
         hp_answer(hp, name, action, "online", "", &gpa);
     }
-out:
-    free(size_s);
-    free(start_s);
     return ret;
 }
 
@@ -333,8 +363,9 @@ static int hp_do_remove(Hotplug *hp, const char *name,
 
 static int hp_process_locked(Hotplug *hp, const char *name)
 {
-    uint32_t slot;
-    char *action;
+    char *action, *size_s, *start_s;
+    HotplugRequest req;
+    char msg[512];
     int ret;
 
     if (!*name || strchr(name, '/') || strlen(name) > 64) {
@@ -348,17 +379,19 @@ static int hp_process_locked(Hotplug *hp, const char *name)
     if (ret) {
         goto out;
     }
-    if (hp_parse_slot(hp, name, &slot)) {
-        ret = hp_refuse(hp, name, action, -EINVAL, "'%s' is not a slot: slots are "
-                        "numbered 0 to %u", name, hp->cfg.nr_slots - 1);
-    } else if (!strcmp(action, "add")) {
-        ret = hp_do_add(hp, name, action, slot);
-    } else if (!strcmp(action, "remove")) {
-        ret = hp_do_remove(hp, name, action, slot);
+    size_s = hp_read(hp, name, "size");
+    start_s = hp_read(hp, name, "start");
+    ret = hp_parse_request(hp->cfg.nr_slots, hp->memdir, name, action,
+                           size_s, start_s, &req, msg, sizeof(msg));
+    if (ret) {
+        ret = hp_refuse(hp, name, action, ret, "%s", msg);
+    } else if (req.add) {
+        ret = hp_do_add(hp, name, action, &req);
     } else {
-        ret = hp_refuse(hp, name, action, -EINVAL, "unknown action '%.32s': write "
-                        "add or remove", action);
+        ret = hp_do_remove(hp, name, action, req.slot);
     }
+    free(size_s);
+    free(start_s);
 out:
     free(action);
     return ret;

@@ -1373,6 +1373,17 @@ static void test_xs_malformed_requests_end_in_error(void **state)
     xs_refused(g, "1", "not a multiple of the 4 KiB page size");
 }
 
+static void test_xs_values_echoed_in_errors_are_printable(void **state)
+{
+    Guest *g = *state;
+
+    fx_put("0", "size", "\x1b]0;owned\x07\xff");
+    fx_put("0", "action", "add");
+    xs_refused(g, "0", "size '?]0;owned?" "?' is not a number of bytes");
+    fx_put("0", "action", "\x1b[2J");
+    xs_refused(g, "0", "unknown action '?[2J'");
+}
+
 static void test_xs_unknown_slots_end_in_error(void **state)
 {
     Guest *g = *state;
@@ -1591,6 +1602,7 @@ int main(void)
         X(test_xs_auto_start_is_answered_with_the_chosen_gpa),
         X(test_xs_remove_request_is_answered_removed),
         X(test_xs_malformed_requests_end_in_error),
+        X(test_xs_values_echoed_in_errors_are_printable),
         X(test_xs_unknown_slots_end_in_error),
         X(test_xs_refused_add_leaves_an_online_slot_online),
         X(test_xs_request_written_by_the_guest_is_refused),
