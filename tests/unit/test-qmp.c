@@ -575,7 +575,7 @@ static void test_a_1_mib_command_is_parsed_once(void **state)
     struct timespec t0, t1;
     char *req = malloc(2 * nelem + 64);
     json_t *r;
-    double cpu;
+    double cpu, once;
 
     assert_int_equal(qmp_register(f->srv, "count", "v:a", cmd_count, NULL),
                      0);
@@ -587,6 +587,12 @@ static void test_a_1_mib_command_is_parsed_once(void **state)
         len += i ? 2 : 1;
     }
     len += sprintf(req + len, "]},\"id\":1}\r\n");
+    /* What parsing it once costs here (valgrind makes everything slow). */
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    json_decref(json_loadb(req, len, 0, NULL));
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+    once = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
     send_all(f, req, len);
     r = recv_msg(f);
@@ -595,9 +601,16 @@ static void test_a_1_mib_command_is_parsed_once(void **state)
                      (json_int_t)nelem);
     json_decref(r);
     free(req);
-    /* Re-parsing per 4 KiB read took seconds; one pass, milliseconds. */
+    /*
+     * Re-parsing the buffer per 4 KiB read cost about a hundred single
+     * parses (244 reads, half the command each on average); one pass
+     * costs one parse and the copying around it.
+     */
     cpu = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-    assert_true(cpu < 1.0);
+    if (cpu > 10 * once + 0.05) {
+        fail_msg("a 1 MB command took %.3f s of CPU; parsing it once takes "
+                 "%.3f s", cpu, once);
+    }
 }
 
 static void test_one_bad_command_gets_one_error_however_it_arrives(
@@ -684,7 +697,7 @@ static void test_accept_without_free_fds_pauses_instead_of_spinning(
     char dir[] = "/tmp/xenram-qmp-XXXXXX", path[128];
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     struct rlimit old, low;
-    int fds[512], nfds = 0, events = 0, c;
+    int fds[512], nfds = 0, events = 0, c, c2;
 
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/qmp", dir);
@@ -713,12 +726,21 @@ static void test_accept_without_free_fds_pauses_instead_of_spinning(
     assert_true(events <= 3);
     assert_int_equal(qmp_server_clients(f->srv), 1);
 
-    /* A descriptor frees: the connection is accepted and greeted. */
-    close(fds[--nfds]);
+    /*
+     * Descriptors free: connections are accepted again.  (A second one
+     * too, because valgrind emulates the limit by accepting and closing:
+     * there the first connection is gone.)
+     */
+    for (int i = 0; i < 8; i++) {
+        close(fds[--nfds]);
+    }
+    c2 = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(connect(c2, (struct sockaddr *)&sa, sizeof(sa)), 0);
     for (int i = 0; i < 100 && qmp_server_clients(f->srv) < 2; i++) {
         main_loop_iterate(f->loop, 50);
     }
-    assert_int_equal(qmp_server_clients(f->srv), 2);
+    assert_true(qmp_server_clients(f->srv) >= 2);
+    close(c2);
     while (nfds) {
         close(fds[--nfds]);
     }
