@@ -49,6 +49,25 @@ void hp_log(Hotplug *hp, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* xenstore side (hotplug-xs.c). */
+/* A request read from memory/<slot>/, parsed (hp_parse_request). */
+typedef struct HotplugRequest {
+    uint32_t slot;
+    bool add;                   /* else remove */
+    uint64_t size, gpa;         /* add: gpa HOTPLUG_AUTO for "auto" */
+} HotplugRequest;
+
+/*
+ * Parse the request in slot directory @name (@size_s, @start_s NULL when
+ * absent) for a device model of @nr_slots slots: 0 and *@req, or -EINVAL /
+ * -ERANGE and the sentence for the error node in @err.  Values echoed in
+ * it are cut to 64 bytes of printable ASCII.  Pure: the fuzz target
+ * tests/fuzz/fuzz-hotplug.c calls it.
+ */
+int hp_parse_request(uint32_t nr_slots, const char *memdir, const char *name,
+                     const char *action, const char *size_s,
+                     const char *start_s, HotplugRequest *req, char *err,
+                     size_t errlen);
+
 int hp_xs_open(Hotplug *hp, char *err, size_t errlen);
 void hp_xs_close(Hotplug *hp);
 /* Write memory/<slot>/ as an answered add (used by restore). */

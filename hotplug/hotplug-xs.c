@@ -13,14 +13,20 @@
  *
  * A request is answered by writing error, gpa and state, in that order,
  * and then removing action: the toolstack waits for action to vanish and
- * reads state.  Every request node must be owned by the toolstack's
- * domain; memory/ is created so that no other domain can read or write it.
+ * reads state.  action is removed in a transaction and only if it still
+ * holds the request just answered, so a newer request written meanwhile
+ * stays for its own watch event.  Every request node must be owned by the
+ * toolstack's domain and writable by no other domain (a slot directory
+ * opened by mistake makes its nodes writable by the guest even when the
+ * toolstack wrote them); memory/ is created so that no other domain can
+ * read or write it.
  *
  * The connection is our own (not the device model's handle), so its
  * watch events are ours alone.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,11 +85,14 @@ static void hp_rm(Hotplug *hp, const char *slot, const char *key)
 }
 
 /*
- * The owner of memory/<slot>/<key>: 0 and *@owner, or -errno (-ENOENT
- * when the node does not exist).
+ * The permissions of memory/<slot>/<key> (NULL @key: the slot directory):
+ * the owner in *@owner, and in *@writer a domain other than the owner and
+ * the toolstack that may write the node (XS_PERM_WRITE for everybody in
+ * the first entry, or in an entry of its own), or UINT_MAX if none may.
+ * 0, or -errno (-ENOENT when the node does not exist).
  */
-static int hp_owner(Hotplug *hp, const char *slot, const char *key,
-                    unsigned int *owner)
+static int hp_perms(Hotplug *hp, const char *slot, const char *key,
+                    unsigned int *owner, unsigned int *writer)
 {
     struct xs_permissions *perms;
     unsigned int n = 0;
@@ -99,6 +108,17 @@ static int hp_owner(Hotplug *hp, const char *slot, const char *key,
         return -EIO;
     }
     *owner = perms[0].id;
+    *writer = UINT_MAX;
+    for (unsigned int i = 1; i < n && *writer == UINT_MAX; i++) {
+        if ((perms[i].perms & XS_PERM_WRITE) && perms[i].id != perms[0].id &&
+            perms[i].id != hp->cfg.toolstack_domid) {
+            *writer = perms[i].id;
+        }
+    }
+    if (*writer == UINT_MAX && (perms[0].perms & XS_PERM_WRITE)) {
+        /* Everybody not listed: some guest is among them. */
+        *writer = hp->cfg.domid;
+    }
     free(perms);
     return 0;
 }
@@ -112,25 +132,50 @@ static int hp_parse_u64(const char *s, uint64_t *v)
     return xr_parse_size(s, 1, XR_SIZE_HEX, v);
 }
 
-/* A slot name: decimal, no leading zero, below nr_slots. */
-static int hp_parse_slot(Hotplug *hp, const char *name, uint32_t *slot)
-{
-    uint64_t v;
-
-    /* A leading zero (and so "0x") is refused: one name per slot. */
-    if ((name[0] == '0' && name[1]) || hp_parse_u64(name, &v) ||
-        v >= hp->cfg.nr_slots) {
-        return -EINVAL;
-    }
-    *slot = (uint32_t)v;
-    return 0;
-}
-
 /* ---- answering --------------------------------------------------------------- */
 
-/* error, gpa, state, then the request goes. */
-static void hp_answer(Hotplug *hp, const char *slot, const char *state,
-                      const char *error, const uint64_t *gpa)
+/*
+ * Remove memory/<slot>/action if it still says @action: in a transaction,
+ * so that a request the toolstack wrote after the one answered is left
+ * for its own watch event instead of being deleted unread.
+ */
+static void hp_take_request(Hotplug *hp, const char *slot, const char *action)
+{
+    char path[256];
+
+    hp_path(hp, path, sizeof(path), slot, "action");
+    for (int tries = 0; tries < 64; tries++) {
+        xs_transaction_t t = xs_transaction_start(hp->xs);
+        unsigned int len;
+        char *now;
+
+        if (t == XBT_NULL) {
+            hp_log(hp, "hotplug: cannot start a transaction to remove %s: "
+                   "%s", path, strerror(errno));
+            return;
+        }
+        now = xs_read(hp->xs, t, path, &len);
+        if (now && !strcmp(now, action) && !xs_rm(hp->xs, t, path)) {
+            hp_log(hp, "hotplug: cannot remove %s: %s", path,
+                   strerror(errno));
+        }
+        free(now);
+        if (xs_transaction_end(hp->xs, t, false)) {
+            return;
+        }
+        if (errno != EAGAIN) {
+            hp_log(hp, "hotplug: cannot remove %s: %s", path,
+                   strerror(errno));
+            return;
+        }
+    }
+    hp_log(hp, "hotplug: %s keeps changing: left in place", path);
+}
+
+/* error, gpa, state, then the request (@action) goes. */
+static void hp_answer(Hotplug *hp, const char *slot, const char *action,
+                      const char *state, const char *error,
+                      const uint64_t *gpa)
 {
     char buf[32];
 
@@ -142,15 +187,15 @@ static void hp_answer(Hotplug *hp, const char *slot, const char *state,
         hp_rm(hp, slot, "gpa");
     }
     hp_write(hp, slot, "state", state);
-    hp_rm(hp, slot, "action");
+    hp_take_request(hp, slot, action);
 }
 
-static int hp_refuse(Hotplug *hp, const char *slot, int ret,
-                     const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static int hp_refuse(Hotplug *hp, const char *slot, const char *action,
+                     int ret, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
-static int hp_refuse(Hotplug *hp, const char *slot, int ret,
-                     const char *fmt, ...)
+static int hp_refuse(Hotplug *hp, const char *slot, const char *action,
+                     int ret, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -162,101 +207,165 @@ static int hp_refuse(Hotplug *hp, const char *slot, int ret,
     hp->stats.failures++;
     pthread_mutex_unlock(&hp->lock);
     hp_log(hp, "hotplug: %s/%s: refused: %s", hp->memdir, slot, msg);
-    hp_answer(hp, slot, "error", msg, NULL);
+    hp_answer(hp, slot, action, "error", msg, NULL);
     return ret;
 }
 
-/* Every node of the request must be the toolstack's. */
-static int hp_check_writer(Hotplug *hp, const char *slot)
+/*
+ * Every node of the request must be the toolstack's, and no other domain
+ * may write it: owners first (who wrote it), then permissions (who could
+ * have rewritten it), then the slot directory's permissions.
+ */
+static int hp_check_writer(Hotplug *hp, const char *slot, const char *action)
 {
-    static const char *const keys[] = { "action", "size", "start" };
+    static const char *const keys[] = { "action", "size", "start", NULL };
+    unsigned int owner[ARRAY_SIZE(keys)], writer[ARRAY_SIZE(keys)];
+    bool present[ARRAY_SIZE(keys)];
 
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-        unsigned int owner;
-        int ret = hp_owner(hp, slot, keys[i], &owner);
+        const char *what = keys[i] ? keys[i] : "the slot directory";
+        int ret = hp_perms(hp, slot, keys[i], &owner[i], &writer[i]);
 
+        present[i] = ret == 0;
         if (ret == -ENOENT) {
             continue;
         }
         if (ret) {
-            return hp_refuse(hp, slot, ret, "cannot check who wrote the "
-                             "request (%s): %s", keys[i], strerror(-ret));
+            return hp_refuse(hp, slot, action, ret, "cannot check who wrote "
+                             "the request (%s): %s", what, strerror(-ret));
         }
-        if (owner != hp->cfg.toolstack_domid) {
-            return hp_refuse(hp, slot, -EPERM, "the request was written by "
-                             "domain %u (%s): only the toolstack (domain %u) "
-                             "may ask for memory hotplug", owner, keys[i],
-                             hp->cfg.toolstack_domid);
+        if (keys[i] && owner[i] != hp->cfg.toolstack_domid) {
+            return hp_refuse(hp, slot, action, -EPERM, "the request was "
+                             "written by domain %u (%s): only the toolstack "
+                             "(domain %u) may ask for memory hotplug",
+                             owner[i], keys[i], hp->cfg.toolstack_domid);
+        }
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        if (present[i] && writer[i] != UINT_MAX) {
+            return hp_refuse(hp, slot, action, -EPERM, "%s may be written "
+                             "by domain %u: only the toolstack (domain %u) "
+                             "may; give it the permissions of %s (no access "
+                             "for others)", keys[i] ? keys[i] :
+                             "the slot directory", writer[i],
+                             hp->cfg.toolstack_domid, hp->memdir);
         }
     }
     return 0;
 }
 
-static int hp_do_add(Hotplug *hp, const char *name, uint32_t slot)
+/*
+ * Up to 64 bytes of @s for a message: bytes that are not printable ASCII
+ * become '?', so that what a writer put in a value cannot inject
+ * terminal escapes or invalid UTF-8 into the log or the error node.
+ */
+static const char *hp_printable(const char *s, char *buf, size_t len)
 {
-    char *size_s = hp_read(hp, name, "size");
-    char *start_s = hp_read(hp, name, "start");
-    uint64_t size, gpa = HOTPLUG_AUTO;
+    size_t i;
+
+    for (i = 0; s[i] && i < 64 && i + 1 < len; i++) {
+        unsigned char c = s[i];
+
+        buf[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+int hp_parse_request(uint32_t nr_slots, const char *memdir, const char *name,
+                     const char *action, const char *size_s,
+                     const char *start_s, HotplugRequest *req, char *err,
+                     size_t errlen)
+{
+    char p1[80], p2[80];
+    uint64_t v;
+
+    memset(req, 0, sizeof(*req));
+    req->gpa = HOTPLUG_AUTO;
+    /* A leading zero (and so "0x") is refused: one name per slot. */
+    if ((name[0] == '0' && name[1]) || hp_parse_u64(name, &v) ||
+        v >= nr_slots) {
+        return xr_error(err, errlen, -EINVAL, "'%s' is not a slot: slots "
+                        "are numbered 0 to %u",
+                        hp_printable(name, p1, sizeof(p1)), nr_slots - 1);
+    }
+    req->slot = (uint32_t)v;
+    if (!strcmp(action, "remove")) {
+        return 0;
+    }
+    if (strcmp(action, "add")) {
+        return xr_error(err, errlen, -EINVAL, "unknown action '%.32s': "
+                        "write add or remove",
+                        hp_printable(action, p1, sizeof(p1)));
+    }
+    req->add = true;
+    if (!size_s) {
+        return xr_error(err, errlen, -EINVAL, "size is missing: write the "
+                        "number of bytes to add to %s/%s/size", memdir,
+                        hp_printable(name, p1, sizeof(p1)));
+    }
+    if (hp_parse_u64(size_s, &req->size)) {
+        return xr_error(err, errlen, -EINVAL, "size '%s' is not a number of "
+                        "bytes (decimal, or hexadecimal with 0x)",
+                        hp_printable(size_s, p1, sizeof(p1)));
+    }
+    if (start_s && strcmp(start_s, "auto")) {
+        if (hp_parse_u64(start_s, &req->gpa)) {
+            return xr_error(err, errlen, -EINVAL, "start '%s' is not an "
+                            "address (decimal, or hexadecimal with 0x) nor "
+                            "\"auto\"", hp_printable(start_s, p2, sizeof(p2)));
+        }
+        if (req->gpa == HOTPLUG_AUTO) {
+            /* 0xffffffffffffffff written out: not an automatic placement. */
+            return xr_error(err, errlen, -ERANGE, "start %s is beyond "
+                            "guest-physical space",
+                            hp_printable(start_s, p2, sizeof(p2)));
+        }
+    }
+    return 0;
+}
+
+static int hp_do_add(Hotplug *hp, const char *name, const char *action,
+                     const HotplugRequest *req)
+{
     char err[512];
+    uint64_t gpa;
     int ret;
 
-    if (!size_s) {
-        ret = hp_refuse(hp, name, -EINVAL, "size is missing: write the "
-                        "number of bytes to add to %s/%s/size", hp->memdir,
-                        name);
-        goto out;
-    }
-    if (hp_parse_u64(size_s, &size)) {
-        ret = hp_refuse(hp, name, -EINVAL, "size '%.64s' is not a number of "
-                        "bytes (decimal, or hexadecimal with 0x)", size_s);
-        goto out;
-    }
-    if (start_s && strcmp(start_s, "auto") && hp_parse_u64(start_s, &gpa)) {
-        ret = hp_refuse(hp, name, -EINVAL, "start '%.64s' is not an address "
-                        "(decimal, or hexadecimal with 0x) nor \"auto\"",
-                        start_s);
-        goto out;
-    }
-    if (gpa == HOTPLUG_AUTO && start_s && strcmp(start_s, "auto")) {
-        /* 0xffffffffffffffff written out: not an automatic placement. */
-        ret = hp_refuse(hp, name, -ERANGE, "start %s is beyond "
-                        "guest-physical space", start_s);
-        goto out;
-    }
     err[0] = 0;
-    ret = hotplug_add(hp, slot, gpa, size, &gpa, err, sizeof(err));
+    ret = hotplug_add(hp, req->slot, req->gpa, req->size, &gpa, err,
+                      sizeof(err));
     if (ret) {
-        hp_answer(hp, name, "error", err, NULL);
+        hp_answer(hp, name, action, "error", err, NULL);
     } else {
-        hp_answer(hp, name, "online", "", &gpa);
+        hp_answer(hp, name, action, "online", "", &gpa);
     }
-out:
-    free(size_s);
-    free(start_s);
     return ret;
 }
 
-static int hp_do_remove(Hotplug *hp, const char *name, uint32_t slot)
+static int hp_do_remove(Hotplug *hp, const char *name,
+                        const char *action, uint32_t slot)
 {
     char err[512] = "";
     int ret = hotplug_remove(hp, slot, err, sizeof(err));
 
     if (ret == 0) {
-        hp_answer(hp, name, "removed", "", NULL);
+        hp_answer(hp, name, action, "removed", "", NULL);
     } else if (ret == -EIO) {
         /* The slot is empty, but the frames were not released. */
         hp_rm(hp, name, "gpa");
-        hp_answer(hp, name, "error", err, NULL);
+        hp_answer(hp, name, action, "error", err, NULL);
     } else {
-        hp_answer(hp, name, "error", err, NULL);
+        hp_answer(hp, name, action, "error", err, NULL);
     }
     return ret;
 }
 
 static int hp_process_locked(Hotplug *hp, const char *name)
 {
-    uint32_t slot;
-    char *action;
+    char *action, *size_s, *start_s;
+    HotplugRequest req;
+    char msg[512];
     int ret;
 
     if (!*name || strchr(name, '/') || strlen(name) > 64) {
@@ -266,21 +375,23 @@ static int hp_process_locked(Hotplug *hp, const char *name)
     if (!action) {
         return 0;               /* nothing pending (or answered already) */
     }
-    ret = hp_check_writer(hp, name);
+    ret = hp_check_writer(hp, name, action);
     if (ret) {
         goto out;
     }
-    if (hp_parse_slot(hp, name, &slot)) {
-        ret = hp_refuse(hp, name, -EINVAL, "'%s' is not a slot: slots are "
-                        "numbered 0 to %u", name, hp->cfg.nr_slots - 1);
-    } else if (!strcmp(action, "add")) {
-        ret = hp_do_add(hp, name, slot);
-    } else if (!strcmp(action, "remove")) {
-        ret = hp_do_remove(hp, name, slot);
+    size_s = hp_read(hp, name, "size");
+    start_s = hp_read(hp, name, "start");
+    ret = hp_parse_request(hp->cfg.nr_slots, hp->memdir, name, action,
+                           size_s, start_s, &req, msg, sizeof(msg));
+    if (ret) {
+        ret = hp_refuse(hp, name, action, ret, "%s", msg);
+    } else if (req.add) {
+        ret = hp_do_add(hp, name, action, &req);
     } else {
-        ret = hp_refuse(hp, name, -EINVAL, "unknown action '%.32s': write "
-                        "add or remove", action);
+        ret = hp_do_remove(hp, name, action, req.slot);
     }
+    free(size_s);
+    free(start_s);
 out:
     free(action);
     return ret;

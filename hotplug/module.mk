@@ -12,7 +12,8 @@ HOTPLUG_XEN_WRAP := $(call xen_wrap,xen_populate_all xen_depopulate \
     xen_domain_info)
 HOTPLUG_XS_WRAP  := $(call xen_wrap,xs_open xs_close xs_read xs_write \
     xs_mkdir xs_rm xs_directory xs_get_permissions xs_set_permissions \
-    xs_watch xs_unwatch xs_fileno xs_check_watch)
+    xs_watch xs_unwatch xs_fileno xs_check_watch xs_transaction_start \
+    xs_transaction_end)
 
 LDFLAGS_test-hotplug := $(XEN_FAKE_WRAP) $(HOTPLUG_XS_WRAP) $(call xen_wrap,\
     xc_domain_populate_physmap_exact xc_domain_decrease_reservation_exact \

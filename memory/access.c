@@ -3,12 +3,17 @@
  * access.c - guest memory access for device emulation (see access.h).
  *
  * An access is cut into chunks that each lie in one FlatRange and, for
- * mapcache-backed RAM, in one mapcache bucket.  Reads and writes walk the
- * chunks twice under one RCU read-side section: first to resolve every
- * host pointer (so a hole or an unmappable frame refuses the access before
- * anything is copied), then to copy.  The second walk hits the mapcache.
+ * mapcache-backed RAM, in one mapcache bucket.  Under one RCU read-side
+ * section every chunk is resolved first (so a hole or an unmappable frame
+ * refuses the access before anything is copied) and its host pointer
+ * kept; then the kept pointers are copied to or from.  Nothing is looked
+ * up again between the two: a mapcache pointer stays valid until
+ * rcu_read_unlock() even if its bucket is evicted or invalidated
+ * meanwhile (the unmap waits for a grace period), so once the first walk
+ * succeeded the copy cannot fail half-way.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "memory/access.h"
@@ -120,38 +125,50 @@ static int access_rw(GuestMemory *gm, uint64_t gpa, uint8_t *buf,
         }
     }
 
-    /* Pass 1: everything must resolve. */
-    for (uint64_t done = 0; done < len;) {
-        const FlatRange *fr;
-        uint8_t *host;
-        uint64_t n;
+    /* Pass 1: everything must resolve; keep what it resolved to. */
+    {
+        struct chunk {
+            const FlatRange *fr;
+            uint8_t *host;
+            uint64_t n;
+        } few[16], *c = few;
+        size_t nc = 0, cap = ARRAY_SIZE(few);
 
-        ret = chunk_resolve(gm, view, gpa + done, len - done, is_write,
-                            &host, &n, &fr);
-        if (ret) {
-            goto out;
-        }
-        done += n;
-    }
+        for (uint64_t done = 0; done < len;) {
+            if (nc == cap) {
+                struct chunk *more = malloc(2 * cap * sizeof(*more));
 
-    /* Pass 2: copy, and note writes once their data has landed. */
-    for (uint64_t done = 0; done < len;) {
-        const FlatRange *fr;
-        uint8_t *host;
-        uint64_t n;
+                if (!more) {
+                    ret = -ENOMEM;
+                    break;
+                }
+                memcpy(more, c, nc * sizeof(*c));
+                if (c != few) {
+                    free(c);
+                }
+                c = more;
+                cap *= 2;
+            }
+            ret = chunk_resolve(gm, view, gpa + done, len - done, is_write,
+                                &c[nc].host, &c[nc].n, &c[nc].fr);
+            if (ret) {
+                break;
+            }
+            done += c[nc++].n;
+        }
 
-        ret = chunk_resolve(gm, view, gpa + done, len - done, is_write,
-                            &host, &n, &fr);
-        if (ret) {
-            goto out;           /* invalidated in between: rare, reported */
+        /* Pass 2: copy, and note writes once their data has landed. */
+        for (size_t i = 0, done = 0; !ret && i < nc; done += c[i++].n) {
+            if (is_write) {
+                memcpy(c[i].host, buf + done, c[i].n);
+                note_write(gm, c[i].fr, gpa + done, c[i].n);
+            } else {
+                memcpy(buf + done, c[i].host, c[i].n);
+            }
         }
-        if (is_write) {
-            memcpy(host, buf + done, n);
-            note_write(gm, fr, gpa + done, n);
-        } else {
-            memcpy(buf + done, host, n);
+        if (c != few) {
+            free(c);
         }
-        done += n;
     }
 out:
     rcu_read_unlock();

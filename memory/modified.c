@@ -315,10 +315,35 @@ void modified_memory_free(ModifiedMemory *mm)
     free(mm);
 }
 
+/*
+ * Turning off: flush while still on, so that a failure leaves forwarding
+ * on and the caller (xen-set-global-dirty-log) can report the error with
+ * nothing changed; then switch off and flush what was reported in
+ * between.  If that second flush fails, forwarding goes back on: either
+ * way the result is "on, failed" or "off, everything sent", and what did
+ * not reach Xen stays queued for the next flush.
+ */
 int modified_memory_set_enabled(ModifiedMemory *mm, bool on)
 {
-    __atomic_store_n(&mm->enabled, on, __ATOMIC_RELEASE);
-    return on ? 0 : modified_memory_flush(mm);
+    int ret;
+
+    if (on) {
+        __atomic_store_n(&mm->enabled, true, __ATOMIC_RELEASE);
+        return 0;
+    }
+    if (!__atomic_load_n(&mm->enabled, __ATOMIC_ACQUIRE)) {
+        return modified_memory_flush(mm);
+    }
+    ret = modified_memory_flush(mm);
+    if (ret) {
+        return ret;
+    }
+    __atomic_store_n(&mm->enabled, false, __ATOMIC_RELEASE);
+    ret = modified_memory_flush(mm);
+    if (ret) {
+        __atomic_store_n(&mm->enabled, true, __ATOMIC_RELEASE);
+    }
+    return ret;
 }
 
 bool modified_memory_enabled(ModifiedMemory *mm)

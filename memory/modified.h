@@ -65,7 +65,9 @@ void modified_memory_free(ModifiedMemory *mm);
 /*
  * Turn forwarding on or off (xen-set-global-dirty-log).  Turning it off
  * flushes what is queued first, so nothing reported while it was on is
- * dropped.  Returns the flush result (0 or -errno).
+ * dropped.  Returns the flush result (0 or -errno); when the flush fails
+ * forwarding stays on and the unsent reports stay queued, so a failed
+ * "off" changes nothing and can be retried.
  */
 int modified_memory_set_enabled(ModifiedMemory *mm, bool on);
 

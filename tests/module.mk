@@ -50,10 +50,17 @@ FUZZ_CFLAGS  := -std=gnu11 -O1 -g -iquote . -D_GNU_SOURCE $(XR_PRELUDE) \
                 $(call pc_cflags,$(URCU_PKG))
 FUZZ_DEPS_fuzz-devstate := migration/devstate.c util/util.c
 FUZZ_DEPS_fuzz-stream   := migration/stream.c migration/devstate.c util/util.c
+FUZZ_DEPS_fuzz-qmp      := xen/dm/qmp.c xen/dm/loop.c util/util.c
+FUZZ_LIBS_fuzz-qmp      := $(JSON_LIBS)
+FUZZ_DEPS_fuzz-cmdline  := xen/dm/cmdline.c util/util.c
+# Only hp_parse_request is called; what the rest of hotplug-xs.c needs
+# from hotplug.c is stubbed (tests/fuzz/hotplug-stubs.c).
+FUZZ_DEPS_fuzz-hotplug  := hotplug/hotplug-xs.c tests/fuzz/hotplug-stubs.c util/util.c
+FUZZ_LIBS_fuzz-hotplug  := -lxenstore
 
-build/fuzz/%: tests/fuzz/%.c $(wildcard migration/*.c util/*.c)
+build/fuzz/%: tests/fuzz/%.c $(wildcard migration/*.c util/*.c xen/dm/*.c hotplug/*.c)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DEPS_$*) $(ZLIB_LIBS) $(MIG_LIBS) $(URCU_LIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DEPS_$*) $(FUZZ_LIBS_$*) $(ZLIB_LIBS) $(MIG_LIBS) $(URCU_LIBS)
 
 .PHONY: fuzz
 fuzz: $(FUZZ_TARGETS)
@@ -74,6 +81,8 @@ $(BUILD)/fuzz-replay/%: $(BUILD)/obj/tests/fuzz/%.o \
                         $(BUILD)/obj/tests/fuzz/replay.o $(LIB_INTERNAL)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $^ $(TEST_LIBS)
+# The QMP server and the command line live in libxenram-dm.a.
+$(BUILD)/fuzz-replay/fuzz-qmp $(BUILD)/fuzz-replay/fuzz-cmdline: $(LIB_DM)
 
 $(BUILD)/tests/replay-%: $(BUILD)/fuzz-replay/% $(wildcard tests/fuzz/corpus/*/*)
 	@mkdir -p $(@D)

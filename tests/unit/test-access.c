@@ -30,6 +30,8 @@ static int guest_fd = -1;
 static uint64_t reported[GUEST_BYTES >> 12];
 /* A frame (relative to HIGH_GPA) the fake Xen refuses to map, or -1. */
 static int64_t bad_frame = -1;
+/* xen_map_at() calls so far, and the one (1-based) to fail, 0: none. */
+static int map_calls, fail_map_call;
 
 void *__wrap_xen_map_at(XenHandles *xh, void *addr, const xen_pfn_t *gfns,
                         size_t n, bool writable, int *err, int *ret);
@@ -40,6 +42,10 @@ void *__wrap_xen_map_at(XenHandles *xh, void *addr, const xen_pfn_t *gfns,
 
     (void)xh;
     (void)writable;
+    if (++map_calls == fail_map_call) {
+        *ret = -ENOMEM;
+        return NULL;
+    }
     base = mmap(addr, n << 12, PROT_READ | PROT_WRITE,
                 MAP_SHARED | (addr ? MAP_FIXED : 0) | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) {
@@ -152,6 +158,7 @@ static int setup(void **state)
     assert_int_equal(ftruncate(guest_fd, GUEST_BYTES), 0);
     memset(reported, 0, sizeof(reported));
     bad_frame = -1;
+    map_calls = fail_map_call = 0;
 
     assert_int_equal(ram_list_init(&g->ram), 0);
     assert_int_equal(ram_block_add(&g->ram, "ram.low", 16 * MiB, 16 * MiB,
@@ -374,6 +381,38 @@ static void test_frames_xen_cannot_map_are_refused(void **state)
     assert_memory_equal(direct, zero, 4096);
 }
 
+static void test_write_across_buckets_is_all_or_nothing(void **state)
+{
+    Guest *g = *state;
+    MapCacheConfig one = { .bucket_shift = 20, .max_bytes = 1 * MiB };
+    uint64_t gpa = HIGH_GPA + 1 * MiB - 4096;
+    char buf[8192], direct[8192], zero[8192] = { 0 };
+    MapCache *small;
+    int ret;
+
+    /*
+     * A mapcache of one bucket: resolving the second half evicts the
+     * first.  A copy that looked the first half up again would map it
+     * anew, and the mapping after that (the second half's, again) fails.
+     */
+    assert_int_equal(mapcache_new(g->xh, &one, &small), 0);
+    g->gm.mc = small;
+    fail_map_call = 4;
+    memset(buf, 0x5a, sizeof(buf));
+    ret = guest_memory_write(&g->gm, gpa, buf, sizeof(buf));
+    assert_int_equal(pread(guest_fd, direct, sizeof(direct),
+                           1 * MiB - 4096), (ssize_t)sizeof(direct));
+    if (ret == 0) {
+        assert_memory_equal(direct, buf, sizeof(buf));
+    } else {
+        assert_memory_equal(direct, zero, sizeof(zero));
+    }
+    assert_int_equal(ret, 0);
+    assert_true(map_calls < 4);
+    g->gm.mc = g->mc;
+    mapcache_destroy(small);
+}
+
 static void test_dma_write_marks_only_what_was_written(void **state)
 {
     Guest *g = *state;
@@ -444,6 +483,7 @@ int main(void)
         T(test_access_to_mmio_is_refused),
         T(test_rom_is_readable_but_not_writable),
         T(test_frames_xen_cannot_map_are_refused),
+        T(test_write_across_buckets_is_all_or_nothing),
         T(test_dma_write_marks_only_what_was_written),
         T(test_dma_map_is_clipped_to_the_ram_range),
         T(test_unmap_of_a_foreign_pointer_is_enoent),

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "xen/dm/cmdline.h"
+#include "xen/dm/devmodel.h"
 
 static char err[512];
 
@@ -444,6 +445,69 @@ static void test_unparsable_memory_size_is_refused(void **state)
             "-m 512,");
     refused(ARGV("-xen-domid", "5", "-m", "512,bogus=1", "-qmp", "unix:/q"),
             "bogus");
+}
+
+static void test_memory_size_beyond_16_tib_is_refused(void **state)
+{
+    DMConfig cfg;
+
+    (void)state;
+    /* 2^44 - 1 MiB: 4 GiB + the RAM above it wrapped to 255 MiB. */
+    refused(ARGV("-xen-domid", "5", "-m", "17592186044415", "-qmp",
+                 "unix:/q"), "more RAM than the 16777216 MiB (16 TiB)");
+    refused(ARGV("-xen-domid", "5", "-m", "16777217", "-qmp", "unix:/q"),
+            "more RAM than");
+    refused(ARGV("-xen-domid", "5", "-m", "1024,maxmem=17T", "-qmp",
+                 "unix:/q"), "maxmem is more than");
+    assert_int_equal(parse(&cfg, ARGV("-xen-domid", "5", "-m", "16T",
+                                      "-qmp", "unix:/q")), 0);
+    assert_int_equal(cfg.ram_mib, DM_MAX_RAM_MIB);
+    dm_config_free(&cfg);
+}
+
+/* RAM and VRAM end at @top for a guest of @ram_mib: its window. */
+static DMHotplugWindow window_of(const char *m, uint64_t top)
+{
+    DMHotplugWindow w;
+    DMConfig cfg;
+
+    assert_int_equal(parse(&cfg, ARGV("-xen-domid", "5", "-m", m, "-qmp",
+                                      "unix:/q")), 0);
+    dm_hotplug_window(&cfg, cfg.ram_mib << 20, top, &w);
+    dm_config_free(&cfg);
+    return w;
+}
+
+static void test_hotplug_window_fits_any_guest_the_command_line_allows(
+    void **state)
+{
+    const uint64_t gib = 1ULL << 30;
+    DMHotplugWindow w;
+
+    (void)state;
+    /* libxl 4.17 gives no maxmem: a 1 TiB guest still gets a window. */
+    w = window_of("1048576", 4 * gib + 1024 * gib - 3840ULL * (1 << 20));
+    assert_true(w.start >= 1025 * gib - 3840ULL * (1 << 20));
+    assert_int_equal(w.start % gib, 0);
+    assert_true(w.end > w.start);
+    assert_true(w.end - w.start >= 1024 * gib);
+    assert_int_equal(w.max_bytes, 0);
+    assert_int_equal(w.slots, 256);
+    /* A small guest: at least DM_HOTPLUG_WINDOW_MIN. */
+    w = window_of("256", 256ULL << 20);
+    assert_int_equal(w.start, gib);
+    assert_true(w.end - w.start >= DM_HOTPLUG_WINDOW_MIN);
+    /* maxmem: as long as the room it leaves, one alignment per slot more. */
+    w = window_of("1024,maxmem=4096M,slots=4", gib);
+    assert_int_equal(w.max_bytes, 3 * gib);
+    assert_int_equal(w.slots, 4);
+    assert_true(w.end - w.start >= 3 * gib);
+    assert_true(w.end - w.start <= 4 * gib);
+    /* The largest guest: nothing wraps. */
+    w = window_of("16T,maxmem=16T", 4 * gib + (16ULL << 40));
+    assert_true(w.start >= (16ULL << 40) && w.end > w.start);
+    w = window_of("16T", 4 * gib + (16ULL << 40));
+    assert_true(w.end > w.start && w.end - w.start >= (16ULL << 40));
 }
 
 static void test_missing_memory_size_is_refused(void **state)
@@ -1060,6 +1124,8 @@ int main(void)
         T(test_unknown_machine_property_is_refused),
         T(test_igd_passthru_is_refused),
         T(test_unparsable_memory_size_is_refused),
+        T(test_memory_size_beyond_16_tib_is_refused),
+        T(test_hotplug_window_fits_any_guest_the_command_line_allows),
         T(test_missing_memory_size_is_refused),
         T(test_unknown_option_is_refused),
         T(test_positional_argument_is_refused),

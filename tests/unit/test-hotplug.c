@@ -55,6 +55,7 @@ static struct {
     uint64_t depopulate_gfn, depopulate_n;
     int populate_fail_at;       /* fail the Nth call (1-based), 0: never */
     int populate_ret;
+    void (*on_populate)(void);  /* runs inside the call: a racing writer */
     uint64_t tot_pages, max_pages;
     int info_ret;
 } xr;
@@ -78,6 +79,9 @@ int __wrap_xc_domain_populate_physmap_exact(xc_interface *xch, uint32_t domid,
     xr.populate_calls++;
     xr.populate_gfn = gfns[0];
     xr.populate_n = nr;
+    if (xr.on_populate) {
+        xr.on_populate();
+    }
     if (xr.populate_fail_at && xr.populate_calls == xr.populate_fail_at) {
         errno = -xr.populate_ret;
         return -1;
@@ -481,6 +485,25 @@ bool __wrap_xs_unwatch(struct xs_handle *h, const char *path,
     free(fx.watch_path);
     free(fx.watch_token);
     fx.watch_path = fx.watch_token = NULL;
+    return true;
+}
+
+/* Transactions: one at a time, never in conflict (the store is ours). */
+xs_transaction_t __wrap_xs_transaction_start(struct xs_handle *h);
+xs_transaction_t __wrap_xs_transaction_start(struct xs_handle *h)
+{
+    (void)h;
+    return 1;
+}
+
+bool __wrap_xs_transaction_end(struct xs_handle *h, xs_transaction_t t,
+                               bool abort);
+bool __wrap_xs_transaction_end(struct xs_handle *h, xs_transaction_t t,
+                               bool abort)
+{
+    (void)h;
+    (void)abort;
+    assert_int_equal(t, 1);
     return true;
 }
 
@@ -1350,6 +1373,17 @@ static void test_xs_malformed_requests_end_in_error(void **state)
     xs_refused(g, "1", "not a multiple of the 4 KiB page size");
 }
 
+static void test_xs_values_echoed_in_errors_are_printable(void **state)
+{
+    Guest *g = *state;
+
+    fx_put("0", "size", "\x1b]0;owned\x07\xff");
+    fx_put("0", "action", "add");
+    xs_refused(g, "0", "size '?]0;owned?" "?' is not a number of bytes");
+    fx_put("0", "action", "\x1b[2J");
+    xs_refused(g, "0", "unknown action '?[2J'");
+}
+
 static void test_xs_unknown_slots_end_in_error(void **state)
 {
     Guest *g = *state;
@@ -1404,6 +1438,59 @@ static void test_xs_request_written_by_the_guest_is_refused(void **state)
     /* Even if only the size is the guest's. */
     fx_put("1", "action", "add");
     xs_refused(g, "1", "written by domain 7 (size)");
+}
+
+static void test_xs_node_another_domain_may_write_is_refused(void **state)
+{
+    Guest *g = *state;
+    struct xs_permissions open[2] = { { 0, XS_PERM_NONE },
+                                      { FAKE_DOMID, XS_PERM_WRITE } };
+    struct xs_permissions everybody = { 0, XS_PERM_WRITE };
+
+    /* The toolstack writes the request, but the guest could rewrite it. */
+    __wrap_xs_mkdir(NULL, XBT_NULL, MEMDIR "/1");
+    __wrap_xs_set_permissions(NULL, XBT_NULL, MEMDIR "/1", open, 2);
+    fx_put("1", "size", "0x100000");
+    fx_put("1", "action", "add");
+    xs_refused(g, "1", "may be written by domain 7: only the toolstack "
+               "(domain 0) may");
+    /* Writable by everybody: the first entry's permission. */
+    __wrap_xs_mkdir(NULL, XBT_NULL, MEMDIR "/2");
+    __wrap_xs_set_permissions(NULL, XBT_NULL, MEMDIR "/2", &everybody, 1);
+    fx_put("2", "size", "0x100000");
+    fx_put("2", "action", "add");
+    xs_refused(g, "2", "may be written by domain");
+    /* Nodes closed again, the directory still open: refused as well. */
+    __wrap_xs_set_permissions(NULL, XBT_NULL, MEMDIR "/1", open, 2);
+    fx_put("1", "action", "add");
+    __wrap_xs_set_permissions(NULL, XBT_NULL, MEMDIR "/1/action",
+                              &(struct xs_permissions){ 0, XS_PERM_NONE }, 1);
+    __wrap_xs_set_permissions(NULL, XBT_NULL, MEMDIR "/1/size",
+                              &(struct xs_permissions){ 0, XS_PERM_NONE }, 1);
+    xs_refused(g, "1", "the slot directory may be written by domain 7");
+}
+
+static void racing_remove(void)
+{
+    fx_put("3", "action", "remove");
+}
+
+static void test_xs_request_written_while_answering_is_not_lost(void **state)
+{
+    Guest *g = *state;
+
+    /* The toolstack asks for the removal before the add is answered. */
+    xr.on_populate = racing_remove;
+    fx_put("3", "size", "0x100000");
+    fx_put("3", "action", "add");
+    hotplug_handle_watch(g->hp);
+    xr.on_populate = NULL;
+    assert_int_equal(snap(g).st.adds, 1);
+    /* The remove was not deleted unread: it was carried out too. */
+    assert_string_equal(fx_get("3", "state"), "removed");
+    assert_null(fx_get("3", "action"));
+    assert_int_equal(snap(g).st.plugged_bytes, 0);
+    assert_int_equal(xr.tot_pages, RAM_SIZE >> 12);
 }
 
 static void test_xs_watch_firing_twice_acts_once(void **state)
@@ -1515,9 +1602,12 @@ int main(void)
         X(test_xs_auto_start_is_answered_with_the_chosen_gpa),
         X(test_xs_remove_request_is_answered_removed),
         X(test_xs_malformed_requests_end_in_error),
+        X(test_xs_values_echoed_in_errors_are_printable),
         X(test_xs_unknown_slots_end_in_error),
         X(test_xs_refused_add_leaves_an_online_slot_online),
         X(test_xs_request_written_by_the_guest_is_refused),
+        X(test_xs_node_another_domain_may_write_is_refused),
+        X(test_xs_request_written_while_answering_is_not_lost),
         X(test_xs_watch_firing_twice_acts_once),
         X(test_xs_pending_requests_at_start_are_handled_stale_dropped),
         X(test_xs_restore_writes_the_slot_as_online),

@@ -225,6 +225,23 @@ static void test_disabling_flushes_pending_reports(void **state)
     assert_int_equal(rec.pages[12], 1);
 }
 
+static void test_failed_disable_leaves_forwarding_on_and_reports_queued(
+    void **state)
+{
+    ModifiedMemory *mm = *state;
+
+    modified_memory_report(mm, 30, 1);
+    rec.fail_next = EIO;
+    assert_int_equal(modified_memory_set_enabled(mm, false), -EIO);
+    /* Nothing changed: still on, so later writes are still reported. */
+    assert_true(modified_memory_enabled(mm));
+    modified_memory_report(mm, 31, 1);
+    assert_int_equal(modified_memory_set_enabled(mm, false), 0);
+    assert_false(modified_memory_enabled(mm));
+    assert_int_equal(rec.pages[30], 1);
+    assert_int_equal(rec.pages[31], 1);
+}
+
 static void test_pending_reports_are_flushed_after_the_delay(void **state)
 {
     ModifiedMemoryConfig cfg = { .batch = 64, .max_delay_ms = 5 };
@@ -285,6 +302,7 @@ int main(void)
         T(test_thousand_scattered_writes_take_at_most_ten_calls),
         T(test_flush_sends_everything_queued),
         T(test_failed_hypercall_keeps_extents_for_next_flush),
+        T(test_failed_disable_leaves_forwarding_on_and_reports_queued),
         T(test_unknown_domain_error_reaches_the_caller),
         T(test_disabling_flushes_pending_reports),
         T(test_pending_reports_are_flushed_after_the_delay),

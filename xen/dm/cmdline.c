@@ -539,6 +539,14 @@ static int opt_m(Parse *p, const char *opt, const char *arg)
     if (!have_size)
         return fail(p, "%s %s: no size given; libxl passes -m <MiB>", opt,
                     arg);
+    if (size > DM_MAX_RAM_MIB * MiB)
+        return fail(p, "%s %s: more RAM than the %llu MiB (16 TiB) a Xen "
+                    "4.17 x86 host can address", opt, arg,
+                    (unsigned long long)DM_MAX_RAM_MIB);
+    if (maxmem > DM_MAX_RAM_MIB * MiB)
+        return fail(p, "%s %s: maxmem is more than the %llu MiB (16 TiB) a "
+                    "Xen 4.17 x86 host can address", opt, arg,
+                    (unsigned long long)DM_MAX_RAM_MIB);
     if (maxmem && maxmem < size)
         return fail(p, "%s %s: maxmem is smaller than the RAM size", opt,
                     arg);

@@ -81,6 +81,14 @@ typedef struct DMIgnored {
     char *arg;                  /* its argument, or NULL */
 } DMIgnored;
 
+/*
+ * The most RAM (-m, and maxmem=) a guest may be given: 16 TiB, what Xen
+ * 4.17 on x86 addresses without CONFIG_BIGMEM (its SUPPORT.md
+ * security-supports hosts up to 12 TiB).  It keeps every guest-physical
+ * computation (4 GiB + RAM above, the hot-plug window) far from wrapping.
+ */
+#define DM_MAX_RAM_MIB          (16ULL << 20)
+
 typedef struct DMConfig {
     DMAction action;
 
@@ -97,7 +105,7 @@ typedef struct DMConfig {
     /* Guest RAM below 4 GiB, bytes: min(max-ram-below-4g, 0xF0000000). */
     uint64_t max_ram_below_4g;
 
-    /* -m [size=]N[,slots=S][,maxmem=M] */
+    /* -m [size=]N[,slots=S][,maxmem=M], each at most DM_MAX_RAM_MIB */
     uint64_t ram_mib;           /* 0 only in probe mode */
     uint64_t maxmem_mib;        /* ceiling for hotplug; 0 when not given */
     unsigned int ram_slots;     /* slots=, 0 when not given */

@@ -199,36 +199,50 @@ static void dm_on_hotplug(MainLoop *loop, int fd, uint32_t events,
 /*
  * RAM hot-plug: slots go above everything the guest has (RAM above 4 GiB,
  * our VRAM), 1 GiB-aligned, and together may add up to maxmem - RAM
- * (libxl's -m ...,maxmem=); without maxmem only Xen's own limit applies.
- * Set up before the handles are restricted: restriction ends xenstore.
+ * (libxl's -m ...,maxmem=).  libxl 4.17 passes no maxmem (-m is the
+ * static maximum less the video RAM, libxl__build_device_model_args_new):
+ * then only Xen's own limit applies, and the window is as large as the
+ * guest's RAM, at least DM_HOTPLUG_WINDOW_MIN, so that any guest -m allows
+ * gets one however large it is.  Each slot may waste up to one alignment
+ * unit, hence the slots * alignment on top.
  */
+void dm_hotplug_window(const DMConfig *cfg, uint64_t ram_bytes, uint64_t top,
+                       DMHotplugWindow *w)
+{
+    uint64_t maxmem = cfg->maxmem_mib * MiB;
+
+    w->slots = cfg->ram_slots ? cfg->ram_slots : HOTPLUG_MAX_SLOTS;
+    w->start = ROUND_UP(top, GiB);
+    /* The RAM the guest has: an incoming guest's may be less than -m. */
+    w->max_bytes = maxmem > ram_bytes ? maxmem - ram_bytes : 0;
+    w->end = w->start + (w->max_bytes ? w->max_bytes :
+                         MAX(ram_bytes, DM_HOTPLUG_WINDOW_MIN)) +
+             (uint64_t)w->slots * HOTPLUG_DEFAULT_ALIGN;
+}
+
+/* Set up before the handles are restricted: restriction ends xenstore. */
 static int dm_hotplug_init(DeviceModel *dm, bool incoming, uint64_t above,
                            char *err, size_t errlen)
 {
     DMConfig *cfg = dm->cfg;
     uint64_t top = above ? FOUR_GIB + above : FOUR_GIB;
-    /* The RAM the guest has: an incoming guest's may be less than -m. */
-    uint64_t cap = cfg->maxmem_mib * MiB > dm->ram_bytes ?
-                   cfg->maxmem_mib * MiB - dm->ram_bytes : 0;
-    uint32_t slots = cfg->ram_slots ? cfg->ram_slots : HOTPLUG_MAX_SLOTS;
+    DMHotplugWindow w;
     HotplugConfig hc;
     int ret, fd;
 
     if (dm->vram_block) {
         top = MAX(top, dm->vram_block->offset + dm->vram_block->max_length);
     }
+    dm_hotplug_window(cfg, dm->ram_bytes, top, &w);
     hc = (HotplugConfig) {
         .xh = dm->xh, .ram = &dm->ram, .ctx = &dm->ctx, .as = &dm->as,
         .root = &dm->root, .mc = dm->mc, .domid = cfg->domid,
         .toolstack_domid = 0,
-        .window_start = ROUND_UP(top, GiB),
-        .max_bytes = cap, .nr_slots = slots, .incoming = incoming,
+        .window_start = w.start, .window_end = w.end,
+        .max_bytes = w.max_bytes, .nr_slots = w.slots, .incoming = incoming,
         .xs_base = dm->xs_base, .no_xenstore = !xen_xs(dm->xh),
         .log = dm_hotplug_log, .log_opaque = dm,
     };
-    hc.window_end = cap ? hc.window_start + cap +
-                          (uint64_t)slots * HOTPLUG_DEFAULT_ALIGN
-                        : (uint64_t)1 << 40;
     ret = hotplug_new(&hc, &dm->hp, err, errlen);
     if (ret && !hc.no_xenstore) {
         dm_log(DM_LOG_WARN, "RAM hot-plug through xenstore unavailable (%s);"
@@ -316,6 +330,14 @@ static int dm_memory_init(DeviceModel *dm, bool incoming, char *err,
     uint64_t block_len = above ? FOUR_GIB + above : ram;
     int ret;
 
+    /* The command line bounds both; a config built otherwise must too. */
+    if (ram > DM_MAX_RAM_MIB * MiB || cfg->vram_mib > DM_MAX_RAM_MIB) {
+        snprintf(err, errlen, "guest memory of %" PRIu64 " MiB and video "
+                 "memory of %" PRIu64 " MiB: each must be at most %llu MiB "
+                 "(16 TiB)", ram / MiB, cfg->vram_mib,
+                 (unsigned long long)DM_MAX_RAM_MIB);
+        return -E2BIG;
+    }
     ret = ram_list_init(&dm->ram);
     if (ret) {
         goto fail;

@@ -21,6 +21,8 @@
 #ifndef XENRAM_DM_DEVMODEL_H
 #define XENRAM_DM_DEVMODEL_H
 
+#include <stdint.h>
+
 #include "xen/dm/cmdline.h"
 
 /*
@@ -32,6 +34,30 @@
 #define DM_QEMU_MAJOR 7
 #define DM_QEMU_MINOR 2
 #define DM_QEMU_MICRO 0
+
+/*
+ * Where RAM hot-plug goes: slots in guest-physical [start, end), adding up
+ * to max_bytes (maxmem - RAM; 0 when no maxmem was given: then Xen's
+ * maximum alone limits them), in @slots slots.
+ */
+typedef struct DMHotplugWindow {
+    uint64_t start, end;
+    uint64_t max_bytes;
+    uint32_t slots;
+} DMHotplugWindow;
+
+/* The window's least size when -m gives no maxmem (libxl 4.17's case). */
+#define DM_HOTPLUG_WINDOW_MIN   (1ULL << 40)
+
+/*
+ * The hot-plug window of a guest with @ram_bytes of RAM (at most
+ * DM_MAX_RAM_MIB) whose RAM and VRAM end at guest-physical @top: from
+ * @top rounded up to 1 GiB, maxmem - RAM long, or without maxmem as long
+ * as the RAM and at least DM_HOTPLUG_WINDOW_MIN, plus one alignment unit
+ * per slot.  Never wraps for sizes the command line accepts.
+ */
+void dm_hotplug_window(const DMConfig *cfg, uint64_t ram_bytes, uint64_t top,
+                       DMHotplugWindow *w);
 
 /*
  * Run the device model described by @cfg until it is told to quit.

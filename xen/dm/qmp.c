@@ -2,12 +2,24 @@
 /*
  * qmp.c - QMP server: sockets, framing, negotiation, dispatch, fdsets.
  *
- * Framing: QMP is a stream of JSON objects with no delimiter of its own
- * (libxl ends each with "\r\n").  jansson's JSON_DISABLE_EOF_CHECK parses
- * the first value of a buffer and tells how many bytes it used, and its
- * "premature end of input" error tells an incomplete object from a broken
- * one.  After a syntax error the input is skipped to the next newline, so
- * a client that sent garbage can go on.
+ * Framing: QMP is a stream of JSON values with no delimiter of its own
+ * (libxl ends each with "\r\n").  A small scanner follows the bytes as
+ * they arrive (nesting depth, strings and their escapes) and keeps its
+ * state between reads, so each byte is looked at once however the command
+ * is split; jansson parses a value only when the scanner has seen it end.
+ * A value that never ends because it is broken (an object left open
+ * before the next command) is caught by trying jansson on it at a newline
+ * whenever the unfinished text has doubled since the last try, so the
+ * cost stays linear.  After a syntax error the input is skipped to the
+ * next newline, including bytes that arrive later, so a client that sent
+ * garbage gets one error and can go on.
+ *
+ * Every request gets a reply: an error text is cut on a UTF-8 character
+ * boundary (and any invalid byte replaced), and a reply that cannot be
+ * encoded is replaced by a fixed error object.  A client that does not
+ * read its replies is dropped once QMP_MAX_OUTPUT bytes wait for it.
+ * When accept fails for lack of file descriptors the listeners are paused
+ * until a client goes or QMP_ACCEPT_RETRY_MS pass, instead of spinning.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -19,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -27,6 +40,7 @@
 
 #define QMP_MAX_INPUT   (1 << 20)   /* bytes of one unfinished command */
 #define QMP_MAX_FDS     16          /* fds queued on one connection */
+#define QMP_ACCEPT_RETRY_MS 100     /* listeners paused after EMFILE */
 
 typedef struct QmpCommand {
     char *name;
@@ -58,6 +72,14 @@ struct QmpClient {
     size_t outlen;
     int fds[QMP_MAX_FDS];           /* received with SCM_RIGHTS, FIFO */
     int nfds;
+    bool dead;                      /* dropped: freed when the server idles */
+    /* The framing scanner (see the top of the file), over in[0..inlen). */
+    struct {
+        size_t at;                  /* next byte to look at */
+        size_t depth;               /* open objects and arrays */
+        size_t tried;               /* length at the last premature parse */
+        bool started, in_str, esc, scalar, newline, skip_line;
+    } scan;
     QmpClient *next;
 };
 
@@ -82,7 +104,73 @@ struct QmpServer {
     QmpListener *listeners;
     QmpFdset *fdsets;
     QmpNamedFd *named;
+    int busy;                       /* callbacks running: defer freeing */
+    bool have_dead;                 /* a client waits to be freed */
+    bool paused;                    /* listeners off after EMFILE */
+    int retry_fd;                   /* timerfd that resumes them, or -1 */
 };
+
+/*
+ * The length of the valid UTF-8 sequence at @s (at most @len bytes), or 0
+ * (invalid, or cut short when @cut is set): the rules jansson applies, so
+ * that whatever passes here json_string() accepts.
+ */
+static size_t utf8_seq(const unsigned char *s, size_t len, bool *cut)
+{
+    unsigned int c = s[0], n, cp;
+
+    *cut = false;
+    if (c < 0x80) {
+        return 1;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+        n = 2, cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3, cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4, cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    for (unsigned int i = 1; i < n; i++) {
+        if (i >= len) {
+            *cut = true;
+            return 0;
+        }
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    return n;
+}
+
+/*
+ * Make @s valid UTF-8 in place: a sequence cut short by the end (a
+ * truncated snprintf) is dropped, any other invalid byte becomes '?'.
+ */
+static void utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    size_t len = strlen(s);
+
+    for (size_t i = 0; i < len;) {
+        bool cut;
+        size_t n = utf8_seq(p + i, len - i, &cut);
+
+        if (n) {
+            i += n;
+        } else if (cut) {
+            p[i] = '\0';
+            return;
+        } else {
+            p[i++] = '?';
+        }
+    }
+}
 
 json_t *qmp_error(QmpError *err, const char *cls, const char *fmt, ...)
 {
@@ -92,12 +180,60 @@ json_t *qmp_error(QmpError *err, const char *cls, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err->desc, sizeof(err->desc), fmt, ap);
     va_end(ap);
+    utf8_sanitize(err->desc);
     return NULL;
 }
 
 /* ---- output ------------------------------------------------------------ */
 
 static void client_free(QmpClient *c);
+static void server_resume_listeners(QmpServer *srv);
+
+/*
+ * Drop @c: its socket closes now (the peer sees end of file); the struct
+ * is freed once no callback of this server runs (server_reap), because
+ * the caller may still be walking it.
+ */
+static void client_drop(QmpClient *c, const char *why)
+{
+    QmpServer *srv = c->srv;
+
+    if (c->dead) {
+        return;
+    }
+    if (why) {
+        fprintf(stderr, "xenram: qmp: dropping a client: %s\n", why);
+    }
+    c->dead = true;
+    srv->have_dead = true;
+    if (c->fd >= 0) {
+        main_loop_del_fd(srv->loop, c->fd);
+        close(c->fd);
+        c->fd = -1;
+    }
+    c->outlen = 0;
+    c->inlen = 0;
+    server_resume_listeners(srv);
+}
+
+static void server_reap(QmpServer *srv)
+{
+    if (srv->busy || !srv->have_dead) {
+        return;
+    }
+    srv->have_dead = false;
+    for (QmpClient **pp = &srv->clients; *pp;) {
+        QmpClient *c = *pp;
+
+        if (c->dead) {
+            *pp = c->next;
+            c->next = NULL;
+            client_free(c);
+        } else {
+            pp = &c->next;
+        }
+    }
+}
 
 static void client_flush(QmpClient *c)
 {
@@ -121,38 +257,78 @@ static void client_flush(QmpClient *c)
     main_loop_mod_fd(c->srv->loop, c->fd, EPOLLIN);
 }
 
-/* Queue @msg (consumed) followed by "\r\n" and try to send it. */
-static void client_send(QmpClient *c, json_t *msg)
+/* Queue @len bytes of @text and "\r\n"; false if they cannot be. */
+static bool client_queue(QmpClient *c, const char *text, size_t len)
 {
-    char *text = json_dumps(msg, JSON_COMPACT);
-    size_t len;
     char *out;
+
+    if (c->dead) {
+        return true;                /* nobody to tell */
+    }
+    if (c->outlen + len + 2 > QMP_MAX_OUTPUT) {
+        client_drop(c, "more than QMP_MAX_OUTPUT bytes of replies and "
+                    "events unread");
+        return true;
+    }
+    out = realloc(c->out, c->outlen + len + 2);
+    if (!out) {
+        return false;
+    }
+    c->out = out;
+    memcpy(c->out + c->outlen, text, len);
+    memcpy(c->out + c->outlen + len, "\r\n", 2);
+    c->outlen += len + 2;
+    client_flush(c);
+    return true;
+}
+
+/* Queue @msg (consumed; may be NULL) and try to send it.  False if not. */
+static bool client_send(QmpClient *c, json_t *msg)
+{
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    bool ok;
 
     json_decref(msg);
     if (!text) {
+        return false;
+    }
+    ok = client_queue(c, text, strlen(text));
+    free(text);
+    return ok;
+}
+
+/*
+ * Send the reply @msg (consumed; may be NULL when building it failed) to
+ * the request @id.  A reply that cannot be encoded or queued becomes a
+ * fixed error, so the client never waits for an answer that is not sent.
+ */
+static void client_reply(QmpClient *c, json_t *id, json_t *msg)
+{
+    static const char fallback[] =
+        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"the reply "
+        "could not be encoded\"}}";
+    json_t *err;
+
+    if (msg && id) {
+        json_object_set(msg, "id", id);
+    }
+    if (client_send(c, msg)) {
         return;
     }
-    len = strlen(text);
-    out = realloc(c->out, c->outlen + len + 2);
-    if (out) {
-        c->out = out;
-        memcpy(c->out + c->outlen, text, len);
-        memcpy(c->out + c->outlen + len, "\r\n", 2);
-        c->outlen += len + 2;
-        client_flush(c);
+    err = json_pack("{s:{s:s,s:s}}", "error", "class", QMP_ERROR_GENERIC,
+                    "desc", "the reply could not be encoded");
+    if (err && id) {
+        json_object_set(err, "id", id);
     }
-    free(text);
+    if (!client_send(c, err)) {
+        client_queue(c, fallback, strlen(fallback));
+    }
 }
 
 static void client_send_error(QmpClient *c, json_t *id, const QmpError *err)
 {
-    json_t *msg = json_pack("{s:{s:s,s:s}}", "error", "class", err->cls,
-                            "desc", err->desc);
-
-    if (id) {
-        json_object_set(msg, "id", id);
-    }
-    client_send(c, msg);
+    client_reply(c, id, json_pack("{s:{s:s,s:s}}", "error", "class",
+                                  err->cls, "desc", err->desc));
 }
 
 /* ---- argument schema ------------------------------------------------------ */
@@ -361,10 +537,73 @@ static void client_dispatch(QmpClient *c, json_t *req)
         return;
     }
     msg = json_pack("{s:o}", "return", ret);
-    if (id) {
-        json_object_set(msg, "id", id);
+    client_reply(c, id, msg);
+}
+
+static void scan_reset(QmpClient *c, size_t at)
+{
+    memset(&c->scan, 0, sizeof(c->scan));
+    c->scan.at = at;
+}
+
+/*
+ * Look at in[scan.at..end) for the end of the value that starts at @pos.
+ * Returns the offset just past it, or 0 while it is unfinished.
+ */
+static size_t scan_value(QmpClient *c, size_t pos, size_t end)
+{
+    typeof(c->scan) *s = &c->scan;
+
+    for (size_t i = s->at; i < end; i++) {
+        char ch = c->in[i];
+
+        if (ch == '\n') {
+            s->newline = true;
+        }
+        if (s->in_str) {
+            if (s->esc) {
+                s->esc = false;
+            } else if (ch == '\\') {
+                s->esc = true;
+            } else if (ch == '"') {
+                s->in_str = false;
+                if (s->depth == 0) {
+                    return i + 1;
+                }
+            }
+        } else if (s->scalar) {
+            /* A number or literal ends at white space or punctuation. */
+            if (strchr(" \t\r\n{}[],:\"", ch)) {
+                s->at = i;
+                return i;
+            }
+        } else if (ch == '"') {
+            s->in_str = true;
+        } else if (ch == '{' || ch == '[') {
+            s->depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (s->depth <= 1) {
+                return i + 1;   /* closed, or a stray closer: jansson says */
+            }
+            s->depth--;
+        } else if (s->depth == 0) {
+            if (i == pos && strchr(",:", ch)) {
+                return i + 1;
+            }
+            s->scalar = true;
+        }
     }
-    client_send(c, msg);
+    s->at = end;
+    return 0;
+}
+
+/* The value in[pos..end) is broken: say so once, skip to the newline. */
+static void client_parse_error(QmpClient *c, const json_error_t *jerr)
+{
+    QmpError err;
+
+    qmp_error(&err, QMP_ERROR_GENERIC, "JSON parse error, %s", jerr->text);
+    client_send_error(c, NULL, &err);
 }
 
 /* Parse and run every complete command in the input buffer. */
@@ -372,39 +611,92 @@ static void client_process(QmpClient *c)
 {
     size_t pos = 0;
 
-    while (pos < c->inlen) {
+    while (pos < c->inlen && !c->dead) {
         json_error_t jerr;
         json_t *req;
+        size_t end;
 
-        /* Skip white space so that "\r\n" after a command is not input. */
-        while (pos < c->inlen && strchr(" \t\r\n", c->in[pos])) {
-            pos++;
-        }
-        if (pos == c->inlen) {
-            break;
-        }
-        req = json_loadb(c->in + pos, c->inlen - pos,
-                         JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &jerr);
-        if (!req) {
-            QmpError err;
-            char *nl;
+        if (c->scan.skip_line) {
+            char *nl = memchr(c->in + pos, '\n', c->inlen - pos);
 
-            if (json_error_code(&jerr) == json_error_premature_end_of_input) {
-                break;          /* wait for the rest */
+            if (!nl) {
+                pos = c->inlen;
+                break;
             }
-            qmp_error(&err, QMP_ERROR_GENERIC, "JSON parse error, %s",
-                      jerr.text);
-            client_send_error(c, NULL, &err);
-            nl = memchr(c->in + pos, '\n', c->inlen - pos);
-            pos = nl ? (size_t)(nl - c->in) + 1 : c->inlen;
+            pos = (size_t)(nl - c->in) + 1;
+            scan_reset(c, pos);
             continue;
         }
-        pos += jerr.position;
-        client_dispatch(c, req);
-        json_decref(req);
+        if (!c->scan.started) {
+            /* White space between values (the "\r\n") is not input. */
+            while (pos < c->inlen && strchr(" \t\r\n", c->in[pos])) {
+                pos++;
+            }
+            if (pos == c->inlen) {
+                break;
+            }
+            scan_reset(c, pos);
+            c->scan.started = true;
+        }
+        end = scan_value(c, pos, c->inlen);
+        if (end) {
+            req = json_loadb(c->in + pos, end - pos, JSON_DECODE_ANY, &jerr);
+            if (!req) {
+                client_parse_error(c, &jerr);
+                pos = end;
+                scan_reset(c, pos);
+                c->scan.skip_line = true;
+                continue;
+            }
+            pos = end;
+            scan_reset(c, pos);
+            client_dispatch(c, req);
+            json_decref(req);
+            continue;
+        }
+        /*
+         * Unfinished.  At a newline, and once the text has doubled since
+         * the last try, ask jansson whether it is merely unfinished.
+         */
+        if (!c->scan.newline || c->inlen - pos < 2 * c->scan.tried) {
+            break;
+        }
+        c->scan.newline = false;
+        req = json_loadb(c->in + pos, c->inlen - pos,
+                         JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &jerr);
+        if (req) {
+            /* The scanner missed an end jansson found: follow jansson. */
+            pos += jerr.position;
+            scan_reset(c, pos);
+            client_dispatch(c, req);
+            json_decref(req);
+            continue;
+        }
+        if (json_error_code(&jerr) == json_error_premature_end_of_input) {
+            c->scan.tried = c->inlen - pos;
+            break;
+        }
+        client_parse_error(c, &jerr);
+        scan_reset(c, pos);
+        c->scan.skip_line = true;
+    }
+    if (c->dead) {
+        return;
     }
     memmove(c->in, c->in + pos, c->inlen - pos);
     c->inlen -= pos;
+    c->scan.at = c->scan.at > pos ? c->scan.at - pos : 0;
+    if (c->inlen > QMP_MAX_INPUT) {
+        QmpError err;
+
+        qmp_error(&err, QMP_ERROR_GENERIC,
+                  "QMP input exceeds %d bytes without a complete command; "
+                  "input discarded up to the next newline", QMP_MAX_INPUT);
+        client_send_error(c, NULL, &err);
+        c->inlen = 0;
+        scan_reset(c, 0);
+        c->scan.skip_line = true;
+    }
 }
 
 /* ---- connections ---------------------------------------------------------- */
@@ -422,6 +714,9 @@ static void client_read(MainLoop *loop, int fd, uint32_t events, void *opaque)
 
     (void)loop;
     (void)fd;
+    if (c->dead) {
+        return;
+    }
     if (events & EPOLLOUT) {
         client_flush(c);
     }
@@ -433,7 +728,8 @@ static void client_read(MainLoop *loop, int fd, uint32_t events, void *opaque)
         return;
     }
     if (n <= 0) {
-        client_free(c);
+        client_drop(c, NULL);
+        server_reap(c->srv);
         return;
     }
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm;
@@ -451,16 +747,6 @@ static void client_read(MainLoop *loop, int fd, uint32_t events, void *opaque)
             }
         }
     }
-    if (c->inlen + n > QMP_MAX_INPUT) {
-        QmpError err;
-
-        qmp_error(&err, QMP_ERROR_GENERIC,
-                  "QMP input exceeds %d bytes without a complete command; "
-                  "input discarded", QMP_MAX_INPUT);
-        client_send_error(c, NULL, &err);
-        c->inlen = 0;
-        return;
-    }
     {
         char *in = realloc(c->in, c->inlen + n);
 
@@ -471,7 +757,10 @@ static void client_read(MainLoop *loop, int fd, uint32_t events, void *opaque)
     }
     memcpy(c->in + c->inlen, buf, n);
     c->inlen += n;
+    c->srv->busy++;
     client_process(c);
+    c->srv->busy--;
+    server_reap(c->srv);
 }
 
 static void client_free(QmpClient *c)
@@ -494,6 +783,7 @@ static void client_free(QmpClient *c)
     free(c->in);
     free(c->out);
     free(c);
+    server_resume_listeners(srv);   /* a file descriptor is free again */
 }
 
 static int client_new(QmpServer *srv, int fd)
@@ -529,6 +819,55 @@ static int client_new(QmpServer *srv, int fd)
     return 0;
 }
 
+static void server_resume_listeners(QmpServer *srv)
+{
+    if (!srv->paused) {
+        return;
+    }
+    srv->paused = false;
+    for (QmpListener *l = srv->listeners; l; l = l->next) {
+        main_loop_mod_fd(srv->loop, l->fd, EPOLLIN);
+    }
+}
+
+/* The listeners were paused QMP_ACCEPT_RETRY_MS ago: try again. */
+static void server_retry(MainLoop *loop, int fd, uint32_t events,
+                         void *opaque)
+{
+    uint64_t expirations;
+
+    (void)loop;
+    (void)events;
+    if (read(fd, &expirations, sizeof(expirations)) < 0) {
+        /* EAGAIN: nothing expired after all */
+    }
+    server_resume_listeners(opaque);
+}
+
+/*
+ * Out of file descriptors: the pending connection stays in the backlog
+ * and would wake the loop again at once.  Stop listening until a client
+ * goes (client_free) or the retry timer fires.
+ */
+static void server_pause_listeners(QmpServer *srv, int err)
+{
+    struct itimerspec its = {
+        .it_value.tv_nsec = QMP_ACCEPT_RETRY_MS * 1000000L,
+    };
+
+    if (!srv->paused) {
+        fprintf(stderr, "xenram: qmp: cannot accept a connection: %s; "
+                "retrying in %d ms\n", strerror(err), QMP_ACCEPT_RETRY_MS);
+    }
+    srv->paused = true;
+    for (QmpListener *l = srv->listeners; l; l = l->next) {
+        main_loop_mod_fd(srv->loop, l->fd, 0);
+    }
+    if (srv->retry_fd >= 0) {
+        timerfd_settime(srv->retry_fd, 0, &its, NULL);
+    }
+}
+
 static void listener_accept(MainLoop *loop, int fd, uint32_t events,
                             void *opaque)
 {
@@ -536,10 +875,15 @@ static void listener_accept(MainLoop *loop, int fd, uint32_t events,
     int cfd;
 
     (void)loop;
-    (void)events;
+    if (!(events & EPOLLIN)) {
+        return;
+    }
     cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
     if (cfd >= 0) {
         client_new(srv, cfd);
+    } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+               errno == ENOMEM) {
+        server_pause_listeners(srv, errno);
     }
 }
 
@@ -551,8 +895,20 @@ static int listener_add(QmpServer *srv, int fd, const char *path)
     if (!l) {
         return -ENOMEM;
     }
+    if (srv->retry_fd < 0) {
+        /* Made now: when it is needed, no fd may be left to make it. */
+        int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+
+        if (tfd >= 0 && main_loop_add_fd(srv->loop, tfd, EPOLLIN,
+                                         server_retry, srv) == 0) {
+            srv->retry_fd = tfd;
+        } else if (tfd >= 0) {
+            close(tfd);
+        }
+    }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    ret = main_loop_add_fd(srv->loop, fd, EPOLLIN, listener_accept, srv);
+    ret = main_loop_add_fd(srv->loop, fd, srv->paused ? 0 : EPOLLIN,
+                           listener_accept, srv);
     if (ret) {
         free(l);
         return ret;
@@ -612,7 +968,7 @@ int qmp_server_clients(QmpServer *srv)
     int n = 0;
 
     for (QmpClient *c = srv->clients; c; c = c->next) {
-        n++;
+        n += !c->dead;
     }
     return n;
 }
@@ -637,6 +993,7 @@ void qmp_emit_event(QmpServer *srv, const char *name, json_t *data)
         client_send(c, ev);
     }
     json_decref(data);
+    server_reap(srv);
 }
 
 /* ---- built-in commands ---------------------------------------------------- */
@@ -970,6 +1327,7 @@ int qmp_server_new(MainLoop *loop, const QmpVersion *version,
     }
     srv->loop = loop;
     srv->version = *version;
+    srv->retry_fd = -1;
     if (qmp_register(srv, "qmp_capabilities", "enable:a?",
                      cmd_qmp_capabilities, NULL) ||
         qmp_register(srv, "query-commands", NULL, cmd_query_commands,
@@ -996,6 +1354,10 @@ void qmp_server_free(QmpServer *srv)
     }
     while (srv->clients) {
         client_free(srv->clients);
+    }
+    if (srv->retry_fd >= 0) {
+        main_loop_del_fd(srv->loop, srv->retry_fd);
+        close(srv->retry_fd);
     }
     while (srv->listeners) {
         QmpListener *l = srv->listeners;

@@ -27,6 +27,13 @@
 
 #include "xen/dm/loop.h"
 
+/*
+ * Replies and events queued for one client that does not read them: past
+ * this the client is dropped (its socket closed), so a stuck client
+ * cannot grow the device model without bound.
+ */
+#define QMP_MAX_OUTPUT          (8u << 20)
+
 typedef struct QmpServer QmpServer;
 typedef struct QmpClient QmpClient;
 
@@ -40,7 +47,11 @@ typedef struct QmpError {
     char desc[512];
 } QmpError;
 
-/* Set @err (class @cls, printf-style description).  Returns NULL. */
+/*
+ * Set @err (class @cls, printf-style description).  A description longer
+ * than desc is cut on a UTF-8 character boundary, and a byte that is not
+ * UTF-8 becomes '?', so the reply can always be sent.  Returns NULL.
+ */
 json_t *qmp_error(QmpError *err, const char *cls, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
