@@ -1186,6 +1186,8 @@ static int dm_restrict(DeviceModel *dm, char *err, size_t errlen)
         return -EPERM;
     }
     dm->restricted = true;
+    dm_log(DM_LOG_INFO, "Xen handles restricted to domain %u",
+           dm->cfg->domid);
     return 0;
 }
 
