@@ -51,9 +51,10 @@ static bool page_aligned(uint64_t v)
 
 /*
  * The one rule for a RAM block name that came from a peer (docs/devstate.md):
- * 1 to DEVSTATE_IDSTR_MAX bytes of printable ASCII, '!' to '~'.  No space,
- * no control character (a name is printed in logs and QMP answers: an ESC
- * must not reach a terminal), no byte above 0x7e (so no question of UTF-8
+ * 1 to DEVSTATE_IDSTR_MAX bytes of printable ASCII, ' ' to '~', the rule
+ * migration/stream.c applies to the names of xenram's own stream.  No
+ * control character (a name is printed in logs and QMP answers: an ESC must
+ * not reach a terminal), no byte above 0x7e (so no question of UTF-8
  * validity arises).  Every name xenram gives a block fits.
  */
 bool devstate_name_valid(const char *name, size_t len)
@@ -64,7 +65,7 @@ bool devstate_name_valid(const char *name, size_t len)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = name[i];
 
-        if (c < 0x21 || c > 0x7e) {
+        if (c < 0x20 || c > 0x7e) {
             return false;
         }
     }
@@ -80,7 +81,7 @@ static const char *printable(const char *name, size_t len, char *buf,
     for (size_t i = 0; i < len && o + 5 < buflen; i++) {
         unsigned char c = name[i];
 
-        if (c >= 0x21 && c <= 0x7e && c != '\\') {
+        if (c >= 0x20 && c <= 0x7e && c != '\\') {
             buf[o++] = c;
         } else {
             o += snprintf(buf + o, buflen - o, "\\x%02x", c);
@@ -238,7 +239,7 @@ int devstate_validate(const DevState *ds, char *err, size_t errlen)
         if (!devstate_name_valid(b->idstr, idlen)) {
             return xr_error(err, errlen, -EINVAL,
                         "RAM block %u has the name '%s': a name must be "
-                        "printable ASCII ('!' to '~')", i,
+                        "printable ASCII (' ' to '~')", i,
                         printable(b->idstr, idlen, name, sizeof(name)));
         }
         if (b->flags & ~DEVSTATE_BLOCK_FLAGS) {

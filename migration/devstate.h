@@ -62,7 +62,7 @@ typedef struct DevState {
 
 /*
  * Whether the @len bytes at @name are a RAM block name a peer may send:
- * 1 to DEVSTATE_IDSTR_MAX bytes, each printable ASCII from '!' to '~'
+ * 1 to DEVSTATE_IDSTR_MAX bytes, each printable ASCII from ' ' to '~'
  * (docs/devstate.md).  Apply it wherever a block name comes from outside.
  */
 bool devstate_name_valid(const char *name, size_t len);

@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             }
             for (const char *c = b->idstr; *c; c++) {
-                if (*c < '!' || *c > '~') {
+                if (*c < ' ' || *c > '~') {
                     abort();
                 }
             }
