@@ -730,6 +730,65 @@ static void test_incoming_block_mapped_elsewhere_is_refused(void **state)
     sim_destroy(&host, dst);
 }
 
+/* Whether x-xenram-query-memory lists a block named @name. */
+static bool dm_has_block(Dm *dm, const char *name)
+{
+    json_t *r = dm_cmd(dm, "{\"execute\":\"x-xenram-query-memory\"}");
+    json_t *blocks = json_object_get(json_object_get(r, "return"),
+                                     "ram-blocks");
+    bool found = false;
+
+    for (size_t i = 0; i < json_array_size(blocks); i++) {
+        const char *id = json_string_value(json_object_get(
+            json_array_get(blocks, i), "idstr"));
+
+        found |= id && !strcmp(id, name);
+    }
+    json_decref(r);
+    return found;
+}
+
+/*
+ * xen-load-devices-state of a valid slot then a bad one: an error, and the
+ * valid slot is not left online (and unpopulated) behind it.
+ */
+static void test_load_devices_state_is_all_or_nothing(void **state)
+{
+    int domid = create_domain(), fd = temp_fd(), in, id;
+    char err[256], cmd[200];
+    DevState ds;
+    json_t *r;
+    Dm dm;
+
+    (void)state;
+    dm_start(&dm, domid, -1, NULL);
+    assert_true(dm_greeted(&dm));
+    dm_ok(&dm, "{\"execute\":\"qmp_capabilities\"}");
+    dm_save(&dm, fd);
+    lseek(fd, 0, SEEK_SET);
+    assert_int_equal(devstate_read(fd, &ds, err, sizeof(err)), 0);
+    close(fd);
+    add_slot(&ds, 0, 4 * GiB_, 16 << 20);
+    add_slot(&ds, 1, 1ULL << 50, 16 << 20);
+    in = state_fd(&ds);
+    r = dm_cmd_fd(&dm, "{\"execute\":\"add-fd\",\"id\":6}", in);
+    close(in);
+    id = json_integer_value(json_object_get(json_object_get(r, "return"),
+                                            "fdset-id"));
+    json_decref(r);
+    snprintf(cmd, sizeof(cmd), "{\"execute\":\"xen-load-devices-state\","
+             "\"arguments\":{\"filename\":\"/dev/fdset/%d\"}}", id);
+    r = dm_cmd(&dm, cmd);
+    assert_non_null(json_object_get(r, "error"));
+    assert_non_null(strstr(json_string_value(json_object_get(
+        json_object_get(r, "error"), "desc")), "outside the hotplug window"));
+    json_decref(r);
+    assert_false(dm_has_block(&dm, "xen.hotplug.0"));
+    assert_null(xs_slot(domid, "0", "state"));
+    dm_quit(&dm);
+    sim_destroy(&host, domid);
+}
+
 /* Position of @needle in the log, or -1. */
 static long log_pos(Dm *dm, const char *needle)
 {
@@ -898,6 +957,7 @@ int main(int argc, char **argv)
             test_incoming_slot_outside_the_window_is_refused_whole),
         cmocka_unit_test(test_incoming_slot_in_the_mmio_hole_is_refused),
         cmocka_unit_test(test_incoming_block_mapped_elsewhere_is_refused),
+        cmocka_unit_test(test_load_devices_state_is_all_or_nothing),
         cmocka_unit_test(
             test_restricted_incoming_reads_the_state_after_restricting),
         cmocka_unit_test(test_restricted_incoming_restores_slots_and_runs),
