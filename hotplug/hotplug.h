@@ -30,10 +30,10 @@
  * would populate gfn = ram_addr >> 12).
  *
  * Concurrency contract:
- *  - Requests (hotplug_add/remove/restore/process/handle_watch) are
- *    serialised by the Hotplug's own mutex and may come from any
- *    RCU-registered thread that is not inside a read-side critical
- *    section (remove waits for grace periods).  They take, in this order,
+ *  - Requests (hotplug_add/remove/restore/restore_slots/restore_undo/
+ *    process/handle_watch) are serialised by the Hotplug's own mutex and
+ *    may come from any RCU-registered thread that is not inside a
+ *    read-side critical section (remove waits for grace periods).  They take, in this order,
  *    that mutex, the RAMList mutex and the region context's lock: never
  *    call them from a RAMBlock notifier or a MemoryListener callback.
  *  - Readers keep running through a request and never wait for it:
