@@ -61,6 +61,12 @@ typedef struct MigrationHotplugOps {
      */
     int (*restore)(void *opaque, const MigrationHotplugSlot *slots,
                    unsigned int n, char *err, size_t errlen);
+    /*
+     * Take the slots of the last successful @restore out again, their
+     * xenstore answers too, releasing no frame: for a failure after the
+     * layout was applied (the incoming guest is not taken).
+     */
+    void (*restore_undo)(void *opaque);
     /* Refuse new requests, saying @reason; NULL accepts them again. */
     void (*set_blocked)(void *opaque, const char *reason);
     /* The incoming state is loaded: slots are populated from now on. */

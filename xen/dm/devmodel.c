@@ -262,6 +262,11 @@ static int dm_mig_restore(void *opaque, const MigrationHotplugSlot *slots,
     return hotplug_restore_slots(opaque, rs, n, err, errlen);
 }
 
+static void dm_mig_restore_undo(void *opaque)
+{
+    hotplug_restore_undo(opaque);
+}
+
 static void dm_mig_set_blocked(void *opaque, const char *reason)
 {
     hotplug_set_blocked(opaque, reason);
@@ -279,6 +284,7 @@ static int dm_migration_init(DeviceModel *dm, char *err, size_t errlen)
         .mm = dm->mm, .forward_writes = !dm->cfg->no_modified_memory,
         .hotplug = { .block_slot = dm_mig_block_slot,
                      .restore = dm_mig_restore,
+                     .restore_undo = dm_mig_restore_undo,
                      .set_blocked = dm_mig_set_blocked,
                      .set_incoming = dm_mig_set_incoming,
                      .opaque = dm->hp },
