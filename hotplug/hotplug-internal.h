@@ -34,6 +34,10 @@ struct Hotplug {
     bool incoming;
     bool blocked;               /* hotplug_set_blocked() */
     char blocked_reason[200];
+    bool restricted;            /* hotplug_set_restricted() */
+    char restricted_reason[200];
+    /* The slots the last hotplug_restore_slots() recreated (for undo). */
+    bool restored[HOTPLUG_MAX_SLOTS];
     HotplugStats stats;
 
     /* Serialises request handling on the xenstore side; before @lock. */

@@ -35,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xenstore.h>
+
 #include "hotplug/hotplug-internal.h"
 
 /* ---- messages ----------------------------------------------------------- */
@@ -308,6 +310,10 @@ static int hp_check_request(Hotplug *hp, uint32_t slot, uint64_t gpa,
     uint64_t window = hp->cfg.window_end - hp->cfg.window_start;
     char sz[32], wz[32], pz[32];
 
+    if (hp->restricted) {
+        return xr_error(err, errlen, -EPERM, "memory hot-plug is unavailable: "
+                       "%s", hp->restricted_reason);
+    }
     if (hp->blocked) {
         return xr_error(err, errlen, -EBUSY, "memory hotplug is unavailable: "
                        "%s", hp->blocked_reason);
@@ -349,7 +355,8 @@ static int hp_check_request(Hotplug *hp, uint32_t slot, uint64_t gpa,
                        PRIx64 ")", gpa, gpa + size, hp->cfg.window_start,
                        hp->cfg.window_end);
     }
-    if (hp->cfg.max_bytes && size > hp->cfg.max_bytes - hp->plugged_bytes) {
+    if (hp->cfg.max_bytes && (hp->plugged_bytes > hp->cfg.max_bytes ||
+                              size > hp->cfg.max_bytes - hp->plugged_bytes)) {
         return xr_error(err, errlen, -ENOSPC, "adding %s would exceed the "
                        "%s the guest may hot-plug (maxmem); %s are plugged",
                        hp_size(size, sz, sizeof(sz)),
@@ -582,51 +589,255 @@ out:
     return ret;
 }
 
-int hotplug_restore(Hotplug *hp, uint32_t slot, const char *idstr,
-                    uint64_t gpa, uint64_t size, char *err, size_t errlen)
+/* ---- restore ---------------------------------------------------------------- */
+
+/* The domain's maximum in pages: cached before restriction, or Xen's. */
+static int hp_xen_max_pages(Hotplug *hp, uint64_t *max, char *err,
+                            size_t errlen)
 {
-    char sz[32];
+    XenDomainInfo info;
+    int ret;
+
+    if (hp->cfg.xen_max_pages) {
+        *max = hp->cfg.xen_max_pages;
+        return 0;
+    }
+    ret = xen_domain_info(hp->cfg.xh, &info);
+    if (ret) {
+        return xr_error(err, errlen, ret, "cannot read the domain's memory "
+                       "limits: %s", xen_last_error());
+    }
+    *max = info.max_pages;
+    return 0;
+}
+
+static int hp_cmp_gpa(const void *a, const void *b)
+{
+    const HotplugRestoreSlot *x = *(const HotplugRestoreSlot *const *)a;
+    const HotplugRestoreSlot *y = *(const HotplugRestoreSlot *const *)b;
+
+    return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
+/* What a hot-plug request must satisfy, for one restored slot. */
+static int hp_check_restore_one(Hotplug *hp, const HotplugRestoreSlot *r,
+                                const bool *seen, char *err, size_t errlen)
+{
+    char name[32], sz[32];
     uint64_t cend;
     int ret;
 
-    pthread_mutex_lock(&hp->lock);
-    if (slot >= hp->cfg.nr_slots) {
-        ret = xr_error(err, errlen, -EINVAL, "the saved state has memory in "
-                      "slot %u, but this device model has slots 0 to %u: "
-                      "start it with as many slots as the source", slot,
-                      hp->cfg.nr_slots - 1);
-    } else if (hp->slots[slot]) {
-        ret = xr_error(err, errlen, -EEXIST, "slot %u is restored twice",
-                      slot);
-    } else if (!idstr || !size || ((gpa | size) & ~XR_PAGE_MASK) ||
-               gpa + size < gpa) {
-        ret = xr_error(err, errlen, -EINVAL, "slot %u: the saved range "
-                      "0x%" PRIx64 " + 0x%" PRIx64 " is not a page-aligned "
-                      "range", slot, gpa, size);
-    } else {
-        ret = hp_check_free(hp, gpa, gpa + size, &cend, err, errlen);
+    if (r->slot >= hp->cfg.nr_slots) {
+        return xr_error(err, errlen, -EINVAL, "the saved state has memory in "
+                       "slot %u, but this device model has slots 0 to %u: "
+                       "start it with as many slots as the source", r->slot,
+                       hp->cfg.nr_slots - 1);
     }
-    if (ret == 0) {
-        ret = hp_plug(hp, slot, idstr, gpa, size, false, err, errlen);
+    if (hp->slots[r->slot] || seen[r->slot]) {
+        return xr_error(err, errlen, -EEXIST, "slot %u is restored twice",
+                       r->slot);
     }
-    if (ret == 0 && hp->xs) {
-        /* The keys xenram owns; a failure leaves the slot usable. */
-        int r = hp_xs_write_online(hp, slot, gpa, size);
+    if (!r->size || ((r->gpa | r->size) & ~XR_PAGE_MASK) ||
+        r->gpa + r->size < r->gpa) {
+        return xr_error(err, errlen, -EINVAL, "slot %u: the saved range "
+                       "0x%" PRIx64 " + 0x%" PRIx64 " is not a page-aligned "
+                       "range", r->slot, r->gpa, r->size);
+    }
+    if (r->gpa < hp->cfg.window_start || r->gpa + r->size > hp->cfg.window_end) {
+        return xr_error(err, errlen, -ERANGE, "slot %u: the saved %s at "
+                       "[0x%" PRIx64 ", 0x%" PRIx64 ") is outside the hotplug "
+                       "window [0x%" PRIx64 ", 0x%" PRIx64 "): start the "
+                       "destination with the source's memory options",
+                       r->slot, hp_size(r->size, sz, sizeof(sz)), r->gpa,
+                       r->gpa + r->size, hp->cfg.window_start,
+                       hp->cfg.window_end);
+    }
+    ret = hp_check_free(hp, r->gpa, r->gpa + r->size, &cend, err, errlen);
+    if (ret) {
+        return ret;
+    }
+    snprintf(name, sizeof(name), "xen.hotplug.%u", r->slot);
+    if (!r->idstr || strcmp(r->idstr, name)) {
+        return xr_error(err, errlen, -EINVAL, "slot %u: a hot-plugged RAM "
+                       "block is named '%s', not as the saved state says",
+                       r->slot, name);
+    }
+    return 0;
+}
 
-        if (r) {
-            hp_log(hp, "hotplug: slot %u: cannot write its xenstore keys: "
-                   "%s", slot, strerror(-r));
+/*
+ * Every check of hotplug_restore_slots(), before anything changes.  Under
+ * the Hotplug's lock.
+ */
+static int hp_check_restore(Hotplug *hp, const HotplugRestoreSlot *slots,
+                            unsigned int n, char *err, size_t errlen)
+{
+    bool seen[HOTPLUG_MAX_SLOTS] = { false };
+    const HotplugRestoreSlot *sorted[HOTPLUG_MAX_SLOTS];
+    uint64_t total = hp->plugged_bytes, max_pages = 0;
+    char a[32], b[32], c[32];
+    int ret;
+
+    if (n > HOTPLUG_MAX_SLOTS) {
+        return xr_error(err, errlen, -EINVAL, "the saved state has %u "
+                       "hot-plugged slots, at most %u exist", n,
+                       HOTPLUG_MAX_SLOTS);
+    }
+    for (unsigned int i = 0; i < n; i++) {
+        ret = hp_check_restore_one(hp, &slots[i], seen, err, errlen);
+        if (ret) {
+            return ret;
+        }
+        seen[slots[i].slot] = true;
+        sorted[i] = &slots[i];
+        /* Each is inside the window: no sum of 256 of them wraps. */
+        total += slots[i].size;
+    }
+    /* Against each other: sorted by address, only neighbours can meet. */
+    qsort(sorted, n, sizeof(sorted[0]), hp_cmp_gpa);
+    for (unsigned int i = 1; i < n; i++) {
+        if (sorted[i]->gpa < sorted[i - 1]->gpa + sorted[i - 1]->size) {
+            return xr_error(err, errlen, -EADDRINUSE, "slots %u and %u of the "
+                           "saved state overlap at 0x%" PRIx64,
+                           sorted[i - 1]->slot, sorted[i]->slot,
+                           sorted[i]->gpa);
         }
     }
-    if (ret == 0) {
-        hp->stats.restores++;
-        hp_log(hp, "hotplug: slot %u: %s restored at 0x%" PRIx64, slot,
-               hp_size(size, sz, sizeof(sz)), gpa);
-    } else {
+    if (hp->cfg.max_bytes && total > hp->cfg.max_bytes) {
+        return xr_error(err, errlen, -ENOSPC, "the saved state has %s of "
+                       "hot-plugged memory, more than the %s this guest may "
+                       "hot-plug (maxmem): start the destination with the "
+                       "source's maxmem", hp_size(total, a, sizeof(a)),
+                       hp_size(hp->cfg.max_bytes, b, sizeof(b)));
+    }
+    if (n == 0) {
+        return 0;
+    }
+    ret = hp_xen_max_pages(hp, &max_pages, err, errlen);
+    if (ret) {
+        return ret;
+    }
+    if ((total >> XR_PAGE_BITS) > max_pages) {
+        return xr_error(err, errlen, -ENOSPC, "the saved state has %s of "
+                       "hot-plugged memory, more than the domain's maximum "
+                       "of %s",
+                       hp_size(total, a, sizeof(a)),
+                       hp_size(max_pages << XR_PAGE_BITS, c, sizeof(c)));
+    }
+    return 0;
+}
+
+/* Take restored @slot out of the device model again; frames stay. */
+static void hp_unplug_restored(Hotplug *hp, uint32_t slot)
+{
+    HotplugSlot *s = hp->slots[slot];
+
+    rcu_assign_pointer(hp->slots[slot], NULL);
+    memory_region_del_subregion(hp->cfg.root, &s->mr);
+    synchronize_rcu();
+    hp->plugged_bytes -= s->size;
+    if (memory_region_destroy(&s->mr)) {
+        /* Still in a view that failed to re-render: leaking beats a crash. */
+        return;
+    }
+    ram_block_remove(hp->cfg.ram, s->block);
+    if (hp->cfg.mc) {
+        mapcache_invalidate_range(hp->cfg.mc, s->gpa, s->size);
+    }
+    free(s);
+}
+
+/* memory/<slot>/ goes: the answer of a restore that was undone. */
+static void hp_xs_forget(Hotplug *hp, uint32_t slot)
+{
+    char path[sizeof(hp->memdir) + 16];
+
+    if (!hp->xs) {
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/%u", hp->memdir, slot);
+    if (!xs_rm(hp->xs, XBT_NULL, path) && errno != ENOENT) {
+        hp_log(hp, "hotplug: slot %u: cannot remove %s: %s", slot, path,
+               strerror(errno));
+    }
+}
+
+int hotplug_restore_slots(Hotplug *hp, const HotplugRestoreSlot *slots,
+                          unsigned int n, char *err, size_t errlen)
+{
+    unsigned int done = 0;
+    char sz[32];
+    int ret;
+
+    pthread_mutex_lock(&hp->lock);
+    ret = hp_check_restore(hp, slots, n, err, errlen);
+    for (; ret == 0 && done < n; done++) {
+        const HotplugRestoreSlot *r = &slots[done];
+
+        ret = hp_plug(hp, r->slot, r->idstr, r->gpa, r->size, false, err,
+                      errlen);
+        if (ret) {
+            break;
+        }
+    }
+    if (ret) {
+        /* A late failure: what this restore added goes again. */
+        while (done > 0) {
+            hp_unplug_restored(hp, slots[--done].slot);
+        }
         hp->stats.failures++;
+        hp_log(hp, "hotplug: restore refused: %s",
+               err && errlen ? err : strerror(-ret));
+        pthread_mutex_unlock(&hp->lock);
+        return ret;
+    }
+    memset(hp->restored, 0, sizeof(hp->restored));
+    for (unsigned int i = 0; i < n; i++) {
+        const HotplugRestoreSlot *r = &slots[i];
+
+        hp->restored[r->slot] = true;
+        if (hp->xs) {
+            /* The keys xenram owns; a failure leaves the slot usable. */
+            int e = hp_xs_write_online(hp, r->slot, r->gpa, r->size);
+
+            if (e) {
+                hp_log(hp, "hotplug: slot %u: cannot write its xenstore "
+                       "keys: %s", r->slot, strerror(-e));
+            }
+        }
+        hp->stats.restores++;
+        hp_log(hp, "hotplug: slot %u: %s restored at 0x%" PRIx64, r->slot,
+               hp_size(r->size, sz, sizeof(sz)), r->gpa);
     }
     pthread_mutex_unlock(&hp->lock);
-    return ret;
+    return 0;
+}
+
+int hotplug_restore(Hotplug *hp, uint32_t slot, const char *idstr,
+                    uint64_t gpa, uint64_t size, char *err, size_t errlen)
+{
+    HotplugRestoreSlot r = { .slot = slot, .idstr = idstr, .gpa = gpa,
+                             .size = size };
+
+    return hotplug_restore_slots(hp, &r, 1, err, errlen);
+}
+
+void hotplug_restore_undo(Hotplug *hp)
+{
+    pthread_mutex_lock(&hp->lock);
+    for (uint32_t i = 0; i < HOTPLUG_MAX_SLOTS; i++) {
+        if (!hp->restored[i]) {
+            continue;
+        }
+        hp->restored[i] = false;
+        if (hp->slots[i]) {
+            hp_unplug_restored(hp, i);
+            hp_xs_forget(hp, i);
+            hp->stats.restores--;
+            hp_log(hp, "hotplug: slot %u: restore undone", i);
+        }
+    }
+    pthread_mutex_unlock(&hp->lock);
 }
 
 /* ---- remove ----------------------------------------------------------------- */
@@ -650,6 +861,11 @@ int hotplug_remove(Hotplug *hp, uint32_t slot, char *err, size_t errlen)
     int ret = 0;
 
     pthread_mutex_lock(&hp->lock);
+    if (hp->restricted) {
+        ret = xr_error(err, errlen, -EPERM, "memory hot-plug is unavailable: "
+                      "%s", hp->restricted_reason);
+        goto out;
+    }
     if (hp->blocked) {
         ret = xr_error(err, errlen, -EBUSY, "memory hotplug is unavailable: "
                       "%s", hp->blocked_reason);
@@ -784,6 +1000,16 @@ void hotplug_set_blocked(Hotplug *hp, const char *reason)
     hp->blocked = reason != NULL;
     snprintf(hp->blocked_reason, sizeof(hp->blocked_reason), "%s",
              reason ? reason : "");
+    pthread_mutex_unlock(&hp->lock);
+}
+
+void hotplug_set_restricted(Hotplug *hp, const char *reason)
+{
+    pthread_mutex_lock(&hp->lock);
+    hp->restricted = true;
+    snprintf(hp->restricted_reason, sizeof(hp->restricted_reason), "%s",
+             reason ? reason : "the device model's Xen handles are "
+             "restricted");
     pthread_mutex_unlock(&hp->lock);
 }
 

@@ -30,10 +30,10 @@
  * would populate gfn = ram_addr >> 12).
  *
  * Concurrency contract:
- *  - Requests (hotplug_add/remove/restore/process/handle_watch) are
- *    serialised by the Hotplug's own mutex and may come from any
- *    RCU-registered thread that is not inside a read-side critical
- *    section (remove waits for grace periods).  They take, in this order,
+ *  - Requests (hotplug_add/remove/restore/restore_slots/restore_undo/
+ *    process/handle_watch) are serialised by the Hotplug's own mutex and
+ *    may come from any RCU-registered thread that is not inside a
+ *    read-side critical section (remove waits for grace periods).  They take, in this order,
  *    that mutex, the RAMList mutex and the region context's lock: never
  *    call them from a RAMBlock notifier or a MemoryListener callback.
  *  - Readers keep running through a request and never wait for it:
@@ -104,6 +104,11 @@ typedef struct HotplugConfig {
     unsigned int nr_reserved;
     /* Incoming migration: frames exist already; nothing is populated. */
     bool incoming;
+    /*
+     * The domain's maximum (pages), read before the handles were
+     * restricted (Xen then answers no domctl); 0: ask Xen when needed.
+     */
+    uint64_t xen_max_pages;
     /*
      * The device model's xenstore directory (libxl's
      * /local/domain/<dm_domid>/device-model/<domid>); NULL: the one of a
@@ -191,18 +196,49 @@ int hotplug_add(Hotplug *hp, uint32_t slot, uint64_t gpa, uint64_t size,
  */
 int hotplug_remove(Hotplug *hp, uint32_t slot, char *err, size_t errlen);
 
+/* One slot of a restore: what the source's device state says of it. */
+typedef struct HotplugRestoreSlot {
+    uint32_t slot;
+    const char *idstr;          /* must be "xen.hotplug.<slot>" */
+    uint64_t gpa, size;
+} HotplugRestoreSlot;
+
 /*
- * Incoming migration: recreate @slot as the source had it, a block named
- * @idstr of @size bytes at @gpa, from the device state
- * (DevStateBlock.hotplug_slot, its one range); nothing is populated (the
- * frames came with the guest's memory) and the window, cap and maximum
- * are not checked (the guest had the memory already), but alignment and
- * overlap are.  Unless there is no xenstore, memory/<slot>/ is written as
- * an answered add: size, start, gpa, error = "", state = online.  Returns
- * 0 or -errno as hotplug_add(), with @err.
+ * Incoming migration: recreate the @n slots of @slots as the source had
+ * them, from the device state (DevStateBlock.hotplug_slot, its one
+ * range).  The state came from a peer, so each slot must satisfy what a
+ * hot-plug request must: a slot number below cfg->nr_slots, not plugged
+ * and named once; page-aligned, non-empty, inside the hotplug window; no
+ * overlap with anything mapped (RAM, VRAM, ROMs, MMIO), a reserved range,
+ * a plugged slot or another slot of @slots; all plugged slots together
+ * within cfg->max_bytes and within the domain's maximum memory (the
+ * frames came with the guest and count in it).  The name must be the one
+ * hotplug_add() gives, "xen.hotplug.<slot>".
+ *
+ * All or nothing: every slot is checked before anything changes, and if
+ * recreating one fails the ones recreated before are taken out again.
+ * Nothing is populated.  Then, unless there is no xenstore, memory/<slot>/
+ * of each is written as an answered add: size, start, gpa, error = "",
+ * state = online (a xenstore failure is logged: the memory is there).
+ * Returns 0, or -errno as hotplug_add() (-EINVAL also for a wrong name),
+ * with @err naming the slot.
  */
+int hotplug_restore_slots(Hotplug *hp, const HotplugRestoreSlot *slots,
+                          unsigned int n, char *err, size_t errlen);
+
+/* hotplug_restore_slots() of the one slot @slot. */
 int hotplug_restore(Hotplug *hp, uint32_t slot, const char *idstr,
                     uint64_t gpa, uint64_t size, char *err, size_t errlen);
+
+/*
+ * Undo the last successful hotplug_restore_slots(), when what followed it
+ * failed (the incoming guest is not taken): its slots leave the device
+ * model (regions, blocks) and their memory/<slot>/ directories leave
+ * xenstore; no frame is released (they are the guest's).  Slots plugged
+ * or removed since are left alone.  Not inside a read-side critical
+ * section.
+ */
+void hotplug_restore_undo(Hotplug *hp);
 
 /*
  * The slot @block was plugged into, or HOTPLUG_NO_SLOT (not a slot's
@@ -238,5 +274,14 @@ void hotplug_set_blocked(Hotplug *hp, const char *reason);
 
 /* The restore is over: later adds populate their frames again. */
 void hotplug_set_incoming(Hotplug *hp, bool incoming);
+
+/*
+ * The Xen handles were restricted to the domain (-xen-domid-restrict):
+ * from now on adds and removes, which populate and release frames (memory
+ * operations a restricted privcmd refuses), fail with -EPERM and "memory
+ * hot-plug is unavailable: @reason".  Restoring still works: it populates
+ * nothing.  Not undone.
+ */
+void hotplug_set_restricted(Hotplug *hp, const char *reason);
 
 #endif /* XENRAM_HOTPLUG_HOTPLUG_H */

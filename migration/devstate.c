@@ -49,10 +49,168 @@ static bool page_aligned(uint64_t v)
     return (v & (XR_PAGE_SIZE - 1)) == 0;
 }
 
-/* [a, a + an) and [b, b + bn) overlap (no overflow: sizes were checked). */
-static bool overlap(uint64_t a, uint64_t an, uint64_t b, uint64_t bn)
+/*
+ * The one rule for a RAM block name that came from a peer (docs/devstate.md):
+ * 1 to DEVSTATE_IDSTR_MAX bytes of printable ASCII, ' ' to '~', the rule
+ * migration/stream.c applies to the names of xenram's own stream.  No
+ * control character (a name is printed in logs and QMP answers: an ESC must
+ * not reach a terminal), no byte above 0x7e (so no question of UTF-8
+ * validity arises).  Every name xenram gives a block fits.
+ */
+bool devstate_name_valid(const char *name, size_t len)
 {
-    return a < b + bn && b < a + an;
+    if (len == 0 || len > DEVSTATE_IDSTR_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = name[i];
+
+        if (c < 0x20 || c > 0x7e) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The name of @name fit to print: invalid bytes as \xNN.  For messages. */
+static const char *printable(const char *name, size_t len, char *buf,
+                             size_t buflen)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < len && o + 5 < buflen; i++) {
+        unsigned char c = name[i];
+
+        if (c >= 0x20 && c <= 0x7e && c != '\\') {
+            buf[o++] = c;
+        } else {
+            o += snprintf(buf + o, buflen - o, "\\x%02x", c);
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* A span (a mapping, a block's ram_addr range, a slot) and its block. */
+typedef struct SpanRef {
+    uint64_t start, size;
+    uint32_t block;
+} SpanRef;
+
+static int cmp_span(const void *a, const void *b)
+{
+    const SpanRef *x = a, *y = b;
+
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * Sorted by start, spans overlap only if neighbours do.  The index of the
+ * second of the first such pair, or 0.  Sizes were checked not to wrap.
+ */
+static size_t first_overlap(SpanRef *s, size_t n)
+{
+    qsort(s, n, sizeof(*s), cmp_span);
+    for (size_t i = 1; i < n; i++) {
+        if (s[i].start - s[i - 1].start < s[i - 1].size) {
+            return i;
+        }
+    }
+    return 0;
+}
+
+/*
+ * What involves pairs of blocks: unique names, no overlap in ram_addr
+ * space, one block per slot, no overlap of guest-physical mappings.  Each
+ * is a sort and a look at neighbours, O(n log n): a stream of 1024 blocks
+ * of 64 mappings costs milliseconds, not seconds.
+ */
+static int validate_pairs(const DevState *ds, char *err, size_t errlen)
+{
+    const char **names = NULL;
+    SpanRef *sp = NULL;
+    size_t nr = 0, ns, i;
+    int ret = 0;
+
+    if (ds->nblocks == 0) {
+        return 0;
+    }
+    for (uint32_t b = 0; b < ds->nblocks; b++) {
+        nr += ds->blocks[b].nranges;
+    }
+    names = malloc(ds->nblocks * sizeof(*names));
+    sp = malloc(MAX(nr, (size_t)ds->nblocks) * sizeof(*sp));
+    if (!names || !sp) {
+        ret = xr_error(err, errlen, -ENOMEM, "out of memory checking the "
+                       "device state");
+        goto out;
+    }
+
+    for (uint32_t b = 0; b < ds->nblocks; b++) {
+        names[b] = ds->blocks[b].idstr;
+    }
+    qsort(names, ds->nblocks, sizeof(*names), cmp_name);
+    for (i = 1; i < ds->nblocks; i++) {
+        if (!strcmp(names[i - 1], names[i])) {
+            ret = xr_error(err, errlen, -EINVAL,
+                           "RAM block name '%s' appears twice", names[i]);
+            goto out;
+        }
+    }
+
+    for (uint32_t b = 0; b < ds->nblocks; b++) {
+        sp[b] = (SpanRef) { .start = ds->blocks[b].offset,
+                            .size = ds->blocks[b].max_length, .block = b };
+    }
+    if ((i = first_overlap(sp, ds->nblocks))) {
+        ret = xr_error(err, errlen, -EINVAL,
+                       "RAM blocks '%s' and '%s' overlap in ram_addr space",
+                       ds->blocks[sp[i - 1].block].idstr,
+                       ds->blocks[sp[i].block].idstr);
+        goto out;
+    }
+
+    ns = 0;
+    for (uint32_t b = 0; b < ds->nblocks; b++) {
+        if (ds->blocks[b].hotplug_slot != DEVSTATE_NO_SLOT) {
+            sp[ns++] = (SpanRef) { .start = ds->blocks[b].hotplug_slot,
+                                   .size = 1, .block = b };
+        }
+    }
+    if ((i = first_overlap(sp, ns))) {
+        ret = xr_error(err, errlen, -EINVAL,
+                       "RAM blocks '%s' and '%s' claim hot-plug slot %u",
+                       ds->blocks[sp[i - 1].block].idstr,
+                       ds->blocks[sp[i].block].idstr,
+                       ds->blocks[sp[i].block].hotplug_slot);
+        goto out;
+    }
+
+    /* Guest-physical mappings must not overlap, within or across blocks. */
+    ns = 0;
+    for (uint32_t b = 0; b < ds->nblocks; b++) {
+        for (uint32_t r = 0; r < ds->blocks[b].nranges; r++) {
+            sp[ns++] = (SpanRef) { .start = ds->blocks[b].ranges[r].gpa,
+                                   .size = ds->blocks[b].ranges[r].size,
+                                   .block = b };
+        }
+    }
+    if ((i = first_overlap(sp, ns))) {
+        ret = xr_error(err, errlen, -EINVAL,
+                       "guest-physical mappings of '%s' and '%s' overlap at "
+                       "0x%llx", ds->blocks[sp[i - 1].block].idstr,
+                       ds->blocks[sp[i].block].idstr,
+                       (unsigned long long)sp[i].start);
+    }
+out:
+    free(names);
+    free(sp);
+    return ret;
 }
 
 int devstate_validate(const DevState *ds, char *err, size_t errlen)
@@ -72,10 +230,22 @@ int devstate_validate(const DevState *ds, char *err, size_t errlen)
     for (uint32_t i = 0; i < ds->nblocks; i++) {
         const DevStateBlock *b = &ds->blocks[i];
         size_t idlen = strnlen(b->idstr, sizeof(b->idstr));
+        char name[4 * 64 + 8];
 
         if (idlen == 0 || idlen > DEVSTATE_IDSTR_MAX) {
             return xr_error(err, errlen, -EINVAL,
                         "RAM block %u has an empty or unterminated name", i);
+        }
+        if (!devstate_name_valid(b->idstr, idlen)) {
+            return xr_error(err, errlen, -EINVAL,
+                        "RAM block %u has the name '%s': a name must be "
+                        "printable ASCII (' ' to '~')", i,
+                        printable(b->idstr, idlen, name, sizeof(name)));
+        }
+        if (b->flags & ~DEVSTATE_BLOCK_FLAGS) {
+            return xr_error(err, errlen, -EINVAL,
+                        "RAM block '%s' has unknown flags 0x%x", b->idstr,
+                        b->flags & ~DEVSTATE_BLOCK_FLAGS);
         }
         if (!page_aligned(b->offset) || !page_aligned(b->used_length) ||
             !page_aligned(b->max_length) || b->used_length == 0 ||
@@ -110,49 +280,8 @@ int devstate_validate(const DevState *ds, char *err, size_t errlen)
                             (unsigned long long)g->offset);
             }
         }
-        for (uint32_t j = 0; j < i; j++) {
-            const DevStateBlock *o = &ds->blocks[j];
-
-            if (!strcmp(o->idstr, b->idstr)) {
-                return xr_error(err, errlen, -EINVAL,
-                            "RAM block name '%s' appears twice", b->idstr);
-            }
-            if (overlap(o->offset, o->max_length, b->offset, b->max_length)) {
-                return xr_error(err, errlen, -EINVAL,
-                            "RAM blocks '%s' and '%s' overlap in ram_addr "
-                            "space", o->idstr, b->idstr);
-            }
-            if (b->hotplug_slot != DEVSTATE_NO_SLOT &&
-                b->hotplug_slot == o->hotplug_slot) {
-                return xr_error(err, errlen, -EINVAL,
-                            "RAM blocks '%s' and '%s' claim hot-plug slot %u",
-                            o->idstr, b->idstr, b->hotplug_slot);
-            }
-        }
     }
-    /* Guest-physical mappings must not overlap, within or across blocks. */
-    for (uint32_t i = 0; i < ds->nblocks; i++) {
-        const DevStateBlock *b = &ds->blocks[i];
-
-        for (uint32_t r = 0; r < b->nranges; r++) {
-            for (uint32_t j = 0; j <= i; j++) {
-                const DevStateBlock *o = &ds->blocks[j];
-                uint32_t lim = j == i ? r : o->nranges;
-
-                for (uint32_t s = 0; s < lim; s++) {
-                    if (overlap(o->ranges[s].gpa, o->ranges[s].size,
-                                b->ranges[r].gpa, b->ranges[r].size)) {
-                        return xr_error(err, errlen, -EINVAL,
-                                    "guest-physical mappings of '%s' and "
-                                    "'%s' overlap at 0x%llx", o->idstr,
-                                    b->idstr, (unsigned long long)MAX(
-                                        o->ranges[s].gpa, b->ranges[r].gpa));
-                    }
-                }
-            }
-        }
-    }
-    return 0;
+    return validate_pairs(ds, err, errlen);
 }
 
 /* ---- encoding ---------------------------------------------------------- */
@@ -452,6 +581,14 @@ int devstate_decode(const uint8_t *buf, size_t len, DevState *out,
                 ret = xr_error(err, errlen, -EINVAL,
                            "dirty-log record has non-boolean flags");
                 goto out;
+            }
+            for (unsigned int i = 0; i < sizeof(pad8); i++) {
+                if (pad8[i]) {
+                    ret = xr_error(err, errlen, -EINVAL,
+                               "dirty-log record has non-zero padding "
+                               "(byte %u is 0x%02x)", 2 + i, pad8[i]);
+                    goto out;
+                }
             }
             ds.global_dirty_log = g;
             ds.vram_tracking = v;

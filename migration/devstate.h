@@ -26,6 +26,12 @@
 #define DEVSTATE_MAX_BLOCKS     1024
 #define DEVSTATE_MAX_RANGES     64      /* guest-physical mappings per block */
 #define DEVSTATE_NO_SLOT        UINT32_MAX
+/*
+ * The block flags a stream may carry: RAM_RESIZEABLE, RAM_HOTPLUGGED,
+ * RAM_OWN_HOST, RAM_READONLY, RAM_XEN_POPULATE of memory/ramblock.h
+ * (migration/layout.c checks the two agree).  Any other bit is refused.
+ */
+#define DEVSTATE_BLOCK_FLAGS    0x1fu
 
 /* Where a piece of a block appears in guest-physical space. */
 typedef struct DevStateRange {
@@ -54,14 +60,23 @@ typedef struct DevState {
     DevStateBlock *blocks;
 } DevState;
 
+/*
+ * Whether the @len bytes at @name are a RAM block name a peer may send:
+ * 1 to DEVSTATE_IDSTR_MAX bytes, each printable ASCII from ' ' to '~'
+ * (docs/devstate.md).  Apply it wherever a block name comes from outside.
+ */
+bool devstate_name_valid(const char *name, size_t len);
+
 /* Free what devstate_read() allocated (or a DevState built by hand). */
 void devstate_free(DevState *ds);
 
 /*
- * Check @ds for consistency: sizes page-aligned and non-zero, used <= max,
+ * Check @ds for consistency: names valid (devstate_name_valid()) and
+ * unique, only known flags, sizes page-aligned and non-zero, used <= max,
  * ranges inside their block, no two blocks overlapping in ram_addr space,
- * no two ranges overlapping in guest-physical space, unique idstrs, counts
- * within the limits above.  0, or -EINVAL with the reason in @err.
+ * no two ranges overlapping in guest-physical space, one block per slot,
+ * counts within the limits above.  O(n log n) in blocks and ranges.  0,
+ * -ENOMEM, or -EINVAL with the reason in @err.
  */
 int devstate_validate(const DevState *ds, char *err, size_t errlen);
 

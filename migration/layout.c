@@ -84,7 +84,79 @@ out:
     return ret;
 }
 
-/* Each saved block exists here with its size, or may be re-created. */
+_Static_assert(DEVSTATE_BLOCK_FLAGS == (RAM_RESIZEABLE | RAM_HOTPLUGGED |
+                                       RAM_OWN_HOST | RAM_READONLY |
+                                       RAM_XEN_POPULATE),
+               "devstate.h's known flags are memory/ramblock.h's RAM_*");
+
+/* The flags whose meaning the layout depends on: they must agree. */
+#define LAYOUT_FLAGS (RAM_RESIZEABLE | RAM_HOTPLUGGED | RAM_READONLY)
+
+/*
+ * The saved block @b against the local block @local: the same ram_addr,
+ * lengths and flags, and mapped at exactly the saved guest-physical ranges
+ * (lengths alone would let a stream with a smaller xen.ram put VRAM over
+ * guest RAM frames).  Under RCU.
+ */
+static int layout_check_local(Migration *m, const DevStateBlock *b,
+                              RAMBlock *local, char *err, size_t errlen)
+{
+    DevStateBlock here = { .nranges = 0 };
+    int ret = 0;
+
+    if (ram_block_used_length(local) != b->used_length ||
+        local->max_length != b->max_length) {
+        snprintf(err, errlen, "RAM block '%s' has %" PRIu64 " MiB here "
+                 "but %" PRIu64 " MiB in the saved state: start the "
+                 "destination with the guest's memory size", b->idstr,
+                 ram_block_used_length(local) / MiB, b->used_length / MiB);
+        return -EINVAL;
+    }
+    if (local->offset != b->offset) {
+        snprintf(err, errlen, "RAM block '%s' is at ram_addr 0x%" PRIx64
+                 " here but at 0x%" PRIx64 " in the saved state: start the "
+                 "destination with the source's memory options", b->idstr,
+                 (uint64_t)local->offset, b->offset);
+        return -EINVAL;
+    }
+    if ((local->flags & LAYOUT_FLAGS) != (b->flags & LAYOUT_FLAGS)) {
+        snprintf(err, errlen, "RAM block '%s' has flags 0x%x here but 0x%x "
+                 "in the saved state", b->idstr, local->flags & LAYOUT_FLAGS,
+                 b->flags & LAYOUT_FLAGS);
+        return -EINVAL;
+    }
+    if (layout_capture_ranges(address_space_get_flatview(m->cfg.as), local,
+                              &here)) {
+        free(here.ranges);
+        snprintf(err, errlen, "out of memory checking the layout");
+        return -ENOMEM;
+    }
+    for (uint32_t r = 0; r < MAX(here.nranges, b->nranges) && !ret; r++) {
+        const DevStateRange *x = r < here.nranges ? &here.ranges[r] : NULL;
+        const DevStateRange *y = r < b->nranges ? &b->ranges[r] : NULL;
+
+        if (!x || !y) {
+            snprintf(err, errlen, "RAM block '%s' has %u guest-physical "
+                     "mappings here but %u in the saved state: start the "
+                     "destination with the source's memory options",
+                     b->idstr, here.nranges, b->nranges);
+            ret = -EINVAL;
+        } else if (x->gpa != y->gpa || x->size != y->size ||
+                   x->offset != y->offset) {
+            snprintf(err, errlen, "RAM block '%s' is mapped at 0x%" PRIx64
+                     " (0x%" PRIx64 " bytes of it from 0x%" PRIx64 ") in the "
+                     "saved state but at 0x%" PRIx64 " (0x%" PRIx64 " bytes "
+                     "from 0x%" PRIx64 ") here: start the destination with "
+                     "the source's memory options", b->idstr, y->gpa,
+                     y->size, y->offset, x->gpa, x->size, x->offset);
+            ret = -EINVAL;
+        }
+    }
+    free(here.ranges);
+    return ret;
+}
+
+/* Each saved block exists here as saved, or may be re-created. */
 static int layout_check_saved_blocks(Migration *m, const DevState *ds,
                                      char *err, size_t errlen)
 {
@@ -95,14 +167,8 @@ static int layout_check_saved_blocks(Migration *m, const DevState *ds,
 
         rcu_read_lock();
         local = ram_block_by_name(m->cfg.ram, b->idstr);
-        if (local && (ram_block_used_length(local) != b->used_length ||
-                      local->max_length != b->max_length)) {
-            snprintf(err, errlen, "RAM block '%s' has %" PRIu64 " MiB here "
-                     "but %" PRIu64 " MiB in the saved state: start the "
-                     "destination with the guest's memory size", b->idstr,
-                     ram_block_used_length(local) / MiB,
-                     b->used_length / MiB);
-            ret = -EINVAL;
+        if (local) {
+            ret = layout_check_local(m, b, local, err, errlen);
         }
         rcu_read_unlock();
         if (ret) {
@@ -159,13 +225,15 @@ static int layout_check_local_blocks(Migration *m, const DevState *ds,
 int migration_layout_apply(Migration *m, const DevState *ds, char *err,
                            size_t errlen)
 {
+    MigrationHotplugSlot *slots = NULL;
+    unsigned int n = 0;
     int ret;
 
     if ((ret = layout_check_saved_blocks(m, ds, err, errlen)) ||
         (ret = layout_check_local_blocks(m, ds, err, errlen))) {
         return ret;
     }
-    /* Apply: hot-plug recreates its slots (not populated: incoming). */
+    /* The blocks to re-create: hot-plugged ones, one slot each. */
     for (uint32_t i = 0; i < ds->nblocks; i++) {
         const DevStateBlock *b = &ds->blocks[i];
         RAMBlock *local;
@@ -180,19 +248,30 @@ int migration_layout_apply(Migration *m, const DevState *ds, char *err,
             snprintf(err, errlen, "the saved state has hot-plugged RAM "
                      "block '%s', and RAM hot-plug is not set up here",
                      b->idstr);
+            free(slots);
             return -EINVAL;
         }
-        ret = m->cfg.hotplug.restore(m->cfg.hotplug.opaque, b->hotplug_slot,
-                                     b->idstr, b->ranges[0].gpa,
-                                     b->used_length, err, errlen);
-        if (ret) {
-            return ret;
+        if (!slots) {
+            slots = calloc(ds->nblocks, sizeof(*slots));
+            if (!slots) {
+                snprintf(err, errlen, "out of memory restoring the layout");
+                return -ENOMEM;
+            }
         }
+        slots[n++] = (MigrationHotplugSlot) {
+            .slot = b->hotplug_slot, .idstr = b->idstr,
+            .gpa = b->ranges[0].gpa, .size = b->used_length };
     }
+    /* Apply: hot-plug recreates its slots (not populated: incoming). */
+    if (n) {
+        ret = m->cfg.hotplug.restore(m->cfg.hotplug.opaque, slots, n, err,
+                                     errlen);
+    }
+    free(slots);
     /*
      * ds->global_dirty_log says what the source was doing when it saved
      * (migrating, usually); it is not carried over: the destination's
      * toolstack turns logging on itself when it migrates again.
      */
-    return 0;
+    return ret;
 }

@@ -38,6 +38,14 @@
 #include "memory/xen-memory.h"
 #include "migration/devstate.h"
 
+/* A hot-plugged slot of the saved state, as MigrationHotplugOps.restore
+ * receives it (the same fields as hotplug/'s HotplugRestoreSlot). */
+typedef struct MigrationHotplugSlot {
+    uint32_t slot;
+    const char *idstr;
+    uint64_t gpa, size;
+} MigrationHotplugSlot;
+
 /*
  * How migration reaches RAM hot-plug.  Every member may be NULL (a device
  * model without hot-plug); @opaque is passed back to each.
@@ -46,12 +54,19 @@ typedef struct MigrationHotplugOps {
     /* The xenstore slot of a hot-plugged @block, or DEVSTATE_NO_SLOT. */
     uint32_t (*block_slot)(void *opaque, const RAMBlock *block);
     /*
-     * Recreate hot-plugged slot @slot as block @idstr of @size bytes
-     * mapped at @gpa, without populating it (its frames came with the
-     * migration).  0, or -errno with a sentence in @err.
+     * Recreate the @n hot-plugged slots of @slots, each as block @idstr
+     * of @size bytes mapped at @gpa, without populating them (their frames
+     * came with the migration): all of them or, with -errno and a sentence
+     * in @err, none.
      */
-    int (*restore)(void *opaque, uint32_t slot, const char *idstr,
-                   uint64_t gpa, uint64_t size, char *err, size_t errlen);
+    int (*restore)(void *opaque, const MigrationHotplugSlot *slots,
+                   unsigned int n, char *err, size_t errlen);
+    /*
+     * Take the slots of the last successful @restore out again, their
+     * xenstore answers too, releasing no frame: for a failure after the
+     * layout was applied (the incoming guest is not taken).
+     */
+    void (*restore_undo)(void *opaque);
     /* Refuse new requests, saying @reason; NULL accepts them again. */
     void (*set_blocked)(void *opaque, const char *reason);
     /* The incoming state is loaded: slots are populated from now on. */
@@ -154,9 +169,11 @@ int migration_layout_capture(Migration *m, DevState *ds);
 
 /*
  * Check that @ds fits this device model's layout (the same blocks, each
- * of the same size; hot-plugged ones as one whole mapping), then recreate
- * the hot-plugged blocks where they were.  Everything is checked before
- * anything changes.  0, or -errno with a sentence in @err.
+ * at the same ram_addr with the same size and flags, mapped at exactly the
+ * same guest-physical ranges; hot-plugged ones not here yet as one whole
+ * mapping each), then recreate the hot-plugged blocks where they were, in
+ * one all-or-nothing call of MigrationHotplugOps.restore.  Everything is
+ * checked before anything changes.  0, or -errno with a sentence in @err.
  */
 int migration_layout_apply(Migration *m, const DevState *ds, char *err,
                            size_t errlen);

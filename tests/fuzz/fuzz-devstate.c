@@ -2,7 +2,8 @@
 /*
  * libFuzzer target: device-state decoding must refuse or accept any byte
  * string without crashing, leaking or reading out of bounds, and whatever
- * it accepts must validate and re-encode to the same bytes.
+ * it accepts must validate, re-encode to the same bytes (so padding was
+ * zero), carry only known block flags and printable-ASCII names.
  *
  * The checksum and the payload length would stop almost every mutation at
  * the door, so the harness fixes both up before decoding: the fuzzer then
@@ -38,6 +39,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t *again;
         size_t len;
 
+        /* What a peer can make us print or carry: docs/devstate.md. */
+        for (uint32_t i = 0; i < ds.nblocks; i++) {
+            const DevStateBlock *b = &ds.blocks[i];
+
+            if (b->flags & ~DEVSTATE_BLOCK_FLAGS || !b->idstr[0]) {
+                abort();
+            }
+            for (const char *c = b->idstr; *c; c++) {
+                if (*c < ' ' || *c > '~') {
+                    abort();
+                }
+            }
+        }
         if (devstate_validate(&ds, err, sizeof(err)) ||
             devstate_encode(&ds, &again, &len, err, sizeof(err)) ||
             len != size || memcmp(again, buf, size)) {

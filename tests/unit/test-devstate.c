@@ -4,6 +4,7 @@
  * bad stream (truncated, corrupted, wrong version, inconsistent) refused
  * with a clear message and nothing returned.
  */
+#include <endian.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <zlib.h>
 
 #include <cmocka.h>
 
@@ -324,6 +328,154 @@ static void test_shared_hotplug_slot_is_refused(void **state)
     expect_invalid(&ds, "slot 0");
 }
 
+/*
+ * The sample's stream with @n bytes at @off replaced by @bytes and the
+ * checksum made right again: what a peer that means it would send.
+ */
+#define DIRTYLOG_PAD_OFF   (24 + 8 + 2)     /* header, record header, g, v */
+#define BLOCK0_NAME_OFF    (24 + 8 + 24 + 8 + 2)
+#define BLOCK0_FLAGS_OFF   (BLOCK0_NAME_OFF + 7 + 3 * 8)
+
+static int decode_patched(size_t off, const void *bytes, size_t n,
+                          char *err, size_t errlen)
+{
+    uint8_t *buf;
+    size_t len;
+    uint32_t crc;
+    DevState out;
+    int ret;
+
+    encode_sample(&buf, &len);
+    assert_true(off + n <= len - 4);
+    memcpy(buf + off, bytes, n);
+    crc = htobe32(crc32(0L, buf, len - 4));
+    memcpy(buf + len - 4, &crc, 4);
+    ret = devstate_decode(buf, len, &out, err, errlen);
+    if (ret == 0) {
+        devstate_free(&out);
+    }
+    free(buf);
+    return ret;
+}
+
+static void test_sample_offsets_are_where_the_patches_go(void **state)
+{
+    char err[256];
+
+    (void)state;
+    /* Patching in what is already there changes nothing. */
+    assert_int_equal(decode_patched(BLOCK0_NAME_OFF, "xen.ram", 7, err,
+                                    sizeof(err)), 0);
+    assert_int_equal(decode_patched(BLOCK0_FLAGS_OFF, "\0\0\0\0", 4, err,
+                                    sizeof(err)), 0);
+    assert_int_equal(decode_patched(DIRTYLOG_PAD_OFF, "\0\0\0\0\0\0", 6, err,
+                                    sizeof(err)), 0);
+}
+
+static void test_non_zero_dirtylog_padding_is_refused(void **state)
+{
+    char err[256] = "";
+
+    (void)state;
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(decode_patched(DIRTYLOG_PAD_OFF + i, "\x01", 1, err,
+                                        sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "non-zero padding"));
+    }
+}
+
+static void test_unknown_block_flags_are_refused(void **state)
+{
+    DevStateBlock blocks[3];
+    DevState ds;
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(decode_patched(BLOCK0_FLAGS_OFF, "\x80\0\0\0", 4, err,
+                                    sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "'xen.ram' has unknown flags 0x80000000"));
+    assert_int_equal(decode_patched(BLOCK0_FLAGS_OFF, "\0\0\0\x20", 4, err,
+                                    sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "unknown flags 0x20"));
+    sample(&ds, blocks);
+    blocks[1].flags = DEVSTATE_BLOCK_FLAGS + 1;
+    expect_invalid(&ds, "unknown flags");
+}
+
+static void test_names_with_control_or_non_ascii_bytes_are_refused(
+    void **state)
+{
+    static const char *const bad[] = {
+        "xen\x1b[2J",       /* an escape sequence for the log's terminal */
+        "xen.\xc3\xa9m",    /* valid UTF-8, still not ASCII */
+        "xen.\xff\xfem",    /* invalid UTF-8 */
+        "xen\tram", "xen\x7fram", "xen\nram",
+    };
+    char err[256] = "";
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(strlen(bad[i]), 7);
+        assert_int_equal(decode_patched(BLOCK0_NAME_OFF, bad[i], 7, err,
+                                        sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "must be printable ASCII"));
+        /* The message itself carries no raw control byte. */
+        for (const char *c = err; *c; c++) {
+            assert_true(*c >= 0x20 && *c < 0x7f);
+        }
+    }
+    assert_non_null(strstr(err, "xen\\x0aram"));
+    assert_true(devstate_name_valid("0000:00:02.0/vga.vram", 21));
+    assert_true(devstate_name_valid("xen.hotplug.255", 15));
+    assert_true(devstate_name_valid("a name", 6));  /* as stream.c allows */
+    assert_false(devstate_name_valid("", 0));
+}
+
+/* 1024 blocks of 64 mappings each, none overlapping: valid, the most. */
+static void test_largest_state_validates_in_well_under_a_second(void **state)
+{
+    DevStateBlock *blocks = calloc(DEVSTATE_MAX_BLOCKS, sizeof(*blocks));
+    DevStateRange *ranges = calloc((size_t)DEVSTATE_MAX_BLOCKS *
+                                   DEVSTATE_MAX_RANGES, sizeof(*ranges));
+    DevState ds = { .nblocks = DEVSTATE_MAX_BLOCKS, .blocks = blocks };
+    struct timespec t0, t1;
+    char err[256];
+    double cpu;
+
+    (void)state;
+    assert_non_null(blocks);
+    assert_non_null(ranges);
+    for (uint32_t i = 0; i < DEVSTATE_MAX_BLOCKS; i++) {
+        DevStateBlock *b = &blocks[i];
+
+        snprintf(b->idstr, sizeof(b->idstr), "block%u", i);
+        b->offset = (uint64_t)i * DEVSTATE_MAX_RANGES * 4096;
+        b->used_length = b->max_length = DEVSTATE_MAX_RANGES * 4096;
+        b->hotplug_slot = DEVSTATE_NO_SLOT;
+        b->nranges = DEVSTATE_MAX_RANGES;
+        b->ranges = &ranges[(size_t)i * DEVSTATE_MAX_RANGES];
+        for (uint32_t r = 0; r < DEVSTATE_MAX_RANGES; r++) {
+            /* Interleaved: block i's range r at page r * 1024 + i. */
+            b->ranges[r] = (DevStateRange) {
+                .gpa = ((uint64_t)r * DEVSTATE_MAX_BLOCKS + i) * 4096,
+                .size = 4096, .offset = (uint64_t)r * 4096 };
+        }
+    }
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    assert_int_equal(devstate_validate(&ds, err, sizeof(err)), 0);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+    cpu = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    /* Pairwise comparison took ~2 s here; sorting takes milliseconds. */
+    assert_true(cpu < 1.0);
+    /* And the sort still finds a clash between the last two. */
+    blocks[DEVSTATE_MAX_BLOCKS - 1].ranges[DEVSTATE_MAX_RANGES - 1].gpa =
+        blocks[DEVSTATE_MAX_BLOCKS - 2].ranges[DEVSTATE_MAX_RANGES - 1].gpa;
+    assert_int_equal(devstate_validate(&ds, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "'block1022' and 'block1023' overlap"));
+    free(ranges);
+    free(blocks);
+}
+
 static void test_empty_state_round_trips(void **state)
 {
     DevState in = { 0 }, out;
@@ -359,6 +511,11 @@ int main(void)
         cmocka_unit_test(test_misaligned_and_inconsistent_sizes_are_refused),
         cmocka_unit_test(test_shared_hotplug_slot_is_refused),
         cmocka_unit_test(test_empty_state_round_trips),
+        cmocka_unit_test(test_sample_offsets_are_where_the_patches_go),
+        cmocka_unit_test(test_non_zero_dirtylog_padding_is_refused),
+        cmocka_unit_test(test_unknown_block_flags_are_refused),
+        cmocka_unit_test(test_names_with_control_or_non_ascii_bytes_are_refused),
+        cmocka_unit_test(test_largest_state_validates_in_well_under_a_second),
     };
 
     return cmocka_run_group_tests_name("devstate", tests, NULL, NULL);

@@ -1223,6 +1223,205 @@ static void test_restore_recreates_the_slot_without_populating(void **state)
     assert_int_equal(xr.depopulate_calls, 1);
 }
 
+/* hotplug_restore_slots that must fail with @ret, @what, and change nothing. */
+static void refuse_restore(Guest *g, const HotplugRestoreSlot *r,
+                           unsigned int n, int ret, const char *what)
+{
+    Snapshot s = snap(g);
+    char err[256] = "";
+
+    assert_int_equal(hotplug_restore_slots(g->hp, r, n, err, sizeof(err)),
+                     ret);
+    if (!strstr(err, what)) {
+        fail_msg("error \"%s\" does not say \"%s\"", err, what);
+    }
+    assert_unchanged(g, &s);
+}
+
+#define RS(n, a, sz) { .slot = (n), .idstr = "xen.hotplug." #n, .gpa = (a), \
+                       .size = (sz) }
+
+static void test_restore_outside_the_window_is_refused(void **state)
+{
+    Guest *g = *state;
+    /* Below the window (in RAM's neighbourhood), across its end, at 2^50,
+     * 16 TiB: a stream may say anything. */
+    HotplugRestoreSlot below[] = { RS(0, 64 * MiB, 32 * MiB) };
+    HotplugRestoreSlot across[] = { RS(0, WIN_END - 32 * MiB, 64 * MiB) };
+    HotplugRestoreSlot far[] = { RS(0, 1ULL << 50, 32 * MiB) };
+    HotplugRestoreSlot huge[] = { RS(0, 512 * MiB, 16ULL << 40) };
+
+    refuse_restore(g, below, 1, -ERANGE, "outside the hotplug window");
+    refuse_restore(g, across, 1, -ERANGE, "outside the hotplug window");
+    refuse_restore(g, far, 1, -ERANGE, "outside the hotplug window");
+    refuse_restore(g, huge, 1, -ERANGE, "outside the hotplug window");
+}
+
+static void test_restore_over_reserved_or_mapped_ranges_is_refused(
+    void **state)
+{
+    Guest *g = *state;
+    HotplugRestoreSlot ram[] = { RS(0, 192 * MiB, 128 * MiB) };
+    HotplugRestoreSlot hole[] = { RS(0, HOLE_START, 32 * MiB) };
+    HotplugRestoreSlot mmio[] = { RS(0, MMIO_START, 64 * MiB) };
+
+    refuse_restore(g, ram, 1, -EADDRINUSE, "overlaps RAM 'xen.ram'");
+    refuse_restore(g, hole, 1, -EADDRINUSE, "test hole");
+    refuse_restore(g, mmio, 1, -EADDRINUSE, "overlaps MMIO 'mmio'");
+}
+
+static void test_restored_slots_may_not_overlap_each_other(void **state)
+{
+    Guest *g = *state;
+    HotplugRestoreSlot r[] = { RS(2, 768 * MiB, 64 * MiB),
+                               RS(1, 512 * MiB, 64 * MiB),
+                               RS(3, 800 * MiB, 64 * MiB) };
+
+    refuse_restore(g, r, 3, -EADDRINUSE,
+                   "slots 2 and 3 of the saved state overlap at 0x32000000");
+}
+
+static void test_restore_beyond_maxmem_is_refused_and_the_cap_holds(
+    void **state)
+{
+    Guest *g = *state;
+    HotplugRestoreSlot r[] = { RS(0, 512 * MiB, 64 * MiB),
+                               RS(1, 640 * MiB, 64 * MiB) };
+    HotplugStats st;
+
+    hotplug_free(g->hp);
+    g->cfg.max_bytes = 96 * MiB;
+    hp_start(g);
+    refuse_restore(g, r, 2, -ENOSPC, "128 MiB of hot-plugged memory, more "
+                   "than the 96 MiB this guest may hot-plug (maxmem)");
+    /* One fits; a later add still meets the cap, with no wrap-around. */
+    assert_int_equal(hotplug_restore_slots(g->hp, r, 1, NULL, 0), 0);
+    refuse_add(g, 1, 640 * MiB, 64 * MiB, -ENOSPC, "would exceed the 96 MiB");
+    hotplug_get_stats(g->hp, &st);
+    assert_int_equal(st.plugged_bytes, 64 * MiB);
+    assert_true(st.plugged_bytes <= g->cfg.max_bytes);
+}
+
+static void test_restore_beyond_the_domains_maximum_is_refused(void **state)
+{
+    Guest *g = *state;
+    HotplugRestoreSlot r[] = { RS(0, 512 * MiB, 64 * MiB) };
+
+    xr.max_pages = (32 * MiB) >> 12;
+    refuse_restore(g, r, 1, -ENOSPC, "more than the domain's maximum of "
+                   "32 MiB");
+    /* A maximum read before the handles were restricted is used as is. */
+    hotplug_free(g->hp);
+    g->cfg.xen_max_pages = (128 * MiB) >> 12;
+    hp_start(g);
+    assert_int_equal(hotplug_restore_slots(g->hp, r, 1, NULL, 0), 0);
+}
+
+static void test_restore_needs_the_name_hotplug_gives(void **state)
+{
+    Guest *g = *state;
+    HotplugRestoreSlot r[] = { { .slot = 3, .idstr = "xen.ram\x1b[2J",
+                                 .gpa = 512 * MiB, .size = 64 * MiB } };
+
+    refuse_restore(g, r, 1, -EINVAL, "is named 'xen.hotplug.3'");
+}
+
+static void test_restore_is_all_or_nothing(void **state)
+{
+    Guest *g = *state;
+    HotplugRestoreSlot r[] = { RS(0, 512 * MiB, 64 * MiB),
+                               RS(1, 192 * MiB, 64 * MiB) };
+
+    /* A valid slot then a bad one: the valid one is not left behind. */
+    refuse_restore(g, r, 2, -EADDRINUSE, "overlaps RAM");
+    assert_int_equal(hotplug_slot_info(g->hp, 0, &(HotplugSlotInfo){ 0 }),
+                     -ENOENT);
+}
+
+static void test_late_restore_failure_takes_the_applied_slots_out(
+    void **state)
+{
+    Guest *g = *state;
+    HotplugRestoreSlot r[] = { RS(0, 512 * MiB, 64 * MiB),
+                               RS(1, 640 * MiB, 64 * MiB) };
+    RAMBlock *squatter;
+    HotplugStats st;
+    char err[256] = "";
+    FlatRange fr;
+
+    /* The second block cannot be created: its name is taken. */
+    assert_int_equal(ram_block_add(&g->ram, "xen.hotplug.1", MiB, MiB, NULL,
+                                   0, NULL, &squatter), 0);
+    assert_int_equal(hotplug_restore_slots(g->hp, r, 2, err, sizeof(err)),
+                     -EEXIST);
+    assert_non_null(strstr(err, "the name is taken"));
+    hotplug_get_stats(g->hp, &st);
+    assert_int_equal(st.plugged_slots, 0);
+    assert_int_equal(st.plugged_bytes, 0);
+    assert_false(lookup(g, 512 * MiB, &fr));
+    rcu_read_lock();
+    assert_null(ram_block_by_name(&g->ram, "xen.hotplug.0"));
+    rcu_read_unlock();
+    assert_int_equal(xr.depopulate_calls, 0);
+    ram_block_remove(&g->ram, squatter);
+    /* And the same state applies once nothing is in its way. */
+    assert_int_equal(hotplug_restore_slots(g->hp, r, 2, err, sizeof(err)),
+                     0);
+}
+
+static void test_restricted_handles_refuse_add_and_remove(void **state)
+{
+    Guest *g = *state;
+    HotplugRestoreSlot r[] = { RS(0, 512 * MiB, 64 * MiB) };
+    char err[256] = "";
+
+    hotplug_set_restricted(g->hp, "-xen-domid-restrict");
+    refuse_add(g, 1, 768 * MiB, 64 * MiB, -EPERM,
+               "memory hot-plug is unavailable: -xen-domid-restrict");
+    /* A restore populates nothing: it still works. */
+    assert_int_equal(hotplug_restore_slots(g->hp, r, 1, err, sizeof(err)), 0);
+    assert_int_equal(hotplug_remove(g->hp, 0, err, sizeof(err)), -EPERM);
+    assert_non_null(strstr(err, "-xen-domid-restrict"));
+    assert_int_equal(xr.populate_calls + xr.depopulate_calls, 0);
+}
+
+static void test_xs_failed_restore_writes_no_keys(void **state)
+{
+    Guest *g = *state;
+    HotplugRestoreSlot r[] = { RS(0, 512 * MiB, 64 * MiB),
+                               RS(1, 192 * MiB, 64 * MiB) };
+
+    refuse_restore(g, r, 2, -EADDRINUSE, "overlaps RAM");
+    assert_null(fx_get("0", "state"));
+    assert_null(fx_get("1", "state"));
+}
+
+static void test_xs_restore_undo_removes_slots_and_their_keys(void **state)
+{
+    Guest *g = *state;
+    HotplugRestoreSlot r[] = { RS(0, 512 * MiB, 64 * MiB),
+                               RS(4, 768 * MiB, 64 * MiB) };
+    HotplugStats st;
+    FlatRange fr;
+
+    assert_int_equal(hotplug_restore_slots(g->hp, r, 2, NULL, 0), 0);
+    assert_string_equal(fx_get("0", "state"), "online");
+    assert_string_equal(fx_get("4", "state"), "online");
+    hotplug_restore_undo(g->hp);
+    hotplug_get_stats(g->hp, &st);
+    assert_int_equal(st.plugged_slots, 0);
+    assert_int_equal(st.plugged_bytes, 0);
+    assert_int_equal(st.restores, 0);
+    assert_false(lookup(g, 768 * MiB, &fr));
+    assert_null(fx_get("0", "state"));
+    assert_null(fx_get("4", "size"));
+    assert_int_equal(xr.depopulate_calls, 0);
+    /* Undoing twice is harmless, and an add made since is kept. */
+    add_ok(g, 1, 512 * MiB, 64 * MiB);
+    hotplug_restore_undo(g->hp);
+    assert_int_equal(hotplug_slot_info(g->hp, 1, &(HotplugSlotInfo){ 0 }), 0);
+}
+
 static void test_free_takes_plugged_slots_out_of_the_device_model(
     void **state)
 {
@@ -1578,6 +1777,17 @@ int main(void)
         T(test_add_tells_notifiers_and_listeners),
         T(test_auto_placement_skips_ram_hole_mmio_and_slots),
         T(test_incoming_add_populates_nothing),
+        T(test_restore_outside_the_window_is_refused),
+        T(test_restore_over_reserved_or_mapped_ranges_is_refused),
+        T(test_restored_slots_may_not_overlap_each_other),
+        T(test_restore_beyond_maxmem_is_refused_and_the_cap_holds),
+        T(test_restore_beyond_the_domains_maximum_is_refused),
+        T(test_restore_needs_the_name_hotplug_gives),
+        T(test_restore_is_all_or_nothing),
+        T(test_late_restore_failure_takes_the_applied_slots_out),
+        T(test_restricted_handles_refuse_add_and_remove),
+        X(test_xs_failed_restore_writes_no_keys),
+        X(test_xs_restore_undo_removes_slots_and_their_keys),
         T(test_remove_unmaps_releases_and_tells_everyone),
         T(test_slot_can_be_added_again_after_remove),
         T(test_remove_is_refused_while_dma_holds_the_slot),

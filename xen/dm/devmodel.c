@@ -86,6 +86,9 @@ typedef struct DeviceModel {
     /* The incoming device state, read before the memory is set up. */
     DevState in_ds;
     bool have_in_ds;
+    /* -xen-domid-restrict done; the domain's maximum read before it. */
+    bool restricted;
+    uint64_t xen_max_pages;
 
     /* State */
     DMStatus status;
@@ -240,6 +243,7 @@ static int dm_hotplug_init(DeviceModel *dm, bool incoming, uint64_t above,
         .toolstack_domid = 0,
         .window_start = w.start, .window_end = w.end,
         .max_bytes = w.max_bytes, .nr_slots = w.slots, .incoming = incoming,
+        .xen_max_pages = dm->xen_max_pages,
         .xs_base = dm->xs_base, .no_xenstore = !xen_xs(dm->xh),
         .log = dm_hotplug_log, .log_opaque = dm,
     };
@@ -272,11 +276,28 @@ static uint32_t dm_mig_block_slot(void *opaque, const RAMBlock *block)
     return hotplug_block_slot(opaque, block);
 }
 
-static int dm_mig_restore(void *opaque, uint32_t slot, const char *idstr,
-                          uint64_t gpa, uint64_t size, char *err,
-                          size_t errlen)
+static int dm_mig_restore(void *opaque, const MigrationHotplugSlot *slots,
+                          unsigned int n, char *err, size_t errlen)
 {
-    return hotplug_restore(opaque, slot, idstr, gpa, size, err, errlen);
+    HotplugRestoreSlot rs[HOTPLUG_MAX_SLOTS];
+
+    if (n > HOTPLUG_MAX_SLOTS) {
+        snprintf(err, errlen, "the saved state has %u hot-plugged slots, at "
+                 "most %u exist", n, HOTPLUG_MAX_SLOTS);
+        return -EINVAL;
+    }
+    for (unsigned int i = 0; i < n; i++) {
+        rs[i] = (HotplugRestoreSlot) { .slot = slots[i].slot,
+                                       .idstr = slots[i].idstr,
+                                       .gpa = slots[i].gpa,
+                                       .size = slots[i].size };
+    }
+    return hotplug_restore_slots(opaque, rs, n, err, errlen);
+}
+
+static void dm_mig_restore_undo(void *opaque)
+{
+    hotplug_restore_undo(opaque);
 }
 
 static void dm_mig_set_blocked(void *opaque, const char *reason)
@@ -296,6 +317,7 @@ static int dm_migration_init(DeviceModel *dm, char *err, size_t errlen)
         .mm = dm->mm, .forward_writes = !dm->cfg->no_modified_memory,
         .hotplug = { .block_slot = dm_mig_block_slot,
                      .restore = dm_mig_restore,
+                     .restore_undo = dm_mig_restore_undo,
                      .set_blocked = dm_mig_set_blocked,
                      .set_incoming = dm_mig_set_incoming,
                      .opaque = dm->hp },
@@ -572,6 +594,13 @@ static int dm_incoming_read(DeviceModel *dm, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * Apply the incoming state: all or nothing.  migration_layout_apply()
+ * checks everything before it recreates the hot-plugged slots, and takes
+ * them out again if one fails; a failure after it (mapping the restored
+ * memory) undoes the restore here, so that no slot, and no memory/<slot>/
+ * answer in xenstore, outlives a refused state.
+ */
 static int dm_incoming(DeviceModel *dm, char *err, size_t errlen)
 {
     int ret;
@@ -580,6 +609,9 @@ static int dm_incoming(DeviceModel *dm, char *err, size_t errlen)
     devstate_free(&dm->in_ds);
     dm->have_in_ds = false;
     if (ret) {
+        if (dm->hp) {
+            hotplug_restore_undo(dm->hp);
+        }
         return ret;
     }
     dm->status = DM_PAUSED;
@@ -1204,6 +1236,48 @@ static int dm_signals_init(DeviceModel *dm)
 
 /* ---- the process ------------------------------------------------------------ */
 
+/*
+ * -xen-domid-restrict (libxl's dm_restrict): xentoolcore_restrict_all()
+ * limits privcmd to device-model operations and mappings of the domain,
+ * makes the xc_interface unusable and would close xenstore (xenram opens
+ * none then).  What needs more is done before: the domain's maximum memory
+ * is read for the checks of restored hot-plug slots; VRAM is populated by
+ * dm_memory_init() before restriction unless the state is incoming (its
+ * frames came with the guest).
+ */
+static int dm_restrict(DeviceModel *dm, char *err, size_t errlen)
+{
+    XenDomainInfo info;
+
+    if (xen_domain_info(dm->xh, &info) == 0) {
+        dm->xen_max_pages = info.max_pages;
+    }
+    if (xen_restrict(dm->xh)) {
+        snprintf(err, errlen, "-xen-domid-restrict: %s", xen_last_error());
+        return -EPERM;
+    }
+    dm->restricted = true;
+    dm_log(DM_LOG_INFO, "Xen handles restricted to domain %u",
+           dm->cfg->domid);
+    return 0;
+}
+
+/* After restriction: what can no longer be done says why. */
+static void dm_restricted(DeviceModel *dm)
+{
+    if (!dm->hp) {
+        return;
+    }
+    hotplug_set_restricted(dm->hp, "the device model runs with "
+                           "-xen-domid-restrict (dm_restrict): its Xen handles "
+                           "cannot populate or release guest memory, and it "
+                           "has no xenstore to take requests from");
+    dm_log(DM_LOG_INFO, "RAM hot-plug is unavailable with "
+           "-xen-domid-restrict (dm_restrict): populating memory needs "
+           "unrestricted Xen handles and requests come through xenstore; "
+           "hot-plugged RAM of an incoming guest is restored");
+}
+
 /* libxl's probe (-machine none): answer QMP, touch no guest. */
 static int dm_run_probe(DeviceModel *dm, char *err, size_t errlen)
 {
@@ -1226,6 +1300,7 @@ int dm_run(DMConfig *cfg)
     bool fd_incoming = cfg->incoming_fd >= 0;   /* the read closes it */
     bool incoming = fd_incoming || engine_incoming;
     char err[1024] = "";
+    bool ran = false;
     int ret, status = 1;
 
     log_level = cfg->log_level;
@@ -1263,6 +1338,28 @@ int dm_run(DMConfig *cfg)
         }
     }
     dm->ram_bytes = cfg->ram_mib * MiB;
+    if (cfg->domid_restrict && engine_incoming) {
+        /* recv.c populates frames and sets HVM parameters: domctls. */
+        snprintf(err, sizeof(err), "-incoming %s cannot be used with "
+                 "-xen-domid-restrict: xenram's own migration engine "
+                 "populates the guest's memory and sets its HVM parameters, "
+                 "which restricted Xen handles may not do; migrate with "
+                 "libxl's stream (-incoming fd:N) or without dm_restrict",
+                 cfg->incoming_defer ? "defer" : cfg->incoming_uri);
+        goto out;
+    }
+    /*
+     * The device state comes from a migration peer: with -xen-domid-
+     * restrict, restrict before a byte of it is read, as QEMU does.  An
+     * incoming guest's memory needs no populating, so everything after
+     * works with restricted handles.
+     */
+    if (cfg->domid_restrict && fd_incoming) {
+        ret = dm_restrict(dm, err, sizeof(err));
+        if (ret) {
+            goto out;
+        }
+    }
     if (fd_incoming) {
         ret = dm_incoming_read(dm, err, sizeof(err));
         if (ret) {
@@ -1279,13 +1376,15 @@ int dm_run(DMConfig *cfg)
             goto out;
         }
     }
-    if (cfg->domid_restrict) {
-        ret = xen_restrict(dm->xh);
+    /* A new guest: VRAM was populated above, before restriction. */
+    if (cfg->domid_restrict && !dm->restricted) {
+        ret = dm_restrict(dm, err, sizeof(err));
         if (ret) {
-            snprintf(err, sizeof(err), "-xen-domid-restrict: %s",
-                     xen_last_error());
             goto out;
         }
+    }
+    if (dm->restricted) {
+        dm_restricted(dm);
     }
     ret = dm_qmp_init(dm, err, sizeof(err));
     if (ret || (ret = dm_engine_init(dm, err, sizeof(err)))) {
@@ -1323,6 +1422,7 @@ int dm_run(DMConfig *cfg)
     dm_log(DM_LOG_INFO, "domain %u: %" PRIu64 " MiB of RAM, %s", cfg->domid,
            dm->ram_bytes / MiB, status_names[dm->status]);
 
+    ran = true;
     status = main_loop_run(dm->loop);
     if (status < 0) {
         dm_log(DM_LOG_ERROR, "main loop: %s", strerror(-status));
@@ -1332,6 +1432,10 @@ int dm_run(DMConfig *cfg)
 out:
     if (err[0]) {
         dm_log(DM_LOG_ERROR, "%s", err);
+    }
+    if (!ran && dm->hp) {
+        /* The start failed after the restore: its answers go too. */
+        hotplug_restore_undo(dm->hp);
     }
     testdev_free(dm->testdev);
     if (dm->mm) {

@@ -662,6 +662,310 @@ static void test_incoming_state_of_another_size_is_refused(void **state)
     sim_destroy(&host, dst);
 }
 
+/* ---- an incoming state written by a hostile peer ------------------------------ */
+
+#define GiB_ (1ULL << 30)
+
+/* Append hot-plugged block xen.hotplug.@slot of @size bytes at @gpa. */
+static void add_slot(DevState *ds, uint32_t slot, uint64_t gpa, uint64_t size)
+{
+    DevStateBlock *b;
+    uint64_t end = 0;
+
+    for (uint32_t i = 0; i < ds->nblocks; i++) {
+        end = MAX(end, ds->blocks[i].offset + ds->blocks[i].max_length);
+    }
+    ds->blocks = realloc(ds->blocks, (ds->nblocks + 1) * sizeof(*b));
+    assert_non_null(ds->blocks);
+    b = &ds->blocks[ds->nblocks++];
+    memset(b, 0, sizeof(*b));
+    snprintf(b->idstr, sizeof(b->idstr), "xen.hotplug.%u", slot);
+    b->offset = end;
+    b->used_length = b->max_length = size;
+    b->flags = 2;                               /* RAM_HOTPLUGGED */
+    b->hotplug_slot = slot;
+    b->nranges = 1;
+    b->ranges = calloc(1, sizeof(*b->ranges));
+    assert_non_null(b->ranges);
+    b->ranges[0] = (DevStateRange) { .gpa = gpa, .size = size };
+}
+
+static DevStateBlock *block_named(DevState *ds, const char *name)
+{
+    for (uint32_t i = 0; i < ds->nblocks; i++) {
+        if (!strcmp(ds->blocks[i].idstr, name)) {
+            return &ds->blocks[i];
+        }
+    }
+    fail_msg("no block %s in the saved state", name);
+    return NULL;
+}
+
+/* The fresh state of a new domain, decoded for editing. */
+static void fresh_state(DevState *ds, int *src)
+{
+    int fd = temp_fd();
+    char err[256];
+
+    save_fresh_state(fd, src);
+    assert_int_equal(devstate_read(fd, ds, err, sizeof(err)), 0);
+    close(fd);
+}
+
+/* @ds written, as a valid stream, into a new temporary file. */
+static int state_fd(DevState *ds)
+{
+    int fd = temp_fd();
+    char err[256];
+
+    if (devstate_write(fd, ds, err, sizeof(err))) {
+        fail_msg("the crafted state does not encode: %s", err);
+    }
+    devstate_free(ds);
+    lseek(fd, 0, SEEK_SET);
+    return fd;
+}
+
+static char *xs_slot(uint32_t domid, const char *slot, const char *key)
+{
+    char path[128], sock[200];
+    struct xs_handle *xs;
+    char *v;
+
+    snprintf(sock, sizeof(sock), "%s/xenstored/socket", host.dir);
+    setenv("XENSTORED_PATH", sock, 1);
+    xs = xs_open(0);
+    assert_non_null(xs);
+    snprintf(path, sizeof(path), "/local/domain/0/device-model/%u/memory/"
+             "%s/%s", domid, slot, key);
+    v = xs_read(xs, XBT_NULL, path, NULL);
+    xs_close(xs);
+    return v;
+}
+
+/*
+ * A valid slot, then one at 2^50: the stream is refused as a whole, the
+ * device model exits 1, and the valid slot leaves no answer in xenstore.
+ */
+static void test_incoming_slot_outside_the_window_is_refused_whole(
+    void **state)
+{
+    int src, dst = create_domain();
+    DevState ds;
+    Dm b;
+
+    (void)state;
+    fresh_state(&ds, &src);
+    add_slot(&ds, 0, 4 * GiB_, 16 << 20);
+    add_slot(&ds, 1, 1ULL << 50, 16 << 20);
+    dm_start(&b, dst, state_fd(&ds), NULL);
+    assert_false(dm_greeted(&b));
+    assert_int_equal(dm_wait(&b), 1);
+    assert_true(log_says(&b, "slot 1: the saved 16 MiB at "
+                         "[0x4000000000000, 0x4000001000000) is outside the "
+                         "hotplug window"));
+    assert_null(xs_slot(dst, "0", "state"));
+    assert_null(xs_slot(dst, "1", "state"));
+    assert_null(xs_state(dst));
+    sim_destroy(&host, src);
+    sim_destroy(&host, dst);
+}
+
+/* In the MMIO hole, where Xen's special pages are: outside the window. */
+static void test_incoming_slot_in_the_mmio_hole_is_refused(void **state)
+{
+    int src, dst = create_domain();
+    DevState ds;
+    Dm b;
+
+    (void)state;
+    fresh_state(&ds, &src);
+    add_slot(&ds, 0, 0xfe000000, 16 << 20);
+    dm_start(&b, dst, state_fd(&ds), NULL);
+    assert_false(dm_greeted(&b));
+    assert_int_equal(dm_wait(&b), 1);
+    assert_true(log_says(&b, "outside the hotplug window"));
+    assert_null(xs_slot(dst, "0", "state"));
+    sim_destroy(&host, src);
+    sim_destroy(&host, dst);
+}
+
+/*
+ * Lengths alike, mapping moved: VRAM said to be 64 MiB further up.  The
+ * layout here maps it elsewhere, so the stream is refused.
+ */
+static void test_incoming_block_mapped_elsewhere_is_refused(void **state)
+{
+    int src, dst = create_domain();
+    DevState ds;
+    Dm b;
+
+    (void)state;
+    fresh_state(&ds, &src);
+    block_named(&ds, "vga.vram")->ranges[0].gpa += 64 << 20;
+    dm_start(&b, dst, state_fd(&ds), NULL);
+    assert_false(dm_greeted(&b));
+    assert_int_equal(dm_wait(&b), 1);
+    assert_true(log_says(&b, "RAM block 'vga.vram' is mapped at"));
+    sim_destroy(&host, src);
+    sim_destroy(&host, dst);
+}
+
+/* Whether x-xenram-query-memory lists a block named @name. */
+static bool dm_has_block(Dm *dm, const char *name)
+{
+    json_t *r = dm_cmd(dm, "{\"execute\":\"x-xenram-query-memory\"}");
+    json_t *blocks = json_object_get(json_object_get(r, "return"),
+                                     "ram-blocks");
+    bool found = false;
+
+    for (size_t i = 0; i < json_array_size(blocks); i++) {
+        const char *id = json_string_value(json_object_get(
+            json_array_get(blocks, i), "idstr"));
+
+        found |= id && !strcmp(id, name);
+    }
+    json_decref(r);
+    return found;
+}
+
+/*
+ * xen-load-devices-state of a valid slot then a bad one: an error, and the
+ * valid slot is not left online (and unpopulated) behind it.
+ */
+static void test_load_devices_state_is_all_or_nothing(void **state)
+{
+    int domid = create_domain(), fd = temp_fd(), in, id;
+    char err[256], cmd[200];
+    DevState ds;
+    json_t *r;
+    Dm dm;
+
+    (void)state;
+    dm_start(&dm, domid, -1, NULL);
+    assert_true(dm_greeted(&dm));
+    dm_ok(&dm, "{\"execute\":\"qmp_capabilities\"}");
+    dm_save(&dm, fd);
+    lseek(fd, 0, SEEK_SET);
+    assert_int_equal(devstate_read(fd, &ds, err, sizeof(err)), 0);
+    close(fd);
+    add_slot(&ds, 0, 4 * GiB_, 16 << 20);
+    add_slot(&ds, 1, 1ULL << 50, 16 << 20);
+    in = state_fd(&ds);
+    r = dm_cmd_fd(&dm, "{\"execute\":\"add-fd\",\"id\":6}", in);
+    close(in);
+    id = json_integer_value(json_object_get(json_object_get(r, "return"),
+                                            "fdset-id"));
+    json_decref(r);
+    snprintf(cmd, sizeof(cmd), "{\"execute\":\"xen-load-devices-state\","
+             "\"arguments\":{\"filename\":\"/dev/fdset/%d\"}}", id);
+    r = dm_cmd(&dm, cmd);
+    assert_non_null(json_object_get(r, "error"));
+    assert_non_null(strstr(json_string_value(json_object_get(
+        json_object_get(r, "error"), "desc")), "outside the hotplug window"));
+    json_decref(r);
+    assert_false(dm_has_block(&dm, "xen.hotplug.0"));
+    assert_null(xs_slot(domid, "0", "state"));
+    dm_quit(&dm);
+    sim_destroy(&host, domid);
+}
+
+/* Position of @needle in the log, or -1. */
+static long log_pos(Dm *dm, const char *needle)
+{
+    char buf[8192] = "";
+    FILE *f = fopen(dm->log, "r");
+    size_t n;
+    char *p;
+
+    if (!f) {
+        return -1;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    p = strstr(buf, needle);
+    return p ? p - buf : -1;
+}
+
+/* dm_restrict: the handles are restricted before the stream is read. */
+static void test_restricted_incoming_reads_the_state_after_restricting(
+    void **state)
+{
+    int src, dst = create_domain(), fd = temp_fd();
+    uint8_t byte;
+    Dm b;
+
+    (void)state;
+    save_fresh_state(fd, &src);
+    assert_int_equal(pread(fd, &byte, 1, 40), 1);
+    byte ^= 0x10;
+    assert_int_equal(pwrite(fd, &byte, 1, 40), 1);
+    lseek(fd, 0, SEEK_SET);
+    dm_start(&b, dst, fd, "-xen-domid-restrict", "-S", NULL);
+    assert_false(dm_greeted(&b));
+    assert_int_equal(dm_wait(&b), 1);
+    assert_true(log_says(&b, "corrupted"));
+    assert_true(log_pos(&b, "Xen handles restricted to domain") >= 0);
+    assert_true(log_pos(&b, "Xen handles restricted to domain") <
+                log_pos(&b, "corrupted"));
+    sim_destroy(&host, src);
+    sim_destroy(&host, dst);
+}
+
+/*
+ * dm_restrict with hot-plugged RAM in the state: restored with restricted
+ * handles (nothing to populate), and hot-plug says it is unavailable.
+ */
+static void test_restricted_incoming_restores_slots_and_runs(void **state)
+{
+    int src, dst = create_domain();
+    DevState ds;
+    json_t *r, *blocks;
+    bool found = false;
+    Dm b;
+
+    (void)state;
+    fresh_state(&ds, &src);
+    add_slot(&ds, 3, 4 * GiB_, 16 << 20);
+    dm_start(&b, dst, state_fd(&ds), "-xen-domid-restrict", "-S", NULL);
+    assert_true(dm_greeted(&b));
+    dm_ok(&b, "{\"execute\":\"qmp_capabilities\"}");
+    assert_string_equal(dm_status(&b), "paused");
+    r = dm_cmd(&b, "{\"execute\":\"x-xenram-query-memory\"}");
+    blocks = json_object_get(json_object_get(r, "return"), "ram-blocks");
+    for (size_t i = 0; i < json_array_size(blocks); i++) {
+        const char *id = json_string_value(json_object_get(
+            json_array_get(blocks, i), "idstr"));
+
+        found |= id && !strcmp(id, "xen.hotplug.3");
+    }
+    json_decref(r);
+    assert_true(found);
+    assert_true(log_says(&b, "RAM hot-plug is unavailable with "
+                         "-xen-domid-restrict"));
+    dm_ok(&b, "{\"execute\":\"cont\"}");
+    dm_quit(&b);
+    sim_destroy(&host, src);
+    sim_destroy(&host, dst);
+}
+
+/* The own engine populates memory: not with restricted handles. */
+static void test_restricted_engine_incoming_is_refused(void **state)
+{
+    int dst = create_domain();
+    char uri[160];
+    Dm b;
+
+    (void)state;
+    snprintf(uri, sizeof(uri), "unix:%s/mig-restrict.sock", host.dir);
+    dm_start(&b, dst, -1, "-xen-domid-restrict", "-incoming", uri, NULL);
+    assert_false(dm_greeted(&b));
+    assert_int_equal(dm_wait(&b), 1);
+    assert_true(log_says(&b, "cannot be used with -xen-domid-restrict"));
+    sim_destroy(&host, dst);
+}
+
 static void test_bad_arguments_get_errors_and_the_monitor_keeps_working(
     void **state)
 {
@@ -748,6 +1052,15 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_corrupted_incoming_state_is_refused_with_exit_1),
         cmocka_unit_test(test_incoming_with_a_larger_m_keeps_the_saved_layout),
         cmocka_unit_test(test_incoming_state_of_another_size_is_refused),
+        cmocka_unit_test(
+            test_incoming_slot_outside_the_window_is_refused_whole),
+        cmocka_unit_test(test_incoming_slot_in_the_mmio_hole_is_refused),
+        cmocka_unit_test(test_incoming_block_mapped_elsewhere_is_refused),
+        cmocka_unit_test(test_load_devices_state_is_all_or_nothing),
+        cmocka_unit_test(
+            test_restricted_incoming_reads_the_state_after_restricting),
+        cmocka_unit_test(test_restricted_incoming_restores_slots_and_runs),
+        cmocka_unit_test(test_restricted_engine_incoming_is_refused),
         cmocka_unit_test(
             test_bad_arguments_get_errors_and_the_monitor_keeps_working),
         cmocka_unit_test(test_unknown_domain_is_a_clear_start_up_error),

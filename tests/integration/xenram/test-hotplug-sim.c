@@ -571,10 +571,19 @@ static uint32_t mig_block_slot(void *o, const RAMBlock *b)
     return hotplug_block_slot(o, b);
 }
 
-static int mig_restore(void *o, uint32_t slot, const char *idstr,
-                       uint64_t gpa, uint64_t size, char *err, size_t errlen)
+static int mig_restore(void *o, const MigrationHotplugSlot *slots,
+                       unsigned int n, char *err, size_t errlen)
 {
-    return hotplug_restore(o, slot, idstr, gpa, size, err, errlen);
+    HotplugRestoreSlot rs[HOTPLUG_MAX_SLOTS];
+
+    assert_true(n <= HOTPLUG_MAX_SLOTS);
+    for (unsigned int i = 0; i < n; i++) {
+        rs[i] = (HotplugRestoreSlot) { .slot = slots[i].slot,
+                                       .idstr = slots[i].idstr,
+                                       .gpa = slots[i].gpa,
+                                       .size = slots[i].size };
+    }
+    return hotplug_restore_slots(o, rs, n, err, errlen);
 }
 
 static void mig_set_blocked(void *o, const char *reason)
