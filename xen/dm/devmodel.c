@@ -901,6 +901,10 @@ static json_t *qmp_quit(QmpClient *c, json_t *args, void *opaque,
     (void)err;
     testdev_pause(dm->testdev);
     modified_memory_flush(dm->mm);
+    /* As QEMU: a SHUTDOWN event says why the device model goes away. */
+    qmp_emit_event(dm->qmp, "SHUTDOWN",
+                   json_pack("{s:b,s:s}", "guest", 0, "reason",
+                             "host-qmp-quit"));
     main_loop_quit(dm->loop, 0);
     return json_object();
 }
@@ -980,23 +984,69 @@ static json_t *qmp_load_devices_state(QmpClient *c, json_t *args,
     return json_object();
 }
 
+/*
+ * The options xenram takes and, for those with suboptions, the suboptions
+ * it reads, with QEMU's type names (libxl probes with this command which
+ * options the device model has).
+ */
+static const struct {
+    const char *option;
+    const char *params;         /* "name:type,..." */
+} cmdline_options[] = {
+    { "xen-domid", "" }, { "xen-domid-restrict", "" },
+    { "chardev", "id:string,path:string,server:boolean,wait:boolean,"
+                 "fd:string" },
+    { "mon", "chardev:string,mode:string" },
+    { "qmp", "" },
+    { "machine", "type:string,accel:string,suppress-vmdesc:boolean,"
+                 "max-ram-below-4g:size" },
+    { "m", "size:size,slots:number,maxmem:size" },
+    { "name", "guest:string" }, { "no-shutdown", "" }, { "nodefaults", "" },
+    { "no-user-config", "" }, { "S", "" }, { "incoming", "" },
+    { "runas", "" }, { "chroot", "" }, { "run-with", "user:string,"
+                                                     "chroot:string" },
+    { "sandbox", "enable:boolean,obsolete:string,elevateprivileges:string,"
+                 "spawn:string,resourcecontrol:string" },
+};
+
+static json_t *cmdline_option_json(size_t i)
+{
+    json_t *params = json_array();
+    char buf[160], *save = NULL;
+
+    snprintf(buf, sizeof(buf), "%s", cmdline_options[i].params);
+    for (char *p = strtok_r(buf, ",", &save); p;
+         p = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(p, ':');
+
+        if (colon) {
+            *colon = '\0';
+            json_array_append_new(params, json_pack("{s:s,s:s}", "name", p,
+                                                    "type", colon + 1));
+        }
+    }
+    return json_pack("{s:s,s:o}", "option", cmdline_options[i].option,
+                     "parameters", params);
+}
+
 static json_t *qmp_query_cmdline_options(QmpClient *c, json_t *args,
                                          void *opaque, QmpError *err)
 {
-    static const char *const options[] = {
-        "xen-domid", "xen-domid-restrict", "chardev", "mon", "machine", "m",
-        "name", "no-shutdown", "nodefaults", "no-user-config", "S",
-        "incoming", "runas", "chroot", "run-with", "sandbox",
-    };
+    const char *want = json_string_value(json_object_get(args, "option"));
     json_t *list = json_array();
 
     (void)c;
-    (void)args;
     (void)opaque;
-    (void)err;
-    for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
-        json_array_append_new(list, json_pack("{s:s,s:[]}", "option",
-                                              options[i], "parameters"));
+    for (size_t i = 0; i < ARRAY_SIZE(cmdline_options); i++) {
+        if (!want || !strcmp(want, cmdline_options[i].option)) {
+            json_array_append_new(list, cmdline_option_json(i));
+        }
+    }
+    if (want && json_array_size(list) == 0) {
+        json_decref(list);
+        /* QEMU's answer for an option it does not have. */
+        return qmp_error(err, QMP_ERROR_GENERIC, "invalid option name: %s",
+                         want);
     }
     return list;
 }
@@ -1033,9 +1083,13 @@ static json_t *qmp_query_cpus_fast(QmpClient *c, json_t *args, void *opaque,
     if (xc_domain_getinfo(xen_xc(dm->xh), dm->cfg->domid, 1, &info) == 1 &&
         info.domid == dm->cfg->domid) {
         for (unsigned int i = 0; i <= info.max_vcpu_id; i++) {
+            char path[64];
+
+            /* One QOM object a vCPU, as QEMU names unattached CPUs. */
+            snprintf(path, sizeof(path), "/machine/unattached/device[%u]", i);
             json_array_append_new(list, json_pack(
                 "{s:i,s:s,s:i,s:s,s:{s:i,s:i,s:i}}", "cpu-index", (int)i,
-                "qom-path", "/machine/unattached/device[0]", "thread-id",
+                "qom-path", path, "thread-id",
                 (int)getpid(), "target", "x86_64", "props", "core-id", 0,
                 "thread-id", 0, "socket-id", (int)i));
         }

@@ -51,9 +51,9 @@ typedef struct Dm {
     uint32_t domid;
 } Dm;
 
-static int create_domain(void)
+static int create_domain_vcpus(uint32_t vcpus)
 {
-    struct xsim_create c = { .vcpus = 1, .mem_kb = GUEST_MIB << 10,
+    struct xsim_create c = { .vcpus = vcpus, .mem_kb = GUEST_MIB << 10,
                              .vram_kb = VRAM_MIB << 10 };
     int err;
     int64_t id;
@@ -62,6 +62,11 @@ static int create_domain(void)
     id = simhost_call(&host, XSIM_OP_DOM_CREATE, 0, NULL, &c, sizeof(c),
                       NULL, 0, &err);
     return id < 0 ? -err : (int)id;
+}
+
+static int create_domain(void)
+{
+    return create_domain_vcpus(1);
 }
 
 /*
@@ -1012,6 +1017,86 @@ static void test_unknown_domain_is_a_clear_start_up_error(void **state)
 
 /* No Xen (here: no simulated host where the stand-ins look): the error
  * names the likely cause and what to do on the simulator. */
+/*
+ * What a QMP client relies on, as QEMU answers: query-command-line-options
+ * filtered by option with its parameters (an unknown one an error),
+ * query-cpus-fast one entry a vCPU with its own index and QOM path, and
+ * quit announced by a SHUTDOWN event.
+ */
+static void test_qmp_answers_as_qemu_does(void **state)
+{
+    int d = create_domain_vcpus(2);
+    json_t *r, *ret, *params, *m;
+    bool shutdown = false, returned = false;
+    const char quit[] = "{\"execute\":\"quit\",\"id\":9}\r\n";
+    Dm dm;
+
+    (void)state;
+    assert_true(d > 0);
+    dm_start(&dm, d, -1, NULL);
+    assert_true(dm_greeted(&dm));
+    dm_ok(&dm, "{\"execute\":\"qmp_capabilities\"}");
+
+    r = dm_cmd(&dm, "{\"execute\":\"query-command-line-options\","
+                    "\"arguments\":{\"option\":\"m\"}}");
+    ret = json_object_get(r, "return");
+    assert_int_equal(json_array_size(ret), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(ret, 0), "option")), "m");
+    params = json_object_get(json_array_get(ret, 0), "parameters");
+    assert_true(json_array_size(params) >= 2);
+    m = json_array_get(params, 0);
+    assert_string_equal(json_string_value(json_object_get(m, "name")),
+                        "size");
+    assert_string_equal(json_string_value(json_object_get(m, "type")),
+                        "size");
+    json_decref(r);
+    r = dm_cmd(&dm, "{\"execute\":\"query-command-line-options\","
+                    "\"arguments\":{\"option\":\"hda\"}}");
+    assert_non_null(strstr(json_string_value(json_object_get(
+                               json_object_get(r, "error"), "desc")),
+                           "invalid option name: hda"));
+    json_decref(r);
+    r = dm_cmd(&dm, "{\"execute\":\"query-command-line-options\"}");
+    assert_true(json_array_size(json_object_get(r, "return")) > 10);
+    json_decref(r);
+
+    r = dm_cmd(&dm, "{\"execute\":\"query-cpus-fast\"}");
+    ret = json_object_get(r, "return");
+    assert_int_equal(json_array_size(ret), 2);
+    for (int i = 0; i < 2; i++) {
+        json_t *cpu = json_array_get(ret, i);
+        char want[64];
+
+        snprintf(want, sizeof(want), "/machine/unattached/device[%d]", i);
+        assert_int_equal(json_integer_value(json_object_get(cpu,
+                                                            "cpu-index")), i);
+        assert_string_equal(json_string_value(json_object_get(cpu,
+                                                              "qom-path")),
+                            want);
+    }
+    json_decref(r);
+
+    assert_int_equal(send(dm.qmp, quit, strlen(quit), MSG_NOSIGNAL),
+                     (ssize_t)strlen(quit));
+    while ((r = dm_recv(&dm))) {
+        const char *ev = json_string_value(json_object_get(r, "event"));
+
+        if (ev && !strcmp(ev, "SHUTDOWN")) {
+            shutdown = true;
+            assert_string_equal(json_string_value(json_object_get(
+                                    json_object_get(r, "data"), "reason")),
+                                "host-qmp-quit");
+        }
+        returned |= json_object_get(r, "return") != NULL;
+        json_decref(r);
+    }
+    assert_true(shutdown);
+    assert_true(returned);
+    assert_int_equal(dm_wait(&dm), 0);
+    sim_destroy(&host, d);
+}
+
 static void test_no_xen_is_a_start_up_error_that_says_so(void **state)
 {
     Dm dm;
@@ -1065,6 +1150,7 @@ int main(int argc, char **argv)
             test_bad_arguments_get_errors_and_the_monitor_keeps_working),
         cmocka_unit_test(test_unknown_domain_is_a_clear_start_up_error),
         cmocka_unit_test(test_no_xen_is_a_start_up_error_that_says_so),
+        cmocka_unit_test(test_qmp_answers_as_qemu_does),
     };
 
     sim_test_init(argc, argv, 180);
