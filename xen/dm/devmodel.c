@@ -136,6 +136,16 @@ static void dm_xen_log(const char *msg)
     dm_log(DM_LOG_DEBUG, "%s", msg);
 }
 
+/* --log-level=debug: the QMP traffic, a line a message, long ones cut. */
+static void dm_qmp_trace(void *opaque, bool in, const char *text)
+{
+    size_t n = strlen(text);
+
+    (void)opaque;
+    dm_log(DM_LOG_DEBUG, "qmp %s %.*s%s", in ? "<-" : "->",
+           (int)(n > 300 ? 300 : n), text, n > 300 ? " ..." : "");
+}
+
 /* ---- xenstore --------------------------------------------------------------- */
 
 /* The ioreq thread's messages (unassigned accesses, malformed requests). */
@@ -710,6 +720,8 @@ static void dm_on_migration(MainLoop *loop, int fd, uint32_t events,
         for (unsigned i = 0; i < n; i++) {
             switch (ev[i].kind) {
             case MIGRATION_EVENT_STATUS:
+                dm_log(DM_LOG_DEBUG, "migration: %s",
+                       migration_status_name((MigrationStatus)ev[i].value));
                 if (caps.events) {
                     qmp_emit_event(dm->qmp, "MIGRATION", json_pack(
                         "{s:s}", "status",
@@ -718,6 +730,8 @@ static void dm_on_migration(MainLoop *loop, int fd, uint32_t events,
                 dm_mig_status(dm, (MigrationStatus)ev[i].value);
                 break;
             case MIGRATION_EVENT_PASS:
+                dm_log(DM_LOG_DEBUG, "migration: round %" PRIu64 " begins",
+                       (uint64_t)ev[i].value);
                 if (caps.events) {
                     qmp_emit_event(dm->qmp, "MIGRATION_PASS", json_pack(
                         "{s:I}", "pass", (json_int_t)ev[i].value));
@@ -1179,6 +1193,9 @@ static int dm_qmp_init(DeviceModel *dm, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create the QMP server: %s",
                  strerror(-ret));
         return ret;
+    }
+    if (log_level >= DM_LOG_DEBUG) {
+        qmp_server_set_trace(dm->qmp, dm_qmp_trace, dm);
     }
     if ((ret = qmp_register(dm->qmp, "query-status", NULL, qmp_query_status,
                             dm)) ||

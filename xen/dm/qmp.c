@@ -107,6 +107,8 @@ struct QmpServer {
     int busy;                       /* callbacks running: defer freeing */
     bool have_dead;                 /* a client waits to be freed */
     bool paused;                    /* listeners off after EMFILE */
+    QmpTraceFn trace;               /* --log-level=debug, or NULL */
+    void *trace_opaque;
     int retry_fd;                   /* timerfd that resumes them, or -1 */
 };
 
@@ -292,6 +294,9 @@ static bool client_send(QmpClient *c, json_t *msg)
     if (!text) {
         return false;
     }
+    if (c->srv->trace) {
+        c->srv->trace(c->srv->trace_opaque, false, text);
+    }
     ok = client_queue(c, text, strlen(text));
     free(text);
     return ok;
@@ -474,6 +479,14 @@ static void client_dispatch(QmpClient *c, json_t *req)
     QmpCommand *cmd;
     json_t *value;
 
+    if (c->srv->trace) {
+        char *t = json_dumps(req, JSON_COMPACT);
+
+        if (t) {
+            c->srv->trace(c->srv->trace_opaque, true, t);
+            free(t);
+        }
+    }
     if (!json_is_object(req)) {
         qmp_error(&err, QMP_ERROR_GENERIC,
                   "QMP input must be a JSON object");
@@ -1402,4 +1415,10 @@ void qmp_server_free(QmpServer *srv)
         free(cmd);
     }
     free(srv);
+}
+
+void qmp_server_set_trace(QmpServer *srv, QmpTraceFn fn, void *opaque)
+{
+    srv->trace = fn;
+    srv->trace_opaque = opaque;
 }

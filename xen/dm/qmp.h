@@ -63,6 +63,13 @@ json_t *qmp_error(QmpError *err, const char *cls, const char *fmt, ...)
 typedef json_t *(*QmpCommandFunc)(QmpClient *client, json_t *args,
                                   void *opaque, QmpError *err);
 
+/*
+ * Called with every request a client sends (@in true) and every message
+ * sent to one (replies, events), as compact JSON: for --log-level=debug.
+ * Runs on the main loop; @text is valid during the call only.
+ */
+typedef void (*QmpTraceFn)(void *opaque, bool in, const char *text);
+
 typedef struct QmpVersion {
     int major, minor, micro;    /* the QEMU interface level implemented */
     const char *package;        /* what this really is, e.g. "xenram 0.1.0" */
@@ -123,5 +130,8 @@ int qmp_take_named_fd(QmpServer *srv, const char *name);
 
 /* Number of connected clients (for tests and statistics). */
 int qmp_server_clients(QmpServer *srv);
+
+/* Trace the traffic of every client through @fn (NULL: stop). */
+void qmp_server_set_trace(QmpServer *srv, QmpTraceFn fn, void *opaque);
 
 #endif /* XENRAM_DM_QMP_H */

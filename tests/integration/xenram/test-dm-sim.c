@@ -1033,9 +1033,12 @@ static void test_qmp_answers_as_qemu_does(void **state)
 
     (void)state;
     assert_true(d > 0);
-    dm_start(&dm, d, -1, NULL);
+    dm_start(&dm, d, -1, "--log-level=debug", NULL);
     assert_true(dm_greeted(&dm));
     dm_ok(&dm, "{\"execute\":\"qmp_capabilities\"}");
+    /* --log-level=debug shows the QMP traffic, both ways. */
+    assert_true(log_says(&dm, "qmp <- {\"execute\":\"qmp_capabilities\"}"));
+    assert_true(log_says(&dm, "qmp -> {\"return\":{}}"));
 
     r = dm_cmd(&dm, "{\"execute\":\"query-command-line-options\","
                     "\"arguments\":{\"option\":\"m\"}}");
