@@ -573,3 +573,23 @@ bool e2e_wait_vcpu_writes(const struct e2e_host *h, uint32_t domid,
     }
     return false;
 }
+
+int e2e_hosts_setup(struct e2e_host *a, struct e2e_host *b,
+                    bool *no_xenstore)
+{
+    int rc = e2e_host_start(a);
+
+    if (rc == 0 && b)
+        rc = e2e_host_start(b);
+    if (rc == -ENOTSUP) {
+        *no_xenstore = true;
+        return 0;
+    }
+    return rc ? -1 : 0;
+}
+
+int e2e_group_teardown(void **state)
+{
+    (void)state;
+    return e2e_teardown() ? -1 : 0;
+}

@@ -45,6 +45,17 @@ const char *e2e_xenram(void);
  */
 int e2e_host_start(struct e2e_host *h);
 
+/*
+ * A cmocka group setup: start @a and, if not NULL, @b.  0, or -1 if a host
+ * would not start; where xenstored cannot run here (`make xenstored` not
+ * done) *@no_xenstore is set and 0 returned, so that the tests skip.
+ */
+int e2e_hosts_setup(struct e2e_host *a, struct e2e_host *b,
+                    bool *no_xenstore);
+
+/* A cmocka group teardown: e2e_teardown(), 0 or -1. */
+int e2e_group_teardown(void **state);
+
 /* Stop every host started, kill and reap every remaining child, remove
  * the directories.  Returns -1 if a host did not exit cleanly. */
 int e2e_teardown(void);

@@ -80,17 +80,8 @@ static void pause_ms(int ms)
 
 static int setup(void **state)
 {
-    int rc;
-
     (void)state;
-    rc = e2e_host_start(&src);
-    if (rc == 0)
-        rc = e2e_host_start(&dst);
-    if (rc == -ENOTSUP) {
-        no_xenstore = true;
-        return 0;
-    }
-    return rc ? -1 : 0;
+    return e2e_hosts_setup(&src, &dst, &no_xenstore);
 }
 
 /*

@@ -62,23 +62,8 @@ static uint64_t now_ns(void)
 
 static int setup(void **state)
 {
-    int rc;
-
     (void)state;
-    rc = e2e_host_start(&src);
-    if (rc == 0)
-        rc = e2e_host_start(&dst);
-    if (rc == -ENOTSUP) {
-        no_xenstore = true;
-        return 0;
-    }
-    return rc ? -1 : 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return e2e_teardown() ? -1 : 0;
+    return e2e_hosts_setup(&src, &dst, &no_xenstore);
 }
 
 #define NEED_XENSTORE() E2E_NEED_XENSTORE(no_xenstore, "xenstored")
@@ -792,5 +777,5 @@ int main(void)
 
     e2e_init(120);
     return cmocka_run_group_tests_name("e2e-engine", tests, setup,
-                                       teardown);
+                                       e2e_group_teardown);
 }

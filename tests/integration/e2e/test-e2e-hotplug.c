@@ -94,12 +94,6 @@ static int setup(void **state)
     return rc ? -1 : 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    return e2e_teardown() ? -1 : 0;
-}
-
 #define NEED_XENSTORE() E2E_NEED_XENSTORE(no_xenstore, "xenstored or xenstore-write")
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -919,5 +913,5 @@ int main(void)
 
     e2e_init(120);
     return cmocka_run_group_tests_name("e2e-hotplug", tests, setup,
-                                       teardown);
+                                       e2e_group_teardown);
 }

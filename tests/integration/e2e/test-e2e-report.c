@@ -53,20 +53,11 @@ static char tmpdir[64];
 
 static int setup(void **state)
 {
-    int rc;
-
     (void)state;
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/xr-report-XXXXXX");
     if (!mkdtemp(tmpdir))
         return -1;
-    rc = e2e_host_start(&src);
-    if (rc == 0)
-        rc = e2e_host_start(&dst);
-    if (rc == -ENOTSUP) {
-        no_xenstore = true;
-        return 0;
-    }
-    return rc ? -1 : 0;
+    return e2e_hosts_setup(&src, &dst, &no_xenstore);
 }
 
 static int teardown(void **state)

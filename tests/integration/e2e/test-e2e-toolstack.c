@@ -37,21 +37,8 @@ static bool no_xenstore;
 
 static int setup(void **state)
 {
-    int rc;
-
     (void)state;
-    rc = e2e_host_start(&host);
-    if (rc == -ENOTSUP) {
-        no_xenstore = true;
-        return 0;
-    }
-    return rc ? -1 : 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return e2e_teardown() ? -1 : 0;
+    return e2e_hosts_setup(&host, NULL, &no_xenstore);
 }
 
 #define NEED_XENSTORE() E2E_NEED_XENSTORE(no_xenstore, "xenstored")
@@ -435,5 +422,5 @@ int main(void)
 
     e2e_init(60);
     return cmocka_run_group_tests_name("e2e-toolstack", tests, setup,
-                                       teardown);
+                                       e2e_group_teardown);
 }
