@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -592,4 +593,50 @@ int e2e_group_teardown(void **state)
 {
     (void)state;
     return e2e_teardown() ? -1 : 0;
+}
+
+#define E2E_GUEST_BYTES ((size_t)(XSIM_GFN_LIMIT * XSIM_PAGE_SIZE))
+
+bool e2e_mem_map(const struct e2e_host *h, uint32_t d, struct e2e_mem *m)
+{
+    uint64_t args[6] = { 1 };
+    struct ts_host th;
+    struct xsim_rep rep;
+    char err[TS_ERRLEN];
+    size_t cap = 1 << 20;
+    int fd = -1, rc;
+
+    memset(m, 0, sizeof(*m));
+    if (ts_host_open(&th, h->dir, err, sizeof(err)))
+        return false;
+    m->p2m = calloc(1, cap);
+    rc = m->p2m ? ts_call(&th, XSIM_OP_MEM_P2M, d, args, NULL, 0, &rep,
+                          m->p2m, cap, &fd) : -ENOMEM;
+    ts_host_close(&th);
+    if (rc || rep.err || (rep.val[0] + 7) / 8 > cap || fd < 0) {
+        if (fd >= 0)
+            close(fd);
+        free(m->p2m);
+        m->p2m = NULL;
+        return false;
+    }
+    m->pages = rep.val[0];
+    m->mem = mmap(NULL, E2E_GUEST_BYTES, PROT_READ, MAP_SHARED | MAP_NORESERVE,
+                  fd, 0);
+    close(fd);
+    if (m->mem == MAP_FAILED) {
+        free(m->p2m);
+        m->p2m = NULL;
+        m->mem = NULL;
+        return false;
+    }
+    return true;
+}
+
+void e2e_mem_unmap(struct e2e_mem *m)
+{
+    if (m->mem)
+        munmap(m->mem, E2E_GUEST_BYTES);
+    free(m->p2m);
+    m->mem = m->p2m = NULL;
 }

@@ -53,6 +53,26 @@ int e2e_host_start(struct e2e_host *h);
 int e2e_hosts_setup(struct e2e_host *a, struct e2e_host *b,
                     bool *no_xenstore);
 
+/*
+ * A domain's memory as the toolstack maps it (read-only, from the host's
+ * memfd) and its p2m: the mapping keeps the memory after the domain is
+ * destroyed, so a test can compare it after a migration completed.
+ */
+struct e2e_mem {
+    uint8_t *mem;
+    uint8_t *p2m;
+    uint64_t pages;
+};
+
+bool e2e_mem_map(const struct e2e_host *h, uint32_t d, struct e2e_mem *m);
+void e2e_mem_unmap(struct e2e_mem *m);
+
+/* Whether frame @g is populated in @m. */
+static inline bool e2e_mem_has(const struct e2e_mem *m, uint64_t g)
+{
+    return g < m->pages && ((m->p2m[g / 8] >> (g % 8)) & 1);
+}
+
 /* A cmocka group teardown: e2e_teardown(), 0 or -1. */
 int e2e_group_teardown(void **state);
 

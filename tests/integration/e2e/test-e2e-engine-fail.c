@@ -833,59 +833,17 @@ static void source_runs_on(uint32_t d, pid_t spid)
 
 /* ---- guest memory, compared page by page ------------------------------------ */
 
-struct mem {
-    uint8_t *mem;
-    uint8_t *p2m;
-    uint64_t pages;
-};
-
-#define GUEST_BYTES ((size_t)(XSIM_GFN_LIMIT * XSIM_PAGE_SIZE))
-
-static void mem_map(struct e2e_host *h, uint32_t d, struct mem *m)
-{
-    uint64_t args[6] = { 1 };
-    struct ts_host th;
-    struct xsim_rep rep;
-    char err[TS_ERRLEN];
-    size_t cap = 1 << 20;
-    int fd = -1;
-
-    assert_int_equal(ts_host_open(&th, h->dir, err, sizeof(err)), 0);
-    m->p2m = calloc(1, cap);
-    assert_non_null(m->p2m);
-    assert_int_equal(ts_call(&th, XSIM_OP_MEM_P2M, d, args, NULL, 0, &rep,
-                             m->p2m, cap, &fd), 0);
-    assert_int_equal(rep.err, 0);
-    assert_true((rep.val[0] + 7) / 8 <= cap);
-    assert_true(fd >= 0);
-    m->pages = rep.val[0];
-    m->mem = mmap(NULL, GUEST_BYTES, PROT_READ, MAP_SHARED | MAP_NORESERVE,
-                  fd, 0);
-    close(fd);
-    ts_host_close(&th);
-    assert_true(m->mem != MAP_FAILED);
-}
-
-static void mem_unmap(struct mem *m)
-{
-    munmap(m->mem, GUEST_BYTES);
-    free(m->p2m);
-}
-
-static bool has(const struct mem *m, uint64_t g)
-{
-    return g < m->pages && ((m->p2m[g / 8] >> (g % 8)) & 1);
-}
+/* struct e2e_mem, e2e_mem_map() and e2e_mem_has() are e2e.h's. */
 
 /* The frames that differ between @a and @b (presence or bytes). */
-static uint64_t differing(const struct mem *a, const struct mem *b,
+static uint64_t differing(const struct e2e_mem *a, const struct e2e_mem *b,
                           uint64_t *frames)
 {
     uint64_t n = a->pages > b->pages ? a->pages : b->pages, bad = 0;
 
     *frames = 0;
     for (uint64_t g = 0; g < n; g++) {
-        bool x = has(a, g), y = has(b, g);
+        bool x = e2e_mem_has(a, g), y = e2e_mem_has(b, g);
 
         *frames += x;
         if (x != y || (x && memcmp(a->mem + g * XSIM_PAGE_SIZE,
@@ -950,7 +908,7 @@ static const struct corruption corruptions[] = {
 static void test_corrupt_records(void **state)
 {
     struct rule result = { RULE_FLIP, RESULT, 0, true, false, 6, 1 };
-    struct mem before, after;
+    struct e2e_mem before, after;
     struct proxy px;
     struct dest d;
     char name[32];
@@ -984,7 +942,7 @@ static void test_corrupt_records(void **state)
     fprintf(stderr, "== a corrupted byte: RESULT, body\n");
     dest_start(sd, "corrupt-result", true, &d);
     proxy_start(&px, d.sock, result);
-    mem_map(&src, sd, &before);
+    assert_true(e2e_mem_map(&src, sd, &before));
     migrate(sd, px.path, (struct mig_opts) { .channels = 2 });
     source_reports(sd, "failed", "(RESULT, ");
     source_reports(sd, "failed", "the source stays paused");
@@ -1004,14 +962,14 @@ static void test_corrupt_records(void **state)
         assert_false(info.flags & XSIM_DOMF_LOGDIRTY);
         wait_dm_status(&src, sd, "paused");
     }
-    mem_map(&dst, d.dom, &after);
+    assert_true(e2e_mem_map(&dst, d.dom, &after));
     bad = differing(&before, &after, &frames);
     fprintf(stderr, "%llu frames compared, %llu differ\n",
             (unsigned long long)frames, (unsigned long long)bad);
     assert_int_equal(bad, 0);
     assert_true(frames > (12ull << 8));
-    mem_unmap(&after);
-    mem_unmap(&before);
+    e2e_mem_unmap(&after);
+    e2e_mem_unmap(&before);
     /* The toolstack found the guest on the destination: the source goes. */
     destroy(&src, sd);
     assert_true(e2e_wait_exit(spid, 5000));

@@ -106,51 +106,7 @@ static void verify_clean(struct e2e_host *h, uint32_t d)
 
 /* ---- a domain's memory, mapped here ------------------------------------- */
 
-struct mem {
-    uint8_t *mem;
-    uint8_t *p2m;
-    uint64_t pages;
-};
-
-#define GUEST_BYTES ((size_t)(XSIM_GFN_LIMIT * XSIM_PAGE_SIZE))
-
-/* The domain's memfd (read-only) and its p2m, as the toolstack gets them.
- * The mapping keeps the memory when the domain is destroyed. */
-static void mem_map(struct e2e_host *h, uint32_t d, struct mem *m)
-{
-    uint64_t args[6] = { 1 };
-    struct ts_host th;
-    struct xsim_rep rep;
-    char err[TS_ERRLEN];
-    size_t cap = 1 << 20;
-    int fd = -1;
-
-    assert_int_equal(ts_host_open(&th, h->dir, err, sizeof(err)), 0);
-    m->p2m = calloc(1, cap);
-    assert_non_null(m->p2m);
-    assert_int_equal(ts_call(&th, XSIM_OP_MEM_P2M, d, args, NULL, 0, &rep,
-                             m->p2m, cap, &fd), 0);
-    assert_int_equal(rep.err, 0);
-    assert_true((rep.val[0] + 7) / 8 <= cap);
-    assert_true(fd >= 0);
-    m->pages = rep.val[0];
-    m->mem = mmap(NULL, GUEST_BYTES, PROT_READ, MAP_SHARED | MAP_NORESERVE,
-                  fd, 0);
-    close(fd);
-    ts_host_close(&th);
-    assert_true(m->mem != MAP_FAILED);
-}
-
-static void mem_unmap(struct mem *m)
-{
-    munmap(m->mem, GUEST_BYTES);
-    free(m->p2m);
-}
-
-static bool has(const struct mem *m, uint64_t g)
-{
-    return g < m->pages && ((m->p2m[g / 8] >> (g % 8)) & 1);
-}
+/* struct e2e_mem, e2e_mem_map() and e2e_mem_has() are e2e.h's. */
 
 /*
  * Page by page: the same frames, the same bytes, the eight HVM special
@@ -161,7 +117,7 @@ static bool has(const struct mem *m, uint64_t g)
 #define SPECIAL_FIRST   0xfeff8ull
 #define SPECIAL_END     0xff000ull
 
-static uint64_t compare(const struct mem *a, const struct mem *b,
+static uint64_t compare(const struct e2e_mem *a, const struct e2e_mem *b,
                         uint64_t *special_diff)
 {
     uint64_t n = a->pages > b->pages ? a->pages : b->pages, frames = 0;
@@ -169,7 +125,7 @@ static uint64_t compare(const struct mem *a, const struct mem *b,
 
     *special_diff = 0;
     for (uint64_t g = 0; g < n; g++) {
-        bool x = has(a, g), y = has(b, g);
+        bool x = e2e_mem_has(a, g), y = e2e_mem_has(b, g);
 
         frames += x;
         if (x == y && (!x || !memcmp(a->mem + g * XSIM_PAGE_SIZE,
@@ -189,13 +145,14 @@ static uint64_t compare(const struct mem *a, const struct mem *b,
 }
 
 /* The newest generation among the vCPUs' stamps in @m. */
-static uint64_t newest_stamp(const struct mem *m)
+static uint64_t newest_stamp(const struct e2e_mem *m)
 {
     uint64_t newest = 0, gen;
 
     for (uint64_t g = 0; g < m->pages; g++) {
-        if (has(m, g) && xsim_stamp_check(m->mem + g * XSIM_PAGE_SIZE, g,
-                                          &gen) == 1 && gen > newest)
+        if (e2e_mem_has(m, g) &&
+            xsim_stamp_check(m->mem + g * XSIM_PAGE_SIZE, g, &gen) == 1 &&
+            gen > newest)
             newest = gen;
     }
     return newest;
@@ -207,7 +164,7 @@ static uint64_t newest_stamp(const struct mem *m)
  * after @newest, the source's last, as the HVM context carries it on.
  * Returns how many; fails on an older one.
  */
-static uint64_t stamps_since(const struct mem *then, const struct mem *now,
+static uint64_t stamps_since(const struct e2e_mem *then, const struct e2e_mem *now,
                              uint64_t newest)
 {
     uint64_t n = 0, older = 0, gen;
@@ -215,9 +172,9 @@ static uint64_t stamps_since(const struct mem *then, const struct mem *now,
     for (uint64_t g = 0; g < now->pages; g++) {
         const uint8_t *p = now->mem + g * XSIM_PAGE_SIZE;
 
-        if (!has(now, g) || (has(then, g) &&
-                             !memcmp(p, then->mem + g * XSIM_PAGE_SIZE,
-                                     XSIM_PAGE_SIZE)))
+        if (!e2e_mem_has(now, g) ||
+            (e2e_mem_has(then, g) &&
+             !memcmp(p, then->mem + g * XSIM_PAGE_SIZE, XSIM_PAGE_SIZE)))
             continue;
         if (xsim_stamp_check(p, g, &gen) != 1)
             continue;           /* the test device's pages */
@@ -362,7 +319,7 @@ static void migrate_ok(const char *name, const char *channels,
                        const char *compress)
 {
     char sums[200], line[256], want[64], st[32], id[16], *v, path[160];
-    struct mem before, after;
+    struct e2e_mem before, after;
     struct xsim_dominfo info;
     struct bg b;
     uint32_t d, nd;
@@ -376,7 +333,7 @@ static void migrate_ok(const char *name, const char *channels,
     /* The source's memory, mapped before: after `completed` it is frozen
      * at switchover (paused, devices stopped) until destroyed, and the
      * mapping outlives the domain. */
-    mem_map(&src, d, &before);
+    assert_true(e2e_mem_map(&src, d, &before));
     snprintf(sums, sizeof(sums), "%s/sums-%s", src.dir, name);
     bg_start(&b, d, "--channels", channels, "--compress", compress,
              "--pause-dest", "--checksum-at-suspend", sums, NULL);
@@ -399,7 +356,7 @@ static void migrate_ok(const char *name, const char *channels,
     assert_string_equal(st, "paused");
 
     /* Page by page, by the test itself. */
-    mem_map(&dst, nd, &after);
+    assert_true(e2e_mem_map(&dst, nd, &after));
     frames = compare(&before, &after, &special);
     /* 56 MiB of RAM (less the VGA hole), 8 special pages, 8 MiB VRAM */
     assert_int_equal(frames, (56ull << 8) - 32 + 8 + (8ull << 8));
@@ -446,8 +403,8 @@ static void migrate_ok(const char *name, const char *channels,
             "generation %llu\n", (unsigned long long)fresh,
             (unsigned long long)newest);
     assert_true(fresh >= 50);
-    mem_unmap(&after);
-    mem_unmap(&before);
+    e2e_mem_unmap(&after);
+    e2e_mem_unmap(&before);
     verify_clean(&dst, nd);
     destroy(&dst, nd);
     assert_true(e2e_wait_exit(dpid, 5000));
