@@ -49,6 +49,8 @@ struct Hotplug {
 };
 
 /* Log one line through cfg.log, if any. */
+void hp_debug(Hotplug *hp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void hp_log(Hotplug *hp, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

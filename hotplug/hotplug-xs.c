@@ -381,6 +381,16 @@ static int hp_process_locked(Hotplug *hp, const char *name)
     }
     size_s = hp_read(hp, name, "size");
     start_s = hp_read(hp, name, "start");
+    {
+        /* The values as read, printable only. */
+        char a[65], sz[65], st[65], nm[65];
+
+        hp_debug(hp, "hotplug: request %s/%s: action=%s size=%s start=%s",
+                 hp->memdir, hp_printable(name, nm, sizeof(nm)),
+                 hp_printable(action, a, sizeof(a)),
+                 size_s ? hp_printable(size_s, sz, sizeof(sz)) : "-",
+                 start_s ? hp_printable(start_s, st, sizeof(st)) : "-");
+    }
     ret = hp_parse_request(hp->cfg.nr_slots, hp->memdir, name, action,
                            size_s, start_s, &req, msg, sizeof(msg));
     if (ret) {

@@ -41,6 +41,20 @@
 
 /* ---- messages ----------------------------------------------------------- */
 
+void hp_debug(Hotplug *hp, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    if (!hp->cfg.debug) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    hp->cfg.debug(hp->cfg.log_opaque, msg);
+}
+
 void hp_log(Hotplug *hp, const char *fmt, ...)
 {
     char msg[512];

@@ -120,6 +120,9 @@ typedef struct HotplugConfig {
     /* Called with one line per request handled or failed; may be NULL. */
     void (*log)(void *opaque, const char *msg);
     void *log_opaque;
+    /* Called with each xenstore request as read, before it is handled (a
+     * debug trace, same @log_opaque); may be NULL. */
+    void (*debug)(void *opaque, const char *msg);
 } HotplugConfig;
 
 /*

@@ -592,6 +592,7 @@ typedef struct Guest {
     int regions_added, regions_deleted;
     uint64_t last_region_gpa;
     char log[1024];
+    char debug[1024];           /* the last debug trace */
 } Guest;
 
 static Guest *the_guest;
@@ -655,6 +656,13 @@ static void on_log(void *opaque, const char *msg)
     snprintf(g->log, sizeof(g->log), "%s", msg);
 }
 
+static void on_debug(void *opaque, const char *msg)
+{
+    Guest *g = opaque;
+
+    snprintf(g->debug, sizeof(g->debug), "%s", msg);
+}
+
 static Hotplug *hp_start(Guest *g)
 {
     char err[256] = "";
@@ -706,7 +714,7 @@ static void guest_build(Guest *g)
         .window_start = WIN_START, .window_end = WIN_END,
         .align = 64 * MiB, .nr_slots = 8,
         .reserved = &g->hole, .nr_reserved = 1,
-        .log = on_log, .log_opaque = g,
+        .log = on_log, .log_opaque = g, .debug = on_debug,
     };
 }
 
@@ -1481,6 +1489,9 @@ static void test_xs_add_request_is_answered_online(void **state)
     fx_put("3", "start", "536870912");
     fx_put("3", "action", "add");
     hotplug_handle_watch(g->hp);
+    /* The request as read, for --log-level=debug. */
+    assert_non_null(strstr(g->debug, "/3: action=add size=0x4000000 "
+                                     "start=536870912"));
     assert_string_equal(fx_get("3", "state"), "online");
     assert_string_equal(fx_get("3", "error"), "");
     assert_string_equal(fx_get("3", "gpa"), "0x20000000");

@@ -191,6 +191,12 @@ static void dm_xs_cleanup(DeviceModel *dm)
 
 /* ---- memory layout ------------------------------------------------------------ */
 
+static void dm_hotplug_debug(void *opaque, const char *msg)
+{
+    (void)opaque;
+    dm_log(DM_LOG_DEBUG, "%s", msg);
+}
+
 static void dm_hotplug_log(void *opaque, const char *msg)
 {
     (void)opaque;
@@ -255,7 +261,7 @@ static int dm_hotplug_init(DeviceModel *dm, bool incoming, uint64_t above,
         .max_bytes = w.max_bytes, .nr_slots = w.slots, .incoming = incoming,
         .xen_max_pages = dm->xen_max_pages,
         .xs_base = dm->xs_base, .no_xenstore = !xen_xs(dm->xh),
-        .log = dm_hotplug_log, .log_opaque = dm,
+        .log = dm_hotplug_log, .log_opaque = dm, .debug = dm_hotplug_debug,
     };
     ret = hotplug_new(&hc, &dm->hp, err, errlen);
     if (ret && !hc.no_xenstore) {
