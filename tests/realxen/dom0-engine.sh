@@ -131,7 +131,7 @@ engine_tests() {
         notok "engine: xl create -p of the source guest: $(tail -n 5 $E/create.out | tr '\n' ' ')"
         return
     fi
-    src=$(xl domid xreng 2>/dev/null)
+    src=$(xl_domid xreng)
     spid=$(xenstore-read /local/domain/$src/image/device-model-pid 2>/dev/null)
     ok "engine: source guest $src with xenram (pid $spid) and its test DMA ($(since $s) s)"
 
@@ -298,7 +298,7 @@ engine_fw_tests() {
         notok "engine (running guest): xl create: $(tail -n 5 $E/create.out | tr '\n' ' ')"
         return
     fi
-    src=$(xl domid xrengfw 2>/dev/null)
+    src=$(xl_domid xrengfw)
     s=$(now); i=0
     while [ $i -lt 120 ] && ! xl dmesg 2>/dev/null | grep -aq "No bootable device"; do sleep 0.5; i=$((i + 1)); done
     if ! xl dmesg 2>/dev/null | grep -aq "No bootable device"; then
