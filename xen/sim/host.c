@@ -566,7 +566,16 @@ int host_create(struct xsim_host *h, const struct xsim_create *c,
         rc = -ENOMEM;
         goto fail;
     }
-    set_hvm_defaults(d);
+    /*
+     * A domain xensim builds is one libxc's HVM builder made; an empty
+     * shell is what xc_domain_create() alone leaves: every parameter 0
+     * but the triple-fault action (hvm_domain_initialise(), checked on
+     * Xen 4.17 by the real-Xen tier), so that a receiver that forgets a
+     * parameter finds it unset, as on Xen.
+     */
+    d->hvm_param[HVM_PARAM_TRIPLE_FAULT_REASON] = SHUTDOWN_reboot;
+    if (!(c->flags & XSIM_CREATE_EMPTY))
+        set_hvm_defaults(d);
     for (unsigned i = 0; i < 16; i++)
         d->handle[i] = (uint8_t)random();
 
@@ -845,20 +854,62 @@ int64_t dom_max_gpfn(struct xsim_dom *d)
     return m;
 }
 
+/* Deprecated parameters: -EINVAL to read or write (hvm_allow_*_param). */
+static bool hvm_param_deprecated(uint32_t index)
+{
+    switch (index) {
+    case HVM_PARAM_PAE_ENABLED:
+    case HVM_PARAM_DM_DOMAIN:
+    case HVM_PARAM_MEMORY_EVENT_CR0:
+    case HVM_PARAM_MEMORY_EVENT_CR3:
+    case HVM_PARAM_MEMORY_EVENT_CR4:
+    case HVM_PARAM_MEMORY_EVENT_INT3:
+    case HVM_PARAM_NESTEDHVM:
+    case HVM_PARAM_MEMORY_EVENT_SINGLE_STEP:
+    case HVM_PARAM_BUFIOREQ_EVTCHN:
+    case HVM_PARAM_MEMORY_EVENT_MSR:
+        return true;
+    }
+    return false;
+}
+
+/* Parameters that may be set once: another value later is -EEXIST. */
+static bool hvm_param_set_once(uint32_t index)
+{
+    switch (index) {
+    case HVM_PARAM_VIRIDIAN:
+    case HVM_PARAM_IOREQ_PFN:
+    case HVM_PARAM_BUFIOREQ_PFN:
+    case HVM_PARAM_IOREQ_SERVER_PFN:
+    case HVM_PARAM_NR_IOREQ_SERVER_PAGES:
+    case HVM_PARAM_ALTP2M:
+    case HVM_PARAM_MCA_CAP:
+        return true;
+    }
+    return false;
+}
+
+/* HVMOP_get_param / set_param with Xen 4.17's checks (hvm/hvm.c); the
+ * toolstack's domain is not an HVM domain: -EINVAL. */
 int dom_hvm_param(struct xsim_dom *d, uint32_t index, bool set,
                   uint64_t *value)
 {
+    int rc = 0;
+
     if (d->control)
         return -EINVAL;
-    if (index >= XSIM_HVM_NR_PARAMS)
+    if (index >= XSIM_HVM_NR_PARAMS || hvm_param_deprecated(index))
         return -EINVAL;
     pthread_mutex_lock(&d->lock);
-    if (set)
-        d->hvm_param[index] = *value;
-    else
+    if (!set)
         *value = d->hvm_param[index];
+    else if (hvm_param_set_once(index) && d->hvm_param[index] &&
+             *value != d->hvm_param[index])
+        rc = -EEXIST;
+    else
+        d->hvm_param[index] = *value;
     pthread_mutex_unlock(&d->lock);
-    return 0;
+    return rc;
 }
 
 /* ---- memory ------------------------------------------------------------ */

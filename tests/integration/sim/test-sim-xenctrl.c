@@ -274,6 +274,44 @@ static void test_hvm_params_like_libxc_built_them(void **state)
     xc_interface_close(xch);
 }
 
+/*
+ * As Xen 4.17 (hvm/hvm.c, checked by the real-Xen tier): an empty shell
+ * has every parameter 0 but the triple-fault action; set-once parameters
+ * refuse a different second value; deprecated ones refuse even a read.
+ */
+static void test_hvm_params_follow_xen_rules(void **state)
+{
+    xc_interface *xch = open_xc();
+    int id = sim_create(&host, SMALL_MIB, "idle", XSIM_CREATE_EMPTY);
+    uint32_t d;
+    uint64_t v = 7;
+
+    (void)state;
+    assert_true(id > 0);
+    d = (uint32_t)id;
+    for (uint32_t i = 0; i <= HVM_PARAM_TRIPLE_FAULT_REASON; i++) {
+        if (xc_hvm_param_get(xch, d, i, &v) == 0)
+            assert_int_equal(v, i == HVM_PARAM_TRIPLE_FAULT_REASON ? 1 : 0);
+    }
+    assert_int_equal(xc_hvm_param_set(xch, d, HVM_PARAM_IOREQ_SERVER_PFN,
+                                      0xfeff0), 0);
+    assert_int_equal(xc_hvm_param_set(xch, d, HVM_PARAM_IOREQ_SERVER_PFN,
+                                      0xfeff0), 0);
+    errno = 0;
+    assert_int_equal(xc_hvm_param_set(xch, d, HVM_PARAM_IOREQ_SERVER_PFN,
+                                      0xfeff1), -1);
+    assert_int_equal(errno, EEXIST);
+    errno = 0;
+    assert_int_equal(xc_hvm_param_get(xch, d, HVM_PARAM_PAE_ENABLED, &v), -1);
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_int_equal(xc_hvm_param_set(xch, d, HVM_PARAM_BUFIOREQ_EVTCHN, 1),
+                     -1);
+    assert_int_equal(errno, EINVAL);
+    sim_destroy(&host, d);
+    xc_interface_close(xch);
+}
+
 static void test_unknown_domain_is_esrch_everywhere(void **state)
 {
     xc_interface *xch = open_xc();
@@ -443,6 +481,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_populate_and_decrease_reservation),
         cmocka_unit_test(test_maximum_gpfn_is_the_highest_special_page),
         cmocka_unit_test(test_hvm_params_like_libxc_built_them),
+        cmocka_unit_test(test_hvm_params_follow_xen_rules),
         cmocka_unit_test(test_unknown_domain_is_esrch_everywhere),
         cmocka_unit_test(test_destroy_removes_the_domain),
         cmocka_unit_test(test_shutdown_is_reported),
