@@ -106,6 +106,16 @@ int ts_xs_read_kb(struct xs_handle *xs, xs_transaction_t t, const char *path,
 /* kB for a message: in MiB when it is whole MiB.  Returns @buf. */
 const char *ts_kb_text(uint64_t kb, char *buf, size_t len);
 /* xc_domain_setmaxmem: Xen's maximum of @domid becomes @kb. */
+/*
+ * A migration's destination domain on @dst for @cfg (name, workload,
+ * memory, video memory, vCPUs), created with @flags (XSIM_CREATE_*), its
+ * maximum what libxl__build_pre gives a domain it restores: the target
+ * plus LIBXL_MAXMEM_CONSTANT.  0 and *@domid, or -errno with @err (the
+ * domain, if created, is the caller's to destroy).
+ */
+int ts_create_dest(struct ts_host *dst, const struct ts_domcfg *cfg,
+                   uint32_t flags, uint32_t *domid, char *err,
+                   size_t errlen);
 int ts_set_xen_max(struct ts_host *h, uint32_t domid, uint64_t kb,
                    char *err, size_t errlen);
 

@@ -339,28 +339,11 @@ static int eng_setup(struct eng *m, char *err, size_t errlen)
  */
 static int eng_create_receiver(struct eng *m, char *err, size_t errlen)
 {
-    struct xsim_create cr = { .vcpus = m->cfg.vcpus,
-                              .flags = XSIM_CREATE_PAUSED |
-                                       XSIM_CREATE_EMPTY };
-    struct xsim_rep rep;
     int rc;
 
-    ts_fmt(cr.name, sizeof(cr.name), "%s", m->cfg.name);
-    ts_fmt(cr.workload, sizeof(cr.workload), "%s", m->cfg.workload);
-    cr.mem_kb = m->cfg.mem_mib * 1024;
-    cr.vram_kb = m->cfg.vram_mib * 1024;
-    rc = ts_call_rc(&m->dst, XSIM_OP_DOM_CREATE, 0, NULL, &cr, sizeof(cr),
-                    &rep, NULL, 0, NULL);
-    if (rc) {
-        ts_seterr(err, errlen, "creating the domain on %s failed: %s%s",
-                  m->dst.dir, strerror(-rc),
-                  rc == -EEXIST ? " (a domain of that name is there)" : "");
-        return rc;
-    }
-    m->ddom = (uint32_t)rep.ret;
-    /* libxl__build_pre: target_memkb + LIBXL_MAXMEM_CONSTANT. */
-    rc = ts_set_xen_max(&m->dst, m->ddom, m->cfg.target_memkb +
-                        XSIM_MAXMEM_SLACK_KB, err, errlen);
+    rc = ts_create_dest(&m->dst, &m->cfg,
+                        XSIM_CREATE_PAUSED | XSIM_CREATE_EMPTY, &m->ddom,
+                        err, errlen);
     if (rc == 0)
         rc = ts_write_memory_keys(&m->dst, m->ddom, &m->cfg, err, errlen);
     if (rc == 0)

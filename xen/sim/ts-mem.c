@@ -363,3 +363,30 @@ int ts_testdma_check(const void *page, uint64_t gfn)
     }
     return 1;
 }
+
+int ts_create_dest(struct ts_host *dst, const struct ts_domcfg *cfg,
+                   uint32_t flags, uint32_t *domid, char *err,
+                   size_t errlen)
+{
+    struct xsim_create cr = { .vcpus = cfg->vcpus, .flags = flags };
+    struct xsim_rep rep;
+    int rc;
+
+    ts_fmt(cr.name, sizeof(cr.name), "%s", cfg->name);
+    ts_fmt(cr.workload, sizeof(cr.workload), "%s", cfg->workload);
+    cr.mem_kb = cfg->mem_mib * 1024;
+    cr.vram_kb = cfg->vram_mib * 1024;
+    rc = ts_call_rc(dst, XSIM_OP_DOM_CREATE, 0, NULL, &cr, sizeof(cr), &rep,
+                    NULL, 0, NULL);
+    if (rc) {
+        ts_seterr(err, errlen, "creating the domain on %s failed: %s%s",
+                  dst->dir, strerror(-rc),
+                  rc == -EEXIST ? " (a domain of that name is there)" : "");
+        return rc;
+    }
+    *domid = (uint32_t)rep.ret;
+    /* Not static-max, not the source's maximum: hot-plugged RAM the
+     * target does not cover does not fit, as with libxc's restore. */
+    return ts_set_xen_max(dst, *domid, cfg->target_memkb +
+                          XSIM_MAXMEM_SLACK_KB, err, errlen);
+}

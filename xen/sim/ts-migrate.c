@@ -808,33 +808,14 @@ static int mig_setup(struct mig *m, char *err, size_t errlen)
  */
 static int mig_create_receiver(struct mig *m, char *err, size_t errlen)
 {
-    struct xsim_create cr = { .vcpus = m->cfg.vcpus,
-                              .flags = XSIM_CREATE_PAUSED };
     struct bitmap tmp = { 0 };
-    struct xsim_rep rep;
     int fd = -1, rc;
 
-    ts_fmt(cr.name, sizeof(cr.name), "%s", m->cfg.name);
-    ts_fmt(cr.workload, sizeof(cr.workload), "%s", m->cfg.workload);
-    cr.mem_kb = m->cfg.mem_mib * 1024;
-    cr.vram_kb = m->cfg.vram_mib * 1024;
-    rc = ts_call_rc(&m->dst, XSIM_OP_DOM_CREATE, 0, NULL, &cr, sizeof(cr),
-                    &rep, NULL, 0, NULL);
-    if (rc) {
-        ts_seterr(err, errlen, "creating the domain on %s failed: %s%s",
-                  m->dst.dir, strerror(-rc),
-                  rc == -EEXIST ? " (a domain of that name is there)" : "");
-        return rc;
-    }
-    m->ddom = (uint32_t)rep.ret;
-    /* Its maximum memory is what libxl__build_pre gives every domain it
-     * builds or restores: target_memkb + LIBXL_MAXMEM_CONSTANT, from the
-     * target it was sent; not static-max, not the source's maximum.
-     * Hot-plugged RAM that the target does not cover does not fit: round
-     * 0 fails to populate it (EBUSY), as libxc's restore does, and the
+    /* Hot-plugged RAM the target does not cover does not fit: round 0
+     * fails to populate it (EBUSY), as libxc's restore does, and the
      * source resumes. */
-    rc = ts_set_xen_max(&m->dst, m->ddom, m->cfg.target_memkb +
-                        XSIM_MAXMEM_SLACK_KB, err, errlen);
+    rc = ts_create_dest(&m->dst, &m->cfg, XSIM_CREATE_PAUSED, &m->ddom, err,
+                        errlen);
     if (rc)
         return rc;
 
