@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * paging.h - a pager for one domain through Xen 4.17's memory paging
+ * interface (xen/arch/x86/mm/mem_paging.c, public/vm_event.h), the
+ * back-end of xenram's postcopy (docs/postcopy.md).
+ *
+ * Xen reaches the paged-out state one way only: a populated frame is
+ * nominated (its page must hold no reference but the domain's: a foreign
+ * mapping makes nominate fail with EBUSY), then evicted.  A vCPU touching
+ * a paged-out frame is paused and a request with VM_EVENT_FLAG_VCPU_PAUSED
+ * arrives on the paging ring; a foreign mapping of one makes Xen queue a
+ * request without pausing anyone, and Debian's libxenforeignmemory retries
+ * the mapping until the frame is back.  The pager puts a page in with
+ * xc_mem_paging_load() and answers every request for that frame on the
+ * ring, which resumes the vCPUs waiting on it.
+ *
+ *   xen_pager_start():  the ring frame (HVM_PARAM_PAGING_RING_PFN) given a
+ *                       page if it has none, xc_mem_paging_enable, the ring
+ *                       mapped and initialised, its frame removed from the
+ *                       guest's physmap (as tools/xenpaging does), the
+ *                       event channel bound, the ring thread started.
+ *   xen_pager_evict():  nominate + evict a run of frames.
+ *   xen_pager_load():   put one frame's contents in, answer its requests.
+ *   xen_pager_stop():   the ring thread stopped, paging disabled (Xen
+ *                       refuses while a frame is still paged out).
+ *
+ * The ring thread takes requests and hands each frame asked for to the
+ * @fault callback once (later requests for a frame already asked for are
+ * only queued); it never maps guest memory, since a foreign mapping of a
+ * paged-out frame waits for this very thread.  A request for a frame that
+ * is present again (loaded between Xen's request and its arrival) is
+ * answered at once.
+ *
+ * Concurrency: xen_pager_evict() and xen_pager_load() may be called from
+ * any thread, concurrently with each other and with the ring thread;
+ * start and stop are control plane.
+ */
+#ifndef XENRAM_XEN_PAGING_H
+#define XENRAM_XEN_PAGING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* xen.h first: xenctrl.h sets up what Xen's public headers need. */
+#include "xen/xen.h"
+
+typedef struct XenPager XenPager;
+
+/*
+ * A frame the guest (or a foreign mapping) is waiting for, called once per
+ * frame on the ring thread: ask for it (postcopy: a PAGE_REQUEST to the
+ * source), do not map guest memory, do not block for long.  @vcpu_paused
+ * says whether a vCPU waits on it (false: a foreign mapping).
+ */
+typedef void XenPagerFaultFn(void *opaque, uint64_t gfn, bool vcpu_paused);
+
+typedef struct XenPagerStats {
+    uint64_t evicted;           /* frames paged out */
+    uint64_t loaded;            /* frames put back in */
+    uint64_t requests;          /* ring requests taken */
+    uint64_t vcpu_faults;       /* of which with a vCPU paused */
+    uint64_t answered;          /* responses put on the ring */
+    uint64_t paged_out;         /* frames paged out now */
+} XenPagerStats;
+
+/*
+ * Start paging the domain of @xh: 0 and *@out, or -errno with
+ * xen_last_error() naming the call that failed (ENOSYS: the hypervisor
+ * was built without CONFIG_MEM_PAGING; say so); nothing stays behind on
+ * failure.  @fault runs on the ring thread.
+ */
+int xen_pager_start(XenHandles *xh, XenPagerFaultFn *fault, void *opaque,
+                    XenPager **out);
+
+/*
+ * Page out frames [@gfn, @gfn + @nr): nominate and evict each.  0, or
+ * -errno for the first frame that could not be paged out (EBUSY: it has
+ * another reference, e.g. a mapping) with *@done the frames paged out
+ * before it.
+ */
+int xen_pager_evict(XenPager *p, uint64_t gfn, uint64_t nr, uint64_t *done);
+
+/*
+ * Put frame @gfn back with the page at @data (XR_PAGE_SIZE bytes; NULL:
+ * zeros) and answer every request waiting for it.  0, -EEXIST when the
+ * frame was not paged out (nothing changed), or -errno.  Safe against a
+ * fault on the same frame racing with it: the request is answered either
+ * way.
+ */
+int xen_pager_load(XenPager *p, uint64_t gfn, const void *data);
+
+/* Whether @gfn is paged out now (by this pager). */
+bool xen_pager_is_paged_out(XenPager *p, uint64_t gfn);
+
+void xen_pager_stats(XenPager *p, XenPagerStats *out);
+
+/*
+ * Stop the ring thread and disable paging.  -EBUSY (and nothing changes)
+ * while a frame is still paged out, unless @force, which leaves such
+ * frames to the domain's destruction.  NULL is a no-op returning 0.
+ */
+int xen_pager_stop(XenPager *p, bool force);
+
+#endif /* XENRAM_XEN_PAGING_H */
