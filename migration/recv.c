@@ -210,8 +210,8 @@ static void *recv_prefault(void *opaque)
 }
 
 /*
- * Populate and map every RAM range of the layout.  The frames come from
- * Xen zeroed, which is why zero pages of the first round need no write.
+ * Populate and map every RAM range of the layout.  The frames need not
+ * come zeroed (see recv_ram()).
  */
 static int recv_prepare_memory(RecvCtx *c, char *err, size_t errlen)
 {
@@ -485,7 +485,15 @@ static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
         if (v->kind[i] == STREAM_PAGE_NORMAL) {
             memcpy(dst, src, XR_PAGE_SIZE);
             src += XR_PAGE_SIZE;
-        } else if (v->round > 1) {
+        } else if (v->round > 1 || !stream_page_is_zero(dst)) {
+            /*
+             * A first-round zero page needs no write only if the frame is
+             * zero already: Xen scrubs the pages of dying domains, not
+             * those a live one gave back (free_domheap_pages()), so a
+             * frame just populated may hold what another domain left in
+             * it -- an ioreq page's event channel was seen here.  Reading
+             * costs less than writing a page that already is zero.
+             */
             memset(dst, 0, XR_PAGE_SIZE);
         }
     }

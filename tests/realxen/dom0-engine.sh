@@ -125,6 +125,20 @@ eng_finish() {
     check "engine: the shell domain $shell destroyed" $X/xr-shell destroy $shell
 }
 
+# What the frames that differ between dumps $3 (domain $1) and $4 (domain
+# $2) hold, on both sides (at most 4), and the two xenrams' last words.
+eng_diff() { # SRC DST SRCDIG DSTDIG
+    paste -d' ' $3 $4 | awk '$2 != $5 {print $1}' | head -n 4 |
+        while read -r g; do
+            say "# gfn 0x$g on domain $1:"; $X/xr-memdig hex $1 0x$g 2>&1 | head -n 24 | while IFS= read -r l; do say "#   $l"; done
+            say "# gfn 0x$g on domain $2:"; $X/xr-memdig hex $2 0x$g 2>&1 | head -n 24 | while IFS= read -r l; do say "#   $l"; done
+        done
+    say "# source xenram:"
+    grep -v '^\s*$' /var/log/xen/qemu-dm-$(xl domname $1 2>/dev/null).log | tail -n 12 | while IFS= read -r l; do say "#   $l"; done
+    say "# destination xenram:"
+    tail -n 12 /var/log/xen/qemu-dm-$2--incoming.log | while IFS= read -r l; do say "#   $l"; done
+}
+
 engine_tests() {
     s=$(now)
     if ! timeout 120 xl create -p /etc/xen/xrt/xreng.cfg > $E/create.out 2>&1; then
@@ -227,6 +241,7 @@ engine_tests() {
         ok "engine: destination memory equals the source's at switchover, page by page: $(echo $r | tr '\n' ' ')"
     else
         notok "engine: destination memory equals the source's at switchover: $(echo $r | tr '\n' ' ') $(tail -n 2 $E/dig.err | tr '\n' ' ')"
+        eng_diff $src $shell $E/src.dig $E/dst.dig
     fi
     # The frames only Xen's log-dirty knew to be dirty.
     $X/xr-memdig dump $src 0x1000 64 > $E/w1.dig 2>/dev/null
@@ -342,6 +357,7 @@ engine_fw_tests() {
         ok "engine (running guest): memory equal at switchover, page by page, with the $n frames the guest rewrote since the migration began: $(echo $r | tr '\n' ' ')"
     else
         notok "engine (running guest): memory at switchover ($n frames rewritten by the guest): $(echo $r | tr '\n' ' ')"
+        eng_diff $src $shell $E/f2.dig $E/f3.dig
     fi
     if r=$($X/xr-shell ctxcmp $src $shell 2>&1); then
         ok "engine (running guest): the HVM context read back on the destination is the source's: $(echo "$r" | tail -n 1)"

@@ -47,16 +47,6 @@ run_prog() { # NAME CMD...
 running() { pidof "${1##*/}" >/dev/null; }
 xs_state() { xenstore-read /local/domain/0/device-model/$1/state 2>/dev/null; }
 
-t0=$(now)
-mkdir -p /etc/xen/xrt
-# DOM0_EXTRA=xrt_only=engine (run.sh): the engine's section alone, to
-# work on it without the rest of the tier.
-if grep -q 'xrt_only=engine' /proc/cmdline; then
-    . $X/dom0-engine.sh
-    echo "XRT-SUMMARY passed=$passed failed=$failed dom0_seconds=$(since $t0)"
-    exit 0
-fi
-
 # xl 4.17.7 here sometimes dies of a segfault in a short query (seen in
 # `xl dmesg` and `xl domid`, in its own heap): ask again, a few times.
 xl_domid() {
@@ -68,6 +58,16 @@ xl_domid() {
     done
     echo "$id"
 }
+
+t0=$(now)
+mkdir -p /etc/xen/xrt
+# DOM0_EXTRA=xrt_only=engine (run.sh): the engine's section alone, to
+# work on it without the rest of the tier.
+if grep -q 'xrt_only=engine' /proc/cmdline; then
+    . $X/dom0-engine.sh
+    echo "XRT-SUMMARY passed=$passed failed=$failed dom0_seconds=$(since $t0)"
+    exit 0
+fi
 
 # ---- 1. a PVH guest with the stamping workload -------------------------------
 cat > /etc/xen/xrt/xrpvh.cfg <<CFG

@@ -107,7 +107,9 @@ fi
 # ---- report --------------------------------------------------------------------
 tr -d '\r' < "$log" > "$out/serial.txt"
 sed -n 's/^.*XRT: //p' "$out/serial.txt" > "$out/results.txt"
-grep -v '^#' "$out/results.txt" || true
+# Comments only where they explain a failure: those after a "not ok".
+awk '/^not ok/ { f = 1; print; next } /^ok/ { f = 0 } /^#/ { if (f) print; next } { print }' \
+    "$out/results.txt"
 summary=$(grep -a -o 'XRT-SUMMARY passed=[0-9]* failed=[0-9]*' "$out/serial.txt" | tail -n1)
 if [ -n "$summary" ]; then
     passed=$(echo "$summary" | sed 's/.*passed=\([0-9]*\).*/\1/')

@@ -16,6 +16,8 @@
  *                                    at most MAXT test-DMA pages (flag T)
  *   xr-memdig remove DOMID GFN       take one frame away from the guest, as
  *                                    a balloon driver or a PoD sweep does
+ *   xr-memdig hex DOMID GFN          the frame's non-zero 32-byte lines in
+ *                                    hex (what a differing frame holds)
  *
  * The frames are read through libxenforeignmemory, as the toolstack does.
  */
@@ -226,6 +228,45 @@ static int cmp(const char *src, const char *dst, long maxt)
     return wrong || dma > maxt || !frames ? 1 : 0;
 }
 
+/* One frame's contents, its all-zero lines left out. */
+static int hex(uint32_t domid, const char *gfn_s)
+{
+    xenforeignmemory_handle *fm = xenforeignmemory_open(NULL, 0);
+    xen_pfn_t gfn = strtoull(gfn_s, NULL, 0);
+    int err = 0, shown = 0;
+    const uint8_t *m;
+
+    if (!fm) {
+        perror("xenforeignmemory_open");
+        return 2;
+    }
+    m = xenforeignmemory_map(fm, domid, PROT_READ, 1, &gfn, &err);
+    if (!m || err) {
+        fprintf(stderr, "mapping gfn %#" PRIx64 ": %s\n", (uint64_t)gfn,
+                strerror(m ? -err : errno));
+        xenforeignmemory_close(fm);
+        return 2;
+    }
+    for (unsigned int off = 0; off < PAGE; off += 32) {
+        static const uint8_t zero[32];
+
+        if (!memcmp(m + off, zero, 32)) {
+            continue;
+        }
+        printf("%03x:", off);
+        for (unsigned int i = 0; i < 32; i++) {
+            printf("%s%02x", i % 8 ? "" : " ", m[off + i]);
+        }
+        printf("\n");
+        shown++;
+    }
+    printf("gfn %#" PRIx64 ": %d of %d lines not zero\n", (uint64_t)gfn,
+           shown, PAGE / 32);
+    xenforeignmemory_unmap(fm, (void *)m, 1);
+    xenforeignmemory_close(fm);
+    return 0;
+}
+
 /* XENMEM_decrease_reservation of one frame, from dom0. */
 static int remove_frame(uint32_t domid, const char *gfn_s)
 {
@@ -254,6 +295,9 @@ int main(int argc, char **argv)
     if (argc >= 4 && !strcmp(argv[1], "qmp")) {
         return qmp((uint32_t)atoi(argv[2]), argv[3], argc >= 5 ? argv[4] : NULL);
     }
+    if (argc >= 4 && !strcmp(argv[1], "hex")) {
+        return hex((uint32_t)atoi(argv[2]), argv[3]);
+    }
     if (argc >= 5 && !strcmp(argv[1], "cmp")) {
         return cmp(argv[2], argv[3], atol(argv[4]));
     }
@@ -266,6 +310,6 @@ int main(int argc, char **argv)
     if (argc >= 5 && !strcmp(argv[1], "verify")) {
         return walk(VERIFY, (uint32_t)atoi(argv[2]), argc - 3, argv + 3);
     }
-    fprintf(stderr, "usage: xr-memdig qmp|dump|fill|verify|cmp|remove ...\n");
+    fprintf(stderr, "usage: xr-memdig qmp|dump|fill|verify|cmp|remove|hex ...\n");
     return 2;
 }
