@@ -305,11 +305,13 @@ static struct xsim_dom *dom_alloc(void)
             d->ioreq[i].sock[j] = -1;
     }
     d->sched_weight = XSIM_SCHED_WEIGHT_DEFAULT;
+    host_paging_setup(d);
     return d;
 }
 
 static void dom_free(struct xsim_dom *d)
 {
+    host_paging_fini(d);
     host_ioreq_fini(d);
     track_fini(&d->track);
     if (d->memfd >= 0)
@@ -340,6 +342,7 @@ int host_init(struct xsim_host *h, enum xsim_track_mode mode,
     snprintf(h->state_dir, sizeof(h->state_dir), "%s", state_dir);
     snprintf(h->xenstore, sizeof(h->xenstore), "off");
     host_ioreq_init(state_dir);
+    host_paging_init(state_dir);
 
     /* Domain 0: the control domain the toolstack and xenram run in.  It
      * has no simulated memory; it exists so that xenstored and tools that
@@ -406,6 +409,7 @@ static int populate_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
     if (fallocate(d->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   off, len) < 0)
         return -errno;
+    host_paging_populated(d, gfn, nr);
     for (i = 0; i < nr; i++) {
         /* Xen replaces an existing mapping and keeps the old page
          * allocated to the domain: tot_pages counts both. */
@@ -649,6 +653,7 @@ int host_destroy(struct xsim_host *h, uint32_t domid)
     pthread_mutex_unlock(&h->lock);
     if (!d)
         return -ESRCH;
+    host_paging_kill(d);        /* vCPUs waiting on the pager let go */
     vcpus_stop(d);
     if (h->store && h->store->release)
         h->store->release(h->state_dir, domid);
@@ -987,15 +992,28 @@ long dom_decrease(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
 
         for (j = 0; j < n; j++) {
             uint64_t g = base + j;
+            int special = 0;
 
-            if (g >= XSIM_GFN_LIMIT || !bm_test(d->p2m, g)) {
+            if (g < XSIM_GFN_LIMIT &&
+                (host_paging_type(d, g) != XSIM_PT_NONE ||
+                 (d->pg.ring && g == d->pg.ring_gfn))) {
+                /* guest_remove_page() of a frame in a paging state, or
+                 * of the paging ring's (host-paging.c) */
+                if (run)
+                    remove_run(d, g - run, run);
+                run = 0;
+                special = host_paging_remove(d, g);
+                if (special == 1)
+                    continue;
+            }
+            if (g >= XSIM_GFN_LIMIT || special < 0 || !bm_test(d->p2m, g)) {
                 ok = false;
                 break;
             }
             run++;
         }
         if (run)
-            remove_run(d, base, run);
+            remove_run(d, base + j - run, run);
         if (!ok)
             break;
     }
@@ -1014,7 +1032,19 @@ long dom_guest_write(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr)
     for (uint64_t i = 0; i < nr; i++) {
         uint64_t g = gfns[i];
 
-        if (g >= XSIM_GFN_LIMIT || !bm_test(d->p2m, g))
+        /* A frame in a paging state faults, as the vCPU's access would:
+         * vCPU 0 waits for the pager (not under the domain's lock, which
+         * the pager's calls need), then writes. */
+        while (g < XSIM_GFN_LIMIT &&
+               host_paging_type(d, g) != XSIM_PT_NONE &&
+               !__atomic_load_n(&d->shutdown, __ATOMIC_RELAXED) &&
+               !__atomic_load_n(&d->pg.dying, __ATOMIC_RELAXED)) {
+            pthread_mutex_unlock(&d->lock);
+            host_paging_fault(&d->vcpus[0], g);
+            pthread_mutex_lock(&d->lock);
+        }
+        if (g >= XSIM_GFN_LIMIT || !bm_test(d->p2m, g) ||
+            host_paging_type(d, g) != XSIM_PT_NONE)
             continue;
         xsim_stamp_write(d->track.view + g * XSIM_PAGE_SIZE, g,
                          __atomic_add_fetch(&d->gen, 1, __ATOMIC_RELAXED));
@@ -1027,14 +1057,51 @@ long dom_guest_write(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr)
 }
 
 void dom_check_frames(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
-                      int32_t *err)
+                      int32_t *err, struct xsim_refs *refs)
 {
     uint64_t i;
 
-    /* privcmd on a PV dom0: mod_l1_entry() finds no page -> -EINVAL. */
-    for (i = 0; i < nr; i++)
-        err[i] = !d->control && gfns[i] < XSIM_GFN_LIMIT &&
-                 bm_test(d->p2m, gfns[i]) ? 0 : -EINVAL;
+    if (d->control) {
+        for (i = 0; i < nr; i++)
+            err[i] = -EINVAL;
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    for (i = 0; i < nr; i++) {
+        uint64_t g = gfns[i];
+
+        /* privcmd on a PV dom0: mod_l1_entry() finds no page -> -EINVAL;
+         * a paged-out frame is asked for and is -ENOENT. */
+        if (g >= XSIM_GFN_LIMIT) {
+            err[i] = -EINVAL;
+            continue;
+        }
+        err[i] = d->pg.type ? host_paging_map(d, g) : 0;
+        if (err[i] == 0 && !bm_test(d->p2m, g))
+            err[i] = -EINVAL;
+        if (err[i] == 0 && refs) {
+            /* The mapping's reference on the page (get_page_from_l1e) */
+            refs_add(&d->fref, g, 1);
+            refs_add(refs, (uint64_t)d->domid << 32 | g, 1);
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+void dom_unmap_frames(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
+                      struct xsim_refs *refs)
+{
+    pthread_mutex_lock(&d->lock);
+    for (uint64_t i = 0; i < nr; i++) {
+        uint64_t key = (uint64_t)d->domid << 32 | gfns[i];
+
+        /* Only what this connection holds: a client cannot drop others'. */
+        if (gfns[i] < XSIM_GFN_LIMIT && refs_get(refs, key)) {
+            refs_add(refs, key, -1);
+            refs_add(&d->fref, gfns[i], -1);
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
 }
 
 /* ---- log-dirty --------------------------------------------------------- */
@@ -1586,6 +1653,12 @@ char *dom_dm_state(struct xsim_dom *d, size_t *len)
     if (d->vram_nr)
         fprintf(f, "vram %#llx+%llu\n", (unsigned long long)d->vram_first,
                 (unsigned long long)d->vram_nr);
+    {
+        char line[256];
+
+        host_paging_state(d, line, sizeof(line));
+        fputs(line, f);
+    }
     fprintf(f, "logdirty %s dirty_count=%u\n", d->logdirty ? "on" : "off",
             d->dirty_count);
     if (d->panic[0])

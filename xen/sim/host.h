@@ -55,6 +55,60 @@ struct xsim_ioreq {
     int sock[XSIM_IOREQ_MAX_VCPUS + 1];  /* per vCPU, then buffered */
 };
 
+/*
+ * A count per 64-bit key (open addressing, linear probing): the foreign
+ * mappings' references on guest frames, per domain (key gfn) and per
+ * connection (key domid << 32 | gfn).  Not locked: its owner's lock.
+ */
+struct xsim_refs {
+    uint64_t *keys;             /* key + 1; 0 is an empty slot */
+    uint32_t *counts;
+    size_t cap, n;
+};
+
+/* Returns the count after adding @delta (never below 0). */
+uint32_t refs_add(struct xsim_refs *r, uint64_t key, int delta);
+uint32_t refs_get(const struct xsim_refs *r, uint64_t key);
+void refs_fini(struct xsim_refs *r);
+
+/* The p2m paging types (Xen's p2m_ram_paging_out/paged/paging_in). */
+enum xsim_ptype {
+    XSIM_PT_NONE = 0,           /* ram_rw (or log-dirty) when populated */
+    XSIM_PT_PAGING_OUT,         /* nominated: the page is still there */
+    XSIM_PT_PAGED,              /* evicted: no page */
+    XSIM_PT_PAGING_IN,          /* asked for: a page only if never evicted */
+};
+
+/*
+ * Xen 4.17's memory paging of one domain (host-paging.c): the vm_event
+ * ring (Xen the front end), its event channel, the per-frame types.
+ *
+ * Locking: lock is inner to dom.lock and to nothing else; it guards
+ * everything here and every change of type[].  vCPU threads read type[]
+ * without it (one byte, atomically): a change that must not race with a
+ * write in flight (nominate) is made with the vCPUs quiesced.
+ */
+struct xsim_paging {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;        /* slot waiters and paused vCPUs */
+    uint8_t *type;              /* XSIM_GFN_LIMIT bytes, from the 1st enable */
+    bool dying;                 /* the domain goes: release every waiter */
+    void *ring;                 /* the daemon's mapping of the ring page;
+                                   NULL: paging is not enabled */
+    uint64_t ring_gfn;
+    bool ring_orphan;           /* the frame left the p2m, the page is ours */
+    /* vm_event_front_ring_t, kept opaque here (public/vm_event.h) */
+    uint32_t req_prod_pvt, rsp_cons, nr_ents;
+    unsigned target_producers, foreign_producers;
+    unsigned waiters;           /* vCPUs waiting for a slot (Xen's wq) */
+    int sock;                   /* Xen's end of the event channel */
+    int stop_pipe[2];
+    pthread_t thread;
+    bool thread_started;
+    uint64_t paged_pages;       /* d->paged_pages */
+    uint64_t requests, responses, vcpu_waits;
+};
+
 struct xsim_cacheattr {
     uint64_t start, end;
     uint32_t type;
@@ -137,6 +191,10 @@ struct xsim_dom {
     size_t dm_log_len;
     uint64_t hvm_param[XSIM_HVM_NR_PARAMS];
     unsigned pin_count;
+
+    /* Memory paging (host-paging.c); fref under dom.lock */
+    struct xsim_paging pg;
+    struct xsim_refs fref;      /* foreign mappings' references, per gfn */
 };
 
 /* Hooks into the simulated xenstore (xen/sim/xenstore), all optional. */
@@ -209,9 +267,17 @@ long dom_decrease(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
 /* The guest writes (stamps) @gfns through the vCPU view, as a vCPU would;
  * returns how many were populated and written. */
 long dom_guest_write(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr);
-/* Per frame: 0 if mappable, -EINVAL if not. */
+/*
+ * Per frame: 0 if mappable, -EINVAL if not, -ENOENT if paged out (a
+ * request for it queued on the paging ring, as Xen's mod_l1_entry() does).
+ * With @refs, every mappable frame gets a reference, counted in d->fref
+ * and in @refs (the connection's, key domid << 32 | gfn).
+ */
 void dom_check_frames(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
-                      int32_t *err);
+                      int32_t *err, struct xsim_refs *refs);
+/* Drop references dom_check_frames() took for @refs. */
+void dom_unmap_frames(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
+                      struct xsim_refs *refs);
 
 /* XEN_DOMCTL_shadow_op.  @bitmap (may be NULL) receives ceil(pages/8)
  * bytes for CLEAN/PEEK. */
@@ -280,6 +346,40 @@ uint64_t host_pages_outside_p2m(struct xsim_dom *d);
 /* The guest's balloon driver gives back @nr frames (the highest RAM frames
  * still populated) from vCPU 0: returns the number removed. */
 long dom_balloon(struct xsim_dom *d, uint64_t nr);
+
+/* ---- memory paging (host-paging.c, docs/simulator.md) ------------------ */
+
+void host_paging_init(const char *state_dir);
+/* At dom_alloc / at destroy (releases the waiters) / at dom_free. */
+void host_paging_setup(struct xsim_dom *d);
+void host_paging_kill(struct xsim_dom *d);
+void host_paging_fini(struct xsim_dom *d);
+/* XSIM_OP_PAGING: the sub-op's result (ENABLE: the port) or -errno. */
+long dom_paging_op(struct xsim_dom *d, uint32_t op, uint64_t gfn,
+                   const void *buf, size_t buflen);
+/* The paging type of @gfn as a vCPU sees it (no lock). */
+static inline enum xsim_ptype host_paging_type(const struct xsim_dom *d,
+                                               uint64_t gfn)
+{
+    const uint8_t *t = __atomic_load_n(&d->pg.type, __ATOMIC_ACQUIRE);
+
+    return t ? (enum xsim_ptype)__atomic_load_n(&t[gfn], __ATOMIC_RELAXED)
+             : XSIM_PT_NONE;
+}
+/* vCPU @v touched @gfn, which is in a paging state: queue the request and
+ * wait until the pager answered (p2m_mem_paging_populate).  No lock held;
+ * the caller then tries the access again. */
+void host_paging_fault(struct xsim_vcpu *v, uint64_t gfn);
+/* Under d->lock, frame @g in a paging state or the ring's: remove it as
+ * guest_remove_page() does.  Returns 1 if it handled the frame, 0 if the
+ * frame is an ordinary one, -ENOENT if there is nothing to remove. */
+int host_paging_remove(struct xsim_dom *d, uint64_t g);
+/* Under d->lock, before [gfn, gfn + nr) is populated afresh. */
+void host_paging_populated(struct xsim_dom *d, uint64_t gfn, uint64_t nr);
+/* Under d->lock: the foreign map of @g (paged or paging in) -> -ENOENT. */
+int host_paging_map(struct xsim_dom *d, uint64_t g);
+/* A line for dm-state. */
+int host_paging_state(struct xsim_dom *d, char *buf, size_t len);
 
 /* vCPU support (vcpu.c): quiesce blocks until no vCPU is inside a write. */
 void dom_quiesce(struct xsim_dom *d);

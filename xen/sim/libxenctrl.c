@@ -9,7 +9,8 @@
  * memory (populate, decrease reservation, max memory, maximum gpfn), HVM
  * params, HVM context (get/set), credit2 scheduling parameters and the
  * scheduler id, log-dirty (xc_shadow_control, xc_logdirty_control),
- * hypercall buffers, version, error reporting.  See docs/simulator.md for the list
+ * memory paging (xc_mem_paging_*, xc_vm_event_control for the paging
+ * ring), hypercall buffers, version, error reporting.  See docs/simulator.md for the list
  * and for what differs from real Xen.
  */
 #include <errno.h>
@@ -20,6 +21,7 @@
 
 #include <xenctrl.h>
 #include <xen/version.h>
+#include <xen/vm_event.h>
 
 #include "xen/sim/stub.h"
 
@@ -627,6 +629,110 @@ long long xc_logdirty_control(xc_interface *xch, uint32_t domid,
     if (bm && rep.len < bytes)
         memset(bm + rep.len, 0, bytes - (size_t)rep.len);
     return rc;
+}
+
+/* ---- memory paging (xc_mem_paging.c, xc_vm_event.c) -------------------- */
+
+static int paging_op(xc_interface *xch, uint32_t domid, uint32_t op,
+                     uint64_t gfn, const void *page, int64_t *ret)
+{
+    uint64_t args[6] = { op, gfn };
+    int64_t rc = call(xch, XSIM_OP_PAGING, domid, args, page,
+                      page ? XC_PAGE_SIZE : 0, NULL, 0, NULL);
+
+    if (rc < 0)
+        return -1;
+    if (ret)
+        *ret = rc;
+    return 0;
+}
+
+/* Exported by libxc, declared only in its private xc_private.h. */
+int xc_vm_event_control(xc_interface *xch, uint32_t domain_id,
+                        unsigned int op, unsigned int mode, uint32_t *port);
+
+/* XEN_DOMCTL_vm_event_op: only the paging ring is simulated. */
+int xc_vm_event_control(xc_interface *xch, uint32_t domain_id,
+                        unsigned int op, unsigned int mode, uint32_t *port)
+{
+    static const uint32_t ops[] = {
+        [XEN_VM_EVENT_ENABLE] = XSIM_PAGING_ENABLE,
+        [XEN_VM_EVENT_DISABLE] = XSIM_PAGING_DISABLE,
+        [XEN_VM_EVENT_RESUME] = XSIM_PAGING_RESUME,
+    };
+    int64_t ret = 0;
+
+    if (mode != XEN_DOMCTL_VM_EVENT_OP_PAGING) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (op >= sizeof(ops) / sizeof(ops[0]) || !ops[op]) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (paging_op(xch, domain_id, ops[op], 0, NULL, &ret) < 0)
+        return -1;
+    if (port && op == XEN_VM_EVENT_ENABLE)
+        *port = (uint32_t)ret;
+    return 0;
+}
+
+int xc_vm_event_get_version(xc_interface *xch)
+{
+    if (!xch) {
+        errno = EINVAL;
+        return -1;
+    }
+    return VM_EVENT_INTERFACE_VERSION;
+}
+
+int xc_mem_paging_enable(xc_interface *xch, uint32_t domain_id,
+                         uint32_t *port)
+{
+    if (!port) {
+        errno = EINVAL;
+        return -1;
+    }
+    return xc_vm_event_control(xch, domain_id, XEN_VM_EVENT_ENABLE,
+                               XEN_DOMCTL_VM_EVENT_OP_PAGING, port);
+}
+
+int xc_mem_paging_disable(xc_interface *xch, uint32_t domain_id)
+{
+    return xc_vm_event_control(xch, domain_id, XEN_VM_EVENT_DISABLE,
+                               XEN_DOMCTL_VM_EVENT_OP_PAGING, NULL);
+}
+
+int xc_mem_paging_resume(xc_interface *xch, uint32_t domain_id)
+{
+    return xc_vm_event_control(xch, domain_id, XEN_VM_EVENT_RESUME,
+                               XEN_DOMCTL_VM_EVENT_OP_PAGING, NULL);
+}
+
+int xc_mem_paging_nominate(xc_interface *xch, uint32_t domain_id, uint64_t gfn)
+{
+    return paging_op(xch, domain_id, XSIM_PAGING_NOMINATE, gfn, NULL, NULL);
+}
+
+int xc_mem_paging_evict(xc_interface *xch, uint32_t domain_id, uint64_t gfn)
+{
+    return paging_op(xch, domain_id, XSIM_PAGING_EVICT, gfn, NULL, NULL);
+}
+
+int xc_mem_paging_prep(xc_interface *xch, uint32_t domain_id, uint64_t gfn)
+{
+    return paging_op(xch, domain_id, XSIM_PAGING_PREP, gfn, NULL, NULL);
+}
+
+/* XENMEM_paging_op_prep with the page's contents. */
+int xc_mem_paging_load(xc_interface *xch, uint32_t domain_id,
+                       uint64_t gfn, void *buffer)
+{
+    if (!buffer) {
+        errno = EINVAL;
+        return -1;
+    }
+    return paging_op(xch, domain_id, XSIM_PAGING_PREP, gfn, buffer, NULL);
 }
 
 /* ---- hypercall buffers ----------------------------------------------- */

@@ -12,8 +12,18 @@
  * mapped to nothing: touching it raises SIGBUS, as privcmd's fault handler
  * does.  A domain that does not exist (any more) fails the whole call with
  * EPERM, as on Xen 4.17 with a PV dom0 (tests/realxen).
+ *
+ * Memory paging: each frame mapped holds a reference in the host, as a
+ * foreign mapping holds one on its page on Xen (nominate refuses such a
+ * frame), given back by xenforeignmemory_unmap (or when the handle's
+ * connection goes).  A frame that is paged out answers -ENOENT and makes
+ * the host ask the pager for it; as Debian's library (linux.c) does, the
+ * map is retried for those frames until they are back, so a caller never
+ * sees a paged-out frame's missing contents.  A frame that never comes
+ * back (the domain went) keeps its -ENOENT.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -31,11 +41,21 @@ struct fd_cache {
     int fd;
 };
 
+/* A mapping and the frames it holds references on (UINT64_MAX: none). */
+struct fmap {
+    uint8_t *base;
+    size_t pages;
+    uint32_t domid;
+    uint64_t *gfns;
+    struct fmap *next;
+};
+
 struct xenforeignmemory_handle {
     struct xsim_handle h;
     pthread_mutex_t cache_lock;
     struct fd_cache cache[FD_CACHE];
     unsigned next_slot;
+    struct fmap *maps;          /* cache_lock */
 };
 
 static int fmem_restrict_cb(struct xsim_tc_handle *ah, uint32_t domid)
@@ -68,9 +88,17 @@ xenforeignmemory_handle *xenforeignmemory_open(struct xentoollog_logger *logger,
 
 int xenforeignmemory_close(xenforeignmemory_handle *fmem)
 {
+    struct fmap *m, *n;
+
     if (!fmem)
         return 0;
+    /* The host drops the references with the connection. */
     xsim_handle_close(&fmem->h);
+    for (m = fmem->maps; m; m = n) {
+        n = m->next;
+        free(m->gfns);
+        free(m);
+    }
     for (unsigned i = 0; i < FD_CACHE; i++)
         if (fmem->cache[i].fd >= 0)
             close(fmem->cache[i].fd);
@@ -165,6 +193,120 @@ static void cache_drop(xenforeignmemory_handle *fmem, uint32_t domid)
     pthread_mutex_unlock(&fmem->cache_lock);
 }
 
+/* Give back the references a map call took and will not keep. */
+static void drop_refs(xenforeignmemory_handle *fmem, uint32_t dom,
+                      const xen_pfn_t arr[], const int32_t *errs,
+                      size_t pages)
+{
+    uint64_t *g = malloc(pages * sizeof(*g));
+    size_t n = 0;
+
+    if (!g)
+        return;                 /* kept until the handle closes */
+    for (size_t i = 0; i < pages; i++)
+        if (errs[i] == 0)
+            g[n++] = arr[i];
+    if (n)
+        xsim_handle_call(&fmem->h, XSIM_OP_MEM_UNMAP, dom, NULL, g,
+                         n * sizeof(*g), NULL, 0, NULL, NULL);
+    free(g);
+}
+
+/*
+ * Give the references of the pages of [addr, addr + pages) back, for
+ * every mapping of ours that overlaps it (unmapped, or replaced by a
+ * MAP_FIXED mapping).
+ */
+static void release_range(xenforeignmemory_handle *fmem, uint8_t *addr,
+                          size_t pages)
+{
+    uint8_t *end = addr + pages * XSIM_PAGE_SIZE;
+    struct fmap **pp, *m;
+
+    pthread_mutex_lock(&fmem->cache_lock);
+    for (pp = &fmem->maps; (m = *pp);) {
+        uint8_t *mend = m->base + m->pages * XSIM_PAGE_SIZE;
+        uint64_t *drop;
+        size_t i, n = 0, held = 0;
+
+        if (mend <= addr || m->base >= end) {
+            pp = &m->next;
+            continue;
+        }
+        drop = malloc(m->pages * sizeof(*drop));
+        for (i = 0; i < m->pages; i++) {
+            uint8_t *p = m->base + i * XSIM_PAGE_SIZE;
+
+            if (m->gfns[i] == UINT64_MAX)
+                continue;
+            if (p >= addr && p < end) {
+                if (drop)
+                    drop[n++] = m->gfns[i];
+                m->gfns[i] = UINT64_MAX;
+            } else {
+                held++;
+            }
+        }
+        if (n)
+            xsim_handle_call(&fmem->h, XSIM_OP_MEM_UNMAP, m->domid, NULL,
+                             drop, n * sizeof(*drop), NULL, 0, NULL, NULL);
+        free(drop);
+        if (!held) {
+            *pp = m->next;
+            free(m->gfns);
+            free(m);
+        } else {
+            pp = &m->next;
+        }
+    }
+    pthread_mutex_unlock(&fmem->cache_lock);
+}
+
+/*
+ * Ask the host for the frames still -ENOENT (paged out), until none is:
+ * the host queues a request for each and the pager brings them back.
+ * Debian's library polls privcmd every 100 us; so here, backing off to
+ * 1 ms.  Stops when the call fails as a whole (the domain went): those
+ * frames keep -ENOENT.
+ */
+static void retry_paged(xenforeignmemory_handle *fmem, uint32_t dom,
+                        const xen_pfn_t arr[], int32_t *errs, size_t pages)
+{
+    uint64_t *g = malloc(pages * sizeof(*g));
+    int32_t *e = malloc(pages * sizeof(*e));
+    size_t *idx = malloc(pages * sizeof(*idx));
+    unsigned delay = 100;
+
+    if (!g || !e || !idx)
+        goto out;
+    for (;;) {
+        uint64_t args[6] = { 0, 1 };
+        size_t n = 0, i;
+
+        for (i = 0; i < pages; i++) {
+            if (errs[i] == -ENOENT) {
+                idx[n] = i;
+                g[n++] = arr[i];
+            }
+        }
+        if (!n)
+            break;
+        usleep(delay);
+        if (delay < 1000)
+            delay += delay / 2;
+        if (xsim_handle_call(&fmem->h, XSIM_OP_MEM_CHECK, dom, args, g,
+                             n * sizeof(*g), e, n * sizeof(*e), NULL,
+                             NULL) < 0 || e[0] == -ESRCH)
+            break;
+        for (i = 0; i < n; i++)
+            errs[idx[i]] = e[i];
+    }
+out:
+    free(g);
+    free(e);
+    free(idx);
+}
+
 void *xenforeignmemory_map2(xenforeignmemory_handle *fmem, uint32_t dom,
                             void *addr, int prot, int flags, size_t pages,
                             const xen_pfn_t arr[], int err[])
@@ -174,6 +316,7 @@ void *xenforeignmemory_map2(xenforeignmemory_handle *fmem, uint32_t dom,
     int32_t *errs;
     int *perr = err, memfd, holefd, got_fd = -1, e;
     uint64_t instance = 0;
+    struct fmap *rec = NULL;
     uint8_t *base;
     size_t i, len;
 
@@ -192,12 +335,15 @@ void *xenforeignmemory_map2(xenforeignmemory_handle *fmem, uint32_t dom,
 
     memfd = cache_find(fmem, dom, &instance);
     args[0] = memfd < 0;
+    args[1] = 1;                /* each frame mapped holds a reference */
     if (xsim_handle_call(&fmem->h, XSIM_OP_MEM_CHECK, dom, args, arr,
                          pages * sizeof(*arr), errs, pages * sizeof(*errs),
                          &rep, &got_fd) < 0)
         goto fail;
     if (memfd >= 0 && got_fd < 0 && rep.val[0] != instance) {
-        /* The domid now names another domain: fetch its memory. */
+        /* The domid now names another domain: fetch its memory (and
+         * take the references again, with the answers). */
+        drop_refs(fmem, dom, arr, errs, pages);
         args[0] = 1;
         if (xsim_handle_call(&fmem->h, XSIM_OP_MEM_CHECK, dom, args, arr,
                              pages * sizeof(*arr), errs,
@@ -206,6 +352,8 @@ void *xenforeignmemory_map2(xenforeignmemory_handle *fmem, uint32_t dom,
     }
     if (got_fd >= 0)
         memfd = cache_store(fmem, dom, rep.val[0], got_fd);
+    if (errs[0] != -ESRCH)
+        retry_paged(fmem, dom, arr, errs, pages);
     for (i = 0; i < pages; i++)
         perr[i] = errs[i];
     if (perr[0] == -ESRCH) {
@@ -218,11 +366,29 @@ void *xenforeignmemory_map2(xenforeignmemory_handle *fmem, uint32_t dom,
         return NULL;
     }
 
+    /* The references taken, recorded before anything can fail. */
+    rec = malloc(sizeof(*rec));
+    if (rec)
+        rec->gfns = malloc(pages * sizeof(*rec->gfns));
+    if (!rec || !rec->gfns) {
+        free(rec);
+        rec = NULL;
+        drop_refs(fmem, dom, arr, errs, pages);
+        goto nomem;
+    }
+    for (i = 0; i < pages; i++)
+        rec->gfns[i] = errs[i] == 0 ? arr[i] : UINT64_MAX;
+    rec->domid = dom;
+    rec->pages = pages;
+
+    /* A mapping placed over ours ends it (and its references). */
+    if ((flags & MAP_FIXED) && addr)
+        release_range(fmem, addr, pages);
     /* Reserve the whole range, then map each run of good frames over it. */
     base = mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
                 MAP_NORESERVE | (flags & MAP_FIXED), -1, 0);
     if (base == MAP_FAILED)
-        goto fail;
+        goto fail_refs;
     holefd = hole_fd();
     for (i = 0; i < pages;) {
         size_t j = i + 1;
@@ -248,7 +414,7 @@ void *xenforeignmemory_map2(xenforeignmemory_handle *fmem, uint32_t dom,
             e = errno;
             munmap(base, len);
             errno = e;
-            goto fail;
+            goto fail_refs;
         }
         i = j;
     }
@@ -258,6 +424,9 @@ void *xenforeignmemory_map2(xenforeignmemory_handle *fmem, uint32_t dom,
             if (perr[i]) {
                 e = -perr[i];
                 munmap(base, len);
+                drop_refs(fmem, dom, arr, errs, pages);
+                free(rec->gfns);
+                free(rec);
                 free(perr);
                 free(errs);
                 errno = e;
@@ -266,8 +435,20 @@ void *xenforeignmemory_map2(xenforeignmemory_handle *fmem, uint32_t dom,
         }
         free(perr);
     }
+    rec->base = base;
+    pthread_mutex_lock(&fmem->cache_lock);
+    rec->next = fmem->maps;
+    fmem->maps = rec;
+    pthread_mutex_unlock(&fmem->cache_lock);
     free(errs);
     return base;
+fail_refs:
+    e = errno;
+    drop_refs(fmem, dom, arr, errs, pages);
+    free(rec->gfns);
+    free(rec);
+    errno = e;
+    goto fail;
 nomem:
     errno = ENOMEM;
 fail:
@@ -289,8 +470,12 @@ void *xenforeignmemory_map(xenforeignmemory_handle *fmem, uint32_t dom,
 int xenforeignmemory_unmap(xenforeignmemory_handle *fmem, void *addr,
                            size_t pages)
 {
-    (void)fmem;
-    return munmap(addr, pages * XSIM_PAGE_SIZE);
+    int rc = munmap(addr, pages * XSIM_PAGE_SIZE), e = errno;
+
+    if (rc == 0 && fmem)
+        release_range(fmem, addr, pages);
+    errno = e;
+    return rc;
 }
 
 /*

@@ -69,6 +69,7 @@ SIM_TS_SRCS     := $(SIM_DIR)/toolstack.c $(SIM_DIR)/ts-qmp.c \
 SIM_TS_OBJS     := $(SIM_TS_SRCS:$(SIM_DIR)/%.c=$(BUILD)/sim/dobj/%.o)
 SIM_DAEMON_SRCS := $(SIM_DIR)/xensim.c $(SIM_DIR)/daemon.c \
                    $(SIM_DIR)/host.c $(SIM_DIR)/host-ioreq.c \
+                   $(SIM_DIR)/host-paging.c \
                    $(SIM_DIR)/hvmctx.c \
                    $(SIM_DIR)/vcpu.c $(SIM_DIR)/track.c \
                    $(SIM_DIR)/server.c $(SIM_DIR)/chan.c $(SIM_DIR)/log.c \

@@ -78,9 +78,13 @@ enum xsim_op {
 
     XSIM_OP_MEM_POPULATE,      /* arg0 = nr_extents, arg1 = order; in: u64[]; ret = done */
     XSIM_OP_MEM_DECREASE,      /* same shape */
-    XSIM_OP_MEM_CHECK,         /* arg0 = 1 to receive the memfd; in: u64 gfn[];
-                                  out: int32 err[] (0 or -errno per frame);
-                                  val0 = domain instance id */
+    XSIM_OP_MEM_CHECK,         /* arg0 = 1 to receive the memfd, arg1 = 1 to
+                                  take a reference on each mappable frame
+                                  for this connection (a foreign mapping,
+                                  dropped by MEM_UNMAP or at disconnect);
+                                  in: u64 gfn[]; out: int32 err[] (0 or
+                                  -errno per frame: -ENOENT paged out, a
+                                  request queued); val0 = instance id */
 
     XSIM_OP_MEM_P2M,           /* arg0 = 1 to receive the memfd; out: the p2m
                                   as a byte bitmap of val0 frames;
@@ -122,7 +126,23 @@ enum xsim_op {
     XSIM_OP_DOM_BALLOON,       /* arg0 = frames the guest gives back; ret =
                                   frames removed */
 
+    XSIM_OP_PAGING,            /* arg0 = XSIM_PAGING_*, arg1 = gfn; in: the
+                                  page for PREP (optional); ret = port for
+                                  ENABLE (host-paging.c) */
+    XSIM_OP_MEM_UNMAP,         /* in: u64 gfn[]: drop the references
+                                  MEM_CHECK took on this connection */
+
     XSIM_OP_MAX
+};
+
+/* XSIM_OP_PAGING: XEN_DOMCTL_vm_event_op (paging mode) and XENMEM_paging_op */
+enum xsim_paging_op {
+    XSIM_PAGING_ENABLE = 1,
+    XSIM_PAGING_DISABLE,
+    XSIM_PAGING_RESUME,
+    XSIM_PAGING_NOMINATE,
+    XSIM_PAGING_EVICT,
+    XSIM_PAGING_PREP,
 };
 
 struct xsim_req {

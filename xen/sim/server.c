@@ -22,6 +22,10 @@ struct conn {
     struct xsim_server *srv;
     int fd;
     pid_t peer;
+    /* The references this client's foreign mappings hold (key domid << 32
+     * | gfn): dropped when it unmaps, or all at once when it goes, as the
+     * kernel tears a dead process's mappings down. */
+    struct xsim_refs refs;
 };
 
 struct reply {
@@ -73,8 +77,8 @@ static void host_info(struct xsim_host *h, struct reply *r)
  * the protocol reads as one table.
  */
 static void dom_request(struct xsim_host *h, struct xsim_dom *d,
-                        const struct xsim_req *q, const void *in,
-                        size_t inlen, struct reply *r)
+                        struct conn *c, const struct xsim_req *q,
+                        const void *in, size_t inlen, struct reply *r)
 {
     const uint64_t *a = q->arg;
     int rc = 0;
@@ -164,10 +168,26 @@ static void dom_request(struct xsim_host *h, struct xsim_dom *d,
         err = out_alloc(r, inlen / 2);
         if (!err)
             return;
-        dom_check_frames(d, in, inlen / 8, err);
+        dom_check_frames(d, in, inlen / 8, err, a[1] ? &c->refs : NULL);
         r->rep.val[0] = d->instance;
         if (a[0] && d->memfd >= 0)
             r->pass_fd = d->memfd;
+        break;
+    }
+    case XSIM_OP_MEM_UNMAP:
+        if (inlen % 8) {
+            rc = -EINVAL;
+            break;
+        }
+        dom_unmap_frames(d, in, inlen / 8, &c->refs);
+        break;
+    case XSIM_OP_PAGING: {
+        long n = dom_paging_op(d, (uint32_t)a[0], a[1], in, inlen);
+
+        if (n < 0)
+            rc = (int)n;
+        else
+            r->rep.ret = n;
         break;
     }
     case XSIM_OP_SHADOW: {
@@ -415,12 +435,37 @@ static void request(struct conn *c, const struct xsim_req *q, const void *in,
             rc = -ESRCH;
             break;
         }
-        dom_request(h, d, q, in, inlen, r);
+        dom_request(h, d, c, q, in, inlen, r);
         host_put(h, d);
         break;
     }
     if (rc)
         set_err(r, rc);
+}
+
+/* The client is gone: its mappings with it. */
+static void conn_drop_refs(struct conn *c)
+{
+    struct xsim_host *h = c->srv->host;
+
+    for (size_t i = 0; i < c->refs.cap; i++) {
+        uint64_t key;
+        uint32_t n;
+        struct xsim_dom *d;
+
+        if (!c->refs.keys[i])
+            continue;
+        key = c->refs.keys[i] - 1;
+        n = c->refs.counts[i];
+        d = host_get(h, (uint32_t)(key >> 32));
+        if (!d)
+            continue;
+        pthread_mutex_lock(&d->lock);
+        refs_add(&d->fref, key & 0xffffffffu, -(int)n);
+        pthread_mutex_unlock(&d->lock);
+        host_put(h, d);
+    }
+    refs_fini(&c->refs);
 }
 
 static void *conn_main(void *arg)
@@ -470,6 +515,7 @@ static void *conn_main(void *arg)
     }
     free(in);
     close(c->fd);
+    conn_drop_refs(c);
     free(c);
     return NULL;
 }

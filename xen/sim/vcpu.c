@@ -163,6 +163,11 @@ static bool present(const struct xsim_dom *d, uint64_t gfn)
              (gfn % 64)) & 1);
 }
 
+/*
+ * Up to @count page writes.  A frame in a paging state (host-paging.c)
+ * ends the batch with v->fault_gfn set: the access faults, and is made
+ * again, before any new pick, once the pager has answered.
+ */
 static void write_batch(struct xsim_vcpu *v, const struct xsim_workload *wl,
                         unsigned count)
 {
@@ -170,8 +175,16 @@ static void write_batch(struct xsim_vcpu *v, const struct xsim_workload *wl,
     uint64_t t0 = thread_ns(), done = 0;
 
     for (unsigned i = 0; i < count; i++) {
-        uint64_t gfn = pick(v, wl);
+        uint64_t gfn = v->fault_gfn;
 
+        if (gfn == UINT64_MAX)
+            gfn = pick(v, wl);
+        v->fault_gfn = UINT64_MAX;
+        if (gfn < XSIM_GFN_LIMIT &&
+            host_paging_type(d, gfn) != XSIM_PT_NONE) {
+            v->fault_gfn = gfn;
+            break;
+        }
         if (!present(d, gfn))
             continue;           /* ballooned out */
         xsim_stamp_write(d->track.view + gfn * XSIM_PAGE_SIZE, gfn,
@@ -401,6 +414,14 @@ static void *vcpu_main(void *arg)
             v->budget_ns -= (int64_t)(mono_ns() - b0);
         if (--d->running == 0)
             pthread_cond_broadcast(&d->idle_cond);
+        if (v->fault_gfn != UINT64_MAX) {
+            /* Paused by the pager's ring, outside the run lock and not
+             * counted as running, like a wait for the device model. */
+            pthread_mutex_unlock(&d->run_lock);
+            host_paging_fault(v, v->fault_gfn);
+            pthread_mutex_lock(&d->run_lock);
+            fresh = true;
+        }
     }
     pthread_mutex_unlock(&d->run_lock);
     return NULL;
@@ -422,6 +443,7 @@ int vcpus_start(struct xsim_dom *d)
         v->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)d->domid << 32) ^
                  ((uint64_t)i + 1) * 0xbf58476d1ce4e5b9ull;
         v->cursor = d->nr_ram / d->nr_vcpus * i;
+        v->fault_gfn = UINT64_MAX;
         rc = pthread_create(&v->thread, NULL, vcpu_main, v);
         if (rc) {
             d->nr_vcpus = i;    /* vcpus_stop() joins the ones started */

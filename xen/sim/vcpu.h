@@ -62,6 +62,10 @@ struct xsim_vcpu {
     uint64_t seq;               /* pages picked so far (the "rip") */
     bool down;                  /* _VPF_down: not in the loaded context */
     int64_t budget_ns;          /* cap budget held, run_lock */
+    /* Memory paging: Xen's v->vm_event_pause_count (d->pg.lock), and the
+     * frame a write stopped at, written again once the vCPU resumes. */
+    unsigned vm_event_pause;
+    uint64_t fault_gfn;         /* UINT64_MAX: none */
 };
 
 /* Parse @spec into @wl; -EINVAL with a message in @err if malformed. */
