@@ -71,6 +71,12 @@ void hp_log(Hotplug *hp, const char *fmt, ...)
 
 
 /* "512 MiB", "4 KiB" or "1234 bytes": sizes as a person reads them. */
+/* Whether a cap on hot-plugged memory applies (maxmem was given). */
+static bool hp_capped(const Hotplug *hp)
+{
+    return hp->cfg.max_set || hp->cfg.max_bytes;
+}
+
 static const char *hp_size(uint64_t bytes, char *buf, size_t len)
 {
     if (bytes && bytes % (1ULL << 30) == 0) {
@@ -369,8 +375,12 @@ static int hp_check_request(Hotplug *hp, uint32_t slot, uint64_t gpa,
                        PRIx64 ")", gpa, gpa + size, hp->cfg.window_start,
                        hp->cfg.window_end);
     }
-    if (hp->cfg.max_bytes && (hp->plugged_bytes > hp->cfg.max_bytes ||
-                              size > hp->cfg.max_bytes - hp->plugged_bytes)) {
+    if (hp_capped(hp) && !hp->cfg.max_bytes) {
+        return xr_error(err, errlen, -ENOSPC, "this guest may hot-plug no "
+                       "memory: its maxmem is no larger than its RAM");
+    }
+    if (hp_capped(hp) && (hp->plugged_bytes > hp->cfg.max_bytes ||
+                          size > hp->cfg.max_bytes - hp->plugged_bytes)) {
         return xr_error(err, errlen, -ENOSPC, "adding %s would exceed the "
                        "%s the guest may hot-plug (maxmem); %s are plugged",
                        hp_size(size, sz, sizeof(sz)),
@@ -717,7 +727,7 @@ static int hp_check_restore(Hotplug *hp, const HotplugRestoreSlot *slots,
                            sorted[i]->gpa);
         }
     }
-    if (hp->cfg.max_bytes && total > hp->cfg.max_bytes) {
+    if (hp_capped(hp) && total > hp->cfg.max_bytes) {
         return xr_error(err, errlen, -ENOSPC, "the saved state has %s of "
                        "hot-plugged memory, more than the %s this guest may "
                        "hot-plug (maxmem): start the destination with the "

@@ -93,8 +93,12 @@ typedef struct HotplugConfig {
     uint32_t toolstack_domid;
     /* The hotplug window [window_start, window_end): page-aligned. */
     uint64_t window_start, window_end;
-    /* Cap on all slots together, in bytes (maxmem - RAM); 0: none. */
+    /*
+     * Cap on all slots together, in bytes (maxmem - RAM); 0: none, unless
+     * @max_set, which makes 0 a cap too (a maxmem no larger than RAM).
+     */
     uint64_t max_bytes;
+    bool max_set;
     /* Alignment of automatic placement (power of two); 0: the default. */
     uint64_t align;
     /* Number of slots (0 .. nr_slots - 1); 0: HOTPLUG_MAX_SLOTS. */

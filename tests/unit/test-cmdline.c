@@ -492,6 +492,7 @@ static void test_hotplug_window_fits_any_guest_the_command_line_allows(
     assert_true(w.end > w.start);
     assert_true(w.end - w.start >= 1024 * gib);
     assert_int_equal(w.max_bytes, 0);
+    assert_false(w.max_set);
     assert_int_equal(w.slots, 256);
     /* A small guest: at least DM_HOTPLUG_WINDOW_MIN. */
     w = window_of("256", 256ULL << 20);
@@ -503,6 +504,12 @@ static void test_hotplug_window_fits_any_guest_the_command_line_allows(
     assert_int_equal(w.slots, 4);
     assert_true(w.end - w.start >= 3 * gib);
     assert_true(w.end - w.start <= 4 * gib);
+    assert_true(w.max_set);
+    /* maxmem = RAM: no room, which is a cap (not "no maxmem"). */
+    w = window_of("1024,maxmem=1024M,slots=4", gib);
+    assert_true(w.max_set);
+    assert_int_equal(w.max_bytes, 0);
+    assert_true(w.end - w.start <= 4 * (128ULL << 20));  /* slots x align */
     /* The largest guest: nothing wraps. */
     w = window_of("16T,maxmem=16T", 4 * gib + (16ULL << 40));
     assert_true(w.start >= (16ULL << 40) && w.end > w.start);

@@ -1129,6 +1129,21 @@ static void test_cap_on_hotplugged_memory_is_enforced(void **state)
     add_ok(g, 1, 640 * MiB, 32 * MiB);
 }
 
+/* maxmem no larger than RAM: 0 bytes of room is a cap, not "no cap". */
+static void test_maxmem_equal_to_ram_allows_no_hotplug(void **state)
+{
+    Guest *g = *state;
+    HotplugSlotInfo info;
+
+    hotplug_free(g->hp);
+    g->cfg.max_bytes = 0;
+    g->cfg.max_set = true;
+    hp_start(g);
+    refuse_add(g, 0, 512 * MiB, 64 * MiB, -ENOSPC, "this guest may hot-plug "
+               "no memory: its maxmem is no larger than its RAM");
+    assert_int_equal(hotplug_slot_info(g->hp, 0, &info), -ENOENT);
+}
+
 /* ---- failures half-way ------------------------------------------------------ */
 
 static void test_populate_failure_changes_nothing(void **state)
@@ -1810,6 +1825,7 @@ int main(void)
         T(test_slot_numbers_and_double_adds_are_checked),
         T(test_blocked_requests_are_refused_with_the_reason),
         T(test_cap_on_hotplugged_memory_is_enforced),
+        T(test_maxmem_equal_to_ram_allows_no_hotplug),
         T(test_populate_failure_changes_nothing),
         T(test_populate_failure_half_way_releases_what_was_done),
         T(test_unmappable_memory_is_refused_and_released),

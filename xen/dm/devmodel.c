@@ -233,8 +233,9 @@ void dm_hotplug_window(const DMConfig *cfg, uint64_t ram_bytes, uint64_t top,
     w->slots = cfg->ram_slots ? cfg->ram_slots : HOTPLUG_MAX_SLOTS;
     w->start = ROUND_UP(top, GiB);
     /* The RAM the guest has: an incoming guest's may be less than -m. */
+    w->max_set = maxmem != 0;
     w->max_bytes = maxmem > ram_bytes ? maxmem - ram_bytes : 0;
-    w->end = w->start + (w->max_bytes ? w->max_bytes :
+    w->end = w->start + (w->max_set ? w->max_bytes :
                          MAX(ram_bytes, DM_HOTPLUG_WINDOW_MIN)) +
              (uint64_t)w->slots * HOTPLUG_DEFAULT_ALIGN;
 }
@@ -258,7 +259,7 @@ static int dm_hotplug_init(DeviceModel *dm, bool incoming, uint64_t above,
         .root = &dm->root, .mc = dm->mc, .domid = cfg->domid,
         .toolstack_domid = 0,
         .window_start = w.start, .window_end = w.end,
-        .max_bytes = w.max_bytes, .nr_slots = w.slots, .incoming = incoming,
+        .max_bytes = w.max_bytes, .max_set = w.max_set, .nr_slots = w.slots, .incoming = incoming,
         .xen_max_pages = dm->xen_max_pages,
         .xs_base = dm->xs_base, .no_xenstore = !xen_xs(dm->xh),
         .log = dm_hotplug_log, .log_opaque = dm, .debug = dm_hotplug_debug,

@@ -37,12 +37,14 @@
 
 /*
  * Where RAM hot-plug goes: slots in guest-physical [start, end), adding up
- * to max_bytes (maxmem - RAM; 0 when no maxmem was given: then Xen's
- * maximum alone limits them), in @slots slots.
+ * to max_bytes (maxmem - RAM) when @max_set (maxmem was given; 0 then
+ * means no room at all), else Xen's maximum alone limits them; in @slots
+ * slots.
  */
 typedef struct DMHotplugWindow {
     uint64_t start, end;
     uint64_t max_bytes;
+    bool max_set;
     uint32_t slots;
 } DMHotplugWindow;
 
