@@ -1615,7 +1615,11 @@ void *mig_recv_thread(void *opaque)
         }
         if (c->ctl.chan) {
             /* Best effort: the source may be gone already. */
-            recv_send_result(c, ret ? (uint32_t)-ret : 0,
+            /* Bit 31: the guest ran here (postcopy): the source must not
+             * resume its stale copy. */
+            recv_send_result(c, ret ? ((uint32_t)-ret |
+                                       (c->running ? STREAM_RESULT_RAN : 0))
+                                    : 0,
                              ret ? err : "running");
         }
     }

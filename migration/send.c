@@ -1427,6 +1427,10 @@ static int send_rp_join(SendCtx *c, char *err, size_t errlen)
     }
     if (c->rp_result && c->rp_status) {
         snprintf(err, errlen, "the destination failed: %.400s", c->rp_err);
+        /* It says it never ran the guest: this copy is the only one. */
+        if (!(c->rp_status & STREAM_RESULT_RAN)) {
+            c->run_sent = false;
+        }
         return -EIO;
     }
     if (!c->rp_result) {
@@ -1542,6 +1546,19 @@ static int send_postcopy(SendCtx *c, uint64_t *t_pause, char *err,
     }
     if (!ret) {
         ret = send_rp_join(c, err, errlen);
+    } else if (c->rp_started) {
+        char e2[512];
+
+        /*
+         * A channel closed under us: a destination that failed says why
+         * (and whether it ran the guest) in its RESULT before it goes.
+         * Wait a little for it, as send_peer_reason() does for precopy.
+         */
+        c->ctl.chan->stall_ms = SEND_REASON_MS;
+        if (send_rp_join(c, e2, sizeof(e2)) == -EIO) {
+            snprintf(err, errlen, "%s", e2);
+            ret = -EIO;
+        }
     }
     return ret;
 }

@@ -285,6 +285,12 @@ int stream_page_request_decode(const uint8_t *body, uint32_t len,
                                char idstr[256], uint64_t *page,
                                uint32_t *npages, char *err, size_t errlen);
 
+/*
+ * RESULT's status: 0, or an errno with this bit set when the guest ran on
+ * the destination before it failed (postcopy, after RUN).
+ */
+#define STREAM_RESULT_RAN 0x80000000u
+
 /* True if the STREAM_PAGE_SIZE bytes at @page are all zero. */
 bool stream_page_is_zero(const void *page);
 
