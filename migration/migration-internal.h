@@ -39,6 +39,11 @@ struct Migration {
     pthread_t thread;
     bool cancel;                /* atomic: migrate_cancel */
     bool switchover_go;         /* migrate-continue arrived */
+    /*
+     * migrate-start-postcopy arrived (atomic): read by the sender after
+     * each round.  Set before `migrate` it stays for that migration.
+     */
+    bool start_postcopy;
     /* The channels of the running migration, for cancel (under @lock). */
     MigChannel *chan[1 + MIG_MAX_CHANNELS];
     unsigned nchan;
@@ -65,6 +70,13 @@ bool mig_cancelled(Migration *m);
 /* Register @c for migrate_cancel (the thread closes it itself). */
 void mig_track_channel(Migration *m, MigChannel *c);
 void mig_untrack_channels(Migration *m);
+
+/*
+ * Ask postcopy's notifiers whether this device model can take part in
+ * postcopy (the capability being set); under @m->lock.  0 or -errno with
+ * the notifier's sentence (recv.c).
+ */
+int mig_postcopy_probe(Migration *m, char *err, size_t errlen);
 
 /* The sender's and the receiver's threads (send.c, recv.c). */
 void *mig_send_thread(void *opaque);

@@ -205,7 +205,16 @@ typedef struct MigrationCaps {
     bool auto_converge;         /* throttle a guest that outruns the link */
     bool events;                /* MIGRATION / MIGRATION_PASS events */
     bool pause_before_switchover;
-    bool postcopy_ram;          /* reserved: refused until postcopy exists */
+    /*
+     * postcopy-ram: the source may switch to postcopy (after
+     * migrate-start-postcopy): the guest runs on the destination while
+     * the rest of its RAM follows, each page it touches fetched first.
+     * postcopy-preempt: pages the destination asks for travel on a data
+     * channel of their own, never behind background pages (needs
+     * multifd).  docs/postcopy.md.
+     */
+    bool postcopy_ram;
+    bool postcopy_preempt;
 } MigrationCaps;
 
 typedef enum MigrationStatus {
@@ -218,6 +227,8 @@ typedef enum MigrationStatus {
     MIGRATION_STATUS_FAILED,
     MIGRATION_STATUS_CANCELLING,
     MIGRATION_STATUS_CANCELLED,
+    /* After the switch to postcopy: the guest runs on the destination. */
+    MIGRATION_STATUS_POSTCOPY_ACTIVE,
 } MigrationStatus;
 
 /* QEMU's name of @s ("none", "setup", "active", "pre-switchover", ...). */
@@ -261,6 +272,27 @@ typedef struct MigrationRamInfo {
     uint64_t multifd_bytes;     /* bytes on the data channels */
 } MigrationRamInfo;
 
+/* Fault service times, log2 buckets of microseconds: [2^i, 2^(i+1)). */
+#define MIGRATION_LATENCY_BUCKETS 24
+
+/*
+ * Postcopy's figures.  Source: @requests PAGE_REQUESTs taken, @requested
+ * pages sent because they were asked for.  Destination: @requests faults
+ * turned into PAGE_REQUESTs, their service times (fault to page loaded),
+ * what DISCARD and LISTEN did, pages placed and duplicates.
+ */
+typedef struct MigrationPostcopyInfo {
+    bool used;                  /* the migration switched to postcopy */
+    uint64_t requests;
+    uint64_t requested;         /* source */
+    uint64_t background;        /* source: pages sent after the switch */
+    uint64_t discarded, made_absent, placed, duplicates;
+    uint64_t blocktime_ns;      /* sum of the service times */
+    uint64_t faults;            /* service times recorded */
+    uint64_t p50_ns, p99_ns, max_ns;
+    uint64_t hist[MIGRATION_LATENCY_BUCKETS];
+} MigrationPostcopyInfo;
+
 typedef struct MigrationInfo {
     MigrationStatus status;
     bool incoming;              /* this side receives */
@@ -270,6 +302,7 @@ typedef struct MigrationInfo {
     uint64_t expected_downtime; /* ms, at the current rate */
     uint32_t cpu_throttle_percentage;
     MigrationRamInfo ram;
+    MigrationPostcopyInfo postcopy;
     char error_desc[512];
 } MigrationInfo;
 
@@ -323,6 +356,14 @@ unsigned migration_take_events(Migration *m, MigrationEvent *ev,
  */
 int migration_start(Migration *m, const char *uri, int fd, char *err,
                     size_t errlen);
+
+/*
+ * QMP `migrate-start-postcopy`: switch to postcopy after the round that
+ * runs now, or, before `migrate`, after round 1.  Refused (-EINVAL, with
+ * QEMU's sentences) without the postcopy-ram capability, on a
+ * destination, or once the switch (or the end) is past.
+ */
+int migration_start_postcopy(Migration *m, char *err, size_t errlen);
 
 /* QMP `migrate_cancel`: the guest keeps running on the source. */
 void migration_cancel(Migration *m);

@@ -36,9 +36,10 @@ const char *migration_status_name(MigrationStatus s)
         [MIGRATION_STATUS_FAILED] = "failed",
         [MIGRATION_STATUS_CANCELLING] = "cancelling",
         [MIGRATION_STATUS_CANCELLED] = "cancelled",
+        [MIGRATION_STATUS_POSTCOPY_ACTIVE] = "postcopy-active",
     };
 
-    return s <= MIGRATION_STATUS_CANCELLED ? names[s] : "none";
+    return s <= MIGRATION_STATUS_POSTCOPY_ACTIVE ? names[s] : "none";
 }
 
 void migration_params_default(MigrationParams *p)
@@ -130,12 +131,50 @@ int migration_set_caps(Migration *m, const MigrationCaps *c, char *err,
         snprintf(err, errlen, "a migration is in progress: set capabilities "
                  "before it starts");
         ret = -EBUSY;
-    } else if (c->postcopy_ram) {
-        snprintf(err, errlen, "capability 'postcopy-ram' is not supported "
-                 "yet by xenram");
-        ret = -ENOTSUP;
+    } else if (c->postcopy_preempt && !c->postcopy_ram) {
+        snprintf(err, errlen, "Postcopy preempt requires postcopy-ram");
+        ret = -EINVAL;
+    } else if (c->postcopy_ram && m->global_dirty_log) {
+        snprintf(err, errlen, "capability 'postcopy-ram' needs xenram's own "
+                 "migration engine, and an xl migrate of this guest is in "
+                 "progress (the global dirty log is on): libxc's stream "
+                 "has no postcopy");
+        ret = -EBUSY;
+    } else if (c->postcopy_ram && !m->caps.postcopy_ram &&
+               (ret = mig_postcopy_probe(m, err, errlen))) {
+        /* The sentence is the notifier's. */
     } else {
         m->caps = *c;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
+int migration_start_postcopy(Migration *m, char *err, size_t errlen)
+{
+    int ret = 0;
+
+    pthread_mutex_lock(&m->lock);
+    if (!m->caps.postcopy_ram) {
+        snprintf(err, errlen, "Enable postcopy with migrate_set_capability "
+                 "before the start of migration");
+        ret = -EINVAL;
+    } else if (m->active && m->info.incoming) {
+        snprintf(err, errlen, "migrate-start-postcopy is the source's: this "
+                 "device model is a migration's destination");
+        ret = -EINVAL;
+    } else if (m->active && m->info.status == MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+        snprintf(err, errlen, "Postcopy already started");
+        ret = -EINVAL;
+    } else if (m->active && m->info.status != MIGRATION_STATUS_SETUP &&
+               m->info.status != MIGRATION_STATUS_ACTIVE) {
+        snprintf(err, errlen, "the migration is in state '%s', past the "
+                 "point where it can switch to postcopy",
+                 migration_status_name(m->info.status));
+        ret = -EINVAL;
+    } else {
+        /* Before `migrate`: QEMU's meaning, postcopy after round 1. */
+        __atomic_store_n(&m->start_postcopy, true, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&m->lock);
     return ret;
@@ -196,6 +235,8 @@ void mig_finish(Migration *m, MigrationStatus s)
     pthread_mutex_lock(&m->lock);
     m->info.status = s;
     m->active = false;
+    /* A migrate-start-postcopy belongs to the migration it was for. */
+    __atomic_store_n(&m->start_postcopy, false, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&m->lock);
     mig_event(m, MIGRATION_EVENT_STATUS, s);
 }
@@ -341,6 +382,12 @@ int migration_start(Migration *m, const char *uri, int fd, char *err,
         snprintf(err, errlen, "no fd named '%s' (pass one with getfd first)",
                  a.fdname);
         return -ENOENT;
+    }
+    if (m->caps.postcopy_preempt && !m->caps.multifd) {
+        snprintf(err, errlen, "postcopy-preempt puts requested pages on a "
+                 "data channel of their own, which needs the multifd "
+                 "capability: turn it on, or postcopy-preempt off");
+        return -EINVAL;
     }
     if (fd >= 0 && m->caps.multifd) {
         snprintf(err, errlen, "an fd: migration carries one channel: turn "

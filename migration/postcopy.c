@@ -295,6 +295,27 @@ int postcopy_incoming_received(PostcopyIncoming *pi, RAMBlock *block,
     return ret;
 }
 
+int postcopy_incoming_received_batch(PostcopyIncoming *pi,
+                                     RAMBlock *const *blocks,
+                                     const uint64_t *pages, unsigned n,
+                                     char *err, size_t errlen)
+{
+    int ret;
+
+    pthread_mutex_lock(&pi->lock);
+    ret = check_state(pi, S(NONE) | S(ADVISE) | S(DISCARD),
+                      "a precopy page", err, errlen);
+    for (unsigned i = 0; !ret && i < n; i++) {
+        ret = check_range(blocks[i], pages[i], 1, "a precopy page", err,
+                          errlen);
+    }
+    for (unsigned i = 0; !ret && i < n; i++) {
+        xr_set_bit(pages[i], blocks[i]->receivedmap);
+    }
+    pthread_mutex_unlock(&pi->lock);
+    return ret;
+}
+
 int postcopy_incoming_place(PostcopyIncoming *pi, RAMBlock *block,
                             uint64_t page, const void *data, char *err,
                             size_t errlen)

@@ -158,6 +158,16 @@ int postcopy_incoming_received(PostcopyIncoming *pi, RAMBlock *block,
                                uint64_t page, char *err, size_t errlen);
 
 /*
+ * The same for @n pages at once, page @pages[i] of @blocks[i], under one
+ * lock (a receiver marks a batch): all of them or, on -ERANGE / -EPROTO
+ * with @err, none.
+ */
+int postcopy_incoming_received_batch(PostcopyIncoming *pi,
+                                     RAMBlock *const *blocks,
+                                     const uint64_t *pages, unsigned n,
+                                     char *err, size_t errlen);
+
+/*
  * Put page @page of @block in (LISTENING or RUNNING), @data NULL for a
  * zero page.  0 if placed or already present (counted as a duplicate).
  */

@@ -31,7 +31,10 @@
 #include <unistd.h>
 
 #include "migration/migration-internal.h"
+#include "migration/pagereq.h"
+#include "migration/postcopy.h"
 #include "migration/stream.h"
+#include "xen/paging.h"
 #include "xen/xen.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -87,6 +90,33 @@ struct RecvCtx {
     pthread_t prefault[RECV_PREFAULT_THREADS];
     unsigned nprefault;
     uint64_t prefault_next;             /* atomic: the next chunk */
+
+    /*
+     * Postcopy (docs/postcopy.md).  Every page received is marked in its
+     * block's receivedmap from the start (the source's ADVISE may come
+     * after the first batches on the data channels).  @listening and
+     * @running change under @lock; writers wait on @cond for LISTEN.
+     */
+    PostcopyIncoming pi;
+    bool pi_init;
+    bool advised, listening, running;
+    RAMBlock *blocks[DEVSTATE_MAX_BLOCKS];  /* with migration bitmaps */
+    size_t nblocks;
+    struct RecvNotifier { PostcopyNotifier n; Migration *m; } hp;
+    /* DISCARDs, checked on arrival, applied at LISTEN once every channel
+     * has written the rounds before it. */
+    struct RecvDiscard { RAMBlock *block; uint64_t start, n; } *discards;
+    size_t ndiscards, discards_cap;
+    XenPager *pager;
+    MigPageQueue faults;                /* frames the ring thread asks for */
+    uint64_t *fault_ns;                 /* each frame's fault time, or 0 */
+    pthread_t req_thread, run_thread;
+    bool req_started, run_started;
+    int run_ret;
+    char run_err[512];
+    /* The return path: PAGE_REQUESTs and RESULT, numbered from 0. */
+    pthread_mutex_t rp_lock;
+    uint32_t rp_seq;
 };
 
 /* ---- records ----------------------------------------------------------------------- */
@@ -131,10 +161,15 @@ static int recv_send_result(RecvCtx *c, uint32_t status, const char *msg)
     };
     char err[256];
 
+    int ret;
+
     memcpy(body, &status, 4);
     memcpy(body + 4, msg, n);
-    stream_record_header(STREAM_REC_RESULT, 0, &iov[1], 1, hdr);
-    return mig_channel_writev_all(c->ctl.chan, iov, 2, err, sizeof(err));
+    pthread_mutex_lock(&c->rp_lock);
+    stream_record_header(STREAM_REC_RESULT, c->rp_seq++, &iov[1], 1, hdr);
+    ret = mig_channel_writev_all(c->ctl.chan, iov, 2, err, sizeof(err));
+    pthread_mutex_unlock(&c->rp_lock);
+    return ret;
 }
 
 /* ---- guest memory ---------------------------------------------------------------------- */
@@ -447,6 +482,10 @@ static int recv_presence(RecvCtx *c, size_t k, uint64_t gfn, bool present,
     return 0;
 }
 
+static int recv_mark_received(Receiver *r, char *err, size_t errlen);
+static int recv_postcopy_ram(Receiver *r, char *err, size_t errlen);
+static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen);
+
 static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
 {
     RecvCtx *c = r->ctx;
@@ -457,6 +496,14 @@ static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
     ret = stream_batch_parse(r->dec, r->body, len, v, err, errlen);
     if (ret) {
         return ret;
+    }
+    if (v->flags & STREAM_BATCH_F_POSTCOPY) {
+        return recv_postcopy_ram(r, err, errlen);
+    }
+    if (__atomic_load_n(&c->listening, __ATOMIC_ACQUIRE)) {
+        return xr_error(err, errlen, -EPROTO, "a precopy RAM batch after "
+                        "POSTCOPY_LISTEN: the guest's pages are placed from "
+                        "then on");
     }
     /* Every page is checked before any is written. */
     for (uint32_t i = 0; i < v->npages; i++) {
@@ -497,6 +544,9 @@ static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
             memset(dst, 0, XR_PAGE_SIZE);
         }
     }
+    if ((ret = recv_mark_received(r, err, errlen))) {
+        return ret;
+    }
     __atomic_add_fetch(&c->pages, v->npages, __ATOMIC_RELAXED);
     return 0;
 }
@@ -530,6 +580,630 @@ static int recv_round_end(Receiver *r, uint32_t len, char *err,
         pthread_mutex_unlock(&c->m->lock);
     }
     return ret;
+}
+
+/* ---- postcopy ------------------------------------------------------------------------ */
+
+/* Block and page of frame @gfn in range @k (block NULL: a special frame). */
+static RAMBlock *recv_block_page(const RecvCtx *c, size_t k, uint64_t gfn,
+                                 uint64_t *page)
+{
+    *page = c->ranges[k].page + (gfn - c->ranges[k].gfn);
+    return c->ranges[k].block;
+}
+
+/* The frame index of @gfn in range @k, for @absent and @fault_ns. */
+static uint64_t recv_frame_index(const RecvCtx *c, size_t k, uint64_t gfn)
+{
+    return c->absent_base[k] + (gfn - c->ranges[k].gfn);
+}
+
+/* A precopy batch was written: its block pages are received. */
+static int recv_mark_received(Receiver *r, char *err, size_t errlen)
+{
+    RecvCtx *c = r->ctx;
+    StreamBatchView *v = r->view;
+    RAMBlock *blocks[STREAM_BATCH_MAX_PAGES];
+    uint64_t pages[STREAM_BATCH_MAX_PAGES];
+    unsigned n = 0;
+
+    if (!c->pi_init) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < v->npages; i++) {
+        RAMBlock *b = recv_block_page(c, r->range[i], v->pfn[i], &pages[n]);
+
+        /* An ABSENT frame is as the source has it: received too. */
+        if (b) {
+            blocks[n++] = b;
+        }
+    }
+    return postcopy_incoming_received_batch(&c->pi, blocks, pages, n, err,
+                                            errlen);
+}
+
+/* The destination's figures, for query-migrate. */
+static void recv_postcopy_info(RecvCtx *c)
+{
+    MigrationPostcopyInfo *pc = &c->m->info.postcopy;
+    PostcopyStats st;
+    uint64_t asked;
+
+    postcopy_incoming_stats(&c->pi, &st);
+    pthread_mutex_lock(&c->faults.lock);
+    asked = c->faults.pushed;
+    pthread_mutex_unlock(&c->faults.lock);
+    pthread_mutex_lock(&c->m->lock);
+    pc->used = true;
+    pc->requests = asked;
+    pc->discarded = st.discarded;
+    pc->made_absent = st.made_absent;
+    pc->placed = st.placed;
+    pc->duplicates = st.duplicates;
+    pc->blocktime_ns = st.blocktime_ns;
+    pc->faults = st.requests;
+    pc->p50_ns = st.p50_ns;
+    pc->p99_ns = st.p99_ns;
+    pc->max_ns = st.max_ns;
+    memcpy(pc->hist, st.latency.bucket, sizeof(pc->hist));
+    pthread_mutex_unlock(&c->m->lock);
+}
+
+/* Wait for LISTEN (a postcopy batch may overtake it on its channel). */
+static int recv_wait_listening(RecvCtx *c)
+{
+    int ret;
+
+    pthread_mutex_lock(&c->lock);
+    while (!c->listening && !c->abort) {
+        pthread_cond_wait(&c->cond, &c->lock);
+    }
+    ret = c->listening ? 0 : -ECANCELED;
+    pthread_mutex_unlock(&c->lock);
+    return ret;
+}
+
+/*
+ * A batch sent after the switch: every page placed through the pager
+ * (loaded, its waiting vCPUs resumed), at most once; the time from the
+ * fault that asked for it to its load recorded.
+ */
+static int recv_postcopy_ram(Receiver *r, char *err, size_t errlen)
+{
+    RecvCtx *c = r->ctx;
+    StreamBatchView *v = r->view;
+    const uint8_t *src = v->data;
+    int ret;
+
+    for (uint32_t i = 0; i < v->npages; i++) {
+        uint64_t page;
+
+        r->range[i] = recv_range(c, v->pfn[i]);
+        if (r->range[i] == SIZE_MAX ||
+            !recv_block_page(c, r->range[i], v->pfn[i], &page)) {
+            return xr_error(err, errlen, -EINVAL, "the source sent guest "
+                            "frame %#" PRIx64 " after the switch to "
+                            "postcopy, which is no RAM block's page of the "
+                            "layout", v->pfn[i]);
+        }
+    }
+    if (!c->pi_init || (ret = recv_wait_listening(c))) {
+        return c->pi_init ? xr_error(err, errlen, -ECANCELED, "another "
+                                     "channel failed")
+                          : xr_error(err, errlen, -EPROTO, "a postcopy RAM "
+                                     "batch, but the source never sent "
+                                     "POSTCOPY_ADVISE");
+    }
+    for (uint32_t i = 0; i < v->npages; i++) {
+        size_t k = r->range[i];
+        uint64_t page, idx = recv_frame_index(c, k, v->pfn[i]), t;
+        RAMBlock *b = recv_block_page(c, k, v->pfn[i], &page);
+        const void *data = NULL;
+
+        if (v->kind[i] == STREAM_PAGE_NORMAL) {
+            data = src;
+            src += XR_PAGE_SIZE;
+        }
+        /*
+         * A frame the source no longer has (ballooned since it was sent)
+         * comes back as zeros: the guest gave it up and reads nothing
+         * from it; Xen's paging has no way back to "not populated".
+         */
+        ret = postcopy_incoming_place(&c->pi, b, page, data, err, errlen);
+        if (ret) {
+            return ret;
+        }
+        t = __atomic_exchange_n(&c->fault_ns[idx], 0, __ATOMIC_ACQ_REL);
+        if (t) {
+            postcopy_incoming_fault_served(&c->pi, mig_now_ns() - t);
+        }
+    }
+    __atomic_add_fetch(&c->pages, v->npages, __ATOMIC_RELAXED);
+    recv_postcopy_info(c);
+    return 0;
+}
+
+/* PostcopyOps.make_absent: the frames of pages [page, page + n) paged out. */
+static int recv_make_absent(void *opaque, RAMBlock *block, uint64_t page,
+                            uint64_t npages, char *err, size_t errlen)
+{
+    RecvCtx *c = opaque;
+
+    for (size_t k = 0; k < c->nranges; k++) {
+        const MigRange *mr = &c->ranges[k];
+        uint64_t lo = MAX(page, mr->page), hi, done = 0;
+        int ret;
+
+        if (mr->block != block || lo >= MIN(page + npages, mr->page + mr->n)) {
+            continue;
+        }
+        hi = MIN(page + npages, mr->page + mr->n);
+        ret = xen_pager_evict(c->pager, mr->gfn + (lo - mr->page), hi - lo,
+                              &done);
+        if (ret) {
+            return xr_error(err, errlen, ret, "paging out guest frame %#"
+                            PRIx64 " (to be fetched from the source) failed:"
+                            " %s%s", mr->gfn + (lo - mr->page) + done,
+                            xen_last_error(), ret == -EBUSY ? " (something "
+                            "still maps it)" : "");
+        }
+    }
+    return 0;
+}
+
+/* PostcopyOps.place: load the page, which answers its faults. */
+static int recv_place(void *opaque, RAMBlock *block, uint64_t page,
+                      const void *data, char *err, size_t errlen)
+{
+    RecvCtx *c = opaque;
+
+    for (size_t k = 0; k < c->nranges; k++) {
+        const MigRange *mr = &c->ranges[k];
+        int ret;
+
+        if (mr->block != block || page < mr->page ||
+            page >= mr->page + mr->n) {
+            continue;
+        }
+        ret = xen_pager_load(c->pager, mr->gfn + (page - mr->page), data);
+        if (ret && ret != -EEXIST) {
+            return xr_error(err, errlen, ret, "loading guest frame %#" PRIx64
+                            ": %s", mr->gfn + (page - mr->page),
+                            xen_last_error());
+        }
+        return ret;
+    }
+    /* A page no range maps was marked received at the start. */
+    return -EEXIST;
+}
+
+static const PostcopyOps recv_pc_ops = {
+    .make_absent = recv_make_absent,
+    .place = recv_place,
+};
+
+/*
+ * XenPagerFaultFn, on the pager's ring thread: never blocks, never maps
+ * guest memory (a foreign mapping of a paged frame waits for this very
+ * thread).  The frame's fault time is kept for the latency, the frame
+ * queued for the request sender.
+ */
+static void recv_fault(void *opaque, uint64_t gfn, bool vcpu_paused)
+{
+    RecvCtx *c = opaque;
+    size_t k = recv_range(c, gfn);
+    uint64_t zero = 0, now = mig_now_ns();
+    MigPageRun run = { .gfn = gfn, .n = 1, .t_ns = now };
+
+    (void)vcpu_paused;
+    if (k == SIZE_MAX || !c->ranges[k].block) {
+        return;                 /* not a page postcopy moves */
+    }
+    __atomic_compare_exchange_n(&c->fault_ns[recv_frame_index(c, k, gfn)],
+                                &zero, now, false, __ATOMIC_ACQ_REL,
+                                __ATOMIC_RELAXED);
+    if (mig_page_queue_push(&c->faults, &run)) {
+        fprintf(stderr, "xenram: postcopy: the fault of frame %#" PRIx64
+                " could not be queued\n", gfn);
+    }
+}
+
+/*
+ * The request sender: frames the ring thread queued, as PAGE_REQUESTs on
+ * the control channel's write side, consecutive frames of one block in
+ * one request.  Ends when the queue is closed.
+ */
+static void *recv_req_thread(void *opaque)
+{
+    RecvCtx *c = opaque;
+    uint8_t hdr[STREAM_RECORD_HDR_LEN], body[512];
+    MigPageRun run, next;
+    bool have_next = false;
+    char err[256];
+
+    while (have_next || mig_page_queue_pop(&c->faults, &run, true)) {
+        size_t k;
+        uint64_t page;
+        uint32_t n = 1;
+        RAMBlock *b;
+        struct iovec iov[2];
+
+        if (have_next) {
+            run = next;
+            have_next = false;
+        }
+        k = recv_range(c, run.gfn);
+        b = recv_block_page(c, k, run.gfn, &page);
+        while (mig_page_queue_pop(&c->faults, &next, false)) {
+            if (next.gfn == run.gfn + n && n < STREAM_BATCH_MAX_PAGES &&
+                next.gfn < c->ranges[k].gfn + c->ranges[k].n) {
+                n++;
+                continue;
+            }
+            have_next = true;
+            break;
+        }
+        stream_page_request_encode(b->idstr, page, n, body);
+        iov[1] = (struct iovec) { .iov_base = body,
+                                  .iov_len = stream_page_request_len(
+                                      b->idstr) };
+        iov[0] = (struct iovec) { .iov_base = hdr, .iov_len = sizeof(hdr) };
+        pthread_mutex_lock(&c->rp_lock);
+        stream_record_header(STREAM_REC_PAGE_REQUEST, c->rp_seq++, &iov[1],
+                             1, hdr);
+        if (mig_channel_writev_all(c->ctl.chan, iov, 2, err, sizeof(err))) {
+            /* The source is gone: the channels' readers say so. */
+            pthread_mutex_unlock(&c->rp_lock);
+            break;
+        }
+        pthread_mutex_unlock(&c->rp_lock);
+    }
+    return NULL;
+}
+
+/* The hot-plug notifier: no RAM changes from ADVISE to END. */
+static int recv_hotplug_notify(PostcopyNotifier *n, PostcopyNotifyReason why,
+                               char *err, size_t errlen)
+{
+    Migration *m = ((struct RecvNotifier *)n)->m;
+
+    (void)err;
+    (void)errlen;
+    if (why == POSTCOPY_NOTIFY_INBOUND_ADVISE) {
+        mig_hotplug_set_blocked(m, "a postcopy migration is arriving: the "
+                                "RAM layout cannot change until every page "
+                                "is here");
+    } else if (why == POSTCOPY_NOTIFY_INBOUND_END) {
+        mig_hotplug_set_blocked(m, NULL);
+    }
+    return 0;
+}
+
+int mig_postcopy_probe(Migration *m, char *err, size_t errlen)
+{
+    struct RecvNotifier hp = { .n.notify = recv_hotplug_notify, .m = m };
+    PostcopyIncoming pi;
+    int ret;
+
+    postcopy_incoming_init(&pi, m->cfg.ram, &recv_pc_ops, NULL);
+    postcopy_add_notifier(&pi, &hp.n);
+    ret = postcopy_probe(&pi, err, errlen);
+    postcopy_incoming_destroy(&pi);
+    return ret;
+}
+
+/*
+ * Before any page arrives: every block gets its migration bitmaps, and
+ * the pages no range of the layout maps (xen.ram's hole) count as
+ * received, since no one will ever send them.
+ */
+static int recv_postcopy_init(RecvCtx *c, char *err, size_t errlen)
+{
+    Migration *m = c->m;
+    RAMBlock *block;
+    int ret = 0;
+    uint64_t frames = 0;
+
+    rcu_read_lock();
+    RAMBLOCK_FOREACH(m->cfg.ram, block) {
+        if (c->nblocks == DEVSTATE_MAX_BLOCKS) {
+            break;
+        }
+        ret = ram_block_alloc_migration_bitmaps(block, 0);
+        if (ret) {
+            break;
+        }
+        c->blocks[c->nblocks++] = block;
+        xr_bitmap_set(block->receivedmap, 0,
+                      block->postcopy_length >> XR_PAGE_BITS);
+    }
+    rcu_read_unlock();
+    if (ret) {
+        return xr_error(err, errlen, ret, "allocating the received map: %s",
+                        strerror(-ret));
+    }
+    for (size_t k = 0; k < c->nranges; k++) {
+        if (c->ranges[k].block) {
+            xr_bitmap_clear(c->ranges[k].block->receivedmap,
+                            c->ranges[k].page, c->ranges[k].n);
+        }
+        frames += c->ranges[k].n;
+    }
+    c->fault_ns = calloc(frames ? frames : 1, sizeof(*c->fault_ns));
+    if (!c->fault_ns || mig_page_queue_init(&c->faults, frames + 16)) {
+        return -ENOMEM;
+    }
+    postcopy_incoming_init(&c->pi, m->cfg.ram, &recv_pc_ops, c);
+    c->hp = (struct RecvNotifier) { .n.notify = recv_hotplug_notify,
+                                    .m = m };
+    postcopy_add_notifier(&c->pi, &c->hp.n);
+    c->pi_init = true;
+    return 0;
+}
+
+/* A DISCARD: checked now (block, bounds), applied at LISTEN. */
+static int recv_discard(RecvCtx *c, uint32_t len, char *err, size_t errlen)
+{
+    StreamRange *r = malloc(STREAM_DISCARD_MAX_RANGES * sizeof(*r));
+    char idstr[256], msg[400];
+    RAMBlock *block = NULL;
+    unsigned n;
+    int ret;
+
+    if (!r) {
+        return -ENOMEM;
+    }
+    ret = stream_postcopy_discard_decode(c->ctl.body, len, idstr, r, &n, msg,
+                                         sizeof(msg));
+    if (ret) {
+        free(r);
+        return xr_error(err, errlen, ret, "the DISCARD is invalid: %s", msg);
+    }
+    if (!c->advised) {
+        free(r);
+        return xr_error(err, errlen, -EPROTO, "postcopy: DISCARD arrived "
+                        "before POSTCOPY_ADVISE: out of order");
+    }
+    for (size_t i = 0; i < c->nblocks && !block; i++) {
+        if (!strcmp(c->blocks[i]->idstr, idstr)) {
+            block = c->blocks[i];
+        }
+    }
+    for (unsigned i = 0; !ret && i < n; i++) {
+        uint64_t pages = block ? block->postcopy_length >> XR_PAGE_BITS : 0;
+
+        if (!block) {
+            ret = xr_error(err, errlen, -ENOENT, "postcopy: DISCARD names "
+                           "block '%.64s', which the destination does not "
+                           "have", idstr);
+        } else if (r[i].start >= pages || r[i].n > pages - r[i].start) {
+            ret = xr_error(err, errlen, -ERANGE, "postcopy: DISCARD of pages "
+                           "%#" PRIx64 "+%#" PRIx64 " is outside block '%s' "
+                           "(%#" PRIx64 " pages)", r[i].start, r[i].n,
+                           block->idstr, pages);
+        }
+    }
+    if (!ret && c->ndiscards + n > c->discards_cap) {
+        size_t cap = MAX(c->discards_cap * 2, c->ndiscards + n + 64);
+        struct RecvDiscard *d = realloc(c->discards, cap * sizeof(*d));
+
+        if (!d) {
+            ret = -ENOMEM;
+        } else {
+            c->discards = d;
+            c->discards_cap = cap;
+        }
+    }
+    for (unsigned i = 0; !ret && i < n; i++) {
+        c->discards[c->ndiscards++] = (struct RecvDiscard) {
+            .block = block, .start = r[i].start, .n = r[i].n };
+    }
+    free(r);
+    return ret;
+}
+
+/*
+ * LISTEN: once every channel has written the rounds before it, the
+ * DISCARDs applied, the rings cleared, the receiver's own mappings of the
+ * guest dropped (a mapping is a reference: Xen refuses to page out a
+ * frame that has one), the pager started and every page not here made
+ * absent.  From then on pages are placed.
+ */
+static int recv_listen(RecvCtx *c, uint32_t len, char *err, size_t errlen)
+{
+    uint64_t round;
+    int ret;
+
+    if ((ret = stream_postcopy_listen_decode(c->ctl.body, len, &round, err,
+                                             errlen))) {
+        return ret;
+    }
+    if (!c->advised || !c->hvm_ctx) {
+        return xr_error(err, errlen, -EPROTO, "postcopy: LISTEN arrived "
+                        "before %s: out of order", !c->advised ?
+                        "POSTCOPY_ADVISE" : "the HVM context");
+    }
+    if ((ret = recv_wait_round(c, round + 1))) {
+        return xr_error(err, errlen, ret, "another channel failed");
+    }
+    for (size_t i = 0; i < c->ndiscards; i++) {
+        ret = postcopy_incoming_discard(&c->pi, c->discards[i].block->idstr,
+                                        c->discards[i].start,
+                                        c->discards[i].n, err, errlen);
+        if (ret) {
+            return ret;
+        }
+    }
+    for (unsigned i = 0; i < c->ncleared; i++) {
+        size_t k = recv_range(c, c->cleared[i]);
+
+        if (k != SIZE_MAX) {
+            memset(recv_addr(c, k, c->cleared[i]), 0, XR_PAGE_SIZE);
+        }
+    }
+    c->ncleared = 0;
+    __atomic_store_n(&c->abort, c->abort, __ATOMIC_RELAXED);
+    for (unsigned i = 0; i < c->nprefault; i++) {
+        /* They touch the mappings: done before these go. */
+        pthread_join(c->prefault[i], NULL);
+    }
+    c->nprefault = 0;
+    for (size_t i = 0; i < c->nranges; i++) {
+        if (c->maps[i]) {
+            xen_unmap(c->xh, c->maps[i], c->ranges[i].n);
+            c->maps[i] = NULL;
+        }
+    }
+    ret = xen_pager_start(c->xh, recv_fault, c, &c->pager);
+    if (ret) {
+        return xr_error(err, errlen, ret, "starting Xen's memory paging for "
+                        "postcopy: %s%s", xen_last_error(), ret == -ENOSYS ?
+                        " (this hypervisor was built without "
+                        "CONFIG_MEM_PAGING: postcopy cannot work here)" : "");
+    }
+    ret = -pthread_create(&c->req_thread, NULL, recv_req_thread, c);
+    if (ret) {
+        return xr_error(err, errlen, ret, "cannot start the page-request "
+                        "sender: %s", strerror(-ret));
+    }
+    c->req_started = true;
+    if ((ret = postcopy_incoming_listen(&c->pi, err, errlen))) {
+        return ret;
+    }
+    pthread_mutex_lock(&c->lock);
+    c->listening = true;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    recv_postcopy_info(c);
+    return 0;
+}
+
+/*
+ * After RUN, in a thread of its own: the mapcache's dummies replaced by
+ * the guest's frames (a mapping of a frame still absent waits until it
+ * is loaded, which may need the control channel's reader: hence not on
+ * it), the incoming mode left, the devices and the domain running.
+ */
+static void *recv_run_thread(void *opaque)
+{
+    RecvCtx *c = opaque;
+    Migration *m = c->m;
+    int ret;
+
+    rcu_register_thread();
+    ret = mapcache_replace_dummies(m->cfg.mc);
+    if (ret < 0) {
+        xr_error(c->run_err, sizeof(c->run_err), ret, "mapping the guest "
+                 "memory: %s", xen_last_error());
+    } else {
+        ret = 0;
+        mapcache_set_incoming(m->cfg.mc, false);
+        xen_memory_set_incoming(m->cfg.xm, false);
+        if (m->cfg.hotplug.set_incoming) {
+            m->cfg.hotplug.set_incoming(m->cfg.hotplug.opaque, false);
+        }
+        if (!m->start_paused) {
+            if (m->ops.resume_devices) {
+                m->ops.resume_devices(m->ops.opaque);
+            }
+            ret = xen_domain_unpause(c->xh);
+            if (ret) {
+                xr_error(c->run_err, sizeof(c->run_err), ret, "unpausing "
+                         "the domain: %s", xen_last_error());
+            } else {
+                mig_event(m, MIGRATION_EVENT_RESUME, 0);
+            }
+        }
+    }
+    c->run_ret = ret;
+    if (!ret) {
+        mig_set_status(m, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+    }
+    rcu_unregister_thread();
+    return NULL;
+}
+
+/* RUN: the HVM context set, then the guest started (recv_run_thread). */
+static int recv_postcopy_run(RecvCtx *c, char *err, size_t errlen)
+{
+    int ret;
+
+    if ((ret = postcopy_incoming_run(&c->pi, err, errlen))) {
+        return ret;
+    }
+    ret = xen_hvm_context_set(c->xh, c->hvm_ctx, c->hvm_len);
+    if (ret) {
+        return xr_error(err, errlen, ret, "setting the HVM context: %s",
+                         xen_last_error());
+    }
+    c->running = true;
+    ret = -pthread_create(&c->run_thread, NULL, recv_run_thread, c);
+    if (ret) {
+        return xr_error(err, errlen, ret, "cannot start the guest: %s",
+                        strerror(-ret));
+    }
+    c->run_started = true;
+    return 0;
+}
+
+/* Every page is here: the run thread joined, END checked, paging off. */
+static int recv_postcopy_end(RecvCtx *c, char *err, size_t errlen)
+{
+    int ret;
+
+    if (c->run_started) {
+        pthread_join(c->run_thread, NULL);
+        c->run_started = false;
+        if (c->run_ret) {
+            snprintf(err, errlen, "%s", c->run_err);
+            return c->run_ret;
+        }
+    }
+    if ((ret = postcopy_incoming_end(&c->pi, err, errlen))) {
+        return ret;
+    }
+    recv_postcopy_info(c);
+    mig_page_queue_close(&c->faults);
+    if (c->req_started) {
+        pthread_join(c->req_thread, NULL);
+        c->req_started = false;
+    }
+    ret = xen_pager_stop(c->pager, false);
+    if (ret) {
+        return xr_error(err, errlen, ret, "stopping Xen's memory paging: %s",
+                        xen_last_error());
+    }
+    c->pager = NULL;
+    return 0;
+}
+
+/* What is left of postcopy, whatever happened. */
+static void recv_postcopy_cleanup(RecvCtx *c)
+{
+    if (!c->pi_init) {
+        return;
+    }
+    mig_page_queue_close(&c->faults);
+    if (c->run_started) {
+        pthread_join(c->run_thread, NULL);
+    }
+    if (c->req_started) {
+        mig_channel_cancel(c->ctl.chan);
+        pthread_join(c->req_thread, NULL);
+    }
+    if (c->pager) {
+        /* A failure after LISTEN: the frames still out go with the
+         * domain, which the toolstack destroys. */
+        xen_pager_stop(c->pager, true);
+    }
+    for (size_t i = 0; i < c->nblocks; i++) {
+        ram_block_free_migration_bitmaps(c->blocks[i]);
+    }
+    mig_hotplug_set_blocked(c->m, NULL);
+    postcopy_incoming_destroy(&c->pi);
+    mig_page_queue_destroy(&c->faults);
+    free(c->fault_ns);
+    free(c->discards);
 }
 
 /* A data channel's writer: RAM and ROUND_END until END. */
@@ -735,7 +1409,36 @@ static int recv_control(RecvCtx *c, char *err, size_t errlen)
             memcpy(c->hvm_ctx, c->ctl.body, len);
             c->hvm_len = len;
             break;
+        case STREAM_REC_POSTCOPY_ADVISE: {
+            uint64_t psize;
+
+            ret = stream_postcopy_advise_decode(c->ctl.body, len, &psize,
+                                                err, errlen);
+            if (!ret) {
+                ret = postcopy_incoming_advise(&c->pi, psize, err, errlen);
+            }
+            c->advised = !ret;
+            break;
+        }
+        case STREAM_REC_POSTCOPY_DISCARD:
+            ret = recv_discard(c, len, err, errlen);
+            break;
+        case STREAM_REC_POSTCOPY_LISTEN:
+            ret = have_dev ? recv_listen(c, len, err, errlen)
+                           : xr_error(err, errlen, -EPROTO, "postcopy: "
+                                      "LISTEN arrived before the device "
+                                      "state: out of order");
+            break;
+        case STREAM_REC_POSTCOPY_RUN:
+            ret = len ? xr_error(err, errlen, -EINVAL, "POSTCOPY_RUN of %"
+                                 PRIu32 " bytes (0 expected)", len)
+                      : recv_postcopy_run(c, err, errlen);
+            break;
         case STREAM_REC_END:
+            if (c->advised && c->listening != c->running) {
+                return xr_error(err, errlen, -EPROTO, "postcopy: the stream "
+                                "ended between LISTEN and RUN");
+            }
             if (!have_dev || !c->hvm_ctx) {
                 return xr_error(err, errlen, -EPROTO, "the stream ended "
                                  "without the device state or the HVM "
@@ -834,6 +1537,9 @@ static int recv_run(RecvCtx *c, char *err, size_t errlen)
     if (!ret) {
         ret = recv_prepare_memory(c, err, errlen);
     }
+    if (!ret) {
+        ret = recv_postcopy_init(c, err, errlen);
+    }
     for (unsigned i = 0; !ret && i < c->ndata; i++) {
         if ((ret = recv_receiver_init(c, &c->data[i], i + 1))) {
             break;
@@ -875,7 +1581,10 @@ static int recv_run(RecvCtx *c, char *err, size_t errlen)
             ret = c->data[i].ret;
         }
     }
-    if (!ret) {
+    if (!ret && c->running) {
+        /* Postcopy: the guest runs here since RUN. */
+        ret = recv_postcopy_end(c, err, errlen);
+    } else if (!ret) {
         mig_set_status(c->m, MIGRATION_STATUS_DEVICE);
         ret = recv_switchover(c, err, errlen);
     }
@@ -903,10 +1612,22 @@ void *mig_recv_thread(void *opaque)
         c->xh = m->cfg.xh;
         pthread_mutex_init(&c->lock, NULL);
         pthread_cond_init(&c->cond, NULL);
+        pthread_mutex_init(&c->rp_lock, NULL);
         ret = recv_run(c, err, sizeof(err));
+        if (ret && c->running) {
+            char why[400];
+
+            snprintf(why, sizeof(why), "%s", err);
+            snprintf(err, sizeof(err), "postcopy failed after the guest "
+                     "started here, with pages still missing: %.380s", why);
+        }
         if (c->ctl.chan) {
             /* Best effort: the source may be gone already. */
-            recv_send_result(c, ret ? (uint32_t)-ret : 0,
+            /* Bit 31: the guest ran here (postcopy): the source must not
+             * resume its stale copy. */
+            recv_send_result(c, ret ? ((uint32_t)-ret |
+                                       (c->running ? STREAM_RESULT_RAN : 0))
+                                    : 0,
                              ret ? err : "running");
         }
     }
@@ -918,6 +1639,12 @@ void *mig_recv_thread(void *opaque)
         }
     }
     if (c) {
+        /* Wake writers waiting for LISTEN or a round. */
+        pthread_mutex_lock(&c->lock);
+        __atomic_store_n(&c->abort, true, __ATOMIC_RELAXED);
+        pthread_cond_broadcast(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+        recv_postcopy_cleanup(c);
         for (size_t i = 0; c->maps && i < c->nranges; i++) {
             if (c->maps[i]) {
                 xen_unmap(c->xh, c->maps[i], c->ranges[i].n);
@@ -941,6 +1668,7 @@ void *mig_recv_thread(void *opaque)
         free(c->ranges);
         pthread_cond_destroy(&c->cond);
         pthread_mutex_destroy(&c->lock);
+        pthread_mutex_destroy(&c->rp_lock);
         free(c);
     }
     if (m->listen_fd >= 0) {

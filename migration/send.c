@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "migration/migration-internal.h"
+#include "migration/pagereq.h"
 #include "migration/stream.h"
 #include "xen/xen.h"
 
@@ -74,6 +75,31 @@ struct SendCtx {
     bool end_sent;
     /* About to send END: migrate_cancel no longer reaches the channels. */
     bool past_cancel;
+
+    /*
+     * Postcopy (docs/postcopy.md).  After the switch the bitmaps hold the
+     * pages still to send; @pc_lock guards them, the background cursor
+     * and @reqs, so that a page leaves the bitmap once, either for the
+     * background or for a request: no page is sent twice.
+     */
+    bool pc_phase;                      /* senders send postcopy pages */
+    bool run_sent;                      /* RUN went out: never resume here */
+    uint64_t listen_round;
+    pthread_mutex_t pc_lock;
+    pthread_cond_t pc_cond;             /* a request, the end, a failure */
+    size_t pc_range;                    /* background cursor: range ... */
+    uint64_t pc_page;                   /* ... and page of its block */
+    bool pc_background_done;
+    bool pc_failed;
+    MigPageQueue reqs;                  /* asked for, bits already taken */
+    Sender *preempt;                    /* postcopy-preempt's channel */
+    /* The return path: PAGE_REQUESTs, then RESULT. */
+    pthread_t rp_thread;
+    bool rp_started, rp_result;
+    int rp_ret;
+    uint32_t rp_status;
+    char rp_err[512];
+    uint64_t pc_requests, pc_requested, pc_background;     /* atomic */
 
     /* The round's plan: gfns in order, chunk k is [cut[k], cut[k + 1]). */
     uint64_t *plan;
@@ -219,12 +245,14 @@ static void send_throttle(SendCtx *c)
     }
 }
 
-/* Send chunk @k of the plan as one batch on @s. */
-static int send_chunk(Sender *s, size_t k, char *err, size_t errlen)
+/*
+ * Send the @n frames @gfns (increasing) as one batch on @s; @postcopy:
+ * after the switch, for the destination to place.
+ */
+static int send_pages(Sender *s, const uint64_t *gfns, size_t n,
+                      bool postcopy, char *err, size_t errlen)
 {
     SendCtx *c = s->ctx;
-    const uint64_t *gfns = c->plan + c->cut[k];
-    size_t n = c->cut[k + 1] - c->cut[k];
     xen_pfn_t pfns[STREAM_BATCH_MAX_PAGES];
     int errs[STREAM_BATCH_MAX_PAGES], ret = 0;
     struct iovec iov[3];
@@ -244,6 +272,9 @@ static int send_chunk(Sender *s, size_t k, char *err, size_t errlen)
         return ret ? ret : -EFAULT;
     }
     stream_batch_reset(s->batch, c->round);
+    if (postcopy) {
+        stream_batch_set_postcopy(s->batch);
+    }
     for (size_t i = 0; i < n; i++) {
         /* A frame the guest does not have (the VGA hole, ballooned). */
         if (errs[i]) {
@@ -270,6 +301,126 @@ static int send_chunk(Sender *s, size_t k, char *err, size_t errlen)
     return 0;
 }
 
+/* Send chunk @k of the plan as one batch on @s. */
+static int send_chunk(Sender *s, size_t k, char *err, size_t errlen)
+{
+    SendCtx *c = s->ctx;
+
+    return send_pages(s, c->plan + c->cut[k], c->cut[k + 1] - c->cut[k],
+                      false, err, errlen);
+}
+
+/* ---- postcopy: the pages after the switch -------------------------------------- */
+
+/*
+ * Up to STREAM_BATCH_MAX_PAGES frames still to send, in gfn order from
+ * the background cursor, taken out of the bitmaps.  Under @pc_lock.
+ */
+static size_t pc_take_background(SendCtx *c, uint64_t *gfns)
+{
+    size_t n = 0;
+
+    while (c->pc_range < c->nranges && n < STREAM_BATCH_MAX_PAGES) {
+        const MigRange *mr = &c->ranges[c->pc_range];
+        DirtyBitmap *bm = mr->block ? mr->block->bmap : NULL;
+        uint64_t end = mr->page + mr->n;
+        uint64_t p = MAX(c->pc_page, mr->page);
+
+        p = bm ? dirty_bitmap_find_next(bm, p) : end;
+        while (p < end && n < STREAM_BATCH_MAX_PAGES) {
+            dirty_bitmap_test_and_clear(bm, p);
+            gfns[n++] = mr->gfn + (p - mr->page);
+            p = dirty_bitmap_find_next(bm, p + 1);
+        }
+        if (p >= end) {
+            c->pc_range++;
+            c->pc_page = 0;
+        } else {
+            c->pc_page = p;
+        }
+    }
+    return n;
+}
+
+/*
+ * After the switch: pages asked for first (only those, on the preempt
+ * channel when there is one), then the background, until every page is
+ * sent; then this channel's ROUND_END.  Once the background is
+ * exhausted and no request waits, no page can be sent any more (a later
+ * request finds its pages out of the bitmaps: in flight or arrived).
+ */
+static int send_postcopy_part(Sender *s, char *err, size_t errlen)
+{
+    SendCtx *c = s->ctx;
+    bool requests = !c->preempt || s == c->preempt;
+    bool background = !c->preempt || s != c->preempt;
+    uint64_t gfns[STREAM_BATCH_MAX_PAGES];
+    uint8_t body[STREAM_ROUND_END_LEN];
+    int ret;
+
+    s->round_pages = 0;
+    for (;;) {
+        MigPageRun run;
+        size_t n = 0;
+        bool asked = false;
+
+        pthread_mutex_lock(&c->pc_lock);
+        for (;;) {
+            if (c->pc_failed) {
+                break;
+            }
+            if (requests && mig_page_queue_pop(&c->reqs, &run, false)) {
+                for (uint32_t i = 0; i < run.n; i++) {
+                    gfns[i] = run.gfn + i;
+                }
+                n = run.n;
+                asked = true;
+                break;
+            }
+            if (background && !c->pc_background_done) {
+                n = pc_take_background(c, gfns);
+                if (n) {
+                    break;
+                }
+                c->pc_background_done = true;
+                pthread_cond_broadcast(&c->pc_cond);
+            }
+            if (c->pc_background_done && !mig_page_queue_len(&c->reqs)) {
+                break;
+            }
+            if (!background || c->pc_background_done) {
+                pthread_cond_wait(&c->pc_cond, &c->pc_lock);
+            }
+        }
+        ret = c->pc_failed ? -ECANCELED : 0;
+        pthread_mutex_unlock(&c->pc_lock);
+        if (ret) {
+            snprintf(err, errlen, "another channel failed");
+            return ret;
+        }
+        if (!n) {
+            break;
+        }
+        if ((ret = send_pages(s, gfns, n, true, err, errlen))) {
+            return ret;
+        }
+        __atomic_add_fetch(asked ? &c->pc_requested : &c->pc_background, n,
+                           __ATOMIC_RELAXED);
+    }
+    stream_round_end_encode(c->round, s->round_pages, body);
+    return send_record(s, STREAM_REC_ROUND_END, body, sizeof(body), err,
+                       errlen);
+}
+
+/* Stop every sender of the postcopy phase (a failure). */
+static void pc_fail(SendCtx *c)
+{
+    pthread_mutex_lock(&c->pc_lock);
+    c->pc_failed = true;
+    pthread_cond_broadcast(&c->pc_cond);
+    pthread_mutex_unlock(&c->pc_lock);
+}
+
 /* Send chunks until the plan is exhausted, then this channel's ROUND_END. */
 static int send_round_part(Sender *s, char *err, size_t errlen)
 {
@@ -278,8 +429,14 @@ static int send_round_part(Sender *s, char *err, size_t errlen)
     size_t k;
     int ret;
 
+    if (c->pc_phase) {
+        return send_postcopy_part(s, err, errlen);
+    }
     s->round_pages = 0;
-    while ((k = __atomic_fetch_add(&c->next_chunk, 1, __ATOMIC_RELAXED)) <
+    /* The preempt channel carries requested pages only: its precopy
+     * rounds are empty. */
+    while (s != c->preempt &&
+           (k = __atomic_fetch_add(&c->next_chunk, 1, __ATOMIC_RELAXED)) <
            c->ncuts) {
         if (mig_cancelled(c->m)) {
             snprintf(err, errlen, "cancelled");
@@ -302,6 +459,7 @@ static int send_round_part(Sender *s, char *err, size_t errlen)
  */
 static void send_abort(SendCtx *c)
 {
+    pc_fail(c);
     for (unsigned i = 0; i < c->ndata; i++) {
         mig_channel_cancel(c->data[i].chan);
     }
@@ -406,13 +564,13 @@ static int plan_push(SendCtx *c, uint64_t gfn)
  * The round's plan from the bitmaps (clearing them), cut into batches.
  * The ranges are sorted by gfn, so every batch's gfns increase.
  */
-static int plan_build(SendCtx *c, bool with_special)
+static int plan_build(SendCtx *c, bool with_bitmaps, bool with_special)
 {
     size_t special_at;
 
     c->plan_len = 0;
     c->ncuts = 0;
-    for (size_t r = 0; r < c->nranges; r++) {
+    for (size_t r = 0; with_bitmaps && r < c->nranges; r++) {
         const MigRange *mr = &c->ranges[r];
         DirtyBitmap *bm = mr->block->bmap;
         uint64_t end = mr->page + mr->n;
@@ -628,6 +786,17 @@ static int send_setup(SendCtx *c, char *err, size_t errlen)
                     (int)m->params.multifd_zstd_level : 0;
     c->limit_bytes_per_s = m->params.max_bandwidth;
     c->ndata = m->caps.multifd ? m->params.multifd_channels : 0;
+    /* postcopy-preempt: one more data channel, for requested pages. */
+    if (m->caps.postcopy_ram && m->caps.postcopy_preempt && c->ndata &&
+        c->ndata < MIG_MAX_CHANNELS) {
+        c->ndata++;
+        c->preempt = &c->data[c->ndata - 1];
+    }
+    if (m->caps.postcopy_ram &&
+        (ret = mig_page_queue_init(&c->reqs, 1u << 16))) {
+        snprintf(err, errlen, "out of memory for the page-request queue");
+        return ret;
+    }
     mig_hotplug_set_blocked(m, "a migration is in progress");
     if ((ret = send_open_channels(c, err, errlen))) {
         return ret;
@@ -668,6 +837,13 @@ static int send_setup(SendCtx *c, char *err, size_t errlen)
     if (!ret) {
         ret = send_hvm_params(c, err, errlen);
     }
+    if (!ret && m->caps.postcopy_ram) {
+        uint8_t advise[STREAM_POSTCOPY_ADVISE_LEN];
+
+        stream_postcopy_advise_encode(XR_PAGE_SIZE, advise);
+        ret = send_record(&c->ctl, STREAM_REC_POSTCOPY_ADVISE, advise,
+                          sizeof(advise), err, errlen);
+    }
     for (unsigned i = 0; !ret && i < c->ndata; i++) {
         ret = -pthread_create(&c->data[i].thread, NULL, send_worker,
                               &c->data[i]);
@@ -699,8 +875,16 @@ static void send_cleanup(SendCtx *c, bool completed)
 {
     Migration *m = c->m;
 
+    pc_fail(c);                 /* postcopy's senders may wait on pc_cond */
     send_stop_workers(c);
     mig_untrack_channels(m);
+    if (c->rp_started) {
+        /* The reader waits on the control channel: wake it. */
+        mig_channel_cancel(c->ctl.chan);
+        pthread_join(c->rp_thread, NULL);
+        c->rp_started = false;
+    }
+    mig_page_queue_destroy(&c->reqs);
     for (unsigned i = 0; i < c->ndata; i++) {
         mig_channel_close(c->data[i].chan);
         stream_batch_free(c->data[i].batch);
@@ -721,6 +905,10 @@ static void send_cleanup(SendCtx *c, bool completed)
         mig_hotplug_set_blocked(m, "the guest has migrated to another host "
                                 "(the migration completed) and runs there "
                                 "now");
+    } else if (c->run_sent) {
+        mig_hotplug_set_blocked(m, "a postcopy migration failed after the "
+                                "guest started on the destination: this "
+                                "copy is stale and must not run again");
     } else if (c->end_sent) {
         mig_hotplug_set_blocked(m, "the migration's outcome is unknown (the "
                                 "destination may be running the guest): the "
@@ -879,7 +1067,7 @@ static void send_peer_reason(SendCtx *c, int ret, char *err, size_t errlen)
     uint32_t status;
 
     if ((ret != -EPIPE && ret != -ECONNRESET) || !c->ctl.chan ||
-        c->end_sent) {
+        c->end_sent || c->run_sent || c->rp_started) {
         return;
     }
     c->ctl.chan->stall_ms = SEND_REASON_MS;
@@ -922,8 +1110,8 @@ static void send_cancel_reason(SendCtx *c, char *err, size_t errlen)
     }
 }
 
-/* The state after the RAM: device state, HVM context, END everywhere. */
-static int send_state(SendCtx *c, char *err, size_t errlen)
+/* The device state and the HVM context, on the control channel. */
+static int send_devstate_ctx(SendCtx *c, char *err, size_t errlen)
 {
     DevState ds;
     uint8_t *buf;
@@ -955,6 +1143,14 @@ static int send_state(SendCtx *c, char *err, size_t errlen)
     ret = send_record(&c->ctl, STREAM_REC_HVM_CONTEXT, buf, ctxlen, err,
                       errlen);
     free(buf);
+    return ret;
+}
+
+/* The state after the RAM: device state, HVM context, END everywhere. */
+static int send_state(SendCtx *c, char *err, size_t errlen)
+{
+    int ret = send_devstate_ctx(c, err, errlen);
+
     for (unsigned i = 0; !ret && i < c->ndata; i++) {
         ret = send_record(&c->data[i], STREAM_REC_END, NULL, 0, err, errlen);
     }
@@ -1008,7 +1204,8 @@ static int send_switchover(SendCtx *c, uint64_t *t_pause, char *err,
     }
     c->round++;
     mig_event(m, MIGRATION_EVENT_PASS, c->round);
-    if ((ret = plan_build(c, true)) || (ret = send_round(c, err, errlen))) {
+    if ((ret = plan_build(c, true, true)) ||
+        (ret = send_round(c, err, errlen))) {
         if (ret == -ENOMEM) {
             snprintf(err, errlen, "out of memory for the round's plan");
         }
@@ -1032,6 +1229,355 @@ static int send_switchover(SendCtx *c, uint64_t *t_pause, char *err,
     return ret;
 }
 
+/* ---- postcopy: the switch, the return path -------------------------------------- */
+
+/*
+ * DISCARD, block by block: the pages dirtied since they were sent (what
+ * the bitmaps hold after the final CLEAN), in batches of ranges.  They
+ * stay in the bitmaps: they are the pages postcopy sends.
+ */
+static int send_discards(SendCtx *c, uint64_t *pages, char *err,
+                         size_t errlen)
+{
+    StreamRange *r = malloc(STREAM_DISCARD_MAX_RANGES * sizeof(*r));
+    uint8_t *body = NULL;
+    int ret = 0;
+
+    *pages = 0;
+    if (r) {
+        body = malloc(stream_postcopy_discard_len("", 0) + 256 +
+                      STREAM_DISCARD_MAX_RANGES * sizeof(*r));
+    }
+    if (!r || !body) {
+        free(r);
+        snprintf(err, errlen, "out of memory for the discard ranges");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; !ret && i < c->nblocks; i++) {
+        RAMBlock *b = c->blocks[i];
+        uint64_t end = b->postcopy_length >> XR_PAGE_BITS, from = 0;
+        unsigned n;
+
+        while (!ret && (n = mig_discard_ranges(b->bmap, from, end, r,
+                                               STREAM_DISCARD_MAX_RANGES,
+                                               &from)) > 0) {
+            for (unsigned k = 0; k < n; k++) {
+                *pages += r[k].n;
+            }
+            stream_postcopy_discard_encode(b->idstr, r, n, body);
+            ret = send_record(&c->ctl, STREAM_REC_POSTCOPY_DISCARD, body,
+                              stream_postcopy_discard_len(b->idstr, n), err,
+                              errlen);
+        }
+    }
+    free(body);
+    free(r);
+    return ret;
+}
+
+/*
+ * A PAGE_REQUEST: checked against the blocks this migration carries
+ * (an unknown block or pages outside its postcopy_length fail the
+ * migration), then every requested page still in the bitmaps is taken
+ * out and queued, in runs of consecutive frames.  Pages already taken
+ * are in flight or arrived: not sent twice.
+ */
+static int rp_page_request(SendCtx *c, const uint8_t *body, uint32_t len,
+                           char *err, size_t errlen)
+{
+    char idstr[256], msg[400];
+    uint64_t page;
+    uint32_t n;
+    RAMBlock *block = NULL;
+    MigPageRun run = { 0 };
+    int ret;
+
+    ret = stream_page_request_decode(body, len, idstr, &page, &n, msg,
+                                     sizeof(msg));
+    if (ret) {
+        return xr_error(err, errlen, ret, "the destination's page request "
+                        "is invalid: %s", msg);
+    }
+    for (size_t i = 0; i < c->nblocks && !block; i++) {
+        if (!strcmp(c->blocks[i]->idstr, idstr)) {
+            block = c->blocks[i];
+        }
+    }
+    if ((ret = mig_page_request_check(idstr, block, page, n, err, errlen))) {
+        return ret;
+    }
+    __atomic_add_fetch(&c->pc_requests, 1, __ATOMIC_RELAXED);
+    run.t_ns = mig_now_ns();
+    pthread_mutex_lock(&c->pc_lock);
+    for (uint64_t p = page; !ret && p < page + n; p++) {
+        uint64_t gfn = UINT64_MAX;
+
+        for (size_t r = 0; r < c->nranges; r++) {
+            const MigRange *mr = &c->ranges[r];
+
+            if (mr->block == block && p >= mr->page && p < mr->page + mr->n) {
+                gfn = mr->gfn + (p - mr->page);
+                break;
+            }
+        }
+        /* A page no range maps (the xen.ram hole) was never the guest's. */
+        if (gfn == UINT64_MAX ||
+            dirty_bitmap_test_and_clear(block->bmap, p) <= 0) {
+            continue;
+        }
+        if (run.n && (gfn != run.gfn + run.n ||
+                      run.n == STREAM_BATCH_MAX_PAGES)) {
+            ret = mig_page_queue_push(&c->reqs, &run);
+            run.n = 0;
+        }
+        if (!run.n) {
+            run.gfn = gfn;
+        }
+        run.n++;
+    }
+    if (!ret && run.n) {
+        ret = mig_page_queue_push(&c->reqs, &run);
+    }
+    pthread_cond_broadcast(&c->pc_cond);
+    pthread_mutex_unlock(&c->pc_lock);
+    if (ret) {
+        /* The queue holds every page once: full means a bug here. */
+        return xr_error(err, errlen, ret, "queueing the destination's page "
+                        "request: %s", strerror(-ret));
+    }
+    return 0;
+}
+
+/*
+ * The return path's reader: PAGE_REQUESTs until RESULT (numbered on
+ * their own, from 0).  Any other record, or a request that breaks the
+ * rules, fails the migration.
+ */
+static void *send_rp_thread(void *opaque)
+{
+    SendCtx *c = opaque;
+    uint8_t hdr[STREAM_RECORD_HDR_LEN], *body = malloc(STREAM_MAX_BODY);
+    uint32_t seq = 0;
+    char msg[400];
+    int ret = body ? 0 : -ENOMEM;
+
+    rcu_register_thread();
+    while (!ret) {
+        uint32_t type, len;
+
+        ret = mig_channel_read_all(c->ctl.chan, hdr, sizeof(hdr), c->rp_err,
+                                   sizeof(c->rp_err));
+        if (!ret && (ret = stream_record_header_check(hdr, seq, &type, &len,
+                                                      msg, sizeof(msg)))) {
+            snprintf(c->rp_err, sizeof(c->rp_err), "on the return path: %s",
+                     msg);
+        }
+        if (!ret) {
+            ret = mig_channel_read_all(c->ctl.chan, body, len, c->rp_err,
+                                       sizeof(c->rp_err));
+        }
+        if (!ret && (ret = stream_record_verify(hdr, body, len, msg,
+                                                sizeof(msg)))) {
+            snprintf(c->rp_err, sizeof(c->rp_err), "on the return path: %s",
+                     msg);
+        }
+        if (ret) {
+            break;
+        }
+        seq++;
+        if (type == STREAM_REC_PAGE_REQUEST) {
+            ret = rp_page_request(c, body, len, c->rp_err,
+                                  sizeof(c->rp_err));
+        } else if (type == STREAM_REC_RESULT && len >= 4) {
+            memcpy(&c->rp_status, body, 4);
+            snprintf(c->rp_err, sizeof(c->rp_err), "%.*s",
+                     (int)MIN(len - 4, 400u), (const char *)body + 4);
+            c->rp_result = true;
+            break;
+        } else {
+            char name[24];
+
+            ret = xr_error(c->rp_err, sizeof(c->rp_err), -EPROTO, "the "
+                           "destination sent a %s record on the return path, "
+                           "which carries only PAGE_REQUEST and RESULT",
+                           stream_record_name(type, name, sizeof(name)));
+        }
+    }
+    c->rp_ret = ret;
+    if (ret || (c->rp_result && c->rp_status)) {
+        /* The senders must not wait for a destination that is gone. */
+        send_abort(c);
+    }
+    free(body);
+    rcu_unregister_thread();
+    return NULL;
+}
+
+/* Wait for the return path's end: 0 once RESULT said the guest runs. */
+static int send_rp_join(SendCtx *c, char *err, size_t errlen)
+{
+    if (!c->rp_started) {
+        return 0;
+    }
+    pthread_join(c->rp_thread, NULL);
+    c->rp_started = false;
+    if (c->rp_ret) {
+        snprintf(err, errlen, "%s", c->rp_err);
+        return c->rp_ret;
+    }
+    if (c->rp_result && c->rp_status) {
+        snprintf(err, errlen, "the destination failed: %.400s", c->rp_err);
+        /* It says it never ran the guest: this copy is the only one. */
+        if (!(c->rp_status & STREAM_RESULT_RAN)) {
+            c->run_sent = false;
+        }
+        return -EIO;
+    }
+    if (!c->rp_result) {
+        snprintf(err, errlen, "the destination closed the return path "
+                 "without an answer");
+        return -ECONNRESET;
+    }
+    return 0;
+}
+
+/*
+ * The switch to postcopy: the guest paused, one last CLEAN (what it
+ * dirtied since the pages were sent), the special frames, DISCARD for the
+ * dirtied pages, device state and HVM context, LISTEN, RUN; then every
+ * page left, requested ones first, and the destination's RESULT.
+ */
+static int send_postcopy(SendCtx *c, uint64_t *t_pause, char *err,
+                         size_t errlen)
+{
+    Migration *m = c->m;
+    uint8_t body[STREAM_POSTCOPY_LISTEN_LEN];
+    uint64_t discarded;
+    int64_t left;
+    int ret;
+
+    *t_pause = mig_now_ns();
+    if ((ret = xen_domain_pause(c->xh))) {
+        snprintf(err, errlen, "pausing the domain: %s", xen_last_error());
+        return ret;
+    }
+    c->paused = true;
+    if (m->ops.stop_devices) {
+        m->ops.stop_devices(m->ops.opaque);
+    }
+    c->devices_stopped = true;
+    mig_event(m, MIGRATION_EVENT_STOP, 0);
+    pthread_mutex_lock(&m->lock);
+    m->info.postcopy.used = true;
+    pthread_mutex_unlock(&m->lock);
+    mig_set_status(m, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+    left = send_sync(c, err, errlen);
+    if (left < 0) {
+        return (int)left;
+    }
+    /* The special frames, which no block holds and postcopy cannot page:
+     * in a round of their own, ended on every channel before LISTEN. */
+    c->round++;
+    mig_event(m, MIGRATION_EVENT_PASS, c->round);
+    if ((ret = plan_build(c, false, true)) ||
+        (ret = send_round(c, err, errlen))) {
+        if (ret == -ENOMEM) {
+            snprintf(err, errlen, "out of memory for the round's plan");
+        }
+        return ret;
+    }
+    c->listen_round = c->round;
+    if ((ret = send_discards(c, &discarded, err, errlen)) ||
+        (ret = send_devstate_ctx(c, err, errlen))) {
+        return ret;
+    }
+    pthread_mutex_lock(&m->lock);
+    m->info.postcopy.discarded = discarded;
+    m->info.ram.remaining = (uint64_t)left * XR_PAGE_SIZE;
+    pthread_mutex_unlock(&m->lock);
+    /*
+     * The control channel's reads wait for requests from now on, which
+     * may rightly not come for long: no stall timeout on it.  A stuck
+     * destination is noticed on the data channels' writes.
+     */
+    c->ctl.chan->stall_ms = -1;
+    ret = -pthread_create(&c->rp_thread, NULL, send_rp_thread, c);
+    if (ret) {
+        snprintf(err, errlen, "cannot start the return path's reader: %s",
+                 strerror(-ret));
+        return ret;
+    }
+    c->rp_started = true;
+    stream_postcopy_listen_encode(c->listen_round, body);
+    if ((ret = send_record(&c->ctl, STREAM_REC_POSTCOPY_LISTEN, body,
+                           sizeof(body), err, errlen))) {
+        return ret;
+    }
+    /*
+     * RUN is the point of no return (as END is for precopy): from here
+     * migrate_cancel no longer reaches the channels, and a failure leaves
+     * the source paused.  run_sent is set before the write: a RUN that
+     * failed half-way may still have reached the destination.
+     */
+    mig_untrack_channels(m);
+    if (mig_cancelled(m)) {
+        snprintf(err, errlen, "cancelled");
+        return -ECANCELED;
+    }
+    c->past_cancel = true;
+    c->run_sent = true;
+    if ((ret = send_record(&c->ctl, STREAM_REC_POSTCOPY_RUN, NULL, 0, err,
+                           errlen))) {
+        return ret;
+    }
+    c->round++;
+    c->pc_phase = true;
+    c->pc_range = 0;
+    c->pc_page = 0;
+    ret = send_round(c, err, errlen);
+    if (ret == -ECANCELED && c->rp_ret) {
+        ret = send_rp_join(c, err, errlen);
+    }
+    for (unsigned i = 0; !ret && i < c->ndata; i++) {
+        ret = send_record(&c->data[i], STREAM_REC_END, NULL, 0, err, errlen);
+    }
+    if (!ret) {
+        ret = send_record(&c->ctl, STREAM_REC_END, NULL, 0, err, errlen);
+    }
+    if (!ret) {
+        ret = send_rp_join(c, err, errlen);
+    } else if (c->rp_started) {
+        char e2[512];
+
+        /*
+         * A channel closed under us: a destination that failed says why
+         * (and whether it ran the guest) in its RESULT before it goes.
+         * Wait a little for it, as send_peer_reason() does for precopy.
+         */
+        c->ctl.chan->stall_ms = SEND_REASON_MS;
+        if (send_rp_join(c, e2, sizeof(e2)) == -EIO) {
+            snprintf(err, errlen, "%s", e2);
+            ret = -EIO;
+        }
+    }
+    return ret;
+}
+
+/* The figures of the postcopy phase, for query-migrate. */
+static void send_postcopy_info(SendCtx *c)
+{
+    Migration *m = c->m;
+
+    pthread_mutex_lock(&m->lock);
+    m->info.postcopy.requests = __atomic_load_n(&c->pc_requests,
+                                                __ATOMIC_RELAXED);
+    m->info.postcopy.requested = __atomic_load_n(&c->pc_requested,
+                                                 __ATOMIC_RELAXED);
+    m->info.postcopy.background = __atomic_load_n(&c->pc_background,
+                                                  __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* ---- the rounds ------------------------------------------------------------------------ */
 
 static int send_iterate(SendCtx *c, char *err, size_t errlen)
@@ -1050,7 +1596,7 @@ static int send_iterate(SendCtx *c, char *err, size_t errlen)
             c->bw_start_ns = t0;
             c->bw_start_bytes = b0;
         }
-        if ((ret = plan_build(c, c->round == 1))) {
+        if ((ret = plan_build(c, true, c->round == 1))) {
             snprintf(err, errlen, "out of memory for the round's plan");
             return ret;
         }
@@ -1073,6 +1619,14 @@ static int send_iterate(SendCtx *c, char *err, size_t errlen)
         if (mig_cancelled(m)) {
             snprintf(err, errlen, "cancelled");
             return -ECANCELED;
+        }
+        /*
+         * migrate-start-postcopy wins over convergence: whoever asked for
+         * it wants the guest moved now, whatever is left.
+         */
+        if (m->caps.postcopy_ram &&
+            __atomic_load_n(&m->start_postcopy, __ATOMIC_ACQUIRE)) {
+            return 1;
         }
         /*
          * Round 1 sends the RAM in gfn order; the final round sends pages
@@ -1107,6 +1661,8 @@ void *mig_send_thread(void *opaque)
         pthread_mutex_init(&c->lock, NULL);
         pthread_cond_init(&c->go, NULL);
         pthread_cond_init(&c->done, NULL);
+        pthread_mutex_init(&c->pc_lock, NULL);
+        pthread_cond_init(&c->pc_cond, NULL);
         mig_set_status(m, MIGRATION_STATUS_SETUP);
         ret = send_setup(c, err, sizeof(err));
         pthread_mutex_lock(&m->lock);
@@ -1123,7 +1679,20 @@ void *mig_send_thread(void *opaque)
         mig_set_status(m, MIGRATION_STATUS_ACTIVE);
         ret = send_iterate(c, err, sizeof(err));
     }
-    if (!ret) {
+    if (ret == 1) {
+        ret = send_postcopy(c, &t_pause, err, sizeof(err));
+        if (ret && c->run_sent) {
+            char why[256];
+
+            snprintf(why, sizeof(why), "%.*s", (int)sizeof(why) - 1, err);
+            snprintf(err, sizeof(err), "postcopy failed after the guest "
+                     "started on the destination (%.200s): the destination "
+                     "runs it without all of its memory and this copy is "
+                     "stale, so the source stays paused; postcopy recovery "
+                     "is not in xenram yet, the guest is lost", why);
+        }
+        send_postcopy_info(c);
+    } else if (!ret) {
         ret = send_switchover(c, &t_pause, err, sizeof(err));
     }
     pthread_mutex_lock(&m->lock);
@@ -1157,6 +1726,8 @@ void *mig_send_thread(void *opaque)
         pthread_cond_destroy(&c->go);
         pthread_cond_destroy(&c->done);
         pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->pc_cond);
+        pthread_mutex_destroy(&c->pc_lock);
         free(c);
     }
     rcu_unregister_thread();

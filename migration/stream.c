@@ -312,6 +312,33 @@ int stream_postcopy_advise_decode(const uint8_t *body, uint32_t len,
     return 0;
 }
 
+void stream_postcopy_listen_encode(uint64_t round, uint8_t *out)
+{
+    put_le64(out, round);
+    put_le64(out + 8, 0);
+}
+
+int stream_postcopy_listen_decode(const uint8_t *body, uint32_t len,
+                                  uint64_t *round, char *err, size_t errlen)
+{
+    if (len != STREAM_POSTCOPY_LISTEN_LEN) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_LISTEN of %" PRIu32
+                        " bytes (%d expected)", len,
+                        STREAM_POSTCOPY_LISTEN_LEN);
+    }
+    if (get_le64(body + 8)) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_LISTEN asks for "
+                        "flags %#" PRIx64 ", which this build does not know",
+                        get_le64(body + 8));
+    }
+    *round = get_le64(body);
+    if (*round == 0) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_LISTEN after round "
+                        "0: round 1, the full pass, must come first");
+    }
+    return 0;
+}
+
 /* A block name's bytes in a record: u16 length, bytes, padded to 8. */
 static size_t name_field_len(size_t n)
 {
@@ -472,6 +499,7 @@ int stream_page_request_decode(const uint8_t *body, uint32_t len,
 struct StreamBatch {
     uint64_t round;
     unsigned npages, nzero;
+    uint8_t flags;              /* STREAM_BATCH_F_* */
     int zstd_level;
     ZSTD_CCtx *cctx;
     uint8_t hdr[STREAM_RECORD_HDR_LEN];
@@ -519,6 +547,12 @@ void stream_batch_reset(StreamBatch *b, uint64_t round)
     b->round = round;
     b->npages = 0;
     b->nzero = 0;
+    b->flags = 0;
+}
+
+void stream_batch_set_postcopy(StreamBatch *b)
+{
+    b->flags |= STREAM_BATCH_F_POSTCOPY;
 }
 
 unsigned stream_batch_add(StreamBatch *b, uint64_t pfn, const void *page)
@@ -581,7 +615,8 @@ size_t stream_batch_finish(StreamBatch *b, uint32_t seq, struct iovec iov[3],
     put_le64(b->desc, b->round);
     put_le32(b->desc + 8, b->npages);
     b->desc[12] = (uint8_t)*codec;
-    memset(b->desc + 13, 0, 3);
+    b->desc[13] = b->flags;
+    memset(b->desc + 14, 0, 2);
     tail = b->desc + BATCH_DESC_FIXED + 8 * (size_t)b->npages;
     put_le32(tail, (uint32_t)data_len);
     put_le32(tail + 4, 0);
@@ -635,7 +670,8 @@ static int batch_parse_entries(const uint8_t *body, uint32_t len,
     v->round = get_le64(body);
     v->npages = get_le32(body + 8);
     v->codec = body[12];
-    if (body[13] || body[14] || body[15]) {
+    v->flags = body[13];
+    if ((v->flags & ~STREAM_BATCH_F_POSTCOPY) || body[14] || body[15]) {
         return xr_error(err, errlen, -EINVAL, "RAM batch: reserved bytes "
                            "set");
     }

@@ -58,7 +58,7 @@ typedef enum StreamRecordType {
     STREAM_REC_END = 6,         /* nothing follows on this channel */
     STREAM_REC_RESULT = 7,      /* destination to source: how it ended */
     STREAM_REC_HVM_PARAMS = 8,  /* the domain's HVM parameters */
-    /* Postcopy (docs/postcopy.md); the engine does not send them yet. */
+    /* Postcopy (docs/postcopy.md, docs/migration-stream.md). */
     STREAM_REC_POSTCOPY_ADVISE = 9,     /* the source may switch */
     STREAM_REC_POSTCOPY_DISCARD = 10,   /* pages of a block to resend */
     STREAM_REC_POSTCOPY_LISTEN = 11,    /* make the missing pages absent */
@@ -140,8 +140,19 @@ typedef struct StreamBatch StreamBatch;
 int stream_batch_new(int zstd_level, StreamBatch **out);
 void stream_batch_free(StreamBatch *b);
 
-/* Empty the batch for round @round. */
+/* Empty the batch for round @round (its flags cleared). */
 void stream_batch_reset(StreamBatch *b, uint64_t round);
+
+/*
+ * A RAM batch's flags (the byte after the codec).  POSTCOPY: sent after
+ * the switch to postcopy; the destination places its pages (they are
+ * absent for the guest until then) rather than writing them, and only
+ * once it is listening.
+ */
+#define STREAM_BATCH_F_POSTCOPY 0x01u
+
+/* Mark the batch as sent after the switch to postcopy (until reset). */
+void stream_batch_set_postcopy(StreamBatch *b);
 
 /*
  * Add the page at ram_addr page number @pfn with contents @page: a zero
@@ -176,6 +187,7 @@ typedef struct StreamBatchView {
     uint32_t npages;
     uint32_t nnormal;
     uint32_t codec;
+    uint32_t flags;             /* STREAM_BATCH_F_* */
     uint64_t pfn[STREAM_BATCH_MAX_PAGES];
     uint8_t kind[STREAM_BATCH_MAX_PAGES];
     const uint8_t *data;        /* nnormal * STREAM_PAGE_SIZE bytes */
@@ -227,6 +239,16 @@ int stream_postcopy_advise_decode(const uint8_t *body, uint32_t len,
                                   uint64_t *page_size, char *err,
                                   size_t errlen);
 
+/*
+ * POSTCOPY_LISTEN: u64 the last round sent before the switch (every data
+ * channel ends it, with its ROUND_END, before the destination makes the
+ * missing pages absent), u64 flags (0).  A round of 0 is refused.
+ */
+#define STREAM_POSTCOPY_LISTEN_LEN 16
+void stream_postcopy_listen_encode(uint64_t round, uint8_t *out);
+int stream_postcopy_listen_decode(const uint8_t *body, uint32_t len,
+                                  uint64_t *round, char *err, size_t errlen);
+
 /* Ranges a DISCARD carries at most (16 bytes each: 64 KiB of ranges). */
 #define STREAM_DISCARD_MAX_RANGES 4096u
 
@@ -262,6 +284,12 @@ void stream_page_request_encode(const char *idstr, uint64_t page,
 int stream_page_request_decode(const uint8_t *body, uint32_t len,
                                char idstr[256], uint64_t *page,
                                uint32_t *npages, char *err, size_t errlen);
+
+/*
+ * RESULT's status: 0, or an errno with this bit set when the guest ran on
+ * the destination before it failed (postcopy, after RUN).
+ */
+#define STREAM_RESULT_RAN 0x80000000u
 
 /* True if the STREAM_PAGE_SIZE bytes at @page are all zero. */
 bool stream_page_is_zero(const void *page);

@@ -83,20 +83,58 @@ static void test_out_of_range_parameters_are_named_and_change_nothing(
     assert_int_equal(now.max_cpu_throttle, 80);
 }
 
-static void test_postcopy_is_refused_until_it_exists(void **state)
+static void test_postcopy_ram_is_accepted(void **state)
 {
     MigrationCaps c = { .multifd = true, .postcopy_ram = true }, now;
     char err[256];
 
-    assert_int_equal(migration_set_caps(*state, &c, err, sizeof(err)),
-                     -ENOTSUP);
-    assert_non_null(strstr(err, "postcopy-ram"));
-    migration_get_caps(*state, &now);
-    assert_false(now.multifd);
-    c.postcopy_ram = false;
     assert_int_equal(migration_set_caps(*state, &c, err, sizeof(err)), 0);
     migration_get_caps(*state, &now);
     assert_true(now.multifd);
+    assert_true(now.postcopy_ram);
+}
+
+static void test_postcopy_preempt_needs_postcopy_ram(void **state)
+{
+    MigrationCaps c = { .postcopy_preempt = true }, now;
+    char err[256];
+
+    assert_int_equal(migration_set_caps(*state, &c, err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "postcopy-ram"));
+    migration_get_caps(*state, &now);
+    assert_false(now.postcopy_preempt);
+}
+
+static void test_start_postcopy_needs_the_capability(void **state)
+{
+    MigrationCaps c = { .postcopy_ram = false };
+    char err[256];
+
+    assert_int_equal(migration_set_caps(*state, &c, err, sizeof(err)), 0);
+    assert_int_equal(migration_start_postcopy(*state, err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "migrate_set_capability"));
+}
+
+/* QEMU's meaning: before `migrate`, postcopy starts after round 1. */
+static void test_start_postcopy_before_migrate_is_kept(void **state)
+{
+    MigrationCaps c = { .postcopy_ram = true };
+    char err[256];
+
+    assert_int_equal(migration_set_caps(*state, &c, err, sizeof(err)), 0);
+    assert_int_equal(migration_start_postcopy(*state, err, sizeof(err)), 0);
+    c.postcopy_ram = false;
+    assert_int_equal(migration_set_caps(*state, &c, err, sizeof(err)), 0);
+}
+
+static void test_postcopy_active_has_qemus_name(void **state)
+{
+    (void)state;
+    assert_string_equal(migration_status_name(
+                            MIGRATION_STATUS_POSTCOPY_ACTIVE),
+                        "postcopy-active");
 }
 
 static void test_a_migration_that_cannot_start_says_why(void **state)
@@ -126,7 +164,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_defaults_are_qemus),
         T(test_out_of_range_parameters_are_named_and_change_nothing),
-        T(test_postcopy_is_refused_until_it_exists),
+        T(test_postcopy_ram_is_accepted),
+        T(test_postcopy_preempt_needs_postcopy_ram),
+        T(test_start_postcopy_needs_the_capability),
+        T(test_start_postcopy_before_migrate_is_kept),
+        T(test_postcopy_active_has_qemus_name),
         T(test_a_migration_that_cannot_start_says_why),
     };
 

@@ -685,7 +685,16 @@ static void dm_mig_status(DeviceModel *dm, MigrationStatus st)
     MigrationInfo info;
 
     migration_get_info(dm->mig, &info);
-    if (info.incoming && st == MIGRATION_STATUS_COMPLETED) {
+    /*
+     * Postcopy: the guest runs here from postcopy-active on (RUN), while
+     * the rest of its RAM arrives; completed follows without a change.
+     */
+    if (info.incoming && (st == MIGRATION_STATUS_COMPLETED ||
+                          st == MIGRATION_STATUS_POSTCOPY_ACTIVE) &&
+        dm->status != DM_INMIGRATE) {
+        dm_log(DM_LOG_INFO, "incoming postcopy migration completed");
+    } else if (info.incoming && (st == MIGRATION_STATUS_COMPLETED ||
+                                 st == MIGRATION_STATUS_POSTCOPY_ACTIVE)) {
         if (dm->cfg->start_paused) {
             /* As -incoming fd:N with -S: state = running comes at cont. */
             dm->status = DM_PAUSED;

@@ -123,6 +123,7 @@ static const CapDesc caps[] = {
     { "pause-before-switchover",
       offsetof(MigrationCaps, pause_before_switchover) },
     { "postcopy-ram", offsetof(MigrationCaps, postcopy_ram) },
+    { "postcopy-preempt", offsetof(MigrationCaps, postcopy_preempt) },
 };
 
 static json_t *qmp_set_caps(QmpClient *c, json_t *args, void *opaque,
@@ -220,7 +221,49 @@ json_t *dm_migrate_info_json(Migration *mig)
                     "dirty-sync-count", (json_int_t)i.ram.dirty_sync_count,
                     "pages-per-second", (json_int_t)i.ram.pages_per_second,
                     "multifd-bytes", (json_int_t)i.ram.multifd_bytes);
+    if (i.postcopy.used) {
+        /* QEMU's place for it: the source's requests taken, the
+         * destination's faults asked for. */
+        json_object_set_new(ram, "postcopy-requests",
+                            json_integer((json_int_t)i.postcopy.requests));
+    }
     json_object_set_new(o, "ram", ram);
+    if (i.postcopy.used && i.incoming) {
+        json_t *hist = json_array(), *lat;
+
+        /* QEMU's postcopy-blocktime: ms the guest waited on faults. */
+        json_object_set_new(o, "postcopy-blocktime", json_integer(
+                                (json_int_t)(i.postcopy.blocktime_ns /
+                                             1000000)));
+        /* QEMU 10.1's postcopy-latency: the mean, in ns. */
+        json_object_set_new(o, "postcopy-latency", json_integer(
+                                (json_int_t)(i.postcopy.faults ?
+                                             i.postcopy.blocktime_ns /
+                                             i.postcopy.faults : 0)));
+        /* ... and postcopy-latency-dist: log2 buckets of microseconds. */
+        for (unsigned b = 0; b < MIGRATION_LATENCY_BUCKETS; b++) {
+            json_array_append_new(hist, json_integer(
+                                      (json_int_t)i.postcopy.hist[b]));
+        }
+        json_object_set_new(o, "postcopy-latency-dist", hist);
+        lat = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+                        "faults", (json_int_t)i.postcopy.faults,
+                        "p50-ns", (json_int_t)i.postcopy.p50_ns,
+                        "p99-ns", (json_int_t)i.postcopy.p99_ns,
+                        "max-ns", (json_int_t)i.postcopy.max_ns,
+                        "discarded", (json_int_t)i.postcopy.discarded,
+                        "made-absent", (json_int_t)i.postcopy.made_absent,
+                        "placed", (json_int_t)i.postcopy.placed,
+                        "duplicates", (json_int_t)i.postcopy.duplicates);
+        json_object_set_new(o, "x-xenram-postcopy-latency", lat);
+    } else if (i.postcopy.used) {
+        json_object_set_new(o, "x-xenram-postcopy", json_pack(
+                                "{s:I,s:I}",
+                                "requested-pages",
+                                (json_int_t)i.postcopy.requested,
+                                "background-pages",
+                                (json_int_t)i.postcopy.background));
+    }
     json_object_set_new(o, "cpu-throttle-percentage",
                         json_integer(i.cpu_throttle_percentage));
     if (i.error_desc[0]) {
@@ -252,8 +295,9 @@ static json_t *qmp_migrate(QmpClient *c, json_t *args, void *opaque,
 
     (void)c;
     if (json_is_true(json_object_get(args, "resume"))) {
-        return qmp_error(err, QMP_ERROR_GENERIC, "migrate with resume needs "
-                         "postcopy, which xenram does not do yet");
+        return qmp_error(err, QMP_ERROR_GENERIC, "migrate with resume "
+                         "recovers a paused postcopy migration, which xenram "
+                         "does not do yet");
     }
     if (json_is_true(json_object_get(args, "blk")) ||
         json_is_true(json_object_get(args, "inc"))) {
@@ -325,6 +369,25 @@ static json_t *qmp_migrate_cancel(QmpClient *c, json_t *args, void *opaque,
     return json_object();
 }
 
+static json_t *qmp_migrate_start_postcopy(QmpClient *c, json_t *args,
+                                         void *opaque, QmpError *err)
+{
+    DmMigrateQmp *q = opaque;
+    char msg[256];
+
+    (void)c;
+    (void)args;
+    if (q->incoming) {
+        return qmp_error(err, QMP_ERROR_GENERIC, "migrate-start-postcopy is "
+                         "the source's: this device model is a migration's "
+                         "destination");
+    }
+    if (migration_start_postcopy(q->mig, msg, sizeof(msg))) {
+        return qmp_error(err, QMP_ERROR_GENERIC, "%s", msg);
+    }
+    return json_object();
+}
+
 static json_t *qmp_migrate_continue(QmpClient *c, json_t *args, void *opaque,
                                     QmpError *err)
 {
@@ -356,6 +419,8 @@ int dm_migrate_qmp_register(DmMigrateQmp *q)
                             qmp_migrate_cancel, q)) ||
         (ret = qmp_register(q->qmp, "migrate-continue", "state:s",
                             qmp_migrate_continue, q)) ||
+        (ret = qmp_register(q->qmp, "migrate-start-postcopy", NULL,
+                            qmp_migrate_start_postcopy, q)) ||
         (ret = qmp_register(q->qmp, "query-migrate", NULL, qmp_query_migrate,
                             q)) ||
         (ret = qmp_register(q->qmp, "migrate-set-parameters", PARAMS_SCHEMA,

@@ -285,20 +285,29 @@ struct ts_engine_opts {
     uint64_t downtime_ms;       /* --downtime-limit; 0: xenram's (300) */
     uint64_t max_bw_mib;        /* --max-bandwidth MiB/s; 0: unlimited */
     bool auto_converge;         /* --auto-converge: throttle a fast writer */
+    bool postcopy;              /* --postcopy: postcopy-ram, then the switch */
+    int postcopy_after;         /* --postcopy-after-rounds N; -1: after
+                                   round 1 (migrate-start-postcopy first) */
+    bool postcopy_preempt;      /* --postcopy-preempt */
 };
 
-#define TS_ENGINE_OPTS_INIT { .channels = -1 }
+#define TS_ENGINE_OPTS_INIT { .channels = -1, .postcopy_after = -1 }
 
 /* Option values of TS_ENGINE_LONGOPTS (struct option, <getopt.h>). */
 enum { TS_EOPT_ENGINE = 0x1000, TS_EOPT_CHANNELS, TS_EOPT_COMPRESS,
-       TS_EOPT_DOWNTIME, TS_EOPT_BANDWIDTH, TS_EOPT_AUTO_CONVERGE };
+       TS_EOPT_DOWNTIME, TS_EOPT_BANDWIDTH, TS_EOPT_AUTO_CONVERGE,
+       TS_EOPT_POSTCOPY, TS_EOPT_POSTCOPY_AFTER, TS_EOPT_POSTCOPY_PREEMPT };
 #define TS_ENGINE_LONGOPTS                                              \
     { "engine", required_argument, NULL, TS_EOPT_ENGINE },              \
     { "channels", required_argument, NULL, TS_EOPT_CHANNELS },          \
     { "compress", required_argument, NULL, TS_EOPT_COMPRESS },          \
     { "downtime-limit", required_argument, NULL, TS_EOPT_DOWNTIME },    \
     { "max-bandwidth", required_argument, NULL, TS_EOPT_BANDWIDTH },    \
-    { "auto-converge", no_argument, NULL, TS_EOPT_AUTO_CONVERGE }
+    { "auto-converge", no_argument, NULL, TS_EOPT_AUTO_CONVERGE },      \
+    { "postcopy", no_argument, NULL, TS_EOPT_POSTCOPY },                \
+    { "postcopy-after-rounds", required_argument, NULL,                 \
+      TS_EOPT_POSTCOPY_AFTER },                                         \
+    { "postcopy-preempt", no_argument, NULL, TS_EOPT_POSTCOPY_PREEMPT }
 
 /*
  * One of TS_ENGINE_LONGOPTS: 0 when @opt is one and @arg fits it,

@@ -44,7 +44,7 @@ int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
     unsigned long long v = 0;
 
     if (opt == TS_EOPT_CHANNELS || opt == TS_EOPT_DOWNTIME ||
-        opt == TS_EOPT_BANDWIDTH) {
+        opt == TS_EOPT_BANDWIDTH || opt == TS_EOPT_POSTCOPY_AFTER) {
         errno = 0;
         v = strtoull(arg, &end, 10);
         if (errno || end == arg || *end || arg[0] == '-') {
@@ -93,6 +93,21 @@ int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
     case TS_EOPT_AUTO_CONVERGE:
         e->auto_converge = true;
         return 0;
+    case TS_EOPT_POSTCOPY:
+        e->postcopy = true;
+        return 0;
+    case TS_EOPT_POSTCOPY_AFTER:
+        if (v < 1 || v > 1000) {
+            ts_seterr(err, errlen, "--postcopy-after-rounds is 1 to 1000");
+            return -EINVAL;
+        }
+        e->postcopy = true;
+        e->postcopy_after = (int)v;
+        return 0;
+    case TS_EOPT_POSTCOPY_PREEMPT:
+        e->postcopy = true;
+        e->postcopy_preempt = true;
+        return 0;
     }
     return -ENOENT;
 }
@@ -114,6 +129,8 @@ struct eng {
     char uri[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
 
     bool migrating;             /* `migrate` accepted by the source */
+    bool postcopy_sent;         /* migrate-start-postcopy accepted */
+    bool postcopy_seen;         /* query-migrate said postcopy-active */
     bool completed;             /* query-migrate said so */
     bool cancel_sent;
     json_t *final;              /* the last query-migrate */
@@ -489,13 +506,23 @@ static int eng_start(struct eng *m, char *err, size_t errlen)
     json_t *p;
     int rc;
 
+    if (e->postcopy_preempt && channels == 0) {
+        ts_seterr(err, errlen, "--postcopy-preempt needs data channels "
+                  "(--channels 1 or more)");
+        return -EINVAL;
+    }
     rc = ts_qmp_do(&m->sq, "migrate-set-capabilities",
-                   json_pack("{s:[{s:s,s:b},{s:s,s:b},{s:s,s:b}]}",
+                   json_pack("{s:[{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b},"
+                             "{s:s,s:b}]}",
                              "capabilities",
                              "capability", "multifd", "state", channels > 0,
                              "capability", "events", "state", 1,
                              "capability", "auto-converge",
-                             "state", m->e->auto_converge),
+                             "state", m->e->auto_converge,
+                             "capability", "postcopy-ram",
+                             "state", e->postcopy,
+                             "capability", "postcopy-preempt",
+                             "state", e->postcopy_preempt),
                    QMP_TIMEOUT_MS, err, errlen);
     if (rc)
         return rc;
@@ -516,6 +543,15 @@ static int eng_start(struct eng *m, char *err, size_t errlen)
                     "engine (%d channel%s%s)", m->sdom, m->info.name,
                     m->dst.dir, channels, channels == 1 ? "" : "s",
                     e->zstd ? ", zstd" : "");
+    /* QEMU's meaning of migrate-start-postcopy before migrate: the
+     * switch comes after round 1. */
+    if (e->postcopy && e->postcopy_after < 0) {
+        rc = ts_qmp_do(&m->sq, "migrate-start-postcopy", NULL,
+                       QMP_TIMEOUT_MS, err, errlen);
+        if (rc)
+            return rc;
+        m->postcopy_sent = true;
+    }
     m->t_migrate = ts_now_ns();
     rc = ts_qmp_do(&m->sq, "migrate", json_pack("{s:s}", "uri", m->uri),
                    QMP_TIMEOUT_MS, err, errlen);
@@ -578,6 +614,23 @@ static int eng_watch(struct eng *m, char *err, size_t errlen)
         }
         track(m, r);
         st = jstr(r, "status");
+        if (!strcmp(st, "postcopy-active"))
+            m->postcopy_seen = true;
+        /*
+         * --postcopy-after-rounds N: asked once round N runs
+         * (dirty-sync-count N); xenram switches when that round ends.
+         */
+        if (m->e->postcopy && !m->postcopy_sent && !strcmp(st, "active") &&
+            jnum(json_object_get(r, "ram"), "dirty-sync-count") >=
+            m->e->postcopy_after) {
+            if (ts_qmp_do(&m->sq, "migrate-start-postcopy", NULL,
+                          QMP_TIMEOUT_MS, err, errlen)) {
+                json_decref(r);
+                ts_progress_end(&m->prog);
+                return -EIO;
+            }
+            m->postcopy_sent = true;
+        }
         if (!strcmp(st, "completed") || !strcmp(st, "failed") ||
             !strcmp(st, "cancelled")) {
             json_decref(m->final);
@@ -664,6 +717,15 @@ static void report(struct eng *m)
            m->sdom, m->info.name, m->src->dir, m->dst.dir, m->ddom);
     printf("  channels    : %d%s\n", channels,
            m->e->zstd ? ", zstd" : ", no compression");
+    if (m->e->postcopy) {
+        json_t *x = json_object_get(r, "x-xenram-postcopy");
+
+        printf("  postcopy    : %s; %.0f page requests, %.0f pages sent on "
+               "request, %.0f in the background\n",
+               m->postcopy_seen || x ? "switched" : "not reached (precopy "
+               "completed first)", jnum(ram, "postcopy-requests"),
+               jnum(x, "requested-pages"), jnum(x, "background-pages"));
+    }
     printf("  rounds      : %.0f (dirty-sync-count)\n",
            jnum(ram, "dirty-sync-count"));
     printf("  sent        : %.1f MiB (%.0f bytes), %.0f normal pages, "

@@ -1430,6 +1430,7 @@ static const struct cmd cmds[] = {
       "[--report FILE.svg] [--max-iters N] [--threshold N] "
       "[--checksum-at-suspend FILE] [--dest-dm-arg ARG]... "
       "[--engine libxc|xenram [--channels N] [--compress zstd] [--auto-converge] "
+      "[--postcopy [--postcopy-after-rounds N] [--postcopy-preempt]] "
       "[--downtime-limit MS] [--max-bandwidth MiB/s]] "
       "[--dm-timeout S]",
       "live-migrate a domain to the host in DIR, as xl migrate does; a "

@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * test-e2e-postcopy.c - `xensim migrate --engine xenram --postcopy`:
+ * postcopy between two simulated hosts (docs/postcopy.md).  A 64 MiB
+ * guest whose vCPUs write random pages while xenram's test DMA device
+ * writes too, switched to postcopy straight after round 1 and after 3
+ * rounds, over 1 and 2 channels (and with postcopy-preempt):
+ *
+ *   - with the destination kept paused (-S), the background pulls every
+ *     page and the memory at the end is the source's at the switch, page
+ *     by page; no page was placed twice;
+ *   - with the destination running, its vCPUs fault on missing pages:
+ *     every fault is served (faults = requests asked for, all answered),
+ *     the stamps written there are newer than the source's, every page
+ *     is whole.
+ *
+ * Needs the simulator's memory paging and xen/paging.c; with the weak
+ * fallback of migration/paging-fallback.c the destination refuses at
+ * LISTEN (ENOSYS) and these tests fail.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/integration/e2e/e2e.h"
+#include "xen/sim/proto.h"
+#include "xen/sim/stamp.h"
+#include "xen/sim/toolstack.h"
+
+static struct e2e_host src, dst;
+static bool no_xenstore;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return e2e_hosts_setup(&src, &dst, &no_xenstore);
+}
+
+#define NEED_XENSTORE() E2E_NEED_XENSTORE(no_xenstore, "xenstored")
+
+/* A 64 MiB guest (8 MiB of it VRAM) writing random pages (@workload), its
+ * xenram DMA-writing 2000 pages/s; both busy when this returns. */
+static uint32_t guest(const char *name, const char *workload)
+{
+    char out[256];
+    uint32_t d;
+
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "create", "--mem",
+                                "64", "--vram", "8", "--name", name,
+                                "--workload", workload, "--dm",
+                                e2e_xenram(), "--dm-arg", "--test-dma=2000",
+                                NULL), 0);
+    d = (uint32_t)strtoul(out, NULL, 10);
+    assert_true(d > 0);
+    assert_true(e2e_wait_dma(&src, d, 200));
+    assert_true(e2e_wait_vcpu_writes(&src, d, 200));
+    return d;
+}
+
+static void destroy(struct e2e_host *h, uint32_t d)
+{
+    char id[16];
+
+    snprintf(id, sizeof(id), "%u", d);
+    assert_int_equal(e2e_xensim(h, NULL, 0, "destroy", id, NULL), 0);
+}
+
+static void verify_clean(struct e2e_host *h, uint32_t d)
+{
+    char out[512], id[16];
+
+    snprintf(id, sizeof(id), "%u", d);
+    assert_int_equal(e2e_xensim(h, out, sizeof(out), "verify", id, NULL), 0);
+    assert_non_null(strstr(out, " 0 corrupt"));
+}
+
+/* ---- a domain's memory, mapped here ------------------------------------- */
+
+/* struct e2e_mem, e2e_mem_map() and e2e_mem_has() are e2e.h's. */
+
+/*
+ * Page by page: the same frames, the same bytes, the eight HVM special
+ * pages (xenstore and console rings, ioreq pages ...) included: the engine
+ * carries them with the HVM parameters.  *@special_diff counts those of
+ * them that differ (0 expected).  The frames the source has.
+ */
+#define SPECIAL_FIRST   0xfeff8ull
+#define SPECIAL_END     0xff000ull
+
+static uint64_t compare(const struct e2e_mem *a, const struct e2e_mem *b,
+                        uint64_t *special_diff)
+{
+    uint64_t n = a->pages > b->pages ? a->pages : b->pages, frames = 0;
+    uint64_t bad = 0;
+
+    *special_diff = 0;
+    for (uint64_t g = 0; g < n; g++) {
+        bool x = e2e_mem_has(a, g), y = e2e_mem_has(b, g);
+
+        frames += x;
+        if (x == y && (!x || !memcmp(a->mem + g * XSIM_PAGE_SIZE,
+                                     b->mem + g * XSIM_PAGE_SIZE,
+                                     XSIM_PAGE_SIZE)))
+            continue;
+        if (g >= SPECIAL_FIRST && g < SPECIAL_END)
+            (*special_diff)++;
+        if (bad++ < 8)
+            fprintf(stderr, "frame %#llx differs%s\n",
+                    (unsigned long long)g, x == y ? ""
+                    : x ? " (only on the source)" : " (only on the "
+                    "destination)");
+    }
+    assert_int_equal(bad, 0);
+    return frames;
+}
+
+/* The newest generation among the vCPUs' stamps in @m. */
+static uint64_t newest_stamp(const struct e2e_mem *m)
+{
+    uint64_t newest = 0, gen;
+
+    for (uint64_t g = 0; g < m->pages; g++) {
+        if (e2e_mem_has(m, g) &&
+            xsim_stamp_check(m->mem + g * XSIM_PAGE_SIZE, g, &gen) == 1 &&
+            gen > newest)
+            newest = gen;
+    }
+    return newest;
+}
+
+/*
+ * The stamps the destination's vCPUs wrote since switchover (pages of
+ * @now that differ from @then and are stamps): every one of a generation
+ * after @newest, the source's last, as the HVM context carries it on.
+ * Returns how many; fails on an older one.
+ */
+static uint64_t stamps_since(const struct e2e_mem *then, const struct e2e_mem *now,
+                             uint64_t newest)
+{
+    uint64_t n = 0, older = 0, gen;
+
+    for (uint64_t g = 0; g < now->pages; g++) {
+        const uint8_t *p = now->mem + g * XSIM_PAGE_SIZE;
+
+        if (!e2e_mem_has(now, g) ||
+            (e2e_mem_has(then, g) &&
+             !memcmp(p, then->mem + g * XSIM_PAGE_SIZE, XSIM_PAGE_SIZE)))
+            continue;
+        if (xsim_stamp_check(p, g, &gen) != 1)
+            continue;           /* the test device's pages */
+        n++;
+        if (gen <= newest && older++ < 4)
+            fprintf(stderr, "frame %#llx: stamp generation %llu, the "
+                    "source's last was %llu\n", (unsigned long long)g,
+                    (unsigned long long)gen, (unsigned long long)newest);
+    }
+    assert_int_equal(older, 0);
+    return n;
+}
+
+/* ---- a migration in the background -------------------------------------- */
+
+struct bg {
+    pthread_t t;
+    char id[16];
+    const char *args[12];
+    int rc;
+    char out[4096], err[8192];
+    uint64_t t_end;
+};
+
+static void *bg_main(void *opaque)
+{
+    struct bg *b = opaque;
+    const char *const *a = b->args;
+
+    b->rc = e2e_xensim_err(&src, b->out, sizeof(b->out), b->err,
+                           sizeof(b->err), "migrate", b->id, "--to",
+                           dst.dir, "--engine", "xenram", "--no-progress",
+                           a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
+                           a[8], a[9], a[10], a[11], NULL);
+    b->t_end = now_ns();
+    return NULL;
+}
+
+/* `xensim migrate d --to dst --engine xenram ARGS...` (NULL-terminated,
+ * at most 11) in a thread. */
+static void bg_start(struct bg *b, uint32_t d, ...)
+{
+    va_list ap;
+    unsigned i = 0;
+
+    memset(b, 0, sizeof(*b));
+    snprintf(b->id, sizeof(b->id), "%u", d);
+    va_start(ap, d);
+    while (i < 11 && (b->args[i] = va_arg(ap, const char *)))
+        i++;
+    va_end(ap);
+    b->args[i] = NULL;
+    assert_int_equal(pthread_create(&b->t, NULL, bg_main, b), 0);
+}
+
+static void bg_join(struct bg *b)
+{
+    pthread_join(b->t, NULL);
+}
+
+/* The destination's postcopy figures (x-xenram-postcopy-latency). */
+static void dest_figures(uint32_t nd, json_int_t *faults, json_int_t *placed,
+                         json_int_t *dups, json_int_t *absent,
+                         json_int_t *asked)
+{
+    json_t *r = e2e_qmp(&dst, nd, "query-migrate", NULL), *l;
+
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(r, "status")),
+                        "completed");
+    l = json_object_get(r, "x-xenram-postcopy-latency");
+    assert_non_null(l);
+    *faults = json_integer_value(json_object_get(l, "faults"));
+    *placed = json_integer_value(json_object_get(l, "placed"));
+    *dups = json_integer_value(json_object_get(l, "duplicates"));
+    *absent = json_integer_value(json_object_get(l, "made-absent"));
+    *asked = json_integer_value(json_object_get(json_object_get(r, "ram"),
+                                                "postcopy-requests"));
+    assert_non_null(json_object_get(r, "postcopy-blocktime"));
+    assert_non_null(json_object_get(r, "postcopy-latency-dist"));
+    json_decref(r);
+}
+
+/* Paused destination: the memory is the source's, page by page. */
+static void postcopy_paused(const char *name, const char *channels,
+                            const char *after)
+{
+    char sums[200];
+    struct e2e_mem before, after_m;
+    struct bg b;
+    uint32_t d, nd;
+    uint64_t special;
+    json_int_t faults, placed, dups, absent, asked;
+
+    d = guest(name, "random:8");
+    assert_true(e2e_mem_map(&src, d, &before));
+    snprintf(sums, sizeof(sums), "%s/sums-%s", src.dir, name);
+    if (after)
+        bg_start(&b, d, "--channels", channels, "--postcopy",
+                 "--postcopy-after-rounds", after, "--downtime-limit", "1",
+                 "--pause-dest", "--checksum-at-suspend", sums, NULL);
+    else
+        bg_start(&b, d, "--channels", channels, "--postcopy",
+                 "--pause-dest", "--checksum-at-suspend", sums, NULL);
+    bg_join(&b);
+    fprintf(stderr, "%s", b.out);
+    assert_int_equal(b.rc, 0);
+    assert_non_null(strstr(b.out, "postcopy    : switched"));
+    assert_non_null(strstr(b.out, "0 pages differ: identical"));
+    nd = e2e_domid(&dst, name);
+    assert_true(nd > 0);
+    assert_true(e2e_mem_map(&dst, nd, &after_m));
+    compare(&before, &after_m, &special);
+    assert_int_equal(special, 0);
+    dest_figures(nd, &faults, &placed, &dups, &absent, &asked);
+    /* Every page made absent came back once; none placed twice. */
+    assert_int_equal(placed, absent);
+    assert_int_equal(dups, 0);
+    e2e_mem_unmap(&after_m);
+    e2e_mem_unmap(&before);
+    verify_clean(&dst, nd);
+    destroy(&dst, nd);
+}
+
+/* Running destination: its vCPUs fault, every fault is served. */
+static void postcopy_running(const char *name, const char *channels,
+                             const char *extra)
+{
+    struct e2e_mem before, now;
+    struct bg b;
+    uint32_t d, nd;
+    char id[16];
+    uint64_t newest;
+    json_int_t faults, placed, dups, absent, asked;
+
+    d = guest(name, "random:8");
+    assert_true(e2e_mem_map(&src, d, &before));
+    if (extra)
+        bg_start(&b, d, "--channels", channels, "--postcopy", extra, NULL);
+    else
+        bg_start(&b, d, "--channels", channels, "--postcopy", NULL);
+    bg_join(&b);
+    fprintf(stderr, "%s", b.out);
+    assert_int_equal(b.rc, 0);
+    assert_non_null(strstr(b.out, "postcopy    : switched"));
+    nd = e2e_domid(&dst, name);
+    assert_true(nd > 0);
+    dest_figures(nd, &faults, &placed, &dups, &absent, &asked);
+    fprintf(stderr, "%lld faults, %lld asked, %lld placed of %lld absent\n",
+            (long long)faults, (long long)asked, (long long)placed,
+            (long long)absent);
+    /* The guest ran while pages were missing: it faulted, and every
+     * fault asked for was served (its latency recorded at the load). */
+    assert_true(asked > 0);
+    assert_int_equal(faults, asked);
+    assert_int_equal(placed + dups, absent + dups);
+    assert_true(e2e_wait_vcpu_writes(&dst, nd, 100));
+    assert_true(e2e_wait_dma(&dst, nd, 100));
+    snprintf(id, sizeof(id), "%u", nd);
+    assert_int_equal(e2e_xensim(&dst, NULL, 0, "pause", id, NULL), 0);
+    assert_true(e2e_mem_map(&dst, nd, &now));
+    newest = newest_stamp(&before);
+    assert_true(stamps_since(&before, &now, newest) >= 50);
+    e2e_mem_unmap(&now);
+    e2e_mem_unmap(&before);
+    verify_clean(&dst, nd);
+    destroy(&dst, nd);
+}
+
+static void test_postcopy_after_round_1_one_channel(void **state)
+{
+    (void)state;
+    NEED_XENSTORE();
+    postcopy_paused("pc1", "1", NULL);
+}
+
+static void test_postcopy_after_2_rounds_two_channels(void **state)
+{
+    (void)state;
+    NEED_XENSTORE();
+    postcopy_paused("pc2", "2", "2");
+}
+
+static void test_postcopy_running_guest_faults_served_one_channel(void **state)
+{
+    (void)state;
+    NEED_XENSTORE();
+    postcopy_running("pc3", "1", NULL);
+}
+
+static void test_postcopy_running_guest_two_channels_preempt(void **state)
+{
+    (void)state;
+    NEED_XENSTORE();
+    postcopy_running("pc4", "2", "--postcopy-preempt");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_postcopy_after_round_1_one_channel),
+        cmocka_unit_test(test_postcopy_after_2_rounds_two_channels),
+        cmocka_unit_test(test_postcopy_running_guest_faults_served_one_channel),
+        cmocka_unit_test(test_postcopy_running_guest_two_channels_preempt),
+    };
+
+    e2e_init(180);
+    return cmocka_run_group_tests_name("e2e-postcopy", tests, setup,
+                                       e2e_group_teardown);
+}
