@@ -61,6 +61,16 @@ typedef struct XenPagerStats {
     uint64_t vcpu_faults;       /* of which with a vCPU paused */
     uint64_t answered;          /* responses put on the ring */
     uint64_t paged_out;         /* frames paged out now */
+    /* Requests answered without acting on them: a version or reason this
+     * pager does not know (its xenctrl headers are not the hypervisor's). */
+    uint64_t rejected;
+    uint64_t out_of_range;      /* gfn beyond the domain's frames: answered */
+    uint64_t dropped;           /* paged-out frames the guest released */
+    /* Requests answered by a load (they waited for their frame), and their
+     * time from being taken off the ring to the answer. */
+    uint64_t waited;
+    uint64_t wait_ns_total;
+    uint64_t wait_ns_max;
 } XenPagerStats;
 
 /*
