@@ -711,11 +711,12 @@ int xen_pager_start(XenHandles *xh, XenPagerFaultFn *fault, void *opaque,
                                  "xen_pager_start", domid, NULL);
         goto fail;
     }
+    /* Until we remove it, a page given to the frame is the guest's too. */
+    p->ring_in_physmap = true;
     ret = pager_map_ring(p);
     if (ret) {
         goto fail;
     }
-    p->ring_in_physmap = true;
     if (xc_mem_paging_enable(xen_xc(xh), domid, &port) < 0) {
         int e = pager_errno();
         char call[200];
