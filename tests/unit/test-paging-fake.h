@@ -79,7 +79,10 @@ typedef struct FakeXen {
 
 static FakeXen fx;
 
-static void fake_reset(bool ring_populated)
+/* Not every test program uses every helper. */
+#define FAKE_FN static __attribute__((unused))
+
+FAKE_FN void fake_reset(bool ring_populated)
 {
     free(fx.state);
     free(fx.content);
@@ -108,7 +111,7 @@ static void fake_reset(bool ring_populated)
     fx.hook_gfn = ~0ULL;
 }
 
-static void fake_fail(const char *call, unsigned int nth, int err)
+FAKE_FN void fake_fail(const char *call, unsigned int nth, int err)
 {
     snprintf(fx.fail_call, sizeof(fx.fail_call), "%s", call);
     fx.fail_nth = nth;
@@ -117,7 +120,7 @@ static void fake_fail(const char *call, unsigned int nth, int err)
 }
 
 /* Log @call; true (errno set) if it is the one to fail.  Under fx.lock. */
-static bool fake_call_locked(const char *call)
+FAKE_FN bool fake_call_locked(const char *call)
 {
     if (fx.ncalls < 64) {
         snprintf(fx.calls[fx.ncalls], sizeof(fx.calls[0]), "%s", call);
@@ -131,7 +134,7 @@ static bool fake_call_locked(const char *call)
     return false;
 }
 
-static bool fake_call(const char *call)
+FAKE_FN bool fake_call(const char *call)
 {
     bool f;
 
@@ -145,7 +148,7 @@ static bool fake_call(const char *call)
 }
 
 /* The calls made since the last reset, space-separated. */
-static const char *fake_calls(void)
+FAKE_FN const char *fake_calls(void)
 {
     static char buf[64 * 32];
     size_t off = 0;
@@ -165,7 +168,7 @@ static const char *fake_calls(void)
  * change p2m_mem_paging_populate() makes first.  false if the ring has no
  * free slot (Xen would make the vCPU wait).  @raw: send exactly @req.
  */
-static bool fake_put_request_raw(const vm_event_request_t *req)
+FAKE_FN bool fake_put_request_raw(const vm_event_request_t *req)
 {
     uint64_t one = 1;
 
@@ -184,7 +187,7 @@ static bool fake_put_request_raw(const vm_event_request_t *req)
     return true;
 }
 
-static bool fake_fault(uint64_t gfn, uint32_t vcpu, bool paused)
+FAKE_FN bool fake_fault(uint64_t gfn, uint32_t vcpu, bool paused)
 {
     vm_event_request_t req;
 
@@ -210,7 +213,7 @@ static bool fake_fault(uint64_t gfn, uint32_t vcpu, bool paused)
 }
 
 /* Take the responses published so far into @out (up to @max). */
-static unsigned int fake_take_responses_locked(vm_event_response_t *out,
+FAKE_FN unsigned int fake_take_responses_locked(vm_event_response_t *out,
                                                unsigned int max)
 {
     RING_IDX prod = __atomic_load_n(&fx.front.sring->rsp_prod,
@@ -225,7 +228,7 @@ static unsigned int fake_take_responses_locked(vm_event_response_t *out,
     return n;
 }
 
-static void fake_deadline(struct timespec *ts, int secs)
+FAKE_FN void fake_deadline(struct timespec *ts, int secs)
 {
     clock_gettime(CLOCK_REALTIME, ts);
     ts->tv_sec += secs;
@@ -235,7 +238,7 @@ static void fake_deadline(struct timespec *ts, int secs)
  * Wait for @n responses (a broken pager fails the test after 10 s; the
  * wait itself is on the pager's notifications).
  */
-static void fake_wait_responses(vm_event_response_t *out, unsigned int n)
+FAKE_FN void fake_wait_responses(vm_event_response_t *out, unsigned int n)
 {
     struct timespec dl;
     unsigned int got = 0;
@@ -256,7 +259,7 @@ static void fake_wait_responses(vm_event_response_t *out, unsigned int n)
 }
 
 /* Responses published now, without waiting. */
-static unsigned int fake_responses_now(vm_event_response_t *out,
+FAKE_FN unsigned int fake_responses_now(vm_event_response_t *out,
                                        unsigned int max)
 {
     unsigned int n;
@@ -678,7 +681,7 @@ int __wrap_xenevtchn_unmask(xenevtchn_handle *x, evtchn_port_t p)
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static XenHandles *fake_open(void)
+FAKE_FN XenHandles *fake_open(void)
 {
     XenHandles *xh = NULL;
     char err[256];
@@ -689,7 +692,7 @@ static XenHandles *fake_open(void)
 }
 
 /* Nothing of a pager left: no mapping, port, handle, paging. */
-static void fake_assert_nothing_left(void)
+FAKE_FN void fake_assert_nothing_left(void)
 {
     assert_int_equal(fx.mapped, 0);
     assert_int_equal(fx.bound, 0);
