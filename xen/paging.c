@@ -458,12 +458,13 @@ static void pager_drain(XenPager *p)
             /*
              * RING_FINAL_CHECK_FOR_REQUESTS: ask for an event at the next
              * request, then look once more, so one that arrived meanwhile
-             * is not left until the next event.
+             * is not left until the next event.  Sequentially consistent
+             * store then load: the store-load order xen_mb() gives there
+             * (and a fence TSan understands).
              */
             __atomic_store_n(&p->back.sring->req_event, p->back.req_cons + 1,
-                             __ATOMIC_RELAXED);
-            __atomic_thread_fence(__ATOMIC_SEQ_CST);
-            if (__atomic_load_n(&p->back.sring->req_prod, __ATOMIC_ACQUIRE) ==
+                             __ATOMIC_SEQ_CST);
+            if (__atomic_load_n(&p->back.sring->req_prod, __ATOMIC_SEQ_CST) ==
                 p->back.req_cons) {
                 break;
             }

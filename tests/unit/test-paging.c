@@ -168,10 +168,11 @@ static void test_start_follows_xenpagings_order_and_stop_undoes_it(
     assert_int_equal(fx.mapped, 1);
     assert_int_equal(fx.bound, 1);
     /* SHARED_RING_INIT over what the page held. */
-    assert_int_equal(s->req_prod, 0);
-    assert_int_equal(s->rsp_prod, 0);
-    assert_int_equal(s->req_event, 1);
-    assert_int_equal(s->rsp_event, 1);
+    assert_int_equal(__atomic_load_n(&s->req_prod, __ATOMIC_ACQUIRE), 0);
+    assert_int_equal(__atomic_load_n(&s->rsp_prod, __ATOMIC_ACQUIRE), 0);
+    /* The ring thread, finding it empty, asks for the next request. */
+    assert_int_equal(__atomic_load_n(&s->req_event, __ATOMIC_ACQUIRE), 1);
+    assert_int_equal(__atomic_load_n(&s->rsp_event, __ATOMIC_ACQUIRE), 1);
 
     fx.ncalls = 0;
     assert_int_equal(xen_pager_stop(t->p, false), 0);
