@@ -21,8 +21,9 @@
  *                       event channel bound, the ring thread started.
  *   xen_pager_evict():  nominate + evict a run of frames.
  *   xen_pager_load():   put one frame's contents in, answer its requests.
- *   xen_pager_stop():   the ring thread stopped, paging disabled (Xen
- *                       refuses while a frame is still paged out).
+ *   xen_pager_stop():   the ring thread stopped, paging disabled (refused
+ *                       while a frame is still paged out: Xen would let
+ *                       us, and crash the guest at its next touch of one).
  *
  * The ring thread takes requests and hands each frame asked for to the
  * @fault callback once (later requests for a frame already asked for are
@@ -99,7 +100,10 @@ int xen_pager_evict(XenPager *p, uint64_t gfn, uint64_t nr, uint64_t *done);
  */
 int xen_pager_load(XenPager *p, uint64_t gfn, const void *data);
 
-/* Whether @gfn is paged out now (by this pager). */
+/*
+ * Whether @gfn is paged out now (by this pager); true from the moment its
+ * nomination succeeded, while its eviction is in flight.  Lock-free.
+ */
 bool xen_pager_is_paged_out(XenPager *p, uint64_t gfn);
 
 void xen_pager_stats(XenPager *p, XenPagerStats *out);
