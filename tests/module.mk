@@ -23,6 +23,8 @@ BENCHES      += $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 # say they are about concurrency.
 TSAN_TESTS  += $(STRESS_TESTS) \
                $(filter %-concurrency %-rcu,$(UNIT_TESTS))
+# test-paging's hooks race a request with a load and an evict on purpose.
+TSAN_TESTS  += $(BUILD)/tests/test-paging
 
 TEST_LIBS = $(LIB_INTERNAL) $(XEN_LIBS) $(JSON_LIBS) $(ZLIB_LIBS) $(MIG_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
 

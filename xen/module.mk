@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # The Xen platform layer (xen/xen.h).
-LIB_SRCS += xen/xen.c xen/ioreq.c
-PUBLIC_HEADERS += xen/xen.h xen/ioreq.h
+LIB_SRCS += xen/xen.c xen/ioreq.c xen/paging.c
+PUBLIC_HEADERS += xen/xen.h xen/ioreq.h xen/paging.h
 
 # "-Wl,--wrap=a,--wrap=b" from a list of symbols.
 xen_empty :=
@@ -25,6 +25,22 @@ LDFLAGS_test-xen := $(call xen_wrap,\
     xendevicemodel_map_io_range_to_ioreq_server \
     xendevicemodel_unmap_io_range_from_ioreq_server \
     xentoolcore_restrict_all xs_open xs_close xs_read xs_write xs_rm)
+
+# test-paging runs the real xen/xen.c and xen/paging.c over fakes of every
+# library call they make on a pager's behalf; the fake plays Xen's side of
+# the paging ring.  test-paging-concurrency: the same fakes, under TSan.
+PAGING_WRAP := $(call xen_wrap,\
+    xc_interface_open xc_interface_close xc_domain_getinfolist \
+    xenforeignmemory_open xenforeignmemory_close xenforeignmemory_map2 \
+    xenforeignmemory_unmap xendevicemodel_open xendevicemodel_close \
+    xc_hvm_param_get xc_domain_maximum_gpfn \
+    xc_domain_populate_physmap_exact xc_domain_decrease_reservation_exact \
+    xc_mem_paging_enable xc_mem_paging_disable xc_mem_paging_nominate \
+    xc_mem_paging_evict xc_mem_paging_load \
+    xenevtchn_open xenevtchn_close xenevtchn_fd xenevtchn_bind_interdomain \
+    xenevtchn_unbind xenevtchn_notify xenevtchn_pending xenevtchn_unmask)
+LDFLAGS_test-paging := $(PAGING_WRAP)
+LDFLAGS_test-paging-concurrency := $(PAGING_WRAP)
 
 # The mapcache's tests and benchmark run the real xen/xen.c over a one-domain
 # fake of the few calls it makes (tests/unit/xen-fake.c): no Xen, no

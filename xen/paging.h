@@ -21,8 +21,9 @@
  *                       event channel bound, the ring thread started.
  *   xen_pager_evict():  nominate + evict a run of frames.
  *   xen_pager_load():   put one frame's contents in, answer its requests.
- *   xen_pager_stop():   the ring thread stopped, paging disabled (Xen
- *                       refuses while a frame is still paged out).
+ *   xen_pager_stop():   the ring thread stopped, paging disabled (refused
+ *                       while a frame is still paged out: Xen would let
+ *                       us, and crash the guest at its next touch of one).
  *
  * The ring thread takes requests and hands each frame asked for to the
  * @fault callback once (later requests for a frame already asked for are
@@ -61,6 +62,16 @@ typedef struct XenPagerStats {
     uint64_t vcpu_faults;       /* of which with a vCPU paused */
     uint64_t answered;          /* responses put on the ring */
     uint64_t paged_out;         /* frames paged out now */
+    /* Requests answered without acting on them: a version or reason this
+     * pager does not know (its xenctrl headers are not the hypervisor's). */
+    uint64_t rejected;
+    uint64_t out_of_range;      /* gfn beyond the domain's frames: answered */
+    uint64_t dropped;           /* paged-out frames the guest released */
+    /* Requests answered by a load (they waited for their frame), and their
+     * time from being taken off the ring to the answer. */
+    uint64_t waited;
+    uint64_t wait_ns_total;
+    uint64_t wait_ns_max;
 } XenPagerStats;
 
 /*
@@ -89,7 +100,10 @@ int xen_pager_evict(XenPager *p, uint64_t gfn, uint64_t nr, uint64_t *done);
  */
 int xen_pager_load(XenPager *p, uint64_t gfn, const void *data);
 
-/* Whether @gfn is paged out now (by this pager). */
+/*
+ * Whether @gfn is paged out now (by this pager); true from the moment its
+ * nomination succeeded, while its eviction is in flight.  Lock-free.
+ */
 bool xen_pager_is_paged_out(XenPager *p, uint64_t gfn);
 
 void xen_pager_stats(XenPager *p, XenPagerStats *out);
