@@ -2,10 +2,5 @@
 LIB_SRCS += migration/devstate.c migration/layout.c migration/xl.c \
     migration/params.c migration/send.c migration/recv.c \
     migration/channel-socket.c \
-    migration/stream.c migration/postcopy.c migration/pagereq.c \
-    migration/paging-fallback.c
+    migration/stream.c migration/postcopy.c migration/pagereq.c
 PUBLIC_HEADERS += migration/devstate.h migration/migration.h
-# TEMPORARY, with paging-fallback.c: its weak xen_pager_* stand-ins are
-# exported (xen_* is a public prefix), so check-exports needs the header
-# that declares them.  Belongs in xen/module.mk once xen/paging.c lands.
-PUBLIC_HEADERS += xen/paging.h
