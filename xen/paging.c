@@ -768,9 +768,35 @@ fail:
     return ret;
 }
 
+/* Populate @gfn again and zero it.  0 or -errno (the frame is left out). */
+static int pager_restore_ring_frame(XenHandles *xh, uint64_t gfn)
+{
+    xen_pfn_t g = gfn;
+    int err = 0, status = 0;
+    void *m;
+
+    if (xen_populate(xh, g, 1)) {
+        return -ENOMEM;
+    }
+    m = xen_map(xh, &g, 1, true, &err, &status);
+    if (!m || err) {
+        if (m) {
+            xen_unmap(xh, m, 1);
+        }
+        xen_depopulate(xh, g, 1);
+        return err ? err : -EFAULT;
+    }
+    memset(m, 0, XC_PAGE_SIZE);
+    xen_unmap(xh, m, 1);
+    return 0;
+}
+
 int xen_pager_stop(XenPager *p, bool force)
 {
-    uint64_t left;
+    XenHandles *xh;
+    uint32_t domid;
+    uint64_t ring_gfn, left;
+    bool give_back;
 
     if (!p) {
         return 0;
@@ -793,7 +819,23 @@ int xen_pager_stop(XenPager *p, bool force)
                                   p->domid, NULL);
     }
     p->enabled = false;
+    xh = p->xh;
+    domid = p->domid;
+    ring_gfn = p->ring_gfn;
+    give_back = !p->ring_populated;
     pager_teardown(p);
+    /*
+     * The ring frame had a page when we came (a special page the builder
+     * gave the domain, as on the source of a migration): give it one
+     * again, zeroed -- a fresh page may hold what a live domain left in
+     * it -- so that the guest's memory is laid out as before.
+     */
+    if (give_back && pager_restore_ring_frame(xh, ring_gfn) < 0) {
+        return xen_record_failure(ENOMEM, "xen_pager_stop", domid,
+                                  "giving the paging ring frame 0x%" PRIx64
+                                  " its page back: %s", (uint64_t)ring_gfn,
+                                  xen_last_error());
+    }
     return 0;
 }
 

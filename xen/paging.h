@@ -111,7 +111,9 @@ void xen_pager_stats(XenPager *p, XenPagerStats *out);
 /*
  * Stop the ring thread and disable paging.  -EBUSY (and nothing changes)
  * while a frame is still paged out, unless @force, which leaves such
- * frames to the domain's destruction.  NULL is a no-op returning 0.
+ * frames to the domain's destruction.  A ring frame that had a page
+ * when the pager started (the builder's special page) gets a zeroed one
+ * back, so the guest's layout is as it was.  NULL is a no-op returning 0.
  */
 int xen_pager_stop(XenPager *p, bool force);
 
