@@ -131,3 +131,21 @@ $(EXPORTS_CHECK): scripts/check-exports.sh $(LIB) $(PUBLIC_HEADERS) Makefile
 	        "exec scripts/check-exports.sh $(LIB) . $(PUBLIC_HEADERS)"; \
 	 } > $@
 	@chmod +x $@
+
+# The migration soak (scripts/soak.sh, docs/testing.md): `make soak` runs
+# SOAK_COUNT migrations (default 1000) within SOAK_SECONDS; `make check`
+# runs a short one (30 migrations, a few seconds) as one more test.
+SOAK_COUNT ?= 1000
+SOAK_SECONDS ?= 3600
+SOAK_SHORT := $(BUILD)/tests/check-soak-short
+BUILD_CHECKS += $(SOAK_SHORT)
+
+$(SOAK_SHORT): scripts/soak.sh Makefile
+	@mkdir -p $(@D)
+	@{ echo '#!/bin/sh'; echo 'cd $(CURDIR) || exit 1'; \
+	   echo 'SOAK_COUNT=30 SOAK_SECONDS=300 exec scripts/soak.sh $(BUILD)'; } > $@
+	@chmod +x $@
+
+.PHONY: soak
+soak: all | $(XS_SIM_XENSTORED_BIN)
+	SOAK_COUNT=$(SOAK_COUNT) SOAK_SECONDS=$(SOAK_SECONDS) scripts/soak.sh $(BUILD)

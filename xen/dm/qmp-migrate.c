@@ -285,6 +285,18 @@ static json_t *qmp_query_migrate(QmpClient *c, json_t *args, void *opaque,
 
 /* ---- driving it ------------------------------------------------------------------------ */
 
+/*
+ * A device model that received its guest may send it on, as QEMU lets an
+ * incoming VM migrate again once the incoming migration completed.
+ */
+static bool dm_incoming_done(DmMigrateQmp *q)
+{
+    MigrationInfo i;
+
+    migration_get_info(q->mig, &i);
+    return i.incoming && i.status == MIGRATION_STATUS_COMPLETED;
+}
+
 static json_t *qmp_migrate(QmpClient *c, json_t *args, void *opaque,
                            QmpError *err)
 {
@@ -304,9 +316,9 @@ static json_t *qmp_migrate(QmpClient *c, json_t *args, void *opaque,
         return qmp_error(err, QMP_ERROR_GENERIC, "block migration is not a "
                          "device model's on Xen: the toolstack moves disks");
     }
-    if (q->incoming) {
+    if (q->incoming && !dm_incoming_done(q)) {
         return qmp_error(err, QMP_ERROR_GENERIC, "this device model is the "
-                         "destination of a migration");
+                         "destination of a migration that has not completed");
     }
     if (!strncmp(uri, "fd:", 3)) {
         fd = qmp_take_named_fd(q->qmp, uri + 3);
@@ -377,7 +389,7 @@ static json_t *qmp_migrate_start_postcopy(QmpClient *c, json_t *args,
 
     (void)c;
     (void)args;
-    if (q->incoming) {
+    if (q->incoming && !dm_incoming_done(q)) {
         return qmp_error(err, QMP_ERROR_GENERIC, "migrate-start-postcopy is "
                          "the source's: this device model is a migration's "
                          "destination");
