@@ -43,7 +43,9 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB_INTERNAL)
 
 # libFuzzer targets (clang): tests/fuzz/fuzz-*.c, linked with the sources
 # they exercise, built with ASan+UBSan.  `make fuzz FUZZ_SECONDS=N` runs
-# each for N seconds from its corpus in tests/fuzz/corpus/<name>/.
+# each for N seconds from its committed corpus in tests/fuzz/corpus/<name>/
+# (new inputs go to $(BUILD)/fuzz/new-<name>: the committed seeds change
+# only by hand).
 FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_TARGETS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 30
@@ -67,10 +69,10 @@ build/fuzz/%: tests/fuzz/%.c $(wildcard migration/*.c util/*.c xen/dm/*.c hotplu
 .PHONY: fuzz
 fuzz: $(FUZZ_TARGETS)
 	@set -e; for f in $(FUZZ_TARGETS); do \
-	    n=$${f##*/}; mkdir -p tests/fuzz/corpus/$$n; \
-	    echo "== $$n ($(FUZZ_SECONDS) s)"; \
+	    n=$${f##*/}; mkdir -p $(BUILD)/fuzz/new-$$n; \
+	    echo "== $$n ($(FUZZ_SECONDS) s, new inputs in $(BUILD)/fuzz/new-$$n)"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	        tests/fuzz/corpus/$$n; done
+	        $(BUILD)/fuzz/new-$$n tests/fuzz/corpus/$$n; done
 
 # Every committed corpus (tests/fuzz/corpus/<name>/) is replayed in `make
 # check` through the same function, built with gcc (tests/fuzz/replay.c):
