@@ -77,6 +77,8 @@ int ts_qmp_status(struct ts_qmp *q, char *st, size_t stlen, char *err,
 void ts_dm_explain(struct ts_dm *dm, char *err, size_t errlen);
 /* Signal it through its pidfd (its pid when there is none). */
 void ts_dm_signal(struct ts_dm *dm, int sig);
+/* Whether the device model's process still exists (false: none, or it died). */
+bool ts_dm_alive(const struct ts_dm *dm);
 /* image/device-model-pid in xenstore, where libxl keeps it. */
 void ts_dm_record_pid(const struct ts_host *h, uint32_t domid, pid_t pid);
 

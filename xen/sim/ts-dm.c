@@ -538,6 +538,43 @@ void ts_dm_signal(struct ts_dm *dm, int sig)
         kill(dm->pid, sig);
 }
 
+/* A process that died but whose parent has not reaped it yet. */
+static bool dm_is_zombie(pid_t pid)
+{
+    char path[64], buf[512], *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    /* "pid (comm) S ...": comm may hold anything, so from the last ')'. */
+    p = strrchr(buf, ')');
+    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+bool ts_dm_alive(const struct ts_dm *dm)
+{
+    int rc;
+
+    if (!dm->pid)
+        return false;
+    /* The pidfd, where there is one, cannot name a recycled pid. */
+    if (dm->pidfd >= 0)
+        rc = (int)syscall(SYS_pidfd_send_signal, dm->pidfd, 0, NULL, 0);
+    else
+        rc = kill(dm->pid, 0);
+    if (rc < 0)
+        return errno != ESRCH;
+    return !dm_is_zombie(dm->pid);
+}
+
 int ts_dm_stop(struct ts_dm *dm, bool qmp, char *err, size_t errlen)
 {
     if (!dm->pid) {

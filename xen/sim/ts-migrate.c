@@ -644,6 +644,9 @@ static void summary(struct mig *m, const struct xsim_dominfo *info)
  * ask the source's device model for 4 MiB of RAM at that point, as a
  * toolstack racing the migration would, and print the answer on stdout:
  * "test hook: hot-plug at <point>: <state>: <error>".
+ * XENSIM_TEST_MIGRATE_HOOK=stop-at-<@point> prints "test hook: stopped at
+ * <point>" and stops the toolstack (SIGSTOP) there, for a test to strike
+ * (kill a device model, or the toolstack itself) before it SIGCONTs it.
  */
 static void hotplug_hook(struct mig *m, const char *point)
 {
@@ -653,6 +656,12 @@ static void hotplug_hook(struct mig *m, const char *point)
     struct ts_hp_slot ans;
     char e[TS_ERRLEN];
 
+    if (hook && !strncmp(hook, "stop-at-", 8) && !strcmp(hook + 8, point)) {
+        printf("test hook: stopped at %s\n", point);
+        fflush(stdout);
+        raise(SIGSTOP);
+        return;
+    }
     if (!m->have_dm || !hook || strncmp(hook, "hotplug-", 8) ||
         strcmp(hook + 8, point))
         return;
@@ -1076,6 +1085,7 @@ static int mig_receiver_resume(struct mig *m, char *err, size_t errlen)
         /* Tests: the destination's device model dies at the worst time. */
         if (hook && strcmp(hook, "kill-dest-dm-before-cont") == 0)
             ts_dm_signal(&m->ddm, SIGKILL);
+        hotplug_hook(m, "before-cont");
         rc = ts_qmp_do(&m->dq, "cont", NULL, QMP_TIMEOUT_MS, err, errlen);
         if (rc == 0)
             rc = ts_dm_wait_running(&m->dst, m->ddom, &m->ddm,
@@ -1209,6 +1219,19 @@ static int mig_abort(struct mig *m, int rc, char *err, size_t errlen)
         ts_fmt(tmp, sizeof(tmp), "%s\nxensim: d%u destroyed on %s; d%u "
                "resumed on %s", err, m->ddom, m->dst.dir, m->sdom,
                m->src->dir);
+        ts_seterr(err, errlen, "%s", tmp);
+    }
+    /*
+     * libxl resumes the sender whatever failed; if what failed is its
+     * device model, the guest runs on without its emulated devices.
+     */
+    if (m->have_dm && m->sdm.pid && !ts_dm_alive(&m->sdm)) {
+        char tmp[TS_ERRLEN];
+
+        ts_fmt(tmp, sizeof(tmp), "%s\nxensim: the source's device model "
+               "(pid %d) has died: d%u runs without its emulated devices "
+               "and its I/O will hang; destroy it, or restart it from a "
+               "saved state", err, (int)m->sdm.pid, m->sdom);
         ts_seterr(err, errlen, "%s", tmp);
     }
     return rc;
