@@ -798,6 +798,7 @@ static int dm_engine_init(DeviceModel *dm, char *err, size_t errlen)
         .incoming = dm->cfg->incoming_uri[0] || dm->cfg->incoming_defer,
         .deferred = dm->cfg->incoming_defer,
         .start_paused = dm->cfg->start_paused,
+        .restricted = dm->restricted,
     };
     ret = dm_migrate_qmp_register(&dm->migq);
     if (ret) {

@@ -320,6 +320,14 @@ static json_t *qmp_migrate(QmpClient *c, json_t *args, void *opaque,
         return qmp_error(err, QMP_ERROR_GENERIC, "this device model is the "
                          "destination of a migration that has not completed");
     }
+    if (q->restricted) {
+        return qmp_error(err, QMP_ERROR_GENERIC, "xenram's own migration "
+                         "cannot run with -xen-domid-restrict (dm_restrict): "
+                         "it owns Xen's log-dirty, pauses the domain and "
+                         "reads its HVM context, which restricted Xen "
+                         "handles may not do; migrate with xl migrate "
+                         "(libxl's stream) or without dm_restrict");
+    }
     if (!strncmp(uri, "fd:", 3)) {
         fd = qmp_take_named_fd(q->qmp, uri + 3);
         if (fd < 0) {

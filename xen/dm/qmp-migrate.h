@@ -17,6 +17,7 @@ typedef struct DmMigrateQmp {
     bool incoming;              /* this device model receives a guest */
     bool deferred;              /* -incoming defer, migrate-incoming pending */
     bool start_paused;          /* -S: stay paused after the switchover */
+    bool restricted;            /* -xen-domid-restrict: no engine of ours */
 } DmMigrateQmp;
 
 /*

@@ -971,6 +971,37 @@ static void test_restricted_engine_incoming_is_refused(void **state)
     sim_destroy(&host, dst);
 }
 
+/* ... and neither does its outgoing side: a sentence, not EPERM later. */
+static void test_restricted_engine_migrate_is_refused_with_why(void **state)
+{
+    int domid = create_domain();
+    char cmd[256];
+    const char *desc;
+    json_t *r;
+    Dm b;
+
+    (void)state;
+    dm_start(&b, domid, -1, "-xen-domid-restrict", NULL);
+    assert_true(dm_greeted(&b));
+    dm_ok(&b, "{\"execute\":\"qmp_capabilities\"}");
+    snprintf(cmd, sizeof(cmd), "{\"execute\":\"migrate\",\"arguments\":"
+             "{\"uri\":\"unix:%s/mig-restrict-out.sock\"}}", host.dir);
+    r = dm_cmd(&b, cmd);
+    desc = json_string_value(json_object_get(json_object_get(r, "error"),
+                                             "desc"));
+    assert_non_null(desc);
+    assert_non_null(strstr(desc, "cannot run with -xen-domid-restrict"));
+    assert_non_null(strstr(desc, "xl migrate"));
+    json_decref(r);
+    /* Nothing started: query-migrate has nothing to say. */
+    r = dm_cmd(&b, "{\"execute\":\"query-migrate\"}");
+    assert_null(json_object_get(json_object_get(r, "return"), "status"));
+    json_decref(r);
+    assert_string_equal(dm_status(&b), "running");
+    dm_quit(&b);
+    sim_destroy(&host, domid);
+}
+
 static void test_bad_arguments_get_errors_and_the_monitor_keeps_working(
     void **state)
 {
@@ -1149,6 +1180,7 @@ int main(int argc, char **argv)
             test_restricted_incoming_reads_the_state_after_restricting),
         cmocka_unit_test(test_restricted_incoming_restores_slots_and_runs),
         cmocka_unit_test(test_restricted_engine_incoming_is_refused),
+        cmocka_unit_test(test_restricted_engine_migrate_is_refused_with_why),
         cmocka_unit_test(
             test_bad_arguments_get_errors_and_the_monitor_keeps_working),
         cmocka_unit_test(test_unknown_domain_is_a_clear_start_up_error),
