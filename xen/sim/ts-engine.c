@@ -821,12 +821,20 @@ static int eng_abort(struct eng *m, int rc, char *err, size_t errlen)
     }
     if (!m->ddom)
         return rc;
-    ts_fmt(tmp, sizeof(tmp), "%s\nxensim: d%u destroyed on %s; d%u still "
-           "runs on %s", err, m->ddom, m->dst.dir, m->sdom, m->src->dir);
+    /* Past the switch to postcopy the source stays paused on purpose
+     * (its copy is stale once RUN went out; xenram's error says so). */
+    if (m->postcopy_seen)
+        ts_fmt(tmp, sizeof(tmp), "%s\nxensim: d%u destroyed on %s; d%u "
+               "stays paused on %s", err, m->ddom, m->dst.dir, m->sdom,
+               m->src->dir);
+    else
+        ts_fmt(tmp, sizeof(tmp), "%s\nxensim: d%u destroyed on %s; d%u "
+               "still runs on %s", err, m->ddom, m->dst.dir, m->sdom,
+               m->src->dir);
     ts_seterr(err, errlen, "%s", tmp);
     /* What xenram promises of the source; said when it does not hold. */
     if (ts_dominfo(m->src, m->sdom, &di) == 0) {
-        if (di.pause_count > (m->was_paused ? 1u : 0u))
+        if (di.pause_count > (m->was_paused ? 1u : 0u) && !m->postcopy_seen)
             fprintf(stderr, "xensim: warning: d%u is still paused (pause "
                     "count %u) after the failed migration\n", m->sdom,
                     di.pause_count);
