@@ -390,6 +390,23 @@ static void postcopy_running(const char *name, const char *channels,
     fprintf(stderr, "%lld faults, %lld asked, %lld placed of %lld absent, "
             "%lld duplicates\n", (long long)faults, (long long)asked,
             (long long)placed, (long long)absent, (long long)dups);
+    {
+        /* The fault service times (docs/PERFORMANCE.md quotes them). */
+        json_t *r = e2e_qmp(&dst, nd, "query-migrate", NULL);
+        json_t *l = json_object_get(r, "x-xenram-postcopy-latency");
+
+        fprintf(stderr, "fault latency %s%s: p50 %.1f us, p99 %.1f us, "
+                "max %.1f us\n", channels[0] == '1' ? "1 channel" :
+                "2 channels", x1 && !strcmp(x1, "--postcopy-preempt") ?
+                ", preempt" : "",
+                (double)json_integer_value(json_object_get(l, "p50-ns")) /
+                1e3,
+                (double)json_integer_value(json_object_get(l, "p99-ns")) /
+                1e3,
+                (double)json_integer_value(json_object_get(l, "max-ns")) /
+                1e3);
+        json_decref(r);
+    }
     /* The guest ran while pages were missing: it faulted, and every
      * fault asked for was served (its latency recorded at the load);
      * every page made absent came back, none twice. */
