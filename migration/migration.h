@@ -195,6 +195,14 @@ typedef struct MigrationParams {
     uint32_t cpu_throttle_initial;      /* %, default 20 */
     uint32_t cpu_throttle_increment;    /* %, default 10 */
     uint32_t max_cpu_throttle;          /* %, default 99 */
+    /*
+     * xenram's own (x-postcopy-after-rounds): with postcopy-ram, switch
+     * to postcopy when round N ends, whatever convergence says before
+     * (0: only migrate-start-postcopy switches).  A toolstack that polls
+     * query-migrate and sends migrate-start-postcopy cannot hit round N:
+     * a short round may converge before the command arrives.
+     */
+    uint32_t x_postcopy_after_rounds;   /* 0 or 1 to 1000, default 0 */
 } MigrationParams;
 
 #define MIGRATION_COMPRESSION_NONE 0

@@ -86,6 +86,9 @@ int migration_params_check(const MigrationParams *p, char *err,
     } else if (p->max_cpu_throttle < 1 || p->max_cpu_throttle > 99) {
         bad = "max-cpu-throttle";
         snprintf(range, sizeof(range), "1 to 99");
+    } else if (p->x_postcopy_after_rounds > 1000) {
+        bad = "x-postcopy-after-rounds";
+        snprintf(range, sizeof(range), "0 (off) to 1000");
     }
     if (bad) {
         snprintf(err, errlen, "Parameter '%s' expects %s", bad, range);

@@ -247,10 +247,12 @@ static void send_throttle(SendCtx *c)
 
 /*
  * Send the @n frames @gfns (increasing) as one batch on @s; @postcopy:
- * after the switch, for the destination to place.
+ * after the switch, for the destination to place; @asked: pages the
+ * destination asked for, never held back by max-bandwidth (a vCPU waits
+ * on them; their bytes still count, so the background waits longer).
  */
 static int send_pages(Sender *s, const uint64_t *gfns, size_t n,
-                      bool postcopy, char *err, size_t errlen)
+                      bool postcopy, bool asked, char *err, size_t errlen)
 {
     SendCtx *c = s->ctx;
     xen_pfn_t pfns[STREAM_BATCH_MAX_PAGES];
@@ -297,7 +299,9 @@ static int send_pages(Sender *s, const uint64_t *gfns, size_t n,
                        (n - stream_batch_zero_pages(s->batch)) * XR_PAGE_SIZE,
                        __ATOMIC_RELAXED);
     s->round_pages += n;
-    send_throttle(c);
+    if (!asked) {
+        send_throttle(c);
+    }
     return 0;
 }
 
@@ -307,7 +311,7 @@ static int send_chunk(Sender *s, size_t k, char *err, size_t errlen)
     SendCtx *c = s->ctx;
 
     return send_pages(s, c->plan + c->cut[k], c->cut[k + 1] - c->cut[k],
-                      false, err, errlen);
+                      false, false, err, errlen);
 }
 
 /* ---- postcopy: the pages after the switch -------------------------------------- */
@@ -401,7 +405,7 @@ static int send_postcopy_part(Sender *s, char *err, size_t errlen)
         if (!n) {
             break;
         }
-        if ((ret = send_pages(s, gfns, n, true, err, errlen))) {
+        if ((ret = send_pages(s, gfns, n, true, asked, err, errlen))) {
             return ret;
         }
         __atomic_add_fetch(asked ? &c->pc_requested : &c->pc_background, n,
@@ -1627,6 +1631,17 @@ static int send_iterate(SendCtx *c, char *err, size_t errlen)
         if (m->caps.postcopy_ram &&
             __atomic_load_n(&m->start_postcopy, __ATOMIC_ACQUIRE)) {
             return 1;
+        }
+        /*
+         * x-postcopy-after-rounds N: the switch when round N ends, and no
+         * convergence before it (what was asked is a postcopy after N
+         * rounds, not a precopy).
+         */
+        if (m->caps.postcopy_ram && m->params.x_postcopy_after_rounds) {
+            if (c->round >= m->params.x_postcopy_after_rounds) {
+                return 1;
+            }
+            continue;
         }
         /*
          * Round 1 sends the RAM in gfn order; the final round sends pages

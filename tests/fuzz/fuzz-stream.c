@@ -7,7 +7,10 @@
  * that mutations reach the parsers instead of stopping at the checksum.
  *
  * The same function runs over the committed corpus in `make check`
- * (tests/fuzz/replay.c), so every input ever found stays a test.
+ * (tests/fuzz/replay.c), so every input ever found stays a test.  The
+ * seeds of tests/fuzz/corpus/fuzz-stream/ (the postcopy records: a RAM
+ * batch with the POSTCOPY flag, LISTEN, DISCARD, PAGE_REQUEST, ADVISE,
+ * each valid and broken) come from tests/fuzz/gen-stream-seeds.c.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                            sizeof(err)) == 0) {
         /* What was accepted is self-consistent. */
         if (view.npages < 1 || view.npages > STREAM_BATCH_MAX_PAGES ||
-            view.nnormal > view.npages) {
+            view.nnormal > view.npages ||
+            (view.flags & ~STREAM_BATCH_F_POSTCOPY)) {
             abort();
         }
         for (uint32_t i = 1; i < view.npages; i++) {
@@ -87,6 +91,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint64_t ps;
 
         stream_postcopy_advise_decode(data + off, len, &ps, err, sizeof(err));
+    } else if (type == STREAM_REC_POSTCOPY_LISTEN) {
+        uint64_t round;
+
+        if (stream_postcopy_listen_decode(data + off, len, &round, err,
+                                          sizeof(err)) == 0 && !round) {
+            abort();
+        }
     } else if (type == STREAM_REC_POSTCOPY_DISCARD) {
         static StreamRange r[STREAM_DISCARD_MAX_RANGES];
         char name[256];

@@ -30,13 +30,15 @@ static const ParamDesc params[] = {
     P32("cpu-throttle-initial", cpu_throttle_initial),
     P32("cpu-throttle-increment", cpu_throttle_increment),
     P32("max-cpu-throttle", max_cpu_throttle),
+    P32("x-postcopy-after-rounds", x_postcopy_after_rounds),
 };
 
 #define PARAMS_SCHEMA \
     "max-bandwidth:i?,downtime-limit:i?,multifd-channels:i?," \
     "multifd-compression:s?,multifd-zstd-level:i?," \
     "throttle-trigger-threshold:i?,cpu-throttle-initial:i?," \
-    "cpu-throttle-increment:i?,max-cpu-throttle:i?"
+    "cpu-throttle-increment:i?,max-cpu-throttle:i?," \
+    "x-postcopy-after-rounds:i?"
 
 static json_t *qmp_set_params(QmpClient *c, json_t *args, void *opaque,
                               QmpError *err)

@@ -535,6 +535,12 @@ static int eng_start(struct eng *m, char *err, size_t errlen)
                   "multifd-compression", e->zstd ? "zstd" : "none");
     if (channels > 0)
         json_object_set_new(p, "multifd-channels", json_integer(channels));
+    /* --postcopy-after-rounds N: the engine switches when round N ends
+     * (a migrate-start-postcopy sent on seeing round N may arrive after
+     * a short round N+1 converged). */
+    json_object_set_new(p, "x-postcopy-after-rounds",
+                        json_integer(e->postcopy && e->postcopy_after > 0 ?
+                                     e->postcopy_after : 0));
     rc = ts_qmp_do(&m->sq, "migrate-set-parameters", p, QMP_TIMEOUT_MS, err,
                    errlen);
     if (rc)
@@ -616,21 +622,6 @@ static int eng_watch(struct eng *m, char *err, size_t errlen)
         st = jstr(r, "status");
         if (!strcmp(st, "postcopy-active"))
             m->postcopy_seen = true;
-        /*
-         * --postcopy-after-rounds N: asked once round N runs
-         * (dirty-sync-count N); xenram switches when that round ends.
-         */
-        if (m->e->postcopy && !m->postcopy_sent && !strcmp(st, "active") &&
-            jnum(json_object_get(r, "ram"), "dirty-sync-count") >=
-            m->e->postcopy_after) {
-            if (ts_qmp_do(&m->sq, "migrate-start-postcopy", NULL,
-                          QMP_TIMEOUT_MS, err, errlen)) {
-                json_decref(r);
-                ts_progress_end(&m->prog);
-                return -EIO;
-            }
-            m->postcopy_sent = true;
-        }
         if (!strcmp(st, "completed") || !strcmp(st, "failed") ||
             !strcmp(st, "cancelled")) {
             json_decref(m->final);
@@ -830,12 +821,20 @@ static int eng_abort(struct eng *m, int rc, char *err, size_t errlen)
     }
     if (!m->ddom)
         return rc;
-    ts_fmt(tmp, sizeof(tmp), "%s\nxensim: d%u destroyed on %s; d%u still "
-           "runs on %s", err, m->ddom, m->dst.dir, m->sdom, m->src->dir);
+    /* Past the switch to postcopy the source stays paused on purpose
+     * (its copy is stale once RUN went out; xenram's error says so). */
+    if (m->postcopy_seen)
+        ts_fmt(tmp, sizeof(tmp), "%s\nxensim: d%u destroyed on %s; d%u "
+               "stays paused on %s", err, m->ddom, m->dst.dir, m->sdom,
+               m->src->dir);
+    else
+        ts_fmt(tmp, sizeof(tmp), "%s\nxensim: d%u destroyed on %s; d%u "
+               "still runs on %s", err, m->ddom, m->dst.dir, m->sdom,
+               m->src->dir);
     ts_seterr(err, errlen, "%s", tmp);
     /* What xenram promises of the source; said when it does not hold. */
     if (ts_dominfo(m->src, m->sdom, &di) == 0) {
-        if (di.pause_count > (m->was_paused ? 1u : 0u))
+        if (di.pause_count > (m->was_paused ? 1u : 0u) && !m->postcopy_seen)
             fprintf(stderr, "xensim: warning: d%u is still paused (pause "
                     "count %u) after the failed migration\n", m->sdom,
                     di.pause_count);
