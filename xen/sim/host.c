@@ -501,8 +501,10 @@ void host_put(struct xsim_host *h, struct xsim_dom *d)
         dom_free(d);
 }
 
-/* Populate [gfn, gfn + nr) (d->lock held); 0 or -errno. */
-static int populate_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
+/* Populate [gfn, gfn + nr) (d->lock held); 0 or -errno.  @cleared: the
+ * pages are cleared once allocated (build_memory()). */
+static int populate_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr,
+                        bool cleared)
 {
     off_t off = (off_t)(gfn * XSIM_PAGE_SIZE), len = (off_t)(nr * XSIM_PAGE_SIZE);
     uint64_t i;
@@ -525,7 +527,7 @@ static int populate_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
     if (fallocate(d->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   off, len) < 0)
         return -errno;
-    host_pool_take(d, d->memfd, gfn, nr);
+    host_pool_take(d, cleared ? -1 : d->memfd, gfn, nr);
     host_paging_populated(d, gfn, nr);
     for (i = 0; i < nr; i++) {
         /* Xen replaces an existing mapping and keeps the old page
@@ -593,6 +595,14 @@ static void set_hvm_defaults(struct xsim_dom *d)
  * @populate, populate it and the special pages.  An empty domain (the
  * shell a migration's receiver fills) keeps the layout, which its vCPUs
  * run in, with nothing populated.
+ *
+ * The pages come from the host's pool like any others, but start cleared:
+ * the special pages because libxc clears them (xc_clear_domain_pages() in
+ * alloc_magic_pages_hvm()), the RAM because the simulated guest is its own firmware
+ * and OS and counts any byte it did not write as corruption (`xensim
+ * verify`); a real guest does not read memory it did not write either.
+ * Later populates (the device model's VRAM and hot-plugged RAM, a
+ * receiver's memory) get the pool's contents.
  */
 static int build_memory(struct xsim_dom *d, uint64_t ram_pages, bool populate)
 {
@@ -621,13 +631,15 @@ static int build_memory(struct xsim_dom *d, uint64_t ram_pages, bool populate)
     d->nr_ram_ext = n;
     d->nr_ram = 0;
     for (unsigned i = 0; i < n; i++) {
-        rc = populate ? populate_run(d, d->ram_ext[i][0], d->ram_ext[i][1])
+        rc = populate ? populate_run(d, d->ram_ext[i][0], d->ram_ext[i][1],
+                                     true)
                       : 0;
         if (rc)
             return rc;
         d->nr_ram += d->ram_ext[i][1];
     }
-    return populate ? populate_run(d, SPECIAL_PFN(0), NR_SPECIAL_PAGES) : 0;
+    return populate ? populate_run(d, SPECIAL_PFN(0), NR_SPECIAL_PAGES, true)
+                    : 0;
 }
 
 static uint32_t alloc_domid(struct xsim_host *h)
@@ -1077,13 +1089,13 @@ long dom_populate(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
         if (k > 1 && d->tot_pages + k * ext <= d->max_pages &&
             gfns[i] < XSIM_GFN_LIMIT &&
             k * ext <= XSIM_GFN_LIMIT - gfns[i]) {
-            rc = populate_run(d, gfns[i], k * ext);
+            rc = populate_run(d, gfns[i], k * ext, false);
             if (rc == 0) {
                 i += k;
                 continue;
             }
         }
-        rc = populate_run(d, gfns[i], ext);
+        rc = populate_run(d, gfns[i], ext, false);
         if (rc) {
             xsim_log("d%u: populate gfn %#llx order %u failed: %s",
                      d->domid, (unsigned long long)gfns[i], order,

@@ -371,6 +371,29 @@ static void test_relocate_gives_back_the_page_it_replaces(void **state)
     xendevicemodel_close(dm);
 }
 
+static void test_a_built_guest_takes_the_pages_but_starts_cleared(
+    void **state)
+{
+    uint32_t a = new_domain(16), b;
+    xen_pfn_t freed[8], low[8];
+    uint64_t what[8];
+
+    (void)state;
+    run(freed, 8, 0x600);
+    fill(a, 0xa7, freed, 8);
+    assert_int_equal(xc_domain_decrease_reservation_exact(xch, a, 8, 0,
+                                                          freed), 0);
+    /* libxc's builder clears the special pages; the simulated guest is
+     * its own OS and starts from zeros (docs/simulator.md). */
+    b = new_domain(16);
+    assert_int_equal(pool_field(b, "pages"), 0);
+    assert_int_equal(pool_field(b, "taken"), 8);
+    run(low, 8, 0);
+    contents(b, 0xa7, low, 8, what);
+    for (unsigned i = 0; i < 8; i++)
+        assert_int_equal(what[i], 0);
+}
+
 int main(int argc, char **argv)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, host_up, host_down)
@@ -383,6 +406,7 @@ int main(int argc, char **argv)
         T(test_a_destroyed_ioreq_servers_page_keeps_its_ports),
         T(test_new_ioreq_pages_are_cleared_and_take_from_the_pool),
         T(test_relocate_gives_back_the_page_it_replaces),
+        T(test_a_built_guest_takes_the_pages_but_starts_cleared),
     };
 #undef T
 
