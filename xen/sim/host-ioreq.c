@@ -442,6 +442,10 @@ long dom_map_resource(struct xsim_dom *d, uint32_t type, uint32_t id,
     } else {
         /* Passed like the guest memfd: kept open for the domain's life. */
         *fd = s->memfd;
+        /* ioreq_server_alloc_pages() at the first acquire: the ioreq
+         * page, then the ring, from the heap, cleared (clear_page()). */
+        if (!s->resource)
+            host_pool_take(d, -1, 0, s->bufioreq ? 2 : 1);
         s->resource = true;
         *off = frame * XSIM_PAGE_SIZE;
         rc = (long)nr;

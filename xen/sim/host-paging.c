@@ -434,8 +434,10 @@ static void ring_destroy(struct xsim_dom *d)
     if (pg->ring)
         munmap(pg->ring, XSIM_PAGE_SIZE);
     pg->ring = NULL;
-    /* destroy_ring_for_helper(): our reference was the page's last. */
+    /* destroy_ring_for_helper(): our reference was the page's last; the
+     * page goes back to the heap as it is, unless the domain is dying. */
     if (pg->ring_orphan && !p2m_has(d, pg->ring_gfn)) {
+        host_pool_give(d, d->memfd, pg->ring_gfn, 1);
         fallocate(d->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   (off_t)(pg->ring_gfn * XSIM_PAGE_SIZE), XSIM_PAGE_SIZE);
         d->tot_pages--;
@@ -591,7 +593,8 @@ static long paging_evict(struct xsim_dom *d, uint64_t g)
         return -EBUSY;
     pthread_mutex_lock(&pg->lock);
     if (get_type(pg, g) == XSIM_PT_PAGING_OUT) {
-        /* The page is scrubbed and freed: nothing of it stays. */
+        /* The page is scrubbed (scrub_one_page()) and freed: nothing of
+         * it stays, in the host's pool either. */
         fallocate(d->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   (off_t)(g * XSIM_PAGE_SIZE), XSIM_PAGE_SIZE);
         __atomic_fetch_and(&d->p2m[g / 64], ~(1ul << (g % 64)),
@@ -630,6 +633,8 @@ static long paging_prep(struct xsim_dom *d, uint64_t g, const void *buf,
                           (off_t)(g * XSIM_PAGE_SIZE)) != XSIM_PAGE_SIZE) {
             rc = -ENOMEM;
         } else {
+            /* alloc_domheap_page(), then filled from the buffer */
+            host_pool_take(d, -1, g, 1);
             d->tot_pages++;
             pg->paged_pages--;
             __atomic_fetch_or(&d->p2m[g / 64], 1ul << (g % 64),

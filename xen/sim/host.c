@@ -275,6 +275,117 @@ static bool tracked(struct xsim_dom *d, uint64_t gfn)
             gfn < d->vram_first + d->vram_nr);
 }
 
+/* ---- pages given back (struct xsim_pool) ------------------------------- */
+
+static int pool_init(struct xsim_pool *p)
+{
+    void *m;
+
+    memset(p, 0, sizeof(*p));
+    pthread_mutex_init(&p->lock, NULL);
+    /* Costs nothing until pages are given back, 16 MiB at most then. */
+    m = mmap(NULL, (size_t)XSIM_POOL_PAGES * XSIM_PAGE_SIZE,
+             PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    p->data = m;
+    return 0;
+}
+
+static void pool_fini(struct xsim_pool *p)
+{
+    if (p->data)
+        munmap(p->data, (size_t)XSIM_POOL_PAGES * XSIM_PAGE_SIZE);
+    p->data = NULL;
+    pthread_mutex_destroy(&p->lock);
+}
+
+static bool page_is_zero(const uint8_t *page)
+{
+    const uint64_t *w = (const uint64_t *)page;
+
+    for (size_t i = 0; i < XSIM_PAGE_SIZE / sizeof(*w); i++)
+        if (w[i])
+            return false;
+    return true;
+}
+
+void host_pool_give(struct xsim_dom *d, int fd, uint64_t first, uint64_t nr)
+{
+    struct xsim_pool *p = d->pool;
+
+    /* A dying domain's pages are scrubbed (free_domheap_pages()). */
+    if (!p || !p->data || nr == 0 || fd < 0 ||
+        __atomic_load_n(&d->dead, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (nr > XSIM_POOL_PAGES) {
+        /* Only the last ones given can stay: skip reading the others. */
+        p->given += nr - XSIM_POOL_PAGES;
+        p->forgotten += nr - XSIM_POOL_PAGES;
+        first += nr - XSIM_POOL_PAGES;
+        nr = XSIM_POOL_PAGES;
+    }
+    while (nr) {
+        unsigned slot = p->top;
+        unsigned k = nr < XSIM_POOL_PAGES - slot ? (unsigned)nr
+                                                 : XSIM_POOL_PAGES - slot;
+        uint8_t *dst = p->data + (size_t)slot * XSIM_PAGE_SIZE;
+        size_t len = (size_t)k * XSIM_PAGE_SIZE;
+        ssize_t got = pread(fd, dst, len, (off_t)(first * XSIM_PAGE_SIZE));
+
+        if (got < 0)
+            got = 0;
+        if ((size_t)got < len)
+            memset(dst + got, 0, len - (size_t)got);
+        for (unsigned i = 0; i < k; i++)
+            p->zero[slot + i] = page_is_zero(dst + (size_t)i *
+                                             XSIM_PAGE_SIZE);
+        p->top = (slot + k) % XSIM_POOL_PAGES;
+        if (p->n + k > XSIM_POOL_PAGES) {
+            p->forgotten += p->n + k - XSIM_POOL_PAGES;
+            __atomic_store_n(&p->n, XSIM_POOL_PAGES, __ATOMIC_RELAXED);
+        } else {
+            __atomic_store_n(&p->n, p->n + k, __ATOMIC_RELAXED);
+        }
+        p->given += k;
+        first += k;
+        nr -= k;
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+uint64_t host_pool_take(struct xsim_dom *d, int fd, uint64_t first,
+                        uint64_t nr)
+{
+    struct xsim_pool *p = d->pool;
+    uint64_t i;
+
+    /* The hot path: nothing was given back (a GiB populated costs this). */
+    if (!p || !__atomic_load_n(&p->n, __ATOMIC_RELAXED))
+        return 0;
+    pthread_mutex_lock(&p->lock);
+    for (i = 0; i < nr && p->n; i++) {
+        unsigned slot = (p->top + XSIM_POOL_PAGES - 1) % XSIM_POOL_PAGES;
+
+        p->top = slot;
+        __atomic_store_n(&p->n, p->n - 1, __ATOMIC_RELAXED);
+        /* A zero page: the hole already reads so. */
+        if (fd < 0 || p->zero[slot])
+            continue;
+        if (pwrite(fd, p->data + (size_t)slot * XSIM_PAGE_SIZE,
+                   XSIM_PAGE_SIZE, (off_t)((first + i) * XSIM_PAGE_SIZE)) !=
+            (ssize_t)XSIM_PAGE_SIZE)
+            xsim_log("d%u: a page given back could not be copied into frame "
+                     "%#llx (left zero): %s", d->domid,
+                     (unsigned long long)(first + i), strerror(errno));
+    }
+    p->taken += i;
+    pthread_mutex_unlock(&p->lock);
+    return i;
+}
+
 /* ---- host -------------------------------------------------------------- */
 
 static struct xsim_dom *dom_alloc(void)
@@ -341,6 +452,9 @@ int host_init(struct xsim_host *h, enum xsim_track_mode mode,
     h->next_instance = 1;
     snprintf(h->state_dir, sizeof(h->state_dir), "%s", state_dir);
     snprintf(h->xenstore, sizeof(h->xenstore), "off");
+    if (pool_init(&h->pool) < 0)
+        xsim_log("no memory for the pages given back: every populated "
+                 "frame reads zero (not as on Xen)");
     host_ioreq_init(state_dir);
     host_paging_init(state_dir);
 
@@ -387,8 +501,10 @@ void host_put(struct xsim_host *h, struct xsim_dom *d)
         dom_free(d);
 }
 
-/* Populate [gfn, gfn + nr) (d->lock held); 0 or -errno. */
-static int populate_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
+/* Populate [gfn, gfn + nr) (d->lock held); 0 or -errno.  @cleared: the
+ * pages are cleared once allocated (build_memory()). */
+static int populate_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr,
+                        bool cleared)
 {
     off_t off = (off_t)(gfn * XSIM_PAGE_SIZE), len = (off_t)(nr * XSIM_PAGE_SIZE);
     uint64_t i;
@@ -398,17 +514,20 @@ static int populate_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
     if (d->tot_pages + nr > d->max_pages)
         return -E2BIG;          /* Xen: "Over-allocation for domain" */
     /*
-     * A fresh frame reads as zeros, whatever a stale mapping left there.
-     * Xen allocates and scrubs the frame here; the simulator leaves both
-     * to the kernel's first touch of the hole (shmem allocates and zeroes
-     * the page then), so that a destination that pre-faults its mapping
-     * pays for each page once, on its own thread, instead of this daemon
-     * allocating every page first (measured: ~0.5 s of the daemon's CPU
-     * a GiB, on the critical path of a migration's setup).
+     * A fresh frame holds what the page Xen hands out held: the newest
+     * pages a live domain gave back first (the host's pool, copied in),
+     * then zeros, whatever a stale mapping left there.  The zeros are
+     * left to the kernel's first touch of the hole (shmem allocates and
+     * zeroes the page then), so that a destination that pre-faults its
+     * mapping pays for each page once, on its own thread, instead of this
+     * daemon allocating every page first (measured: ~0.5 s of the
+     * daemon's CPU a GiB, on the critical path of a migration's setup);
+     * with the pool empty that costs one atomic read.
      */
     if (fallocate(d->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   off, len) < 0)
         return -errno;
+    host_pool_take(d, cleared ? -1 : d->memfd, gfn, nr);
     host_paging_populated(d, gfn, nr);
     for (i = 0; i < nr; i++) {
         /* Xen replaces an existing mapping and keeps the old page
@@ -436,10 +555,15 @@ static int populate_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
     return 0;
 }
 
-static void remove_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr)
+/* Remove [gfn, gfn + nr) from the p2m; @freed: their pages go back to
+ * the heap (host_pool_give), not elsewhere in the p2m. */
+static void remove_run(struct xsim_dom *d, uint64_t gfn, uint64_t nr,
+                       bool freed)
 {
     uint64_t i;
 
+    if (freed)
+        host_pool_give(d, d->memfd, gfn, nr);
     fallocate(d->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
               (off_t)(gfn * XSIM_PAGE_SIZE), (off_t)(nr * XSIM_PAGE_SIZE));
     for (i = 0; i < nr; i++)
@@ -471,6 +595,14 @@ static void set_hvm_defaults(struct xsim_dom *d)
  * @populate, populate it and the special pages.  An empty domain (the
  * shell a migration's receiver fills) keeps the layout, which its vCPUs
  * run in, with nothing populated.
+ *
+ * The pages come from the host's pool like any others, but start cleared:
+ * the special pages because libxc clears them (xc_clear_domain_pages() in
+ * alloc_magic_pages_hvm()), the RAM because the simulated guest is its own firmware
+ * and OS and counts any byte it did not write as corruption (`xensim
+ * verify`); a real guest does not read memory it did not write either.
+ * Later populates (the device model's VRAM and hot-plugged RAM, a
+ * receiver's memory) get the pool's contents.
  */
 static int build_memory(struct xsim_dom *d, uint64_t ram_pages, bool populate)
 {
@@ -499,13 +631,15 @@ static int build_memory(struct xsim_dom *d, uint64_t ram_pages, bool populate)
     d->nr_ram_ext = n;
     d->nr_ram = 0;
     for (unsigned i = 0; i < n; i++) {
-        rc = populate ? populate_run(d, d->ram_ext[i][0], d->ram_ext[i][1])
+        rc = populate ? populate_run(d, d->ram_ext[i][0], d->ram_ext[i][1],
+                                     true)
                       : 0;
         if (rc)
             return rc;
         d->nr_ram += d->ram_ext[i][1];
     }
-    return populate ? populate_run(d, SPECIAL_PFN(0), NR_SPECIAL_PAGES) : 0;
+    return populate ? populate_run(d, SPECIAL_PFN(0), NR_SPECIAL_PAGES, true)
+                    : 0;
 }
 
 static uint32_t alloc_domid(struct xsim_host *h)
@@ -551,6 +685,7 @@ int host_create(struct xsim_host *h, const struct xsim_create *c,
     d = dom_alloc();
     if (!d)
         return -ENOMEM;
+    d->pool = &h->pool;         /* its memory comes from the host's heap */
     d->nr_vcpus = c->vcpus;
     d->wl = wl;
     d->pause_count = 1;         /* Xen creates domains paused */
@@ -648,7 +783,8 @@ int host_destroy(struct xsim_host *h, uint32_t domid)
     if (d) {
         h->doms[domid] = NULL;
         h->nr_domains--;
-        d->dead = true;
+        /* From here on its pages are scrubbed: none joins the pool. */
+        __atomic_store_n(&d->dead, true, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&h->lock);
     if (!d)
@@ -681,6 +817,7 @@ void host_fini(struct xsim_host *h)
     h->doms[0] = NULL;
     pthread_mutex_unlock(&h->lock);
     host_put(h, d0);
+    pool_fini(&h->pool);
 }
 
 static void fill_info(struct xsim_dom *d, struct xsim_dominfo *o)
@@ -719,7 +856,7 @@ static void fill_info(struct xsim_dom *d, struct xsim_dominfo *o)
         else
             o->flags |= XSIM_DOMF_RUNNING;
     }
-    if (d->dead)
+    if (__atomic_load_n(&d->dead, __ATOMIC_ACQUIRE))
         o->flags |= XSIM_DOMF_DYING;
     o->shutdown_reason = d->shutdown_reason;
     pthread_mutex_unlock(&d->run_lock);
@@ -952,13 +1089,13 @@ long dom_populate(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
         if (k > 1 && d->tot_pages + k * ext <= d->max_pages &&
             gfns[i] < XSIM_GFN_LIMIT &&
             k * ext <= XSIM_GFN_LIMIT - gfns[i]) {
-            rc = populate_run(d, gfns[i], k * ext);
+            rc = populate_run(d, gfns[i], k * ext, false);
             if (rc == 0) {
                 i += k;
                 continue;
             }
         }
-        rc = populate_run(d, gfns[i], ext);
+        rc = populate_run(d, gfns[i], ext, false);
         if (rc) {
             xsim_log("d%u: populate gfn %#llx order %u failed: %s",
                      d->domid, (unsigned long long)gfns[i], order,
@@ -1000,7 +1137,7 @@ long dom_decrease(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
                 /* guest_remove_page() of a frame in a paging state, or
                  * of the paging ring's (host-paging.c) */
                 if (run)
-                    remove_run(d, g - run, run);
+                    remove_run(d, g - run, run, true);
                 run = 0;
                 special = host_paging_remove(d, g);
                 if (special == 1)
@@ -1013,7 +1150,7 @@ long dom_decrease(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
             run++;
         }
         if (run)
-            remove_run(d, base + j - run, run);
+            remove_run(d, base + j - run, run, true);
         if (!ok)
             break;
     }
@@ -1477,6 +1614,18 @@ int dom_ioreq_destroy(struct xsim_dom *d, uint32_t id)
     if (s) {
         __atomic_store_n(&s->enabled, false, __ATOMIC_RELEASE);
         s->used = false;
+        /* ioreq_server_free_pages(): the pages Xen allocated for
+         * map_resource go back to the heap (the buffered ring, then the
+         * ioreq page with each vCPU's port), unscrubbed while the domain
+         * lives.  The legacy gfns are the guest's own frames. */
+        if (s->resource) {
+            if (s->bufioreq)
+                host_pool_give(d, s->memfd,
+                               XENMEM_resource_ioreq_server_frame_bufioreq, 1);
+            host_pool_give(d, s->memfd,
+                           XENMEM_resource_ioreq_server_frame_ioreq(0), 1);
+            s->resource = false;
+        }
         /* A vCPU waiting on it gives up (Xen drops the vCPU's wait). */
         __atomic_add_fetch(&s->gen, 1, __ATOMIC_RELEASE);
     } else {
@@ -1516,9 +1665,11 @@ int dom_relocate(struct xsim_dom *d, uint32_t size, uint64_t src,
             rc = -EIO;
             break;
         }
+        /* The page at dst is freed (guest_remove_page() in
+         * xenmem_add_to_physmap_one()); the one at src only moves. */
         if (bm_test(d->p2m, t))
-            remove_run(d, t, 1);
-        remove_run(d, s, 1);
+            remove_run(d, t, 1, true);
+        remove_run(d, s, 1, false);
         d->tot_pages++;         /* the page moved, it was not freed */
         if (pwrite(d->memfd, page, XSIM_PAGE_SIZE,
                    (off_t)(t * XSIM_PAGE_SIZE)) != (ssize_t)XSIM_PAGE_SIZE) {
@@ -1681,6 +1832,16 @@ char *dom_dm_state(struct xsim_dom *d, size_t *len)
             __atomic_load_n(&d->ioreq_waiting, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&d->ioreq_wait_max_ns,
                                                 __ATOMIC_RELAXED) / 1000);
+    if (d->pool) {
+        struct xsim_pool *p = d->pool;
+
+        pthread_mutex_lock(&p->lock);
+        fprintf(f, "host unscrubbed pages=%u given=%llu taken=%llu "
+                "forgotten=%llu\n", p->n, (unsigned long long)p->given,
+                (unsigned long long)p->taken,
+                (unsigned long long)p->forgotten);
+        pthread_mutex_unlock(&p->lock);
+    }
     if (d->dm_log)
         fputs(d->dm_log, f);
     pthread_mutex_unlock(&d->lock);

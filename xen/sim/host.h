@@ -15,6 +15,8 @@
  *   dom.run_lock  the vCPUs' run state (pause count, quiesce, running).
  *               Taken inside dom.lock, never the other way round; vCPU
  *               threads take only this one.
+ *   pool.lock   the host's pages given back (struct xsim_pool): innermost,
+ *               taken under any dom.lock (and dom.pg.lock), takes nothing.
  */
 #ifndef XENSIM_HOST_H
 #define XENSIM_HOST_H
@@ -109,6 +111,30 @@ struct xsim_paging {
     uint64_t requests, responses, vcpu_waits;
 };
 
+/*
+ * What a page a live domain gave back still holds.  Xen 4.17 scrubs only a
+ * dying domain's pages (free_domheap_pages(): `scrub = d->is_dying || ...`);
+ * any other freed page goes back to the heap as it is, and the next
+ * allocation, for any domain, may hand it out so (docs/simulator.md, "Pages
+ * given back are not scrubbed").  The host keeps the contents of the last
+ * XSIM_POOL_PAGES pages given back, as a stack: populate takes the newest
+ * first (Xen's heap lists reuse recently freed pages first; the exact order
+ * here is a model), a page given back to a full pool forgets the oldest.
+ *
+ * Locking: lock guards everything here but n, which is also read without
+ * it (atomically) so that a populate finding the pool empty costs nothing.
+ */
+#define XSIM_POOL_PAGES 4096u   /* 16 MiB of contents at most */
+
+struct xsim_pool {
+    pthread_mutex_t lock;
+    uint8_t *data;              /* XSIM_POOL_PAGES pages, MAP_NORESERVE */
+    uint8_t zero[XSIM_POOL_PAGES];  /* the slot's page is zeros (no data) */
+    unsigned top;               /* the slot the next page given goes to */
+    unsigned n;                 /* pages held, the newest below top */
+    uint64_t given, taken, forgotten;
+};
+
 struct xsim_cacheattr {
     uint64_t start, end;
     uint32_t type;
@@ -122,6 +148,7 @@ struct xsim_dom {
     bool control;               /* dom0 */
     int refs;                   /* under host.lock */
     bool dead;                  /* destroyed, waiting for its last ref */
+    struct xsim_pool *pool;     /* the host's; NULL for dom0 */
 
     pthread_mutex_t lock;
 
@@ -214,6 +241,7 @@ struct xsim_host {
     char state_dir[200];
     char xenstore[64];
     const struct xsim_store_ops *store;
+    struct xsim_pool pool;
 };
 
 int host_init(struct xsim_host *h, enum xsim_track_mode mode,
@@ -258,6 +286,23 @@ int dom_hvm_setcontext(struct xsim_dom *d, const uint8_t *buf, uint64_t size);
  * else *weight and *cap are filled. */
 int dom_sched_op(struct xsim_dom *d, uint32_t sched_id, bool put,
                  uint16_t *weight, uint16_t *cap);
+
+/*
+ * The host's pool of pages given back (struct xsim_pool).  Under d->lock:
+ *
+ * host_pool_give: @nr pages of @fd from page @first (the domain's memfd,
+ * or an ioreq server's) are freed by @d, in that order: their contents
+ * join the pool, unless @d is dying (Xen scrubs those).
+ *
+ * host_pool_take: @d allocates @nr pages for pages @first.. of @fd: each
+ * gets the newest page of the pool until it is empty (a zero page leaves
+ * the hole there); @fd < 0 takes them only (an allocation that clears or
+ * fills its page).  Returns how many came from the pool.  @fd's pages must
+ * be holes (punched) beforehand.
+ */
+void host_pool_give(struct xsim_dom *d, int fd, uint64_t first, uint64_t nr);
+uint64_t host_pool_take(struct xsim_dom *d, int fd, uint64_t first,
+                        uint64_t nr);
 
 /* XENMEM_populate_physmap / decrease_reservation: extents done or -errno. */
 long dom_populate(struct xsim_dom *d, const uint64_t *gfns, uint64_t nr,
