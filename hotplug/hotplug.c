@@ -438,6 +438,25 @@ static int hp_populate(Hotplug *hp, uint64_t gfn, uint64_t n, char *err,
 }
 
 /*
+ * Zero freshly populated frames: Xen scrubs only a dying domain's pages
+ * (free_domheap_pages()), so a frame just populated may hold what another
+ * live domain gave back.  New RAM reads zero, as a DIMM of QEMU's does,
+ * and the guest sees nothing of another domain's.
+ */
+static int hp_clear(Hotplug *hp, uint64_t gfn, uint64_t n, char *err,
+                    size_t errlen)
+{
+    int ret = xen_zero_frames(hp->cfg.xh, gfn, n);
+
+    if (ret) {
+        return xr_error(err, errlen, ret, "the new memory cannot be mapped "
+                       "by the device model (%s); nothing was added",
+                       strerror(-ret));
+    }
+    return 0;
+}
+
+/*
  * Map the first and the last page through the mapcache: the frames are
  * there and reachable.  The buckets stay mapped for the first accesses.
  */
@@ -500,8 +519,14 @@ static int hp_plug(Hotplug *hp, uint32_t slot, const char *idstr,
             return ret;
         }
     }
-    /* Frames we did not populate may not be there yet (incoming). */
-    ret = populate ? hp_probe(hp, gpa, size, err, errlen) : 0;
+    /*
+     * Frames we did not populate may not be there yet (incoming), and
+     * hold the guest's data when they are.
+     */
+    ret = populate ? hp_clear(hp, gfn, pages, err, errlen) : 0;
+    if (!ret && populate) {
+        ret = hp_probe(hp, gpa, size, err, errlen);
+    }
     if (ret) {
         goto undo_xen;
     }

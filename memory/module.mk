@@ -27,4 +27,4 @@ LDFLAGS_test-access := -Wl,--wrap=xen_map,--wrap=xen_map_at,--wrap=xen_unmap,--w
 # The Xen listener: populate, ioreq ranges, VRAM tracking, log-dirty mirror.
 LIB_SRCS += memory/xen-memory.c
 PUBLIC_HEADERS += memory/xen-memory.h
-LDFLAGS_test-xen-memory := -Wl,--wrap=xen_populate,--wrap=xen_ioreq_map_range,--wrap=xen_ioreq_unmap_range,--wrap=xen_track_dirty_vram,--wrap=xen_logdirty_read
+LDFLAGS_test-xen-memory := -Wl,--wrap=xen_populate,--wrap=xen_zero_frames,--wrap=xen_ioreq_map_range,--wrap=xen_ioreq_unmap_range,--wrap=xen_track_dirty_vram,--wrap=xen_logdirty_read

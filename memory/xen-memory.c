@@ -105,6 +105,14 @@ static void populate_block(XenMemory *xm, RAMBlock *block)
         record_error(xm, what);
         return;
     }
+    /* Fresh frames may hold what a live domain gave back (xen.h). */
+    ret = xen_zero_frames(xm->xh, gfn, n);
+    if (ret) {
+        snprintf(what, sizeof(what), "clearing '%s'", block->idstr);
+        record_error(xm, what);
+        xen_depopulate(xm->xh, gfn, n);
+        return;
+    }
     xm->populated[xm->npopulated++] = (GfnRange) { gfn, n };
 }
 

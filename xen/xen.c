@@ -478,6 +478,42 @@ int xen_depopulate(XenHandles *xh, xen_pfn_t gfn, uint64_t n)
     return xen_reservation(xh, false, gfn, n, &done, &tried);
 }
 
+/*
+ * Mapped and written in 1 MiB chunks, so that what is mapped at once stays
+ * small whatever @n.
+ */
+int xen_zero_frames(XenHandles *xh, xen_pfn_t gfn, uint64_t n)
+{
+    enum { CHUNK = 256 };
+    xen_pfn_t gfns[CHUNK];
+    int errs[CHUNK];
+
+    for (uint64_t done = 0; done < n; done += CHUNK) {
+        size_t k = n - done < CHUNK ? (size_t)(n - done) : CHUNK;
+        int status = 0, ret = 0;
+        uint8_t *m;
+
+        for (size_t i = 0; i < k; i++) {
+            gfns[i] = gfn + done + i;
+        }
+        m = xen_map(xh, gfns, k, true, errs, &status);
+        for (size_t i = 0; m && i < k && !ret; i++) {
+            ret = errs[i];
+        }
+        if (!m || ret) {
+            if (m) {
+                xen_unmap(xh, m, k);
+            }
+            ret = ret ? ret : (status ? status : -EFAULT);
+            return xen_fail(-ret, "xen_zero_frames", xh->domid,
+                            "mapping gfn 0x%" PRIx64 "+%zu", gfn + done, k);
+        }
+        memset(m, 0, k * XR_PAGE_SIZE);
+        xen_unmap(xh, m, k);
+    }
+    return 0;
+}
+
 /* ---- dirty logging -------------------------------------------------------- */
 
 /*

@@ -130,6 +130,14 @@ void *xen_map_at(XenHandles *xh, void *addr, const xen_pfn_t *gfns, size_t n,
 int xen_unmap(XenHandles *xh, void *addr, size_t n);
 
 /*
+ * Write zeros over the @n populated frames from @gfn.  Xen scrubs only a
+ * dying domain's pages (free_domheap_pages()): a frame just populated may
+ * hold what another live domain gave back, so memory the device model
+ * creates (VRAM, hot-plugged RAM) is cleared with this.  0 or -errno.
+ */
+int xen_zero_frames(XenHandles *xh, xen_pfn_t gfn, uint64_t n);
+
+/*
  * Populate the @n frames from @gfn (xc_domain_populate_physmap_exact), in
  * hypercalls of at most 2^16 frames so that memory used does not grow
  * with @n.  0, or -errno with xen_last_error() naming the chunk Xen

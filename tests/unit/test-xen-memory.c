@@ -25,6 +25,8 @@ static struct {
     int populate_calls;
     uint64_t populate_gfn, populate_n;
     int populate_ret;
+    int zero_calls;
+    uint64_t zero_gfn, zero_n;
     int map_calls, unmap_calls;
     bool map_mmio;
     uint64_t map_start, map_end;
@@ -48,6 +50,17 @@ int __wrap_xen_populate(XenHandles *xh, xen_pfn_t gfn, uint64_t n)
     rec.populate_gfn = gfn;
     rec.populate_n = n;
     return rec.populate_ret;
+}
+
+/* Fresh frames are cleared: the fake's pages are nowhere, only counted. */
+int __wrap_xen_zero_frames(XenHandles *xh, xen_pfn_t gfn, uint64_t n);
+int __wrap_xen_zero_frames(XenHandles *xh, xen_pfn_t gfn, uint64_t n)
+{
+    (void)xh;
+    rec.zero_calls++;
+    rec.zero_gfn = gfn;
+    rec.zero_n = n;
+    return 0;
 }
 
 int __wrap_xen_ioreq_map_range(XenHandles *xh, ioservid_t id, bool is_mmio,
@@ -225,6 +238,10 @@ static void test_own_ram_is_populated_once_at_its_ram_addr(void **state)
     assert_int_equal(rec.populate_calls, 1);
     assert_int_equal(rec.populate_gfn, g->b_vram->offset >> 12);
     assert_int_equal(rec.populate_n, (2 * MiB) >> 12);
+    /* ... and cleared: Xen's fresh frames may hold another domain's data. */
+    assert_int_equal(rec.zero_calls, 1);
+    assert_int_equal(rec.zero_gfn, rec.populate_gfn);
+    assert_int_equal(rec.zero_n, rec.populate_n);
     /* Seen a second time (through an alias): not populated again. */
     assert_int_equal(memory_region_add_subregion(&g->root, 0xe0000000,
                                                  &g->vram2), 0);

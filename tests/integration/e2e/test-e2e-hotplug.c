@@ -900,6 +900,49 @@ static void test_refused_after_dirty_log_off(void **state)
                                  "unavailable"));
 }
 
+/*
+ * Hot-plugged RAM reads zero although Xen hands out pages a live domain
+ * gave back with their contents (free_domheap_pages() scrubs only a dying
+ * domain's): a donor on the same host gives back stamped frames, the
+ * next populate -- the hot-plug -- gets them, xenram clears them.
+ */
+static void test_hotplugged_ram_is_cleared(void **state)
+{
+    char out[4096], err[1024], id[16], did[16];
+    const char *p;
+    uint32_t d, donor;
+
+    (void)state;
+    NEED_XENSTORE();
+    d = create("hp-clear", "160", "idle", NULL);
+    snprintf(id, sizeof(id), "%u", d);
+    assert_int_equal(mem_cmd(&src, "mem-set", d, "96", err, sizeof(err)), 0);
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "create", "--mem",
+                                "16", "--name", "hp-donor", "--workload",
+                                "idle", NULL), 0);
+    donor = (uint32_t)strtoul(out, NULL, 10);
+    snprintf(did, sizeof(did), "%u", donor);
+    /* The top 256 frames of its 16 MiB stamped, then ballooned out. */
+    assert_int_equal(e2e_xensim(&src, NULL, 0, "guest-write", did,
+                                "0xf00-0xfff", NULL), 0);
+    assert_int_equal(e2e_xensim(&src, NULL, 0, "balloon", did, "-256", NULL),
+                     0);
+    assert_int_equal(hotplug(&src, d, out, sizeof(out), err, sizeof(err),
+                             "add", "16M", NULL, NULL), 0);
+    assert_non_null(strstr(out, "online"));
+    /* The recycled frames went to the hot-plug, and read zero there. */
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "dm-state", id,
+                                NULL), 0);
+    p = strstr(out, "host unscrubbed pages=");
+    assert_non_null(p);
+    assert_non_null(strstr(p, "pages=0 "));
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "verify", id, NULL),
+                     0);
+    assert_non_null(strstr(out, " 0 corrupt"));
+    destroy(&src, donor);
+    destroy(&src, d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -909,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_migrate_without_target_fails),
         cmocka_unit_test(test_refused_during_migration),
         cmocka_unit_test(test_refused_after_dirty_log_off),
+        cmocka_unit_test(test_hotplugged_ram_is_cleared),
     };
 
     e2e_init(120);
