@@ -22,7 +22,8 @@ OBJS_test-hotplug := $(XEN_FAKE_OBJ)
 $(BUILD)/tests/test-hotplug: $(XEN_FAKE_OBJ)
 
 # The stress test runs on the same fake.
-LDFLAGS_stress-hotplug := $(XEN_FAKE_WRAP) $(HOTPLUG_XEN_WRAP)
+LDFLAGS_stress-hotplug := $(XEN_FAKE_WRAP) $(HOTPLUG_XEN_WRAP) \
+    $(call xen_wrap,xen_zero_frames)
 OBJS_stress-hotplug := $(XEN_FAKE_OBJ)
 $(BUILD)/tests/stress-hotplug: $(XEN_FAKE_OBJ)
 
