@@ -54,6 +54,8 @@ typedef struct Receiver {
     StreamDecoder *dec;
     StreamBatchView *view;
     size_t range[STREAM_BATCH_MAX_PAGES];   /* each page's, recv_range() */
+    /* A batch received straight into guest memory: its description, runs. */
+    struct iovec iov[STREAM_BATCH_MAX_PAGES + 1];
     uint8_t *body;                      /* STREAM_MAX_BODY */
     pthread_t thread;
     bool thread_started;
@@ -121,34 +123,55 @@ struct RecvCtx {
 
 /* ---- records ----------------------------------------------------------------------- */
 
-/* The next record on @r's channel into r->body; 0 or -errno with @err. */
-static int recv_record(Receiver *r, uint32_t *type, uint32_t *len, char *err,
-                       size_t errlen)
+/* The next record's header on @r's channel: 0 or -errno with @err. */
+static int recv_header(Receiver *r, uint8_t *hdr, uint32_t *type,
+                       uint32_t *len, char *err, size_t errlen)
 {
-    uint8_t hdr[STREAM_RECORD_HDR_LEN];
     char msg[400];
     int ret;
 
-    if ((ret = mig_channel_read_all(r->chan, hdr, sizeof(hdr), err,
+    if ((ret = mig_channel_read_all(r->chan, hdr, STREAM_RECORD_HDR_LEN, err,
                                     errlen))) {
         return ret;
     }
     ret = stream_record_header_check(hdr, r->seq, type, len, msg,
                                      sizeof(msg));
-    if (!ret) {
-        if ((ret = mig_channel_read_all(r->chan, r->body, *len, err,
-                                        errlen))) {
-            return ret;
-        }
-        ret = stream_record_verify(hdr, r->body, *len, msg, sizeof(msg));
-    }
     if (ret) {
         /* A refused record: say on which channel. */
         return xr_error(err, errlen, ret, "on the %s channel: %s",
                          r->chan->name, msg);
     }
+    return 0;
+}
+
+/* The rest of its body after the @have bytes in r->body, checked. */
+static int recv_body(Receiver *r, const uint8_t *hdr, uint32_t have,
+                     uint32_t len, char *err, size_t errlen)
+{
+    char msg[400];
+    int ret;
+
+    if ((ret = mig_channel_read_all(r->chan, r->body + have, len - have,
+                                    err, errlen))) {
+        return ret;
+    }
+    ret = stream_record_verify(hdr, r->body, len, msg, sizeof(msg));
+    if (ret) {
+        return xr_error(err, errlen, ret, "on the %s channel: %s",
+                         r->chan->name, msg);
+    }
     r->seq++;
     return 0;
+}
+
+/* The next record on @r's channel into r->body; 0 or -errno with @err. */
+static int recv_record(Receiver *r, uint32_t *type, uint32_t *len, char *err,
+                       size_t errlen)
+{
+    uint8_t hdr[STREAM_RECORD_HDR_LEN];
+    int ret = recv_header(r, hdr, type, len, err, errlen);
+
+    return ret ? ret : recv_body(r, hdr, 0, *len, err, errlen);
 }
 
 static int recv_send_result(RecvCtx *c, uint32_t status, const char *msg)
@@ -541,6 +564,133 @@ static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
              * it -- an ioreq page's event channel was seen here.  Reading
              * costs less than writing a page that already is zero.
              */
+            memset(dst, 0, XR_PAGE_SIZE);
+        }
+    }
+    if ((ret = recv_mark_received(r, err, errlen))) {
+        return ret;
+    }
+    __atomic_add_fetch(&c->pages, v->npages, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/*
+ * The description of a batch read for recv_ram_record() was refused with
+ * @ret and @err: if the record fails its checksum, corruption is the
+ * cause and the sentence says so; otherwise the source sent it so.
+ */
+static int recv_ram_refused(Receiver *r, const uint8_t *hdr, size_t dl,
+                            uint32_t len, int ret, char *err, size_t errlen)
+{
+    char msg[400];
+    int cret = mig_channel_read_all(r->chan, r->body + dl, len - dl, msg,
+                                    sizeof(msg));
+
+    if (!cret && stream_record_verify(hdr, r->body, len, msg,
+                                      sizeof(msg))) {
+        return xr_error(err, errlen, -EINVAL, "on the %s channel: %s",
+                         r->chan->name, msg);
+    }
+    return ret;
+}
+
+/*
+ * A precopy RAM record whose header @hdr was read: an uncompressed batch
+ * has its pages read straight into guest memory -- no staging copy --
+ * and its checksum checked there afterwards.  That is safe because
+ * nothing runs the destination's guest before the END record, and a
+ * batch that fails its checksum fails the migration, whose destination is
+ * then discarded: what the bad batch wrote is never run.  The page
+ * numbers, the layout and the presence of every frame are checked before
+ * a byte is read into guest memory.  Compressed batches and postcopy's
+ * (placed through Xen) go through the body buffer as before.
+ */
+static int recv_ram_record(Receiver *r, const uint8_t *hdr, uint32_t len,
+                           char *err, size_t errlen)
+{
+    RecvCtx *c = r->ctx;
+    StreamBatchView *v = r->view;
+    char msg[400];
+    size_t dl;
+    int n = 1, ret;
+
+    if (len < STREAM_BATCH_DESC_FIXED) {
+        ret = recv_body(r, hdr, 0, len, err, errlen);
+        return ret ? ret : recv_ram(r, len, err, errlen);
+    }
+    if ((ret = mig_channel_read_all(r->chan, r->body, STREAM_BATCH_DESC_FIXED,
+                                    err, errlen))) {
+        return ret;
+    }
+    dl = stream_batch_desc_len(r->body);
+    if (!dl || dl > len || r->body[12] != STREAM_CODEC_NONE ||
+        (r->body[13] & STREAM_BATCH_F_POSTCOPY) ||
+        __atomic_load_n(&c->listening, __ATOMIC_ACQUIRE)) {
+        ret = recv_body(r, hdr, STREAM_BATCH_DESC_FIXED, len, err, errlen);
+        return ret ? ret : recv_ram(r, len, err, errlen);
+    }
+    if ((ret = mig_channel_read_all(r->chan, r->body + STREAM_BATCH_DESC_FIXED,
+                                    dl - STREAM_BATCH_DESC_FIXED, err,
+                                    errlen))) {
+        return ret;
+    }
+    if ((ret = stream_batch_parse_desc(r->body, dl, len, v, msg,
+                                       sizeof(msg)))) {
+        xr_error(err, errlen, ret, "on the %s channel: %s", r->chan->name,
+                 msg);
+        return recv_ram_refused(r, hdr, dl, len, ret, err, errlen);
+    }
+    for (uint32_t i = 0; i < v->npages; i++) {
+        r->range[i] = recv_range(c, v->pfn[i]);
+        if (r->range[i] == SIZE_MAX) {
+            ret = xr_error(err, errlen, -EINVAL, "the source sent guest "
+                           "frame %#" PRIx64 ", which is outside the RAM "
+                           "layout it sent", v->pfn[i]);
+            return recv_ram_refused(r, hdr, dl, len, ret, err, errlen);
+        }
+    }
+    if ((ret = recv_wait_round(c, v->round))) {
+        return xr_error(err, errlen, ret, "another channel failed");
+    }
+    /* Frames present or absent as on the source, then the runs to read. */
+    r->iov[0] = (struct iovec) { .iov_base = r->body, .iov_len = dl };
+    for (uint32_t i = 0; i < v->npages; i++) {
+        uint8_t *dst;
+
+        if ((ret = recv_presence(c, r->range[i], v->pfn[i],
+                                 v->kind[i] != STREAM_PAGE_ABSENT, err,
+                                 errlen))) {
+            return ret;
+        }
+        if (v->kind[i] != STREAM_PAGE_NORMAL) {
+            continue;
+        }
+        dst = recv_addr(c, r->range[i], v->pfn[i]);
+        if (n > 1 && (uint8_t *)r->iov[n - 1].iov_base +
+                     r->iov[n - 1].iov_len == dst) {
+            r->iov[n - 1].iov_len += XR_PAGE_SIZE;
+        } else {
+            r->iov[n++] = (struct iovec) { .iov_base = dst,
+                                           .iov_len = XR_PAGE_SIZE };
+        }
+    }
+    for (int k = 1; k < n; k++) {
+        if ((ret = mig_channel_read_all(r->chan, r->iov[k].iov_base,
+                                        r->iov[k].iov_len, err, errlen))) {
+            return ret;
+        }
+    }
+    if ((ret = stream_record_verifyv(hdr, r->iov, n, msg, sizeof(msg)))) {
+        return xr_error(err, errlen, ret, "on the %s channel: %s",
+                         r->chan->name, msg);
+    }
+    r->seq++;
+    for (uint32_t i = 0; i < v->npages; i++) {
+        uint8_t *dst = recv_addr(c, r->range[i], v->pfn[i]);
+
+        /* Zero pages: as recv_ram() does them, and why. */
+        if (v->kind[i] == STREAM_PAGE_ZERO &&
+            (v->round > 1 || !stream_page_is_zero(dst))) {
             memset(dst, 0, XR_PAGE_SIZE);
         }
     }
@@ -1215,13 +1365,23 @@ static void *recv_writer(void *opaque)
         uint32_t type, len;
         char name[24];
 
-        r->ret = recv_record(r, &type, &len, r->err, sizeof(r->err));
+        uint8_t hdr[STREAM_RECORD_HDR_LEN];
+
+        r->ret = recv_header(r, hdr, &type, &len, r->err, sizeof(r->err));
+        if (!r->ret && type == STREAM_REC_RAM) {
+            r->ret = recv_ram_record(r, hdr, len, r->err, sizeof(r->err));
+            if (r->ret) {
+                break;
+            }
+            continue;
+        }
+        if (!r->ret) {
+            r->ret = recv_body(r, hdr, 0, len, r->err, sizeof(r->err));
+        }
         if (r->ret) {
             break;
         }
-        if (type == STREAM_REC_RAM) {
-            r->ret = recv_ram(r, len, r->err, sizeof(r->err));
-        } else if (type == STREAM_REC_ROUND_END) {
+        if (type == STREAM_REC_ROUND_END) {
             r->ret = recv_round_end(r, len, r->err, sizeof(r->err));
         } else if (type == STREAM_REC_END) {
             break;
@@ -1378,19 +1538,29 @@ static int recv_control(RecvCtx *c, char *err, size_t errlen)
     bool have_dev = false;
 
     for (;;) {
+        uint8_t hdr[STREAM_RECORD_HDR_LEN];
         uint32_t type, len;
         char name[24];
-        int ret = recv_record(&c->ctl, &type, &len, err, errlen);
+        int ret = recv_header(&c->ctl, hdr, &type, &len, err, errlen);
 
         if (ret) {
             return ret;
         }
+        /* Without data channels RAM comes here, straight into the guest. */
+        if (type == STREAM_REC_RAM && !c->ndata) {
+            ret = recv_ram_record(&c->ctl, hdr, len, err, errlen);
+            if (ret) {
+                return ret;
+            }
+            continue;
+        }
+        if ((ret = recv_body(&c->ctl, hdr, 0, len, err, errlen))) {
+            return ret;
+        }
         switch (type) {
         case STREAM_REC_RAM:
-            ret = c->ndata ? xr_error(err, errlen, -EPROTO, "RAM on the "
-                                       "control channel of a multifd "
-                                       "migration") :
-                             recv_ram(&c->ctl, len, err, errlen);
+            ret = xr_error(err, errlen, -EPROTO, "RAM on the control "
+                           "channel of a multifd migration");
             break;
         case STREAM_REC_ROUND_END:
             ret = c->ndata ? -EPROTO : recv_round_end(&c->ctl, len, err,

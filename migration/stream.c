@@ -236,6 +236,25 @@ int stream_record_verify(const uint8_t *hdr, const uint8_t *body, uint32_t len,
     return 0;
 }
 
+int stream_record_verifyv(const uint8_t *hdr, const struct iovec *iov,
+                          int iovcnt, char *err, size_t errlen)
+{
+    char name[24];
+    size_t len = 0;
+
+    if (record_hash(hdr, iov, iovcnt) != get_le64(hdr + 16)) {
+        for (int i = 0; i < iovcnt; i++) {
+            len += iov[i].iov_len;
+        }
+        return xr_error(err, errlen, -EINVAL, "record %" PRIu32 " (%s, "
+                           "%zu bytes) fails its checksum: the stream is "
+                           "corrupt", get_le32(hdr + 8),
+                           stream_record_name(get_le16(hdr), name,
+                                              sizeof(name)), len);
+    }
+    return 0;
+}
+
 void stream_round_end_encode(uint64_t round, uint64_t pages, uint8_t *out)
 {
     put_le64(out, round);
@@ -709,6 +728,51 @@ static int batch_parse_entries(const uint8_t *body, uint32_t len,
         }
         v->nnormal += kind == STREAM_PAGE_NORMAL;
     }
+    return 0;
+}
+
+size_t stream_batch_desc_len(const uint8_t *fixed)
+{
+    uint32_t npages = get_le32(fixed + 8);
+
+    if (npages < 1 || npages > STREAM_BATCH_MAX_PAGES) {
+        return 0;
+    }
+    return BATCH_DESC_FIXED + 8 * (size_t)npages + BATCH_DESC_TAIL;
+}
+
+int stream_batch_parse_desc(const uint8_t *desc, size_t desc_len,
+                            uint32_t len, StreamBatchView *v, char *err,
+                            size_t errlen)
+{
+    size_t tail = 0, data_len;
+    int ret;
+
+    if (desc_len < BATCH_DESC_FIXED || desc_len > len ||
+        stream_batch_desc_len(desc) != desc_len) {
+        return xr_error(err, errlen, -EINVAL, "RAM batch: its description "
+                           "does not fit its %" PRIu32 " bytes", len);
+    }
+    ret = batch_parse_entries(desc, len, v, &tail, err, errlen);
+    if (ret) {
+        return ret;
+    }
+    if (v->codec != STREAM_CODEC_NONE) {
+        return xr_error(err, errlen, -EINVAL, "RAM batch: a compressed "
+                           "batch has no uncompressed data to read");
+    }
+    data_len = get_le32(desc + tail);
+    if (get_le32(desc + tail + 4)) {
+        return xr_error(err, errlen, -EINVAL, "RAM batch: reserved bytes "
+                           "set");
+    }
+    if (data_len != len - desc_len ||
+        data_len != (size_t)v->nnormal * STREAM_PAGE_SIZE) {
+        return xr_error(err, errlen, -EINVAL, "RAM batch with %" PRIu32
+                           " data pages says %zu bytes of data in a record "
+                           "of %" PRIu32, v->nnormal, data_len, len);
+    }
+    v->data = NULL;
     return 0;
 }
 

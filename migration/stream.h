@@ -126,6 +126,13 @@ int stream_record_header_check(const uint8_t *hdr, uint32_t want_seq,
 int stream_record_verify(const uint8_t *hdr, const uint8_t *body, uint32_t len,
                          char *err, size_t errlen);
 
+/*
+ * As stream_record_verify(), for a body that lies in @iovcnt pieces (a
+ * RAM batch received straight into guest memory).
+ */
+int stream_record_verifyv(const uint8_t *hdr, const struct iovec *iov,
+                          int iovcnt, char *err, size_t errlen);
+
 /* A record type's name, for messages ("RAM", "END", "type 77"). */
 const char *stream_record_name(uint32_t type, char *buf, size_t buflen);
 
@@ -208,6 +215,21 @@ void stream_decoder_free(StreamDecoder *d);
  */
 int stream_batch_parse(StreamDecoder *d, const uint8_t *body, uint32_t len,
                        StreamBatchView *v, char *err, size_t errlen);
+
+/*
+ * The receiver's way for uncompressed batches, whose pages it reads
+ * straight into guest memory: the length of the description from its
+ * first STREAM_BATCH_DESC_FIXED bytes @fixed (0 for a page count out of
+ * bounds: read the whole body and let stream_batch_parse() refuse it),
+ * then the description alone checked as stream_batch_parse() checks a
+ * body of @len bytes; -EINVAL also for a compressed batch.  @v->data is
+ * NULL: the NORMAL pages are the next len - @desc_len bytes, in order.
+ */
+#define STREAM_BATCH_DESC_FIXED 16
+size_t stream_batch_desc_len(const uint8_t *fixed);
+int stream_batch_parse_desc(const uint8_t *desc, size_t desc_len,
+                            uint32_t len, StreamBatchView *v, char *err,
+                            size_t errlen);
 
 /* ---- small records --------------------------------------------------------- */
 

@@ -169,6 +169,66 @@ static void test_absent_frames_travel_as_their_number_only(void **state)
     free(v);
 }
 
+/*
+ * The receiver's direct way: the description alone, then the pages read
+ * into their places, then the checksum over both (stream_record_verifyv):
+ * the same batch as stream_batch_parse() sees, and a flipped data byte
+ * still caught.
+ */
+static void test_a_batch_read_in_pieces_checks_as_a_whole(void **state)
+{
+    enum { N = 9 };
+    uint8_t *pages = calloc(N, PAGE), *rec, *body, *dst = calloc(N, PAGE);
+    StreamBatchView *v = malloc(sizeof(*v));
+    struct iovec iov[3], in[2];
+    StreamBatch *b;
+    StreamCodec codec;
+    char err[256];
+    size_t len, dl;
+    uint32_t type, blen;
+
+    (void)state;
+    fill_random(pages, (size_t)N * PAGE);
+    memset(pages + 4 * PAGE, 0, PAGE);
+    assert_int_equal(stream_batch_new(0, &b), 0);
+    stream_batch_reset(b, 2);
+    for (unsigned i = 0; i < N; i++) {
+        stream_batch_add(b, 0x40 + i, pages + (size_t)i * PAGE);
+    }
+    stream_batch_finish(b, 0, iov, &codec);
+    rec = flatten(iov, 3, &len);
+    assert_int_equal(stream_record_header_check(rec, 0, &type, &blen, err,
+                                                sizeof(err)), 0);
+    body = rec + STREAM_RECORD_HDR_LEN;
+    dl = stream_batch_desc_len(body);
+    assert_int_equal(dl, 16 + 8 * N + 8);
+    assert_int_equal(stream_batch_parse_desc(body, dl, blen, v, err,
+                                             sizeof(err)), 0);
+    assert_int_equal(v->npages, N);
+    assert_int_equal(v->nnormal, N - 1);
+    assert_null(v->data);
+    assert_int_equal(v->kind[4], STREAM_PAGE_ZERO);
+    /* The data elsewhere (the guest's frames): checked in two pieces. */
+    memcpy(dst, body + dl, blen - dl);
+    in[0] = (struct iovec) { .iov_base = body, .iov_len = dl };
+    in[1] = (struct iovec) { .iov_base = dst, .iov_len = blen - dl };
+    assert_int_equal(stream_record_verifyv(rec, in, 2, err, sizeof(err)), 0);
+    dst[PAGE + 17] ^= 0x10;
+    assert_int_equal(stream_record_verifyv(rec, in, 2, err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "fails its checksum"));
+    /* A description that does not fit its record, or a bad page count. */
+    assert_int_equal(stream_batch_parse_desc(body, dl, blen - PAGE, v, err,
+                                             sizeof(err)), -EINVAL);
+    body[8] = 0;                                /* npages 0 */
+    assert_int_equal(stream_batch_desc_len(body), 0);
+    free(rec);
+    stream_batch_free(b);
+    free(v);
+    free(dst);
+    free(pages);
+}
+
 static void test_compressible_pages_travel_compressed(void **state)
 {
     enum { N = STREAM_BATCH_MAX_PAGES };
@@ -562,6 +622,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_batch_decodes_to_the_pages_sent),
         cmocka_unit_test(test_absent_frames_travel_as_their_number_only),
+        cmocka_unit_test(test_a_batch_read_in_pieces_checks_as_a_whole),
         cmocka_unit_test(test_compressible_pages_travel_compressed),
         cmocka_unit_test(test_random_pages_are_sent_raw_even_with_zstd_on),
         cmocka_unit_test(test_every_flipped_byte_is_refused),
