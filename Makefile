@@ -254,6 +254,12 @@ BENCH_MIB ?= 1024
 bench-engine: all xenstored
 	BUILD=$(BUILD) tests/bench/engine/run.sh $(BENCH_MIB)
 
+# Postcopy's fault service time at full background rate, against the
+# userfaultfd floor (tests/bench/postcopy/run.sh; 256 MiB guests).
+.PHONY: bench-postcopy
+bench-postcopy: all xenstored $(BUILD)/bench/bench-postcopy-fault
+	BUILD=$(BUILD) tests/bench/postcopy/run.sh
+
 # ---- install --------------------------------------------------------------
 
 $(BUILD)/xenram.pc: xenram.pc.in Makefile

@@ -31,6 +31,7 @@ void postcopy_incoming_init(PostcopyIncoming *pi, RAMList *ram,
 {
     memset(pi, 0, sizeof(*pi));
     pthread_mutex_init(&pi->lock, NULL);
+    pthread_cond_init(&pi->placing_cond, NULL);
     pi->state = POSTCOPY_INCOMING_NONE;
     pi->ram = ram;
     pi->ops = ops;
@@ -39,6 +40,7 @@ void postcopy_incoming_init(PostcopyIncoming *pi, RAMList *ram,
 
 void postcopy_incoming_destroy(PostcopyIncoming *pi)
 {
+    pthread_cond_destroy(&pi->placing_cond);
     pthread_mutex_destroy(&pi->lock);
 }
 
@@ -316,6 +318,18 @@ int postcopy_incoming_received_batch(PostcopyIncoming *pi,
     return ret;
 }
 
+/* Under @lock: whether page @page of @block is being placed. */
+static bool placing_locked(const PostcopyIncoming *pi, const RAMBlock *block,
+                           uint64_t page)
+{
+    for (unsigned i = 0; i < pi->nplacing; i++) {
+        if (pi->placing[i].block == block && pi->placing[i].page == page) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int postcopy_incoming_place(PostcopyIncoming *pi, RAMBlock *block,
                             uint64_t page, const void *data, char *err,
                             size_t errlen)
@@ -328,10 +342,34 @@ int postcopy_incoming_place(PostcopyIncoming *pi, RAMBlock *block,
     if (!ret) {
         ret = check_range(block, page, 1, "a postcopy page", err, errlen);
     }
+    /* Another place of this page finishes first; then it is here, or
+     * (that place failed) still missing. */
+    while (!ret && (placing_locked(pi, block, page) ||
+                    pi->nplacing == ARRAY_SIZE(pi->placing))) {
+        pthread_cond_wait(&pi->placing_cond, &pi->lock);
+    }
     if (!ret && xr_test_bit(page, block->receivedmap)) {
         pi->duplicates++;
     } else if (!ret) {
+        unsigned slot = pi->nplacing++;
+
+        /*
+         * The page claimed, the mutex let go across the load: END cannot
+         * come meanwhile (the page is still missing) and the other
+         * receivers place theirs at the same time.
+         */
+        pi->placing[slot].block = block;
+        pi->placing[slot].page = page;
+        pthread_mutex_unlock(&pi->lock);
         ret = pi->ops->place(pi->opaque, block, page, data, err, errlen);
+        pthread_mutex_lock(&pi->lock);
+        for (unsigned i = 0; i < pi->nplacing; i++) {
+            if (pi->placing[i].block == block && pi->placing[i].page == page) {
+                pi->placing[i] = pi->placing[--pi->nplacing];
+                break;
+            }
+        }
+        pthread_cond_broadcast(&pi->placing_cond);
         if (ret == -EEXIST) {
             /* Present though never received here: Xen loaded it itself
              * (a pager's own load); the contents came from us before. */

@@ -69,7 +69,11 @@ typedef struct PostcopyNotifier {
  * paged-out state can be reached no other way; @place loads one page
  * (xc_mem_paging_load), @data NULL for a page of zeros.  @place returns
  * -EEXIST if the page is present already.  Both return 0 or -errno with a
- * sentence in @err, and run with the PostcopyIncoming's mutex held.
+ * sentence in @err.  @make_absent runs with the PostcopyIncoming's mutex
+ * held; @place without it (a load is a hypercall, and a requested page
+ * must not wait behind the background's loads for the mutex), the page
+ * claimed: no other place of the same page runs meanwhile, so @place
+ * calls for different pages may run at once.
  */
 typedef struct PostcopyOps {
     int (*make_absent)(void *opaque, RAMBlock *block, uint64_t page,
@@ -109,6 +113,12 @@ typedef struct PostcopyIncoming {
     PostcopyNotifier *notifiers;
     uint64_t discarded, made_absent, placed, duplicates;
     PostcopyLatency latency;
+    /* The pages being placed (@place running without @lock), one slot a
+     * placing thread; @placing_cond wakes a place that waits for a slot
+     * or for another place of its page. */
+    struct { RAMBlock *block; uint64_t page; } placing[16];
+    unsigned nplacing;
+    pthread_cond_t placing_cond;
 } PostcopyIncoming;
 
 /*

@@ -56,6 +56,7 @@ typedef struct Receiver {
     size_t range[STREAM_BATCH_MAX_PAGES];   /* each page's, recv_range() */
     /* A batch received straight into guest memory: its description, runs. */
     struct iovec iov[STREAM_BATCH_MAX_PAGES + 1];
+    bool placed[STREAM_BATCH_MAX_PAGES];    /* postcopy: in the first pass */
     uint8_t *body;                      /* STREAM_MAX_BODY */
     pthread_t thread;
     bool thread_started;
@@ -844,28 +845,64 @@ static int recv_postcopy_ram(Receiver *r, char *err, size_t errlen)
                                      "batch, but the source never sent "
                                      "POSTCOPY_ADVISE");
     }
-    for (uint32_t i = 0; i < v->npages; i++) {
-        size_t k = r->range[i];
-        uint64_t page, idx = recv_frame_index(c, k, v->pfn[i]), t;
-        RAMBlock *b = recv_block_page(c, k, v->pfn[i], &page);
-        const void *data = NULL;
+    /*
+     * The pages a vCPU (or a mapping) waits for first, then the rest in
+     * order, looking again for waited-for pages before each load: a
+     * faulted page the background carried (the source had taken it
+     * before the request came) would otherwise wait for the loads of
+     * every page before it in the batch, each a hypercall.
+     */
+    {
+        const uint8_t *data_of[STREAM_BATCH_MAX_PAGES];
+        uint32_t next = 0, left = v->npages;
 
-        if (v->kind[i] == STREAM_PAGE_NORMAL) {
-            data = src;
-            src += XR_PAGE_SIZE;
+        for (uint32_t i = 0; i < v->npages; i++) {
+            data_of[i] = NULL;
+            if (v->kind[i] == STREAM_PAGE_NORMAL) {
+                data_of[i] = src;
+                src += XR_PAGE_SIZE;
+            }
+            r->placed[i] = false;
         }
-        /*
-         * A frame the source no longer has (ballooned since it was sent)
-         * comes back as zeros: the guest gave it up and reads nothing
-         * from it; Xen's paging has no way back to "not populated".
-         */
-        ret = postcopy_incoming_place(&c->pi, b, page, data, err, errlen);
-        if (ret) {
-            return ret;
-        }
-        t = __atomic_exchange_n(&c->fault_ns[idx], 0, __ATOMIC_ACQ_REL);
-        if (t) {
-            postcopy_incoming_fault_served(&c->pi, mig_now_ns() - t);
+        while (left) {
+            uint32_t i = UINT32_MAX;
+            uint64_t page, idx, t;
+            RAMBlock *b;
+
+            for (uint32_t j = next; j < v->npages; j++) {
+                if (!r->placed[j] &&
+                    __atomic_load_n(&c->fault_ns[recv_frame_index(
+                                        c, r->range[j], v->pfn[j])],
+                                    __ATOMIC_ACQUIRE)) {
+                    i = j;
+                    break;
+                }
+            }
+            if (i == UINT32_MAX) {
+                while (r->placed[next]) {
+                    next++;
+                }
+                i = next;
+            }
+            r->placed[i] = true;
+            left--;
+            idx = recv_frame_index(c, r->range[i], v->pfn[i]);
+            b = recv_block_page(c, r->range[i], v->pfn[i], &page);
+            /*
+             * A frame the source no longer has (ballooned since it was
+             * sent) comes back as zeros: the guest gave it up and reads
+             * nothing from it; Xen's paging has no way back to "not
+             * populated".
+             */
+            ret = postcopy_incoming_place(&c->pi, b, page, data_of[i], err,
+                                          errlen);
+            if (ret) {
+                return ret;
+            }
+            t = __atomic_exchange_n(&c->fault_ns[idx], 0, __ATOMIC_ACQ_REL);
+            if (t) {
+                postcopy_incoming_fault_served(&c->pi, mig_now_ns() - t);
+            }
         }
     }
     __atomic_add_fetch(&c->pages, v->npages, __ATOMIC_RELAXED);

@@ -33,8 +33,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>
 
 #include "migration/migration-internal.h"
 #include "migration/pagereq.h"
@@ -317,21 +320,45 @@ static int send_chunk(Sender *s, size_t k, char *err, size_t errlen)
 /* ---- postcopy: the pages after the switch -------------------------------------- */
 
 /*
- * Up to STREAM_BATCH_MAX_PAGES frames still to send, in gfn order from
+ * The background after the switch, kept short on the way: batches of
+ * PC_BACKGROUND_PAGES, and no new one while more than PC_PIPE_BYTES sit
+ * in the channel's socket, unread or unplaced by the destination (its
+ * loads, a hypercall a page, are what limits the rate).  A page the
+ * background took before a vCPU asked for it waits for everything ahead
+ * of it on that channel, and without postcopy-preempt so does every
+ * requested page: with 4 MiB socket buffers and 2 MiB batches that was
+ * hundreds of ms.  Two batches queued keep the destination busy.
+ */
+#define PC_BACKGROUND_PAGES     128
+#define PC_PIPE_BYTES           (2 * PC_BACKGROUND_PAGES * XR_PAGE_SIZE)
+#define PC_PIPE_POLL_NS         200000L
+
+/* Whether @s's socket holds more than PC_PIPE_BYTES not yet read. */
+static bool pc_pipe_full(Sender *s)
+{
+    int queued = 0;
+
+    /* SIOCOUTQ: unix and TCP sockets; a channel without one: never. */
+    return s->chan->fd >= 0 && ioctl(s->chan->fd, SIOCOUTQ, &queued) == 0 &&
+           queued > (int)PC_PIPE_BYTES;
+}
+
+/*
+ * Up to PC_BACKGROUND_PAGES frames still to send, in gfn order from
  * the background cursor, taken out of the bitmaps.  Under @pc_lock.
  */
 static size_t pc_take_background(SendCtx *c, uint64_t *gfns)
 {
     size_t n = 0;
 
-    while (c->pc_range < c->nranges && n < STREAM_BATCH_MAX_PAGES) {
+    while (c->pc_range < c->nranges && n < PC_BACKGROUND_PAGES) {
         const MigRange *mr = &c->ranges[c->pc_range];
         DirtyBitmap *bm = mr->block ? mr->block->bmap : NULL;
         uint64_t end = mr->page + mr->n;
         uint64_t p = MAX(c->pc_page, mr->page);
 
         p = bm ? dirty_bitmap_find_next(bm, p) : end;
-        while (p < end && n < STREAM_BATCH_MAX_PAGES) {
+        while (p < end && n < PC_BACKGROUND_PAGES) {
             dirty_bitmap_test_and_clear(bm, p);
             gfns[n++] = mr->gfn + (p - mr->page);
             p = dirty_bitmap_find_next(bm, p + 1);
@@ -366,7 +393,7 @@ static int send_postcopy_part(Sender *s, char *err, size_t errlen)
     for (;;) {
         MigPageRun run;
         size_t n = 0;
-        bool asked = false;
+        bool asked = false, full;
 
         pthread_mutex_lock(&c->pc_lock);
         for (;;) {
@@ -381,7 +408,9 @@ static int send_postcopy_part(Sender *s, char *err, size_t errlen)
                 asked = true;
                 break;
             }
-            if (background && !c->pc_background_done) {
+            full = background && !c->pc_background_done &&
+                   pc_pipe_full(s);
+            if (background && !c->pc_background_done && !full) {
                 n = pc_take_background(c, gfns);
                 if (n) {
                     break;
@@ -392,7 +421,19 @@ static int send_postcopy_part(Sender *s, char *err, size_t errlen)
             if (c->pc_background_done && !mig_page_queue_len(&c->reqs)) {
                 break;
             }
-            if (!background || c->pc_background_done) {
+            if (full) {
+                /* Until the destination took some (a request wakes us
+                 * at once). */
+                struct timespec ts;
+
+                clock_gettime(CLOCK_REALTIME, &ts);     /* pc_cond's */
+                ts.tv_nsec += PC_PIPE_POLL_NS;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&c->pc_cond, &c->pc_lock, &ts);
+            } else if (!background || c->pc_background_done) {
                 pthread_cond_wait(&c->pc_cond, &c->pc_lock);
             }
         }

@@ -37,6 +37,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <xenctrl.h>
@@ -55,6 +56,14 @@
 #define P2M_RAM_PAGED      10
 #define P2M_RAM_PAGING_IN  11
 
+static uint64_t host_paging_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static char evtchn_ns[256];
 static int send_fd = -1;
 
@@ -64,6 +73,102 @@ void host_paging_init(const char *state_dir)
     if (send_fd < 0)
         send_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                          0);
+}
+
+/* ---- the vCPUs' waits ------------------------------------------------------ */
+
+/*
+ * How long each vCPU that a paging fault paused waited for its resume
+ * (the fault to the response that unpaused it), for dm-state's
+ * "wait-p50-us=" ...: the service time a guest sees, which the pager
+ * cannot measure (it stamps the request when it reads it).  Kept beside
+ * the domains (host.h's struct stays as Xen's), one table for the host,
+ * an entry per domain that enabled paging (reset there); each entry is
+ * written under its domain's pg->lock.
+ */
+#define WAIT_DOMS       16
+#define WAIT_SAMPLES    (1u << 20)
+
+static struct paging_waits {
+    const struct xsim_dom *d;
+    uint32_t *us;               /* the first WAIT_SAMPLES waits, in us */
+    uint32_t n, cap;
+    uint64_t total, max_ns;
+} waits[WAIT_DOMS];
+static pthread_mutex_t waits_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct paging_waits *waits_of(const struct xsim_dom *d, bool reset)
+{
+    struct paging_waits *w = NULL;
+
+    pthread_mutex_lock(&waits_lock);
+    for (unsigned i = 0; i < WAIT_DOMS && !w; i++)
+        if (waits[i].d == d)
+            w = &waits[i];
+    if (!w && reset) {
+        /* A free entry, or the oldest one taken back. */
+        static unsigned next;
+
+        for (unsigned i = 0; i < WAIT_DOMS && !w; i++)
+            if (!waits[i].d)
+                w = &waits[i];
+        if (!w)
+            w = &waits[next++ % WAIT_DOMS];
+    }
+    if (w && reset) {
+        free(w->us);
+        memset(w, 0, sizeof(*w));
+        w->d = d;
+    }
+    pthread_mutex_unlock(&waits_lock);
+    return w;
+}
+
+/* One vCPU's wait of @ns, pg->lock held. */
+static void waits_add(struct xsim_dom *d, uint64_t ns)
+{
+    struct paging_waits *w = waits_of(d, false);
+
+    if (!w)
+        return;
+    w->total++;
+    if (ns > w->max_ns)
+        w->max_ns = ns;
+    if (w->n == w->cap && w->cap < WAIT_SAMPLES) {
+        uint32_t cap = w->cap ? w->cap * 2 : 1024;
+        uint32_t *us = realloc(w->us, cap * sizeof(*us));
+
+        if (us) {
+            w->us = us;
+            w->cap = cap;
+        }
+    }
+    if (w->n < w->cap)
+        w->us[w->n++] = ns / 1000 > UINT32_MAX ? UINT32_MAX
+                                               : (uint32_t)(ns / 1000);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* " wait-p50-us=.. wait-p99-us=.. wait-max-us=..", pg->lock held. */
+static int waits_format(struct xsim_dom *d, char *buf, size_t len)
+{
+    struct paging_waits *w = waits_of(d, false);
+    uint32_t p50, p99;
+
+    if (!w || !w->n)
+        return snprintf(buf, len, " waits=0");
+    qsort(w->us, w->n, sizeof(*w->us), cmp_u32);
+    p50 = w->us[(w->n - 1) / 2];
+    p99 = w->us[(uint32_t)((uint64_t)(w->n - 1) * 99 / 100)];
+    return snprintf(buf, len, " waits=%llu wait-p50-us=%u wait-p99-us=%u "
+                    "wait-max-us=%llu", (unsigned long long)w->total, p50,
+                    p99, (unsigned long long)(w->max_ns / 1000));
 }
 
 /* ---- reference counts ---------------------------------------------------- */
@@ -516,6 +621,7 @@ static long paging_enable(struct xsim_dom *d)
         return rc;
     }
     pg->sock = sock;
+    waits_of(d, true);
     pthread_mutex_lock(&pg->lock);
     pg->ring = ring;
     pg->ring_gfn = g;
@@ -729,8 +835,11 @@ void host_paging_fault(struct xsim_vcpu *v, uint64_t gfn)
         goto out;               /* retried: no ring now, or going */
     if (populate_locked(d, gfn, v)) {
         pg->vcpu_waits++;
+        uint64_t t0 = host_paging_now_ns();
+
         while (v->vm_event_pause && !pg->dying)
             pthread_cond_wait(&pg->cond, &pg->lock);
+        waits_add(d, host_paging_now_ns() - t0);
     }
 out:
     pthread_mutex_unlock(&pg->lock);
@@ -866,6 +975,15 @@ int host_paging_state(struct xsim_dom *d, char *buf, size_t len)
                  (unsigned long long)pg->requests,
                  (unsigned long long)pg->responses,
                  (unsigned long long)pg->vcpu_waits, pg->waiters);
+    /* The waits' figures on the same line, before its newline. */
+    if (n > 0 && (size_t)n < len) {
+        n--;
+        n += waits_format(d, buf + n, len - (size_t)n);
+        if ((size_t)n + 1 < len) {
+            buf[n++] = '\n';
+            buf[n] = 0;
+        }
+    }
     pthread_mutex_unlock(&pg->lock);
     return n;
 }

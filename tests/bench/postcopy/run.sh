@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# run.sh [MIB] - postcopy's fault service time on the simulator, against
+# the bare userfaultfd floor, in one run (make bench-postcopy;
+# docs/PERFORMANCE.md, "postcopy fault service latency").
+#
+# A MIB (default 256) MiB guest whose RAM is all stamps (its sequential
+# workload walks it once), then writing random pages at WL (default
+# random:256, MiB/s over its vCPUs): round 1 goes at full rate (no
+# max-bandwidth) while the source dirties most of RAM again, the switch
+# to postcopy comes straight after it, and on the destination the same
+# writers touch pages still missing: they fault while the background
+# stream runs at full rate.  For 1 and 2 channels, with and without
+# postcopy-preempt, REPEAT (default 3) runs each:
+#   xenram  the destination's x-xenram-postcopy-latency (query-migrate):
+#           fault callback to the page's load, p50/p99/max;
+#   vcpu    the simulator's own view (dm-state "paging ... wait-p50="):
+#           the vCPU's fault to its resume;
+# and the floor (build/bench/bench-postcopy-fault) in the same sitting.
+# Each figure is the median of the runs, with the spread (min-max).
+#
+# BUILD (default build) holds xensim, xenram and the benches.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+mib=${1:-256}
+BUILD=${BUILD:-build}
+REPEAT=${REPEAT:-3}
+WL=${WL:-random:256}
+CONFIGS=${CONFIGS:-"1 1p 2 2p"}
+work=$(mktemp -d /tmp/xr-bench-pc.XXXXXX)
+trap 'for d in "$work"/a "$work"/b; do XENSIM_DIR=$d $BUILD/xensim stop >/dev/null 2>&1 || true; done; rm -rf "$work"' EXIT
+xs() { XENSIM_DIR=$1 "$BUILD/xensim" "${@:2}"; }
+vram=8
+
+xs "$work/a" start >/dev/null
+xs "$work/b" start >/dev/null
+
+# query-migrate on host $1's domain $2, printed as JSON.
+qmp() {
+    python3 - "$1/qmp-libxl-$2" "$3" <<'EOF'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+f.readline()
+for cmd in ("qmp_capabilities", sys.argv[2]):
+    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if "return" in r or "error" in r:
+            break
+print(json.dumps(r.get("return", r)))
+EOF
+}
+
+filled_guest() { # NAME -> domid
+    local d z
+    d=$(xs "$work/a" create --mem "$mib" --vram $vram --name "$1" \
+            --workload sequential:0 --dm "$BUILD/xenram")
+    while :; do
+        z=$(xs "$work/a" verify "$d" --no-pause 2>/dev/null |
+            sed -n 's/.* \([0-9]*\) zero.*/\1/p')
+        [ "${z:-0}" -le $((vram * 256 + 64)) ] && break
+        sleep 0.5
+    done
+    xs "$work/a" workload "$d" "$WL" >/dev/null
+    echo "$d"
+}
+
+dest_id() { xs "$work/b" list | awk -v n="$1" 'NR > 2 && $1 == n {print $2; exit}'; }
+
+declare -A res
+for cfg in $CONFIGS; do
+    ch=${cfg%p}
+    extra=()
+    [ "$cfg" != "$ch" ] && extra=(--postcopy-preempt)
+    for ((i = 0; i < REPEAT; i++)); do
+        name="pc$cfg$i"
+        d=$(filled_guest "$name")
+        out=$(xs "$work/a" migrate "$d" --to "$work/b" --engine xenram \
+                  --channels "$ch" --postcopy "${extra[@]}" --no-progress)
+        nd=$(dest_id "$name")
+        q=$(qmp "$work/b" "$nd" query-migrate)
+        vs=$(xs "$work/b" dm-state "$nd" | sed -n 's/^paging .*\(vcpu-waits=.*\)/\1/p')
+        line=$(python3 -c '
+import json, re, sys
+q = json.loads(sys.argv[1]); l = q["x-xenram-postcopy-latency"]
+v = dict(re.findall(r"([a-z0-9-]+)=([0-9.]+)", sys.argv[2]))
+print(l["faults"], l["p50-ns"] / 1e3, l["p99-ns"] / 1e3, l["max-ns"] / 1e3,
+      v.get("wait-p50-us", "nan"), v.get("wait-p99-us", "nan"),
+      v.get("wait-max-us", "nan"), l["placed"], l["made-absent"],
+      l["duplicates"], q["ram"].get("postcopy-requests", 0))
+' "$q" "$vs")
+        read -r nf p50 p99 mx vp50 vp99 vmx placed absent dups asked <<<"$line"
+        echo "$cfg run $((i + 1)): $nf faults; xenram p50 $p50 p99 $p99 max $mx us;" \
+             "vcpu p50 $vp50 p99 $vp99 max $vmx us; placed $placed of $absent," \
+             "$dups dup, $asked asked; load $(cut -d' ' -f1-3 /proc/loadavg)"
+        if [ "$placed" != "$absent" ] || [ "$dups" != 0 ] || [ "$nf" != "$asked" ]; then
+            echo "CORRECTNESS: placed $placed, absent $absent, dups $dups, faults $nf, asked $asked" >&2
+            exit 1
+        fi
+        res[$cfg]+="$nf $p50 $p99 $mx $vp50 $vp99 $vmx;"
+        xs "$work/b" destroy "$nd" >/dev/null
+    done
+done
+floor=$("$BUILD/bench/bench-postcopy-fault")
+echo "$floor"
+fp50=$(sed -n 's/.*p50 \([0-9.]*\) us.*/\1/p' <<<"$floor")
+fp99=$(sed -n 's/.*p99 \([0-9.]*\) us.*/\1/p' <<<"$floor")
+
+echo
+echo "== summary ($mib MiB guest, $WL; medians of $REPEAT [min-max]; floor p50 $fp50 us, p99 $fp99 us)"
+for cfg in $CONFIGS; do
+    python3 - "$cfg" "${res[$cfg]}" "$fp50" "$fp99" <<'EOF'
+import statistics, sys
+cfg, runs, fp50, fp99 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+rows = [list(map(float, r.split())) for r in runs.split(";") if r.strip()]
+col = lambda j: [r[j] for r in rows]
+def f(j):
+    v = col(j); return "%.0f [%.0f-%.0f]" % (statistics.median(v), min(v), max(v))
+name = "%s ch%s" % (cfg.rstrip("p"), " + preempt" if cfg.endswith("p") else "")
+p50, p99 = statistics.median(col(1)), statistics.median(col(2))
+print("%-16s faults %s | xenram p50 %s us (%.0fx floor), p99 %s us (%.0fx), max %s us"
+      % (name, f(0), f(1), p50 / fp50, f(2), p99 / fp99, f(3)))
+print("%-16s          | vcpu   p50 %s us, p99 %s us, max %s us" % ("", f(4), f(5), f(6)))
+if cfg.endswith("p"):
+    print("%-16s targets p50 <= 100 us: %s, p99 <= 1 ms: %s" % ("",
+          "ok" if p50 <= 100 else "MISSED", "ok" if p99 <= 1000 else "MISSED"))
+EOF
+done
