@@ -14,10 +14,15 @@ XEN_CACHE ?= $(if $(HOME),$(HOME),/root)/.cache/xenram-realxen
 XEN_TIER_TIMEOUT ?= 900
 
 REALXEN_PROGS := $(BUILD)/realxen/xr-realxen $(BUILD)/realxen/xr-workload \
-    $(BUILD)/realxen/xr-memdig $(BUILD)/realxen/xr-shell
+    $(BUILD)/realxen/xr-memdig $(BUILD)/realxen/xr-shell $(BUILD)/realxen/xr-pager
 
 # The dom0 test program: libxenram + Debian's real Xen libraries.
 $(BUILD)/realxen/xr-realxen: $(BUILD)/obj/tests/realxen/xr-realxen.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(LIB_LIBS) -lm
+
+# xenram's pager (xen/paging.c) on a live guest: libxenram + Xen's libraries.
+$(BUILD)/realxen/xr-pager: $(BUILD)/obj/tests/realxen/xr-pager.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(LIB_LIBS) -lm
 
