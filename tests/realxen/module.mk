@@ -3,7 +3,9 @@
 # The real-Xen tier: `make check-xen` boots Debian's Xen 4.17 under
 # qemu-system-x86_64 -accel tcg, runs xenram's Xen-facing tests in dom0
 # against a PVH guest, lets the real xl start xenram as an HVM guest's
-# device model, and prints `N passed, N failed` (docs/testing.md).
+# device model, then boots a hypervisor built from Debian's source package
+# with memory paging (build-xen.sh, cached in XEN_CACHE) for xenram's pager
+# and a real postcopy, and prints `N passed, N failed` (docs/testing.md).
 # Root only (it installs qemu-system-x86, busybox-static and cpio when
 # missing); Debian's mirrors are the only network it uses.
 #
