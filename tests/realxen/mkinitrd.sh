@@ -21,7 +21,7 @@ out=$(cd "$out" && pwd)
 kver=$(cd "$tree/lib/modules" && ls | head -n1)
 busybox=/bin/busybox
 xenram=${XENRAM_BIN:-$build/xenram}
-for f in "$xenram" "$build/realxen/xr-realxen" "$build/realxen/xr-workload" "$build/realxen/xr-memdig" "$build/realxen/xr-shell"; do
+for f in "$xenram" "$build/realxen/xr-realxen" "$build/realxen/xr-workload" "$build/realxen/xr-memdig" "$build/realxen/xr-shell" "$build/realxen/xr-pager"; do
     [ -x "$f" ] || { echo "mkinitrd: $f is missing (make check-xen builds it)" >&2; exit 1; }
 done
 
@@ -59,13 +59,14 @@ m=$tree/lib/modules/$kver/kernel/drivers/xen
 cp "$m"/{xen-privcmd,xen-evtchn,xen-gntdev,xen-gntalloc}.ko "$r/lib/modules/$kver/kernel/drivers/xen/"
 cp "$m/xenfs/xenfs.ko" "$r/lib/modules/$kver/kernel/drivers/xen/xenfs/"
 cp "$xenram" "$build/realxen/xr-realxen" "$build/realxen/xr-memdig" \
-    "$build/realxen/xr-shell" "$r/xrt/"
+    "$build/realxen/xr-shell" "$build/realxen/xr-pager" "$r/xrt/"
 # xl migrate's ssh stand-in: "xr-ssh HOST CMD..." runs CMD here.
 printf '#!/bin/sh\nshift\nexec "$@"\n' > "$r/xrt/xr-ssh"
 chmod 755 "$r/xrt/xr-ssh"
 install -m 755 "$here/dom0-init.sh" "$r/init"
 install -m 644 "$here/dom0-tests.sh" "$r/xrt/dom0-tests.sh"
 install -m 644 "$here/dom0-engine.sh" "$r/xrt/dom0-engine.sh"
+install -m 644 "$here/dom0-postcopy.sh" "$r/xrt/dom0-postcopy.sh"
 cp "$tree/boot/vmlinuz-$kver" "$r/xrt/guest/vmlinuz"
 cp "$out/guest.cpio.gz" "$r/xrt/guest/initrd.gz"
 echo "root:x:0:0:root:/:/bin/sh" > "$r/etc/passwd"

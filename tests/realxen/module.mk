@@ -3,7 +3,9 @@
 # The real-Xen tier: `make check-xen` boots Debian's Xen 4.17 under
 # qemu-system-x86_64 -accel tcg, runs xenram's Xen-facing tests in dom0
 # against a PVH guest, lets the real xl start xenram as an HVM guest's
-# device model, and prints `N passed, N failed` (docs/testing.md).
+# device model, then boots a hypervisor built from Debian's source package
+# with memory paging (build-xen.sh, cached in XEN_CACHE) for xenram's pager
+# and a real postcopy, and prints `N passed, N failed` (docs/testing.md).
 # Root only (it installs qemu-system-x86, busybox-static and cpio when
 # missing); Debian's mirrors are the only network it uses.
 #
@@ -14,10 +16,15 @@ XEN_CACHE ?= $(if $(HOME),$(HOME),/root)/.cache/xenram-realxen
 XEN_TIER_TIMEOUT ?= 900
 
 REALXEN_PROGS := $(BUILD)/realxen/xr-realxen $(BUILD)/realxen/xr-workload \
-    $(BUILD)/realxen/xr-memdig $(BUILD)/realxen/xr-shell
+    $(BUILD)/realxen/xr-memdig $(BUILD)/realxen/xr-shell $(BUILD)/realxen/xr-pager
 
 # The dom0 test program: libxenram + Debian's real Xen libraries.
 $(BUILD)/realxen/xr-realxen: $(BUILD)/obj/tests/realxen/xr-realxen.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(LIB_LIBS) -lm
+
+# xenram's pager (xen/paging.c) on a live guest: libxenram + Xen's libraries.
+$(BUILD)/realxen/xr-pager: $(BUILD)/obj/tests/realxen/xr-pager.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(XR_LDFLAGS) -o $@ $< $(LIB) $(LIB_LIBS) -lm
 
