@@ -85,6 +85,8 @@ xc_interface *xc_interface_open(xentoollog_logger *logger,
         errno = e;
         return NULL;
     }
+    /* Its connection holds no state: concurrent callers may use more. */
+    xch->h.pooled = true;
     return xch;
 }
 

@@ -50,7 +50,21 @@ struct xsim_handle {
     const char *lib;            /* "xenctrl", ... for messages */
     uint32_t restricted;        /* XSIM_DOMID_NONE or the only domid */
     bool invalidated;           /* restricted the xencall way: unusable */
+    /*
+     * @pooled (libxenctrl's handles): callers that find the connection
+     * busy use one of up to XSIM_HANDLE_EXTRA more, opened on demand.  The
+     * real library's hypercalls are ioctls the kernel takes from several
+     * threads of one process at once; one connection under one lock made
+     * them queue behind each other.  Only for handles whose connection
+     * holds no state of its own (a foreign mapping's references do).
+     */
+    bool pooled;
+    pthread_mutex_t pool_lock;  /* guards nextra and opening */
+    unsigned nextra;
+    int extra_fd[4];            /* -1: lost */
+    pthread_mutex_t extra_lock[4];
 };
+#define XSIM_HANDLE_EXTRA 4
 
 /*
  * Open: register with xentoolcore (with @cb as the restrict callback), then
