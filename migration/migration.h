@@ -294,6 +294,7 @@ typedef struct MigrationPostcopyInfo {
     uint64_t requests;
     uint64_t requested;         /* source */
     uint64_t background;        /* source: pages sent after the switch */
+    uint64_t resent;            /* source: asked for while in flight, sent again */
     uint64_t discarded, made_absent, placed, duplicates;
     uint64_t blocktime_ns;      /* sum of the service times */
     uint64_t faults;            /* service times recorded */

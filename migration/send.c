@@ -42,6 +42,7 @@
 #include "migration/migration-internal.h"
 #include "migration/pagereq.h"
 #include "migration/stream.h"
+#include "memory/mapcache.h"
 #include "xen/xen.h"
 
 typedef struct SendCtx SendCtx;
@@ -95,6 +96,7 @@ struct SendCtx {
     bool pc_background_done;
     bool pc_failed;
     MigPageQueue reqs;                  /* asked for, bits already taken */
+    uint64_t pc_resent;                 /* atomic: asked again in flight */
     Sender *preempt;                    /* postcopy-preempt's channel */
     /* The return path: PAGE_REQUESTs, then RESULT. */
     pthread_t rp_thread;
@@ -249,6 +251,38 @@ static void send_throttle(SendCtx *c)
 }
 
 /*
+ * Postcopy's pages through the mapcache: the source is paused and its p2m
+ * no longer changes (hot-plug is refused), so mappings kept from one
+ * batch to the next stay right, and a page a vCPU waits for costs no map
+ * and unmap of its own (on the simulator two round trips to the host,
+ * most of a request's service time).  False if a frame could not be had
+ * this way for another reason than not being there: map it the usual way.
+ */
+static bool batch_from_mapcache(SendCtx *c, StreamBatch *b,
+                                const uint64_t *gfns, size_t n)
+{
+    MapCache *mc = c->m->cfg.mc;
+    bool ok = true;
+
+    rcu_read_lock();
+    for (size_t i = 0; ok && i < n; i++) {
+        int st = 0;
+        void *p = mapcache_get(mc, gfns[i] << XR_PAGE_BITS, XR_PAGE_SIZE,
+                               &st);
+
+        if (p) {
+            stream_batch_add(b, gfns[i], p);
+        } else if (st == -EFAULT) {
+            stream_batch_add_absent(b, gfns[i]);
+        } else {
+            ok = false;
+        }
+    }
+    rcu_read_unlock();
+    return ok;
+}
+
+/*
  * Send the @n frames @gfns (increasing) as one batch on @s; @postcopy:
  * after the switch, for the destination to place; @asked: pages the
  * destination asked for, never held back by max-bandwidth (a vCPU waits
@@ -266,6 +300,14 @@ static int send_pages(Sender *s, const uint64_t *gfns, size_t n,
 
     if (n == 0 || n > STREAM_BATCH_MAX_PAGES) {
         return 0;
+    }
+    if (postcopy && c->m->cfg.mc) {
+        stream_batch_reset(s->batch, c->round);
+        stream_batch_set_postcopy(s->batch);
+        if (batch_from_mapcache(c, s->batch, gfns, n)) {
+            stream_batch_finish(s->batch, s->seq++, iov, &codec);
+            goto send;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         pfns[i] = gfns[i];
@@ -290,6 +332,7 @@ static int send_pages(Sender *s, const uint64_t *gfns, size_t n,
     }
     stream_batch_finish(s->batch, s->seq++, iov, &codec);
     xen_unmap(c->xh, map, n);
+send:
     ret = mig_channel_writev_all(s->chan, iov, 3, err, errlen);
     if (ret) {
         return ret;
@@ -516,6 +559,8 @@ static void *send_worker(void *opaque)
     SendCtx *c = s->ctx;
     uint64_t done_round = 0;
 
+    /* Postcopy's pages come through the mapcache (batch_from_mapcache). */
+    rcu_register_thread();
     for (;;) {
         char err[512] = "";
         int ret;
@@ -526,6 +571,7 @@ static void *send_worker(void *opaque)
         }
         if (c->quit) {
             pthread_mutex_unlock(&c->lock);
+            rcu_unregister_thread();
             return NULL;
         }
         done_round = c->go_round;
@@ -1366,9 +1412,22 @@ static int rp_page_request(SendCtx *c, const uint8_t *body, uint32_t len,
             }
         }
         /* A page no range maps (the xen.ram hole) was never the guest's. */
-        if (gfn == UINT64_MAX ||
-            dirty_bitmap_test_and_clear(block->bmap, p) <= 0) {
+        if (gfn == UINT64_MAX) {
             continue;
+        }
+        /*
+         * A page the background took already is in flight behind up to
+         * two batches on its channel, or arrived: with a preempt channel
+         * it goes again there, so that the vCPU waits for the shorter
+         * way; the destination places whichever copy comes first and
+         * counts the other as a duplicate.  Each page is asked for once,
+         * so the queue still holds every page at most once.
+         */
+        if (dirty_bitmap_test_and_clear(block->bmap, p) <= 0) {
+            if (!c->preempt) {
+                continue;
+            }
+            __atomic_add_fetch(&c->pc_resent, 1, __ATOMIC_RELAXED);
         }
         if (run.n && (gfn != run.gfn + run.n ||
                       run.n == STREAM_BATCH_MAX_PAGES)) {
@@ -1620,6 +1679,8 @@ static void send_postcopy_info(SendCtx *c)
                                                  __ATOMIC_RELAXED);
     m->info.postcopy.background = __atomic_load_n(&c->pc_background,
                                                   __ATOMIC_RELAXED);
+    m->info.postcopy.resent = __atomic_load_n(&c->pc_resent,
+                                              __ATOMIC_RELAXED);
     pthread_mutex_unlock(&m->lock);
 }
 

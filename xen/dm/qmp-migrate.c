@@ -260,11 +260,13 @@ json_t *dm_migrate_info_json(Migration *mig)
         json_object_set_new(o, "x-xenram-postcopy-latency", lat);
     } else if (i.postcopy.used) {
         json_object_set_new(o, "x-xenram-postcopy", json_pack(
-                                "{s:I,s:I}",
+                                "{s:I,s:I,s:I}",
                                 "requested-pages",
                                 (json_int_t)i.postcopy.requested,
                                 "background-pages",
-                                (json_int_t)i.postcopy.background));
+                                (json_int_t)i.postcopy.background,
+                                "resent-pages",
+                                (json_int_t)i.postcopy.resent));
     }
     json_object_set_new(o, "cpu-throttle-percentage",
                         json_integer(i.cpu_throttle_percentage));

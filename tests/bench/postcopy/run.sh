@@ -96,7 +96,9 @@ print(l["faults"], l["p50-ns"] / 1e3, l["p99-ns"] / 1e3, l["max-ns"] / 1e3,
         echo "$cfg run $((i + 1)): $nf faults; xenram p50 $p50 p99 $p99 max $mx us;" \
              "vcpu p50 $vp50 p99 $vp99 max $vmx us; placed $placed of $absent," \
              "$dups dup, $asked asked; load $(cut -d' ' -f1-3 /proc/loadavg)"
-        if [ "$placed" != "$absent" ] || [ "$dups" != 0 ] || [ "$nf" != "$asked" ]; then
+        # Duplicates: a requested page the background had in flight goes
+        # again on the preempt channel; never placed twice.
+        if [ "$placed" != "$absent" ] || [ "$dups" -gt "$asked" ] || [ "$nf" != "$asked" ]; then
             echo "CORRECTNESS: placed $placed, absent $absent, dups $dups, faults $nf, asked $asked" >&2
             exit 1
         fi

@@ -413,7 +413,12 @@ static void postcopy_running(const char *name, const char *channels,
     assert_true(faults > 0);
     assert_int_equal(faults, asked);
     assert_int_equal(placed, absent);
-    assert_int_equal(dups, 0);
+    /* With preempt a page asked for while in flight goes again: the
+     * later copy is a duplicate, never placed; without, none. */
+    if (x1 && !strcmp(x1, "--postcopy-preempt"))
+        assert_true(dups <= asked);
+    else
+        assert_int_equal(dups, 0);
     assert_true(e2e_wait_vcpu_writes(&dst, nd, 100));
     assert_true(e2e_wait_dma(&dst, nd, 100));
     snprintf(id, sizeof(id), "%u", nd);
