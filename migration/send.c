@@ -1421,10 +1421,13 @@ static int rp_page_request(SendCtx *c, const uint8_t *body, uint32_t len,
          * it goes again there, so that the vCPU waits for the shorter
          * way; the destination places whichever copy comes first and
          * counts the other as a duplicate.  Each page is asked for once,
-         * so the queue still holds every page at most once.
+         * so the queue still holds every page at most once.  Not once
+         * the background is done: the preempt channel's sender may have
+         * ended its part (under this lock, with the queue empty), and
+         * the page is on its way anyway.
          */
         if (dirty_bitmap_test_and_clear(block->bmap, p) <= 0) {
-            if (!c->preempt) {
+            if (!c->preempt || c->pc_background_done) {
                 continue;
             }
             __atomic_add_fetch(&c->pc_resent, 1, __ATOMIC_RELAXED);
