@@ -74,6 +74,13 @@ if grep -q 'xrt_only=engine' /proc/cmdline; then
     echo "XRT-SUMMARY passed=$passed failed=$failed skipped=$skipped dom0_seconds=$(since $t0)"
     exit 0
 fi
+# xrt_only=restrict: the dm_restrict section alone.
+if grep -q 'xrt_only=restrict' /proc/cmdline; then
+    . $X/dom0-restrict.sh
+    echo "XRT-SUMMARY passed=$passed failed=$failed skipped=$skipped dom0_seconds=$(since $t0)"
+    exit 0
+fi
+
 # xrt_only=postcopy: the second boot's section, on the hypervisor built
 # with memory paging (run.sh, build-xen.sh).
 if grep -q 'xrt_only=postcopy' /proc/cmdline; then
@@ -446,6 +453,9 @@ if timeout 120 xl create -e /etc/xen/xrt/xrfw.cfg > /tmp/xlcreate-fw.out 2>&1; t
 else
     notok "xl create of the firmware guest: $(tail -n 8 /tmp/xlcreate-fw.out | tr '\n' ' ')"
 fi
+
+# ---- 4c. the xenram HVM guest with dm_restrict=1: dom0-restrict.sh -------------------
+. $X/dom0-restrict.sh
 
 # ---- 5. health of the whole run ----------------------------------------------------------
 xl list | sed 's/^/# /'
