@@ -88,6 +88,7 @@ struct SendCtx {
      */
     bool pc_phase;                      /* senders send postcopy pages */
     bool run_sent;                      /* RUN went out: never resume here */
+    uint64_t t_run;                     /* when RUN went out (postcopy) */
     uint64_t listen_round;
     pthread_mutex_t pc_lock;
     pthread_cond_t pc_cond;             /* a request, the end, a failure */
@@ -1637,6 +1638,7 @@ static int send_postcopy(SendCtx *c, uint64_t *t_pause, char *err,
                            errlen))) {
         return ret;
     }
+    c->t_run = mig_now_ns();
     c->round++;
     c->pc_phase = true;
     c->pc_range = 0;
@@ -1817,7 +1819,12 @@ void *mig_send_thread(void *opaque)
     }
     pthread_mutex_lock(&m->lock);
     if (!ret) {
-        m->info.downtime = (mig_now_ns() - t_pause) / 1000000;
+        /*
+         * As QEMU counts it: the guest stopped until it runs again, which
+         * for postcopy is the RUN, not the end of the background.
+         */
+        m->info.downtime = ((c && c->t_run ? c->t_run : mig_now_ns()) -
+                            t_pause) / 1000000;
     }
     pthread_mutex_unlock(&m->lock);
     cancelled = ret && mig_cancelled(m) && !(c && c->past_cancel);

@@ -384,6 +384,22 @@ static void postcopy_running(const char *name, const char *channels,
         fprintf(stderr, "%s", b.err);
     assert_int_equal(b.rc, 0);
     assert_non_null(strstr(b.out, "postcopy    : switched"));
+    {
+        /* Downtime as QEMU counts it: from the pause to RUN, not to the
+         * end of the background, which takes seconds here. */
+        const char *dt = strstr(b.out, "downtime    : ");
+        const char *tt = strstr(b.out, "total time  : ");
+        long down, total;
+
+        assert_non_null(dt);
+        assert_non_null(tt);
+        tt = strstr(tt, "(xenram: ");
+        assert_non_null(tt);
+        down = strtol(dt + 14, NULL, 10);
+        total = strtol(tt + 9, NULL, 10);
+        fprintf(stderr, "downtime %ld ms of %ld ms\n", down, total);
+        assert_true(down * 2 < total);
+    }
     nd = e2e_domid(&dst, name);
     assert_true(nd > 0);
     dest_figures(nd, &faults, &placed, &dups, &absent, &asked);
