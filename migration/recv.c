@@ -1266,6 +1266,40 @@ static int recv_listen(RecvCtx *c, uint32_t len, char *err, size_t errlen)
 }
 
 /*
+ * The guest becomes the destination's, at END (precopy) or RUN
+ * (postcopy): the mapcache's dummies replaced by the guest's frames, the
+ * incoming mode left everywhere, and unless -S the devices and the domain
+ * running.  0 or -errno with a sentence in @err.
+ */
+static int recv_start_guest(RecvCtx *c, char *err, size_t errlen)
+{
+    Migration *m = c->m;
+    int ret = mapcache_replace_dummies(m->cfg.mc);
+
+    if (ret < 0) {
+        return xr_error(err, errlen, ret, "mapping the received guest "
+                        "memory: %s", xen_last_error());
+    }
+    mapcache_set_incoming(m->cfg.mc, false);
+    xen_memory_set_incoming(m->cfg.xm, false);
+    if (m->cfg.hotplug.set_incoming) {
+        m->cfg.hotplug.set_incoming(m->cfg.hotplug.opaque, false);
+    }
+    if (!m->start_paused) {
+        if (m->ops.resume_devices) {
+            m->ops.resume_devices(m->ops.opaque);
+        }
+        ret = xen_domain_unpause(c->xh);
+        if (ret) {
+            return xr_error(err, errlen, ret, "unpausing the domain: %s",
+                            xen_last_error());
+        }
+        mig_event(m, MIGRATION_EVENT_RESUME, 0);
+    }
+    return 0;
+}
+
+/*
  * After RUN, in a thread of its own: the mapcache's dummies replaced by
  * the guest's frames (a mapping of a frame still absent waits until it
  * is loaded, which may need the control channel's reader: hence not on
@@ -1278,30 +1312,7 @@ static void *recv_run_thread(void *opaque)
     int ret;
 
     rcu_register_thread();
-    ret = mapcache_replace_dummies(m->cfg.mc);
-    if (ret < 0) {
-        xr_error(c->run_err, sizeof(c->run_err), ret, "mapping the guest "
-                 "memory: %s", xen_last_error());
-    } else {
-        ret = 0;
-        mapcache_set_incoming(m->cfg.mc, false);
-        xen_memory_set_incoming(m->cfg.xm, false);
-        if (m->cfg.hotplug.set_incoming) {
-            m->cfg.hotplug.set_incoming(m->cfg.hotplug.opaque, false);
-        }
-        if (!m->start_paused) {
-            if (m->ops.resume_devices) {
-                m->ops.resume_devices(m->ops.opaque);
-            }
-            ret = xen_domain_unpause(c->xh);
-            if (ret) {
-                xr_error(c->run_err, sizeof(c->run_err), ret, "unpausing "
-                         "the domain: %s", xen_last_error());
-            } else {
-                mig_event(m, MIGRATION_EVENT_RESUME, 0);
-            }
-        }
-    }
+    ret = recv_start_guest(c, c->run_err, sizeof(c->run_err));
     c->run_ret = ret;
     if (!ret) {
         mig_set_status(m, MIGRATION_STATUS_POSTCOPY_ACTIVE);
@@ -1669,7 +1680,6 @@ static int recv_control(RecvCtx *c, char *err, size_t errlen)
 /* Everything arrived: the guest becomes the destination's. */
 static int recv_switchover(RecvCtx *c, char *err, size_t errlen)
 {
-    Migration *m = c->m;
     int ret;
 
     /*
@@ -1688,28 +1698,7 @@ static int recv_switchover(RecvCtx *c, char *err, size_t errlen)
         return xr_error(err, errlen, ret, "setting the HVM context: %s",
                          xen_last_error());
     }
-    ret = mapcache_replace_dummies(m->cfg.mc);
-    if (ret < 0) {
-        return xr_error(err, errlen, ret, "mapping the received guest "
-                         "memory: %s", xen_last_error());
-    }
-    mapcache_set_incoming(m->cfg.mc, false);
-    xen_memory_set_incoming(m->cfg.xm, false);
-    if (m->cfg.hotplug.set_incoming) {
-        m->cfg.hotplug.set_incoming(m->cfg.hotplug.opaque, false);
-    }
-    if (!m->start_paused) {
-        if (m->ops.resume_devices) {
-            m->ops.resume_devices(m->ops.opaque);
-        }
-        ret = xen_domain_unpause(c->xh);
-        if (ret) {
-            return xr_error(err, errlen, ret, "unpausing the domain: %s",
-                             xen_last_error());
-        }
-        mig_event(m, MIGRATION_EVENT_RESUME, 0);
-    }
-    return 0;
+    return recv_start_guest(c, err, errlen);
 }
 
 static int recv_run(RecvCtx *c, char *err, size_t errlen)

@@ -1266,6 +1266,32 @@ static int send_state(SendCtx *c, char *err, size_t errlen)
     return ret;
 }
 
+/*
+ * One pass with the guest paused: the last CLEAN into the bitmaps (*@left:
+ * the pages they then hold), then a round of the special frames, and of
+ * the bitmaps' pages too when @with_bitmaps (precopy's final round;
+ * postcopy keeps them for the background).  0 or -errno with @err.
+ */
+static int send_paused_pass(SendCtx *c, bool with_bitmaps, int64_t *left,
+                            char *err, size_t errlen)
+{
+    int ret;
+
+    *left = send_sync(c, err, errlen);
+    if (*left < 0) {
+        return (int)*left;
+    }
+    c->round++;
+    mig_event(c->m, MIGRATION_EVENT_PASS, c->round);
+    if ((ret = plan_build(c, with_bitmaps, true)) ||
+        (ret = send_round(c, err, errlen))) {
+        if (ret == -ENOMEM) {
+            snprintf(err, errlen, "out of memory for the round's plan");
+        }
+    }
+    return ret;
+}
+
 static int send_switchover(SendCtx *c, uint64_t *t_pause, char *err,
                            size_t errlen)
 {
@@ -1290,17 +1316,7 @@ static int send_switchover(SendCtx *c, uint64_t *t_pause, char *err,
     }
     mig_set_status(m, MIGRATION_STATUS_DEVICE);
     /* What the guest and the devices wrote since the last round. */
-    left = send_sync(c, err, errlen);
-    if (left < 0) {
-        return (int)left;
-    }
-    c->round++;
-    mig_event(m, MIGRATION_EVENT_PASS, c->round);
-    if ((ret = plan_build(c, true, true)) ||
-        (ret = send_round(c, err, errlen))) {
-        if (ret == -ENOMEM) {
-            snprintf(err, errlen, "out of memory for the round's plan");
-        }
+    if ((ret = send_paused_pass(c, true, &left, err, errlen))) {
         return ret;
     }
     if ((ret = send_state(c, err, errlen))) {
@@ -1579,19 +1595,10 @@ static int send_postcopy(SendCtx *c, uint64_t *t_pause, char *err,
     m->info.postcopy.used = true;
     pthread_mutex_unlock(&m->lock);
     mig_set_status(m, MIGRATION_STATUS_POSTCOPY_ACTIVE);
-    left = send_sync(c, err, errlen);
-    if (left < 0) {
-        return (int)left;
-    }
     /* The special frames, which no block holds and postcopy cannot page:
-     * in a round of their own, ended on every channel before LISTEN. */
-    c->round++;
-    mig_event(m, MIGRATION_EVENT_PASS, c->round);
-    if ((ret = plan_build(c, false, true)) ||
-        (ret = send_round(c, err, errlen))) {
-        if (ret == -ENOMEM) {
-            snprintf(err, errlen, "out of memory for the round's plan");
-        }
+     * in a round of their own, ended on every channel before LISTEN; the
+     * bitmaps keep what is left for the background. */
+    if ((ret = send_paused_pass(c, false, &left, err, errlen))) {
         return ret;
     }
     c->listen_round = c->round;
