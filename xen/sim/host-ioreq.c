@@ -71,7 +71,7 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int bind_guest_end(uint32_t domid, uint32_t port)
+int host_evtchn_bind(uint32_t domid, uint32_t port)
 {
     struct sockaddr_un sa;
     socklen_t len = sim_evtchn_addr(&sa, evtchn_ns, SIM_EVTCHN_KIND_TO,
@@ -90,7 +90,7 @@ static int bind_guest_end(uint32_t domid, uint32_t port)
 }
 
 /* notify_via_xen_event_channel(): nobody bound is no error. */
-static void notify_dm(uint32_t domid, uint32_t port)
+void host_evtchn_notify(uint32_t domid, uint32_t port)
 {
     struct sockaddr_un sa;
     socklen_t len = sim_evtchn_addr(&sa, evtchn_ns, SIM_EVTCHN_KIND_FROM,
@@ -150,7 +150,7 @@ int host_ioreq_setup(struct xsim_dom *d, uint32_t id)
     for (unsigned v = 0; v <= XSIM_IOREQ_MAX_VCPUS; v++) {
         if (s->sock[v] >= 0 || (v < XSIM_IOREQ_MAX_VCPUS && v >= d->nr_vcpus))
             continue;
-        s->sock[v] = bind_guest_end(d->domid, host_ioreq_port(id, v));
+        s->sock[v] = host_evtchn_bind(d->domid, host_ioreq_port(id, v));
         if (s->sock[v] < 0) {
             int e = s->sock[v];
 
@@ -277,7 +277,7 @@ static bool send_and_wait(struct xsim_vcpu *v, uint32_t id, const ioreq_t *rq,
     __atomic_add_fetch(&d->ioreq_sent, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&d->ioreq_waiting, 1, __ATOMIC_RELAXED);
     t0 = mono_ns();
-    notify_dm(d->domid, port);
+    host_evtchn_notify(d->domid, port);
     for (;;) {
         unsigned st = slot_state(p);
         struct pollfd pfd = { .fd = sock, .events = POLLIN };

@@ -46,7 +46,6 @@
 
 #include "xen/sim/host.h"
 #include "xen/sim/log.h"
-#include "xen/sim/xenstore/sim-evtchn-addr.h"
 
 /* Xen's end of the paging ring's channel (any free port would do). */
 #define XSIM_PAGING_PORT 8u
@@ -64,16 +63,6 @@ static uint64_t host_paging_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static char evtchn_ns[256];
-static int send_fd = -1;
-
-void host_paging_init(const char *state_dir)
-{
-    snprintf(evtchn_ns, sizeof(evtchn_ns), "%s/xenstored", state_dir);
-    if (send_fd < 0)
-        send_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                         0);
-}
 
 /* ---- the vCPUs' waits ------------------------------------------------------ */
 
@@ -336,14 +325,7 @@ static void release_slot(struct xsim_paging *pg, bool foreign)
 
 static void notify_pager(struct xsim_dom *d)
 {
-    struct sockaddr_un sa;
-    socklen_t len = sim_evtchn_addr(&sa, evtchn_ns, SIM_EVTCHN_KIND_FROM,
-                                    d->domid, XSIM_PAGING_PORT);
-    char byte = 1;
-
-    /* notify_via_xen_event_channel(): nobody bound is no error. */
-    (void)!sendto(send_fd, &byte, 1, MSG_DONTWAIT, (struct sockaddr *)&sa,
-                  len);
+    host_evtchn_notify(d->domid, XSIM_PAGING_PORT);
 }
 
 /* vm_event_put_request(), after a slot was claimed: pg->lock held. */
@@ -490,24 +472,6 @@ static void *paging_thread(void *arg)
     return NULL;
 }
 
-static int bind_xen_end(uint32_t domid)
-{
-    struct sockaddr_un sa;
-    socklen_t len = sim_evtchn_addr(&sa, evtchn_ns, SIM_EVTCHN_KIND_TO,
-                                    domid, XSIM_PAGING_PORT);
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-    if (fd < 0)
-        return -errno;
-    if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
-        int e = errno;
-
-        close(fd);
-        return -e;
-    }
-    return fd;
-}
-
 /* ---- lifetime ----------------------------------------------------------- */
 
 void host_paging_setup(struct xsim_dom *d)
@@ -607,7 +571,7 @@ static long paging_enable(struct xsim_dom *d)
                 d->memfd, (off_t)(g * XSIM_PAGE_SIZE));
     if (ring == MAP_FAILED)
         return -errno;
-    sock = bind_xen_end(d->domid);
+    sock = host_evtchn_bind(d->domid, XSIM_PAGING_PORT);
     if (sock < 0) {
         munmap(ring, XSIM_PAGE_SIZE);
         xsim_log("d%u: paging: cannot bind event channel %u: %s", d->domid,

@@ -456,7 +456,6 @@ int host_init(struct xsim_host *h, enum xsim_track_mode mode,
         xsim_log("no memory for the pages given back: every populated "
                  "frame reads zero (not as on Xen)");
     host_ioreq_init(state_dir);
-    host_paging_init(state_dir);
 
     /* Domain 0: the control domain the toolstack and xenram run in.  It
      * has no simulated memory; it exists so that xenstored and tools that

@@ -358,6 +358,14 @@ int dom_check_dm(struct xsim_dom *d);
 /* The event-channel namespace of this host's domains (as xenram's
  * libxenevtchn stand-in derives it from XENSTORED_RUNDIR). */
 void host_ioreq_init(const char *state_dir);
+/*
+ * Xen's end of event channel @port of domain @domid in that namespace: a
+ * socket bound for the device model's notifications (-errno), and a
+ * notification to the device model's end (nobody bound is no error).
+ * Shared by the ioreq servers and the paging ring.
+ */
+int host_evtchn_bind(uint32_t domid, uint32_t port);
+void host_evtchn_notify(uint32_t domid, uint32_t port);
 /* The guest end of server @id's event channel for @vcpu (or the buffered
  * ring's, @vcpu == XSIM_IOREQ_MAX_VCPUS). */
 uint32_t host_ioreq_port(uint32_t id, unsigned vcpu);
@@ -394,7 +402,6 @@ long dom_balloon(struct xsim_dom *d, uint64_t nr);
 
 /* ---- memory paging (host-paging.c, docs/simulator.md) ------------------ */
 
-void host_paging_init(const char *state_dir);
 /* At dom_alloc / at destroy (releases the waiters) / at dom_free. */
 void host_paging_setup(struct xsim_dom *d);
 void host_paging_kill(struct xsim_dom *d);
