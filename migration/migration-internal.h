@@ -47,6 +47,20 @@ struct Migration {
     /* The channels of the running migration, for cancel (under @lock). */
     MigChannel *chan[1 + MIG_MAX_CHANNELS];
     unsigned nchan;
+    /*
+     * Postcopy recovery, under @lock: the channels migrate-pause shuts
+     * down (after the switch), and what a paused thread waits for (@cond):
+     * a recovery asked for (@recover_go with @recover_uri, and on the
+     * destination its listening @recover_fd; on the source an fd: channel
+     * in @recover_fd), or the process exiting (@exiting, atomic).
+     */
+    MigChannel *pchan[1 + MIG_MAX_CHANNELS];
+    unsigned npchan;
+    bool pause_asked;           /* migrate-pause shut them down */
+    bool recover_go;
+    char recover_uri[300];
+    int recover_fd;
+    bool exiting;
     /* What the thread was asked to do. */
     char uri[300];
     int fd;                     /* an fd: channel, or -1 */
@@ -70,6 +84,22 @@ bool mig_cancelled(Migration *m);
 /* Register @c for migrate_cancel (the thread closes it itself). */
 void mig_track_channel(Migration *m, MigChannel *c);
 void mig_untrack_channels(Migration *m);
+
+/* Register @c for migrate-pause; untrack all before closing them. */
+void mig_track_pause(Migration *m, MigChannel *c);
+void mig_untrack_pause(Migration *m);
+
+/*
+ * Postcopy's link broke (@why): status postcopy-paused, @why in
+ * error-desc, and wait for migrate-recover / migrate resume.  Returns
+ * true with the recovery's URI in @uri (and *@fd: a listening fd on the
+ * destination, an fd: channel or -1 on the source), status
+ * postcopy-recover; false when the process exits.
+ */
+bool mig_postcopy_pause(Migration *m, const char *why, char *uri,
+                        size_t urilen, int *fd);
+/* A recovery worked: postcopy-active again, the pause's cause cleared. */
+void mig_postcopy_resumed(Migration *m);
 
 /*
  * Ask postcopy's notifiers whether this device model can take part in

@@ -237,6 +237,13 @@ typedef enum MigrationStatus {
     MIGRATION_STATUS_CANCELLED,
     /* After the switch to postcopy: the guest runs on the destination. */
     MIGRATION_STATUS_POSTCOPY_ACTIVE,
+    /*
+     * Postcopy's link broke: both sides wait for a new one (the guest
+     * runs on the destination, its vCPUs wait on the pages not there).
+     */
+    MIGRATION_STATUS_POSTCOPY_PAUSED,
+    /* A new link is being set up (migrate-recover, migrate resume). */
+    MIGRATION_STATUS_POSTCOPY_RECOVER,
 } MigrationStatus;
 
 /* QEMU's name of @s ("none", "setup", "active", "pre-switchover", ...). */
@@ -295,6 +302,7 @@ typedef struct MigrationPostcopyInfo {
     uint64_t requested;         /* source */
     uint64_t background;        /* source: pages sent after the switch */
     uint64_t resent;            /* source: asked for while in flight, sent again */
+    uint64_t recoveries;        /* postcopy-paused, then recovered */
     uint64_t discarded, made_absent, placed, duplicates;
     uint64_t blocktime_ns;      /* sum of the service times */
     uint64_t faults;            /* service times recorded */
@@ -373,6 +381,23 @@ int migration_start(Migration *m, const char *uri, int fd, char *err,
  * destination, or once the switch (or the end) is past.
  */
 int migration_start_postcopy(Migration *m, char *err, size_t errlen);
+
+/*
+ * Postcopy recovery (docs/postcopy.md, "Recovery"), QEMU's commands.
+ * migration_pause (`migrate-pause`, either side, postcopy-active only):
+ * shut the migration's connections down, as a broken link would; both
+ * sides go to postcopy-paused.  migration_recover (`migrate-recover`,
+ * the destination, postcopy-paused only): listen on @uri for the source's
+ * new connections.  migration_resume (`migrate` with resume, the source,
+ * postcopy-paused only): connect to @uri (or use @fd, -1 otherwise) and
+ * go on from what the destination says it has.  Each returns 0 once
+ * asked, or -EINVAL / -errno with QEMU's kind of sentence in @err.
+ */
+int migration_pause(Migration *m, char *err, size_t errlen);
+int migration_recover(Migration *m, const char *uri, char *err,
+                      size_t errlen);
+int migration_resume(Migration *m, const char *uri, int fd, char *err,
+                     size_t errlen);
 
 /* QMP `migrate_cancel`: the guest keeps running on the source. */
 void migration_cancel(Migration *m);

@@ -37,9 +37,11 @@ const char *migration_status_name(MigrationStatus s)
         [MIGRATION_STATUS_CANCELLING] = "cancelling",
         [MIGRATION_STATUS_CANCELLED] = "cancelled",
         [MIGRATION_STATUS_POSTCOPY_ACTIVE] = "postcopy-active",
+        [MIGRATION_STATUS_POSTCOPY_PAUSED] = "postcopy-paused",
+        [MIGRATION_STATUS_POSTCOPY_RECOVER] = "postcopy-recover",
     };
 
-    return s <= MIGRATION_STATUS_POSTCOPY_ACTIVE ? names[s] : "none";
+    return s <= MIGRATION_STATUS_POSTCOPY_RECOVER ? names[s] : "none";
 }
 
 void migration_params_default(MigrationParams *p)
@@ -290,6 +292,160 @@ void mig_untrack_channels(Migration *m)
     pthread_mutex_unlock(&m->lock);
 }
 
+void mig_track_pause(Migration *m, MigChannel *c)
+{
+    pthread_mutex_lock(&m->lock);
+    if (m->npchan < sizeof(m->pchan) / sizeof(m->pchan[0])) {
+        m->pchan[m->npchan++] = c;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+void mig_untrack_pause(Migration *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->npchan = 0;
+    pthread_mutex_unlock(&m->lock);
+}
+
+bool mig_postcopy_pause(Migration *m, const char *why, char *uri,
+                        size_t urilen, int *fd)
+{
+    bool go;
+
+    pthread_mutex_lock(&m->lock);
+    snprintf(m->info.error_desc, sizeof(m->info.error_desc), "%s%s",
+             m->pause_asked ? "paused by migrate-pause: " : "", why);
+    m->pause_asked = false;
+    m->recover_go = false;
+    pthread_mutex_unlock(&m->lock);
+    fprintf(stderr, "xenram: postcopy paused: %s\n", why);
+    mig_set_status(m, MIGRATION_STATUS_POSTCOPY_PAUSED);
+    pthread_mutex_lock(&m->lock);
+    while (!m->recover_go && !__atomic_load_n(&m->exiting, __ATOMIC_ACQUIRE)) {
+        pthread_cond_wait(&m->cond, &m->lock);
+    }
+    go = m->recover_go;
+    if (go) {
+        snprintf(uri, urilen, "%s", m->recover_uri);
+        *fd = m->recover_fd;
+        m->recover_fd = -1;
+        m->recover_go = false;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return go;
+}
+
+void mig_postcopy_resumed(Migration *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->info.error_desc[0] = '\0';
+    pthread_mutex_unlock(&m->lock);
+    mig_set_status(m, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+}
+
+int migration_pause(Migration *m, char *err, size_t errlen)
+{
+    int ret = 0;
+
+    pthread_mutex_lock(&m->lock);
+    if (m->info.status != MIGRATION_STATUS_POSTCOPY_ACTIVE || !m->npchan) {
+        snprintf(err, errlen, "migrate-pause is only supported by postcopy "
+                 "once the guest runs on the destination (status is %s)",
+                 migration_status_name(m->info.status));
+        ret = -EINVAL;
+    } else {
+        m->pause_asked = true;
+        for (unsigned i = 0; i < m->npchan; i++) {
+            mig_channel_cancel(m->pchan[i]);
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
+/* Hand a paused migration thread its recovery.  Under no lock. */
+static int mig_recover_go(Migration *m, bool incoming, const char *uri,
+                          int fd, char *err, size_t errlen)
+{
+    int ret = 0;
+
+    pthread_mutex_lock(&m->lock);
+    if (!m->active || m->info.incoming != incoming ||
+        m->info.status != MIGRATION_STATUS_POSTCOPY_PAUSED ||
+        m->recover_go) {
+        snprintf(err, errlen, "%s: no postcopy migration is paused here "
+                 "(status is %s%s)", incoming ? "migrate-recover" :
+                 "migrate with resume", migration_status_name(m->info.status),
+                 m->active && m->info.incoming != incoming ?
+                 incoming ? ", and this side is the source" :
+                 ", and this side is the destination" : "");
+        ret = -EINVAL;
+    } else {
+        snprintf(m->recover_uri, sizeof(m->recover_uri), "%s", uri);
+        m->recover_fd = fd;
+        m->recover_go = true;
+        /* Seen as soon as the command returns, as QEMU's -recover-setup. */
+        m->info.status = MIGRATION_STATUS_POSTCOPY_RECOVER;
+        pthread_cond_broadcast(&m->cond);
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (!ret) {
+        mig_event(m, MIGRATION_EVENT_STATUS, MIGRATION_STATUS_POSTCOPY_RECOVER);
+    }
+    return ret;
+}
+
+int migration_recover(Migration *m, const char *uri, char *err,
+                      size_t errlen)
+{
+    MigAddress a;
+    int ret, lfd;
+
+    if ((ret = mig_address_parse(uri, &a, err, errlen))) {
+        return ret;
+    }
+    if (a.kind == MIG_ADDR_FD) {
+        snprintf(err, errlen, "migrate-recover listens for the source's "
+                 "new connections: give it a tcp: or unix: URI");
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&m->lock);
+    ret = m->active && m->info.incoming &&
+          m->info.status == MIGRATION_STATUS_POSTCOPY_PAUSED ? 0 : -EINVAL;
+    pthread_mutex_unlock(&m->lock);
+    if (ret) {
+        /* Said by mig_recover_go(), without binding anything first. */
+        return mig_recover_go(m, true, uri, -1, err, errlen);
+    }
+    lfd = mig_listen(&a, err, errlen);
+    if (lfd < 0) {
+        return lfd;
+    }
+    ret = mig_recover_go(m, true, uri, lfd, err, errlen);
+    if (ret) {
+        close(lfd);
+    }
+    return ret;
+}
+
+int migration_resume(Migration *m, const char *uri, int fd, char *err,
+                     size_t errlen)
+{
+    MigAddress a;
+    int ret;
+
+    if (fd < 0 && (ret = mig_address_parse(uri, &a, err, errlen))) {
+        return ret;
+    }
+    if (fd < 0 && a.kind == MIG_ADDR_FD) {
+        snprintf(err, errlen, "no fd named '%s' (pass one with getfd first)",
+                 a.fdname);
+        return -ENOENT;
+    }
+    return mig_recover_go(m, false, uri, fd, err, errlen);
+}
+
 void migration_cancel(Migration *m)
 {
     pthread_mutex_lock(&m->lock);
@@ -441,6 +597,11 @@ int migration_incoming_start(Migration *m, const char *uri, int fd,
 void migration_join(Migration *m)
 {
     if (m && m->thread_started) {
+        /* A paused postcopy waits for a recovery that will not come. */
+        pthread_mutex_lock(&m->lock);
+        __atomic_store_n(&m->exiting, true, __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&m->cond);
+        pthread_mutex_unlock(&m->lock);
         migration_cancel(m);
         pthread_join(m->thread, NULL);
         m->thread_started = false;

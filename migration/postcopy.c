@@ -386,6 +386,22 @@ int postcopy_incoming_place(PostcopyIncoming *pi, RAMBlock *block,
     return ret;
 }
 
+void postcopy_incoming_received_words(PostcopyIncoming *pi, RAMBlock *block,
+                                      uint64_t first, uint64_t n,
+                                      uint64_t *words)
+{
+    uint64_t pages = block->postcopy_length >> XR_PAGE_BITS;
+
+    memset(words, 0, (n + 63) / 64 * 8);
+    pthread_mutex_lock(&pi->lock);
+    for (uint64_t i = 0; i < n && first + i < pages; i++) {
+        if (xr_test_bit(first + i, block->receivedmap)) {
+            words[i / 64] |= 1ull << (i % 64);
+        }
+    }
+    pthread_mutex_unlock(&pi->lock);
+}
+
 bool postcopy_incoming_has_page(PostcopyIncoming *pi, RAMBlock *block,
                                 uint64_t page)
 {

@@ -189,6 +189,17 @@ int postcopy_incoming_place(PostcopyIncoming *pi, RAMBlock *block,
 bool postcopy_incoming_has_page(PostcopyIncoming *pi, RAMBlock *block,
                                 uint64_t page);
 
+/*
+ * Recovery (docs/postcopy.md): the receivedmap bits of pages [@first,
+ * @first + @n) of @block into @words (host-order u64 words, page
+ * @first + i in bit i % 64 of word i / 64; @first a multiple of 64), pages
+ * past postcopy_length clear.  Exact when no place runs (the caller stops
+ * its receivers first): a page is marked once it is in.
+ */
+void postcopy_incoming_received_words(PostcopyIncoming *pi, RAMBlock *block,
+                                      uint64_t first, uint64_t n,
+                                      uint64_t *words);
+
 /* One guest fault served in @ns nanoseconds (for query-migrate). */
 void postcopy_incoming_fault_served(PostcopyIncoming *pi, uint64_t ns);
 

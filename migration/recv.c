@@ -120,6 +120,15 @@ struct RecvCtx {
     /* The return path: PAGE_REQUESTs and RESULT, numbered from 0. */
     pthread_mutex_t rp_lock;
     uint32_t rp_seq;
+    /*
+     * Recovery (docs/postcopy.md): the link is down (under @rp_lock; the
+     * request sender drops what it would write: the frames still waited
+     * for are asked for again from @fault_ns once a new link is up).
+     */
+    bool rp_down;
+    bool have_dev;                      /* the device state arrived */
+    uint64_t pc_round;                  /* the round after LISTEN's */
+    unsigned recoveries;
 };
 
 /* ---- records ----------------------------------------------------------------------- */
@@ -791,6 +800,7 @@ static void recv_postcopy_info(RecvCtx *c)
     pc->made_absent = st.made_absent;
     pc->placed = st.placed;
     pc->duplicates = st.duplicates;
+    pc->recoveries = c->recoveries;
     pc->blocktime_ns = st.blocktime_ns;
     pc->faults = st.requests;
     pc->p50_ns = st.p50_ns;
@@ -1036,12 +1046,19 @@ static void *recv_req_thread(void *opaque)
                                       b->idstr) };
         iov[0] = (struct iovec) { .iov_base = hdr, .iov_len = sizeof(hdr) };
         pthread_mutex_lock(&c->rp_lock);
-        stream_record_header(STREAM_REC_PAGE_REQUEST, c->rp_seq++, &iov[1],
-                             1, hdr);
-        if (mig_channel_writev_all(c->ctl.chan, iov, 2, err, sizeof(err))) {
-            /* The source is gone: the channels' readers say so. */
-            pthread_mutex_unlock(&c->rp_lock);
-            break;
+        if (!c->rp_down) {
+            stream_record_header(STREAM_REC_PAGE_REQUEST, c->rp_seq++,
+                                 &iov[1], 1, hdr);
+            if (mig_channel_writev_all(c->ctl.chan, iov, 2, err,
+                                       sizeof(err))) {
+                /*
+                 * The link broke: the channels' readers notice (woken
+                 * here should only this side be broken), the frames
+                 * still waited for are asked again after a recovery.
+                 */
+                c->rp_down = true;
+                mig_channel_cancel(c->ctl.chan);
+            }
         }
         pthread_mutex_unlock(&c->rp_lock);
     }
@@ -1213,6 +1230,7 @@ static int recv_listen(RecvCtx *c, uint32_t len, char *err, size_t errlen)
     if ((ret = recv_wait_round(c, round + 1))) {
         return xr_error(err, errlen, ret, "another channel failed");
     }
+    c->pc_round = round + 1;
     for (size_t i = 0; i < c->ndiscards; i++) {
         ret = postcopy_incoming_discard(&c->pi, c->discards[i].block->idstr,
                                         c->discards[i].start,
@@ -1335,6 +1353,11 @@ static int recv_postcopy_run(RecvCtx *c, char *err, size_t errlen)
                          xen_last_error());
     }
     c->running = true;
+    /* A broken link pauses from now on (recovery); migrate-pause too. */
+    mig_track_pause(c->m, c->ctl.chan);
+    for (unsigned i = 0; i < c->ndata; i++) {
+        mig_track_pause(c->m, c->data[i].chan);
+    }
     ret = -pthread_create(&c->run_thread, NULL, recv_run_thread, c);
     if (ret) {
         return xr_error(err, errlen, ret, "cannot start the guest: %s",
@@ -1483,7 +1506,9 @@ static int recv_accept(RecvCtx *c, const char *name, int timeout_ms,
         fd = m->fd;
         m->fd = -1;
     } else {
-        fd = mig_accept(m->listen_fd, timeout_ms, &m->cancel);
+        /* After RUN migrate_cancel no longer applies: only an exit. */
+        fd = mig_accept(m->listen_fd, timeout_ms,
+                        c->running ? &m->exiting : &m->cancel);
         if (fd < 0) {
             return xr_error(err, errlen, fd, "waiting for the source's %s "
                              "connection: %s", name, strerror(-fd));
@@ -1501,7 +1526,11 @@ static int recv_accept(RecvCtx *c, const char *name, int timeout_ms,
         return xr_error(err, errlen, ret, "%s channel: %s", name,
                          strerror(-ret));
     }
-    mig_track_channel(m, *chan);
+    if (c->running) {
+        mig_track_pause(m, *chan);
+    } else {
+        mig_track_channel(m, *chan);
+    }
     if ((ret = mig_channel_read_all(*chan, buf, sizeof(buf), err, errlen))) {
         return ret;
     }
@@ -1583,8 +1612,6 @@ static int recv_devstate(RecvCtx *c, uint32_t len, char *err, size_t errlen)
 /* Control records after the LAYOUT, until END. */
 static int recv_control(RecvCtx *c, char *err, size_t errlen)
 {
-    bool have_dev = false;
-
     for (;;) {
         uint8_t hdr[STREAM_RECORD_HDR_LEN];
         uint32_t type, len;
@@ -1616,7 +1643,7 @@ static int recv_control(RecvCtx *c, char *err, size_t errlen)
             break;
         case STREAM_REC_DEVSTATE:
             ret = recv_devstate(c, len, err, errlen);
-            have_dev = !ret;
+            c->have_dev = !ret;
             break;
         case STREAM_REC_HVM_CONTEXT:
             free(c->hvm_ctx);
@@ -1642,7 +1669,7 @@ static int recv_control(RecvCtx *c, char *err, size_t errlen)
             ret = recv_discard(c, len, err, errlen);
             break;
         case STREAM_REC_POSTCOPY_LISTEN:
-            ret = have_dev ? recv_listen(c, len, err, errlen)
+            ret = c->have_dev ? recv_listen(c, len, err, errlen)
                            : xr_error(err, errlen, -EPROTO, "postcopy: "
                                       "LISTEN arrived before the device "
                                       "state: out of order");
@@ -1657,7 +1684,7 @@ static int recv_control(RecvCtx *c, char *err, size_t errlen)
                 return xr_error(err, errlen, -EPROTO, "postcopy: the stream "
                                 "ended between LISTEN and RUN");
             }
-            if (!have_dev || !c->hvm_ctx) {
+            if (!c->have_dev || !c->hvm_ctx) {
                 return xr_error(err, errlen, -EPROTO, "the stream ended "
                                  "without the device state or the HVM "
                                  "context");
@@ -1701,43 +1728,43 @@ static int recv_switchover(RecvCtx *c, char *err, size_t errlen)
     return recv_start_guest(c, err, errlen);
 }
 
-static int recv_run(RecvCtx *c, char *err, size_t errlen)
+/*
+ * After a recovery: ask again for every frame a fault waits for that is
+ * not here (requests written while the link was down were dropped).
+ */
+static void recv_rerequest(RecvCtx *c)
 {
-    uint32_t type, len;
-    bool writer_err = false;
-    int ret;
+    for (size_t k = 0; k < c->nranges; k++) {
+        const MigRange *mr = &c->ranges[k];
 
-    if ((ret = recv_receiver_init(c, &c->ctl, 0)) ||
-        (ret = recv_open_channels(c, err, errlen))) {
-        return ret;
+        for (uint64_t j = 0; mr->block && j < mr->n; j++) {
+            uint64_t t = __atomic_load_n(&c->fault_ns[c->absent_base[k] + j],
+                                         __ATOMIC_ACQUIRE);
+            MigPageRun run = { .gfn = mr->gfn + j, .n = 1, .t_ns = t };
+
+            if (t && !postcopy_incoming_has_page(&c->pi, mr->block,
+                                                 mr->page + j) &&
+                mig_page_queue_push(&c->faults, &run)) {
+                fprintf(stderr, "xenram: postcopy: the fault of frame %#"
+                        PRIx64 " could not be queued again\n", run.gfn);
+            }
+        }
     }
-    mig_set_status(c->m, MIGRATION_STATUS_ACTIVE);
-    ret = recv_record(&c->ctl, &type, &len, err, errlen);
-    if (!ret && type != STREAM_REC_LAYOUT) {
-        ret = xr_error(err, errlen, -EPROTO, "the stream does not begin "
-                        "with the RAM layout");
-    }
-    if (!ret) {
-        ret = recv_layout(c, len, err, errlen);
-    }
-    if (!ret) {
-        ret = recv_record(&c->ctl, &type, &len, err, errlen);
-    }
-    if (!ret && type != STREAM_REC_HVM_PARAMS) {
-        ret = xr_error(err, errlen, -EPROTO, "the RAM layout is not "
-                        "followed by the HVM parameters");
-    }
-    if (!ret) {
-        ret = recv_hvm_params(c, len, err, errlen);
-    }
-    if (!ret) {
-        ret = recv_prepare_memory(c, err, errlen);
-    }
-    if (!ret) {
-        ret = recv_postcopy_init(c, err, errlen);
-    }
+}
+
+/*
+ * The data channels' writers and the control channel's records until
+ * END on every channel; on a failure, the cause: the first channel's
+ * own, not one that only stopped because another failed.
+ */
+static int recv_transfer(RecvCtx *c, char *err, size_t errlen)
+{
+    bool writer_err = false;
+    int ret = 0;
+
     for (unsigned i = 0; !ret && i < c->ndata; i++) {
-        if ((ret = recv_receiver_init(c, &c->data[i], i + 1))) {
+        if (!c->data[i].body &&
+            (ret = recv_receiver_init(c, &c->data[i], i + 1))) {
             break;
         }
         ret = -pthread_create(&c->data[i].thread, NULL, recv_writer,
@@ -1776,6 +1803,252 @@ static int recv_run(RecvCtx *c, char *err, size_t errlen)
             snprintf(err, errlen, "%s", c->data[i].err);
             ret = c->data[i].ret;
         }
+    }
+    return ret;
+}
+
+/* Send the receivedmap of every block on the return path, then RESUME_ACK. */
+static int recv_send_bitmaps(RecvCtx *c, char *err, size_t errlen)
+{
+    uint8_t hdr[STREAM_RECORD_HDR_LEN];
+    uint64_t *words = NULL, nbitmaps = 0;
+    uint8_t *body = malloc(STREAM_MAX_BODY), ack[STREAM_RESUME_ACK_LEN];
+    struct iovec iov[2] = { { .iov_base = hdr, .iov_len = sizeof(hdr) } };
+    int ret = 0;
+
+    words = malloc(STREAM_RECV_BITMAP_MAX_PAGES / 8);
+    if (!body || !words) {
+        ret = xr_error(err, errlen, -ENOMEM, "out of memory for the "
+                       "received bitmaps");
+    }
+    for (size_t b = 0; !ret && b < c->nblocks; b++) {
+        RAMBlock *block = c->blocks[b];
+        uint64_t pages = block->postcopy_length >> XR_PAGE_BITS;
+        bool sent = false;
+
+        /* The blocks the source sends: those the layout's ranges map. */
+        for (size_t k = 0; k < c->nranges && !sent; k++) {
+            sent = c->ranges[k].block == block;
+        }
+        for (uint64_t first = 0; sent && !ret && first < pages;
+             first += STREAM_RECV_BITMAP_MAX_PAGES) {
+            uint64_t n = MIN(pages - first, STREAM_RECV_BITMAP_MAX_PAGES);
+
+            postcopy_incoming_received_words(&c->pi, block, first, n, words);
+            stream_recv_bitmap_encode(block->idstr, first, n, words, body);
+            iov[1] = (struct iovec) { .iov_base = body,
+                                      .iov_len = stream_recv_bitmap_len(
+                                          block->idstr, n) };
+            stream_record_header(STREAM_REC_RECV_BITMAP, c->rp_seq++,
+                                 &iov[1], 1, hdr);
+            ret = mig_channel_writev_all(c->ctl.chan, iov, 2, err, errlen);
+            nbitmaps++;
+        }
+    }
+    if (!ret) {
+        stream_resume_ack_encode(nbitmaps, ack);
+        iov[1] = (struct iovec) { .iov_base = ack, .iov_len = sizeof(ack) };
+        stream_record_header(STREAM_REC_RESUME_ACK, c->rp_seq++, &iov[1], 1,
+                             hdr);
+        ret = mig_channel_writev_all(c->ctl.chan, iov, 2, err, errlen);
+    }
+    free(words);
+    free(body);
+    return ret;
+}
+
+/*
+ * A recovery's connections: the control channel and as many data
+ * channels as before, each marked RESUME; POSTCOPY_RESUME for the round
+ * postcopy sends in; then what this side has, on the return path.
+ */
+static int recv_resume_accept(RecvCtx *c, char *err, size_t errlen)
+{
+    bool seen[1 + MIG_MAX_CHANNELS] = { false };
+    StreamHeader h;
+    uint32_t type, len;
+    uint64_t round;
+    int ret;
+
+    c->ctl.seq = 0;
+    ret = recv_accept(c, "control", -1, &c->ctl.chan, &h, err, errlen);
+    if (!ret && (h.role != STREAM_CHANNEL_CONTROL ||
+                 !(h.flags & STREAM_HEADER_F_RESUME) ||
+                 h.nchannels != c->ndata)) {
+        ret = xr_error(err, errlen, -EPROTO, "the recovery's first "
+                       "connection is not a resumed control channel with %u "
+                       "data channels", c->ndata);
+    }
+    for (unsigned i = 0; !ret && i < c->ndata; i++) {
+        MigChannel *ch;
+        StreamHeader dh;
+
+        ret = recv_accept(c, "data", MIG_STALL_MS, &ch, &dh, err, errlen);
+        if (ret) {
+            break;
+        }
+        if (dh.role != STREAM_CHANNEL_DATA || dh.nchannels != c->ndata ||
+            !(dh.flags & STREAM_HEADER_F_RESUME) || seen[dh.channel]) {
+            mig_channel_close(ch);
+            ret = xr_error(err, errlen, -EPROTO, "a recovery connection "
+                           "that is not one of the %u data channels",
+                           c->ndata);
+            break;
+        }
+        seen[dh.channel] = true;
+        c->data[dh.channel - 1].chan = ch;
+        snprintf(ch->name, sizeof(ch->name), "data %u", dh.channel);
+    }
+    if (!ret) {
+        ret = recv_record(&c->ctl, &type, &len, err, errlen);
+    }
+    if (!ret && type != STREAM_REC_POSTCOPY_RESUME) {
+        char name[24];
+
+        ret = xr_error(err, errlen, -EPROTO, "the recovery's control channel "
+                       "begins with %s, not POSTCOPY_RESUME",
+                       stream_record_name(type, name, sizeof(name)));
+    }
+    if (!ret) {
+        ret = stream_postcopy_resume_decode(c->ctl.body, len, &round, err,
+                                            errlen);
+    }
+    if (!ret && round != c->pc_round) {
+        ret = xr_error(err, errlen, -EPROTO, "the source resumes round %"
+                       PRIu64 ", this postcopy runs in round %" PRIu64
+                       ": not this migration", round, c->pc_round);
+    }
+    if (!ret) {
+        pthread_mutex_lock(&c->rp_lock);
+        c->rp_seq = 0;
+        ret = recv_send_bitmaps(c, err, errlen);
+        c->rp_down = ret != 0;
+        pthread_mutex_unlock(&c->rp_lock);
+    }
+    return ret;
+}
+
+/* Close every channel of the migration (none of its threads uses them). */
+static void recv_close_channels(RecvCtx *c)
+{
+    mig_untrack_pause(c->m);
+    mig_untrack_channels(c->m);
+    /* The request sender may wait in a write to a source that is stuck. */
+    mig_channel_cancel(c->ctl.chan);
+    pthread_mutex_lock(&c->rp_lock);
+    c->rp_down = true;
+    mig_channel_close(c->ctl.chan);
+    c->ctl.chan = NULL;
+    pthread_mutex_unlock(&c->rp_lock);
+    for (unsigned i = 0; i < c->ndata; i++) {
+        mig_channel_close(c->data[i].chan);
+        c->data[i].chan = NULL;
+    }
+}
+
+/*
+ * Postcopy's link broke after RUN (@err says how): the guest runs on and
+ * waits for the pages it touches that are not here.  Pause, wait for
+ * migrate-recover, take the source's new connections and tell it what
+ * is here; a recovery that fails goes back to waiting.  0 once the
+ * channels may be read again, -errno when the process exits.
+ */
+static int recv_recover(RecvCtx *c, char *err, size_t errlen)
+{
+    Migration *m = c->m;
+    char why[512], uri[300];
+    int fd;
+
+    snprintf(why, sizeof(why), "%s", err[0] ? err : "the link broke");
+    for (;;) {
+        int ret;
+
+        recv_close_channels(c);
+        if (!mig_postcopy_pause(m, why, uri, sizeof(uri), &fd)) {
+            snprintf(err, errlen, "postcopy paused (%.300s) when xenram "
+                     "exited, with pages still missing", why);
+            return -ECANCELED;
+        }
+        /* The old listener gives way to the recovery's. */
+        if (m->listen_fd >= 0) {
+            close(m->listen_fd);
+            if (!strncmp(m->uri, "unix:", 5)) {
+                unlink(m->uri + 5);
+            }
+        }
+        pthread_mutex_lock(&m->lock);
+        m->listen_fd = fd;
+        snprintf(m->uri, sizeof(m->uri), "%s", uri);
+        pthread_mutex_unlock(&m->lock);
+        err[0] = '\0';
+        ret = recv_resume_accept(c, err, errlen);
+        if (!ret) {
+            pthread_mutex_lock(&c->lock);
+            __atomic_store_n(&c->abort, false, __ATOMIC_RELAXED);
+            for (unsigned i = 1; i <= c->ndata; i++) {
+                c->done_round[i] = c->pc_round - 1;
+            }
+            pthread_mutex_unlock(&c->lock);
+            for (unsigned i = 0; i < c->ndata; i++) {
+                c->data[i].seq = 0;
+                c->data[i].ret = 0;
+                c->data[i].err[0] = '\0';
+            }
+            recv_rerequest(c);
+            c->recoveries++;
+            recv_postcopy_info(c);
+            mig_postcopy_resumed(m);
+            fprintf(stderr, "xenram: postcopy recovered (%u)\n",
+                    c->recoveries);
+            return 0;
+        }
+        snprintf(why, sizeof(why), "the recovery failed: %.480s", err);
+    }
+}
+
+static int recv_run(RecvCtx *c, char *err, size_t errlen)
+{
+    uint32_t type, len;
+    int ret;
+
+    if ((ret = recv_receiver_init(c, &c->ctl, 0)) ||
+        (ret = recv_open_channels(c, err, errlen))) {
+        return ret;
+    }
+    mig_set_status(c->m, MIGRATION_STATUS_ACTIVE);
+    ret = recv_record(&c->ctl, &type, &len, err, errlen);
+    if (!ret && type != STREAM_REC_LAYOUT) {
+        ret = xr_error(err, errlen, -EPROTO, "the stream does not begin "
+                        "with the RAM layout");
+    }
+    if (!ret) {
+        ret = recv_layout(c, len, err, errlen);
+    }
+    if (!ret) {
+        ret = recv_record(&c->ctl, &type, &len, err, errlen);
+    }
+    if (!ret && type != STREAM_REC_HVM_PARAMS) {
+        ret = xr_error(err, errlen, -EPROTO, "the RAM layout is not "
+                        "followed by the HVM parameters");
+    }
+    if (!ret) {
+        ret = recv_hvm_params(c, len, err, errlen);
+    }
+    if (!ret) {
+        ret = recv_prepare_memory(c, err, errlen);
+    }
+    if (!ret) {
+        ret = recv_postcopy_init(c, err, errlen);
+    }
+    if (!ret) {
+        ret = recv_transfer(c, err, errlen);
+    }
+    /* After RUN a broken link pauses until a new one is made. */
+    while (ret && c->running) {
+        if ((ret = recv_recover(c, err, errlen))) {
+            break;
+        }
+        ret = recv_transfer(c, err, errlen);
     }
     if (!ret && c->running) {
         /* Postcopy: the guest runs here since RUN. */

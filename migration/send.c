@@ -103,7 +103,11 @@ struct SendCtx {
     pthread_t rp_thread;
     bool rp_started, rp_result;
     int rp_ret;
+    uint32_t rp_seq0;                   /* the reader's first record number */
     uint32_t rp_status;
+    unsigned recoveries;                /* postcopy recoveries that worked */
+    /* What the channels a recovery replaced had sent (control, data). */
+    uint64_t gone_bytes, gone_data_bytes;
     char rp_err[512];
     uint64_t pc_requests, pc_requested, pc_background;     /* atomic */
 
@@ -118,8 +122,9 @@ struct SendCtx {
     /* The senders' rendezvous, under @lock. */
     pthread_mutex_t lock;
     pthread_cond_t go, done;
-    uint64_t go_round;                  /* the round the senders may send */
-    unsigned finished;                  /* senders done with go_round */
+    /* Parts sent so far (a recovery sends the same round again). */
+    uint64_t go_gen;
+    unsigned finished;                  /* senders done with go_gen */
     bool quit;
     int failed;                         /* first sender error, -errno */
     char ferr[512];
@@ -147,7 +152,7 @@ static uint64_t chan_bytes(const MigChannel *ch)
 
 static uint64_t send_bytes(SendCtx *c)
 {
-    uint64_t b = chan_bytes(c->ctl.chan);
+    uint64_t b = c->gone_bytes + c->gone_data_bytes + chan_bytes(c->ctl.chan);
 
     for (unsigned i = 0; i < c->ndata; i++) {
         b += chan_bytes(c->data[i].chan);
@@ -157,7 +162,7 @@ static uint64_t send_bytes(SendCtx *c)
 
 static uint64_t send_data_bytes(SendCtx *c)
 {
-    uint64_t b = 0;
+    uint64_t b = c->gone_data_bytes;
 
     for (unsigned i = 0; i < c->ndata; i++) {
         b += chan_bytes(c->data[i].chan);
@@ -558,7 +563,7 @@ static void *send_worker(void *opaque)
 {
     Sender *s = opaque;
     SendCtx *c = s->ctx;
-    uint64_t done_round = 0;
+    uint64_t done_gen = 0;
 
     /* Postcopy's pages come through the mapcache (batch_from_mapcache). */
     rcu_register_thread();
@@ -567,7 +572,7 @@ static void *send_worker(void *opaque)
         int ret;
 
         pthread_mutex_lock(&c->lock);
-        while (!c->quit && c->go_round == done_round) {
+        while (!c->quit && c->go_gen == done_gen) {
             pthread_cond_wait(&c->go, &c->lock);
         }
         if (c->quit) {
@@ -575,7 +580,7 @@ static void *send_worker(void *opaque)
             rcu_unregister_thread();
             return NULL;
         }
-        done_round = c->go_round;
+        done_gen = c->go_gen;
         pthread_mutex_unlock(&c->lock);
 
         ret = send_round_part(s, err, sizeof(err));
@@ -608,7 +613,7 @@ static int send_round(SendCtx *c, char *err, size_t errlen)
     }
     pthread_mutex_lock(&c->lock);
     c->finished = 0;
-    c->go_round = c->round;
+    c->go_gen++;
     pthread_cond_broadcast(&c->go);
     while (c->finished < c->ndata) {
         struct timespec ts;
@@ -744,12 +749,22 @@ static int64_t send_sync(SendCtx *c, char *err, size_t errlen)
 
 /* ---- setup and teardown ---------------------------------------------------------- */
 
-static int send_open_channels(SendCtx *c, char *err, size_t errlen)
+/*
+ * Connect the control channel and the data channels to m->uri (or take
+ * m->fd) and send their stream headers.  @resume: a postcopy recovery's
+ * (STREAM_HEADER_F_RESUME; the channels registered for migrate-pause, not
+ * for migrate_cancel, which no longer applies).
+ */
+static int send_open_channels(SendCtx *c, bool resume, char *err,
+                              size_t errlen)
 {
     Migration *m = c->m;
     StreamHeader h = { .version = STREAM_VERSION,
                        .role = STREAM_CHANNEL_CONTROL,
-                       .nchannels = c->ndata };
+                       .nchannels = c->ndata,
+                       .flags = resume ? STREAM_HEADER_F_RESUME : 0 };
+    void (*track)(Migration *, MigChannel *) = resume ? mig_track_pause
+                                                      : mig_track_channel;
     uint8_t buf[STREAM_HEADER_LEN];
     MigAddress a;
     int ret;
@@ -769,7 +784,7 @@ static int send_open_channels(SendCtx *c, char *err, size_t errlen)
             return ret;
         }
     }
-    mig_track_channel(m, c->ctl.chan);
+    track(m, c->ctl.chan);
     stream_header_encode(&h, buf);
     ret = mig_channel_write_all(c->ctl.chan, buf, sizeof(buf), err, errlen);
     for (unsigned i = 0; !ret && i < c->ndata; i++) {
@@ -781,7 +796,7 @@ static int send_open_channels(SendCtx *c, char *err, size_t errlen)
         if (ret) {
             break;
         }
-        mig_track_channel(m, c->data[i].chan);
+        track(m, c->data[i].chan);
         h.role = STREAM_CHANNEL_DATA;
         h.channel = i + 1;
         stream_header_encode(&h, buf);
@@ -890,7 +905,7 @@ static int send_setup(SendCtx *c, char *err, size_t errlen)
         return ret;
     }
     mig_hotplug_set_blocked(m, "a migration is in progress");
-    if ((ret = send_open_channels(c, err, errlen))) {
+    if ((ret = send_open_channels(c, false, err, errlen))) {
         return ret;
     }
     ret = stream_batch_new(c->zstd_level, &c->ctl.batch);
@@ -1481,7 +1496,7 @@ static void *send_rp_thread(void *opaque)
 {
     SendCtx *c = opaque;
     uint8_t hdr[STREAM_RECORD_HDR_LEN], *body = malloc(STREAM_MAX_BODY);
-    uint32_t seq = 0;
+    uint32_t seq = c->rp_seq0;
     char msg[400];
     int ret = body ? 0 : -ENOMEM;
 
@@ -1563,6 +1578,260 @@ static int send_rp_join(SendCtx *c, char *err, size_t errlen)
         return -ECONNRESET;
     }
     return 0;
+}
+
+static void send_postcopy_info(SendCtx *c);
+
+/*
+ * After RUN: every page left, requested ones first, then END on every
+ * channel and the destination's RESULT.  0 once the destination says the
+ * guest runs with all of its memory.
+ */
+static int send_postcopy_transfer(SendCtx *c, char *err, size_t errlen)
+{
+    int ret = send_round(c, err, errlen);
+
+    if (ret == -ECANCELED && c->rp_ret) {
+        ret = send_rp_join(c, err, errlen);
+    }
+    for (unsigned i = 0; !ret && i < c->ndata; i++) {
+        ret = send_record(&c->data[i], STREAM_REC_END, NULL, 0, err, errlen);
+    }
+    if (!ret) {
+        ret = send_record(&c->ctl, STREAM_REC_END, NULL, 0, err, errlen);
+    }
+    if (!ret) {
+        ret = send_rp_join(c, err, errlen);
+    } else if (c->rp_started) {
+        char e2[512];
+
+        /*
+         * A channel closed under us: a destination that failed says why
+         * (and whether it ran the guest) in its RESULT before it goes.
+         * Wait a little for it, as send_peer_reason() does for precopy.
+         */
+        c->ctl.chan->stall_ms = SEND_REASON_MS;
+        if (send_rp_join(c, e2, sizeof(e2)) == -EIO) {
+            snprintf(err, errlen, "%s", e2);
+            ret = -EIO;
+        }
+    }
+    return ret;
+}
+
+/* The next record on the return path, read by the migration thread. */
+static int send_rp_record(SendCtx *c, uint8_t *body, uint32_t *type,
+                          uint32_t *len, char *err, size_t errlen)
+{
+    uint8_t hdr[STREAM_RECORD_HDR_LEN];
+    char msg[400];
+    int ret;
+
+    if ((ret = mig_channel_read_all(c->ctl.chan, hdr, sizeof(hdr), err,
+                                    errlen))) {
+        return ret;
+    }
+    if ((ret = stream_record_header_check(hdr, c->rp_seq0, type, len, msg,
+                                          sizeof(msg))) ||
+        (ret = mig_channel_read_all(c->ctl.chan, body, *len, err, errlen)) ||
+        (ret = stream_record_verify(hdr, body, *len, msg, sizeof(msg)))) {
+        if (ret != -ECONNRESET && !err[0]) {
+            snprintf(err, errlen, "on the return path: %s", msg);
+        }
+        return ret;
+    }
+    c->rp_seq0++;
+    return 0;
+}
+
+/*
+ * A recovery's handshake on new channels: POSTCOPY_RESUME, then the
+ * destination's RECV_BITMAPs and RESUME_ACK, from which the bitmaps are
+ * rebuilt: every page of a range the destination does not have is to be
+ * sent, nothing else (what was in flight when the link broke and never
+ * arrived goes again; what arrived, never).
+ */
+static int send_resume_handshake(SendCtx *c, char *err, size_t errlen)
+{
+    uint8_t rbody[STREAM_POSTCOPY_RESUME_LEN], *body;
+    uint64_t covered[DEVSTATE_MAX_BLOCKS] = { 0 }, nbitmaps = 0;
+    int ret;
+
+    stream_postcopy_resume_encode(c->round, rbody);
+    if ((ret = send_record(&c->ctl, STREAM_REC_POSTCOPY_RESUME, rbody,
+                           sizeof(rbody), err, errlen))) {
+        return ret;
+    }
+    if (!(body = malloc(STREAM_MAX_BODY))) {
+        return xr_error(err, errlen, -ENOMEM, "out of memory");
+    }
+    /* Every page of a range is to send until the destination says. */
+    for (size_t i = 0; i < c->nblocks; i++) {
+        DirtyBitmap *bm = c->blocks[i]->bmap;
+
+        dirty_bitmap_clear_range(bm, 0, c->blocks[i]->max_length >>
+                                        XR_PAGE_BITS);
+    }
+    for (size_t r = 0; r < c->nranges; r++) {
+        if (c->ranges[r].block) {
+            dirty_bitmap_set_range(c->ranges[r].block->bmap,
+                                   c->ranges[r].page, c->ranges[r].n);
+        }
+    }
+    c->rp_seq0 = 0;
+    for (;;) {
+        uint32_t type, len;
+        char idstr[256], name[24];
+        uint64_t first, n, got;
+        const uint8_t *words;
+        size_t b;
+
+        if ((ret = send_rp_record(c, body, &type, &len, err, errlen))) {
+            break;
+        }
+        if (type == STREAM_REC_RESUME_ACK) {
+            ret = stream_resume_ack_decode(body, len, &got, err, errlen);
+            if (!ret && got != nbitmaps) {
+                ret = xr_error(err, errlen, -EPROTO, "the destination's "
+                               "RESUME_ACK counts %" PRIu64 " RECV_BITMAPs, "
+                               "%" PRIu64 " came", got, nbitmaps);
+            }
+            for (b = 0; !ret && b < c->nblocks; b++) {
+                if (covered[b] < c->blocks[b]->postcopy_length >>
+                                 XR_PAGE_BITS) {
+                    ret = xr_error(err, errlen, -EPROTO, "the destination "
+                                   "did not say which pages of '%s' it has",
+                                   c->blocks[b]->idstr);
+                }
+            }
+            break;
+        }
+        if (type != STREAM_REC_RECV_BITMAP) {
+            ret = xr_error(err, errlen, -EPROTO, "the destination answered "
+                           "POSTCOPY_RESUME with a %s record",
+                           stream_record_name(type, name, sizeof(name)));
+            break;
+        }
+        if ((ret = stream_recv_bitmap_decode(body, len, idstr, &first, &n,
+                                             &words, err, errlen))) {
+            break;
+        }
+        for (b = 0; b < c->nblocks && strcmp(c->blocks[b]->idstr, idstr);
+             b++) {
+        }
+        if (b == c->nblocks || first != covered[b] ||
+            first + n > c->blocks[b]->max_length >> XR_PAGE_BITS) {
+            ret = xr_error(err, errlen, -EPROTO, "the destination's "
+                           "RECV_BITMAP for '%s' at page %#" PRIx64 " is for "
+                           "%s", idstr, first, b == c->nblocks ?
+                           "a block this migration does not send" :
+                           "pages out of order or beyond the block");
+            break;
+        }
+        for (uint64_t w = 0; w < (n + 63) / 64; w++) {
+            uint64_t v = stream_recv_bitmap_word(words, w);
+
+            while (v) {
+                dirty_bitmap_test_and_clear(c->blocks[b]->bmap,
+                                            first + 64 * w +
+                                            (uint64_t)__builtin_ctzll(v));
+                v &= v - 1;
+            }
+        }
+        covered[b] = first + n;
+        nbitmaps++;
+    }
+    free(body);
+    return ret;
+}
+
+/*
+ * Postcopy's link broke: close every channel, wait in postcopy-paused for
+ * `migrate` with resume, connect again and rebuild what to send from the
+ * destination's bitmaps; a recovery that fails goes back to waiting.  0
+ * once the senders may go on, -errno when the process exits.
+ */
+static int send_postcopy_recover(SendCtx *c, char *err, size_t errlen)
+{
+    Migration *m = c->m;
+    char why[512], uri[300];
+    int fd;
+
+    snprintf(why, sizeof(why), "%s", err[0] ? err : "the link broke");
+    for (;;) {
+        int ret;
+
+        pc_fail(c);
+        mig_untrack_pause(m);
+        if (c->rp_started) {
+            mig_channel_cancel(c->ctl.chan);
+            pthread_join(c->rp_thread, NULL);
+            c->rp_started = false;
+        }
+        for (unsigned i = 0; i < c->ndata; i++) {
+            c->gone_data_bytes += chan_bytes(c->data[i].chan);
+            mig_channel_close(c->data[i].chan);
+            c->data[i].chan = NULL;
+        }
+        c->gone_bytes += chan_bytes(c->ctl.chan);
+        mig_channel_close(c->ctl.chan);
+        c->ctl.chan = NULL;
+        if (!mig_postcopy_pause(m, why, uri, sizeof(uri), &fd)) {
+            snprintf(err, errlen, "postcopy paused (%.300s) when xenram "
+                     "exited: the guest is lost", why);
+            return -ECANCELED;
+        }
+        pthread_mutex_lock(&m->lock);
+        snprintf(m->uri, sizeof(m->uri), "%s", uri);
+        m->fd = fd;
+        pthread_mutex_unlock(&m->lock);
+        err[0] = '\0';
+        c->ctl.seq = 0;
+        for (unsigned i = 0; i < c->ndata; i++) {
+            c->data[i].seq = 0;
+        }
+        ret = send_open_channels(c, true, err, errlen);
+        if (!ret) {
+            /* The handshake is answered at once, or never: a stall. */
+            ret = send_resume_handshake(c, err, errlen);
+        }
+        if (!ret) {
+            pthread_mutex_lock(&c->pc_lock);
+            while (mig_page_queue_len(&c->reqs)) {
+                MigPageRun run;
+
+                mig_page_queue_pop(&c->reqs, &run, false);
+            }
+            c->pc_failed = false;
+            c->pc_background_done = false;
+            c->pc_range = 0;
+            c->pc_page = 0;
+            pthread_mutex_unlock(&c->pc_lock);
+            pthread_mutex_lock(&c->lock);
+            c->failed = 0;
+            c->ferr[0] = '\0';
+            pthread_mutex_unlock(&c->lock);
+            c->rp_ret = 0;
+            c->rp_result = false;
+            c->rp_status = 0;
+            c->ctl.chan->stall_ms = -1;
+            ret = -pthread_create(&c->rp_thread, NULL, send_rp_thread, c);
+            if (ret) {
+                snprintf(err, errlen, "cannot start the return path's "
+                         "reader: %s", strerror(-ret));
+            }
+        }
+        if (!ret) {
+            c->rp_started = true;
+            c->recoveries++;
+            send_postcopy_info(c);
+            mig_postcopy_resumed(m);
+            fprintf(stderr, "xenram: postcopy recovered (%u)\n",
+                    c->recoveries);
+            return 0;
+        }
+        snprintf(why, sizeof(why), "the recovery failed: %.480s", err);
+    }
 }
 
 /*
@@ -1650,33 +1919,22 @@ static int send_postcopy(SendCtx *c, uint64_t *t_pause, char *err,
     c->pc_phase = true;
     c->pc_range = 0;
     c->pc_page = 0;
-    ret = send_round(c, err, errlen);
-    if (ret == -ECANCELED && c->rp_ret) {
-        ret = send_rp_join(c, err, errlen);
+    mig_track_pause(m, c->ctl.chan);
+    for (unsigned i = 0; i < c->ndata; i++) {
+        mig_track_pause(m, c->data[i].chan);
     }
-    for (unsigned i = 0; !ret && i < c->ndata; i++) {
-        ret = send_record(&c->data[i], STREAM_REC_END, NULL, 0, err, errlen);
-    }
-    if (!ret) {
-        ret = send_record(&c->ctl, STREAM_REC_END, NULL, 0, err, errlen);
-    }
-    if (!ret) {
-        ret = send_rp_join(c, err, errlen);
-    } else if (c->rp_started) {
-        char e2[512];
-
-        /*
-         * A channel closed under us: a destination that failed says why
-         * (and whether it ran the guest) in its RESULT before it goes.
-         * Wait a little for it, as send_peer_reason() does for precopy.
-         */
-        c->ctl.chan->stall_ms = SEND_REASON_MS;
-        if (send_rp_join(c, e2, sizeof(e2)) == -EIO) {
-            snprintf(err, errlen, "%s", e2);
-            ret = -EIO;
+    /*
+     * From here the guest runs on the destination: a broken link pauses
+     * both sides until a new one is made (recovery); only a destination
+     * that says it failed, or the process exiting, ends the migration.
+     */
+    while ((ret = send_postcopy_transfer(c, err, errlen))) {
+        if ((c->rp_result && c->rp_status) ||
+            (ret = send_postcopy_recover(c, err, errlen))) {
+            return ret;
         }
     }
-    return ret;
+    return 0;
 }
 
 /* The figures of the postcopy phase, for query-migrate. */
@@ -1693,6 +1951,7 @@ static void send_postcopy_info(SendCtx *c)
                                                   __ATOMIC_RELAXED);
     m->info.postcopy.resent = __atomic_load_n(&c->pc_resent,
                                               __ATOMIC_RELAXED);
+    m->info.postcopy.recoveries = c->recoveries;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -1816,9 +2075,9 @@ void *mig_send_thread(void *opaque)
             snprintf(why, sizeof(why), "%.*s", (int)sizeof(why) - 1, err);
             snprintf(err, sizeof(err), "postcopy failed after the guest "
                      "started on the destination (%.200s): the destination "
-                     "runs it without all of its memory and this copy is "
-                     "stale, so the source stays paused; postcopy recovery "
-                     "is not in xenram yet, the guest is lost", why);
+                     "ran it without all of its memory and this copy is "
+                     "stale, so the source stays paused: the guest is lost",
+                     why);
         }
         send_postcopy_info(c);
     } else if (!ret) {

@@ -93,7 +93,7 @@ void stream_header_encode(const StreamHeader *h, uint8_t *out)
     put_le32(out + 12, h->role);
     put_le16(out + 16, (uint16_t)h->channel);
     put_le16(out + 18, (uint16_t)h->nchannels);
-    put_le32(out + 20, 0);
+    put_le32(out + 20, h->flags);
 }
 
 int stream_header_decode(const uint8_t *in, StreamHeader *h, char *err,
@@ -112,9 +112,11 @@ int stream_header_decode(const uint8_t *in, StreamHeader *h, char *err,
                            "%" PRIu32 " (this xenram reads version %d)",
                            h->version, STREAM_VERSION);
     }
-    if (get_le32(in + 20)) {
+    h->flags = get_le32(in + 20);
+    if (h->flags & ~STREAM_HEADER_F_RESUME) {
         return xr_error(err, errlen, -EINVAL, "stream header flags %#x "
-                           "set (none are defined)", get_le32(in + 20));
+                           "set (only %#x is defined)", h->flags,
+                           STREAM_HEADER_F_RESUME);
     }
     if (h->nchannels > STREAM_MAX_CHANNELS) {
         return xr_error(err, errlen, -EINVAL, "the stream header says "
@@ -148,6 +150,9 @@ const char *stream_record_name(uint32_t type, char *buf, size_t buflen)
         [STREAM_REC_POSTCOPY_LISTEN] = "POSTCOPY_LISTEN",
         [STREAM_REC_POSTCOPY_RUN] = "POSTCOPY_RUN",
         [STREAM_REC_PAGE_REQUEST] = "PAGE_REQUEST",
+        [STREAM_REC_POSTCOPY_RESUME] = "POSTCOPY_RESUME",
+        [STREAM_REC_RECV_BITMAP] = "RECV_BITMAP",
+        [STREAM_REC_RESUME_ACK] = "RESUME_ACK",
     };
 
     if (type >= 1 && type <= STREAM_REC_MAX) {
@@ -510,6 +515,114 @@ int stream_page_request_decode(const uint8_t *body, uint32_t len,
     }
     *page = get_le64(body + off);
     *npages = n;
+    return 0;
+}
+
+/* ---- postcopy recovery ------------------------------------------------------------ */
+
+void stream_postcopy_resume_encode(uint64_t round, uint8_t *out)
+{
+    put_le64(out, round);
+    put_le64(out + 8, 0);
+}
+
+int stream_postcopy_resume_decode(const uint8_t *body, uint32_t len,
+                                  uint64_t *round, char *err, size_t errlen)
+{
+    if (len != STREAM_POSTCOPY_RESUME_LEN || get_le64(body + 8)) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_RESUME of %" PRIu32
+                        " bytes (%d expected, flags 0)", len,
+                        STREAM_POSTCOPY_RESUME_LEN);
+    }
+    *round = get_le64(body);
+    if (*round < 2) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_RESUME in round %"
+                        PRIu64 ": postcopy's round follows at least round 1",
+                        *round);
+    }
+    return 0;
+}
+
+size_t stream_recv_bitmap_len(const char *idstr, uint64_t npages)
+{
+    return name_field_len(strlen(idstr)) + 16 + (npages + 63) / 64 * 8;
+}
+
+void stream_recv_bitmap_encode(const char *idstr, uint64_t first,
+                               uint64_t npages, const uint64_t *words,
+                               uint8_t *out)
+{
+    uint64_t nwords = (npages + 63) / 64;
+
+    out += put_name(out, idstr);
+    put_le64(out, first);
+    put_le64(out + 8, npages);
+    out += 16;
+    for (uint64_t i = 0; i < nwords; i++) {
+        uint64_t w = words[i];
+
+        if (i == nwords - 1 && npages % 64) {
+            w &= (1ull << (npages % 64)) - 1;
+        }
+        put_le64(out + 8 * i, w);
+    }
+}
+
+int stream_recv_bitmap_decode(const uint8_t *body, uint32_t len,
+                              char idstr[256], uint64_t *first,
+                              uint64_t *npages, const uint8_t **words,
+                              char *err, size_t errlen)
+{
+    long off = get_name(body, len, "RECV_BITMAP", idstr, err, errlen);
+    uint64_t f, n, nwords;
+
+    if (off < 0) {
+        return (int)off;
+    }
+    if (len - (uint32_t)off < 16) {
+        return xr_error(err, errlen, -EINVAL, "RECV_BITMAP ends before its "
+                        "page range");
+    }
+    f = get_le64(body + off);
+    n = get_le64(body + off + 8);
+    if (f % 64 || n == 0 || n > STREAM_RECV_BITMAP_MAX_PAGES ||
+        f + n < f) {
+        return xr_error(err, errlen, -EINVAL, "RECV_BITMAP of %" PRIu64
+                        " pages at %#" PRIx64 " (1 to %u, from a multiple "
+                        "of 64)", n, f, STREAM_RECV_BITMAP_MAX_PAGES);
+    }
+    nwords = (n + 63) / 64;
+    if (len - (uint32_t)off - 16 != nwords * 8) {
+        return xr_error(err, errlen, -EINVAL, "RECV_BITMAP of %" PRIu32
+                        " bytes for %" PRIu64 " pages (%" PRIu64 " expected)",
+                        len, n, (uint64_t)off + 16 + nwords * 8);
+    }
+    body += off + 16;
+    if (n % 64 && get_le64(body + 8 * (nwords - 1)) >> (n % 64)) {
+        return xr_error(err, errlen, -EINVAL, "RECV_BITMAP has bits set "
+                        "past its last page");
+    }
+    *first = f;
+    *npages = n;
+    *words = body;
+    return 0;
+}
+
+void stream_resume_ack_encode(uint64_t nbitmaps, uint8_t *out)
+{
+    put_le64(out, nbitmaps);
+    put_le64(out + 8, 0);
+}
+
+int stream_resume_ack_decode(const uint8_t *body, uint32_t len,
+                             uint64_t *nbitmaps, char *err, size_t errlen)
+{
+    if (len != STREAM_RESUME_ACK_LEN || get_le64(body + 8)) {
+        return xr_error(err, errlen, -EINVAL, "RESUME_ACK of %" PRIu32
+                        " bytes (%d expected, flags 0)", len,
+                        STREAM_RESUME_ACK_LEN);
+    }
+    *nbitmaps = get_le64(body);
     return 0;
 }
 

@@ -42,11 +42,19 @@ typedef enum StreamChannelRole {
     STREAM_CHANNEL_DATA = 1,            /* RAM batches and their round ends */
 } StreamChannelRole;
 
+/*
+ * Stream header flags.  RESUME: the connection is one of a postcopy
+ * recovery's (docs/postcopy.md, "Recovery"), for the migration the
+ * destination paused in, not a new stream.
+ */
+#define STREAM_HEADER_F_RESUME  0x1u
+
 typedef struct StreamHeader {
     uint32_t version;
     uint32_t role;                      /* StreamChannelRole */
     uint32_t channel;                   /* 0 control, 1..N data */
     uint32_t nchannels;                 /* data channels; 0: RAM on control */
+    uint32_t flags;                     /* STREAM_HEADER_F_* */
 } StreamHeader;
 
 typedef enum StreamRecordType {
@@ -64,7 +72,11 @@ typedef enum StreamRecordType {
     STREAM_REC_POSTCOPY_LISTEN = 11,    /* make the missing pages absent */
     STREAM_REC_POSTCOPY_RUN = 12,       /* start the guest */
     STREAM_REC_PAGE_REQUEST = 13,       /* destination to source: send these */
-    STREAM_REC_MAX = STREAM_REC_PAGE_REQUEST,
+    /* Postcopy recovery, on a new control channel. */
+    STREAM_REC_POSTCOPY_RESUME = 14,    /* source: go on with this round */
+    STREAM_REC_RECV_BITMAP = 15,        /* destination: pages it has */
+    STREAM_REC_RESUME_ACK = 16,         /* destination: bitmaps complete */
+    STREAM_REC_MAX = STREAM_REC_RESUME_ACK,
 } StreamRecordType;
 
 typedef enum StreamPageKind {
@@ -306,6 +318,52 @@ void stream_page_request_encode(const char *idstr, uint64_t page,
 int stream_page_request_decode(const uint8_t *body, uint32_t len,
                                char idstr[256], uint64_t *page,
                                uint32_t *npages, char *err, size_t errlen);
+
+/* ---- postcopy recovery ------------------------------------------------------- */
+
+/*
+ * POSTCOPY_RESUME, the first record of a recovery's control channel: u64
+ * the round the source sends in (the one after LISTEN's), u64 flags (0).
+ */
+#define STREAM_POSTCOPY_RESUME_LEN 16
+void stream_postcopy_resume_encode(uint64_t round, uint8_t *out);
+int stream_postcopy_resume_decode(const uint8_t *body, uint32_t len,
+                                  uint64_t *round, char *err, size_t errlen);
+
+/*
+ * RECV_BITMAP: the block's name as in DISCARD, u64 first page (a multiple
+ * of 64), u64 pages (1..STREAM_RECV_BITMAP_MAX_PAGES), then the bits of
+ * those pages as little-endian u64 words, page first + i in bit i % 64 of
+ * word i / 64, set when the destination has the page; bits past the last
+ * page zero.  Encoding needs stream_recv_bitmap_len() bytes; @words are
+ * host-order words as a bitmap (dirty/bitmap.h) keeps them.
+ */
+#define STREAM_RECV_BITMAP_MAX_PAGES (32u << 20)  /* 4 MiB of bits */
+size_t stream_recv_bitmap_len(const char *idstr, uint64_t npages);
+void stream_recv_bitmap_encode(const char *idstr, uint64_t first,
+                               uint64_t npages, const uint64_t *words,
+                               uint8_t *out);
+/* *@words points into @body: read them with stream_recv_bitmap_word(). */
+int stream_recv_bitmap_decode(const uint8_t *body, uint32_t len,
+                              char idstr[256], uint64_t *first,
+                              uint64_t *npages, const uint8_t **words,
+                              char *err, size_t errlen);
+static inline uint64_t stream_recv_bitmap_word(const uint8_t *words,
+                                               uint64_t i)
+{
+    uint64_t v = 0;
+
+    for (int b = 7; b >= 0; b--) {
+        v = (v << 8) | words[8 * i + (uint64_t)b];
+    }
+    return v;
+}
+
+/* RESUME_ACK: u64 the RECV_BITMAP records before it, u64 flags (0). */
+#define STREAM_RESUME_ACK_LEN 16
+void stream_resume_ack_encode(uint64_t nbitmaps, uint8_t *out);
+int stream_resume_ack_decode(const uint8_t *body, uint32_t len,
+                             uint64_t *nbitmaps, char *err, size_t errlen);
 
 /*
  * RESULT's status: 0, or an errno with this bit set when the guest ran on

@@ -40,6 +40,7 @@ int migration_new(const MigrationConfig *cfg, Migration **out)
     m->caps.events = false;
     m->fd = -1;
     m->listen_fd = -1;
+    m->recover_fd = -1;
     *out = m;
     return 0;
 }

@@ -126,6 +126,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (n < 1 || n > STREAM_BATCH_MAX_PAGES || page + n < page)) {
             abort();
         }
+    } else if (type == STREAM_REC_POSTCOPY_RESUME) {
+        uint64_t round;
+
+        if (stream_postcopy_resume_decode(data + off, len, &round, err,
+                                          sizeof(err)) == 0 && round < 2) {
+            abort();
+        }
+    } else if (type == STREAM_REC_RESUME_ACK) {
+        uint64_t nb;
+
+        stream_resume_ack_decode(data + off, len, &nb, err, sizeof(err));
+    } else if (type == STREAM_REC_RECV_BITMAP) {
+        char name[256];
+        uint64_t first, n;
+        const uint8_t *w;
+
+        if (stream_recv_bitmap_decode(data + off, len, name, &first, &n, &w,
+                                      err, sizeof(err)) == 0) {
+            /* Accepted: a range that fits, words inside the body, and no
+             * bit past the last page. */
+            uint64_t nw = (n + 63) / 64;
+
+            if (!name[0] || first % 64 || !n ||
+                n > STREAM_RECV_BITMAP_MAX_PAGES || first + n < first ||
+                w + 8 * nw != data + off + len ||
+                (n % 64 && stream_recv_bitmap_word(w, nw - 1) >> (n % 64))) {
+                abort();
+            }
+        }
     } else if (type == STREAM_REC_LAYOUT || type == STREAM_REC_DEVSTATE) {
         DevState ds;
 

@@ -113,5 +113,29 @@ int main(int argc, char **argv)
     stream_page_request_encode("", 0, 1, buf);
     put("refused-page-request-no-name", STREAM_REC_PAGE_REQUEST, buf,
         stream_page_request_len(""));
+
+    /* Recovery: POSTCOPY_RESUME, RECV_BITMAP, RESUME_ACK. */
+    stream_postcopy_resume_encode(3, buf);
+    put("postcopy-resume", STREAM_REC_POSTCOPY_RESUME, buf,
+        STREAM_POSTCOPY_RESUME_LEN);
+    stream_postcopy_resume_encode(1, buf);
+    put("refused-postcopy-resume-round-1", STREAM_REC_POSTCOPY_RESUME, buf,
+        STREAM_POSTCOPY_RESUME_LEN);
+    {
+        uint64_t words[4] = { 0xf0f0f0f0f0f0f0f0ull, 1, 0, ~0ull };
+
+        n = stream_recv_bitmap_len("xen.ram", 200);
+        stream_recv_bitmap_encode("xen.ram", 128, 200, words, buf);
+        put("recv-bitmap", STREAM_REC_RECV_BITMAP, buf, n);
+        buf[n - 1] = 0xff;
+        put("refused-recv-bitmap-past-end", STREAM_REC_RECV_BITMAP, buf, n);
+        stream_recv_bitmap_encode("xen.ram", 129, 200, words, buf);
+        put("refused-recv-bitmap-unaligned", STREAM_REC_RECV_BITMAP, buf, n);
+        stream_recv_bitmap_encode("xen.ram", 128, 200, words, buf);
+        put("refused-recv-bitmap-truncated", STREAM_REC_RECV_BITMAP, buf,
+            n - 8);
+    }
+    stream_resume_ack_encode(2, buf);
+    put("resume-ack", STREAM_REC_RESUME_ACK, buf, STREAM_RESUME_ACK_LEN);
     return 0;
 }

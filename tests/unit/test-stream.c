@@ -451,6 +451,17 @@ static void test_stream_header_round_trips_and_refuses_strangers(void **state)
     memcpy(buf, "XENRAMDS", 8);
     assert_int_equal(stream_header_decode(buf, &out, err, sizeof(err)),
                      -EPROTO);
+    /* A recovery's connection says so; no other flag exists. */
+    h.version = STREAM_VERSION;
+    h.flags = STREAM_HEADER_F_RESUME;
+    stream_header_encode(&h, buf);
+    assert_int_equal(stream_header_decode(buf, &out, err, sizeof(err)), 0);
+    assert_int_equal(out.flags, STREAM_HEADER_F_RESUME);
+    h.flags = 0x2;
+    stream_header_encode(&h, buf);
+    assert_int_equal(stream_header_decode(buf, &out, err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "flags 0x2"));
 }
 
 static void test_hvm_params_round_trip_and_refuse_bad_lengths(void **state)
@@ -617,9 +628,88 @@ static void test_a_page_request_round_trips_and_is_bounded(void **state)
                                                 err, sizeof(err)), -EINVAL);
 }
 
+static void test_resume_records_round_trip_and_are_checked(void **state)
+{
+    uint8_t body[64];
+    char err[256];
+    uint64_t v;
+
+    (void)state;
+    stream_postcopy_resume_encode(7, body);
+    assert_int_equal(stream_postcopy_resume_decode(
+                         body, STREAM_POSTCOPY_RESUME_LEN, &v, err,
+                         sizeof(err)), 0);
+    assert_int_equal(v, 7);
+    /* Postcopy's round follows round 1 at least. */
+    stream_postcopy_resume_encode(1, body);
+    assert_int_equal(stream_postcopy_resume_decode(
+                         body, STREAM_POSTCOPY_RESUME_LEN, &v, err,
+                         sizeof(err)), -EINVAL);
+    stream_postcopy_resume_encode(3, body);
+    body[8] = 1;
+    assert_int_equal(stream_postcopy_resume_decode(
+                         body, STREAM_POSTCOPY_RESUME_LEN, &v, err,
+                         sizeof(err)), -EINVAL);
+    assert_int_equal(stream_postcopy_resume_decode(
+                         body, STREAM_POSTCOPY_RESUME_LEN - 1, &v, err,
+                         sizeof(err)), -EINVAL);
+    stream_resume_ack_encode(5, body);
+    assert_int_equal(stream_resume_ack_decode(body, STREAM_RESUME_ACK_LEN,
+                                              &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 5);
+    body[15] = 0x80;
+    assert_int_equal(stream_resume_ack_decode(body, STREAM_RESUME_ACK_LEN,
+                                              &v, err, sizeof(err)),
+                     -EINVAL);
+}
+
+static void test_a_received_bitmap_round_trips_and_is_checked(void **state)
+{
+    uint64_t words[3] = { 0x8000000000000001ull, 0, ~0ull }, first, n;
+    size_t len = stream_recv_bitmap_len("pc.ram", 130);
+    uint8_t body[128];
+    const uint8_t *w;
+    char name[256], err[256];
+
+    (void)state;
+    assert_int_equal(len, 8 + 16 + 3 * 8);
+    /* Bits past page 130 are not sent, whatever the caller's word holds. */
+    stream_recv_bitmap_encode("pc.ram", 64, 130, words, body);
+    assert_int_equal(stream_recv_bitmap_decode(body, (uint32_t)len, name,
+                                               &first, &n, &w, err,
+                                               sizeof(err)), 0);
+    assert_string_equal(name, "pc.ram");
+    assert_int_equal(first, 64);
+    assert_int_equal(n, 130);
+    assert_int_equal(stream_recv_bitmap_word(w, 0), words[0]);
+    assert_int_equal(stream_recv_bitmap_word(w, 1), 0);
+    assert_int_equal(stream_recv_bitmap_word(w, 2), 0x3);
+    /* A bit past the last page, a length that does not fit, a start
+     * that is no multiple of 64, no pages: refused. */
+    body[len - 1] = 0x80;
+    assert_int_equal(stream_recv_bitmap_decode(body, (uint32_t)len, name,
+                                               &first, &n, &w, err,
+                                               sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "past its last page"));
+    stream_recv_bitmap_encode("pc.ram", 64, 130, words, body);
+    assert_int_equal(stream_recv_bitmap_decode(body, (uint32_t)len - 8, name,
+                                               &first, &n, &w, err,
+                                               sizeof(err)), -EINVAL);
+    stream_recv_bitmap_encode("pc.ram", 65, 130, words, body);
+    assert_int_equal(stream_recv_bitmap_decode(body, (uint32_t)len, name,
+                                               &first, &n, &w, err,
+                                               sizeof(err)), -EINVAL);
+    stream_recv_bitmap_encode("pc.ram", 0, 0, words, body);
+    assert_int_equal(stream_recv_bitmap_decode(
+                         body, (uint32_t)stream_recv_bitmap_len("pc.ram", 0),
+                         name, &first, &n, &w, err, sizeof(err)), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resume_records_round_trip_and_are_checked),
+        cmocka_unit_test(test_a_received_bitmap_round_trips_and_is_checked),
         cmocka_unit_test(test_a_batch_decodes_to_the_pages_sent),
         cmocka_unit_test(test_absent_frames_travel_as_their_number_only),
         cmocka_unit_test(test_a_batch_read_in_pieces_checks_as_a_whole),

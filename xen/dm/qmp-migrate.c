@@ -248,7 +248,7 @@ json_t *dm_migrate_info_json(Migration *mig)
                                       (json_int_t)i.postcopy.hist[b]));
         }
         json_object_set_new(o, "postcopy-latency-dist", hist);
-        lat = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+        lat = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
                         "faults", (json_int_t)i.postcopy.faults,
                         "p50-ns", (json_int_t)i.postcopy.p50_ns,
                         "p99-ns", (json_int_t)i.postcopy.p99_ns,
@@ -256,11 +256,14 @@ json_t *dm_migrate_info_json(Migration *mig)
                         "discarded", (json_int_t)i.postcopy.discarded,
                         "made-absent", (json_int_t)i.postcopy.made_absent,
                         "placed", (json_int_t)i.postcopy.placed,
-                        "duplicates", (json_int_t)i.postcopy.duplicates);
+                        "duplicates", (json_int_t)i.postcopy.duplicates,
+                        "recoveries", (json_int_t)i.postcopy.recoveries);
         json_object_set_new(o, "x-xenram-postcopy-latency", lat);
     } else if (i.postcopy.used) {
         json_object_set_new(o, "x-xenram-postcopy", json_pack(
-                                "{s:I,s:I,s:I}",
+                                "{s:I,s:I,s:I,s:I}",
+                                "recoveries",
+                                (json_int_t)i.postcopy.recoveries,
                                 "requested-pages",
                                 (json_int_t)i.postcopy.requested,
                                 "background-pages",
@@ -301,6 +304,30 @@ static bool dm_incoming_done(DmMigrateQmp *q)
     return i.incoming && i.status == MIGRATION_STATUS_COMPLETED;
 }
 
+/* migrate with resume: a paused postcopy goes on over a new link. */
+static json_t *qmp_migrate_resume(DmMigrateQmp *q, const char *uri,
+                                  QmpError *err)
+{
+    char msg[512];
+    int fd = -1;
+
+    if (!strncmp(uri, "fd:", 3)) {
+        fd = qmp_take_named_fd(q->qmp, uri + 3);
+        if (fd < 0) {
+            return qmp_error(err, QMP_ERROR_GENERIC, "File descriptor named "
+                             "'%s' has not been found (pass it with getfd)",
+                             uri + 3);
+        }
+    }
+    if (migration_resume(q->mig, uri, fd, msg, sizeof(msg))) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return qmp_error(err, QMP_ERROR_GENERIC, "%s", msg);
+    }
+    return json_object();
+}
+
 static json_t *qmp_migrate(QmpClient *c, json_t *args, void *opaque,
                            QmpError *err)
 {
@@ -311,9 +338,7 @@ static json_t *qmp_migrate(QmpClient *c, json_t *args, void *opaque,
 
     (void)c;
     if (json_is_true(json_object_get(args, "resume"))) {
-        return qmp_error(err, QMP_ERROR_GENERIC, "migrate with resume "
-                         "recovers a paused postcopy migration, which xenram "
-                         "does not do yet");
+        return qmp_migrate_resume(q, uri, err);
     }
     if (json_is_true(json_object_get(args, "blk")) ||
         json_is_true(json_object_get(args, "inc"))) {
@@ -381,6 +406,35 @@ static json_t *qmp_migrate_incoming(QmpClient *c, json_t *args, void *opaque,
     return json_object();
 }
 
+static json_t *qmp_migrate_recover(QmpClient *c, json_t *args, void *opaque,
+                                   QmpError *err)
+{
+    DmMigrateQmp *q = opaque;
+    char msg[512];
+
+    (void)c;
+    if (migration_recover(q->mig, json_string_value(json_object_get(args,
+                                                                    "uri")),
+                          msg, sizeof(msg))) {
+        return qmp_error(err, QMP_ERROR_GENERIC, "%s", msg);
+    }
+    return json_object();
+}
+
+static json_t *qmp_migrate_pause(QmpClient *c, json_t *args, void *opaque,
+                                 QmpError *err)
+{
+    DmMigrateQmp *q = opaque;
+    char msg[256];
+
+    (void)c;
+    (void)args;
+    if (migration_pause(q->mig, msg, sizeof(msg))) {
+        return qmp_error(err, QMP_ERROR_GENERIC, "%s", msg);
+    }
+    return json_object();
+}
+
 static json_t *qmp_migrate_cancel(QmpClient *c, json_t *args, void *opaque,
                                   QmpError *err)
 {
@@ -441,6 +495,10 @@ int dm_migrate_qmp_register(DmMigrateQmp *q)
                             qmp_migrate_incoming, q)) ||
         (ret = qmp_register(q->qmp, "migrate_cancel", NULL,
                             qmp_migrate_cancel, q)) ||
+        (ret = qmp_register(q->qmp, "migrate-recover", "uri:s",
+                            qmp_migrate_recover, q)) ||
+        (ret = qmp_register(q->qmp, "migrate-pause", NULL,
+                            qmp_migrate_pause, q)) ||
         (ret = qmp_register(q->qmp, "migrate-continue", "state:s",
                             qmp_migrate_continue, q)) ||
         (ret = qmp_register(q->qmp, "migrate-start-postcopy", NULL,
