@@ -240,7 +240,6 @@ struct eng {
     char rec_sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char rec_uri[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
     char rec_why[TS_ERRLEN];    /* why the last attempt failed */
-    char dst_st[32];            /* the destination's last status */
     uint64_t t_active;          /* the source (re)entered postcopy-active */
     unsigned next_pause;        /* --x-postcopy-pause entries sent */
     bool pause_sent;            /* ... the last not yet seen to pause */
@@ -907,7 +906,6 @@ static int eng_postcopy_step(struct eng *m, json_t *sr, char *err,
         return -EIO;
     }
     dt = jstr(dr, "status");
-    snprintf(m->dst_st, sizeof(m->dst_st), "%s", dt);
     if (strcmp(st, "postcopy-active"))
         m->t_active = 0;
     else if (!m->t_active)
@@ -1015,6 +1013,12 @@ static int eng_watch(struct eng *m, char *err, size_t errlen)
             if (!strcmp(st, "completed") && m->rec == REC_RESUMING &&
                 !m->rec_back)
                 m->recoveries++;
+            if (m->next_pause < m->e->npauses)
+                rec_say(m, "test hook: %u --x-postcopy-pause entr%s not "
+                        "sent: the migration was %s first",
+                        m->e->npauses - m->next_pause,
+                        m->e->npauses - m->next_pause == 1 ? "y" : "ies",
+                        st);
             json_decref(m->final);
             m->final = r;
             ts_qm_track_end(&m->qm, r);
