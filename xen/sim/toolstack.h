@@ -277,6 +277,9 @@ int ts_migrate(struct ts_host *src, uint32_t domid,
  * drives the source's xenram over QMP (docs/toolstack.md, "xenram's own
  * engine").
  */
+/* Entries of --x-postcopy-pause at most. */
+#define TS_POSTCOPY_PAUSES_MAX  16
+
 struct ts_engine_opts {
     bool xenram;                /* --engine xenram (false: libxc, the default) */
     int channels;               /* --channels: multifd channels, 0 for none
@@ -289,6 +292,15 @@ struct ts_engine_opts {
     int postcopy_after;         /* --postcopy-after-rounds N; -1: after
                                    round 1 (migrate-start-postcopy first) */
     bool postcopy_preempt;      /* --postcopy-preempt */
+    /* --x-postcopy-pause SIDE:MS,...: a test hook.  Entry i: MS ms after
+     * the source (re)entered postcopy-active, migrate-pause to that side's
+     * xenram; the toolstack then recovers (docs/toolstack.md, "Postcopy
+     * recovery"). */
+    struct ts_postcopy_pause {
+        bool dst;               /* the destination's xenram (else the source's) */
+        uint32_t ms;
+    } pauses[TS_POSTCOPY_PAUSES_MAX];
+    unsigned npauses;
 };
 
 #define TS_ENGINE_OPTS_INIT { .channels = -1, .postcopy_after = -1 }
@@ -296,7 +308,8 @@ struct ts_engine_opts {
 /* Option values of TS_ENGINE_LONGOPTS (struct option, <getopt.h>). */
 enum { TS_EOPT_ENGINE = 0x1000, TS_EOPT_CHANNELS, TS_EOPT_COMPRESS,
        TS_EOPT_DOWNTIME, TS_EOPT_BANDWIDTH, TS_EOPT_AUTO_CONVERGE,
-       TS_EOPT_POSTCOPY, TS_EOPT_POSTCOPY_AFTER, TS_EOPT_POSTCOPY_PREEMPT };
+       TS_EOPT_POSTCOPY, TS_EOPT_POSTCOPY_AFTER, TS_EOPT_POSTCOPY_PREEMPT,
+       TS_EOPT_X_POSTCOPY_PAUSE };
 #define TS_ENGINE_LONGOPTS                                              \
     { "engine", required_argument, NULL, TS_EOPT_ENGINE },              \
     { "channels", required_argument, NULL, TS_EOPT_CHANNELS },          \
@@ -307,7 +320,9 @@ enum { TS_EOPT_ENGINE = 0x1000, TS_EOPT_CHANNELS, TS_EOPT_COMPRESS,
     { "postcopy", no_argument, NULL, TS_EOPT_POSTCOPY },                \
     { "postcopy-after-rounds", required_argument, NULL,                 \
       TS_EOPT_POSTCOPY_AFTER },                                         \
-    { "postcopy-preempt", no_argument, NULL, TS_EOPT_POSTCOPY_PREEMPT }
+    { "postcopy-preempt", no_argument, NULL, TS_EOPT_POSTCOPY_PREEMPT }, \
+    { "x-postcopy-pause", required_argument, NULL,                      \
+      TS_EOPT_X_POSTCOPY_PAUSE }
 
 /*
  * One of TS_ENGINE_LONGOPTS: 0 when @opt is one and @arg fits it,
@@ -327,7 +342,10 @@ int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
  * dm_timeout_ms; max_iters and threshold are libxc's policy and ignored.
  * On success the destination runs (unless pause_dest) and the source is
  * destroyed; on failure or cancel the destination is destroyed and the
- * source runs on, and @err has xenram's error-desc.
+ * source runs on, and @err has xenram's error-desc.  With e->postcopy a
+ * link that breaks after the switch (postcopy-paused) is recovered
+ * (migrate-recover, migrate resume), up to 10 attempts a pause; when
+ * they fail both sides are left as they are, paused, and @err says so.
  */
 int ts_migrate_engine(struct ts_host *src, uint32_t domid,
                       const struct ts_migrate_opts *o,

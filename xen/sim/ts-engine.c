@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,87 @@
  * often (ts_progress_show).
  */
 #define POLL_MS                 20
+/*
+ * Postcopy recovery: attempts to recover from one pause before the
+ * toolstack gives up (both sides then stay paused, for a person to
+ * recover by hand), and how long each step may take: the peer noticing
+ * the broken link, the destination listening, the source coming back.
+ */
+#define RECOVER_ATTEMPTS        10
+#define RECOVER_STEP_MS         30000
 #define GUEST_BYTES ((size_t)(XSIM_GFN_LIMIT * XSIM_PAGE_SIZE))
+
+/* The most a --x-postcopy-pause entry waits: ten minutes. */
+#define PAUSE_MS_MAX            600000u
+
+/*
+ * --x-postcopy-pause SIDE:MS[,SIDE:MS]...: every entry checked, nothing
+ * kept unless the whole list is right.  It implies --postcopy, as
+ * --postcopy-preempt does.
+ */
+static int parse_pauses(struct ts_engine_opts *e, const char *arg, char *err,
+                        size_t errlen)
+{
+    struct ts_postcopy_pause p[TS_POSTCOPY_PAUSES_MAX];
+    const char *s = arg;
+    unsigned n = 0;
+
+    for (;;) {
+        int len = (int)strcspn(s, ",");
+        const char *q;
+        uint64_t ms = 0;
+
+        if (n == TS_POSTCOPY_PAUSES_MAX) {
+            ts_seterr(err, errlen, "--x-postcopy-pause takes at most %u "
+                      "entries", TS_POSTCOPY_PAUSES_MAX);
+            return -EINVAL;
+        }
+        if (len == 0) {
+            ts_seterr(err, errlen, "--x-postcopy-pause: entry %u is empty; "
+                      "the list is SIDE:MS[,SIDE:MS]... (SIDE src or dst, "
+                      "MS milliseconds), e.g. src:200,dst:300", n + 1);
+            return -EINVAL;
+        }
+        if (strncmp(s, "src:", 4) && strncmp(s, "dst:", 4)) {
+            ts_seterr(err, errlen, "--x-postcopy-pause: entry %u ('%.*s') is "
+                      "not SIDE:MS with SIDE src or dst", n + 1, len, s);
+            return -EINVAL;
+        }
+        q = s + 4;
+        if (*q < '0' || *q > '9') {
+            ts_seterr(err, errlen, "--x-postcopy-pause: entry %u ('%.*s'): "
+                      "MS is a decimal number of milliseconds", n + 1, len,
+                      s);
+            return -EINVAL;
+        }
+        for (; *q >= '0' && *q <= '9'; q++) {
+            ms = ms * 10 + (uint64_t)(*q - '0');
+            if (ms > PAUSE_MS_MAX)
+                break;
+        }
+        if (ms > PAUSE_MS_MAX) {
+            ts_seterr(err, errlen, "--x-postcopy-pause: entry %u ('%.*s'): "
+                      "MS is 0 to %u", n + 1, len, s, PAUSE_MS_MAX);
+            return -EINVAL;
+        }
+        if (*q && *q != ',') {
+            ts_seterr(err, errlen, "--x-postcopy-pause: entry %u ('%.*s'): "
+                      "'%c' after the milliseconds; entries are separated "
+                      "by commas", n + 1, len, s, *q);
+            return -EINVAL;
+        }
+        p[n].dst = s[0] == 'd';
+        p[n].ms = (uint32_t)ms;
+        n++;
+        if (!*q)
+            break;
+        s = q + 1;
+    }
+    memcpy(e->pauses, p, n * sizeof(p[0]));
+    e->npauses = n;
+    e->postcopy = true;
+    return 0;
+}
 
 int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
                   char *err, size_t errlen)
@@ -108,6 +189,8 @@ int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
         e->postcopy = true;
         e->postcopy_preempt = true;
         return 0;
+    case TS_EOPT_X_POSTCOPY_PAUSE:
+        return parse_pauses(e, arg, err, errlen);
     }
     return -ENOENT;
 }
@@ -138,6 +221,28 @@ struct eng {
     struct ts_report rep;
     uint64_t t_migrate;         /* `migrate` sent: the rows' time 0 */
     struct ts_qm qm;            /* the rows, from query-migrate */
+
+    /*
+     * Postcopy recovery (docs/toolstack.md, "Postcopy recovery"): a pause
+     * goes REC_PAUSED (both sides must say postcopy-paused), REC_LISTEN
+     * (migrate-recover sent: the destination listens), REC_RESUMING
+     * (migrate resume sent), then back to REC_NONE once both are
+     * postcopy-active again; a failed attempt goes back to REC_PAUSED.
+     */
+    enum { REC_NONE, REC_PAUSED, REC_LISTEN, REC_RESUMING } rec;
+    uint64_t rec_deadline;      /* of the step in progress */
+    uint64_t rec_not_before;    /* the next attempt, after one failed */
+    unsigned rec_attempt;       /* attempts for this pause */
+    unsigned rec_attempts;      /* in all: the recovery sockets' suffix */
+    unsigned recoveries;        /* pauses the source came back from */
+    bool rec_back;              /* REC_RESUMING: the source came back */
+    bool keep_both;             /* given up: neither side is destroyed */
+    char rec_sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char rec_uri[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+    char rec_why[TS_ERRLEN];    /* why the last attempt failed */
+    uint64_t t_active;          /* the source (re)entered postcopy-active */
+    unsigned next_pause;        /* --x-postcopy-pause entries sent */
+    bool pause_sent;            /* ... the last not yet seen to pause */
 
     FILE *sums;
     bool sums_taken;
@@ -588,6 +693,286 @@ static void wait_news(struct eng *m)
     poll(&p, 1, POLL_MS);
 }
 
+/* ---- postcopy recovery -------------------------------------------------- */
+
+static bool is_paused(const char *st)
+{
+    return !strcmp(st, "postcopy-paused");
+}
+
+static bool is_running_postcopy(const char *st)
+{
+    return !strcmp(st, "postcopy-active") || !strcmp(st, "completed");
+}
+
+static const char *why(json_t *r)
+{
+    return jstr(r, "error-desc")[0] ? jstr(r, "error-desc")
+                                    : "no error-desc";
+}
+
+/* On stderr whatever --progress says: a pause is news to whoever runs the
+ * migration, and stdout may be --json's. */
+static void rec_say(struct eng *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void rec_say(struct eng *m, const char *fmt, ...)
+{
+    va_list ap;
+
+    ts_progress_end(&m->prog);
+    fputs("xensim: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/*
+ * --x-postcopy-pause: the next entry's migrate-pause, once the source has
+ * been postcopy-active for its MS and the one before was seen to pause.
+ * A refusal is said, not fatal: the migration may have ended meanwhile.
+ */
+static void rec_hook(struct eng *m)
+{
+    const struct ts_postcopy_pause *p;
+    const char *side;
+    char e2[TS_ERRLEN];
+
+    if (m->next_pause >= m->e->npauses || m->pause_sent || !m->t_active)
+        return;
+    p = &m->e->pauses[m->next_pause];
+    if (ts_now_ns() - m->t_active < (uint64_t)p->ms * 1000000ull)
+        return;
+    m->next_pause++;
+    side = p->dst ? "destination" : "source";
+    if (ts_qmp_do(p->dst ? &m->dq : &m->sq, "migrate-pause", NULL,
+                  QMP_TIMEOUT_MS, e2, sizeof(e2))) {
+        rec_say(m, "test hook: migrate-pause to the %s's xenram refused: %s",
+                side, e2);
+        return;
+    }
+    m->pause_sent = true;
+    rec_say(m, "test hook: migrate-pause sent to the %s's xenram, %u ms "
+            "after postcopy-active", side, p->ms);
+}
+
+/* A pause begins: what each side says, and the count of attempts. */
+static void rec_begin(struct eng *m, json_t *sr, json_t *dr)
+{
+    m->rec = REC_PAUSED;
+    m->rec_attempt = 0;
+    m->rec_not_before = 0;
+    m->rec_deadline = ts_now_ns() + RECOVER_STEP_MS * 1000000ull;
+    m->rec_uri[0] = 0;
+    m->pause_sent = false;
+    rec_say(m, "postcopy paused: the source says %s (%s), the destination "
+            "%s (%s); recovering", jstr(sr, "status"), why(sr),
+            jstr(dr, "status"), why(dr));
+}
+
+/* This attempt failed: said, and the next one after a while (100 ms,
+ * doubled each time, at most 2 s), once both sides are paused again. */
+static void rec_failed(struct eng *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void rec_failed(struct eng *m, const char *fmt, ...)
+{
+    unsigned shift = m->rec_attempt > 5 ? 5 : m->rec_attempt ?
+                     m->rec_attempt - 1 : 0;
+    uint64_t backoff = 100ull << shift;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(m->rec_why, sizeof(m->rec_why), fmt, ap);
+    va_end(ap);
+    rec_say(m, "recovery attempt %u of %u failed: %s", m->rec_attempt,
+            RECOVER_ATTEMPTS, m->rec_why);
+    m->rec = REC_PAUSED;
+    m->rec_not_before = ts_now_ns() +
+                        (backoff > 2000 ? 2000 : backoff) * 1000000ull;
+    m->rec_deadline = ts_now_ns() + RECOVER_STEP_MS * 1000000ull;
+}
+
+/*
+ * No more attempts: both sides are left as they are, since destroying
+ * either loses the guest (the destination runs it, the source holds the
+ * pages it lacks); a person may still recover by hand.
+ */
+static int rec_give_up(struct eng *m, const char *what, char *err,
+                       size_t errlen)
+{
+    m->keep_both = true;
+    ts_seterr(err, errlen, "postcopy recovery: %s. Both sides are left "
+              "as they are: d%u on %s runs the guest and waits on the pages "
+              "d%u on %s still holds; recover by hand (QMP migrate-recover "
+              "to the destination's xenram, then migrate with \"resume\": "
+              "true to the source's) or destroy both", what, m->ddom,
+              m->dst.dir, m->sdom, m->src->dir);
+    return -EIO;
+}
+
+/* migrate resume to the source, towards the destination's rec_uri. */
+static void rec_resume(struct eng *m)
+{
+    char e2[TS_ERRLEN];
+
+    if (ts_qmp_do(&m->sq, "migrate",
+                  json_pack("{s:s,s:b}", "uri", m->rec_uri, "resume", 1),
+                  QMP_TIMEOUT_MS, e2, sizeof(e2))) {
+        rec_failed(m, "the source's migrate resume to %s: %s", m->rec_uri,
+                   e2);
+        return;
+    }
+    m->rec = REC_RESUMING;
+    m->rec_back = false;
+    m->rec_deadline = ts_now_ns() + RECOVER_STEP_MS * 1000000ull;
+}
+
+/*
+ * One attempt, both sides paused: the destination listens on a fresh
+ * socket (<sock>.rN, N counting every attempt of the migration), then
+ * the source resumes towards it.  A destination still listening from the
+ * attempt before (postcopy-recover) only needs the source to try again.
+ */
+static int rec_try(struct eng *m, const char *dst_st, char *err,
+                   size_t errlen)
+{
+    char e2[TS_ERRLEN], what[TS_ERRLEN];
+
+    if (m->rec_attempt == RECOVER_ATTEMPTS) {
+        ts_fmt(what, sizeof(what), "%u attempts failed, the last: %s; "
+               "xensim gives up after %u attempts a pause", m->rec_attempt,
+               m->rec_why, RECOVER_ATTEMPTS);
+        return rec_give_up(m, what, err, errlen);
+    }
+    m->rec_attempt++;
+    m->rec_attempts++;
+    if (!is_paused(dst_st)) {
+        rec_say(m, "recovery attempt %u: the destination's xenram still "
+                "listens on %s; migrate resume again", m->rec_attempt,
+                m->rec_uri);
+        rec_resume(m);
+        return 0;
+    }
+    if (m->rec_sock[0])
+        unlink(m->rec_sock);
+    if ((size_t)ts_fmt(m->rec_sock, sizeof(m->rec_sock), "%s.r%u", m->sock,
+                       m->rec_attempts) >= sizeof(m->rec_sock)) {
+        m->rec_sock[0] = 0;
+        ts_fmt(what, sizeof(what), "the recovery socket's path %s.r%u is "
+               "too long for a unix socket", m->sock, m->rec_attempts);
+        return rec_give_up(m, what, err, errlen);
+    }
+    snprintf(m->rec_uri, sizeof(m->rec_uri), "unix:%s", m->rec_sock);
+    unlink(m->rec_sock);
+    rec_say(m, "recovery attempt %u of %u: migrate-recover %s to the "
+            "destination's xenram", m->rec_attempt, RECOVER_ATTEMPTS,
+            m->rec_uri);
+    if (ts_qmp_do(&m->dq, "migrate-recover",
+                  json_pack("{s:s}", "uri", m->rec_uri), QMP_TIMEOUT_MS, e2,
+                  sizeof(e2))) {
+        m->rec_uri[0] = 0;
+        rec_failed(m, "the destination's migrate-recover: %s", e2);
+        return 0;
+    }
+    m->rec = REC_LISTEN;
+    m->rec_deadline = ts_now_ns() + RECOVER_STEP_MS * 1000000ull;
+    return 0;
+}
+
+/*
+ * After the switch, each poll: the destination's status as well (a cut
+ * may be noticed there first), the test hook, and a recovery's next step.
+ * A destination that stops answering QMP is lost, and with it the guest.
+ */
+static int eng_postcopy_step(struct eng *m, json_t *sr, char *err,
+                             size_t errlen)
+{
+    const char *st = jstr(sr, "status"), *dt;
+    char e2[TS_ERRLEN], what[TS_ERRLEN];
+    struct stat sb;
+    json_t *dr;
+    int rc = 0;
+
+    dr = ts_qmp_exec(&m->dq, "query-migrate", NULL, -1, QMP_TIMEOUT_MS, e2,
+                     sizeof(e2));
+    if (!dr) {
+        ts_seterr(err, errlen, "the destination's device model, which runs "
+                  "the guest since the switch to postcopy, is gone, and the "
+                  "guest is lost: %s", e2);
+        ts_dm_explain(&m->ddm, err, errlen);
+        return -EIO;
+    }
+    dt = jstr(dr, "status");
+    if (strcmp(st, "postcopy-active"))
+        m->t_active = 0;
+    else if (!m->t_active)
+        m->t_active = ts_now_ns();
+
+    if (m->rec == REC_NONE) {
+        if (!is_paused(st) && !is_paused(dt)) {
+            rec_hook(m);
+            goto out;
+        }
+        rec_begin(m, sr, dr);
+    }
+    switch (m->rec) {
+    case REC_NONE:
+        break;
+    case REC_PAUSED:
+        if (is_paused(st) && (is_paused(dt) ||
+                              (!strcmp(dt, "postcopy-recover") &&
+                               m->rec_uri[0]))) {
+            if (ts_now_ns() >= m->rec_not_before)
+                rc = rec_try(m, dt, err, errlen);
+        } else if (!ts_ms_left(m->rec_deadline)) {
+            ts_fmt(what, sizeof(what), "after the link broke the source "
+                   "said %s and the destination %s for %d s; both must be "
+                   "postcopy-paused to recover", st, dt,
+                   RECOVER_STEP_MS / 1000);
+            rc = rec_give_up(m, what, err, errlen);
+        }
+        break;
+    case REC_LISTEN:
+        /* QEMU's destination says postcopy-paused until the source
+         * connects, xenram's postcopy-recover: the socket tells. */
+        if ((is_paused(dt) || !strcmp(dt, "postcopy-recover")) &&
+            stat(m->rec_sock, &sb) == 0 && S_ISSOCK(sb.st_mode))
+            rec_resume(m);
+        else if (!ts_ms_left(m->rec_deadline))
+            rec_failed(m, "the destination's xenram did not listen on %s "
+                       "within %d s (it says %s: %s)", m->rec_sock,
+                       RECOVER_STEP_MS / 1000, dt, why(dr));
+        break;
+    case REC_RESUMING:
+        if (!m->rec_back && !strcmp(st, "postcopy-active")) {
+            m->rec_back = true;
+            m->recoveries++;
+            rec_say(m, "postcopy recovered (attempt %u, through %s)",
+                    m->rec_attempt, m->rec_uri);
+        }
+        if (m->rec_back && is_running_postcopy(dt)) {
+            m->rec = REC_NONE;
+        } else if (m->rec_back && (is_paused(st) || is_paused(dt))) {
+            rec_begin(m, sr, dr);       /* a new cut */
+        } else if (!m->rec_back && is_paused(st)) {
+            rec_failed(m, "the source's xenram is postcopy-paused again: %s",
+                       why(sr));
+        } else if (!ts_ms_left(m->rec_deadline)) {
+            ts_fmt(what, sizeof(what), "%d s after migrate resume to %s the "
+                   "source says %s and the destination %s", RECOVER_STEP_MS /
+                   1000, m->rec_uri, st, dt);
+            rc = rec_give_up(m, what, err, errlen);
+        }
+        break;
+    }
+out:
+    json_decref(dr);
+    return rc;
+}
+
 /*
  * query-migrate every POLL_MS until completed, failed or cancelled; the
  * rows of the report from what it says.
@@ -620,10 +1005,20 @@ static int eng_watch(struct eng *m, char *err, size_t errlen)
         }
         track(m, r);
         st = jstr(r, "status");
-        if (!strcmp(st, "postcopy-active"))
+        /* A cut within a poll of the switch shows postcopy-paused first. */
+        if (!strncmp(st, "postcopy-", 9))
             m->postcopy_seen = true;
         if (!strcmp(st, "completed") || !strcmp(st, "failed") ||
             !strcmp(st, "cancelled")) {
+            if (!strcmp(st, "completed") && m->rec == REC_RESUMING &&
+                !m->rec_back)
+                m->recoveries++;
+            if (m->next_pause < m->e->npauses)
+                rec_say(m, "test hook: %u --x-postcopy-pause entr%s not "
+                        "sent: the migration was %s first",
+                        m->e->npauses - m->next_pause,
+                        m->e->npauses - m->next_pause == 1 ? "y" : "ies",
+                        st);
             json_decref(m->final);
             m->final = r;
             ts_qm_track_end(&m->qm, r);
@@ -636,6 +1031,15 @@ static int eng_watch(struct eng *m, char *err, size_t errlen)
                       jstr(r, "error-desc")[0] ? jstr(r, "error-desc")
                                                : "(no error-desc)");
             return strcmp(st, "cancelled") ? -EIO : -ECANCELED;
+        }
+        if (m->e->postcopy && m->postcopy_seen) {
+            int rc = eng_postcopy_step(m, r, err, errlen);
+
+            if (rc) {
+                json_decref(r);
+                ts_progress_end(&m->prog);
+                return rc;
+            }
         }
         json_decref(r);
         wait_news(m);
@@ -716,6 +1120,11 @@ static void report(struct eng *m)
                m->postcopy_seen || x ? "switched" : "not reached (precopy "
                "completed first)", jnum(ram, "postcopy-requests"),
                jnum(x, "requested-pages"), jnum(x, "background-pages"));
+        if (m->rec_attempts > m->recoveries)
+            printf("  recoveries  : %u (%u attempts)\n", m->recoveries,
+                   m->rec_attempts);
+        else
+            printf("  recoveries  : %u\n", m->recoveries);
     }
     printf("  rounds      : %.0f (dirty-sync-count)\n",
            jnum(ram, "dirty-sync-count"));
@@ -765,6 +1174,44 @@ static void eng_sender_done(struct eng *m)
 }
 
 /*
+ * --json: ts-report's document, with a postcopy migration's own figures
+ * added ("postcopy": whether it switched, the recoveries and their
+ * attempts).
+ */
+static int eng_json(struct eng *m)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    json_t *root = NULL;
+    FILE *f;
+    int rc;
+
+    if (!m->e->postcopy)
+        return ts_report_json(&m->rep, stdout);
+    f = open_memstream(&buf, &len);
+    if (!f)
+        return -ENOMEM;
+    rc = ts_report_json(&m->rep, f);
+    fclose(f);
+    if (rc == 0)
+        root = json_loadb(buf, len, 0, NULL);
+    free(buf);
+    if (!root)
+        return rc ? rc : -EIO;
+    json_object_set_new(root, "postcopy",
+                        json_pack("{s:b,s:I,s:I}", "switched",
+                                  m->postcopy_seen, "recoveries",
+                                  (json_int_t)m->recoveries,
+                                  "recovery_attempts",
+                                  (json_int_t)m->rec_attempts));
+    rc = json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
+    fputc('\n', stdout);
+    fflush(stdout);
+    json_decref(root);
+    return rc ? -EIO : 0;
+}
+
+/*
  * --json and --report, whatever the outcome (a failed migration's rounds
  * are worth a look too).  A report that cannot be written is said; the
  * migration's outcome stays what it was.
@@ -782,7 +1229,7 @@ static void eng_reports(struct eng *m, int rc, const char *err)
     m->rep.status = rc == 0 ? "completed" : rc == -ECANCELED ? "cancelled"
                                                              : "failed";
     m->rep.error = rc ? err : NULL;
-    if (m->o->json && ts_report_json(&m->rep, stdout))
+    if (m->o->json && eng_json(m))
         fprintf(stderr, "xensim: writing the JSON report failed\n");
     if (m->o->report_svg && ts_report_svg(&m->rep, m->o->report_svg, e2,
                                           sizeof(e2)))
@@ -801,6 +1248,9 @@ static int eng_abort(struct eng *m, int rc, char *err, size_t errlen)
     char e2[TS_ERRLEN], tmp[TS_ERRLEN];
     struct xsim_dominfo di;
 
+    /* Recovery given up: each side holds part of the guest (@err says). */
+    if (m->keep_both)
+        return rc;
     if (m->migrating && !m->final && m->sq.fd >= 0)
         ts_qmp_do(&m->sq, "migrate_cancel", NULL, QMP_TIMEOUT_MS, e2,
                   sizeof(e2));
@@ -849,6 +1299,9 @@ static void eng_cleanup(struct eng *m)
 {
     if (m->sock[0])
         unlink(m->sock);
+    /* The recovery sockets, but the one a kept destination may listen on. */
+    if (m->rec_sock[0] && !m->keep_both)
+        unlink(m->rec_sock);
     if (m->sums)
         fclose(m->sums);
     json_decref(m->final);

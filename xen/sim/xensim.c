@@ -1431,11 +1431,16 @@ static const struct cmd cmds[] = {
       "[--checksum-at-suspend FILE] [--dest-dm-arg ARG]... "
       "[--engine libxc|xenram [--channels N] [--compress zstd] [--auto-converge] "
       "[--postcopy [--postcopy-after-rounds N] [--postcopy-preempt]] "
-      "[--downtime-limit MS] [--max-bandwidth MiB/s]] "
+      "[--downtime-limit MS] [--max-bandwidth MiB/s] "
+      "[--x-postcopy-pause SIDE:MS[,SIDE:MS]...]] "
       "[--dm-timeout S]",
       "live-migrate a domain to the host in DIR, as xl migrate does; a "
       "live line on a terminal (--progress: on a pipe too), the rounds "
-      "as JSON (--json) or as an SVG plot (--report)" },
+      "as JSON (--json) or as an SVG plot (--report); a postcopy link "
+      "that breaks is recovered (up to 10 attempts a pause). "
+      "--x-postcopy-pause is a test hook: for each entry, MS ms after the "
+      "source (re)entered postcopy-active, migrate-pause to the src or "
+      "dst xenram (implies --postcopy)" },
     { "hotplug", cmd_hotplug,
       "DOMAIN add SIZE [--at GPA] [--slot N] | DOMAIN remove SLOT | "
       "DOMAIN list [--timeout S]",

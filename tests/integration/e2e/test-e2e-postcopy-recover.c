@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * test-e2e-postcopy-recover.c - `xensim migrate --engine xenram
+ * --postcopy` whose link breaks after the switch, and is recovered
+ * (docs/toolstack.md, "Postcopy recovery"; QEMU's postcopy-paused,
+ * migrate-recover, migrate resume).  `--x-postcopy-pause SIDE:MS,...`
+ * cuts it: MS ms after the source (re)entered postcopy-active, the
+ * toolstack sends migrate-pause to that side's xenram; both sides go
+ * postcopy-paused, the toolstack recovers, the migration completes.
+ *
+ * The guests are test-e2e-postcopy's running-destination ones: 32 MiB,
+ * RAM filled before so that every page is one to send, the stream held
+ * slow with max-bandwidth so that the cuts land while pages are still
+ * missing, the vCPUs writing random pages on both sides and xenram's
+ * test DMA device writing.  After each migration, as test-e2e-postcopy
+ * checks it: the vCPUs faulted and every fault was served, every page
+ * made absent was placed once, none twice, and the memory is the
+ * source's at the switch except the pages written on the destination
+ * since, page by page.  Cut on the source, on the destination, twice,
+ * over 1 and 2 channels, with postcopy-preempt; bad lists refused.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/integration/e2e/e2e.h"
+#include "xen/sim/proto.h"
+#include "xen/sim/stamp.h"
+#include "xen/sim/toolstack.h"
+
+static struct e2e_host src, dst;
+static bool no_xenstore;
+
+static int setup(void **state)
+{
+    (void)state;
+    return e2e_hosts_setup(&src, &dst, &no_xenstore);
+}
+
+#define NEED_XENSTORE() E2E_NEED_XENSTORE(no_xenstore, "xenstored")
+
+/*
+ * A 32 MiB guest (8 of it VRAM) whose xenram DMA-writes 2000 pages/s and
+ * whose vCPUs first write every page of RAM, then random pages at 8 MiB/s
+ * (test-e2e-postcopy's guest() with fill).  Both busy when this returns.
+ */
+static uint32_t guest(const char *name)
+{
+    char out[256], id[16];
+    uint32_t d;
+
+    assert_int_equal(e2e_xensim(&src, out, sizeof(out), "create", "--mem",
+                                "32", "--vram", "8", "--name", name,
+                                "--workload", "sequential:0", "--dm",
+                                e2e_xenram(), "--dm-arg", "--test-dma=2000",
+                                NULL), 0);
+    d = (uint32_t)strtoul(out, NULL, 10);
+    assert_true(d > 0);
+    snprintf(id, sizeof(id), "%u", d);
+    /* Twice RAM's pages: every page written at least once. */
+    assert_true(e2e_wait_vcpu_writes(&src, d, 2ull * 32 * 256));
+    assert_int_equal(e2e_xensim(&src, NULL, 0, "workload", id, "random:8",
+                                NULL), 0);
+    assert_true(e2e_wait_dma(&src, d, 200));
+    assert_true(e2e_wait_vcpu_writes(&src, d, 200));
+    return d;
+}
+
+static void destroy(struct e2e_host *h, uint32_t d)
+{
+    char id[16];
+
+    snprintf(id, sizeof(id), "%u", d);
+    assert_int_equal(e2e_xensim(h, NULL, 0, "destroy", id, NULL), 0);
+}
+
+static void verify_clean(struct e2e_host *h, uint32_t d)
+{
+    char out[512], id[16];
+
+    snprintf(id, sizeof(id), "%u", d);
+    assert_int_equal(e2e_xensim(h, out, sizeof(out), "verify", id, NULL), 0);
+    assert_non_null(strstr(out, " 0 corrupt"));
+}
+
+/* ---- the memory, as test-e2e-postcopy checks it ------------------------- */
+
+/* The newest generation among the vCPUs' stamps in @m. */
+static uint64_t newest_stamp(const struct e2e_mem *m)
+{
+    uint64_t newest = 0, gen;
+
+    for (uint64_t g = 0; g < m->pages; g++) {
+        if (e2e_mem_has(m, g) &&
+            xsim_stamp_check(m->mem + g * XSIM_PAGE_SIZE, g, &gen) == 1 &&
+            gen > newest)
+            newest = gen;
+    }
+    return newest;
+}
+
+/*
+ * The stamps the destination's vCPUs wrote since switchover (pages of
+ * @now that differ from @then and are stamps): every one of a generation
+ * after @newest, the source's last, as the HVM context carries it on;
+ * every other page that differs the test device's.  Returns how many;
+ * fails on an older stamp or any other difference (a page lost, zero,
+ * stale).
+ */
+static uint64_t stamps_since(const struct e2e_mem *then,
+                             const struct e2e_mem *now, uint64_t newest)
+{
+    uint64_t n = 0, older = 0, bad = 0, gen;
+
+    for (uint64_t g = 0; g < now->pages; g++) {
+        const uint8_t *p = now->mem + g * XSIM_PAGE_SIZE;
+
+        if (!e2e_mem_has(now, g) ||
+            (e2e_mem_has(then, g) &&
+             !memcmp(p, then->mem + g * XSIM_PAGE_SIZE, XSIM_PAGE_SIZE)))
+            continue;
+        if (xsim_stamp_check(p, g, &gen) != 1) {
+            /* Not a stamp: only the test device may have written it. */
+            if (ts_testdma_check(p, g) != 1 && bad++ < 4)
+                fprintf(stderr, "frame %#llx differs from the source's at "
+                        "the switch and is neither a stamp nor the test "
+                        "device's\n", (unsigned long long)g);
+            continue;
+        }
+        n++;
+        if (gen <= newest && older++ < 4)
+            fprintf(stderr, "frame %#llx: stamp generation %llu, the "
+                    "source's last was %llu\n", (unsigned long long)g,
+                    (unsigned long long)gen, (unsigned long long)newest);
+    }
+    assert_int_equal(older, 0);
+    assert_int_equal(bad, 0);
+    return n;
+}
+
+/* ---- a migration in the background -------------------------------------- */
+
+struct bg {
+    pthread_t t;
+    char id[16];
+    const char *args[16];
+    int rc;
+    char out[65536], err[32768];    /* --json's document fits */
+};
+
+static void *bg_main(void *opaque)
+{
+    struct bg *b = opaque;
+    const char *const *a = b->args;
+
+    b->rc = e2e_xensim_err(&src, b->out, sizeof(b->out), b->err,
+                           sizeof(b->err), "migrate", b->id, "--to",
+                           dst.dir, "--engine", "xenram", "--no-progress",
+                           a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
+                           a[8], a[9], a[10], a[11], a[12], a[13], a[14],
+                           a[15], NULL);
+    return NULL;
+}
+
+/* `xensim migrate d --to dst --engine xenram ARGS...` (NULL-terminated,
+ * at most 15) in a thread. */
+static void bg_start(struct bg *b, uint32_t d, ...)
+{
+    va_list ap;
+    unsigned i = 0;
+
+    memset(b, 0, sizeof(*b));
+    snprintf(b->id, sizeof(b->id), "%u", d);
+    va_start(ap, d);
+    while (i < 15 && (b->args[i] = va_arg(ap, const char *)))
+        i++;
+    va_end(ap);
+    b->args[i] = NULL;
+    assert_int_equal(pthread_create(&b->t, NULL, bg_main, b), 0);
+}
+
+/* The destination's postcopy figures (x-xenram-postcopy-latency). */
+static void dest_figures(uint32_t nd, json_int_t *faults, json_int_t *placed,
+                         json_int_t *dups, json_int_t *absent,
+                         json_int_t *asked)
+{
+    json_t *r = e2e_qmp(&dst, nd, "query-migrate", NULL), *l;
+
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(r, "status")),
+                        "completed");
+    l = json_object_get(r, "x-xenram-postcopy-latency");
+    assert_non_null(l);
+    *faults = json_integer_value(json_object_get(l, "faults"));
+    *placed = json_integer_value(json_object_get(l, "placed"));
+    *dups = json_integer_value(json_object_get(l, "duplicates"));
+    *absent = json_integer_value(json_object_get(l, "made-absent"));
+    *asked = json_integer_value(json_object_get(json_object_get(r, "ram"),
+                                                "postcopy-requests"));
+    json_decref(r);
+}
+
+/* How many times @needle occurs in @hay. */
+static unsigned count(const char *hay, const char *needle)
+{
+    unsigned n = 0;
+
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* ---- one cut migration -------------------------------------------------- */
+
+struct cut {
+    const char *name;
+    const char *channels;
+    const char *bandwidth;      /* MiB/s: the background after the switch
+                                   must outlast the cuts */
+    const char *pauses;         /* --x-postcopy-pause */
+    unsigned recoveries;        /* one per entry */
+    bool preempt;
+    bool json;                  /* --json instead of the summary */
+};
+
+/*
+ * What xensim said of the cuts: each entry's migrate-pause sent to its
+ * side, in the list's order, and one recovery each.
+ */
+static void check_cuts_said(const struct cut *c, const char *err)
+{
+    const char *p = err;
+    char list[128], *save = NULL;
+
+    snprintf(list, sizeof(list), "%s", c->pauses);
+    for (char *e = strtok_r(list, ",", &save); e;
+         e = strtok_r(NULL, ",", &save)) {
+        const char *want = e[0] == 'd'
+            ? "test hook: migrate-pause sent to the destination's xenram"
+            : "test hook: migrate-pause sent to the source's xenram";
+
+        p = strstr(p, want);
+        if (!p)
+            fprintf(stderr, "xensim did not say '%s' for entry '%s' of "
+                    "%s\n", want, e, c->pauses);
+        assert_non_null(p);
+        p += strlen(want);
+    }
+    assert_int_equal(count(err, "test hook: migrate-pause sent"),
+                     c->recoveries);
+    assert_int_equal(count(err, "xensim: postcopy paused: "),
+                     c->recoveries);
+    assert_int_equal(count(err, "xensim: postcopy recovered"),
+                     c->recoveries);
+    assert_null(strstr(err, "not sent: the migration"));
+}
+
+/* The summary, or --json's document: switched, and the recoveries. */
+static void check_report(const struct cut *c, const char *out)
+{
+    if (c->json) {
+        json_error_t je;
+        json_t *doc = json_loads(out, 0, &je), *pc;
+
+        if (!doc)
+            fprintf(stderr, "--json: %s (line %d)\n", je.text, je.line);
+        assert_non_null(doc);
+        assert_string_equal(json_string_value(json_object_get(doc,
+                                                              "status")),
+                            "completed");
+        pc = json_object_get(doc, "postcopy");
+        assert_non_null(pc);
+        assert_true(json_is_true(json_object_get(pc, "switched")));
+        assert_int_equal(json_integer_value(json_object_get(pc,
+                                                            "recoveries")),
+                         c->recoveries);
+        /* Each recovered at its first attempt. */
+        assert_int_equal(json_integer_value(
+                             json_object_get(pc, "recovery_attempts")),
+                         c->recoveries);
+        json_decref(doc);
+    } else {
+        const char *r = strstr(out, "\n  recoveries  : ");
+        const char *dt = strstr(out, "downtime    : ");
+        const char *tt = strstr(out, "total time  : ");
+        char *end;
+        long down, total;
+
+        assert_non_null(strstr(out, "postcopy    : switched"));
+        assert_non_null(r);
+        /* "N", each recovered at its first attempt: no "(M attempts)". */
+        assert_int_equal(strtoul(r + 17, &end, 10), c->recoveries);
+        assert_int_equal(*end, '\n');
+        /* Downtime as QEMU counts it, from the pause to RUN: the cuts
+         * come after RUN and are not in it. */
+        assert_non_null(dt);
+        assert_non_null(tt);
+        tt = strstr(tt, "(xenram: ");
+        assert_non_null(tt);
+        down = strtol(dt + 14, NULL, 10);
+        total = strtol(tt + 9, NULL, 10);
+        fprintf(stderr, "downtime %ld ms of %ld ms\n", down, total);
+        assert_true(down * 2 < total);
+    }
+}
+
+static void postcopy_cut(const struct cut *c)
+{
+    static struct bg b;
+    struct e2e_mem before, now;
+    uint32_t d, nd;
+    char id[16];
+    uint64_t newest, fresh;
+    json_int_t faults, placed, dups, absent, asked;
+
+    d = guest(c->name);
+    /* The source stays paused from the switch on, through the cuts too:
+     * this mapping is its memory at the switch once the migration ends. */
+    assert_true(e2e_mem_map(&src, d, &before));
+    /* (--postcopy and --no-progress again stand for "nothing more".) */
+    bg_start(&b, d, "--channels", c->channels, "--postcopy",
+             "--max-bandwidth", c->bandwidth, "--x-postcopy-pause",
+             c->pauses, c->preempt ? "--postcopy-preempt" : "--postcopy",
+             c->json ? "--json" : "--no-progress", NULL);
+    pthread_join(b.t, NULL);
+    fprintf(stderr, "rc %d\n%s%s", b.rc, b.out, b.err);
+    assert_int_equal(b.rc, 0);
+    check_cuts_said(c, b.err);
+    check_report(c, b.out);
+
+    nd = e2e_domid(&dst, c->name);
+    assert_true(nd > 0);
+    dest_figures(nd, &faults, &placed, &dups, &absent, &asked);
+    fprintf(stderr, "%lld faults, %lld asked, %lld placed of %lld absent, "
+            "%lld duplicates\n", (long long)faults, (long long)asked,
+            (long long)placed, (long long)absent, (long long)dups);
+    /* The guest ran while pages were missing, across the cuts: it
+     * faulted; every fault was asked for (a fault of a paused link asked
+     * again over the new one counts again, so at least once each) and
+     * served; every page made absent came back, none twice. */
+    assert_true(faults > 0);
+    assert_true(asked >= faults);
+    assert_int_equal(placed, absent);
+    /* With preempt a page asked for while in flight goes again: the
+     * later copy is a duplicate, never placed; without, none. */
+    if (c->preempt)
+        assert_true(dups <= asked);
+    else
+        assert_int_equal(dups, 0);
+    /* No vCPU is left waiting on a page. */
+    assert_true(e2e_wait_vcpu_writes(&dst, nd, 100));
+    assert_true(e2e_wait_dma(&dst, nd, 100));
+    snprintf(id, sizeof(id), "%u", nd);
+    assert_int_equal(e2e_xensim(&dst, NULL, 0, "pause", id, NULL), 0);
+    assert_true(e2e_mem_map(&dst, nd, &now));
+    /* The same frames, and every page either the source's at the switch
+     * or written on the destination since. */
+    assert_int_equal(before.pages, now.pages);
+    for (uint64_t g = 0; g < before.pages; g++)
+        assert_int_equal(e2e_mem_has(&before, g), e2e_mem_has(&now, g));
+    newest = newest_stamp(&before);
+    fresh = stamps_since(&before, &now, newest);
+    fprintf(stderr, "%llu pages written on the destination since the "
+            "switch\n", (unsigned long long)fresh);
+    assert_true(fresh >= 50);
+    e2e_mem_unmap(&now);
+    e2e_mem_unmap(&before);
+    verify_clean(&dst, nd);
+    destroy(&dst, nd);
+}
+
+/* ---- the tests ---------------------------------------------------------- */
+
+/*
+ * At 16 MiB/s round 1 takes about 1.5 s and the background after the
+ * switch most of a second: one cut 200 or 300 ms in lands mid-transfer.
+ * Two cuts take 500 ms of postcopy-active between them: 8 MiB/s doubles
+ * the background (and round 1, so more pages are dirty at the switch).
+ */
+static void test_recover_source_cut_one_channel(void **state)
+{
+    const struct cut c = { .name = "pr1", .channels = "1",
+                           .bandwidth = "16", .pauses = "src:200",
+                           .recoveries = 1 };
+
+    (void)state;
+    NEED_XENSTORE();
+    postcopy_cut(&c);
+}
+
+static void test_recover_destination_cut_two_channels_json(void **state)
+{
+    const struct cut c = { .name = "pr2", .channels = "2",
+                           .bandwidth = "16", .pauses = "dst:300",
+                           .recoveries = 1, .json = true };
+
+    (void)state;
+    NEED_XENSTORE();
+    postcopy_cut(&c);
+}
+
+static void test_recover_two_cuts_two_channels(void **state)
+{
+    const struct cut c = { .name = "pr3", .channels = "2",
+                           .bandwidth = "8", .pauses = "src:200,dst:300",
+                           .recoveries = 2 };
+
+    (void)state;
+    NEED_XENSTORE();
+    postcopy_cut(&c);
+}
+
+static void test_recover_two_cuts_two_channels_preempt(void **state)
+{
+    const struct cut c = { .name = "pr4", .channels = "2",
+                           .bandwidth = "8", .pauses = "src:200,dst:300",
+                           .recoveries = 2, .preempt = true };
+
+    (void)state;
+    NEED_XENSTORE();
+    postcopy_cut(&c);
+}
+
+/*
+ * Bad lists are usage errors (exit status 2, as for every malformed
+ * migrate flag), refused with a sentence naming the flag and the entry
+ * before anything is looked at; a good list gets past the parser (to the
+ * missing domain).
+ */
+static void test_recover_bad_pause_lists_refused(void **state)
+{
+    static const struct {
+        const char *list, *says;
+    } bad[] = {
+        { "", "entry 1 is empty" },
+        { "src", "entry 1 ('src') is not SIDE:MS with SIDE src or dst" },
+        { "up:100", "entry 1 ('up:100') is not SIDE:MS" },
+        { "SRC:100", "entry 1 ('SRC:100') is not SIDE:MS" },
+        { "src:", "MS is a decimal number of milliseconds" },
+        { "src:-5", "MS is a decimal number of milliseconds" },
+        { "dst:+5", "MS is a decimal number of milliseconds" },
+        { "src:10x", "'x' after the milliseconds" },
+        { "src:100;dst:100", "';' after the milliseconds" },
+        { "src:100 ", "' ' after the milliseconds" },
+        { "src:100,", "entry 2 is empty" },
+        { ",src:100", "entry 1 is empty" },
+        { "src:100,,dst:1", "entry 2 is empty" },
+        { "src:1,dst:x", "entry 2 ('dst:x'): MS is a decimal number" },
+        { "src:600001", "MS is 0 to 600000" },
+        { "dst:99999999999999999999999", "MS is 0 to 600000" },
+        { "src:1,src:2,src:3,src:4,src:5,src:6,src:7,src:8,src:9,src:10,"
+          "src:11,src:12,src:13,src:14,src:15,src:16,src:17",
+          "takes at most 16 entries" },
+    };
+    char out[256], err[1024];
+
+    (void)state;
+    NEED_XENSTORE();
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = e2e_xensim_err(&src, out, sizeof(out), err, sizeof(err),
+                                "migrate", "nosuch", "--to", dst.dir,
+                                "--engine", "xenram", "--x-postcopy-pause",
+                                bad[i].list, NULL);
+
+        if (rc != 2 || !strstr(err, bad[i].says))
+            fprintf(stderr, "'%s': rc %d, said: %s\n", bad[i].list, rc, err);
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(err, "--x-postcopy-pause"));
+        assert_non_null(strstr(err, bad[i].says));
+    }
+    /* Sixteen entries, 0 and 600000 ms: accepted, up to the domain. */
+    assert_int_equal(e2e_xensim_err(&src, out, sizeof(out), err, sizeof(err),
+                                    "migrate", "nosuch", "--to", dst.dir,
+                                    "--engine", "xenram",
+                                    "--x-postcopy-pause",
+                                    "src:0,dst:600000,src:3,dst:4,src:5,"
+                                    "dst:6,src:7,dst:8,src:9,dst:10,src:11,"
+                                    "dst:12,src:13,dst:14,src:15,dst:16",
+                                    NULL), 1);
+    assert_non_null(strstr(err, "no domain 'nosuch'"));
+    assert_null(strstr(err, "--x-postcopy-pause"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_recover_bad_pause_lists_refused),
+        cmocka_unit_test(test_recover_source_cut_one_channel),
+        cmocka_unit_test(test_recover_destination_cut_two_channels_json),
+        cmocka_unit_test(test_recover_two_cuts_two_channels),
+        cmocka_unit_test(test_recover_two_cuts_two_channels_preempt),
+    };
+
+    e2e_init(400);
+    return cmocka_run_group_tests_name("e2e-postcopy-recover", tests, setup,
+                                       e2e_group_teardown);
+}
