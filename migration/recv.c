@@ -1326,15 +1326,11 @@ static int recv_start_guest(RecvCtx *c, char *err, size_t errlen)
 static void *recv_run_thread(void *opaque)
 {
     RecvCtx *c = opaque;
-    Migration *m = c->m;
     int ret;
 
     rcu_register_thread();
     ret = recv_start_guest(c, c->run_err, sizeof(c->run_err));
     c->run_ret = ret;
-    if (!ret) {
-        mig_set_status(m, MIGRATION_STATUS_POSTCOPY_ACTIVE);
-    }
     rcu_unregister_thread();
     return NULL;
 }
@@ -1353,6 +1349,11 @@ static int recv_postcopy_run(RecvCtx *c, char *err, size_t errlen)
                          xen_last_error());
     }
     c->running = true;
+    /*
+     * postcopy-active from RUN, not once the guest started: starting it
+     * maps its memory, which waits for pages, and a pause may come first.
+     */
+    mig_set_status(c->m, MIGRATION_STATUS_POSTCOPY_ACTIVE);
     /* A broken link pauses from now on (recovery); migrate-pause too. */
     mig_track_pause(c->m, c->ctl.chan);
     for (unsigned i = 0; i < c->ndata; i++) {
