@@ -1552,6 +1552,10 @@ static int recv_open_channels(RecvCtx *c, char *err, size_t errlen)
         return xr_error(err, errlen, -EPROTO, "the first connection is a "
                          "data channel, not the control channel");
     }
+    if (h.flags & STREAM_HEADER_F_RESUME) {
+        return xr_error(err, errlen, -EPROTO, "the source resumes a paused "
+                        "postcopy migration, but this one has not begun");
+    }
     c->ndata = h.nchannels;
     if (c->ndata && c->m->fd < 0 && c->m->listen_fd < 0) {
         return xr_error(err, errlen, -EINVAL, "the source wants %u data "
@@ -1567,7 +1571,7 @@ static int recv_open_channels(RecvCtx *c, char *err, size_t errlen)
             return ret;
         }
         if (dh.role != STREAM_CHANNEL_DATA || dh.nchannels != c->ndata ||
-            seen[dh.channel]) {
+            (dh.flags & STREAM_HEADER_F_RESUME) || seen[dh.channel]) {
             mig_channel_close(ch);
             return xr_error(err, errlen, -EPROTO, "a connection that is "
                              "not one of the %u data channels announced",

@@ -293,7 +293,7 @@ struct ts_engine_opts {
                                    round 1 (migrate-start-postcopy first) */
     bool postcopy_preempt;      /* --postcopy-preempt */
     /* --x-postcopy-pause SIDE:MS,...: a test hook.  Entry i: MS ms after
-     * the source (re)entered postcopy-active, migrate-pause to that side's
+     * both sides (re)entered postcopy-active, migrate-pause to that side's
      * xenram; the toolstack then recovers (docs/toolstack.md, "Postcopy
      * recovery"). */
     struct ts_postcopy_pause {

@@ -730,7 +730,7 @@ static void rec_say(struct eng *m, const char *fmt, ...)
 }
 
 /*
- * --x-postcopy-pause: the next entry's migrate-pause, once the source has
+ * --x-postcopy-pause: the next entry's migrate-pause, once both sides have
  * been postcopy-active for its MS and the one before was seen to pause.
  * A refusal is said, not fatal: the migration may have ended meanwhile.
  */
@@ -906,7 +906,9 @@ static int eng_postcopy_step(struct eng *m, json_t *sr, char *err,
         return -EIO;
     }
     dt = jstr(dr, "status");
-    if (strcmp(st, "postcopy-active"))
+    /* Both: the source is postcopy-active from the switch, the
+     * destination from RUN, and migrate-pause needs RUN. */
+    if (strcmp(st, "postcopy-active") || strcmp(dt, "postcopy-active"))
         m->t_active = 0;
     else if (!m->t_active)
         m->t_active = ts_now_ns();

@@ -1438,8 +1438,8 @@ static const struct cmd cmds[] = {
       "live line on a terminal (--progress: on a pipe too), the rounds "
       "as JSON (--json) or as an SVG plot (--report); a postcopy link "
       "that breaks is recovered (up to 10 attempts a pause). "
-      "--x-postcopy-pause is a test hook: for each entry, MS ms after the "
-      "source (re)entered postcopy-active, migrate-pause to the src or "
+      "--x-postcopy-pause is a test hook: for each entry, MS ms after both "
+      "sides (re)entered postcopy-active, migrate-pause to the src or "
       "dst xenram (implies --postcopy)" },
     { "hotplug", cmd_hotplug,
       "DOMAIN add SIZE [--at GPA] [--slot N] | DOMAIN remove SLOT | "

@@ -437,6 +437,64 @@ static void test_recover_two_cuts_two_channels_preempt(void **state)
  * before anything is looked at; a good list gets past the parser (to the
  * missing domain).
  */
+/*
+ * Outside a paused postcopy the recovery commands are refused with a
+ * sentence, and nothing changes: the guest runs on, no migration starts.
+ */
+static void test_recover_commands_refused_when_nothing_is_paused(
+    void **state)
+{
+    static const struct {
+        const char *cmd, *uri;
+        bool resume;
+        const char *says;
+    } cases[] = {
+        { "migrate-pause", NULL, false, "only supported by postcopy" },
+        { "migrate-recover", "unix:/tmp/xr-no-recover.sock", false,
+          "no postcopy migration is paused here (status is none)" },
+        { "migrate-recover", "fd:x", false, "give it a tcp: or unix: URI" },
+        { "migrate-recover", "bogus:1", false, "" },
+        { "migrate", "unix:/tmp/xr-no-resume.sock", true,
+          "no postcopy migration is paused here (status is none)" },
+    };
+    struct ts_qmp q;
+    char path[512], err[512];
+    uint32_t d;
+    json_t *r;
+
+    (void)state;
+    NEED_XENSTORE();
+    d = guest("rq");
+    snprintf(path, sizeof(path), "%s/qmp-libxl-%u", src.dir, d);
+    assert_int_equal(ts_qmp_connect(&q, path, -1, 5000, err, sizeof(err)),
+                     0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *args = NULL;
+
+        if (cases[i].uri) {
+            args = cases[i].resume ?
+                   json_pack("{s:s,s:b}", "uri", cases[i].uri, "resume", 1) :
+                   json_pack("{s:s}", "uri", cases[i].uri);
+        }
+        err[0] = '\0';
+        r = ts_qmp_exec(&q, cases[i].cmd, args, -1, 10000, err,
+                        sizeof(err));
+        fprintf(stderr, "%s %s: %s\n", cases[i].cmd,
+                cases[i].uri ? cases[i].uri : "", err);
+        assert_null(r);
+        assert_non_null(strstr(err, cases[i].says));
+    }
+    /* Nothing bound the recovery's socket, nothing started. */
+    assert_int_not_equal(access("/tmp/xr-no-recover.sock", F_OK), 0);
+    r = ts_qmp_exec(&q, "query-migrate", NULL, -1, 10000, err, sizeof(err));
+    assert_non_null(r);
+    assert_null(json_object_get(r, "status"));
+    json_decref(r);
+    ts_qmp_close(&q);
+    assert_true(e2e_wait_vcpu_writes(&src, d, 100));
+    destroy(&src, d);
+}
+
 static void test_recover_bad_pause_lists_refused(void **state)
 {
     static const struct {
@@ -495,6 +553,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recover_bad_pause_lists_refused),
+        cmocka_unit_test(test_recover_commands_refused_when_nothing_is_paused),
         cmocka_unit_test(test_recover_source_cut_one_channel),
         cmocka_unit_test(test_recover_destination_cut_two_channels_json),
         cmocka_unit_test(test_recover_two_cuts_two_channels),
