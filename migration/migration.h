@@ -375,8 +375,9 @@ int migration_start(Migration *m, const char *uri, int fd, char *err,
                     size_t errlen);
 
 /*
- * QMP `migrate-start-postcopy`: switch to postcopy after the round that
- * runs now, or, before `migrate`, after round 1.  Refused (-EINVAL, with
+ * QMP `migrate-start-postcopy`: switch to postcopy now, the round that
+ * runs cut short (before `migrate`: straight away); with
+ * x-postcopy-after-rounds, when that round ends.  Refused (-EINVAL, with
  * QEMU's sentences) without the postcopy-ram capability, on a
  * destination, or once the switch (or the end) is past.
  */

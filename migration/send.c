@@ -118,6 +118,9 @@ struct SendCtx {
     size_t ncuts, cut_cap;
     size_t next_chunk;                  /* atomic */
     uint64_t round;
+    /* A live round, which migrate-start-postcopy may cut short (never a
+     * round with the guest paused). */
+    bool may_cut;
 
     /* The senders' rendezvous, under @lock. */
     pthread_mutex_t lock;
@@ -515,6 +518,19 @@ static void pc_fail(SendCtx *c)
     pthread_mutex_unlock(&c->pc_lock);
 }
 
+/*
+ * migrate-start-postcopy cuts the round short (QEMU switches at once, a
+ * first pass or not): no more chunks are taken, and what was left of the
+ * plan goes back to the bitmaps for postcopy (plan_give_back).  Not with
+ * x-postcopy-after-rounds, which asks for whole rounds.
+ */
+static bool send_cut_short(SendCtx *c)
+{
+    return c->may_cut && c->m->caps.postcopy_ram &&
+           !c->m->params.x_postcopy_after_rounds &&
+           __atomic_load_n(&c->m->start_postcopy, __ATOMIC_ACQUIRE);
+}
+
 /* Send chunks until the plan is exhausted, then this channel's ROUND_END. */
 static int send_round_part(Sender *s, char *err, size_t errlen)
 {
@@ -529,7 +545,7 @@ static int send_round_part(Sender *s, char *err, size_t errlen)
     s->round_pages = 0;
     /* The preempt channel carries requested pages only: its precopy
      * rounds are empty. */
-    while (s != c->preempt &&
+    while (s != c->preempt && !send_cut_short(c) &&
            (k = __atomic_fetch_add(&c->next_chunk, 1, __ATOMIC_RELAXED)) <
            c->ncuts) {
         if (mig_cancelled(c->m)) {
@@ -658,15 +674,59 @@ static int plan_push(SendCtx *c, uint64_t gfn)
 }
 
 /*
+ * The switch to postcopy: of the pages the bitmaps still hold, those the
+ * source does not have (the VGA hole, ballooned frames: never sent, when
+ * round 1 was cut short) into the plan, their bits cleared.  They travel
+ * as ABSENT before LISTEN, so that the destination gives their frames
+ * back as precopy does, instead of paging them out and having to place
+ * something there.  The guest is paused: the mapcache says which.
+ */
+static int plan_push_absent(SendCtx *c)
+{
+    MapCache *mc = c->m->cfg.mc;
+    int ret = 0;
+
+    if (!mc) {
+        return 0;
+    }
+    rcu_read_lock();
+    for (size_t r = 0; !ret && r < c->nranges; r++) {
+        const MigRange *mr = &c->ranges[r];
+        DirtyBitmap *bm = mr->block->bmap;
+        uint64_t end = mr->page + mr->n;
+
+        for (uint64_t p = dirty_bitmap_find_next(bm, mr->page);
+             !ret && p < end; p = dirty_bitmap_find_next(bm, p + 1)) {
+            uint64_t gfn = mr->gfn + (p - mr->page);
+            int st = 0;
+
+            if (!mapcache_get(mc, gfn << XR_PAGE_BITS, XR_PAGE_SIZE, &st) &&
+                st == -EFAULT) {
+                dirty_bitmap_test_and_clear(bm, p);
+                ret = plan_push(c, gfn);
+            }
+        }
+    }
+    rcu_read_unlock();
+    return ret;
+}
+
+/*
  * The round's plan from the bitmaps (clearing them), cut into batches.
  * The ranges are sorted by gfn, so every batch's gfns increase.
+ * @absent: instead of the bitmaps' pages, those of them the source
+ * does not have (plan_push_absent).
  */
-static int plan_build(SendCtx *c, bool with_bitmaps, bool with_special)
+static int plan_build(SendCtx *c, bool with_bitmaps, bool with_special,
+                      bool absent)
 {
     size_t special_at;
 
     c->plan_len = 0;
     c->ncuts = 0;
+    if (absent && plan_push_absent(c)) {
+        return -ENOMEM;
+    }
     for (size_t r = 0; with_bitmaps && r < c->nranges; r++) {
         const MigRange *mr = &c->ranges[r];
         DirtyBitmap *bm = mr->block->bmap;
@@ -716,6 +776,34 @@ static int plan_build(SendCtx *c, bool with_bitmaps, bool with_special)
     /* ncuts boundaries make ncuts - 1 chunks. */
     c->ncuts = c->ncuts ? c->ncuts - 1 : 0;
     return 0;
+}
+
+/*
+ * A round cut short: the pages of chunks [@from, ncuts) were not sent;
+ * their bits go back (the special frames have none: the switch sends
+ * them again with the guest paused).
+ */
+static void plan_give_back(SendCtx *c, size_t from)
+{
+    size_t r = 0;
+
+    for (size_t i = from < c->ncuts ? c->cut[from] : c->plan_len;
+         i < c->plan_len; i++) {
+        uint64_t gfn = c->plan[i];
+
+        while (r < c->nranges &&
+               gfn >= c->ranges[r].gfn + c->ranges[r].n) {
+            r++;
+        }
+        if (r == c->nranges) {
+            break;              /* the special frames, after every range */
+        }
+        if (gfn >= c->ranges[r].gfn && c->ranges[r].block) {
+            dirty_bitmap_set_range(c->ranges[r].block->bmap,
+                                   c->ranges[r].page +
+                                   (gfn - c->ranges[r].gfn), 1);
+        }
+    }
 }
 
 /*
@@ -1284,8 +1372,9 @@ static int send_state(SendCtx *c, char *err, size_t errlen)
 /*
  * One pass with the guest paused: the last CLEAN into the bitmaps (*@left:
  * the pages they then hold), then a round of the special frames, and of
- * the bitmaps' pages too when @with_bitmaps (precopy's final round;
- * postcopy keeps them for the background).  0 or -errno with @err.
+ * the bitmaps' pages too when @with_bitmaps (precopy's final round);
+ * postcopy keeps them for the background, all but the frames the source
+ * does not have, which go now as ABSENT.  0 or -errno with @err.
  */
 static int send_paused_pass(SendCtx *c, bool with_bitmaps, int64_t *left,
                             char *err, size_t errlen)
@@ -1298,7 +1387,7 @@ static int send_paused_pass(SendCtx *c, bool with_bitmaps, int64_t *left,
     }
     c->round++;
     mig_event(c->m, MIGRATION_EVENT_PASS, c->round);
-    if ((ret = plan_build(c, with_bitmaps, true)) ||
+    if ((ret = plan_build(c, with_bitmaps, true, !with_bitmaps)) ||
         (ret = send_round(c, err, errlen))) {
         if (ret == -ENOMEM) {
             snprintf(err, errlen, "out of memory for the round's plan");
@@ -1973,11 +2062,19 @@ static int send_iterate(SendCtx *c, char *err, size_t errlen)
             c->bw_start_ns = t0;
             c->bw_start_bytes = b0;
         }
-        if ((ret = plan_build(c, true, c->round == 1))) {
+        if ((ret = plan_build(c, true, c->round == 1, false))) {
             snprintf(err, errlen, "out of memory for the round's plan");
             return ret;
         }
-        if ((ret = send_round(c, err, errlen))) {
+        c->may_cut = true;
+        ret = send_round(c, err, errlen);
+        if (!ret && send_cut_short(c)) {
+            plan_give_back(c, MIN(__atomic_load_n(&c->next_chunk,
+                                                  __ATOMIC_RELAXED),
+                                  c->ncuts));
+        }
+        c->may_cut = false;
+        if (ret) {
             return ret;
         }
         t1 = mig_now_ns();

@@ -289,8 +289,10 @@ struct ts_engine_opts {
     uint64_t max_bw_mib;        /* --max-bandwidth MiB/s; 0: unlimited */
     bool auto_converge;         /* --auto-converge: throttle a fast writer */
     bool postcopy;              /* --postcopy: postcopy-ram, then the switch */
-    int postcopy_after;         /* --postcopy-after-rounds N; -1: after
-                                   round 1 (migrate-start-postcopy first) */
+    int postcopy_after;         /* --postcopy-after-rounds N (N rounds
+                                   whole, x-postcopy-after-rounds); 0:
+                                   straight away (migrate-start-postcopy
+                                   before migrate); -1: after round 1 */
     bool postcopy_preempt;      /* --postcopy-preempt */
     /* --x-postcopy-pause SIDE:MS,...: a test hook.  Entry i: MS ms after
      * both sides (re)entered postcopy-active, migrate-pause to that side's

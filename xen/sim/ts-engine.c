@@ -178,8 +178,9 @@ int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
         e->postcopy = true;
         return 0;
     case TS_EOPT_POSTCOPY_AFTER:
-        if (v < 1 || v > 1000) {
-            ts_seterr(err, errlen, "--postcopy-after-rounds is 1 to 1000");
+        if (v > 1000) {
+            ts_seterr(err, errlen, "--postcopy-after-rounds is 0 (straight "
+                      "away) to 1000");
             return -EINVAL;
         }
         e->postcopy = true;
@@ -642,10 +643,11 @@ static int eng_start(struct eng *m, char *err, size_t errlen)
         json_object_set_new(p, "multifd-channels", json_integer(channels));
     /* --postcopy-after-rounds N: the engine switches when round N ends
      * (a migrate-start-postcopy sent on seeing round N may arrive after
-     * a short round N+1 converged). */
+     * a short round N+1 converged); without it, after round 1. */
     json_object_set_new(p, "x-postcopy-after-rounds",
-                        json_integer(e->postcopy && e->postcopy_after > 0 ?
-                                     e->postcopy_after : 0));
+                        json_integer(!e->postcopy ? 0 :
+                                     e->postcopy_after < 0 ? 1 :
+                                     e->postcopy_after));
     rc = ts_qmp_do(&m->sq, "migrate-set-parameters", p, QMP_TIMEOUT_MS, err,
                    errlen);
     if (rc)
@@ -654,9 +656,9 @@ static int eng_start(struct eng *m, char *err, size_t errlen)
                     "engine (%d channel%s%s)", m->sdom, m->info.name,
                     m->dst.dir, channels, channels == 1 ? "" : "s",
                     e->zstd ? ", zstd" : "");
-    /* QEMU's meaning of migrate-start-postcopy before migrate: the
-     * switch comes after round 1. */
-    if (e->postcopy && e->postcopy_after < 0) {
+    /* --postcopy-after-rounds 0: straight away, QEMU's meaning of
+     * migrate-start-postcopy before migrate (round 1 ends at once). */
+    if (e->postcopy && e->postcopy_after == 0) {
         rc = ts_qmp_do(&m->sq, "migrate-start-postcopy", NULL,
                        QMP_TIMEOUT_MS, err, errlen);
         if (rc)
