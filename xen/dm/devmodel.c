@@ -689,10 +689,16 @@ static void dm_mig_status(DeviceModel *dm, MigrationStatus st)
      * Postcopy: the guest runs here from postcopy-active on (RUN), while
      * the rest of its RAM arrives; completed follows without a change.
      */
-    if (info.incoming && (st == MIGRATION_STATUS_COMPLETED ||
-                          st == MIGRATION_STATUS_POSTCOPY_ACTIVE) &&
+    if (info.incoming && st == MIGRATION_STATUS_COMPLETED &&
         dm->status != DM_INMIGRATE) {
         dm_log(DM_LOG_INFO, "incoming postcopy migration completed");
+    } else if (info.incoming && st == MIGRATION_STATUS_POSTCOPY_ACTIVE &&
+               dm->status != DM_INMIGRATE) {
+        /* Again after a recovery (postcopy-paused, postcopy-recover). */
+        dm_log(DM_LOG_INFO, "incoming postcopy migration goes on");
+    } else if (info.incoming && st == MIGRATION_STATUS_POSTCOPY_PAUSED) {
+        dm_log(DM_LOG_WARN, "incoming postcopy migration paused: %s",
+               info.error_desc);
     } else if (info.incoming && (st == MIGRATION_STATUS_COMPLETED ||
                                  st == MIGRATION_STATUS_POSTCOPY_ACTIVE)) {
         if (dm->cfg->start_paused) {

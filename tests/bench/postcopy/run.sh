@@ -19,6 +19,12 @@
 #           the vCPU's fault to its resume;
 # and the floor (build/bench/bench-postcopy-fault) in the same sitting.
 # Each figure is the median of the runs, with the spread (min-max).
+# Then (VS=1, the default) postcopy against precopy for a guest that
+# dirties faster than the link sends: a 256 MiB guest writing VSWL
+# (default random:1024) through a VSBW (default 256) MiB/s link, precopy
+# with auto-converge (it converges only throttled) against postcopy after
+# round 1 with the destination running: total time, downtime, rounds,
+# the throttle, and the guest verified on the destination.
 #
 # BUILD (default build) holds xensim, xenram and the benches.
 set -euo pipefail
@@ -70,7 +76,7 @@ filled_guest() { # NAME -> domid
 
 dest_id() { xs "$work/b" list | awk -v n="$1" 'NR > 2 && $1 == n {print $2; exit}'; }
 
-declare -A res
+declare -A res vs_t vs_d vs_r vs_thr vs_ok
 for cfg in $CONFIGS; do
     ch=${cfg%p}
     extra=()
@@ -111,6 +117,37 @@ echo "$floor"
 fp50=$(sed -n 's/.*p50 \([0-9.]*\) us.*/\1/p' <<<"$floor")
 fp99=$(sed -n 's/.*p99 \([0-9.]*\) us.*/\1/p' <<<"$floor")
 
+# ---- postcopy against precopy: a writer faster than the link ----------------
+VS=${VS:-1}
+VSWL=${VSWL:-random:1024}
+VSBW=${VSBW:-256}
+vs_field() { sed -n "s/^  $1 *: \([0-9.]*\).*/\1/p"; }
+if [ "$VS" = 1 ]; then
+    echo "== a 256 MiB guest writing $VSWL through a $VSBW MiB/s link"
+    for how in precopy postcopy; do
+        d=$(xs "$work/a" create --mem 256 --vram $vram --name "vs$how" \
+                --workload "$VSWL" --dm "$BUILD/xenram")
+        sleep 2
+        if [ $how = precopy ]; then
+            out=$(xs "$work/a" migrate "$d" --to "$work/b" --engine xenram \
+                      --auto-converge --max-bandwidth "$VSBW" --no-progress)
+        else
+            out=$(xs "$work/a" migrate "$d" --to "$work/b" --engine xenram \
+                      --postcopy --max-bandwidth "$VSBW" --no-progress)
+        fi
+        echo "$out" | grep -v '^  [0-9]'
+        nd=$(xs "$work/b" list | awk 'NR > 2 {print $2; exit}')
+        ver=$(xs "$work/b" verify "$nd")
+        echo "destination: $ver"
+        vs_t[$how]=$(echo "$out" | vs_field 'total time')
+        vs_d[$how]=$(echo "$out" | vs_field downtime)
+        vs_r[$how]=$(echo "$out" | vs_field rounds)
+        vs_thr[$how]=$(echo "$out" | sed -n 's/^  throttle *: vCPUs capped at up to \([0-9]*\)%.*/\1/p')
+        vs_ok[$how]=$(grep -c " 0 corrupt" <<<"$ver" || true)
+        xs "$work/b" destroy "$nd" >/dev/null
+    done
+fi
+
 echo
 echo "== summary ($mib MiB guest, $WL; medians of $REPEAT [min-max]; floor p50 $fp50 us, p99 $fp99 us)"
 for cfg in $CONFIGS; do
@@ -131,3 +168,14 @@ if cfg.endswith("p"):
           "ok" if p50 <= 100 else "MISSED", "ok" if p99 <= 1000 else "MISSED"))
 EOF
 done
+if [ "$VS" = 1 ]; then
+    awk -v pt="${vs_t[precopy]}" -v pd="${vs_d[precopy]}" -v pr="${vs_r[precopy]}" \
+        -v pthr="${vs_thr[precopy]:-0}" -v pok="${vs_ok[precopy]}" \
+        -v qt="${vs_t[postcopy]}" -v qd="${vs_d[postcopy]}" -v qr="${vs_r[postcopy]}" \
+        -v qok="${vs_ok[postcopy]}" -v wl="$VSWL" -v bw="$VSBW" 'BEGIN {
+        printf "writer %s through %s MiB/s:\n", wl, bw
+        printf "  precopy + auto-converge: %.3f s, downtime %s ms, %s rounds, throttle up to %s%%, guest %s\n", pt, pd, pr, pthr, pok ? "clean" : "CORRUPT"
+        printf "  postcopy after round 1 : %.3f s, downtime %s ms, %s rounds, no throttle, guest %s\n", qt, qd, qr, qok ? "clean" : "CORRUPT"
+        printf "  postcopy takes %.2fx the time of throttled precopy\n", qt / pt
+    }'
+fi
