@@ -72,6 +72,14 @@ struct Migration {
 /* Monotonic nanoseconds. */
 uint64_t mig_now_ns(void);
 
+/*
+ * Postcopy with postcopy-preempt: the calling thread (a background
+ * sender or writer) runs at a lower priority from now on (nice +10,
+ * this thread only; Linux's nice is per thread), so that the requested
+ * pages' threads get a CPU first.  Best effort: a failure is ignored.
+ */
+void mig_thread_yield_to_requests(void);
+
 /* Set the status (and queue its event); under no lock. */
 void mig_set_status(Migration *m, MigrationStatus s);
 /* Queue an event and notify the main loop. */

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +24,11 @@ uint64_t mig_now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void mig_thread_yield_to_requests(void)
+{
+    (void)!setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 }
 
 const char *migration_status_name(MigrationStatus s)

@@ -127,6 +127,7 @@ struct RecvCtx {
      */
     bool rp_down;
     bool have_dev;                      /* the device state arrived */
+    bool pc_preempt;                    /* the last data channel: requests */
     uint64_t pc_round;                  /* the round after LISTEN's */
     unsigned recoveries;
 };
@@ -1215,13 +1216,19 @@ static int recv_discard(RecvCtx *c, uint32_t len, char *err, size_t errlen)
  */
 static int recv_listen(RecvCtx *c, uint32_t len, char *err, size_t errlen)
 {
-    uint64_t round;
+    uint64_t round, flags;
     int ret;
 
-    if ((ret = stream_postcopy_listen_decode(c->ctl.body, len, &round, err,
-                                             errlen))) {
+    if ((ret = stream_postcopy_listen_decode(c->ctl.body, len, &round,
+                                             &flags, err, errlen))) {
         return ret;
     }
+    if ((flags & STREAM_LISTEN_F_PREEMPT) && c->ndata < 2) {
+        return xr_error(err, errlen, -EPROTO, "postcopy: LISTEN says the "
+                        "last data channel is postcopy-preempt's, but there "
+                        "%s %u", c->ndata == 1 ? "is" : "are", c->ndata);
+    }
+    c->pc_preempt = flags & STREAM_LISTEN_F_PREEMPT;
     if (!c->advised || !c->hvm_ctx) {
         return xr_error(err, errlen, -EPROTO, "postcopy: LISTEN arrived "
                         "before %s: out of order", !c->advised ?
@@ -1432,10 +1439,24 @@ static void recv_postcopy_cleanup(RecvCtx *c)
 static void *recv_writer(void *opaque)
 {
     Receiver *r = opaque;
+    bool background = false;
 
     for (;;) {
         uint32_t type, len;
         char name[24];
+
+        /*
+         * With postcopy-preempt, once listening, this channel carries the
+         * background: it yields to the requested pages' way (the preempt
+         * channel's writer, the ring and request threads), which waits
+         * for a CPU behind it otherwise (docs/PERFORMANCE.md).
+         */
+        if (!background &&
+            __atomic_load_n(&r->ctx->listening, __ATOMIC_ACQUIRE) &&
+            r->ctx->pc_preempt && r->index < r->ctx->ndata) {
+            background = true;
+            mig_thread_yield_to_requests();
+        }
 
         uint8_t hdr[STREAM_RECORD_HDR_LEN];
 

@@ -56,6 +56,7 @@ typedef struct Sender {
     uint64_t round_pages;
     pthread_t thread;
     bool thread_started;
+    bool yielded;                       /* mig_thread_yield_to_requests() */
 } Sender;
 
 struct SendCtx {
@@ -442,6 +443,11 @@ static int send_postcopy_part(Sender *s, char *err, size_t errlen)
     int ret;
 
     s->round_pages = 0;
+    if (c->preempt && background && !s->yielded) {
+        /* The background gives way to the requested pages' senders. */
+        s->yielded = true;
+        mig_thread_yield_to_requests();
+    }
     for (;;) {
         MigPageRun run;
         size_t n = 0;
@@ -1981,7 +1987,8 @@ static int send_postcopy(SendCtx *c, uint64_t *t_pause, char *err,
         return ret;
     }
     c->rp_started = true;
-    stream_postcopy_listen_encode(c->listen_round, body);
+    stream_postcopy_listen_encode(c->listen_round, c->preempt ?
+                                  STREAM_LISTEN_F_PREEMPT : 0, body);
     if ((ret = send_record(&c->ctl, STREAM_REC_POSTCOPY_LISTEN, body,
                            sizeof(body), err, errlen))) {
         return ret;

@@ -336,26 +336,29 @@ int stream_postcopy_advise_decode(const uint8_t *body, uint32_t len,
     return 0;
 }
 
-void stream_postcopy_listen_encode(uint64_t round, uint8_t *out)
+void stream_postcopy_listen_encode(uint64_t round, uint64_t flags,
+                                   uint8_t *out)
 {
     put_le64(out, round);
-    put_le64(out + 8, 0);
+    put_le64(out + 8, flags);
 }
 
 int stream_postcopy_listen_decode(const uint8_t *body, uint32_t len,
-                                  uint64_t *round, char *err, size_t errlen)
+                                  uint64_t *round, uint64_t *flags,
+                                  char *err, size_t errlen)
 {
     if (len != STREAM_POSTCOPY_LISTEN_LEN) {
         return xr_error(err, errlen, -EINVAL, "POSTCOPY_LISTEN of %" PRIu32
                         " bytes (%d expected)", len,
                         STREAM_POSTCOPY_LISTEN_LEN);
     }
-    if (get_le64(body + 8)) {
+    if (get_le64(body + 8) & ~(uint64_t)STREAM_LISTEN_F_PREEMPT) {
         return xr_error(err, errlen, -EINVAL, "POSTCOPY_LISTEN asks for "
                         "flags %#" PRIx64 ", which this build does not know",
                         get_le64(body + 8));
     }
     *round = get_le64(body);
+    *flags = get_le64(body + 8);
     if (*round == 0) {
         return xr_error(err, errlen, -EINVAL, "POSTCOPY_LISTEN after round "
                         "0: round 1, the full pass, must come first");

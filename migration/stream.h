@@ -276,12 +276,17 @@ int stream_postcopy_advise_decode(const uint8_t *body, uint32_t len,
 /*
  * POSTCOPY_LISTEN: u64 the last round sent before the switch (every data
  * channel ends it, with its ROUND_END, before the destination makes the
- * missing pages absent), u64 flags (0).  A round of 0 is refused.
+ * missing pages absent), u64 flags.  A round of 0 is refused, and flags
+ * other than these.  PREEMPT: the last data channel is postcopy-preempt's
+ * (requested pages only): the others carry the background.
  */
 #define STREAM_POSTCOPY_LISTEN_LEN 16
-void stream_postcopy_listen_encode(uint64_t round, uint8_t *out);
+#define STREAM_LISTEN_F_PREEMPT 0x1u
+void stream_postcopy_listen_encode(uint64_t round, uint64_t flags,
+                                   uint8_t *out);
 int stream_postcopy_listen_decode(const uint8_t *body, uint32_t len,
-                                  uint64_t *round, char *err, size_t errlen);
+                                  uint64_t *round, uint64_t *flags,
+                                  char *err, size_t errlen);
 
 /* Ranges a DISCARD carries at most (16 bytes each: 64 KiB of ranges). */
 #define STREAM_DISCARD_MAX_RANGES 4096u

@@ -92,10 +92,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         stream_postcopy_advise_decode(data + off, len, &ps, err, sizeof(err));
     } else if (type == STREAM_REC_POSTCOPY_LISTEN) {
-        uint64_t round;
+        uint64_t round, flags;
 
-        if (stream_postcopy_listen_decode(data + off, len, &round, err,
-                                          sizeof(err)) == 0 && !round) {
+        if (stream_postcopy_listen_decode(data + off, len, &round, &flags,
+                                          err, sizeof(err)) == 0 &&
+            (!round || (flags & ~(uint64_t)STREAM_LISTEN_F_PREEMPT))) {
             abort();
         }
     } else if (type == STREAM_REC_POSTCOPY_DISCARD) {

@@ -76,13 +76,16 @@ int main(int argc, char **argv)
     put("refused-batch-flag", STREAM_REC_RAM, buf, n);
     stream_batch_free(b);
 
-    stream_postcopy_listen_encode(2, buf);
+    stream_postcopy_listen_encode(2, 0, buf);
     put("listen", STREAM_REC_POSTCOPY_LISTEN, buf, STREAM_POSTCOPY_LISTEN_LEN);
-    stream_postcopy_listen_encode(0, buf);
+    stream_postcopy_listen_encode(3, STREAM_LISTEN_F_PREEMPT, buf);
+    put("listen-preempt", STREAM_REC_POSTCOPY_LISTEN, buf,
+        STREAM_POSTCOPY_LISTEN_LEN);
+    stream_postcopy_listen_encode(0, 0, buf);
     put("refused-listen-round-0", STREAM_REC_POSTCOPY_LISTEN, buf,
         STREAM_POSTCOPY_LISTEN_LEN);
-    stream_postcopy_listen_encode(2, buf);
-    buf[8] = 1;                         /* flags must be 0 */
+    stream_postcopy_listen_encode(2, 0, buf);
+    buf[8] = 2;                         /* a flag this build does not know */
     put("refused-listen-flags", STREAM_REC_POSTCOPY_LISTEN, buf,
         STREAM_POSTCOPY_LISTEN_LEN);
     put("refused-listen-short", STREAM_REC_POSTCOPY_LISTEN, buf, 8);
