@@ -985,16 +985,16 @@ static const PostcopyOps recv_pc_ops = {
  * thread).  The frame's fault time is kept for the latency, the frame
  * queued for the request sender.
  */
-static void recv_fault(void *opaque, uint64_t gfn, bool vcpu_paused)
+static void recv_fault(void *opaque, const XenPagerFault *f)
 {
     RecvCtx *c = opaque;
+    uint64_t gfn = f->gfn;
     size_t k = recv_range(c, gfn);
     uint64_t zero = 0, now = mig_now_ns();
     MigPageRun run = { .gfn = gfn, .n = 1, .t_ns = now };
 
-    (void)vcpu_paused;
-    if (k == SIZE_MAX || !c->ranges[k].block) {
-        return;                 /* not a page postcopy moves */
+    if (k == SIZE_MAX || !c->ranges[k].block || !f->ask) {
+        return;                 /* not a page postcopy moves, or asked */
     }
     __atomic_compare_exchange_n(&c->fault_ns[recv_frame_index(c, k, gfn)],
                                 &zero, now, false, __ATOMIC_ACQ_REL,
