@@ -291,10 +291,18 @@ typedef struct MigrationRamInfo {
 #define MIGRATION_LATENCY_BUCKETS 24
 
 /*
+ * The vCPUs whose blocktime is reported: Xen 4.17's HVM_MAX_VCPUS, as
+ * many as an HVM guest can have (a fixed array, since MigrationInfo is
+ * copied by value).
+ */
+#define MIGRATION_MAX_VCPUS 128
+
+/*
  * Postcopy's figures.  Source: @requests PAGE_REQUESTs taken, @requested
  * pages sent because they were asked for.  Destination: @requests faults
  * turned into PAGE_REQUESTs, their service times (fault to page loaded),
- * what DISCARD and LISTEN did, pages placed and duplicates.
+ * what DISCARD and LISTEN did, pages placed and duplicates, and each
+ * vCPU's time paused on pages not there yet.
  */
 typedef struct MigrationPostcopyInfo {
     bool used;                  /* the migration switched to postcopy */
@@ -308,6 +316,14 @@ typedef struct MigrationPostcopyInfo {
     uint64_t faults;            /* service times recorded */
     uint64_t p50_ns, p99_ns, max_ns;
     uint64_t hist[MIGRATION_LATENCY_BUCKETS];
+    /*
+     * Destination: QEMU's postcopy-vcpu-blocktime, vCPU i's waits that
+     * ended, fault to place (ns), for i below @nr_vcpus (the guest's, at
+     * most MIGRATION_MAX_VCPUS).  A frame two vCPUs wait for is charged
+     * to both, so the sum may pass @blocktime_ns, which counts it once.
+     */
+    uint32_t nr_vcpus;
+    uint64_t vcpu_blocktime_ns[MIGRATION_MAX_VCPUS];
 } MigrationPostcopyInfo;
 
 typedef struct MigrationInfo {

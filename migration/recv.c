@@ -30,6 +30,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "migration/blocktime.h"
 #include "migration/migration-internal.h"
 #include "migration/pagereq.h"
 #include "migration/postcopy.h"
@@ -113,6 +114,7 @@ struct RecvCtx {
     XenPager *pager;
     MigPageQueue faults;                /* frames the ring thread asks for */
     uint64_t *fault_ns;                 /* each frame's fault time, or 0 */
+    PostcopyBlocktime *blocktime;       /* each vCPU's waits */
     pthread_t req_thread, run_thread;
     bool req_started, run_started;
     int run_ret;
@@ -788,9 +790,13 @@ static void recv_postcopy_info(RecvCtx *c)
 {
     MigrationPostcopyInfo *pc = &c->m->info.postcopy;
     PostcopyStats st;
-    uint64_t asked;
+    uint64_t asked, vcpu_ns[MIGRATION_MAX_VCPUS];
+    uint32_t nv;
 
     postcopy_incoming_stats(&c->pi, &st);
+    nv = postcopy_blocktime_totals(c->blocktime, vcpu_ns,
+                                   MIGRATION_MAX_VCPUS);
+    nv = MIN(nv, MIGRATION_MAX_VCPUS);
     pthread_mutex_lock(&c->faults.lock);
     asked = c->faults.pushed;
     pthread_mutex_unlock(&c->faults.lock);
@@ -808,6 +814,8 @@ static void recv_postcopy_info(RecvCtx *c)
     pc->p99_ns = st.p99_ns;
     pc->max_ns = st.max_ns;
     memcpy(pc->hist, st.latency.bucket, sizeof(pc->hist));
+    pc->nr_vcpus = nv;
+    memcpy(pc->vcpu_blocktime_ns, vcpu_ns, nv * sizeof(vcpu_ns[0]));
     pthread_mutex_unlock(&c->m->lock);
 }
 
@@ -877,7 +885,7 @@ static int recv_postcopy_ram(Receiver *r, char *err, size_t errlen)
         }
         while (left) {
             uint32_t i = UINT32_MAX;
-            uint64_t page, idx, t;
+            uint64_t page, idx, t, now;
             RAMBlock *b;
 
             for (uint32_t j = next; j < v->npages; j++) {
@@ -911,9 +919,13 @@ static int recv_postcopy_ram(Receiver *r, char *err, size_t errlen)
                 return ret;
             }
             t = __atomic_exchange_n(&c->fault_ns[idx], 0, __ATOMIC_ACQ_REL);
+            now = mig_now_ns();
             if (t) {
-                postcopy_incoming_fault_served(&c->pi, mig_now_ns() - t);
+                postcopy_incoming_fault_served(&c->pi, now - t);
             }
+            /* Its vCPUs run again (one may wait for a frame nobody asked
+             * for: its load was in flight). */
+            postcopy_blocktime_placed(c->blocktime, v->pfn[i], now);
         }
     }
     __atomic_add_fetch(&c->pages, v->npages, __ATOMIC_RELAXED);
@@ -983,19 +995,33 @@ static const PostcopyOps recv_pc_ops = {
 /*
  * XenPagerFaultFn, on the pager's ring thread: never blocks, never maps
  * guest memory (a foreign mapping of a paged frame waits for this very
- * thread).  The frame's fault time is kept for the latency, the frame
- * queued for the request sender.
+ * thread).  A paused vCPU's wait is recorded (blocktime); an ask keeps
+ * the frame's fault time for the latency and queues the frame for the
+ * request sender.
  */
-static void recv_fault(void *opaque, uint64_t gfn, bool vcpu_paused)
+static void recv_fault(void *opaque, const XenPagerFault *f)
 {
     RecvCtx *c = opaque;
+    uint64_t gfn = f->gfn;
     size_t k = recv_range(c, gfn);
     uint64_t zero = 0, now = mig_now_ns();
     MigPageRun run = { .gfn = gfn, .n = 1, .t_ns = now };
 
-    (void)vcpu_paused;
     if (k == SIZE_MAX || !c->ranges[k].block) {
         return;                 /* not a page postcopy moves */
+    }
+    /*
+     * The frame may have been loaded since Xen's request, and that place
+     * charged nobody: it clears the frame's mark before it charges, so
+     * either it finds this wait or we find the frame in (blocktime.h).
+     */
+    if (f->vcpu != XEN_PAGER_NO_VCPU &&
+        postcopy_blocktime_fault(c->blocktime, f->vcpu, gfn, now) &&
+        !xen_pager_is_paged_out(c->pager, gfn)) {
+        postcopy_blocktime_placed(c->blocktime, gfn, mig_now_ns());
+    }
+    if (!f->ask) {
+        return;                 /* one more vCPU on a frame asked for */
     }
     __atomic_compare_exchange_n(&c->fault_ns[recv_frame_index(c, k, gfn)],
                                 &zero, now, false, __ATOMIC_ACQ_REL,
@@ -1106,8 +1132,10 @@ static int recv_postcopy_init(RecvCtx *c, char *err, size_t errlen)
 {
     Migration *m = c->m;
     RAMBlock *block;
+    XenDomainInfo di;
     int ret = 0;
     uint64_t frames = 0;
+    uint32_t vcpus = 0;
 
     rcu_read_lock();
     RAMBLOCK_FOREACH(m->cfg.ram, block) {
@@ -1135,7 +1163,14 @@ static int recv_postcopy_init(RecvCtx *c, char *err, size_t errlen)
         frames += c->ranges[k].n;
     }
     c->fault_ns = calloc(frames ? frames : 1, sizeof(*c->fault_ns));
-    if (!c->fault_ns || mig_page_queue_init(&c->faults, frames + 16)) {
+    /* The guest's vCPUs, as many as query-migrate reports (an HVM guest
+     * has no more); none if Xen cannot say: only figures are lost. */
+    if (xen_domain_info(c->xh, &di) == 0) {
+        vcpus = MIN(di.nr_vcpus, MIGRATION_MAX_VCPUS);
+    }
+    c->blocktime = postcopy_blocktime_new(vcpus);
+    if (!c->fault_ns || !c->blocktime ||
+        mig_page_queue_init(&c->faults, frames + 16)) {
         return -ENOMEM;
     }
     postcopy_incoming_init(&c->pi, m->cfg.ram, &recv_pc_ops, c);
@@ -1432,6 +1467,7 @@ static void recv_postcopy_cleanup(RecvCtx *c)
     postcopy_incoming_destroy(&c->pi);
     mig_page_queue_destroy(&c->faults);
     free(c->fault_ns);
+    postcopy_blocktime_free(c->blocktime);
     free(c->discards);
 }
 

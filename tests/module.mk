@@ -25,6 +25,8 @@ TSAN_TESTS  += $(STRESS_TESTS) \
                $(filter %-concurrency %-rcu,$(UNIT_TESTS))
 # test-paging's hooks race a request with a load and an evict on purpose.
 TSAN_TESTS  += $(BUILD)/tests/test-paging
+# test-blocktime's last tests fault and place from several threads.
+TSAN_TESTS  += $(BUILD)/tests/test-blocktime
 
 TEST_LIBS = $(LIB_INTERNAL) $(XEN_LIBS) $(JSON_LIBS) $(ZLIB_LIBS) $(MIG_LIBS) $(URCU_LIBS) $(CMOCKA_LIBS) -lm
 

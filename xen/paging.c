@@ -82,6 +82,7 @@ struct XenPager {
     bool stopping;              /* atomic */
 
     uint64_t nr_frames;         /* the domain's highest frame + 1 */
+    uint32_t nr_vcpus;          /* the domain's vCPUs: the bound of vcpu_id */
     uint64_t nr_chunks;
     unsigned long **chunks;     /* entries atomic; set under @lock */
 
@@ -281,22 +282,30 @@ static PagerWaiter *pager_waiter_of_locked(XenPager *p, uint64_t gfn)
 
 /* ---- the ring thread ---------------------------------------------------- */
 
-typedef struct PagerFault {
-    uint64_t gfn;
-    bool vcpu_paused;
-} PagerFault;
-
 typedef enum PagerAction {
     PAGER_ANSWERED,             /* answered at once */
     PAGER_QUEUED,               /* waits for a load already asked for */
+    PAGER_QUEUED_VCPU,          /* the same, and names a vCPU: tell it */
     PAGER_TELL,                 /* waits; the fault callback must hear */
     PAGER_FIXUP,                /* EVICT_FAIL: prep, then answer */
 } PagerAction;
 
+/*
+ * The guest vCPU a request's @flags and @vcpu_id say waits, or
+ * XEN_PAGER_NO_VCPU: a foreign mapper's request names its own vCPU (in
+ * another domain), and an id beyond the domain's vCPUs is no vCPU of its.
+ */
+static uint32_t pager_fault_vcpu(const XenPager *p, uint32_t flags,
+                                 uint32_t vcpu_id)
+{
+    return (flags & VM_EVENT_FLAG_VCPU_PAUSED) && vcpu_id < p->nr_vcpus
+           ? vcpu_id : XEN_PAGER_NO_VCPU;
+}
+
 /* One request taken off the ring, under @lock: what became of it. */
 static PagerAction pager_take_locked(XenPager *p,
                                      const vm_event_request_t *req,
-                                     PagerFault *f)
+                                     XenPagerFault *f)
 {
     uint64_t gfn = req->u.mem_paging.gfn;
     PagerWaiter *w = NULL;
@@ -305,6 +314,15 @@ static PagerAction pager_take_locked(XenPager *p,
     p->st.requests++;
     if (paused) {
         p->st.vcpu_faults++;
+        if (req->vcpu_id >= p->nr_vcpus) {
+            /* Xen names current's vCPU: not a state it leaves.  Never
+             * passed on as a vCPU, never used as an index. */
+            p->st.bad_vcpu++;
+            xen_record_failure(ERANGE, "paging ring request", p->domid,
+                               "gfn 0x%" PRIx64 ": vcpu_id %" PRIu32
+                               " beyond the domain's %" PRIu32 " vCPUs",
+                               (uint64_t)gfn, req->vcpu_id, p->nr_vcpus);
+        }
     }
     if (req->version != VM_EVENT_INTERFACE_VERSION ||
         req->reason != VM_EVENT_REASON_MEM_PAGING) {
@@ -383,11 +401,14 @@ static PagerAction pager_take_locked(XenPager *p,
             .gfn = gfn,
             .taken_ns = pager_now_ns(),
         };
-        if (!tell) {
-            return PAGER_QUEUED;
-        }
         f->gfn = gfn;
-        f->vcpu_paused = paused;
+        f->vcpu = pager_fault_vcpu(p, req->flags, req->vcpu_id);
+        f->ask = tell;
+        if (!tell) {
+            /* Asked for already: only a vCPU that waits is news. */
+            return f->vcpu != XEN_PAGER_NO_VCPU ? PAGER_QUEUED_VCPU
+                                                : PAGER_QUEUED;
+        }
         return PAGER_TELL;
     }
 }
@@ -397,7 +418,7 @@ static PagerAction pager_take_locked(XenPager *p,
  * when they arrived failed): mark them announced, under @lock, and return
  * how many of @f to call.
  */
-static unsigned int pager_reannounce_locked(XenPager *p, PagerFault *f)
+static unsigned int pager_reannounce_locked(XenPager *p, XenPagerFault *f)
 {
     unsigned int n = 0;
 
@@ -419,8 +440,10 @@ static unsigned int pager_reannounce_locked(XenPager *p, PagerFault *f)
                 p->waiters[j].announced = true;
             }
         }
+        /* The waiters' vCPUs were told as they came: only the ask is new. */
         f[n].gfn = w->gfn;
-        f[n].vcpu_paused = w->flags & VM_EVENT_FLAG_VCPU_PAUSED;
+        f[n].vcpu = pager_fault_vcpu(p, w->flags, w->vcpu_id);
+        f[n].ask = true;
         n++;
     }
     return n;
@@ -433,7 +456,7 @@ static unsigned int pager_reannounce_locked(XenPager *p, PagerFault *f)
  */
 static void pager_drain(XenPager *p)
 {
-    PagerFault faults[PAGER_RING_SLOTS];
+    XenPagerFault faults[PAGER_RING_SLOTS];
     unsigned int nf;
     bool notify = false;
 
@@ -443,7 +466,7 @@ static void pager_drain(XenPager *p)
         RING_IDX prod = __atomic_load_n(&p->back.sring->req_prod,
                                         __ATOMIC_ACQUIRE);
         vm_event_request_t req;
-        PagerFault f;
+        XenPagerFault f;
 
         if (RING_REQUEST_PROD_OVERFLOW(&p->back, prod)) {
             p->ring_broken = true;
@@ -480,9 +503,10 @@ static void pager_drain(XenPager *p)
             break;
         case PAGER_QUEUED:
             break;
+        case PAGER_QUEUED_VCPU:
         case PAGER_TELL:
             pthread_mutex_unlock(&p->lock);
-            p->fault(p->opaque, f.gfn, f.vcpu_paused);
+            p->fault(p->opaque, &f);
             pthread_mutex_lock(&p->lock);
             break;
         case PAGER_FIXUP:
@@ -507,7 +531,7 @@ static void pager_drain(XenPager *p)
         pager_notify(p);
     }
     for (unsigned int i = 0; i < nf; i++) {
-        p->fault(p->opaque, faults[i].gfn, faults[i].vcpu_paused);
+        p->fault(p->opaque, &faults[i]);
     }
 }
 
@@ -665,6 +689,7 @@ int xen_pager_start(XenHandles *xh, XenPagerFaultFn *fault, void *opaque,
 {
     uint32_t domid = xen_domid(xh);
     XenPager *p;
+    XenDomainInfo di;
     xen_pfn_t max_gpfn = 0;
     uint32_t port = 0;
     int ret, lp;
@@ -693,6 +718,12 @@ int xen_pager_start(XenHandles *xh, XenPagerFaultFn *fault, void *opaque,
         goto fail;
     }
     p->nr_frames = (uint64_t)max_gpfn + 1;
+    /* The bound of every vcpu_id: the guest's vCPUs do not change. */
+    ret = xen_domain_info(xh, &di);
+    if (ret) {
+        goto fail;
+    }
+    p->nr_vcpus = di.nr_vcpus;
     p->nr_chunks = DIV_ROUND_UP(p->nr_frames, PAGER_CHUNK_FRAMES);
     p->chunks = calloc(p->nr_chunks, sizeof(*p->chunks));
     p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

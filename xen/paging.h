@@ -26,8 +26,9 @@
  *                       us, and crash the guest at its next touch of one).
  *
  * The ring thread takes requests and hands each frame asked for to the
- * @fault callback once (later requests for a frame already asked for are
- * only queued); it never maps guest memory, since a foreign mapping of a
+ * @fault callback once to be asked for (later requests for it are only
+ * queued, and passed on only to name another paused vCPU that waits); it
+ * never maps guest memory, since a foreign mapping of a
  * paged-out frame waits for this very thread.  A request for a frame that
  * is present again (loaded between Xen's request and its arrival) is
  * answered at once.
@@ -47,19 +48,48 @@
 
 typedef struct XenPager XenPager;
 
+/* XenPagerFault.vcpu when no guest vCPU waits. */
+#define XEN_PAGER_NO_VCPU UINT32_MAX
+
 /*
- * A frame the guest (or a foreign mapping) is waiting for, called once per
- * frame on the ring thread: ask for it (postcopy: a PAGE_REQUEST to the
- * source), do not map guest memory, do not block for long.  @vcpu_paused
- * says whether a vCPU waits on it (false: a foreign mapping).
+ * A request that waits for a frame, as the fault callback sees it.  Xen
+ * names a vCPU in every request (a foreign mapper's own, in another
+ * domain); only one it paused (VM_EVENT_FLAG_VCPU_PAUSED) is the guest's
+ * and waits here, and only one below the domain's vCPU count is passed on.
  */
-typedef void XenPagerFaultFn(void *opaque, uint64_t gfn, bool vcpu_paused);
+typedef struct XenPagerFault {
+    uint64_t gfn;
+    /*
+     * The guest vCPU Xen paused on @gfn, below the domain's vCPU count
+     * (xc_domain_getinfolist's max_vcpu_id + 1 at start); XEN_PAGER_NO_VCPU
+     * for a foreign mapping's request, or a paused one naming a vCPU the
+     * domain does not have (counted in XenPagerStats.bad_vcpu).
+     */
+    uint32_t vcpu;
+    /*
+     * Ask for the frame: the first request for it (or the first since a
+     * load of it failed).  false: one more vCPU waits for a frame already
+     * asked for or being loaded; such calls come only with a @vcpu.
+     */
+    bool ask;
+} XenPagerFault;
+
+/*
+ * A request that waits, on the ring thread: once per frame with @f->ask
+ * (postcopy: a PAGE_REQUEST to the source), and once more for each other
+ * paused vCPU that waits for it (per-vCPU blocktime).  Do not map guest
+ * memory, do not block for long.  @f is valid during the call only.
+ */
+typedef void XenPagerFaultFn(void *opaque, const XenPagerFault *f);
 
 typedef struct XenPagerStats {
     uint64_t evicted;           /* frames paged out */
     uint64_t loaded;            /* frames put back in */
     uint64_t requests;          /* ring requests taken */
     uint64_t vcpu_faults;       /* of which with a vCPU paused */
+    /* Of those, naming a vCPU the domain does not have: answered, passed
+     * on without the vCPU (Xen ignores the response's vCPU then too). */
+    uint64_t bad_vcpu;
     uint64_t answered;          /* responses put on the ring */
     uint64_t paged_out;         /* frames paged out now */
     /* Requests answered without acting on them: a version or reason this
@@ -78,7 +108,8 @@ typedef struct XenPagerStats {
  * Start paging the domain of @xh: 0 and *@out, or -errno with
  * xen_last_error() naming the call that failed (ENOSYS: the hypervisor
  * was built without CONFIG_MEM_PAGING; say so); nothing stays behind on
- * failure.  @fault runs on the ring thread.
+ * failure.  @fault runs on the ring thread.  The domain's vCPU count is
+ * read once, here: the bound of every request's vcpu_id.
  */
 int xen_pager_start(XenHandles *xh, XenPagerFaultFn *fault, void *opaque,
                     XenPager **out);

@@ -68,8 +68,10 @@ static double now_s(void)
 }
 
 /* On the ring thread: the page from the copy, as postcopy's place would. */
-static void on_fault(void *opaque, uint64_t gfn, bool vcpu_paused)
+static void on_fault(void *opaque, const XenPagerFault *f)
 {
+    uint64_t gfn = f->gfn;
+    bool vcpu_paused = f->vcpu != XEN_PAGER_NO_VCPU;
     int ret;
 
     (void)opaque;
@@ -78,6 +80,9 @@ static void on_fault(void *opaque, uint64_t gfn, bool vcpu_paused)
         fprintf(stderr, "# fault on gfn 0x%" PRIx64 " outside the range\n", gfn);
         xen_pager_load(pager, gfn, NULL);
         return;
+    }
+    if (!f->ask) {
+        return;                 /* one more vCPU on a frame asked for */
     }
     atomic_store(&faulted[gfn - base], vcpu_paused ? 1 : 2);
     ret = xen_pager_load(pager, gfn, copy + (gfn - base) * PAGE);

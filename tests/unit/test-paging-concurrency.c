@@ -5,10 +5,12 @@
  * loaders and a background loader racing them (for ThreadSanitizer: make
  * check-tsan).
  *
- * Every request carries a token in its vcpu_id; every token must come
- * back exactly once, with its gfn.  Each frame goes to the fault callback
- * at most once, is loaded exactly once (the other loads of it are
- * -EEXIST), and ends with the contents its load gave it.
+ * Every request carries a token in its vcpu_id (the fake domain has a
+ * vCPU per token); every token must come back exactly once, with its
+ * gfn, and the fault callback names the token of a paused request as
+ * its vCPU.  Each frame is asked for at most once, is loaded exactly
+ * once (the other loads of it are -EEXIST), and ends with the contents
+ * its load gave it.
  *
  * The frames are a RAM block of the destination's postcopy state
  * (migration/postcopy.c) and every load is a postcopy_incoming_place, as
@@ -19,13 +21,15 @@
  */
 #include <inttypes.h>
 
-#include "migration/postcopy.h"
-#include "tests/unit/test-paging-fake.h"
-
 #define BASE    0x1000ULL
 #define NFR     2048u           /* frames paged out */
 #define NREQ    12000u          /* requests Xen makes */
 #define LOADERS 2
+
+#define FAKE_NR_VCPUS NREQ      /* every token a vCPU of the domain */
+
+#include "migration/postcopy.h"
+#include "tests/unit/test-paging-fake.h"
 
 static XenPager *pager;
 static RAMList ram;
@@ -71,7 +75,8 @@ static struct {
     unsigned int head, tail;
     bool closed;
     unsigned int produced;      /* requests Xen has put on the ring */
-    unsigned int asked[NFR];    /* fault calls per frame */
+    unsigned int asked[NFR];    /* fault calls that ask, per frame */
+    unsigned int named;         /* fault calls naming one more vCPU */
     unsigned int errors;        /* a load that was neither 0 nor EEXIST */
 } w = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
@@ -79,12 +84,24 @@ static uint64_t token_gfn[NREQ];
 static unsigned int answers[NREQ];
 static unsigned int stray;      /* responses with no or a wrong token */
 
-static void on_fault(void *opaque, uint64_t gfn, bool paused)
+
+static void on_fault(void *opaque, const XenPagerFault *f)
 {
+    uint64_t gfn = f->gfn;
+
     (void)opaque;
-    (void)paused;
     pthread_mutex_lock(&w.lock);
-    if (gfn >= BASE && gfn < BASE + NFR) {
+    /* A paused request's token, for its own frame; a foreign one none. */
+    if (f->vcpu != XEN_PAGER_NO_VCPU &&
+        (f->vcpu >= NREQ || f->vcpu % 3 == 0 || token_gfn[f->vcpu] != gfn)) {
+        w.errors++;
+    }
+    if (!f->ask) {
+        w.named += f->vcpu != XEN_PAGER_NO_VCPU;
+        if (f->vcpu == XEN_PAGER_NO_VCPU) {
+            w.errors++;
+        }
+    } else if (gfn >= BASE && gfn < BASE + NFR) {
         w.asked[gfn - BASE]++;
         if (w.asked[gfn - BASE] == 1) {
             w.q[w.tail++] = gfn;
@@ -293,10 +310,10 @@ static void test_every_request_is_answered_exactly_once(void **state)
     assert_int_equal(st.answered, NREQ);
     assert_int_equal(st.loaded, NFR);
     assert_int_equal(st.paged_out, 0);
-    assert_int_equal(st.rejected + st.out_of_range, 0);
+    assert_int_equal(st.rejected + st.out_of_range + st.bad_vcpu, 0);
     print_message("%u requests, %" PRIu64 " waited for a load, %u frames "
-                  "asked for, %" PRIu64 " loads in all\n", NREQ, st.waited,
-                  asked, fx.loads);
+                  "asked for, %u more vCPUs named, %" PRIu64 " loads in "
+                  "all\n", NREQ, st.waited, asked, w.named, fx.loads);
     postcopy_incoming_stats(&pi, &ps);
     assert_int_equal(ps.made_absent, NFR);
     assert_int_equal(ps.placed, NFR);

@@ -6,10 +6,11 @@
  * xen/module.mk).  Included by each test program: every function is
  * static.
  *
- * One domain (FAKE_DOMID) with frames [0, FAKE_NR_FRAMES), each in a p2m
- * state as mem_paging.c keeps it (ram, paging_out, paged, paging_in); the
- * paging ring is a page of our own, which the fake's front ring produces
- * requests into (as vm_event_put_request() does: the request, then
+ * One domain (FAKE_DOMID) with FAKE_NR_VCPUS vCPUs and frames [0,
+ * FAKE_NR_FRAMES), each in a p2m state as mem_paging.c keeps it (ram,
+ * paging_out, paged, paging_in); the paging ring is a page of our own,
+ * which the fake's front ring produces requests into (as
+ * vm_event_put_request() does: the request, then
  * req_prod with release order, then the event channel) and consumes
  * responses from (as vm_event_resume() does).  Every call is logged by
  * name, and any call can be made to fail (the nth time it is made).
@@ -43,6 +44,9 @@
 #define FAKE_DOMID      7
 #define FAKE_NR_FRAMES  0x100000ULL     /* max gpfn 0xfffff */
 #define FAKE_RING_GFN   0xfeff8ULL
+#ifndef FAKE_NR_VCPUS                   /* a test may want more */
+#define FAKE_NR_VCPUS   8               /* max_vcpu_id 7 */
+#endif
 #define FAKE_PORT       42              /* Xen's end */
 #define FAKE_LOCAL_PORT 142             /* ours */
 
@@ -379,6 +383,7 @@ int __wrap_xc_domain_getinfolist(xc_interface *xch, uint32_t first,
     info->domain = FAKE_DOMID;
     info->flags = XEN_DOMINF_hvm_guest;
     info->max_pages = 32768;
+    info->max_vcpu_id = FAKE_NR_VCPUS - 1;
     return 1;
 }
 

@@ -18,25 +18,50 @@
 typedef struct Fault {
     uint64_t gfn;
     bool paused;
+    uint32_t vcpu;
 } Fault;
 
-static Fault faults[64];
-static unsigned int nfaults;
+/* The asks (@faults), and the calls that only name one more vCPU. */
+static Fault faults[64], waits[64];
+static unsigned int nfaults, nwaits;
 static XenPager *load_in_callback;      /* load each frame as it is asked */
 
-static void on_fault(void *opaque, uint64_t gfn, bool paused)
+static void on_fault(void *opaque, const XenPagerFault *f)
 {
+    Fault rec = { f->gfn, f->vcpu != XEN_PAGER_NO_VCPU, f->vcpu };
+
     assert_ptr_equal(opaque, &fx);
+    /* Xen's vcpu_id is bounded before it reaches anyone. */
+    assert_true(f->vcpu == XEN_PAGER_NO_VCPU || f->vcpu < FAKE_NR_VCPUS);
     pthread_mutex_lock(&fx.lock);
-    if (nfaults < ARRAY_SIZE(faults)) {
-        faults[nfaults] = (Fault){ gfn, paused };
+    if (!f->ask) {
+        /* Only a vCPU that waits is worth a call that asks nothing. */
+        assert_true(rec.paused);
+        if (nwaits < ARRAY_SIZE(waits)) {
+            waits[nwaits] = rec;
+        }
+        nwaits++;
+    } else {
+        if (nfaults < ARRAY_SIZE(faults)) {
+            faults[nfaults] = rec;
+        }
+        nfaults++;
     }
-    nfaults++;
     pthread_cond_broadcast(&fx.cond);
     pthread_mutex_unlock(&fx.lock);
-    if (load_in_callback) {
-        assert_int_equal(xen_pager_load(load_in_callback, gfn, NULL), 0);
+    if (load_in_callback && f->ask) {
+        assert_int_equal(xen_pager_load(load_in_callback, f->gfn, NULL), 0);
     }
+}
+
+static unsigned int waits_now(void)
+{
+    unsigned int n;
+
+    pthread_mutex_lock(&fx.lock);
+    n = nwaits;
+    pthread_mutex_unlock(&fx.lock);
+    return n;
 }
 
 static unsigned int faults_now(void)
@@ -108,7 +133,7 @@ static int setup_handles(void **state)
     T *t = calloc(1, sizeof(*t));
 
     fake_reset(false);
-    nfaults = 0;
+    nfaults = nwaits = 0;
     load_in_callback = NULL;
     xen_set_error_log(log_msg);
     t->xh = fake_open();
@@ -280,9 +305,66 @@ static void test_each_frame_goes_to_the_fault_callback_once(void **state)
     assert_int_equal(faults_now(), 2);
     assert_int_equal(faults[0].gfn, 0x100);
     assert_true(faults[0].paused);
+    assert_int_equal(faults[0].vcpu, 0);
     assert_int_equal(faults[1].gfn, 0x101);
+    assert_int_equal(faults[1].vcpu, 1);
     /* Nobody is answered before the frame is in. */
     assert_int_equal(fake_responses_now(rsp, 4), 0);
+}
+
+static void test_each_paused_vcpu_is_named_to_the_callback(void **state)
+{
+    T *t = *state;
+
+    evict(t->p, 0x100, 1);
+    assert_true(fake_fault(0x100, 3, true));
+    assert_true(fake_fault(0x100, 5, false));       /* a foreign mapping */
+    assert_true(fake_fault(0x100, 2, true));
+    wait_taken(t->p, 3);
+    /* One ask, with the first vCPU; the second only named, the foreign
+     * mapper's vCPU (another domain's) never. */
+    assert_int_equal(faults_now(), 1);
+    assert_int_equal(faults[0].gfn, 0x100);
+    assert_int_equal(faults[0].vcpu, 3);
+    assert_int_equal(waits_now(), 1);
+    assert_int_equal(waits[0].gfn, 0x100);
+    assert_int_equal(waits[0].vcpu, 2);
+}
+
+static void test_a_foreign_request_names_no_vcpu(void **state)
+{
+    T *t = *state;
+
+    evict(t->p, 0x100, 1);
+    assert_true(fake_fault(0x100, 1, false));
+    wait_faults(1);
+    assert_int_equal(faults[0].gfn, 0x100);
+    assert_false(faults[0].paused);
+    assert_int_equal(faults[0].vcpu, XEN_PAGER_NO_VCPU);
+}
+
+static void test_a_vcpu_id_beyond_the_domains_is_not_passed_on(void **state)
+{
+    T *t = *state;
+    vm_event_response_t rsp[2];
+    XenPagerStats st;
+
+    evict(t->p, 0x100, 1);
+    assert_true(fake_fault(0x100, FAKE_NR_VCPUS, true));
+    assert_true(fake_fault(0x100, UINT32_MAX - 1, true));
+    wait_taken(t->p, 2);
+    /* The frame is asked for all the same, with no vCPU to charge. */
+    assert_int_equal(faults_now(), 1);
+    assert_int_equal(faults[0].vcpu, XEN_PAGER_NO_VCPU);
+    assert_int_equal(waits_now(), 0);
+    assert_non_null(strstr(last_msg, "beyond the domain's 8 vCPUs"));
+    xen_pager_stats(t->p, &st);
+    assert_int_equal(st.bad_vcpu, 2);
+    /* Still answered, with the ids Xen sent (Xen checks them). */
+    assert_int_equal(xen_pager_load(t->p, 0x100, NULL), 0);
+    fake_wait_responses(rsp, 2);
+    assert_int_equal(rsp[0].vcpu_id, FAKE_NR_VCPUS);
+    assert_int_equal(rsp[1].vcpu_id, UINT32_MAX - 1);
 }
 
 static void test_a_load_answers_every_request_for_its_frame(void **state)
@@ -575,6 +657,10 @@ static void test_a_request_during_a_load_waits_for_it_unasked(void **state)
     fake_wait_responses(&rsp, 1);
     assert_int_equal(rsp.vcpu_id, 6);
     assert_int_equal(faults_now(), 0);
+    /* Not asked for, but its vCPU waited: named. */
+    assert_int_equal(waits_now(), 1);
+    assert_int_equal(waits[0].gfn, 0x900);
+    assert_int_equal(waits[0].vcpu, 6);
     fx.load_hook = NULL;
 }
 
@@ -594,6 +680,7 @@ static void test_a_failed_load_passes_its_waiters_on(void **state)
     wait_faults(1);
     assert_int_equal(faults[0].gfn, 0xa00);
     assert_true(faults[0].paused);
+    assert_int_equal(faults[0].vcpu, 6);
     fx.load_hook = NULL;
     assert_int_equal(fake_responses_now(&rsp, 1), 0);
     assert_int_equal(xen_pager_load(t->p, 0xa00, NULL), 0);
@@ -652,6 +739,13 @@ int main(void)
             setup_handles, teardown),
         cmocka_unit_test_setup_teardown(
             test_each_frame_goes_to_the_fault_callback_once, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_each_paused_vcpu_is_named_to_the_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_foreign_request_names_no_vcpu, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_vcpu_id_beyond_the_domains_is_not_passed_on, setup,
             teardown),
         cmocka_unit_test_setup_teardown(
             test_a_load_answers_every_request_for_its_frame, setup,

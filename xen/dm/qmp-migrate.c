@@ -231,12 +231,20 @@ json_t *dm_migrate_info_json(Migration *mig)
     }
     json_object_set_new(o, "ram", ram);
     if (i.postcopy.used && i.incoming) {
-        json_t *hist = json_array(), *lat;
+        json_t *hist = json_array(), *vcpus = json_array(), *lat;
 
         /* QEMU's postcopy-blocktime: ms the guest waited on faults. */
         json_object_set_new(o, "postcopy-blocktime", json_integer(
                                 (json_int_t)(i.postcopy.blocktime_ns /
                                              1000000)));
+        /* ... and postcopy-vcpu-blocktime: ms each vCPU was paused. */
+        for (uint32_t v = 0;
+             v < MIN(i.postcopy.nr_vcpus, MIGRATION_MAX_VCPUS); v++) {
+            uint64_t ms = i.postcopy.vcpu_blocktime_ns[v] / 1000000;
+
+            json_array_append_new(vcpus, json_integer((json_int_t)ms));
+        }
+        json_object_set_new(o, "postcopy-vcpu-blocktime", vcpus);
         /* QEMU 10.1's postcopy-latency: the mean, in ns. */
         json_object_set_new(o, "postcopy-latency", json_integer(
                                 (json_int_t)(i.postcopy.faults ?

@@ -83,6 +83,7 @@ static struct paging_waits {
     uint32_t *us;               /* the first WAIT_SAMPLES waits, in us */
     uint32_t n, cap;
     uint64_t total, max_ns;
+    uint64_t sum_ns;            /* every wait's, for per-vCPU blocktime */
 } waits[WAIT_DOMS];
 static pthread_mutex_t waits_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -121,6 +122,7 @@ static void waits_add(struct xsim_dom *d, uint64_t ns)
     if (!w)
         return;
     w->total++;
+    w->sum_ns += ns;
     if (ns > w->max_ns)
         w->max_ns = ns;
     if (w->n == w->cap && w->cap < WAIT_SAMPLES) {
@@ -144,7 +146,8 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* " wait-p50-us=.. wait-p99-us=.. wait-max-us=..", pg->lock held. */
+/* " wait-p50-us=.. wait-p99-us=.. wait-max-us=.. wait-total-us=..",
+ * pg->lock held. */
 static int waits_format(struct xsim_dom *d, char *buf, size_t len)
 {
     struct paging_waits *w = waits_of(d, false);
@@ -156,8 +159,10 @@ static int waits_format(struct xsim_dom *d, char *buf, size_t len)
     p50 = w->us[(w->n - 1) / 2];
     p99 = w->us[(uint32_t)((uint64_t)(w->n - 1) * 99 / 100)];
     return snprintf(buf, len, " waits=%llu wait-p50-us=%u wait-p99-us=%u "
-                    "wait-max-us=%llu", (unsigned long long)w->total, p50,
-                    p99, (unsigned long long)(w->max_ns / 1000));
+                    "wait-max-us=%llu wait-total-us=%llu",
+                    (unsigned long long)w->total, p50, p99,
+                    (unsigned long long)(w->max_ns / 1000),
+                    (unsigned long long)(w->sum_ns / 1000));
 }
 
 /* ---- reference counts ---------------------------------------------------- */

@@ -18,7 +18,10 @@
  *     fault, every fault is served (faults = requests asked for), no page
  *     is placed twice, and the memory afterwards is the source's at the
  *     switch except the pages written on the destination since (newer
- *     stamps, the test device's pages), page by page;
+ *     stamps, the test device's pages), page by page; its two vCPUs'
+ *     postcopy-vcpu-blocktime, one entry each, sums to no more than
+ *     postcopy-blocktime and close to the pauses the simulated Xen
+ *     measured;
  *   - the destination's xenram killed after RUN: the source fails saying
  *     the guest is lost, and stays paused.
  */
@@ -64,28 +67,34 @@ static int setup(void **state)
 
 #define NEED_XENSTORE() E2E_NEED_XENSTORE(no_xenstore, "xenstored")
 
+/* The running guests' vCPUs: more than one, so that each is accounted. */
+#define RUNNING_VCPUS 2
+
 /*
- * A guest of @mib MiB (8 of it VRAM; @maxmem MiB of room, or none) whose
- * xenram DMA-writes 2000 pages/s.  @fill: its vCPUs first write every
+ * A guest of @mib MiB (8 of it VRAM; @maxmem MiB of room, or none) and
+ * @vcpus vCPUs whose xenram DMA-writes 2000 pages/s.  @fill: its vCPUs first write every
  * page of RAM (sequential, as fast as they can), so that each page is
  * one to send; then they write @workload.  Both busy when this returns.
  */
 static uint32_t guest(const char *name, const char *mib, const char *maxmem,
-                      bool fill, const char *workload)
+                      unsigned vcpus, bool fill, const char *workload)
 {
-    char out[256], id[16];
+    char out[256], id[16], nv[16];
     uint32_t d;
     int rc;
 
+    snprintf(nv, sizeof(nv), "%u", vcpus);
     if (maxmem)
         rc = e2e_xensim(&src, out, sizeof(out), "create", "--mem", mib,
-                        "--maxmem", maxmem, "--vram", "8", "--name", name,
+                        "--maxmem", maxmem, "--vcpus", nv, "--vram", "8",
+                        "--name", name,
                         "--workload", fill ? "sequential:0" : workload,
                         "--dm", e2e_xenram(), "--dm-arg", "--test-dma=2000",
                         NULL);
     else
         rc = e2e_xensim(&src, out, sizeof(out), "create", "--mem", mib,
-                        "--vram", "8", "--name", name, "--workload",
+                        "--vcpus", nv, "--vram", "8", "--name", name,
+                        "--workload",
                         fill ? "sequential:0" : workload, "--dm",
                         e2e_xenram(), "--dm-arg", "--test-dma=2000", NULL);
     assert_int_equal(rc, 0);
@@ -297,7 +306,7 @@ static void postcopy_paused(const char *name, const char *channels,
     uint64_t special;
     json_int_t faults, placed, dups, absent, asked;
 
-    d = guest(name, "32", NULL, false, "random:8");
+    d = guest(name, "32", NULL, 1, false, "random:8");
     assert_true(e2e_mem_map(&src, d, &before));
     snprintf(sums, sizeof(sums), "%s/sums-%s", src.dir, name);
     /* A downtime limit a precopy round would meet at once: after N
@@ -339,10 +348,11 @@ static void postcopy_paused(const char *name, const char *channels,
 }
 
 /*
- * Running destination: a filled 32 MiB guest, the stream held to 16 MiB/s
- * (round 1 about 1.5 s, during which the source's vCPUs dirty thousands
- * of pages; the background after the switch as long), its vCPUs writing
- * 8 MiB/s of random pages on both sides.  @extra: up to 4 more arguments
+ * Running destination: a filled 32 MiB guest with RUNNING_VCPUS vCPUs,
+ * the stream held to 16 MiB/s (round 1 about 1.5 s, during which the
+ * source's vCPUs dirty thousands of pages; the background after the
+ * switch as long), its vCPUs writing 8 MiB/s of random pages on both
+ * sides.  @extra: up to 4 more arguments
  * (NULL-terminated).  @hotplug: a 16 MiB slot plugged before, its pages
  * written.
  */
@@ -356,7 +366,8 @@ static void postcopy_running(const char *name, const char *channels,
     uint64_t newest, fresh;
     json_int_t faults, placed, dups, absent, asked;
 
-    d = guest(name, "32", hotplug ? "64" : NULL, !hotplug, "random:8");
+    d = guest(name, "32", hotplug ? "64" : NULL, RUNNING_VCPUS, !hotplug,
+              "random:8");
     snprintf(id, sizeof(id), "%u", d);
     if (hotplug) {
         /* Room for the slot in the target, the slot, then the fill. */
@@ -421,6 +432,68 @@ static void postcopy_running(const char *name, const char *channels,
                 1e3,
                 (double)json_integer_value(json_object_get(l, "max-ns")) /
                 1e3);
+        json_decref(r);
+    }
+    {
+        /*
+         * QEMU's postcopy-vcpu-blocktime: one entry per vCPU of the
+         * guest; its vCPUs were paused on pages not there (they write
+         * random pages over all of RAM), and for no longer than the
+         * frames' waits summed (a vCPU's wait starts at most when its
+         * frame's does and ends with the same clock read), give or take
+         * a frame two vCPUs waited for at once and the entries' rounding
+         * down to ms.
+         */
+        json_t *r = e2e_qmp(&dst, nd, "query-migrate", NULL);
+        json_t *a = json_object_get(r, "postcopy-vcpu-blocktime");
+        json_int_t bt = json_integer_value(json_object_get(
+                            r, "postcopy-blocktime"));
+        json_int_t sum = 0;
+        long long xen_ms, xen_waits;
+        char line[256];
+        size_t off = 0;
+
+        assert_true(json_is_array(a));
+        assert_int_equal(json_array_size(a), RUNNING_VCPUS);
+        for (size_t v = 0; v < json_array_size(a); v++) {
+            json_t *e = json_array_get(a, v);
+
+            assert_true(json_is_integer(e));
+            assert_true(json_integer_value(e) >= 0);
+            sum += json_integer_value(e);
+            off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%lld",
+                                    v ? " " : "",
+                                    (long long)json_integer_value(e));
+        }
+        {
+            /* What the simulated Xen measured: its vCPUs' pauses. */
+            char st[4096], id2[16];
+            const char *w;
+
+            snprintf(id2, sizeof(id2), "%u", nd);
+            assert_int_equal(e2e_xensim(&dst, st, sizeof(st), "dm-state",
+                                        id2, NULL), 0);
+            w = strstr(st, "wait-total-us=");
+            xen_ms = w ? strtoll(w + 14, NULL, 10) / 1000 : -1;
+            w = strstr(st, "vcpu-waits=");
+            xen_waits = w ? strtoll(w + 11, NULL, 10) : -1;
+        }
+        fprintf(stderr, "vCPU blocktime [%s] ms, %lld ms in all; "
+                "postcopy-blocktime %lld ms; the simulated Xen: %lld "
+                "vCPU waits, %lld ms\n", line, (long long)sum,
+                (long long)bt, xen_waits, xen_ms);
+        assert_true(sum > 0);
+        assert_true(sum <= bt + RUNNING_VCPUS);
+        /*
+         * And close to the pauses Xen measured: each wait xenram charges
+         * lies within one (from the ring thread's callback to the clock
+         * read after the load that answers it), give or take a receiver
+         * descheduled before that read (a quarter ms a wait allowed); it
+         * misses only the ring and the wake-up latencies.
+         */
+        assert_true(xen_ms >= 0 && xen_waits > 0);
+        assert_true(sum <= xen_ms + xen_waits / 4 + RUNNING_VCPUS);
+        assert_true(sum * 2 >= xen_ms);
         json_decref(r);
     }
     /* The guest ran while pages were missing: it faulted, and every
@@ -526,7 +599,7 @@ static void test_postcopy_destination_dies_after_run(void **state)
     NEED_XENSTORE();
     /* 16 MiB (8 of RAM, filled) at 2 MiB/s: the background takes seconds
      * after the switch. */
-    d = guest("pc7", "16", NULL, true, "random:8");
+    d = guest("pc7", "16", NULL, 1, true, "random:8");
     bg_start(&b, d, "--channels", "2", "--postcopy", "--max-bandwidth", "2",
              NULL);
     /* The guest runs on the destination: its vCPUs write there. */
