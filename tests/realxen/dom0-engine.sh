@@ -43,9 +43,11 @@ jget() { sed -n "s/.*\"$1\": *\"\{0,1\}\([^,\"}]*\).*/\1/p" "$2" | head -n1; }
 q() { $X/xr-memdig qmp "$@" > $E/q.out 2>&1; }
 
 # The destination's argv, one a line: the source's, for domain $3, with
-# -S and -incoming unix:$4.
+# -S (not with ENG_DEST_RUN=1: xenram then runs the guest itself once it
+# is received, at RUN for postcopy) and -incoming unix:$4.
 dest_argv() { # SRCPID SRC DST SOCK
-    tr '\0' '\n' < /proc/$1/cmdline | awk -v s="$2" -v d="$3" -v sock="$4" '
+    tr '\0' '\n' < /proc/$1/cmdline | awk -v s="$2" -v d="$3" -v sock="$4" \
+        -v run="${ENG_DEST_RUN:-0}" '
         NR == 1 { next }
         skip { skip = 0; next }
         $0 == "-incoming" { skip = 1; next }
@@ -58,7 +60,7 @@ dest_argv() { # SRCPID SRC DST SOCK
             print
             prev = $0
         }
-        END { print "-S"; print "-incoming"; print "unix:" sock }'
+        END { if (run != 1) print "-S"; print "-incoming"; print "unix:" sock }'
 }
 
 # Build the shell for source $1 and start the destination's xenram on it:

@@ -11,7 +11,11 @@
 #      DMA on migrated to an empty shell on this host (dom0-engine.sh's
 #      functions) with postcopy-ram + migrate-start-postcopy; at the end
 #      memory equal page by page, less the pages the destination's test
-#      DMA rewrote since it was continued.
+#      DMA rewrote since it was continued;
+#   c. the same straight away for a guest whose vCPU runs (SeaBIOS
+#      waiting): unpaused on the destination with none of its memory
+#      there, its vCPU faults (paused by Xen, VM_EVENT_FLAG_VCPU_PAUSED),
+#      postcopy-vcpu-blocktime counts its waits, and it runs on.
 # A step that cannot run here says "skip - REASON", never nothing.
 # Uses dom0-tests.sh's ok / notok / check / run_prog / now / since / waitfor
 # and dom0-engine.sh's eng_dest / eng_wait / eng_drop / eng_finish / q / jget.
@@ -99,7 +103,8 @@ postcopy_tests() {
     # within 1.1 s: no fault.)
     check "postcopy: migrate-set-parameters max-bandwidth 512 KiB/s" \
         $X/xr-memdig qmp $src migrate-set-parameters '{"max-bandwidth":524288,"downtime-limit":300}'
-    # QEMU's meaning before migrate: the switch comes after round 1.
+    # QEMU's meaning before migrate: the switch straight away (round 1
+    # sends nothing; every page comes by postcopy).
     check "postcopy: migrate-start-postcopy before migrate" $X/xr-memdig qmp $src migrate-start-postcopy
     ms=$(now)
     q $src migrate "{\"uri\":\"unix:$sock\"}" && ok "postcopy: migrate accepted" ||
@@ -185,6 +190,89 @@ postcopy_tests() {
     check "postcopy: xl destroy of the source guest" timeout 60 xl destroy xrpc
 }
 
+# ---- c. straight away, the guest's own vCPU faulting ------------------------
+cat > /etc/xen/xrt/xrpcfw.cfg <<CFG
+name="xrpcfw"
+type="hvm"
+memory=64
+vcpus=1
+device_model_version="qemu-xen"
+device_model_override="$X/xenram"
+vga="none"
+vnc=0
+tsc_mode="native"
+on_crash="preserve"
+on_reboot="preserve"
+CFG
+
+postcopy_fw_tests() {
+    xl dmesg -c > /dev/null 2>&1
+    if ! timeout 120 xl create -e /etc/xen/xrt/xrpcfw.cfg > $E/create.out 2>&1; then
+        notok "postcopy (vCPU): xl create: $(tail -n 5 $E/create.out | tr '\n' ' ')"
+        return
+    fi
+    src=$(xl_domid xrpcfw)
+    s=$(now); i=0
+    while [ $i -lt 120 ] && ! xl dmesg 2>/dev/null | grep -aq "No bootable device"; do sleep 0.5; i=$((i + 1)); done
+    if ! xl dmesg 2>/dev/null | grep -aq "No bootable device"; then
+        notok "postcopy (vCPU): SeaBIOS did not reach its boot retry in 60 s"
+        xl destroy xrpcfw > /dev/null 2>&1
+        return
+    fi
+    ok "postcopy (vCPU): SeaBIOS waits after $(since $s) s"
+    # Without -S: the destination's xenram unpauses the domain itself at
+    # RUN, when none of its memory is there, and its vCPU races the
+    # background for SeaBIOS's pages (a cont and an unpause from here came
+    # after the background had brought them: no fault).
+    ENG_DEST_RUN=1 eng_dest $src || { xl destroy xrpcfw > /dev/null 2>&1; return; }
+    q $src migrate-set-capabilities '{"capabilities":[{"capability":"postcopy-ram","state":true},{"capability":"events","state":true}]}'
+    # Slow enough that the vCPU touches pages before the background
+    # brings them (64 MiB, most of it zero pages, which cost nothing).
+    q $src migrate-set-parameters '{"max-bandwidth":524288,"downtime-limit":300}'
+    check "postcopy (vCPU): migrate-start-postcopy before migrate (straight away)" $X/xr-memdig qmp $src migrate-start-postcopy
+    ms=$(now)
+    q $src migrate "{\"uri\":\"unix:$sock\"}" || notok "postcopy (vCPU): migrate refused: $(cat $E/q.out)"
+    eng_wait 900 "postcopy-active completed failed cancelled"
+    if [ "$st" != postcopy-active ]; then
+        notok "postcopy (vCPU): the source did not reach postcopy-active: '$st': $(jget error-desc $E/q.out)"
+        eng_drop; xl destroy xrpcfw > /dev/null 2>&1
+        return
+    fi
+    ok "postcopy (vCPU): postcopy-active after $(since $ms) s, round 1 cut before its first batch ($(jget dirty-sync-count $E/q.out) rounds so far)"
+    eng_wait 1500 "completed failed cancelled"
+    cp $E/q.out $E/pcfw-final.out
+    q $shell query-migrate; cp $E/q.out $E/pcfw-dst.out
+    echo "# destination query-migrate: $(cat $E/pcfw-dst.out)"
+    if [ "$st" != completed ]; then
+        notok "postcopy (vCPU): migration completed: status '$st' after $(since $ms) s: $(jget error-desc $E/pcfw-final.out)"
+        echo "# destination xenram:"; tail -n 15 /var/log/xen/qemu-dm-$shell--incoming.log | sed 's/^/#   /'
+        eng_drop; timeout 60 xl destroy xrpcfw > /dev/null 2>&1
+        return
+    fi
+    ok "postcopy (vCPU): completed in $(since $ms) s (downtime $(jget downtime $E/pcfw-final.out) ms)"
+    vbt=$(sed -n 's/.*"postcopy-vcpu-blocktime": *\[\([0-9, ]*\)\].*/\1/p' $E/pcfw-dst.out | tr -d ' ')
+    absent=$(jget made-absent $E/pcfw-dst.out)
+    faults=$(jget faults $E/pcfw-dst.out)
+    if [ -n "$vbt" ] && [ "$(echo "$vbt" | tr ',' '\n' | wc -l)" = 1 ] && [ "${vbt%%,*}" -gt 0 ] 2>/dev/null; then
+        ok "postcopy (vCPU): the guest's vCPU waited on pages not yet there and was served: postcopy-vcpu-blocktime [$vbt] ms ($faults faults, $absent pages made absent)"
+    else
+        notok "postcopy (vCPU): postcopy-vcpu-blocktime '[$vbt]' for a 1-vCPU guest unpaused with its memory absent ($faults faults, made-absent '$absent')"
+    fi
+    $X/xr-memdig dump $shell 0 16384 > $E/pf4.dig 2>/dev/null
+    sleep 1
+    $X/xr-memdig dump $shell 0 16384 > $E/pf5.dig 2>/dev/null
+    n=$(changed $E/pf4.dig $E/pf5.dig)
+    set -- $($X/xr-shell info $shell) x x x x
+    if [ "${n:-0}" -gt 0 ] && [ "$3" = 0 ] && [ "$4" = 0 ]; then
+        ok "postcopy (vCPU): the guest runs on at the destination ($n frames rewritten in 1 s, not shut down)"
+    else
+        notok "postcopy (vCPU): the guest on the destination: '$n' frames rewritten in 1 s, paused '$3', shutdown '$4' $(xl dmesg 2>/dev/null | grep -a "(d$shell)" | tail -n 3 | tr '\n' ' ')"
+    fi
+    eng_finish
+    check "postcopy (vCPU): xl destroy of the source guest" timeout 60 xl destroy xrpcfw
+}
+
 pager_tests
 postcopy_tests
-for d in $(xl list | awk '$1 == "xrpgfw" || $1 == "xrpc" {print $2}'); do xl destroy $d > /dev/null 2>&1; done
+postcopy_fw_tests
+for d in $(xl list | awk '$1 == "xrpgfw" || $1 == "xrpc" || $1 == "xrpcfw" {print $2}'); do xl destroy $d > /dev/null 2>&1; done
