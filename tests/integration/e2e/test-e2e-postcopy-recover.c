@@ -20,8 +20,10 @@
  * over 1 and 2 channels, with postcopy-preempt; bad lists refused.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -314,14 +316,14 @@ static void check_report(const struct cut *c, const char *out)
     }
 }
 
+static void check_destination(const char *name, bool preempt,
+                              struct e2e_mem *before);
+
 static void postcopy_cut(const struct cut *c)
 {
     static struct bg b;
-    struct e2e_mem before, now;
-    uint32_t d, nd;
-    char id[16];
-    uint64_t newest, fresh;
-    json_int_t faults, placed, dups, absent, asked;
+    struct e2e_mem before;
+    uint32_t d;
 
     d = guest(c->name);
     /* The source stays paused from the switch on, through the cuts too:
@@ -338,7 +340,24 @@ static void postcopy_cut(const struct cut *c)
     check_cuts_said(c, b.err);
     check_report(c, b.out);
 
-    nd = e2e_domid(&dst, c->name);
+    check_destination(c->name, c->preempt, &before);
+}
+
+/*
+ * After a recovered postcopy of @name: the destination's figures and
+ * memory as test-e2e-postcopy checks them, against @before (the source's
+ * memory, fixed since the switch).  The destination domain destroyed.
+ */
+static void check_destination(const char *name, bool preempt,
+                              struct e2e_mem *before)
+{
+    struct e2e_mem now;
+    uint32_t nd;
+    char id[16];
+    uint64_t newest, fresh;
+    json_int_t faults, placed, dups, absent, asked;
+
+    nd = e2e_domid(&dst, name);
     assert_true(nd > 0);
     dest_figures(nd, &faults, &placed, &dups, &absent, &asked);
     fprintf(stderr, "%lld faults, %lld asked, %lld placed of %lld absent, "
@@ -353,7 +372,7 @@ static void postcopy_cut(const struct cut *c)
     assert_int_equal(placed, absent);
     /* With preempt a page asked for while in flight goes again: the
      * later copy is a duplicate, never placed; without, none. */
-    if (c->preempt)
+    if (preempt)
         assert_true(dups <= asked);
     else
         assert_int_equal(dups, 0);
@@ -365,16 +384,16 @@ static void postcopy_cut(const struct cut *c)
     assert_true(e2e_mem_map(&dst, nd, &now));
     /* The same frames, and every page either the source's at the switch
      * or written on the destination since. */
-    assert_int_equal(before.pages, now.pages);
-    for (uint64_t g = 0; g < before.pages; g++)
-        assert_int_equal(e2e_mem_has(&before, g), e2e_mem_has(&now, g));
-    newest = newest_stamp(&before);
-    fresh = stamps_since(&before, &now, newest);
+    assert_int_equal(before->pages, now.pages);
+    for (uint64_t g = 0; g < before->pages; g++)
+        assert_int_equal(e2e_mem_has(before, g), e2e_mem_has(&now, g));
+    newest = newest_stamp(before);
+    fresh = stamps_since(before, &now, newest);
     fprintf(stderr, "%llu pages written on the destination since the "
             "switch\n", (unsigned long long)fresh);
     assert_true(fresh >= 50);
     e2e_mem_unmap(&now);
-    e2e_mem_unmap(&before);
+    e2e_mem_unmap(before);
     verify_clean(&dst, nd);
     destroy(&dst, nd);
 }
@@ -495,6 +514,88 @@ static void test_recover_commands_refused_when_nothing_is_paused(
     destroy(&src, d);
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A migration's status on host @h's domain @d, into @buf ("" if none). */
+static const char *mig_status(struct e2e_host *h, uint32_t d, char *buf,
+                              size_t len)
+{
+    json_t *r = e2e_qmp(h, d, "query-migrate", NULL);
+
+    snprintf(buf, len, "%s", r && json_string_value(json_object_get(
+                                 r, "status")) ?
+             json_string_value(json_object_get(r, "status")) : "");
+    json_decref(r);
+    return buf;
+}
+
+static bool wait_status(struct e2e_host *h, uint32_t d, const char *want,
+                        unsigned ms)
+{
+    uint64_t deadline = now_ns() + ms * 1000000ull;
+    char st[64];
+
+    while (strcmp(mig_status(h, d, st, sizeof(st)), want)) {
+        if (now_ns() > deadline) {
+            fprintf(stderr, "status '%s', not '%s', after %u ms\n", st, want,
+                    ms);
+            return false;
+        }
+        poll(NULL, 0, 20);
+    }
+    return true;
+}
+
+/*
+ * The source's xenram stops (SIGSTOP) after the switch: nothing on the
+ * link breaks, the destination just gets nothing.  The operator declares
+ * the link dead with migrate-pause on the destination; once the source
+ * runs again (SIGCONT) it finds its connections shut and pauses too; the
+ * toolstack recovers, and the memory is as after any recovery.
+ */
+static void test_recover_source_stopped(void **state)
+{
+    static struct bg b;
+    struct e2e_mem before;
+    uint64_t deadline;
+    uint32_t d, nd = 0;
+    pid_t spid;
+    json_t *r;
+
+    (void)state;
+    NEED_XENSTORE();
+    d = guest("pr5");
+    spid = e2e_dm_pid(&src, d);
+    assert_true(spid > 0);
+    assert_true(e2e_mem_map(&src, d, &before));
+    bg_start(&b, d, "--channels", "2", "--postcopy", "--max-bandwidth", "8",
+             NULL);
+    deadline = now_ns() + 30000000000ull;
+    while (!(nd = e2e_domid(&dst, "pr5")) && now_ns() < deadline)
+        poll(NULL, 0, 20);
+    assert_true(nd > 0);
+    assert_true(wait_status(&src, d, "postcopy-active", 30000));
+    assert_true(wait_status(&dst, nd, "postcopy-active", 30000));
+    assert_int_equal(kill(spid, SIGSTOP), 0);
+    r = e2e_qmp(&dst, nd, "migrate-pause", NULL);
+    assert_non_null(r);
+    json_decref(r);
+    assert_true(wait_status(&dst, nd, "postcopy-paused", 10000));
+    assert_int_equal(kill(spid, SIGCONT), 0);
+    pthread_join(b.t, NULL);
+    fprintf(stderr, "rc %d\n%s%s", b.rc, b.out, b.err);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(count(b.err, "xensim: postcopy recovered"), 1);
+    assert_non_null(strstr(b.out, "recoveries  : 1"));
+    check_destination("pr5", false, &before);
+}
+
 static void test_recover_bad_pause_lists_refused(void **state)
 {
     static const struct {
@@ -558,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_recover_destination_cut_two_channels_json),
         cmocka_unit_test(test_recover_two_cuts_two_channels),
         cmocka_unit_test(test_recover_two_cuts_two_channels_preempt),
+        cmocka_unit_test(test_recover_source_stopped),
     };
 
     e2e_init(400);
