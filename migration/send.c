@@ -100,6 +100,15 @@ struct SendCtx {
     MigPageQueue reqs;                  /* asked for, bits already taken */
     uint64_t pc_resent;                 /* atomic: asked again in flight */
     Sender *preempt;                    /* postcopy-preempt's channel */
+    /*
+     * With preempt the return path's reader sends the requested pages on
+     * the preempt channel itself (no hand-over to a sender thread: one
+     * wake-up less on a vCPU's wait).  @preempt_lock serialises that
+     * channel's writes, from taking a request's bits to sending them;
+     * @preempt_closed: its ROUND_END went out, nothing more on it.
+     */
+    pthread_mutex_t preempt_lock;
+    bool preempt_closed;
     /* The return path: PAGE_REQUESTs, then RESULT. */
     pthread_t rp_thread;
     bool rp_started, rp_result;
@@ -436,7 +445,8 @@ static size_t pc_take_background(SendCtx *c, uint64_t *gfns)
 static int send_postcopy_part(Sender *s, char *err, size_t errlen)
 {
     SendCtx *c = s->ctx;
-    bool requests = !c->preempt || s == c->preempt;
+    /* With preempt the reader sends requests (rp_send_requested()). */
+    bool requests = !c->preempt;
     bool background = !c->preempt || s != c->preempt;
     uint64_t gfns[STREAM_BATCH_MAX_PAGES];
     uint8_t body[STREAM_ROUND_END_LEN];
@@ -511,8 +521,22 @@ static int send_postcopy_part(Sender *s, char *err, size_t errlen)
                            __ATOMIC_RELAXED);
     }
     stream_round_end_encode(c->round, s->round_pages, body);
-    return send_record(s, STREAM_REC_ROUND_END, body, sizeof(body), err,
-                       errlen);
+    if (s != c->preempt) {
+        return send_record(s, STREAM_REC_ROUND_END, body, sizeof(body), err,
+                           errlen);
+    }
+    /*
+     * The background is done: no bit is left for a request to take, and
+     * a reader that took some has sent them (it holds the lock from
+     * taking to sending).  After the ROUND_END nothing more goes here.
+     */
+    pthread_mutex_lock(&c->preempt_lock);
+    c->preempt_closed = true;
+    stream_round_end_encode(c->round, s->round_pages, body);
+    ret = send_record(s, STREAM_REC_ROUND_END, body, sizeof(body), err,
+                      errlen);
+    pthread_mutex_unlock(&c->preempt_lock);
+    return ret;
 }
 
 /* Stop every sender of the postcopy phase (a failure). */
@@ -1497,15 +1521,18 @@ static int send_discards(SendCtx *c, uint64_t *pages, char *err,
  * A PAGE_REQUEST: checked against the blocks this migration carries
  * (an unknown block or pages outside its postcopy_length fail the
  * migration), then every requested page still in the bitmaps is taken
- * out and queued, in runs of consecutive frames.  Pages already taken
- * are in flight or arrived: not sent twice.
+ * out and, with preempt, sent on the preempt channel at once by this
+ * thread, or else queued for the senders in runs of consecutive frames.
+ * Pages already taken are in flight or arrived: not sent twice (but see
+ * the resend below).
  */
 static int rp_page_request(SendCtx *c, const uint8_t *body, uint32_t len,
                            char *err, size_t errlen)
 {
     char idstr[256], msg[400];
-    uint64_t page;
+    uint64_t page, gfns[STREAM_BATCH_MAX_PAGES];
     uint32_t n;
+    size_t ngfns = 0;
     RAMBlock *block = NULL;
     MigPageRun run = { 0 };
     int ret;
@@ -1526,8 +1553,17 @@ static int rp_page_request(SendCtx *c, const uint8_t *body, uint32_t len,
     }
     __atomic_add_fetch(&c->pc_requests, 1, __ATOMIC_RELAXED);
     run.t_ns = mig_now_ns();
+    if (c->preempt) {
+        /* Held from taking the bits to sending them (send_postcopy_part). */
+        pthread_mutex_lock(&c->preempt_lock);
+        if (c->preempt_closed) {
+            /* The background is done: every page is on its way. */
+            pthread_mutex_unlock(&c->preempt_lock);
+            return 0;
+        }
+    }
     pthread_mutex_lock(&c->pc_lock);
-    for (uint64_t p = page; !ret && p < page + n; p++) {
+    for (uint64_t p = page; p < page + n; p++) {
         uint64_t gfn = UINT64_MAX;
 
         for (size_t r = 0; r < c->nranges; r++) {
@@ -1547,11 +1583,8 @@ static int rp_page_request(SendCtx *c, const uint8_t *body, uint32_t len,
          * two batches on its channel, or arrived: with a preempt channel
          * it goes again there, so that the vCPU waits for the shorter
          * way; the destination places whichever copy comes first and
-         * counts the other as a duplicate.  Each page is asked for once,
-         * so the queue still holds every page at most once.  Not once
-         * the background is done: the preempt channel's sender may have
-         * ended its part (under this lock, with the queue empty), and
-         * the page is on its way anyway.
+         * counts the other as a duplicate.  Not once the background is
+         * done: the page is on its way anyway.
          */
         if (dirty_bitmap_test_and_clear(block->bmap, p) <= 0) {
             if (!c->preempt || c->pc_background_done) {
@@ -1559,17 +1592,20 @@ static int rp_page_request(SendCtx *c, const uint8_t *body, uint32_t len,
             }
             __atomic_add_fetch(&c->pc_resent, 1, __ATOMIC_RELAXED);
         }
-        if (run.n && (gfn != run.gfn + run.n ||
+        gfns[ngfns++] = gfn;    /* increasing: the ranges are sorted */
+    }
+    for (size_t i = 0; !c->preempt && !ret && i < ngfns; i++) {
+        if (run.n && (gfns[i] != run.gfn + run.n ||
                       run.n == STREAM_BATCH_MAX_PAGES)) {
             ret = mig_page_queue_push(&c->reqs, &run);
             run.n = 0;
         }
         if (!run.n) {
-            run.gfn = gfn;
+            run.gfn = gfns[i];
         }
         run.n++;
     }
-    if (!ret && run.n) {
+    if (!c->preempt && !ret && run.n) {
         ret = mig_page_queue_push(&c->reqs, &run);
     }
     pthread_cond_broadcast(&c->pc_cond);
@@ -1579,7 +1615,17 @@ static int rp_page_request(SendCtx *c, const uint8_t *body, uint32_t len,
         return xr_error(err, errlen, ret, "queueing the destination's page "
                         "request: %s", strerror(-ret));
     }
-    return 0;
+    if (c->preempt) {
+        if (ngfns) {
+            ret = send_pages(c->preempt, gfns, ngfns, true, true, err,
+                             errlen);
+        }
+        pthread_mutex_unlock(&c->preempt_lock);
+        if (!ret) {
+            __atomic_add_fetch(&c->pc_requested, ngfns, __ATOMIC_RELAXED);
+        }
+    }
+    return ret;
 }
 
 /*
@@ -1899,6 +1945,7 @@ static int send_postcopy_recover(SendCtx *c, char *err, size_t errlen)
             }
             c->pc_failed = false;
             c->pc_background_done = false;
+            c->preempt_closed = false;      /* no reader runs now */
             c->pc_range = 0;
             c->pc_page = 0;
             pthread_mutex_unlock(&c->pc_lock);
@@ -2155,6 +2202,7 @@ void *mig_send_thread(void *opaque)
         pthread_cond_init(&c->done, NULL);
         pthread_mutex_init(&c->pc_lock, NULL);
         pthread_cond_init(&c->pc_cond, NULL);
+        pthread_mutex_init(&c->preempt_lock, NULL);
         mig_set_status(m, MIGRATION_STATUS_SETUP);
         ret = send_setup(c, err, sizeof(err));
         pthread_mutex_lock(&m->lock);
@@ -2225,6 +2273,7 @@ void *mig_send_thread(void *opaque)
         pthread_mutex_destroy(&c->lock);
         pthread_cond_destroy(&c->pc_cond);
         pthread_mutex_destroy(&c->pc_lock);
+        pthread_mutex_destroy(&c->preempt_lock);
         free(c);
     }
     rcu_unregister_thread();

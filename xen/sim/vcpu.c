@@ -133,27 +133,37 @@ static uint64_t ram_gfn(const struct xsim_dom *d, uint64_t idx)
     return UINT64_MAX;
 }
 
+/*
+ * The next page for @v to write.  With several vCPUs each writes its own
+ * share of RAM (the pages whose index is its id modulo their number), as
+ * per-CPU data would be: two vCPUs never write one page at once, which
+ * would leave it torn (one's header, the other's fill) and read as
+ * corrupt -- the guest's race, not a migration's.  Two vCPUs released by
+ * the same page-in used to do exactly that.
+ */
 static uint64_t pick(struct xsim_vcpu *v, const struct xsim_workload *wl)
 {
     const struct xsim_dom *d = v->dom;
-    uint64_t n = d->nr_ram, idx;
+    uint64_t nv = d->nr_vcpus ? d->nr_vcpus : 1, n = d->nr_ram, share, k;
 
+    /* Pages v->id, v->id + nv, ...: at least one when there is RAM. */
+    share = n > v->id ? (n - v->id + nv - 1) / nv : 1;
     switch (wl->kind) {
     case XSIM_WL_HOTSET: {
-        uint64_t hot = (uint64_t)((double)n * wl->hot_pct / 100.0);
+        uint64_t hot = (uint64_t)((double)share * wl->hot_pct / 100.0);
 
-        idx = rng_next(&v->rng) % (hot ? hot : 1);
+        k = rng_next(&v->rng) % (hot ? hot : 1);
         break;
     }
     case XSIM_WL_SEQUENTIAL:
-        idx = v->cursor++ % n;
+        k = v->cursor++ % share;
         break;
     default:
-        idx = rng_next(&v->rng) % n;
+        k = rng_next(&v->rng) % share;
         break;
     }
     v->seq++;
-    return ram_gfn(d, idx);
+    return ram_gfn(d, (k * nv + v->id) % (n ? n : 1));
 }
 
 static bool present(const struct xsim_dom *d, uint64_t gfn)
@@ -442,7 +452,7 @@ int vcpus_start(struct xsim_dom *d)
         v->id = i;
         v->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)d->domid << 32) ^
                  ((uint64_t)i + 1) * 0xbf58476d1ce4e5b9ull;
-        v->cursor = d->nr_ram / d->nr_vcpus * i;
+        v->cursor = 0;          /* of its own share (pick()) */
         v->fault_gfn = UINT64_MAX;
         rc = pthread_create(&v->thread, NULL, vcpu_main, v);
         if (rc) {

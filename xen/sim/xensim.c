@@ -952,8 +952,11 @@ static uint8_t *map_guest(uint32_t domid, uint64_t *pages, uint8_t **p2m)
 /*
  * 0 zeros, 1 a vCPU's stamp, 2 a page of xenram's test DMA device, -1
  * corrupt.  The domain is paused, but a running device model may be
- * writing this very page: a page that looks torn is looked at again a few
- * times (a DMA write takes microseconds) before it counts as corrupt.
+ * writing this very page: a page that looks torn is looked at again for
+ * up to 200 ms before it counts as corrupt.  A DMA write takes
+ * microseconds, but its thread can lose its CPU half-way for several
+ * scheduler slices on a loaded machine (5 ms of patience were seen to
+ * call such a page corrupt).
  */
 static int page_kind(const uint8_t *page, uint64_t gfn)
 {
@@ -964,9 +967,15 @@ static int page_kind(const uint8_t *page, uint64_t gfn)
             return k;
         if (ts_testdma_check(page, gfn))
             return 2;
-        if (tries == 5)
+        if (tries == 100) {
+            const uint64_t *w = (const void *)page;
+
+            fprintf(stderr, "frame %#" PRIx64 ": words %#" PRIx64 " %#"
+                    PRIx64 " %#" PRIx64 " %#" PRIx64 " ... %#" PRIx64 "\n",
+                    gfn, w[0], w[1], w[2], w[3], w[511]);
             return -1;
-        poll(NULL, 0, 1);
+        }
+        poll(NULL, 0, 2);
     }
 }
 
