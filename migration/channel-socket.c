@@ -482,6 +482,35 @@ int mig_channel_writev_all(MigChannel *c, struct iovec *iov, int iovcnt,
     return 0;
 }
 
+int mig_channel_try_writev_all(MigChannel *c, struct iovec *iov, int iovcnt,
+                               char *err, size_t errlen)
+{
+    ssize_t n;
+
+    if (__atomic_load_n(&c->cancelled, __ATOMIC_ACQUIRE)) {
+        return chan_error(c, -ECANCELED, true, err, errlen);
+    }
+    n = c->ops->writev(c, iov, iovcnt);
+    if (n == -EAGAIN || n == -EINTR) {
+        return -EAGAIN;
+    }
+    if (n < 0) {
+        return chan_error(c, (int)n, true, err, errlen);
+    }
+    __atomic_add_fetch(&c->bytes_out, (uint64_t)n, __ATOMIC_RELAXED);
+    while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+        n -= (ssize_t)iov->iov_len;
+        iov++;
+        iovcnt--;
+    }
+    if (iovcnt > 0) {
+        iov->iov_base = (uint8_t *)iov->iov_base + n;
+        iov->iov_len -= (size_t)n;
+    }
+    return iovcnt > 0 ? mig_channel_writev_all(c, iov, iovcnt, err, errlen)
+                      : 0;
+}
+
 int mig_channel_write_all(MigChannel *c, const void *buf, size_t len,
                           char *err, size_t errlen)
 {

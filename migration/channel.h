@@ -107,6 +107,16 @@ int mig_channel_write_all(MigChannel *c, const void *buf, size_t len,
                           char *err, size_t errlen);
 
 /*
+ * As mig_channel_writev_all(), for a thread that must not wait: -EAGAIN,
+ * with nothing written, when the channel cannot take a byte now.  Once
+ * some bytes went, the rest is written as mig_channel_writev_all() does
+ * (a record is never left half-sent): for a small record that happens
+ * only when it found the socket's buffer all but full.
+ */
+int mig_channel_try_writev_all(MigChannel *c, struct iovec *iov, int iovcnt,
+                               char *err, size_t errlen);
+
+/*
  * Read exactly @len bytes.  0, or -errno with a sentence in @err; the end
  * of the stream before @len bytes is -ECONNRESET ("the source closed the
  * connection").

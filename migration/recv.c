@@ -130,6 +130,7 @@ struct RecvCtx {
     bool rp_down;
     bool have_dev;                      /* the device state arrived */
     bool pc_preempt;                    /* the last data channel: requests */
+    uint64_t direct_requests;           /* atomic: by recv_request_now() */
     uint64_t pc_round;                  /* the round after LISTEN's */
     unsigned recoveries;
 };
@@ -800,6 +801,7 @@ static void recv_postcopy_info(RecvCtx *c)
     pthread_mutex_lock(&c->faults.lock);
     asked = c->faults.pushed;
     pthread_mutex_unlock(&c->faults.lock);
+    asked += __atomic_load_n(&c->direct_requests, __ATOMIC_RELAXED);
     pthread_mutex_lock(&c->m->lock);
     pc->used = true;
     pc->requests = asked;
@@ -993,6 +995,52 @@ static const PostcopyOps recv_pc_ops = {
 };
 
 /*
+ * On the ring thread: the PAGE_REQUEST for frame @gfn (range @k) written
+ * at once, if the return path is free and can take it without waiting;
+ * false to leave it to the request sender (a hand-over costs a thread
+ * wake-up, most of what a vCPU waits for a page on this path).
+ */
+static bool recv_request_now(RecvCtx *c, size_t k, uint64_t gfn)
+{
+    uint8_t hdr[STREAM_RECORD_HDR_LEN], body[512];
+    struct iovec iov[2];
+    uint64_t page;
+    RAMBlock *b = recv_block_page(c, k, gfn, &page);
+    char err[256];
+    bool sent = false;
+    int ret;
+
+    if (pthread_mutex_trylock(&c->rp_lock)) {
+        return false;
+    }
+    if (!c->rp_down && c->ctl.chan) {
+        stream_page_request_encode(b->idstr, page, 1, body);
+        iov[1] = (struct iovec) { .iov_base = body,
+                                  .iov_len = stream_page_request_len(
+                                      b->idstr) };
+        iov[0] = (struct iovec) { .iov_base = hdr, .iov_len = sizeof(hdr) };
+        stream_record_header(STREAM_REC_PAGE_REQUEST, c->rp_seq, &iov[1], 1,
+                             hdr);
+        ret = mig_channel_try_writev_all(c->ctl.chan, iov, 2, err,
+                                         sizeof(err));
+        if (ret != -EAGAIN) {
+            c->rp_seq++;
+            sent = true;
+        }
+        if (ret && ret != -EAGAIN) {
+            /* As the request sender does (recv_req_thread()). */
+            c->rp_down = true;
+            mig_channel_cancel(c->ctl.chan);
+        }
+    }
+    pthread_mutex_unlock(&c->rp_lock);
+    if (sent) {
+        __atomic_add_fetch(&c->direct_requests, 1, __ATOMIC_RELAXED);
+    }
+    return sent;
+}
+
+/*
  * XenPagerFaultFn, on the pager's ring thread: never blocks, never maps
  * guest memory (a foreign mapping of a paged frame waits for this very
  * thread).  A paused vCPU's wait is recorded (blocktime); an ask keeps
@@ -1026,6 +1074,9 @@ static void recv_fault(void *opaque, const XenPagerFault *f)
     __atomic_compare_exchange_n(&c->fault_ns[recv_frame_index(c, k, gfn)],
                                 &zero, now, false, __ATOMIC_ACQ_REL,
                                 __ATOMIC_RELAXED);
+    if (recv_request_now(c, k, gfn)) {
+        return;
+    }
     if (mig_page_queue_push(&c->faults, &run)) {
         fprintf(stderr, "xenram: postcopy: the fault of frame %#" PRIx64
                 " could not be queued\n", gfn);
