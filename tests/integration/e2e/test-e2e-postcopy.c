@@ -494,15 +494,17 @@ static void postcopy_running(const char *name, const char *channels,
         assert_true(sum > 0);
         assert_true(sum <= bt + RUNNING_VCPUS);
         /*
-         * And close to the pauses Xen measured: each wait xenram charges
+         * And within the pauses Xen measured: each wait xenram charges
          * lies within one (from the ring thread's callback to the clock
          * read after the load that answers it), give or take a receiver
-         * descheduled before that read (a quarter ms a wait allowed); it
-         * misses only the ring and the wake-up latencies.
+         * descheduled before that read (a quarter ms a wait allowed).
+         * What xenram cannot see is the ring's and the wake-ups' latency
+         * before its callback: on a loaded machine that was seen to be
+         * most of Xen's figure (7 waits, 252 ms, of which xenram's part
+         * 4 ms), so there is no lower bound beyond "some".
          */
         assert_true(xen_ms >= 0 && xen_waits > 0);
         assert_true(sum <= xen_ms + xen_waits / 4 + RUNNING_VCPUS);
-        assert_true(sum * 2 >= xen_ms);
         json_decref(r);
     }
     /* The guest ran while pages were missing: it faulted, and every
