@@ -447,6 +447,21 @@ static int chan_error(MigChannel *c, int ret, bool writing, char *err,
     }
 }
 
+/* @n bytes of @iov written: consume them; the iovecs left. */
+static int iov_consume(struct iovec **iov, int iovcnt, size_t n)
+{
+    while (iovcnt > 0 && n >= (*iov)->iov_len) {
+        n -= (*iov)->iov_len;
+        (*iov)++;
+        iovcnt--;
+    }
+    if (iovcnt > 0) {
+        (*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
+        (*iov)->iov_len -= n;
+    }
+    return iovcnt;
+}
+
 int mig_channel_writev_all(MigChannel *c, struct iovec *iov, int iovcnt,
                            char *err, size_t errlen)
 {
@@ -469,15 +484,7 @@ int mig_channel_writev_all(MigChannel *c, struct iovec *iov, int iovcnt,
         }
         /* Read by the migration thread for its statistics. */
         __atomic_add_fetch(&c->bytes_out, (uint64_t)n, __ATOMIC_RELAXED);
-        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + n;
-            iov->iov_len -= (size_t)n;
-        }
+        iovcnt = iov_consume(&iov, iovcnt, (size_t)n);
     }
     return 0;
 }
@@ -498,15 +505,7 @@ int mig_channel_try_writev_all(MigChannel *c, struct iovec *iov, int iovcnt,
         return chan_error(c, (int)n, true, err, errlen);
     }
     __atomic_add_fetch(&c->bytes_out, (uint64_t)n, __ATOMIC_RELAXED);
-    while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-        n -= (ssize_t)iov->iov_len;
-        iov++;
-        iovcnt--;
-    }
-    if (iovcnt > 0) {
-        iov->iov_base = (uint8_t *)iov->iov_base + n;
-        iov->iov_len -= (size_t)n;
-    }
+    iovcnt = iov_consume(&iov, iovcnt, (size_t)n);
     return iovcnt > 0 ? mig_channel_writev_all(c, iov, iovcnt, err, errlen)
                       : 0;
 }

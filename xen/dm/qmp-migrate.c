@@ -312,52 +312,28 @@ static bool dm_incoming_done(DmMigrateQmp *q)
     return i.incoming && i.status == MIGRATION_STATUS_COMPLETED;
 }
 
-/* migrate with resume: a paused postcopy goes on over a new link. */
-static json_t *qmp_migrate_resume(DmMigrateQmp *q, const char *uri,
-                                  QmpError *err)
-{
-    char msg[512];
-    int fd = -1;
-
-    if (!strncmp(uri, "fd:", 3)) {
-        fd = qmp_take_named_fd(q->qmp, uri + 3);
-        if (fd < 0) {
-            return qmp_error(err, QMP_ERROR_GENERIC, "File descriptor named "
-                             "'%s' has not been found (pass it with getfd)",
-                             uri + 3);
-        }
-    }
-    if (migration_resume(q->mig, uri, fd, msg, sizeof(msg))) {
-        if (fd >= 0) {
-            close(fd);
-        }
-        return qmp_error(err, QMP_ERROR_GENERIC, "%s", msg);
-    }
-    return json_object();
-}
-
 static json_t *qmp_migrate(QmpClient *c, json_t *args, void *opaque,
                            QmpError *err)
 {
     DmMigrateQmp *q = opaque;
     const char *uri = json_string_value(json_object_get(args, "uri"));
+    /* resume: a paused postcopy goes on over a new link (the source's
+     * migration is there already: none of the checks for a new one). */
+    bool resume = json_is_true(json_object_get(args, "resume"));
     char msg[512];
-    int fd = -1;
+    int fd = -1, ret;
 
     (void)c;
-    if (json_is_true(json_object_get(args, "resume"))) {
-        return qmp_migrate_resume(q, uri, err);
-    }
     if (json_is_true(json_object_get(args, "blk")) ||
         json_is_true(json_object_get(args, "inc"))) {
         return qmp_error(err, QMP_ERROR_GENERIC, "block migration is not a "
                          "device model's on Xen: the toolstack moves disks");
     }
-    if (q->incoming && !dm_incoming_done(q)) {
+    if (!resume && q->incoming && !dm_incoming_done(q)) {
         return qmp_error(err, QMP_ERROR_GENERIC, "this device model is the "
                          "destination of a migration that has not completed");
     }
-    if (q->restricted) {
+    if (!resume && q->restricted) {
         return qmp_error(err, QMP_ERROR_GENERIC, "xenram's own migration "
                          "cannot run with -xen-domid-restrict (dm_restrict): "
                          "it owns Xen's log-dirty, pauses the domain and "
@@ -373,7 +349,9 @@ static json_t *qmp_migrate(QmpClient *c, json_t *args, void *opaque,
                              uri + 3);
         }
     }
-    if (migration_start(q->mig, uri, fd, msg, sizeof(msg))) {
+    ret = resume ? migration_resume(q->mig, uri, fd, msg, sizeof(msg))
+                 : migration_start(q->mig, uri, fd, msg, sizeof(msg));
+    if (ret) {
         if (fd >= 0) {
             close(fd);
         }
