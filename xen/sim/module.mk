@@ -65,7 +65,8 @@ $(eval $(call sim_shlib,libxendevicemodel.so.1,libxendevicemodel))
 SIM_TS_SRCS     := $(SIM_DIR)/toolstack.c $(SIM_DIR)/ts-qmp.c \
                    $(SIM_DIR)/ts-dm.c $(SIM_DIR)/ts-mem.c \
                    $(SIM_DIR)/ts-hotplug.c $(SIM_DIR)/ts-migrate.c \
-                   $(SIM_DIR)/ts-engine.c $(SIM_DIR)/ts-report.c
+                   $(SIM_DIR)/ts-engine.c $(SIM_DIR)/ts-report.c \
+                   $(SIM_DIR)/ts-sr.c
 SIM_TS_OBJS     := $(SIM_TS_SRCS:$(SIM_DIR)/%.c=$(BUILD)/sim/dobj/%.o)
 SIM_DAEMON_SRCS := $(SIM_DIR)/xensim.c $(SIM_DIR)/daemon.c \
                    $(SIM_DIR)/host.c $(SIM_DIR)/host-ioreq.c \
@@ -119,8 +120,12 @@ $(BUILD)/sim/tobj/%.o: tests/integration/sim/%.c
 $(SIM_TESTS): $(BUILD)/tests/sim/%: $(BUILD)/sim/tobj/%.o $(SIM_TEST_OBJS) \
               | $(SIM_LIBS) $(XENSIM) $(SIM_XS_SHLIBS)
 	@mkdir -p $(@D)
-	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(SIM_REAL_LIBS) \
-	    $(JSON_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(XR_LDFLAGS) -o $@ $< $(SIM_TEST_OBJS) $(SIM_TEST_EXTRA_$*) \
+	    $(SIM_REAL_LIBS) $(JSON_LIBS) $(CMOCKA_LIBS)
+
+# The toolstack's page stream is tested on its own.
+SIM_TEST_EXTRA_test-sim-srstream := $(BUILD)/sim/dobj/ts-sr.o
+$(BUILD)/tests/sim/test-sim-srstream: $(BUILD)/sim/dobj/ts-sr.o
 
 .PHONY: check-sim
 check-sim: $(SIM_TESTS) $(SIM_LIBS) $(XENSIM) | $(XS_SIM_XENSTORED_BIN)

@@ -21,6 +21,7 @@
 
 #include "xen/sim/toolstack-internal.h"
 #include "xen/sim/ts-report.h"
+#include "xen/sim/ts-sr.h"
 
 /* libxl gives xen-set-global-dirty-log this long. */
 #define DIRTY_LOG_TIMEOUT_MS    10000
@@ -151,6 +152,7 @@ struct mig {
     struct ts_qmp sq, dq;
     const uint8_t *smem;
     uint8_t *dmem;
+    struct ts_sr *sr;           /* the page stream, while the rounds run */
     struct bitmap sp2m, dp2m, dirty;
     FILE *sums;
 
@@ -388,31 +390,50 @@ static void round_dirty(struct mig *m, uint64_t dirty, double secs)
         r->expected_downtime_ms = ts_mib(r->remaining) / r->bandwidth * 1000;
 }
 
-/* Copy the frames set in @work (all populated frames when NULL). */
-static uint64_t copy_pages(struct mig *m, const struct bitmap *work)
+/*
+ * Send the frames set in @work (all populated frames when NULL) through
+ * the page stream, TS_SR_BATCH at a time as libxc's save does; *@sent:
+ * how many.
+ */
+static int copy_pages(struct mig *m, const struct bitmap *work,
+                      uint64_t *sent, char *err, size_t errlen)
 {
-    uint64_t n = work ? work->pages : m->sp2m.pages, sent = 0;
+    uint64_t n = work ? work->pages : m->sp2m.pages;
+    uint64_t batch[TS_SR_BATCH];
+    unsigned nb = 0;
+    int rc = 0;
 
+    *sent = 0;
     if (n > m->sp2m.pages)
         n = m->sp2m.pages;
     for (uint64_t g = 0; g < n; g++) {
         if ((work && !bit(work->b, g)) || !bit(m->sp2m.b, g))
             continue;
-        memcpy(m->dmem + g * XSIM_PAGE_SIZE, m->smem + g * XSIM_PAGE_SIZE,
-               XSIM_PAGE_SIZE);
-        sent++;
-        m->sent++;
-        /* Every 1 MiB a look at the clock; a sample each 20 ms. */
-        if (sent % 256 == 0) {
-            uint64_t now = ts_now_ns();
+        batch[nb++] = g;
+        if (nb < TS_SR_BATCH && g + 1 < n)
+            continue;
+        rc = ts_sr_send(m->sr, m->smem, batch, nb, err, errlen);
+        if (rc)
+            return rc;
+        *sent += nb;
+        m->sent += nb;
+        nb = 0;
+        /* A look at the clock each batch (4 MiB); a sample each 20 ms. */
+        uint64_t now = ts_now_ns();
 
-            if (now - m->last_check >= 20000000ull) {
-                m->last_check = now;
-                round_progress(m, now);
-            }
+        if (now - m->last_check >= 20000000ull) {
+            m->last_check = now;
+            round_progress(m, now);
         }
     }
-    return sent;
+    if (nb) {
+        rc = ts_sr_send(m->sr, m->smem, batch, nb, err, errlen);
+        if (rc == 0) {
+            *sent += nb;
+            m->sent += nb;
+        }
+    }
+    return rc;
 }
 
 /* xc_logdirty_control(CLEAN [| FINAL]) over the source's frames. */
@@ -849,7 +870,8 @@ static int mig_create_receiver(struct mig *m, char *err, size_t errlen)
                   rc ? strerror(-rc) : strerror(errno));
         return rc ? rc : -ENOMEM;
     }
-    return 0;
+    return ts_sr_open(&m->sr, m->dmem, GUEST_BYTES / XSIM_PAGE_SIZE, err,
+                      errlen);
 }
 
 /* 1. libxl: the device model reports its writes from now on; libxc
@@ -891,6 +913,7 @@ static int mig_start_logdirty(struct mig *m, char *err, size_t errlen)
  */
 static int mig_live_rounds(struct mig *m, char *err, size_t errlen)
 {
+    uint64_t sent;
     int rc;
 
     m->t_clean = ts_now_ns();
@@ -899,7 +922,9 @@ static int mig_live_rounds(struct mig *m, char *err, size_t errlen)
         return rc;
     m->rep.setup_ms = since_ms(m, ts_now_ns());
     round_begin(m, bm_count(&m->sp2m));
-    copy_pages(m, NULL);
+    rc = copy_pages(m, NULL, &sent, err, errlen);
+    if (rc)
+        return rc;
     round_end(m);
     m->rounds = 1;
     hotplug_hook(m, "live");
@@ -919,7 +944,9 @@ static int mig_live_rounds(struct mig *m, char *err, size_t errlen)
         if (rc)
             return rc;
         round_begin(m, dirty);
-        copy_pages(m, &m->dirty);
+        rc = copy_pages(m, &m->dirty, &sent, err, errlen);
+        if (rc)
+            return rc;
         round_end(m);
         m->rounds++;
         m->t_clean = t;
@@ -977,7 +1004,7 @@ static void mig_write_sum(struct mig *m, const char *side,
  */
 static int mig_final_round(struct mig *m, char *err, size_t errlen)
 {
-    uint64_t dirty;
+    uint64_t dirty, received;
     int rc;
 
     rc = clean(m, true, &dirty, err, errlen);
@@ -989,7 +1016,17 @@ static int mig_final_round(struct mig *m, char *err, size_t errlen)
         return rc;
     m->final_round = true;
     round_begin(m, dirty);
-    m->final_pages = copy_pages(m, &m->dirty);
+    rc = copy_pages(m, &m->dirty, &m->final_pages, err, errlen);
+    /* libxc's END: the receiver has every page once it is read. */
+    if (rc == 0)
+        rc = ts_sr_finish(m->sr, &received, err, errlen);
+    if (rc == 0 && received != m->sent) {
+        ts_seterr(err, errlen, "the page stream's receiver wrote %" PRIu64
+                  " pages of the %" PRIu64 " sent", received, m->sent);
+        rc = -EIO;
+    }
+    if (rc)
+        return rc;
     round_end(m);
     ts_progress_end(&m->prog);
     m->sp2m_count = bm_count(&m->sp2m);
@@ -1250,6 +1287,7 @@ static void mig_cleanup(struct mig *m)
     ts_qmp_close(&m->dq);
     ts_dm_release(&m->sdm);
     ts_dm_release(&m->ddm);
+    ts_sr_close(m->sr);
     if (m->smem != MAP_FAILED)
         munmap((void *)m->smem, GUEST_BYTES);
     if (m->dmem != MAP_FAILED)
