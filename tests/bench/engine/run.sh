@@ -8,8 +8,11 @@
 #     written by its sequential workload), idle while it moves, against
 #       raw     the same bytes through CHANNELS unix sockets into memfds
 #               their readers pre-fault (raw-limit.c): the machine's limit;
-#       libxc   xensim migrate, the simulator's libxc-like xl migrate path.
-#     Each figure is the median of REPEAT runs (default 3).
+#       libxc   xensim migrate, the simulator's libxc-like xl migrate path
+#               (libxc's stream: writev from the source's mapping, a
+#               buffer per record and a copy into the destination's).
+#     Each figure is the median of REPEAT runs (default 3), the three kinds
+#     interleaved.
 # (2) The same guest dirtying 100 MiB/s (random): converges under the
 #     default 300 ms downtime-limit, memory equal at the switchover;
 #     with auto-converge, a 256 MiB guest dirtying 1 GiB/s through a BW
@@ -73,9 +76,12 @@ filled_guest() { # NAME -> domid
 }
 
 # ---- (1) idle guest: engine, raw limit, libxc path -------------------------------
+# Interleaved (2 channels, 1 channel, the libxc path; then again), so that
+# each sees the machine's memory in the same states over the runs.
 declare -A raw eng down
-for ch in 2 1; do
-    for ((i = 0; i < REPEAT; i++)); do
+lxs=""
+for ((i = 0; i < REPEAT; i++)); do
+    for ch in 2 1; do
         d=$(filled_guest "g$ch$i")
         settle
         r=$("$work/raw-limit" "$mib" "$ch" | awk '{print $4}')
@@ -90,9 +96,6 @@ for ch in 2 1; do
         down[$ch]+="$dt "
         dest_destroy
     done
-done
-lxs=""
-for ((i = 0; i < REPEAT; i++)); do
     d=$(filled_guest "l$i")
     settle
     out=$(xs "$work/a" migrate "$d" --to "$work/b" --no-progress)
