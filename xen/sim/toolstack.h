@@ -292,7 +292,10 @@ struct ts_engine_opts {
     int postcopy_after;         /* --postcopy-after-rounds N (N rounds
                                    whole, x-postcopy-after-rounds); 0:
                                    straight away (migrate-start-postcopy
-                                   before migrate); -1: after round 1 */
+                                   before migrate); -1: after round 1;
+                                   TS_POSTCOPY_NEVER: "never", the
+                                   switch left to another QMP client's
+                                   migrate-start-postcopy */
     bool postcopy_preempt;      /* --postcopy-preempt */
     /* --x-postcopy-pause SIDE:MS,...: a test hook.  Entry i: MS ms after
      * both sides (re)entered postcopy-active, migrate-pause to that side's
@@ -306,6 +309,7 @@ struct ts_engine_opts {
 };
 
 #define TS_ENGINE_OPTS_INIT { .channels = -1, .postcopy_after = -1 }
+#define TS_POSTCOPY_NEVER       (-2)
 
 /* Option values of TS_ENGINE_LONGOPTS (struct option, <getopt.h>). */
 enum { TS_EOPT_ENGINE = 0x1000, TS_EOPT_CHANNELS, TS_EOPT_COMPRESS,

@@ -124,6 +124,12 @@ int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
     char *end = NULL;
     unsigned long long v = 0;
 
+    if (opt == TS_EOPT_POSTCOPY_AFTER && strcmp(arg, "never") == 0) {
+        /* The switch is left to a migrate-start-postcopy from elsewhere. */
+        e->postcopy = true;
+        e->postcopy_after = TS_POSTCOPY_NEVER;
+        return 0;
+    }
     if (opt == TS_EOPT_CHANNELS || opt == TS_EOPT_DOWNTIME ||
         opt == TS_EOPT_BANDWIDTH || opt == TS_EOPT_POSTCOPY_AFTER) {
         errno = 0;
@@ -180,7 +186,7 @@ int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
     case TS_EOPT_POSTCOPY_AFTER:
         if (v > 1000) {
             ts_seterr(err, errlen, "--postcopy-after-rounds is 0 (straight "
-                      "away) to 1000");
+                      "away) to 1000, or never");
             return -EINVAL;
         }
         e->postcopy = true;
@@ -643,9 +649,12 @@ static int eng_start(struct eng *m, char *err, size_t errlen)
         json_object_set_new(p, "multifd-channels", json_integer(channels));
     /* --postcopy-after-rounds N: the engine switches when round N ends
      * (a migrate-start-postcopy sent on seeing round N may arrive after
-     * a short round N+1 converged); without it, after round 1. */
+     * a short round N+1 converged); without it, after round 1; "never":
+     * only on a migrate-start-postcopy someone else sends. */
     json_object_set_new(p, "x-postcopy-after-rounds",
                         json_integer(!e->postcopy ? 0 :
+                                     e->postcopy_after == TS_POSTCOPY_NEVER
+                                     ? 0 :
                                      e->postcopy_after < 0 ? 1 :
                                      e->postcopy_after));
     rc = ts_qmp_do(&m->sq, "migrate-set-parameters", p, QMP_TIMEOUT_MS, err,

@@ -1439,7 +1439,7 @@ static const struct cmd cmds[] = {
       "[--report FILE.svg] [--max-iters N] [--threshold N] "
       "[--checksum-at-suspend FILE] [--dest-dm-arg ARG]... "
       "[--engine libxc|xenram [--channels N] [--compress zstd] [--auto-converge] "
-      "[--postcopy [--postcopy-after-rounds N] [--postcopy-preempt]] "
+      "[--postcopy [--postcopy-after-rounds N|never] [--postcopy-preempt]] "
       "[--downtime-limit MS] [--max-bandwidth MiB/s] "
       "[--x-postcopy-pause SIDE:MS[,SIDE:MS]...]] "
       "[--dm-timeout S]",
