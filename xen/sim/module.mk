@@ -158,7 +158,8 @@ bench-sim: $(SIM_BENCH) $(SIM_LIBS) $(XENSIM)
 
 E2E_TEST_SRCS := $(wildcard tests/integration/e2e/test-e2e-*.c)
 E2E_TESTS     := $(E2E_TEST_SRCS:tests/integration/e2e/%.c=$(BUILD)/tests/e2e/%)
-E2E_OBJS      := $(BUILD)/sim/tobj/e2e/e2e.o $(SIM_TS_OBJS) \
+E2E_OBJS      := $(BUILD)/sim/tobj/e2e/e2e.o $(BUILD)/sim/tobj/e2e/e2e-check.o \
+                 $(SIM_TS_OBJS) \
                  $(BUILD)/sim/dobj/chan.o
 INTEGRATION_TESTS += $(E2E_TESTS)
 

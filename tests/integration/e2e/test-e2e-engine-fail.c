@@ -58,6 +58,7 @@
 #include <cmocka.h>
 
 #include "tests/integration/e2e/e2e.h"
+#include "tests/integration/e2e/e2e-check.h"
 #include "xen/sim/proto.h"
 #include "xen/sim/toolstack-internal.h"
 #include "xen/sim/toolstack.h"
@@ -450,23 +451,6 @@ static uint32_t guest(const char *name, const char *workload,
     return d;
 }
 
-static void destroy(struct e2e_host *h, uint32_t d)
-{
-    char id[16];
-
-    snprintf(id, sizeof(id), "%u", d);
-    assert_int_equal(e2e_xensim(h, NULL, 0, "destroy", id, NULL), 0);
-}
-
-static void verify_clean(struct e2e_host *h, uint32_t d)
-{
-    char out[512], id[16];
-
-    snprintf(id, sizeof(id), "%u", d);
-    assert_int_equal(e2e_xensim(h, out, sizeof(out), "verify", id, NULL), 0);
-    assert_non_null(strstr(out, " 0 corrupt"));
-}
-
 /* Wait (bounded) for @d's device model to report @want (query-status). */
 static void wait_dm_status(struct e2e_host *h, uint32_t d, const char *want)
 {
@@ -646,7 +630,7 @@ static void dest_failed(struct dest *d, const char *why)
                 (unsigned long long)info.vcpu_writes);
         fail();
     }
-    destroy(&dst, d->dom);
+    e2e_destroy(&dst, d->dom);
     ts_dm_release(&d->dm);
 }
 
@@ -828,7 +812,7 @@ static void source_runs_on(uint32_t d, pid_t spid)
     json_decref(q);
     assert_true(w > 0);
     assert_true(e2e_wait_dma(&src, d, (uint64_t)w + 50));
-    verify_clean(&src, d);
+    e2e_verify_clean(&src, d);
 }
 
 /* ---- guest memory, compared page by page ------------------------------------ */
@@ -971,10 +955,10 @@ static void test_corrupt_records(void **state)
     e2e_mem_unmap(&after);
     e2e_mem_unmap(&before);
     /* The toolstack found the guest on the destination: the source goes. */
-    destroy(&src, sd);
+    e2e_destroy(&src, sd);
     assert_true(e2e_wait_exit(spid, 5000));
-    verify_clean(&dst, d.dom);
-    destroy(&dst, d.dom);
+    e2e_verify_clean(&dst, d.dom);
+    e2e_destroy(&dst, d.dom);
     dest_wait_exit(&d, 5000);
     ts_dm_release(&d.dm);
 }
@@ -1033,7 +1017,7 @@ static void source_killed(const char *name, enum strike when)
     proxy_release(&px);
     dest_failed(&d, "the peer closed the connection");
     proxy_stop(&px);
-    destroy(&src, sd);
+    e2e_destroy(&src, sd);
 }
 
 static void test_source_killed_at_setup(void **state)
@@ -1083,7 +1067,7 @@ static void test_dest_killed_and_cancelled(void **state)
     fprintf(stderr, "== the destination killed before the source connects\n");
     dest_start(sd, "dstkill-0", false, &d);
     dest_kill(&d);
-    destroy(&dst, d.dom);
+    e2e_destroy(&dst, d.dom);
     ts_dm_release(&d.dm);
     migrate(sd, d.sock, (struct mig_opts) { .channels = 2 });
     source_reports(sd, "failed", "cannot connect to unix:");
@@ -1100,7 +1084,7 @@ static void test_dest_killed_and_cancelled(void **state)
     proxy_release(&px);
     source_reports(sd, "failed", "the peer closed the connection");
     proxy_stop(&px);
-    destroy(&dst, d.dom);
+    e2e_destroy(&dst, d.dom);
     ts_dm_release(&d.dm);
     source_runs_on(sd, spid);
 
@@ -1113,7 +1097,7 @@ static void test_dest_killed_and_cancelled(void **state)
     json_decref(qmp(sd, "migrate-continue", json_pack("{s:s}", "state",
                                                       "pre-switchover")));
     source_reports(sd, "failed", "the peer closed the connection");
-    destroy(&dst, d.dom);
+    e2e_destroy(&dst, d.dom);
     ts_dm_release(&d.dm);
     source_runs_on(sd, spid);
 
@@ -1141,7 +1125,7 @@ static void test_dest_killed_and_cancelled(void **state)
                    "paused before switchover");
     dest_failed(&d, NULL);
     source_runs_on(sd, spid);
-    destroy(&src, sd);
+    e2e_destroy(&src, sd);
     assert_true(e2e_wait_exit(spid, 5000));
 }
 
@@ -1203,7 +1187,7 @@ static void test_no_split_brain(void **state)
     hotplug_refused(sd, "outcome is unknown");
 
     /* The toolstack: the destination is dead; the source resumes. */
-    destroy(&dst, d.dom);
+    e2e_destroy(&dst, d.dom);
     ts_dm_release(&d.dm);
     json_decref(qmp(sd, "cont", NULL));
     assert_int_equal(e2e_xensim(&src, NULL, 0, "unpause", id, NULL), 0);
@@ -1221,10 +1205,10 @@ static void test_no_split_brain(void **state)
     wait_dm_status(&dst, d.dom, "running");
     assert_true(e2e_wait_vcpu_writes(&dst, d.dom, 50));
     hotplug_refused(sd, "has migrated to another host");
-    destroy(&src, sd);
+    e2e_destroy(&src, sd);
     assert_true(e2e_wait_exit(spid, 5000));
-    verify_clean(&dst, d.dom);
-    destroy(&dst, d.dom);
+    e2e_verify_clean(&dst, d.dom);
+    e2e_destroy(&dst, d.dom);
     dest_wait_exit(&d, 5000);
     ts_dm_release(&d.dm);
 }

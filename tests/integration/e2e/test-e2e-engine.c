@@ -45,6 +45,7 @@
 #include <cmocka.h>
 
 #include "tests/integration/e2e/e2e.h"
+#include "tests/integration/e2e/e2e-check.h"
 #include "xen/sim/proto.h"
 #include "xen/sim/stamp.h"
 #include "xen/sim/toolstack.h"
@@ -87,106 +88,8 @@ static uint32_t guest(const char *name, const char *workload)
     return d;
 }
 
-static void destroy(struct e2e_host *h, uint32_t d)
-{
-    char id[16];
-
-    snprintf(id, sizeof(id), "%u", d);
-    assert_int_equal(e2e_xensim(h, NULL, 0, "destroy", id, NULL), 0);
-}
-
-static void verify_clean(struct e2e_host *h, uint32_t d)
-{
-    char out[512], id[16];
-
-    snprintf(id, sizeof(id), "%u", d);
-    assert_int_equal(e2e_xensim(h, out, sizeof(out), "verify", id, NULL), 0);
-    assert_non_null(strstr(out, " 0 corrupt"));
-}
-
-/* ---- a domain's memory, mapped here ------------------------------------- */
-
-/* struct e2e_mem, e2e_mem_map() and e2e_mem_has() are e2e.h's. */
-
-/*
- * Page by page: the same frames, the same bytes, the eight HVM special
- * pages (xenstore and console rings, ioreq pages ...) included: the engine
- * carries them with the HVM parameters.  *@special_diff counts those of
- * them that differ (0 expected).  The frames the source has.
- */
-#define SPECIAL_FIRST   0xfeff8ull
-#define SPECIAL_END     0xff000ull
-
-static uint64_t compare(const struct e2e_mem *a, const struct e2e_mem *b,
-                        uint64_t *special_diff)
-{
-    uint64_t n = a->pages > b->pages ? a->pages : b->pages, frames = 0;
-    uint64_t bad = 0;
-
-    *special_diff = 0;
-    for (uint64_t g = 0; g < n; g++) {
-        bool x = e2e_mem_has(a, g), y = e2e_mem_has(b, g);
-
-        frames += x;
-        if (x == y && (!x || !memcmp(a->mem + g * XSIM_PAGE_SIZE,
-                                     b->mem + g * XSIM_PAGE_SIZE,
-                                     XSIM_PAGE_SIZE)))
-            continue;
-        if (g >= SPECIAL_FIRST && g < SPECIAL_END)
-            (*special_diff)++;
-        if (bad++ < 8)
-            fprintf(stderr, "frame %#llx differs%s\n",
-                    (unsigned long long)g, x == y ? ""
-                    : x ? " (only on the source)" : " (only on the "
-                    "destination)");
-    }
-    assert_int_equal(bad, 0);
-    return frames;
-}
-
-/* The newest generation among the vCPUs' stamps in @m. */
-static uint64_t newest_stamp(const struct e2e_mem *m)
-{
-    uint64_t newest = 0, gen;
-
-    for (uint64_t g = 0; g < m->pages; g++) {
-        if (e2e_mem_has(m, g) &&
-            xsim_stamp_check(m->mem + g * XSIM_PAGE_SIZE, g, &gen) == 1 &&
-            gen > newest)
-            newest = gen;
-    }
-    return newest;
-}
-
-/*
- * The stamps the destination's vCPUs wrote since switchover (pages of
- * @now that differ from @then and are stamps): every one of a generation
- * after @newest, the source's last, as the HVM context carries it on.
- * Returns how many; fails on an older one.
- */
-static uint64_t stamps_since(const struct e2e_mem *then, const struct e2e_mem *now,
-                             uint64_t newest)
-{
-    uint64_t n = 0, older = 0, gen;
-
-    for (uint64_t g = 0; g < now->pages; g++) {
-        const uint8_t *p = now->mem + g * XSIM_PAGE_SIZE;
-
-        if (!e2e_mem_has(now, g) ||
-            (e2e_mem_has(then, g) &&
-             !memcmp(p, then->mem + g * XSIM_PAGE_SIZE, XSIM_PAGE_SIZE)))
-            continue;
-        if (xsim_stamp_check(p, g, &gen) != 1)
-            continue;           /* the test device's pages */
-        n++;
-        if (gen <= newest && older++ < 4)
-            fprintf(stderr, "frame %#llx: stamp generation %llu, the "
-                    "source's last was %llu\n", (unsigned long long)g,
-                    (unsigned long long)gen, (unsigned long long)newest);
-    }
-    assert_int_equal(older, 0);
-    return n;
-}
+/* A domain's memory: e2e.h's struct e2e_mem, compared and searched for
+ * stamps by e2e-check.h's. */
 
 /* ---- a migration in the background -------------------------------------- */
 
@@ -310,7 +213,7 @@ static void source_runs_on(uint32_t d, pid_t spid, const char *name,
         assert_true(w > 0);
         assert_true(e2e_wait_dma(&src, d, (uint64_t)w + 100));
     }
-    verify_clean(&src, d);
+    e2e_verify_clean(&src, d);
 }
 
 /* ---- (a) the guest moves ------------------------------------------------ */
@@ -357,10 +260,10 @@ static void migrate_ok(const char *name, const char *channels,
 
     /* Page by page, by the test itself. */
     assert_true(e2e_mem_map(&dst, nd, &after));
-    frames = compare(&before, &after, &special);
+    frames = e2e_mem_compare(&before, &after, &special);
     /* 56 MiB of RAM (less the VGA hole), 8 special pages, 8 MiB VRAM */
     assert_int_equal(frames, (56ull << 8) - 32 + 8 + (8ull << 8));
-    newest = newest_stamp(&before);
+    newest = e2e_mem_newest_stamp(&before);
     assert_true(newest > 0);
     /* The special pages travel too (HVM_PARAMS, docs/migration-stream.md). */
     assert_int_equal(special, 0);
@@ -380,7 +283,7 @@ static void migrate_ok(const char *name, const char *channels,
 
     /* Every page whole before it runs; then cont and unpause, as libxl
      * does for a device model started with -S. */
-    verify_clean(&dst, nd);
+    e2e_verify_clean(&dst, nd);
     json_decref(e2e_qmp(&dst, nd, "cont", NULL));
     snprintf(id, sizeof(id), "%u", nd);
     assert_int_equal(e2e_xensim(&dst, NULL, 0, "unpause", id, NULL), 0);
@@ -398,15 +301,15 @@ static void migrate_ok(const char *name, const char *channels,
     assert_true(e2e_wait_vcpu_writes(&dst, nd, 100));
     assert_true(e2e_wait_dma(&dst, nd, 100));
     assert_int_equal(e2e_xensim(&dst, NULL, 0, "pause", id, NULL), 0);
-    fresh = stamps_since(&before, &after, newest);
+    fresh = e2e_mem_stamps_since(&before, &after, newest);
     fprintf(stderr, "%llu new stamps on the destination, all after "
             "generation %llu\n", (unsigned long long)fresh,
             (unsigned long long)newest);
     assert_true(fresh >= 50);
     e2e_mem_unmap(&after);
     e2e_mem_unmap(&before);
-    verify_clean(&dst, nd);
-    destroy(&dst, nd);
+    e2e_verify_clean(&dst, nd);
+    e2e_destroy(&dst, nd);
     assert_true(e2e_wait_exit(dpid, 5000));
 }
 
@@ -463,7 +366,7 @@ static void test_hot_plugged_ram_travels(void **state)
     assert_int_equal(e2e_xensim(&dst, out, sizeof(out), "hotplug", id,
                                 "list", NULL), 0);
     assert_non_null(strstr(out, "online   0x100000000    64 MiB"));
-    destroy(&dst, nd);
+    e2e_destroy(&dst, nd);
 }
 
 /*
@@ -495,7 +398,7 @@ static void test_stale_logdirty_is_taken_over(void **state)
     assert_non_null(strstr(out, "0 pages differ: identical"));
     nd = e2e_domid(&dst, "engld");
     assert_true(nd > 0);
-    destroy(&dst, nd);
+    e2e_destroy(&dst, nd);
 }
 
 /*
@@ -582,7 +485,7 @@ static void test_auto_converge_throttles_a_fast_writer(void **state)
         assert_non_null(last);
         assert_int_equal(strtoul(last + 1, NULL, 10), 0);
     }
-    destroy(&dst, nd);
+    e2e_destroy(&dst, nd);
 }
 
 /* ---- (b) failures ------------------------------------------------------- */
@@ -610,7 +513,7 @@ static void test_dest_killed(void **state)
     assert_int_equal(b.rc, 1);
     assert_non_null(strstr(b.err, "reports failed: "));
     source_runs_on(d, spid, "eng3", "failed");
-    destroy(&src, d);
+    e2e_destroy(&src, d);
     assert_true(e2e_wait_exit(spid, 5000));
 }
 
@@ -680,7 +583,7 @@ static void test_cancel_and_second_migrate(void **state)
     assert_int_equal(b.rc, 1);
     assert_non_null(strstr(b.err, "reports cancelled: "));
     source_runs_on(d, spid, "eng4", "cancelled");
-    destroy(&src, d);
+    e2e_destroy(&src, d);
     assert_true(e2e_wait_exit(spid, 5000));
 }
 
@@ -715,7 +618,7 @@ static void test_dest_stopped(void **state)
     assert_true(secs < 14.0);
     source_runs_on(d, spid, "eng5", "failed");
     assert_false(e2e_alive(dpid));
-    destroy(&src, d);
+    e2e_destroy(&src, d);
     assert_true(e2e_wait_exit(spid, 5000));
 }
 

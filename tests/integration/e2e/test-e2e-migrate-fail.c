@@ -35,6 +35,7 @@
 #include <cmocka.h>
 
 #include "tests/integration/e2e/e2e.h"
+#include "tests/integration/e2e/e2e-check.h"
 #include "xen/sim/proto.h"
 
 static struct e2e_host src, dst;
@@ -134,14 +135,6 @@ static void verify(struct e2e_host *h, uint32_t d)
     assert_non_null(strstr(out, " 0 corrupt"));
 }
 
-static void destroy(struct e2e_host *h, uint32_t d)
-{
-    char id[16];
-
-    snprintf(id, sizeof(id), "%u", d);
-    assert_int_equal(e2e_xensim(h, NULL, 0, "destroy", id, NULL), 0);
-}
-
 /*
  * The source's device model dies before its state was saved: the
  * migration fails, the destination goes, the source is resumed as libxl
@@ -173,7 +166,7 @@ static void srcdm_dies_before_save(const char *point, const char *name)
     assert_false(info.flags & XSIM_DOMF_LOGDIRTY);
     assert_int_equal(e2e_domid(&dst, name), 0);
     verify(&src, d);
-    destroy(&src, d);
+    e2e_destroy(&src, d);
 }
 
 static void test_source_dm_killed_during_the_rounds(void **state)
@@ -215,7 +208,7 @@ static void srcdm_dies_after_final_round(const char *point, const char *name)
     assert_true(e2e_dominfo(&dst, nd, &info));
     assert_int_equal(info.pause_count, 0);
     verify(&dst, nd);
-    destroy(&dst, nd);
+    e2e_destroy(&dst, nd);
 }
 
 static void test_source_dm_killed_after_the_final_round(void **state)
@@ -266,7 +259,7 @@ static void toolstack_killed(const char *point, const char *name,
     assert_string_equal(status, suspended ? "paused" : "running");
 
     /* Recovery, as an administrator would. */
-    destroy(&dst, nd);
+    e2e_destroy(&dst, nd);
     snprintf(id, sizeof(id), "%u", d);
     if (suspended) {
         json_t *r = e2e_qmp(&src, d, "cont", NULL);
@@ -282,7 +275,7 @@ static void toolstack_killed(const char *point, const char *name,
     assert_true(e2e_wait_vcpu_writes(&src, d, 50));
     assert_true(e2e_wait_dma(&src, d, 50));
     verify(&src, d);
-    destroy(&src, d);
+    e2e_destroy(&src, d);
     assert_true(e2e_wait_exit(spid, 5000));
 }
 

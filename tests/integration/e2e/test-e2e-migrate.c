@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "tests/integration/e2e/e2e.h"
+#include "tests/integration/e2e/e2e-check.h"
 #include "xen/sim/proto.h"
 #include "xen/sim/toolstack.h"
 
@@ -86,14 +87,6 @@ static void read_sums(const char *path, char s[33], char d[33],
             sscanf(line + 12, "%32s %llu", d, dp);
     }
     fclose(f);
-}
-
-static void destroy(struct e2e_host *h, uint32_t d)
-{
-    char id[16];
-
-    snprintf(id, sizeof(id), "%u", d);
-    assert_int_equal(e2e_xensim(h, NULL, 0, "destroy", id, NULL), 0);
 }
 
 /* Both writers busy right before the migration starts. */
@@ -187,7 +180,7 @@ static void test_live_migration(void **state)
                                     NULL), 0);
         assert_non_null(strstr(out, " 0 corrupt"));
     }
-    destroy(&dst, nd);
+    e2e_destroy(&dst, nd);
     assert_true(e2e_wait_exit(dpid, 5000));
 }
 
@@ -214,7 +207,7 @@ static void test_lost_dm_writes_are_detected(void **state)
     assert_non_null(strstr(out, "DIFFERENT"));
     nd = e2e_domid(&dst, "mig2");
     assert_true(nd > 0);
-    destroy(&dst, nd);
+    e2e_destroy(&dst, nd);
 }
 
 /* What must hold of the source after a failed migration. */
@@ -274,7 +267,7 @@ static void test_dest_dm_fails_to_start(void **state)
         assert_true(w > 0);
         assert_true(e2e_wait_dma(&src, d, (uint64_t)w + 200));
     }
-    destroy(&src, d);
+    e2e_destroy(&src, d);
     assert_true(e2e_wait_exit(spid, 5000));
 }
 
@@ -308,7 +301,7 @@ static void test_dest_dm_dies_before_cont(void **state)
     e2e_checksum(&src, d, after);
     assert_string_equal(before, after);
     assert_string_equal(before, s);
-    destroy(&src, d);
+    e2e_destroy(&src, d);
     assert_true(e2e_wait_exit(spid, 5000));
 }
 

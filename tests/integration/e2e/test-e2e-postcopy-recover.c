@@ -36,6 +36,7 @@
 #include <cmocka.h>
 
 #include "tests/integration/e2e/e2e.h"
+#include "tests/integration/e2e/e2e-check.h"
 #include "xen/sim/proto.h"
 #include "xen/sim/stamp.h"
 #include "xen/sim/toolstack.h"
@@ -78,77 +79,7 @@ static uint32_t guest(const char *name)
     return d;
 }
 
-static void destroy(struct e2e_host *h, uint32_t d)
-{
-    char id[16];
-
-    snprintf(id, sizeof(id), "%u", d);
-    assert_int_equal(e2e_xensim(h, NULL, 0, "destroy", id, NULL), 0);
-}
-
-static void verify_clean(struct e2e_host *h, uint32_t d)
-{
-    char out[512], id[16];
-
-    snprintf(id, sizeof(id), "%u", d);
-    assert_int_equal(e2e_xensim(h, out, sizeof(out), "verify", id, NULL), 0);
-    assert_non_null(strstr(out, " 0 corrupt"));
-}
-
 /* ---- the memory, as test-e2e-postcopy checks it ------------------------- */
-
-/* The newest generation among the vCPUs' stamps in @m. */
-static uint64_t newest_stamp(const struct e2e_mem *m)
-{
-    uint64_t newest = 0, gen;
-
-    for (uint64_t g = 0; g < m->pages; g++) {
-        if (e2e_mem_has(m, g) &&
-            xsim_stamp_check(m->mem + g * XSIM_PAGE_SIZE, g, &gen) == 1 &&
-            gen > newest)
-            newest = gen;
-    }
-    return newest;
-}
-
-/*
- * The stamps the destination's vCPUs wrote since switchover (pages of
- * @now that differ from @then and are stamps): every one of a generation
- * after @newest, the source's last, as the HVM context carries it on;
- * every other page that differs the test device's.  Returns how many;
- * fails on an older stamp or any other difference (a page lost, zero,
- * stale).
- */
-static uint64_t stamps_since(const struct e2e_mem *then,
-                             const struct e2e_mem *now, uint64_t newest)
-{
-    uint64_t n = 0, older = 0, bad = 0, gen;
-
-    for (uint64_t g = 0; g < now->pages; g++) {
-        const uint8_t *p = now->mem + g * XSIM_PAGE_SIZE;
-
-        if (!e2e_mem_has(now, g) ||
-            (e2e_mem_has(then, g) &&
-             !memcmp(p, then->mem + g * XSIM_PAGE_SIZE, XSIM_PAGE_SIZE)))
-            continue;
-        if (xsim_stamp_check(p, g, &gen) != 1) {
-            /* Not a stamp: only the test device may have written it. */
-            if (ts_testdma_check(p, g) != 1 && bad++ < 4)
-                fprintf(stderr, "frame %#llx differs from the source's at "
-                        "the switch and is neither a stamp nor the test "
-                        "device's\n", (unsigned long long)g);
-            continue;
-        }
-        n++;
-        if (gen <= newest && older++ < 4)
-            fprintf(stderr, "frame %#llx: stamp generation %llu, the "
-                    "source's last was %llu\n", (unsigned long long)g,
-                    (unsigned long long)gen, (unsigned long long)newest);
-    }
-    assert_int_equal(older, 0);
-    assert_int_equal(bad, 0);
-    return n;
-}
 
 /* ---- a migration in the background -------------------------------------- */
 
@@ -387,15 +318,15 @@ static void check_destination(const char *name, bool preempt,
     assert_int_equal(before->pages, now.pages);
     for (uint64_t g = 0; g < before->pages; g++)
         assert_int_equal(e2e_mem_has(before, g), e2e_mem_has(&now, g));
-    newest = newest_stamp(before);
-    fresh = stamps_since(before, &now, newest);
+    newest = e2e_mem_newest_stamp(before);
+    fresh = e2e_mem_stamps_since(before, &now, newest);
     fprintf(stderr, "%llu pages written on the destination since the "
             "switch\n", (unsigned long long)fresh);
     assert_true(fresh >= 50);
     e2e_mem_unmap(&now);
     e2e_mem_unmap(before);
-    verify_clean(&dst, nd);
-    destroy(&dst, nd);
+    e2e_verify_clean(&dst, nd);
+    e2e_destroy(&dst, nd);
 }
 
 /* ---- the tests ---------------------------------------------------------- */
@@ -511,7 +442,7 @@ static void test_recover_commands_refused_when_nothing_is_paused(
     json_decref(r);
     ts_qmp_close(&q);
     assert_true(e2e_wait_vcpu_writes(&src, d, 100));
-    destroy(&src, d);
+    e2e_destroy(&src, d);
 }
 
 static uint64_t now_ns(void)

@@ -46,6 +46,7 @@
 #include <cmocka.h>
 
 #include "tests/integration/e2e/e2e.h"
+#include "tests/integration/e2e/e2e-check.h"
 #include "xen/sim/proto.h"
 #include "xen/sim/stamp.h"
 #include "xen/sim/toolstack.h"
@@ -115,115 +116,8 @@ static uint32_t guest(const char *name, const char *mib, const char *maxmem,
     return d;
 }
 
-static void destroy(struct e2e_host *h, uint32_t d)
-{
-    char id[16];
-
-    snprintf(id, sizeof(id), "%u", d);
-    assert_int_equal(e2e_xensim(h, NULL, 0, "destroy", id, NULL), 0);
-}
-
-static void verify_clean(struct e2e_host *h, uint32_t d)
-{
-    char out[512], id[16];
-
-    snprintf(id, sizeof(id), "%u", d);
-    assert_int_equal(e2e_xensim(h, out, sizeof(out), "verify", id, NULL), 0);
-    assert_non_null(strstr(out, " 0 corrupt"));
-}
-
-/* ---- a domain's memory, mapped here ------------------------------------- */
-
-/* struct e2e_mem, e2e_mem_map() and e2e_mem_has() are e2e.h's. */
-
-/*
- * Page by page: the same frames, the same bytes, the eight HVM special
- * pages (xenstore and console rings, ioreq pages ...) included: the engine
- * carries them with the HVM parameters.  *@special_diff counts those of
- * them that differ (0 expected).  The frames the source has.
- */
-#define SPECIAL_FIRST   0xfeff8ull
-#define SPECIAL_END     0xff000ull
-
-static uint64_t compare(const struct e2e_mem *a, const struct e2e_mem *b,
-                        uint64_t *special_diff)
-{
-    uint64_t n = a->pages > b->pages ? a->pages : b->pages, frames = 0;
-    uint64_t bad = 0;
-
-    *special_diff = 0;
-    for (uint64_t g = 0; g < n; g++) {
-        bool x = e2e_mem_has(a, g), y = e2e_mem_has(b, g);
-
-        frames += x;
-        if (x == y && (!x || !memcmp(a->mem + g * XSIM_PAGE_SIZE,
-                                     b->mem + g * XSIM_PAGE_SIZE,
-                                     XSIM_PAGE_SIZE)))
-            continue;
-        if (g >= SPECIAL_FIRST && g < SPECIAL_END)
-            (*special_diff)++;
-        if (bad++ < 8)
-            fprintf(stderr, "frame %#llx differs%s\n",
-                    (unsigned long long)g, x == y ? ""
-                    : x ? " (only on the source)" : " (only on the "
-                    "destination)");
-    }
-    assert_int_equal(bad, 0);
-    return frames;
-}
-
-/* The newest generation among the vCPUs' stamps in @m. */
-static uint64_t newest_stamp(const struct e2e_mem *m)
-{
-    uint64_t newest = 0, gen;
-
-    for (uint64_t g = 0; g < m->pages; g++) {
-        if (e2e_mem_has(m, g) &&
-            xsim_stamp_check(m->mem + g * XSIM_PAGE_SIZE, g, &gen) == 1 &&
-            gen > newest)
-            newest = gen;
-    }
-    return newest;
-}
-
-/*
- * The stamps the destination's vCPUs wrote since switchover (pages of
- * @now that differ from @then and are stamps): every one of a generation
- * after @newest, the source's last, as the HVM context carries it on;
- * every other page that differs the test device's.  Returns how many;
- * fails on an older stamp or any other difference (a page lost, zero,
- * stale).
- */
-static uint64_t stamps_since(const struct e2e_mem *then, const struct e2e_mem *now,
-                             uint64_t newest)
-{
-    uint64_t n = 0, older = 0, bad = 0, gen;
-
-    for (uint64_t g = 0; g < now->pages; g++) {
-        const uint8_t *p = now->mem + g * XSIM_PAGE_SIZE;
-
-        if (!e2e_mem_has(now, g) ||
-            (e2e_mem_has(then, g) &&
-             !memcmp(p, then->mem + g * XSIM_PAGE_SIZE, XSIM_PAGE_SIZE)))
-            continue;
-        if (xsim_stamp_check(p, g, &gen) != 1) {
-            /* Not a stamp: only the test device may have written it. */
-            if (ts_testdma_check(p, g) != 1 && bad++ < 4)
-                fprintf(stderr, "frame %#llx differs from the source's at "
-                        "the switch and is neither a stamp nor the test "
-                        "device's\n", (unsigned long long)g);
-            continue;
-        }
-        n++;
-        if (gen <= newest && older++ < 4)
-            fprintf(stderr, "frame %#llx: stamp generation %llu, the "
-                    "source's last was %llu\n", (unsigned long long)g,
-                    (unsigned long long)gen, (unsigned long long)newest);
-    }
-    assert_int_equal(older, 0);
-    assert_int_equal(bad, 0);
-    return n;
-}
+/* A domain's memory: e2e.h's struct e2e_mem, compared and searched for
+ * stamps by e2e-check.h's. */
 
 /* ---- a migration in the background -------------------------------------- */
 
@@ -337,7 +231,7 @@ static void postcopy_paused(const char *name, const char *channels,
     nd = e2e_domid(&dst, name);
     assert_true(nd > 0);
     assert_true(e2e_mem_map(&dst, nd, &after_m));
-    compare(&before, &after_m, &special);
+    e2e_mem_compare(&before, &after_m, &special);
     assert_int_equal(special, 0);
     dest_figures(nd, &faults, &placed, &dups, &absent, &asked);
     /* Every page made absent came back once; none placed twice. */
@@ -347,13 +241,13 @@ static void postcopy_paused(const char *name, const char *channels,
     if (after && !atoi(after)) {
         /* Straight away: all of RAM and VRAM (8192 frames) came by
          * postcopy but the VGA hole's 32, which went as ABSENT before
-         * LISTEN and stayed unpopulated (compare() said so). */
+         * LISTEN and stayed unpopulated (e2e_mem_compare() said so). */
         assert_int_equal(absent, 8192 - 32);
     }
     e2e_mem_unmap(&after_m);
     e2e_mem_unmap(&before);
-    verify_clean(&dst, nd);
-    destroy(&dst, nd);
+    e2e_verify_clean(&dst, nd);
+    e2e_destroy(&dst, nd);
 }
 
 /* query-migrate's ram.@field and dirty-sync-count of the source's
@@ -435,7 +329,7 @@ static void test_postcopy_cut_mid_round_one_channel(void **state)
     nd = e2e_domid(&dst, "pcm");
     assert_true(nd > 0);
     assert_true(e2e_mem_map(&dst, nd, &after_m));
-    compare(&before, &after_m, &special);
+    e2e_mem_compare(&before, &after_m, &special);
     assert_int_equal(special, 0);
     dest_figures(nd, &faults, &placed, &dups, &absent, &asked);
     /* What round 1 left went by postcopy, each page once. */
@@ -445,8 +339,8 @@ static void test_postcopy_cut_mid_round_one_channel(void **state)
     assert_int_equal(faults, 0);
     e2e_mem_unmap(&after_m);
     e2e_mem_unmap(&before);
-    verify_clean(&dst, nd);
-    destroy(&dst, nd);
+    e2e_verify_clean(&dst, nd);
+    e2e_destroy(&dst, nd);
 }
 
 /*
@@ -633,15 +527,15 @@ static void postcopy_running(const char *name, const char *channels,
     }
     for (uint64_t g = 0; g < before.pages; g++)
         assert_int_equal(e2e_mem_has(&before, g), e2e_mem_has(&now, g));
-    newest = newest_stamp(&before);
-    fresh = stamps_since(&before, &now, newest);
+    newest = e2e_mem_newest_stamp(&before);
+    fresh = e2e_mem_stamps_since(&before, &now, newest);
     fprintf(stderr, "%llu pages written on the destination since the "
             "switch\n", (unsigned long long)fresh);
     assert_true(fresh >= 50);
     e2e_mem_unmap(&now);
     e2e_mem_unmap(&before);
-    verify_clean(&dst, nd);
-    destroy(&dst, nd);
+    e2e_verify_clean(&dst, nd);
+    e2e_destroy(&dst, nd);
 }
 
 static void test_postcopy_after_round_1_one_channel(void **state)
@@ -744,9 +638,9 @@ static void test_postcopy_destination_dies_after_run(void **state)
     /* The source's copy stays, paused. */
     assert_true(e2e_dominfo(&src, d, &info));
     assert_true(info.pause_count > 0);
-    destroy(&src, d);
+    e2e_destroy(&src, d);
     if (e2e_domid(&dst, "pc7"))
-        destroy(&dst, nd);
+        e2e_destroy(&dst, nd);
 }
 
 int main(void)

@@ -43,6 +43,7 @@
 #include <jansson.h>
 
 #include "tests/integration/e2e/e2e.h"
+#include "tests/integration/e2e/e2e-check.h"
 #include "xen/sim/proto.h"
 #include "xen/sim/toolstack.h"
 #include "xen/sim/ts-report.h"
@@ -95,14 +96,6 @@ static uint64_t tot_pages(const struct e2e_host *h, uint32_t d)
 
     assert_true(e2e_dominfo(h, d, &info));
     return info.tot_pages;
-}
-
-static void destroy(struct e2e_host *h, uint32_t d)
-{
-    char id[16];
-
-    snprintf(id, sizeof(id), "%u", d);
-    assert_int_equal(e2e_xensim(h, NULL, 0, "destroy", id, NULL), 0);
 }
 
 static json_int_t jint(json_t *o, const char *k)
@@ -279,7 +272,7 @@ static void test_libxc_json_and_svg_match_the_migration(void **state)
     assert_null(strchr(big_err, '\r'));
     check_svg(svg, doc, "r&amp;d&lt;1&gt;");
     json_decref(doc);
-    destroy(&dst, nd);
+    e2e_destroy(&dst, nd);
 }
 
 /* --progress on a pipe: lines, one per update at most once a second; the
@@ -307,7 +300,7 @@ static void test_progress_forced_on_a_pipe(void **state)
     assert_non_null(strstr(big_out, " final "));
     nd = e2e_domid(&dst, "prog");
     assert_true(nd > 0);
-    destroy(&dst, nd);
+    e2e_destroy(&dst, nd);
 }
 
 /*
@@ -388,7 +381,7 @@ static void test_progress_redrawn_on_a_terminal(void **state)
     assert_string_equal(big_err, "");
     d = e2e_domid(&src, "tty");
     assert_true(d > 0);
-    destroy(&src, d);
+    e2e_destroy(&src, d);
 }
 
 /* A plot that could not be written is refused before anything moves. */
@@ -408,7 +401,7 @@ static void test_report_path_refused_before_migrating(void **state)
     assert_non_null(strstr(big_err, "--report /nonexistent/dir/plot.svg"));
     assert_int_equal(e2e_domid(&dst, "keep"), 0);
     assert_int_equal(e2e_domid(&src, "keep"), d);
-    destroy(&src, d);
+    e2e_destroy(&src, d);
 }
 
 /* ---- xenram's engine ------------------------------------------------------- */
@@ -473,7 +466,7 @@ static void test_engine_json_and_svg_from_query_migrate(void **state)
     assert_non_null(strstr(big_err, "progress: completed round "));
     check_svg(svg, doc, "eng");
     json_decref(doc);
-    destroy(&dst, nd);
+    e2e_destroy(&dst, nd);
 }
 
 /* ---- the rows from query-migrate, on made-up answers ---------------------------- */
