@@ -383,11 +383,12 @@ if timeout 120 xl create -e /etc/xen/xrt/xrfw.cfg > /tmp/xlcreate-fw.out 2>&1; t
     fi
     ok "Xen survives a frame removal on the running xenram guest"
     # No vCPU left waiting: it runs its firmware on (new console lines).
+    # 90 s: under TCG on a loaded host SeaBIOS has gone 30 s between lines.
     i=0
-    while [ $i -lt 30 ] && [ "$(guest_lines $fw)" -le "$n0" ]; do sleep 1; i=$((i + 1)); done
+    while [ $i -lt 90 ] && [ "$(guest_lines $fw)" -le "$n0" ]; do sleep 1; i=$((i + 1)); done
     n1=$(guest_lines $fw)
-    [ "$n1" -gt "$n0" ] && ok "the guest's vCPU runs on after the INVALIDATE ($((n1 - n0)) new firmware lines)" ||
-        notok "the guest's vCPU printed nothing in 30 s after the INVALIDATE (left waiting?)"
+    [ "$n1" -gt "$n0" ] && ok "the guest's vCPU runs on after the INVALIDATE ($((n1 - n0)) new firmware lines, $i s)" ||
+        notok "the guest's vCPU printed nothing in 90 s after the INVALIDATE (left waiting?)"
     # As far as a machine without devices goes: hvmloader hands over to
     # SeaBIOS, which scans for PCI devices and finds none (before or after
     # the removal, depending on how fast this machine is).
