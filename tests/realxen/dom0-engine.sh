@@ -292,8 +292,12 @@ engine_tests() {
 # rewritten ~18 times a second).  No test DMA here: it would scribble over
 # the firmware.  Only Xen's log-dirty sees those writes; at the end the
 # destination is unpaused and its vCPU must run on from the context set.
-cat > /etc/xen/xrt/xrengfw.cfg <<CFG
-name="xrengfw"
+# fw_guest NAME LABEL: such a guest, NAME.cfg written and created; waits
+# for SeaBIOS's boot retry.  Sets src (its domid) and s (when it was
+# created); 1 after a notok (the guest destroyed), for the caller to return.
+fw_guest() {
+    cat > /etc/xen/xrt/$1.cfg <<CFG
+name="$1"
 type="hvm"
 memory=64
 vcpus=1
@@ -305,24 +309,26 @@ tsc_mode="native"
 on_crash="preserve"
 on_reboot="preserve"
 CFG
+    xl dmesg -c > /dev/null 2>&1
+    if ! timeout 120 xl create -e /etc/xen/xrt/$1.cfg > $E/create.out 2>&1; then
+        notok "$2: xl create: $(tail -n 5 $E/create.out | tr '\n' ' ')"
+        return 1
+    fi
+    src=$(xl_domid $1)
+    s=$(now); i=0
+    while [ $i -lt 120 ] && ! xl dmesg 2>/dev/null | grep -aq "No bootable device"; do sleep 0.5; i=$((i + 1)); done
+    if ! xl dmesg 2>/dev/null | grep -aq "No bootable device"; then
+        notok "$2: SeaBIOS did not reach its boot retry in 60 s: $(xl dmesg 2>/dev/null | grep -a "(d$src)" | tail -n 2 | tr '\n' ' ')"
+        xl destroy $1 > /dev/null 2>&1
+        return 1
+    fi
+}
 
 # The frames that differ between two dumps.
 changed() { paste -d' ' "$1" "$2" | awk '$2 != $5' | wc -l; }
 
 engine_fw_tests() {
-    xl dmesg -c > /dev/null 2>&1
-    if ! timeout 120 xl create -e /etc/xen/xrt/xrengfw.cfg > $E/create.out 2>&1; then
-        notok "engine (running guest): xl create: $(tail -n 5 $E/create.out | tr '\n' ' ')"
-        return
-    fi
-    src=$(xl_domid xrengfw)
-    s=$(now); i=0
-    while [ $i -lt 120 ] && ! xl dmesg 2>/dev/null | grep -aq "No bootable device"; do sleep 0.5; i=$((i + 1)); done
-    if ! xl dmesg 2>/dev/null | grep -aq "No bootable device"; then
-        notok "engine (running guest): SeaBIOS did not reach its boot retry in 60 s: $(xl dmesg 2>/dev/null | grep -a "(d$src)" | tail -n 2 | tr '\n' ' ')"
-        xl destroy xrengfw > /dev/null 2>&1
-        return
-    fi
+    fw_guest xrengfw "engine (running guest)" || return
     $X/xr-memdig dump $src 0 16384 > $E/f0.dig 2>/dev/null
     sleep 1
     $X/xr-memdig dump $src 0 16384 > $E/f1.dig 2>/dev/null

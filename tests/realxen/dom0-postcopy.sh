@@ -191,34 +191,8 @@ postcopy_tests() {
 }
 
 # ---- c. straight away, the guest's own vCPU faulting ------------------------
-cat > /etc/xen/xrt/xrpcfw.cfg <<CFG
-name="xrpcfw"
-type="hvm"
-memory=64
-vcpus=1
-device_model_version="qemu-xen"
-device_model_override="$X/xenram"
-vga="none"
-vnc=0
-tsc_mode="native"
-on_crash="preserve"
-on_reboot="preserve"
-CFG
-
 postcopy_fw_tests() {
-    xl dmesg -c > /dev/null 2>&1
-    if ! timeout 120 xl create -e /etc/xen/xrt/xrpcfw.cfg > $E/create.out 2>&1; then
-        notok "postcopy (vCPU): xl create: $(tail -n 5 $E/create.out | tr '\n' ' ')"
-        return
-    fi
-    src=$(xl_domid xrpcfw)
-    s=$(now); i=0
-    while [ $i -lt 120 ] && ! xl dmesg 2>/dev/null | grep -aq "No bootable device"; do sleep 0.5; i=$((i + 1)); done
-    if ! xl dmesg 2>/dev/null | grep -aq "No bootable device"; then
-        notok "postcopy (vCPU): SeaBIOS did not reach its boot retry in 60 s"
-        xl destroy xrpcfw > /dev/null 2>&1
-        return
-    fi
+    fw_guest xrpcfw "postcopy (vCPU)" || return
     ok "postcopy (vCPU): SeaBIOS waits after $(since $s) s"
     # Without -S: the destination's xenram unpauses the domain itself at
     # RUN, when none of its memory is there, and its vCPU races the
