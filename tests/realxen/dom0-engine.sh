@@ -310,9 +310,16 @@ on_crash="preserve"
 on_reboot="preserve"
 CFG
     xl dmesg -c > /dev/null 2>&1
+    # Debian's xl has once died of SIGSEGV here after the domain was up
+    # (2026-12-01): said, the domain destroyed, and one more try.
     if ! timeout 120 xl create -e /etc/xen/xrt/$1.cfg > $E/create.out 2>&1; then
-        notok "$2: xl create: $(tail -n 5 $E/create.out | tr '\n' ' ')"
-        return 1
+        say "# $2: xl create failed, once more: $(tail -n 3 $E/create.out | tr '\n' ' ')"
+        xl destroy $1 > /dev/null 2>&1
+        xl dmesg -c > /dev/null 2>&1
+        if ! timeout 120 xl create -e /etc/xen/xrt/$1.cfg > $E/create.out 2>&1; then
+            notok "$2: xl create: $(tail -n 5 $E/create.out | tr '\n' ' ')"
+            return 1
+        fi
     fi
     src=$(xl_domid $1)
     s=$(now); i=0
