@@ -401,17 +401,23 @@ static int copy_pages(struct mig *m, const struct bitmap *work,
     uint64_t n = work ? work->pages : m->sp2m.pages;
     uint64_t batch[TS_SR_BATCH];
     unsigned nb = 0;
-    int rc = 0;
 
     *sent = 0;
     if (n > m->sp2m.pages)
         n = m->sp2m.pages;
-    for (uint64_t g = 0; g < n; g++) {
-        if ((work && !bit(work->b, g)) || !bit(m->sp2m.b, g))
-            continue;
-        batch[nb++] = g;
-        if (nb < TS_SR_BATCH && g + 1 < n)
-            continue;
+    for (uint64_t g = 0; g <= n; g++) {
+        uint64_t now;
+        int rc;
+
+        if (g < n) {
+            if ((work && !bit(work->b, g)) || !bit(m->sp2m.b, g))
+                continue;
+            batch[nb++] = g;
+            if (nb < TS_SR_BATCH)
+                continue;
+        } else if (!nb) {
+            break;              /* nothing left for a last batch */
+        }
         rc = ts_sr_send(m->sr, m->smem, batch, nb, err, errlen);
         if (rc)
             return rc;
@@ -419,21 +425,13 @@ static int copy_pages(struct mig *m, const struct bitmap *work,
         m->sent += nb;
         nb = 0;
         /* A look at the clock each batch (4 MiB); a sample each 20 ms. */
-        uint64_t now = ts_now_ns();
-
+        now = ts_now_ns();
         if (now - m->last_check >= 20000000ull) {
             m->last_check = now;
             round_progress(m, now);
         }
     }
-    if (nb) {
-        rc = ts_sr_send(m->sr, m->smem, batch, nb, err, errlen);
-        if (rc == 0) {
-            *sent += nb;
-            m->sent += nb;
-        }
-    }
-    return rc;
+    return 0;
 }
 
 /* xc_logdirty_control(CLEAN [| FINAL]) over the source's frames. */

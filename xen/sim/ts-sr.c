@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "xen/sim/chan.h"
 #include "xen/sim/proto.h"
 #include "xen/sim/ts-sr.h"
 
@@ -61,25 +62,6 @@ struct ts_sr {
     char err[256];
     uint64_t pages;
 };
-
-static int read_exact(int fd, void *buf, size_t len)
-{
-    uint8_t *p = buf;
-
-    while (len) {
-        ssize_t r = read(fd, p, len);
-
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            return -EPIPE;
-        p += r;
-        len -= (size_t)r;
-    }
-    return 0;
-}
 
 /* One PAGE_DATA body of @body octets in @buf. */
 static int restore_pages(struct ts_sr *s, const uint8_t *buf, uint32_t body)
@@ -135,7 +117,7 @@ static void *restore_thread(void *arg)
         uint8_t *buf;
         int rc;
 
-        rc = read_exact(s->rfd, &rh, sizeof(rh));
+        rc = xsim_read_all(s->rfd, &rh, sizeof(rh));
         if (rc) {
             snprintf(s->err, sizeof(s->err), "the stream ended before its "
                      "END record: %s", strerror(-rc));
@@ -158,7 +140,7 @@ static void *restore_thread(void *arg)
             s->rc = -ENOMEM;
             break;
         }
-        rc = read_exact(s->rfd, buf, padded);
+        rc = xsim_read_all(s->rfd, buf, padded);
         if (rc)
             snprintf(s->err, sizeof(s->err), "reading a PAGE_DATA record: "
                      "%s", strerror(-rc));
