@@ -1608,7 +1608,14 @@ static int rp_page_request(SendCtx *c, const uint8_t *body, uint32_t len,
     if (!c->preempt && !ret && run.n) {
         ret = mig_page_queue_push(&c->reqs, &run);
     }
-    pthread_cond_broadcast(&c->pc_cond);
+    if (!c->preempt && ngfns) {
+        /*
+         * Wake the senders for what was queued.  Not with preempt: no
+         * sender waits for a request then, and a wake-up here would put
+         * a background sender on a CPU just as this thread sends the page.
+         */
+        pthread_cond_broadcast(&c->pc_cond);
+    }
     pthread_mutex_unlock(&c->pc_lock);
     if (ret) {
         /* The queue holds every page once: full means a bug here. */
