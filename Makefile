@@ -255,7 +255,8 @@ bench-engine: all xenstored
 	BUILD=$(BUILD) tests/bench/engine/run.sh $(BENCH_MIB)
 
 # Postcopy's fault service time at full background rate, against the
-# userfaultfd floor (tests/bench/postcopy/run.sh; 256 MiB guests).
+# floors of a bare userfaultfd fault and of the path's skeleton
+# (tests/bench/postcopy/run.sh; 256 MiB guests).
 .PHONY: bench-postcopy
 bench-postcopy: all xenstored $(BUILD)/bench/bench-postcopy-fault
 	BUILD=$(BUILD) tests/bench/postcopy/run.sh

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # run.sh [MIB] - postcopy's fault service time on the simulator, against
-# the bare userfaultfd floor, in one run (make bench-postcopy;
-# docs/PERFORMANCE.md, "postcopy fault service latency").
+# two floors measured in the same run (a bare userfaultfd fault, the
+# path's skeleton) (make bench-postcopy; docs/PERFORMANCE.md, "postcopy
+# fault service latency").
 #
 # A MIB (default 256) MiB guest whose RAM is all stamps (its sequential
 # workload walks it once), then writing random pages at WL (default
@@ -17,7 +18,10 @@
 #           fault callback to the page's load, p50/p99/max;
 #   vcpu    the simulator's own view (dm-state "paging ... wait-p50="):
 #           the vCPU's fault to its resume;
-# and the floor (build/bench/bench-postcopy-fault) in the same sitting.
+# and the floors (build/bench/bench-postcopy-fault) in the same sitting:
+# a bare userfaultfd fault, and the path's skeleton (the four wake-ups
+# any postcopy over Xen's paging ring needs, with no work in them).
+# The targets are judged on the vCPU's figures.
 # Each figure is the median of the runs, with the spread (min-max).
 # Then (VS=1, the default) postcopy against precopy for a guest that
 # dirties faster than the link sends: a 256 MiB guest writing VSWL
@@ -114,8 +118,10 @@ print(l["faults"], l["p50-ns"] / 1e3, l["p99-ns"] / 1e3, l["max-ns"] / 1e3,
 done
 floor=$("$BUILD/bench/bench-postcopy-fault")
 echo "$floor"
-fp50=$(sed -n 's/.*p50 \([0-9.]*\) us.*/\1/p' <<<"$floor")
-fp99=$(sed -n 's/.*p99 \([0-9.]*\) us.*/\1/p' <<<"$floor")
+fp50=$(sed -n '/^bare/s/.*p50 \([0-9.]*\) us.*/\1/p' <<<"$floor")
+fp99=$(sed -n '/^bare/s/.*p99 \([0-9.]*\) us.*/\1/p' <<<"$floor")
+sp50=$(sed -n "/skeleton/s/.*p50 \([0-9.]*\) us.*/\1/p" <<<"$floor")
+sp99=$(sed -n "/skeleton/s/.*p99 \([0-9.]*\) us.*/\1/p" <<<"$floor")
 
 # ---- postcopy against precopy: a writer faster than the link ----------------
 VS=${VS:-1}
@@ -149,23 +155,30 @@ if [ "$VS" = 1 ]; then
 fi
 
 echo
-echo "== summary ($mib MiB guest, $WL; medians of $REPEAT [min-max]; floor p50 $fp50 us, p99 $fp99 us)"
+echo "== summary ($mib MiB guest, $WL; medians of $REPEAT [min-max]; floor p50 $fp50 us, p99 $fp99 us;" \
+     "the path's skeleton p50 ${sp50:-?} us, p99 ${sp99:-?} us)"
 for cfg in $CONFIGS; do
-    python3 - "$cfg" "${res[$cfg]}" "$fp50" "$fp99" <<'EOF'
+    python3 - "$cfg" "${res[$cfg]}" "$fp50" "$fp99" "${sp50:-0}" <<'EOF'
 import statistics, sys
 cfg, runs, fp50, fp99 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+sp50 = float(sys.argv[5])
 rows = [list(map(float, r.split())) for r in runs.split(";") if r.strip()]
 col = lambda j: [r[j] for r in rows]
 def f(j):
     v = col(j); return "%.0f [%.0f-%.0f]" % (statistics.median(v), min(v), max(v))
 name = "%s ch%s" % (cfg.rstrip("p"), " + preempt" if cfg.endswith("p") else "")
+# xenram's figures are its histogram's (log2 buckets: a bucket's upper
+# bound); the targets are judged on the vCPU's, exact and what the issue
+# measures (the vCPU's fault to its resume).
 p50, p99 = statistics.median(col(1)), statistics.median(col(2))
+vp50, vp99 = statistics.median(col(4)), statistics.median(col(5))
 print("%-16s faults %s | xenram p50 %s us (%.0fx floor), p99 %s us (%.0fx), max %s us"
       % (name, f(0), f(1), p50 / fp50, f(2), p99 / fp99, f(3)))
-print("%-16s          | vcpu   p50 %s us, p99 %s us, max %s us" % ("", f(4), f(5), f(6)))
+print("%-16s          | vcpu   p50 %s us (%.1fx the skeleton), p99 %s us, max %s us"
+      % ("", f(4), vp50 / sp50 if sp50 else 0, f(5), f(6)))
 if cfg.endswith("p"):
-    print("%-16s targets p50 <= 100 us: %s, p99 <= 1 ms: %s" % ("",
-          "ok" if p50 <= 100 else "MISSED", "ok" if p99 <= 1000 else "MISSED"))
+    print("%-16s targets (vcpu) p50 <= 100 us: %s, p99 <= 1 ms: %s" % ("",
+          "ok" if vp50 <= 100 else "MISSED", "ok" if vp99 <= 1000 else "MISSED"))
 EOF
 done
 if [ "$VS" = 1 ]; then
