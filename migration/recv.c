@@ -459,12 +459,12 @@ static int recv_wait_round(RecvCtx *c, uint64_t round)
         for (unsigned i = 1; i <= c->ndata; i++) {
             ready &= c->done_round[i] + 1 >= round;
         }
-        if (ready || c->abort) {
+        if (ready || __atomic_load_n(&c->abort, __ATOMIC_RELAXED)) {
             break;
         }
         pthread_cond_wait(&c->cond, &c->lock);
     }
-    ret = c->abort ? -ECANCELED : 0;
+    ret = __atomic_load_n(&c->abort, __ATOMIC_RELAXED) ? -ECANCELED : 0;
     pthread_mutex_unlock(&c->lock);
     return ret;
 }
@@ -827,7 +827,8 @@ static int recv_wait_listening(RecvCtx *c)
     int ret;
 
     pthread_mutex_lock(&c->lock);
-    while (!c->listening && !c->abort) {
+    /* @abort: atomic, as the prefault threads read it without @lock. */
+    while (!c->listening && !__atomic_load_n(&c->abort, __ATOMIC_RELAXED)) {
         pthread_cond_wait(&c->cond, &c->lock);
     }
     ret = c->listening ? 0 : -ECANCELED;
@@ -1340,7 +1341,6 @@ static int recv_listen(RecvCtx *c, uint32_t len, char *err, size_t errlen)
         }
     }
     c->ncleared = 0;
-    __atomic_store_n(&c->abort, c->abort, __ATOMIC_RELAXED);
     for (unsigned i = 0; i < c->nprefault; i++) {
         /* They touch the mappings: done before these go. */
         pthread_join(c->prefault[i], NULL);

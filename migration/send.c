@@ -520,8 +520,8 @@ static int send_postcopy_part(Sender *s, char *err, size_t errlen)
         __atomic_add_fetch(asked ? &c->pc_requested : &c->pc_background, n,
                            __ATOMIC_RELAXED);
     }
-    stream_round_end_encode(c->round, s->round_pages, body);
     if (s != c->preempt) {
+        stream_round_end_encode(c->round, s->round_pages, body);
         return send_record(s, STREAM_REC_ROUND_END, body, sizeof(body), err,
                            errlen);
     }
