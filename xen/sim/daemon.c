@@ -175,10 +175,12 @@ int xsim_daemon_run(const char *dir, const struct xsim_daemon_opts *o)
         rc = xs_sim_start(xs_rundir, libs, &xs_pid);
         pthread_sigmask(SIG_BLOCK, &sigs, NULL);
         if (rc == 0) {
-            host.store = &store_ops;
-            snprintf(host.xenstore, sizeof(host.xenstore),
-                     "xenstored pid %d", (int)xs_pid);
-            xsim_log("xenstore: %s, socket %s", host.xenstore, xs_socket);
+            char what[64];
+
+            /* xenstored's calls are being served meanwhile. */
+            snprintf(what, sizeof(what), "xenstored pid %d", (int)xs_pid);
+            host_set_store(&host, &store_ops, what);
+            xsim_log("xenstore: %s, socket %s", what, xs_socket);
         } else if (strcmp(o->xenstore, "on") == 0) {
             ready(o->ready_fd, "err xenstored did not start: %s\n",
                   strerror(-rc));

@@ -654,9 +654,19 @@ static uint32_t alloc_domid(struct xsim_host *h)
     return 0;
 }
 
+void host_set_store(struct xsim_host *h, const struct xsim_store_ops *ops,
+                    const char *what)
+{
+    pthread_mutex_lock(&h->lock);
+    h->store = ops;
+    snprintf(h->xenstore, sizeof(h->xenstore), "%s", what);
+    pthread_mutex_unlock(&h->lock);
+}
+
 int host_create(struct xsim_host *h, const struct xsim_create *c,
                 uint32_t *domid)
 {
+    const struct xsim_store_ops *store;
     struct xsim_workload wl;
     struct xsim_dom *d;
     char name[64], err[128];
@@ -749,6 +759,7 @@ int host_create(struct xsim_host *h, const struct xsim_create *c,
         snprintf(d->name, sizeof(d->name), "guest%u", id);
     h->doms[id] = d;
     h->nr_domains++;
+    store = h->store;
     pthread_mutex_unlock(&h->lock);
 
     rc = vcpus_start(d);
@@ -756,8 +767,8 @@ int host_create(struct xsim_host *h, const struct xsim_create *c,
         host_destroy(h, id);
         return rc;
     }
-    if (h->store && h->store->introduce)
-        h->store->introduce(h->state_dir, id, d->name, c->mem_kb);
+    if (store && store->introduce)
+        store->introduce(h->state_dir, id, d->name, c->mem_kb);
     xsim_log("d%u (%s): created, %llu MiB RAM, %u vCPU(s), workload %s",
              id, d->name, (unsigned long long)(ram_pages / 256), d->nr_vcpus,
              d->wl.spec);
@@ -773,6 +784,7 @@ fail:
 
 int host_destroy(struct xsim_host *h, uint32_t domid)
 {
+    const struct xsim_store_ops *store;
     struct xsim_dom *d;
 
     if (domid == 0 || domid >= XSIM_DOMID_FIRST_RESERVED)
@@ -785,13 +797,14 @@ int host_destroy(struct xsim_host *h, uint32_t domid)
         /* From here on its pages are scrubbed: none joins the pool. */
         __atomic_store_n(&d->dead, true, __ATOMIC_RELEASE);
     }
+    store = h->store;
     pthread_mutex_unlock(&h->lock);
     if (!d)
         return -ESRCH;
     host_paging_kill(d);        /* vCPUs waiting on the pager let go */
     vcpus_stop(d);
-    if (h->store && h->store->release)
-        h->store->release(h->state_dir, domid);
+    if (store && store->release)
+        store->release(h->state_dir, domid);
     xsim_log("d%u (%s): destroyed", domid, d->name);
     host_put(h, d);
     return 0;

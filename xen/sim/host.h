@@ -105,6 +105,15 @@ struct xsim_paging {
     unsigned waiters;           /* vCPUs waiting for a slot (Xen's wq) */
     int sock;                   /* Xen's end of the event channel */
     int stop_pipe[2];
+    /*
+     * A vCPU paused on the ring waits on the channel itself (the leader,
+     * one at a time); the thread wakes it through leader_efd when it took
+     * the responses first, and ring_destroy() waits for it to leave
+     * (closing) before the descriptors go.
+     */
+    int leader_efd;
+    bool leader, closing;
+    unsigned paused;            /* vCPUs waiting for their response */
     pthread_t thread;
     bool thread_started;
     uint64_t paged_pages;       /* d->paged_pages */
@@ -239,13 +248,16 @@ struct xsim_host {
     unsigned nr_domains;
     enum xsim_track_mode track_mode;
     char state_dir[200];
-    char xenstore[64];
-    const struct xsim_store_ops *store;
+    char xenstore[64];          /* lock: set once xenstored runs, */
+    const struct xsim_store_ops *store; /* while the server serves it */
     struct xsim_pool pool;
 };
 
 int host_init(struct xsim_host *h, enum xsim_track_mode mode,
               const char *state_dir);
+/* xenstored is up (described by @what): domains are introduced to it. */
+void host_set_store(struct xsim_host *h, const struct xsim_store_ops *ops,
+                    const char *what);
 /* Destroy every domain (stops all vCPUs). */
 void host_fini(struct xsim_host *h);
 

@@ -61,12 +61,12 @@ static void host_info(struct xsim_host *h, struct reply *r)
     hi->pid = (uint32_t)getpid();
     pthread_mutex_lock(&h->lock);
     hi->nr_domains = h->nr_domains;
+    snprintf(hi->xenstore, sizeof(hi->xenstore), "%s", h->xenstore);
     pthread_mutex_unlock(&h->lock);
     hi->gfn_limit = XSIM_GFN_LIMIT;
     snprintf(hi->tracking, sizeof(hi->tracking), "%s",
              track_mode_name(h->track_mode));
     snprintf(hi->state_dir, sizeof(hi->state_dir), "%s", h->state_dir);
-    snprintf(hi->xenstore, sizeof(hi->xenstore), "%s", h->xenstore);
 }
 
 /*
