@@ -91,10 +91,16 @@ uint64_t e2e_mem_stamps_since(const struct e2e_mem *then,
             continue;
         if (xsim_stamp_check(p, g, &gen) != 1) {
             /* Not a stamp: only the test device may have written it. */
-            if (ts_testdma_check(p, g) != 1 && bad++ < 4)
+            if (ts_testdma_check(p, g) != 1 && bad++ < 4) {
+                const uint64_t *w = (const uint64_t *)p;
+
                 fprintf(stderr, "frame %#llx differs from the source's at "
                         "the switch and is neither a stamp nor the test "
-                        "device's\n", (unsigned long long)g);
+                        "device's (words %#llx %#llx %#llx %#llx)\n",
+                        (unsigned long long)g, (unsigned long long)w[0],
+                        (unsigned long long)w[1], (unsigned long long)w[2],
+                        (unsigned long long)w[3]);
+            }
             continue;
         }
         n++;
