@@ -18,10 +18,15 @@
  * from the physmap, the page stays (and stays counted in tot_pages) until
  * paging is disabled.  The event channel is a datagram socket in the
  * namespace of the libxenevtchn stand-in, as the ioreq servers' are
- * (host-ioreq.c): the pager binds interdomain to (domid, XSIM_PAGING_PORT);
- * its notifications wake a thread of the domain that consumes the
- * responses, as Xen's mem_paging_notification() does; xc_mem_paging_resume
- * does the same from the caller.
+ * (host-ioreq.c): the pager binds interdomain to (domid, XSIM_PAGING_PORT).
+ * Xen consumes the responses inside the pager's notifying hypercall
+ * (evtchn_send() calls mem_paging_notification(), which runs
+ * vm_event_resume()), so a vCPU is running again when the notify returns.
+ * Here a notification wakes whoever waits on the channel: a vCPU paused
+ * on the ring (one of them, the leader), which takes the responses and
+ * so runs at once, and the domain's paging thread, which takes them when
+ * no vCPU waits (a foreign mapper's requests) and wakes the leader when
+ * it was first.  xc_mem_paging_resume consumes them from the caller.
  *
  * Slots: a vCPU takes a slot before its request and waits for one when the
  * ring is full (vm_event_wait_slot); a foreign mapper does not wait: with
@@ -34,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -409,11 +415,12 @@ static void frame_back(struct xsim_dom *d, uint64_t g)
         track_protect(&d->track, g, 1, true);
 }
 
-/* vm_event_resume(): take every response, pg->lock held. */
-static void resume_locked(struct xsim_dom *d)
+/* vm_event_resume(): take every response, pg->lock held; how many. */
+static unsigned resume_locked(struct xsim_dom *d)
 {
     struct xsim_paging *pg = &d->pg;
     vm_event_sring_t *s = sring(pg);
+    unsigned n = 0;
 
     while (pg->ring &&
            __atomic_load_n(&s->rsp_prod, __ATOMIC_ACQUIRE) != pg->rsp_cons) {
@@ -425,6 +432,7 @@ static void resume_locked(struct xsim_dom *d)
         pg->rsp_cons++;
         s->rsp_event = pg->rsp_cons + 1;
         pg->responses++;
+        n++;
         pthread_cond_broadcast(&pg->cond);      /* a slot is free */
         if (rsp.version != VM_EVENT_INTERFACE_VERSION) {
             xsim_log("(XEN) d%u: vm_event interface version mismatch",
@@ -449,6 +457,60 @@ static void resume_locked(struct xsim_dom *d)
         if (rsp.flags & VM_EVENT_FLAG_VCPU_PAUSED)
             v->vm_event_pause--;
     }
+    return n;
+}
+
+/* The channel's datagrams carry nothing: only that there is news. */
+static void drain(int sock)
+{
+    char buf[64];
+
+    while (recv(sock, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+        ;
+}
+
+/* Wake the leader (pg->lock held): responses taken, or the ring going. */
+static void kick_leader(struct xsim_paging *pg)
+{
+    uint64_t one = 1;
+
+    if (pg->leader)
+        (void)!write(pg->leader_efd, &one, sizeof(one));
+}
+
+/*
+ * A vCPU paused on the ring, pg->lock held: wait for its response on the
+ * channel itself if no other vCPU does (and take every response then),
+ * else on pg->cond for the leader's.  Returns when woken either way.
+ */
+static void paused_wait(struct xsim_dom *d)
+{
+    struct xsim_paging *pg = &d->pg;
+    struct pollfd p[2] = {
+        { .fd = pg->sock, .events = POLLIN },
+        { .fd = pg->leader_efd, .events = POLLIN },
+    };
+
+    if (pg->leader || !pg->ring || pg->closing || pg->sock < 0) {
+        pthread_cond_wait(&pg->cond, &pg->lock);
+        return;
+    }
+    pg->leader = true;
+    pthread_mutex_unlock(&pg->lock);
+    while (poll(p, 2, -1) < 0 && errno == EINTR)
+        ;
+    drain(p[0].fd);
+    if (p[1].revents & POLLIN) {
+        uint64_t n;
+
+        (void)!read(p[1].fd, &n, sizeof(n));
+    }
+    pthread_mutex_lock(&pg->lock);
+    pg->leader = false;
+    resume_locked(d);
+    /* Another paused vCPU may lead now; ring_destroy() may go on. */
+    if (pg->paused > 1 || pg->closing)
+        pthread_cond_broadcast(&pg->cond);
 }
 
 /* The pager's notifications: mem_paging_notification(). */
@@ -471,7 +533,10 @@ static void *paging_thread(void *arg)
         while (recv(pg->sock, buf, sizeof(buf), MSG_DONTWAIT) > 0)
             ;
         pthread_mutex_lock(&pg->lock);
-        resume_locked(d);
+        /* Taken before the leader (it woke too, or is about to wait):
+         * it looks again. */
+        if (resume_locked(d))
+            kick_leader(pg);
         pthread_mutex_unlock(&pg->lock);
     }
     return NULL;
@@ -484,6 +549,7 @@ void host_paging_setup(struct xsim_dom *d)
     pthread_mutex_init(&d->pg.lock, NULL);
     pthread_cond_init(&d->pg.cond, NULL);
     d->pg.sock = d->pg.stop_pipe[0] = d->pg.stop_pipe[1] = -1;
+    d->pg.leader_efd = -1;
 }
 
 /* Tear the ring down (d->lock held, the waiters gone or released). */
@@ -496,6 +562,17 @@ static void ring_destroy(struct xsim_dom *d)
         pthread_join(pg->thread, NULL);
         pg->thread_started = false;
     }
+    /* No vCPU waits on the descriptors any more (paused ones stay so,
+     * on pg->cond). */
+    pthread_mutex_lock(&pg->lock);
+    pg->closing = true;
+    kick_leader(pg);
+    while (pg->leader)
+        pthread_cond_wait(&pg->cond, &pg->lock);
+    pthread_mutex_unlock(&pg->lock);
+    if (pg->leader_efd >= 0)
+        close(pg->leader_efd);
+    pg->leader_efd = -1;
     for (int i = 0; i < 2; i++) {
         if (pg->stop_pipe[i] >= 0)
             close(pg->stop_pipe[i]);
@@ -518,6 +595,7 @@ static void ring_destroy(struct xsim_dom *d)
     }
     pg->ring_orphan = false;
     pg->target_producers = pg->foreign_producers = 0;
+    pg->closing = false;
     pthread_cond_broadcast(&pg->cond);
     pthread_mutex_unlock(&pg->lock);
 }
@@ -527,6 +605,7 @@ void host_paging_kill(struct xsim_dom *d)
     pthread_mutex_lock(&d->pg.lock);
     d->pg.dying = true;
     pthread_cond_broadcast(&d->pg.cond);
+    kick_leader(&d->pg);
     pthread_mutex_unlock(&d->pg.lock);
 }
 
@@ -585,6 +664,17 @@ static long paging_enable(struct xsim_dom *d)
     }
     if (pipe2(pg->stop_pipe, O_CLOEXEC) < 0) {
         rc = -errno;
+        close(sock);
+        munmap(ring, XSIM_PAGE_SIZE);
+        return rc;
+    }
+    pg->leader_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (pg->leader_efd < 0) {
+        rc = -errno;
+        for (int i = 0; i < 2; i++) {
+            close(pg->stop_pipe[i]);
+            pg->stop_pipe[i] = -1;
+        }
         close(sock);
         munmap(ring, XSIM_PAGE_SIZE);
         return rc;
@@ -762,7 +852,8 @@ long dom_paging_op(struct xsim_dom *d, uint32_t op, uint64_t gfn,
     case XSIM_PAGING_RESUME:
         pthread_mutex_lock(&d->pg.lock);
         rc = d->pg.ring ? 0 : -ENODEV;
-        resume_locked(d);
+        if (resume_locked(d))
+            kick_leader(&d->pg);
         pthread_mutex_unlock(&d->pg.lock);
         break;
     case XSIM_PAGING_NOMINATE:
@@ -806,8 +897,10 @@ void host_paging_fault(struct xsim_vcpu *v, uint64_t gfn)
         pg->vcpu_waits++;
         uint64_t t0 = host_paging_now_ns();
 
+        pg->paused++;
         while (v->vm_event_pause && !pg->dying)
-            pthread_cond_wait(&pg->cond, &pg->lock);
+            paused_wait(d);
+        pg->paused--;
         waits_add(d, host_paging_now_ns() - t0);
     }
 out:
