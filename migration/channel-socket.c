@@ -381,7 +381,7 @@ static int chan_wait(MigChannel *c, short events)
     int queued = writing ? chan_queued(c) : -1;
 
     for (;;) {
-        int timeout = c->stall_ms, n;
+        int timeout = __atomic_load_n(&c->stall_ms, __ATOMIC_RELAXED), n;
 
         if (__atomic_load_n(&c->cancelled, __ATOMIC_ACQUIRE) ||
             (!writing && __atomic_load_n(&c->reads_stopped,
@@ -433,7 +433,7 @@ static int chan_error(MigChannel *c, int ret, bool writing, char *err,
     case -ETIMEDOUT:
         return xr_error(err, errlen, ret, "%s the %s channel: no progress "
                          "for %d ms (the peer is stalled)", what, c->name,
-                         c->stall_ms);
+                         __atomic_load_n(&c->stall_ms, __ATOMIC_RELAXED));
     case -ECANCELED:
         return xr_error(err, errlen, ret, "%s the %s channel: cancelled",
                          what, c->name);
@@ -550,6 +550,11 @@ int mig_channel_read_all(MigChannel *c, void *buf, size_t len, char *err,
         len -= (size_t)n;
     }
     return 0;
+}
+
+void mig_channel_set_stall(MigChannel *c, int ms)
+{
+    __atomic_store_n(&c->stall_ms, ms, __ATOMIC_RELAXED);
 }
 
 void mig_channel_cancel(MigChannel *c)

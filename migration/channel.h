@@ -41,7 +41,8 @@ struct MigChannel {
     /*
      * Longest wait for progress; < 0: none.  Writing, the clock starts
      * when the socket buffer is full and restarts whenever the peer takes
-     * bytes from it (channel-socket.c).
+     * bytes from it (channel-socket.c).  Atomic: another thread may
+     * change it while a transfer waits (mig_channel_set_stall()).
      */
     int stall_ms;
     bool cancelled;             /* atomic */
@@ -115,6 +116,10 @@ int mig_channel_write_all(MigChannel *c, const void *buf, size_t len,
  */
 int mig_channel_try_writev_all(MigChannel *c, struct iovec *iov, int iovcnt,
                                char *err, size_t errlen);
+
+/* Change @c's longest wait for progress (< 0: none), for the next waits
+ * and the current one's next slice; any thread. */
+void mig_channel_set_stall(MigChannel *c, int ms);
 
 /*
  * Read exactly @len bytes.  0, or -errno with a sentence in @err; the end

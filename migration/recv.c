@@ -1369,7 +1369,8 @@ static int recv_listen(RecvCtx *c, uint32_t len, char *err, size_t errlen)
         return ret;
     }
     pthread_mutex_lock(&c->lock);
-    c->listening = true;
+    /* Atomic: the writers look at it without the lock too. */
+    __atomic_store_n(&c->listening, true, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
     recv_postcopy_info(c);

@@ -452,7 +452,14 @@ static int send_postcopy_part(Sender *s, char *err, size_t errlen)
     uint8_t body[STREAM_ROUND_END_LEN];
     int ret;
 
-    s->round_pages = 0;
+    if (s == c->preempt) {
+        /* The return path's reader counts its sends here, under the lock. */
+        pthread_mutex_lock(&c->preempt_lock);
+        s->round_pages = 0;
+        pthread_mutex_unlock(&c->preempt_lock);
+    } else {
+        s->round_pages = 0;
+    }
     if (c->preempt && background && !s->yielded) {
         /* The background gives way to the requested pages' senders. */
         s->yielded = true;
@@ -631,18 +638,24 @@ static void *send_worker(void *opaque)
 
         ret = send_round_part(s, err, sizeof(err));
 
-        pthread_mutex_lock(&c->lock);
-        if (ret && !c->failed) {
-            c->failed = ret;
-            snprintf(c->ferr, sizeof(c->ferr), "%s", err);
+        if (ret) {
+            pthread_mutex_lock(&c->lock);
+            if (!c->failed) {
+                c->failed = ret;
+                snprintf(c->ferr, sizeof(c->ferr), "%s", err);
+            }
+            pthread_mutex_unlock(&c->lock);
+            /*
+             * The others must not wait on a channel that is gone.  Before
+             * this sender counts as finished: once all have, the channels
+             * may be closed (a postcopy recovery does at once).
+             */
+            send_abort(c);
         }
+        pthread_mutex_lock(&c->lock);
         c->finished++;
         pthread_cond_signal(&c->done);
         pthread_mutex_unlock(&c->lock);
-        if (ret) {
-            /* The others must not wait on a channel that is gone. */
-            send_abort(c);
-        }
     }
 }
 
@@ -1295,7 +1308,7 @@ static void send_peer_reason(SendCtx *c, int ret, char *err, size_t errlen)
         c->end_sent || c->run_sent || c->rp_started) {
         return;
     }
-    c->ctl.chan->stall_ms = SEND_REASON_MS;
+    mig_channel_set_stall(c->ctl.chan, SEND_REASON_MS);
     if (!send_read_result(c, &status, msg, sizeof(msg), e2, sizeof(e2)) &&
         status) {
         snprintf(err, errlen, "the destination failed: %.400s", msg);
@@ -1758,7 +1771,7 @@ static int send_postcopy_transfer(SendCtx *c, char *err, size_t errlen)
          * (and whether it ran the guest) in its RESULT before it goes.
          * Wait a little for it, as send_peer_reason() does for precopy.
          */
-        c->ctl.chan->stall_ms = SEND_REASON_MS;
+        mig_channel_set_stall(c->ctl.chan, SEND_REASON_MS);
         if (send_rp_join(c, e2, sizeof(e2)) == -EIO) {
             snprintf(err, errlen, "%s", e2);
             ret = -EIO;
@@ -1963,7 +1976,7 @@ static int send_postcopy_recover(SendCtx *c, char *err, size_t errlen)
             c->rp_ret = 0;
             c->rp_result = false;
             c->rp_status = 0;
-            c->ctl.chan->stall_ms = -1;
+            mig_channel_set_stall(c->ctl.chan, -1);
             ret = -pthread_create(&c->rp_thread, NULL, send_rp_thread, c);
             if (ret) {
                 snprintf(err, errlen, "cannot start the return path's "
@@ -2033,7 +2046,7 @@ static int send_postcopy(SendCtx *c, uint64_t *t_pause, char *err,
      * may rightly not come for long: no stall timeout on it.  A stuck
      * destination is noticed on the data channels' writes.
      */
-    c->ctl.chan->stall_ms = -1;
+    mig_channel_set_stall(c->ctl.chan, -1);
     ret = -pthread_create(&c->rp_thread, NULL, send_rp_thread, c);
     if (ret) {
         snprintf(err, errlen, "cannot start the return path's reader: %s",
