@@ -80,7 +80,7 @@ filled_guest() { # NAME -> domid
 
 dest_id() { xs "$work/b" list | awk -v n="$1" 'NR > 2 && $1 == n {print $2; exit}'; }
 
-declare -A res vs_t vs_d vs_r vs_thr vs_ok
+declare -A res vs_t vs_d vs_r vs_thr vs_ok vs_sw
 for cfg in $CONFIGS; do
     ch=${cfg%p}
     extra=()
@@ -147,6 +147,9 @@ if [ "$VS" = 1 ]; then
         echo "destination: $ver"
         vs_t[$how]=$(echo "$out" | vs_field 'total time')
         vs_d[$how]=$(echo "$out" | vs_field downtime)
+        # Postcopy: the guest runs again at the destination's RUN, later
+        # than the source's downtime says (xensim's switchover line).
+        vs_sw[$how]=$(echo "$out" | vs_field switchover)
         vs_r[$how]=$(echo "$out" | vs_field rounds)
         vs_thr[$how]=$(echo "$out" | sed -n 's/^  throttle *: vCPUs capped at up to \([0-9]*\)%.*/\1/p')
         vs_ok[$how]=$(grep -c " 0 corrupt" <<<"$ver" || true)
@@ -185,10 +188,11 @@ if [ "$VS" = 1 ]; then
     awk -v pt="${vs_t[precopy]}" -v pd="${vs_d[precopy]}" -v pr="${vs_r[precopy]}" \
         -v pthr="${vs_thr[precopy]:-0}" -v pok="${vs_ok[precopy]}" \
         -v qt="${vs_t[postcopy]}" -v qd="${vs_d[postcopy]}" -v qr="${vs_r[postcopy]}" \
-        -v qok="${vs_ok[postcopy]}" -v wl="$VSWL" -v bw="$VSBW" 'BEGIN {
+        -v qok="${vs_ok[postcopy]}" -v qsw="${vs_sw[postcopy]:-?}" \
+        -v wl="$VSWL" -v bw="$VSBW" 'BEGIN {
         printf "writer %s through %s MiB/s:\n", wl, bw
         printf "  precopy + auto-converge: %.3f s, downtime %s ms, %s rounds, throttle up to %s%%, guest %s\n", pt, pd, pr, pthr, pok ? "clean" : "CORRUPT"
-        printf "  postcopy after round 1 : %.3f s, downtime %s ms, %s rounds, no throttle, guest %s\n", qt, qd, qr, qok ? "clean" : "CORRUPT"
+        printf "  postcopy after round 1 : %.3f s, downtime %s ms (to RUN sent; the guest paused %s ms in all, to the destination'"'"'s RUN), %s rounds, no throttle, guest %s\n", qt, qd, qsw, qr, qok ? "clean" : "CORRUPT"
         printf "  postcopy takes %.2fx the time of throttled precopy\n", qt / pt
     }'
 fi
