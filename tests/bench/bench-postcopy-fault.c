@@ -76,40 +76,19 @@ static uint64_t next_fault(int uffd)
     }
 }
 
+/*
+ * Whole records on the blocking loopback sockets: MSG_WAITALL reads all
+ * @len (no signal handlers here to cut it short), a blocking send writes
+ * all of it.
+ */
 static int read_full(int fd, void *buf, size_t len)
 {
-    uint8_t *p = buf;
-
-    while (len) {
-        ssize_t n = read(fd, p, len);
-
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return recv(fd, buf, len, MSG_WAITALL) == (ssize_t)len ? 0 : -1;
 }
 
 static int write_full(int fd, const void *buf, size_t len)
 {
-    const uint8_t *p = buf;
-
-    while (len) {
-        ssize_t n = write(fd, p, len);
-
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
 }
 
 /* bare: the handler copies the page in itself. */
