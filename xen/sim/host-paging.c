@@ -524,14 +524,12 @@ static void *paging_thread(void *arg)
             { .fd = pg->sock, .events = POLLIN },
             { .fd = pg->stop_pipe[0], .events = POLLIN },
         };
-        char buf[64];
 
         if (poll(p, 2, -1) < 0)
             continue;
         if (p[1].revents)
             break;
-        while (recv(pg->sock, buf, sizeof(buf), MSG_DONTWAIT) > 0)
-            ;
+        drain(pg->sock);
         pthread_mutex_lock(&pg->lock);
         /* Taken before the leader (it woke too, or is about to wait):
          * it looks again. */
@@ -668,18 +666,14 @@ static long paging_enable(struct xsim_dom *d)
         munmap(ring, XSIM_PAGE_SIZE);
         return rc;
     }
+    pg->sock = sock;
     pg->leader_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (pg->leader_efd < 0) {
         rc = -errno;
-        for (int i = 0; i < 2; i++) {
-            close(pg->stop_pipe[i]);
-            pg->stop_pipe[i] = -1;
-        }
-        close(sock);
         munmap(ring, XSIM_PAGE_SIZE);
+        ring_destroy(d);        /* the channel and the pipe; no ring yet */
         return rc;
     }
-    pg->sock = sock;
     waits_of(d, true);
     pthread_mutex_lock(&pg->lock);
     pg->ring = ring;
