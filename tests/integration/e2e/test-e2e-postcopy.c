@@ -406,6 +406,24 @@ static void postcopy_running(const char *name, const char *channels,
         total = strtol(tt + 9, NULL, 10);
         fprintf(stderr, "downtime %ld ms of %ld ms\n", down, total);
         assert_true(down * 2 < total);
+        /*
+         * And what the guest waited for at the switch: from the source's
+         * postcopy-active to the destination's (the destination pages out
+         * every frame still missing before RUN), no shorter than the
+         * source's part, within the migration.
+         */
+        assert_non_null(strstr(dt, "(xenram: from the pause to RUN sent)"));
+        {
+            const char *sw = strstr(b.out, "switchover  : ");
+            long paused;
+
+            assert_non_null(sw);
+            paused = strtol(sw + 14, NULL, 10);
+            fprintf(stderr, "the guest ran on neither side for %ld ms\n",
+                    paused);
+            assert_true(paused + 20 >= down);
+            assert_true(paused <= total);
+        }
     }
     nd = e2e_domid(&dst, name);
     assert_true(nd > 0);

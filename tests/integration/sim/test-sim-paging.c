@@ -494,6 +494,38 @@ static void test_a_vcpu_waits_for_load_and_response_and_its_write_is_logged(
     assert_int_equal(sim_destroy(&host, d), 0);
 }
 
+/*
+ * Paging disabled while a vCPU waits for its response: the paused vCPU
+ * waits on the ring's event channel itself (host-paging.c, the leader);
+ * the disable must take the channel away from it and return, the vCPU
+ * stays paused (its frame never came back), and the domain's death lets
+ * it go without its write.
+ */
+static void test_disable_while_a_vcpu_waits_returns_and_death_frees_it(
+    void **state)
+{
+    uint32_t d = (uint32_t)new_domain("idle");
+    struct writer w = { .dom = d, .gfn = 0x40, .n = -2 };
+    vm_event_request_t r;
+    struct pager p;
+    pthread_t t;
+
+    (void)state;
+    pager_start(&p, d, false);
+    page_out(&p, 0x40);
+    assert_int_equal(pthread_create(&t, NULL, writer_main, &w), 0);
+    r = pager_next(&p);
+    assert_int_equal(r.u.mem_paging.gfn, 0x40);
+    assert_true(r.flags & VM_EVENT_FLAG_VCPU_PAUSED);
+    assert_int_equal(xc_mem_paging_disable(xch, d), 0);
+    pager_stop(&p);
+    /* Through libxenctrl: the writer's guest-write holds the test's own
+     * connection to the host until it returns. */
+    assert_int_equal(xc_domain_destroy(xch, d), 0);
+    pthread_join(t, NULL);
+    assert_true(w.n != 1);              /* never written: never loaded */
+}
+
 static void test_a_frame_faulted_before_its_eviction_keeps_its_page(
     void **state)
 {
@@ -680,6 +712,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_foreign_map_waits_until_the_frame_is_loaded),
         cmocka_unit_test(
             test_a_vcpu_waits_for_load_and_response_and_its_write_is_logged),
+        cmocka_unit_test(
+            test_disable_while_a_vcpu_waits_returns_and_death_frees_it),
         cmocka_unit_test(
             test_a_frame_faulted_before_its_eviction_keeps_its_page),
         cmocka_unit_test(test_decreasing_a_paged_frame_drops_it),
