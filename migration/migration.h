@@ -203,6 +203,15 @@ typedef struct MigrationParams {
      * a short round may converge before the command arrives.
      */
     uint32_t x_postcopy_after_rounds;   /* 0 or 1 to 1000, default 0 */
+    /*
+     * xenram's own (x-postcopy-prepare-passes): at the switch, at most N
+     * POSTCOPY_PREPAREs while the guest still runs on the source, each
+     * paging out at the destination what the one before left (the pages
+     * not sent, then those dirtied since), so that what is left for the
+     * paused switch fits the downtime (docs/postcopy.md).  0: none, the
+     * whole paging out with the guest paused.
+     */
+    uint32_t x_postcopy_prepare_passes; /* 0 to 10, default 5 */
 } MigrationParams;
 
 #define MIGRATION_COMPRESSION_NONE 0
@@ -312,6 +321,16 @@ typedef struct MigrationPostcopyInfo {
     uint64_t resent;            /* source: asked for while in flight, sent again */
     uint64_t recoveries;        /* postcopy-paused, then recovered */
     uint64_t discarded, made_absent, placed, duplicates;
+    /*
+     * The switch's paging out, done ahead by PREPAREs while the source's
+     * guest runs (docs/postcopy.md).  Destination: pages made absent at
+     * LISTEN (the guest paused on both sides; the rest of @made_absent
+     * went before), PREPAREs done and their time.  Source: PREPAREs sent,
+     * the pages their DISCARDs carried, the time from the first to the
+     * guest's pause.
+     */
+    uint64_t made_absent_listen;
+    uint64_t prepares, prepared_pages, prepare_ms;
     uint64_t blocktime_ns;      /* sum of the service times */
     uint64_t faults;            /* service times recorded */
     uint64_t p50_ns, p99_ns, max_ns;

@@ -11,9 +11,20 @@
 
 #include "migration/pagereq.h"
 
-unsigned mig_discard_ranges(const DirtyBitmap *bm, uint64_t from,
-                            uint64_t end, StreamRange *out, unsigned max,
-                            uint64_t *next)
+/* The first page at or after @p below @end set in @bm and not in @skip. */
+static uint64_t discard_next(const DirtyBitmap *bm, const unsigned long *skip,
+                             uint64_t p, uint64_t end)
+{
+    p = p < end ? dirty_bitmap_find_next(bm, p) : end;
+    while (skip && p < end && xr_test_bit(p, skip)) {
+        p = p + 1 < end ? dirty_bitmap_find_next(bm, p + 1) : end;
+    }
+    return MIN(p, end);
+}
+
+unsigned mig_discard_ranges(const DirtyBitmap *bm, const unsigned long *skip,
+                            uint64_t from, uint64_t end, StreamRange *out,
+                            unsigned max, uint64_t *next)
 {
     unsigned k = 0;
     uint64_t p;
@@ -21,16 +32,17 @@ unsigned mig_discard_ranges(const DirtyBitmap *bm, uint64_t from,
     if (end > bm->npages) {
         end = bm->npages;
     }
-    p = from < end ? dirty_bitmap_find_next(bm, from) : end;
+    p = discard_next(bm, skip, from, end);
     while (p < end && k < max) {
         uint64_t q = p + 1;
 
         /* Runs of dirty pages are usually short: test bit by bit. */
-        while (q < end && dirty_bitmap_test(bm, q)) {
+        while (q < end && dirty_bitmap_test(bm, q) &&
+               !(skip && xr_test_bit(q, skip))) {
             q++;
         }
         out[k++] = (StreamRange) { .start = p, .n = q - p };
-        p = q < end ? dirty_bitmap_find_next(bm, q) : end;
+        p = discard_next(bm, skip, q, end);
     }
     *next = p < end ? p : end;
     return k;

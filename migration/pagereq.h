@@ -25,12 +25,14 @@
 #include "migration/stream.h"
 
 /*
- * The runs of set bits of @bm in [@from, @end), at most @max of them,
+ * The runs of set bits of @bm in [@from, @end) whose bits in @skip (if
+ * not NULL; a bitmap of @bm's size) are clear, at most @max of them,
  * into @out (non-empty, ascending and apart, as a DISCARD carries them).
  * Returns how many; *@next is where the next call continues (@end once
- * every run was given).  The bitmap is not changed.
+ * every run was given).  Neither bitmap is changed.
  */
-unsigned mig_discard_ranges(const DirtyBitmap *bm, uint64_t from,
+unsigned mig_discard_ranges(const DirtyBitmap *bm, const unsigned long *skip,
+                            uint64_t from,
                             uint64_t end, StreamRange *out, unsigned max,
                             uint64_t *next);
 

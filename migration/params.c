@@ -58,7 +58,7 @@ void migration_params_default(MigrationParams *p)
         .multifd_compression = MIGRATION_COMPRESSION_NONE,
         .multifd_zstd_level = 1, .throttle_trigger_threshold = 50,
         .cpu_throttle_initial = 20, .cpu_throttle_increment = 10,
-        .max_cpu_throttle = 99,
+        .max_cpu_throttle = 99, .x_postcopy_prepare_passes = 5,
     };
 }
 
@@ -98,6 +98,9 @@ int migration_params_check(const MigrationParams *p, char *err,
     } else if (p->x_postcopy_after_rounds > 1000) {
         bad = "x-postcopy-after-rounds";
         snprintf(range, sizeof(range), "0 (off) to 1000");
+    } else if (p->x_postcopy_prepare_passes > 10) {
+        bad = "x-postcopy-prepare-passes";
+        snprintf(range, sizeof(range), "0 (none) to 10");
     }
     if (bad) {
         snprintf(err, errlen, "Parameter '%s' expects %s", bad, range);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <urcu/urcu-memb.h>
@@ -40,6 +41,8 @@ void postcopy_incoming_init(PostcopyIncoming *pi, RAMList *ram,
 
 void postcopy_incoming_destroy(PostcopyIncoming *pi)
 {
+    free(pi->taken);
+    pi->taken = NULL;
     pthread_cond_destroy(&pi->placing_cond);
     pthread_mutex_destroy(&pi->lock);
 }
@@ -137,6 +140,53 @@ static int check_range(const RAMBlock *block, uint64_t page, uint64_t n,
     return 0;
 }
 
+/*
+ * Room in @taken for the runs a DISCARD of [start, start + n) of @block
+ * can add, so that it either applies whole or fails changing nothing.
+ * Under the lock.
+ */
+static int reserve_taken(PostcopyIncoming *pi, const RAMBlock *block,
+                         uint64_t start, uint64_t n, char *err,
+                         size_t errlen)
+{
+    size_t runs = 0, want;
+    bool in = false;
+
+    for (uint64_t i = 0; i < n; i++) {
+        bool set = xr_test_bit(start + i, block->receivedmap);
+
+        runs += set && !in;
+        in = set;
+    }
+    want = pi->ntaken + runs;
+    if (want > pi->taken_cap) {
+        size_t cap = MAX(want, pi->taken_cap * 2);
+        struct PostcopyRun *t = realloc(pi->taken, cap * sizeof(*t));
+
+        if (!t) {
+            return xr_error(err, errlen, -ENOMEM, "postcopy: out of memory "
+                            "for the pages a DISCARD takes back");
+        }
+        pi->taken = t;
+        pi->taken_cap = cap;
+    }
+    return 0;
+}
+
+/* Page @page of @block taken back: onto the last run, or a new one. */
+static void add_taken(PostcopyIncoming *pi, RAMBlock *block, uint64_t page)
+{
+    struct PostcopyRun *last = pi->ntaken ? &pi->taken[pi->ntaken - 1]
+                                          : NULL;
+
+    if (last && last->block == block && last->page + last->n == page) {
+        last->n++;
+    } else {
+        pi->taken[pi->ntaken++] = (struct PostcopyRun) {
+            .block = block, .page = page, .n = 1 };
+    }
+}
+
 int postcopy_incoming_discard(PostcopyIncoming *pi, const char *idstr,
                               uint64_t start, uint64_t n, char *err,
                               size_t errlen)
@@ -155,11 +205,17 @@ int postcopy_incoming_discard(PostcopyIncoming *pi, const char *idstr,
     if (!ret) {
         ret = check_range(block, start, n, "DISCARD", err, errlen);
     }
+    if (!ret && pi->paged) {
+        ret = reserve_taken(pi, block, start, n, err, errlen);
+    }
     if (!ret) {
         for (uint64_t i = 0; i < n; i++) {
             if (xr_test_bit(start + i, block->receivedmap)) {
                 xr_clear_bit(start + i, block->receivedmap);
                 pi->discarded++;
+                if (pi->paged) {
+                    add_taken(pi, block, start + i);
+                }
             }
         }
         pi->state = POSTCOPY_INCOMING_DISCARD;
@@ -203,8 +259,61 @@ static int make_missing_absent(PostcopyIncoming *pi, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * The pages to make absent now: every page missing the first time, then
+ * those DISCARDs took back since.  *@pages how many were.  Under the lock.
+ */
+static int make_absent_pass(PostcopyIncoming *pi, uint64_t *pages, char *err,
+                            size_t errlen)
+{
+    uint64_t before = pi->made_absent;
+    int ret = 0;
+
+    if (!pi->paged) {
+        rcu_read_lock();
+        ret = make_missing_absent(pi, err, errlen);
+        rcu_read_unlock();
+    } else {
+        for (size_t i = 0; !ret && i < pi->ntaken; i++) {
+            const struct PostcopyRun *t = &pi->taken[i];
+
+            ret = pi->ops->make_absent(pi->opaque, t->block, t->page, t->n,
+                                       err, errlen);
+            if (!ret) {
+                pi->made_absent += t->n;
+            }
+        }
+    }
+    *pages = pi->made_absent - before;
+    if (!ret) {
+        pi->paged = true;
+        pi->ntaken = 0;
+    }
+    return ret;
+}
+
+int postcopy_incoming_prepare(PostcopyIncoming *pi, uint64_t *pages,
+                              char *err, size_t errlen)
+{
+    int ret;
+
+    *pages = 0;
+    pthread_mutex_lock(&pi->lock);
+    ret = check_state(pi, S(ADVISE) | S(DISCARD), "PREPARE", err, errlen);
+    if (!ret) {
+        ret = make_absent_pass(pi, pages, err, errlen);
+    }
+    if (!ret) {
+        pi->state = POSTCOPY_INCOMING_DISCARD;
+        pi->prepares++;
+    }
+    pthread_mutex_unlock(&pi->lock);
+    return ret;
+}
+
 int postcopy_incoming_listen(PostcopyIncoming *pi, char *err, size_t errlen)
 {
+    uint64_t pages = 0;
     int ret;
 
     pthread_mutex_lock(&pi->lock);
@@ -213,11 +322,10 @@ int postcopy_incoming_listen(PostcopyIncoming *pi, char *err, size_t errlen)
         ret = notify_all(pi, POSTCOPY_NOTIFY_INBOUND_LISTEN, err, errlen);
     }
     if (!ret) {
-        rcu_read_lock();
-        ret = make_missing_absent(pi, err, errlen);
-        rcu_read_unlock();
+        ret = make_absent_pass(pi, &pages, err, errlen);
     }
     if (!ret) {
+        pi->made_absent_listen = pages;
         pi->state = POSTCOPY_INCOMING_LISTENING;
     }
     pthread_mutex_unlock(&pi->lock);
@@ -461,6 +569,8 @@ void postcopy_incoming_stats(PostcopyIncoming *pi, PostcopyStats *out)
     out->state = pi->state;
     out->discarded = pi->discarded;
     out->made_absent = pi->made_absent;
+    out->made_absent_listen = pi->made_absent_listen;
+    out->prepares = pi->prepares;
     out->placed = pi->placed;
     out->duplicates = pi->duplicates;
     out->requests = pi->latency.count;

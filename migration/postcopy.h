@@ -10,7 +10,11 @@
  * each RAMBlock's receivedmap; DISCARD clears the bits of pages the source
  * has seen dirtied since it sent them; LISTEN hands every page whose bit
  * is clear to the back-end, which makes it absent for the guest (on Xen:
- * the paged-out state), in ranges as long as it can.  From then on a page
+ * the paged-out state), in ranges as long as it can.  PREPARE does the
+ * same earlier, while the source's guest still runs (on Xen paging a
+ * frame out is two hypercalls, and LISTEN's comes with the guest paused
+ * on both sides): after it, a DISCARD records the pages it takes back,
+ * and the next PREPARE or LISTEN makes only those absent.  From then on a page
  * arrives through postcopy_incoming_place(), which puts it in exactly once:
  * a place that finds the page there already is counted, not refused,
  * since a requested page and the background stream may both carry it.
@@ -38,7 +42,8 @@
 typedef enum PostcopyState {
     POSTCOPY_INCOMING_NONE,         /* precopy only, so far */
     POSTCOPY_INCOMING_ADVISE,       /* the source may switch to postcopy */
-    POSTCOPY_INCOMING_DISCARD,      /* dirtied pages being taken back */
+    POSTCOPY_INCOMING_DISCARD,      /* dirtied pages being taken back
+                                     * (and made absent, by PREPARE) */
     POSTCOPY_INCOMING_LISTENING,    /* missing pages absent, faults served */
     POSTCOPY_INCOMING_RUNNING,      /* the guest runs here */
     POSTCOPY_INCOMING_END,          /* every page is here */
@@ -95,7 +100,9 @@ typedef struct PostcopyLatency {
 typedef struct PostcopyStats {
     PostcopyState state;
     uint64_t discarded;         /* pages taken back by DISCARD */
-    uint64_t made_absent;       /* pages handed to make_absent at LISTEN */
+    uint64_t made_absent;       /* pages handed to make_absent */
+    uint64_t made_absent_listen;    /* of which at LISTEN */
+    unsigned prepares;          /* PREPAREs done */
     uint64_t placed;            /* pages put in after LISTEN */
     uint64_t duplicates;        /* places that found the page there */
     uint64_t requests;          /* faults recorded */
@@ -111,8 +118,17 @@ typedef struct PostcopyIncoming {
     const PostcopyOps *ops;
     void *opaque;
     PostcopyNotifier *notifiers;
-    uint64_t discarded, made_absent, placed, duplicates;
+    uint64_t discarded, made_absent, made_absent_listen, placed, duplicates;
+    unsigned prepares;
     PostcopyLatency latency;
+    /*
+     * @paged: pages were made absent (by a PREPARE).  From then on a
+     * DISCARD records the runs of pages it takes back in @taken, and the
+     * next PREPARE or LISTEN makes those absent, not every page missing.
+     */
+    bool paged;
+    struct PostcopyRun { RAMBlock *block; uint64_t page, n; } *taken;
+    size_t ntaken, taken_cap;
     /* The pages being placed (@place running without @lock), one slot a
      * placing thread; @placing_cond wakes a place that waits for a slot
      * or for another place of its page. */
@@ -145,8 +161,12 @@ int postcopy_probe(PostcopyIncoming *pi, char *err, size_t errlen);
  * advise:  NONE -> ADVISE; @page_size must be XR_PAGE_SIZE.
  * discard: ADVISE | DISCARD -> DISCARD; the pages [start, start + n) of
  *          the block named @idstr are to be sent again.
- * listen:  ADVISE | DISCARD -> LISTENING; every page not received is
- *          made absent, in runs.
+ * prepare: ADVISE | DISCARD -> DISCARD; every page not received is
+ *          made absent, in runs (after a PREPARE: the pages DISCARDed
+ *          since), *@pages how many.  Precopy pages may still be marked
+ *          received after it (ABSENT ones: the caller checks).
+ * listen:  ADVISE | DISCARD -> LISTENING; as prepare, and faults served
+ *          from then on.
  * run:     LISTENING -> RUNNING.
  * end:     RUNNING -> END; refused while a page is still missing.
  */
@@ -155,6 +175,8 @@ int postcopy_incoming_advise(PostcopyIncoming *pi, uint64_t page_size,
 int postcopy_incoming_discard(PostcopyIncoming *pi, const char *idstr,
                               uint64_t start, uint64_t n, char *err,
                               size_t errlen);
+int postcopy_incoming_prepare(PostcopyIncoming *pi, uint64_t *pages,
+                              char *err, size_t errlen);
 int postcopy_incoming_listen(PostcopyIncoming *pi, char *err, size_t errlen);
 int postcopy_incoming_run(PostcopyIncoming *pi, char *err, size_t errlen);
 int postcopy_incoming_end(PostcopyIncoming *pi, char *err, size_t errlen);

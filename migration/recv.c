@@ -89,6 +89,16 @@ struct RecvCtx {
     pthread_cond_t cond;
     uint64_t done_round[1 + MIG_MAX_CHANNELS];
     bool abort;
+    /*
+     * The writers' gate (recv_gate_enter()), under @lock: PREPARE and
+     * LISTEN close it to change the mappings and page frames out once no
+     * batch is being written (@writing), and no batch may write a block's
+     * page once @paged (only ABSENT ones, and the special frames, follow
+     * a PREPARE): whatever the source sends, nothing is written through a
+     * mapping that is gone, or into a frame being paged out.
+     */
+    bool gate_closed, paged;
+    unsigned writing;
     uint64_t pages;                     /* atomic */
     /* Pre-faulting threads, which take 32 MiB chunks from one cursor. */
     pthread_t prefault[RECV_PREFAULT_THREADS];
@@ -132,6 +142,10 @@ struct RecvCtx {
     bool pc_preempt;                    /* the last data channel: requests */
     uint64_t direct_requests;           /* atomic: by recv_request_now() */
     uint64_t pc_round;                  /* the round after LISTEN's */
+    uint64_t prepare_round;             /* the last PREPARE's */
+    uint64_t prepare_ns;                /* the PREPAREs' time, all told */
+    uint64_t prepare_t0, prepare_sent;  /* this PREPARE's start, last progress */
+    uint64_t prepare_pages;             /* ... and what it paged out so far */
     unsigned recoveries;
 };
 
@@ -469,6 +483,85 @@ static int recv_wait_round(RecvCtx *c, uint64_t round)
     return ret;
 }
 
+/* Whether @r's batch writes a page of a block (not ABSENT, not special). */
+static bool recv_batch_writes_ram(const Receiver *r)
+{
+    const StreamBatchView *v = r->view;
+
+    for (uint32_t i = 0; i < v->npages; i++) {
+        if (v->kind[i] != STREAM_PAGE_ABSENT &&
+            r->ctx->ranges[r->range[i]].block) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Through the writers' gate with @r's precopy batch (its pages checked
+ * against the layout): 0, and recv_gate_leave() once it is written; or
+ * -EPROTO with @err for a batch that may no longer come, -ECANCELED.
+ */
+static int recv_gate_enter(Receiver *r, char *err, size_t errlen)
+{
+    RecvCtx *c = r->ctx;
+    bool ram = recv_batch_writes_ram(r);
+    int ret = 0;
+
+    pthread_mutex_lock(&c->lock);
+    while (c->gate_closed && !__atomic_load_n(&c->abort, __ATOMIC_RELAXED)) {
+        pthread_cond_wait(&c->cond, &c->lock);
+    }
+    if (__atomic_load_n(&c->abort, __ATOMIC_RELAXED)) {
+        ret = xr_error(err, errlen, -ECANCELED, "another channel failed");
+    } else if (c->listening) {
+        ret = xr_error(err, errlen, -EPROTO, "a precopy RAM batch after "
+                       "POSTCOPY_LISTEN: the guest's pages are placed from "
+                       "then on");
+    } else if (c->paged && ram) {
+        ret = xr_error(err, errlen, -EPROTO, "a precopy RAM batch with pages "
+                       "of a RAM block after POSTCOPY_PREPARE: their frames "
+                       "are paged out, and only postcopy places pages in "
+                       "them");
+    } else {
+        c->writing++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ret;
+}
+
+static void recv_gate_leave(RecvCtx *c)
+{
+    pthread_mutex_lock(&c->lock);
+    if (--c->writing == 0 && c->gate_closed) {
+        pthread_cond_broadcast(&c->cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * PREPARE and LISTEN: no batch is written from here until
+ * recv_gate_open(); returns once those being written are.
+ */
+static void recv_gate_close(RecvCtx *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->gate_closed = true;
+    while (c->writing) {
+        pthread_cond_wait(&c->cond, &c->lock);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void recv_gate_open(RecvCtx *c, bool paged)
+{
+    pthread_mutex_lock(&c->lock);
+    c->gate_closed = false;
+    c->paged |= paged;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
 /*
  * Make frame @gfn (mapped at @addr) present or absent as on the source:
  * every frame of the layout was populated up front, so a frame the source
@@ -480,7 +573,6 @@ static int recv_presence(RecvCtx *c, size_t k, uint64_t gfn, bool present,
                          char *err, size_t errlen)
 {
     uint64_t idx = c->absent_base[k] + (gfn - c->ranges[k].gfn);
-    uint8_t *addr = recv_addr(c, k, gfn);
     bool absent;
     int ret = 0;
 
@@ -491,13 +583,23 @@ static int recv_presence(RecvCtx *c, size_t k, uint64_t gfn, bool present,
         return 0;
     }
     pthread_mutex_lock(&c->lock);
-    if (!present) {
+    if (!present && c->pager && xen_pager_is_paged_out(c->pager, gfn)) {
+        /*
+         * A PREPARE paged it out, then the source found it gone (never
+         * sent, or ballooned since): Xen gives back a page, so it is
+         * loaded (zeros) first.  The gate keeps PREPARE away meanwhile.
+         */
+        ret = xen_pager_load(c->pager, gfn, NULL);
+        ret = ret == -EEXIST ? 0 : ret;
+    }
+    if (!present && !ret) {
         ret = xen_depopulate(c->xh, gfn, 1);
         if (!ret) {
             __atomic_or_fetch(&c->absent[BIT_WORD(idx)], BIT_MASK(idx),
                               __ATOMIC_RELAXED);
         }
-    } else {
+    } else if (present) {
+        uint8_t *addr = recv_addr(c, k, gfn);
         xen_pfn_t pfn = gfn;
         int perr = 0;
 
@@ -522,12 +624,14 @@ static int recv_presence(RecvCtx *c, size_t k, uint64_t gfn, bool present,
 static int recv_mark_received(Receiver *r, char *err, size_t errlen);
 static int recv_postcopy_ram(Receiver *r, char *err, size_t errlen);
 static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen);
+static int recv_ram_write(Receiver *r, char *err, size_t errlen);
+static int recv_ram_record_write(Receiver *r, const uint8_t *hdr, size_t dl,
+                                 char *err, size_t errlen);
 
 static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
 {
     RecvCtx *c = r->ctx;
     StreamBatchView *v = r->view;
-    const uint8_t *src;
     int ret;
 
     ret = stream_batch_parse(r->dec, r->body, len, v, err, errlen);
@@ -537,6 +641,7 @@ static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
     if (v->flags & STREAM_BATCH_F_POSTCOPY) {
         return recv_postcopy_ram(r, err, errlen);
     }
+    /* Refused again at the gate, where no LISTEN can overtake. */
     if (__atomic_load_n(&c->listening, __ATOMIC_ACQUIRE)) {
         return xr_error(err, errlen, -EPROTO, "a precopy RAM batch after "
                         "POSTCOPY_LISTEN: the guest's pages are placed from "
@@ -554,9 +659,27 @@ static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
     if ((ret = recv_wait_round(c, v->round))) {
         return xr_error(err, errlen, ret, "another channel failed");
     }
-    src = v->data;
+    if ((ret = recv_gate_enter(r, err, errlen))) {
+        return ret;
+    }
+    ret = recv_ram_write(r, err, errlen);
+    recv_gate_leave(c);
+    if (!ret) {
+        __atomic_add_fetch(&c->pages, v->npages, __ATOMIC_RELAXED);
+    }
+    return ret;
+}
+
+/* recv_ram()'s batch written, through the gate. */
+static int recv_ram_write(Receiver *r, char *err, size_t errlen)
+{
+    RecvCtx *c = r->ctx;
+    StreamBatchView *v = r->view;
+    const uint8_t *src = v->data;
+    int ret;
+
     for (uint32_t i = 0; i < v->npages; i++) {
-        uint8_t *dst = recv_addr(c, r->range[i], v->pfn[i]);
+        uint8_t *dst;
 
         if ((ret = recv_presence(c, r->range[i], v->pfn[i],
                                  v->kind[i] != STREAM_PAGE_ABSENT, err,
@@ -566,6 +689,7 @@ static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
         if (v->kind[i] == STREAM_PAGE_ABSENT) {
             continue;
         }
+        dst = recv_addr(c, r->range[i], v->pfn[i]);
         if (v->kind[i] == STREAM_PAGE_NORMAL) {
             memcpy(dst, src, XR_PAGE_SIZE);
             src += XR_PAGE_SIZE;
@@ -581,11 +705,7 @@ static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
             memset(dst, 0, XR_PAGE_SIZE);
         }
     }
-    if ((ret = recv_mark_received(r, err, errlen))) {
-        return ret;
-    }
-    __atomic_add_fetch(&c->pages, v->npages, __ATOMIC_RELAXED);
-    return 0;
+    return recv_mark_received(r, err, errlen);
 }
 
 /*
@@ -626,7 +746,7 @@ static int recv_ram_record(Receiver *r, const uint8_t *hdr, uint32_t len,
     StreamBatchView *v = r->view;
     char msg[400];
     size_t dl;
-    int n = 1, ret;
+    int ret;
 
     if (len < STREAM_BATCH_DESC_FIXED) {
         ret = recv_body(r, hdr, 0, len, err, errlen);
@@ -666,6 +786,26 @@ static int recv_ram_record(Receiver *r, const uint8_t *hdr, uint32_t len,
     if ((ret = recv_wait_round(c, v->round))) {
         return xr_error(err, errlen, ret, "another channel failed");
     }
+    if ((ret = recv_gate_enter(r, err, errlen))) {
+        return ret;
+    }
+    ret = recv_ram_record_write(r, hdr, dl, err, errlen);
+    recv_gate_leave(c);
+    if (!ret) {
+        __atomic_add_fetch(&c->pages, v->npages, __ATOMIC_RELAXED);
+    }
+    return ret;
+}
+
+/* recv_ram_record()'s batch read into guest memory, through the gate. */
+static int recv_ram_record_write(Receiver *r, const uint8_t *hdr, size_t dl,
+                                 char *err, size_t errlen)
+{
+    RecvCtx *c = r->ctx;
+    StreamBatchView *v = r->view;
+    char msg[400];
+    int n = 1, ret;
+
     /* Frames present or absent as on the source, then the runs to read. */
     r->iov[0] = (struct iovec) { .iov_base = r->body, .iov_len = dl };
     for (uint32_t i = 0; i < v->npages; i++) {
@@ -708,11 +848,7 @@ static int recv_ram_record(Receiver *r, const uint8_t *hdr, uint32_t len,
             memset(dst, 0, XR_PAGE_SIZE);
         }
     }
-    if ((ret = recv_mark_received(r, err, errlen))) {
-        return ret;
-    }
-    __atomic_add_fetch(&c->pages, v->npages, __ATOMIC_RELAXED);
-    return 0;
+    return recv_mark_received(r, err, errlen);
 }
 
 static int recv_round_end(Receiver *r, uint32_t len, char *err,
@@ -807,6 +943,9 @@ static void recv_postcopy_info(RecvCtx *c)
     pc->requests = asked;
     pc->discarded = st.discarded;
     pc->made_absent = st.made_absent;
+    pc->made_absent_listen = st.made_absent_listen;
+    pc->prepares = st.prepares;
+    pc->prepare_ms = c->prepare_ns / 1000000;
     pc->placed = st.placed;
     pc->duplicates = st.duplicates;
     pc->recoveries = c->recoveries;
@@ -936,7 +1075,35 @@ static int recv_postcopy_ram(Receiver *r, char *err, size_t errlen)
     return 0;
 }
 
-/* PostcopyOps.make_absent: the frames of pages [page, page + n) paged out. */
+/* A PREPARE's figures on the return path: 0 or -errno with @err. */
+static int recv_send_prepared(RecvCtx *c, uint64_t pages, uint64_t ns,
+                              uint64_t flags, char *err, size_t errlen)
+{
+    uint8_t hdr[STREAM_RECORD_HDR_LEN], body[STREAM_POSTCOPY_PREPARED_LEN];
+    struct iovec iov[2] = {
+        { .iov_base = hdr, .iov_len = sizeof(hdr) },
+        { .iov_base = body, .iov_len = sizeof(body) },
+    };
+    int ret;
+
+    stream_postcopy_prepared_encode(pages, ns, flags, body);
+    pthread_mutex_lock(&c->rp_lock);
+    stream_record_header(STREAM_REC_POSTCOPY_PREPARED, c->rp_seq++, &iov[1],
+                         1, hdr);
+    ret = mig_channel_writev_all(c->ctl.chan, iov, 2, err, errlen);
+    pthread_mutex_unlock(&c->rp_lock);
+    return ret;
+}
+
+/* Frames paged out per xen_pager_evict() call, between progress checks. */
+#define RECV_EVICT_CHUNK 1024u
+
+/*
+ * PostcopyOps.make_absent: the frames of pages [page, page + n) paged
+ * out, in chunks; one the source's ABSENT gave back is populated again
+ * first (Xen pages out populated frames only).  During a PREPARE the
+ * source hears how far it got every STREAM_PREPARED_PROGRESS_MS.
+ */
 static int recv_make_absent(void *opaque, RAMBlock *block, uint64_t page,
                             uint64_t npages, char *err, size_t errlen)
 {
@@ -944,21 +1111,52 @@ static int recv_make_absent(void *opaque, RAMBlock *block, uint64_t page,
 
     for (size_t k = 0; k < c->nranges; k++) {
         const MigRange *mr = &c->ranges[k];
-        uint64_t lo = MAX(page, mr->page), hi, done = 0;
-        int ret;
+        uint64_t lo = MAX(page, mr->page), hi;
 
         if (mr->block != block || lo >= MIN(page + npages, mr->page + mr->n)) {
             continue;
         }
         hi = MIN(page + npages, mr->page + mr->n);
-        ret = xen_pager_evict(c->pager, mr->gfn + (lo - mr->page), hi - lo,
-                              &done);
-        if (ret) {
-            return xr_error(err, errlen, ret, "paging out guest frame %#"
-                            PRIx64 " (to be fetched from the source) failed:"
-                            " %s%s", mr->gfn + (lo - mr->page) + done,
-                            xen_last_error(), ret == -EBUSY ? " (something "
-                            "still maps it)" : "");
+        for (uint64_t p = lo; p < hi; p += RECV_EVICT_CHUNK) {
+            uint64_t gfn = mr->gfn + (p - mr->page), done = 0;
+            uint64_t n = MIN(RECV_EVICT_CHUNK, hi - p), now;
+            int ret = 0;
+
+            for (uint64_t j = 0; !ret && j < n; j++) {
+                uint64_t idx = recv_frame_index(c, k, gfn + j);
+
+                if (xr_test_bit(idx, c->absent)) {
+                    ret = xen_populate(c->xh, gfn + j, 1);
+                    if (!ret) {
+                        __atomic_and_fetch(&c->absent[BIT_WORD(idx)],
+                                           ~BIT_MASK(idx), __ATOMIC_RELAXED);
+                    }
+                }
+            }
+            if (ret) {
+                return xr_error(err, errlen, ret, "populating guest frame "
+                                "%#" PRIx64 " to page it out: %s", gfn,
+                                xen_last_error());
+            }
+            ret = xen_pager_evict(c->pager, gfn, n, &done);
+            if (ret) {
+                return xr_error(err, errlen, ret, "paging out guest frame %#"
+                                PRIx64 " (to be fetched from the source) "
+                                "failed: %s%s", gfn + done, xen_last_error(),
+                                ret == -EBUSY ? " (something still maps it)"
+                                              : "");
+            }
+            c->prepare_pages += n;
+            now = mig_now_ns();
+            if (c->prepare_t0 && now - c->prepare_sent >=
+                                 STREAM_PREPARED_PROGRESS_MS * 1000000ull) {
+                c->prepare_sent = now;
+                ret = recv_send_prepared(c, c->prepare_pages,
+                                         now - c->prepare_t0, 0, err, errlen);
+                if (ret) {
+                    return ret;
+                }
+            }
         }
     }
     return 0;
@@ -1294,12 +1492,124 @@ static int recv_discard(RecvCtx *c, uint32_t len, char *err, size_t errlen)
     return ret;
 }
 
+/* The DISCARDs that came since the last PREPARE or LISTEN, applied. */
+static int recv_apply_discards(RecvCtx *c, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < c->ndiscards; i++) {
+        int ret = postcopy_incoming_discard(&c->pi,
+                                            c->discards[i].block->idstr,
+                                            c->discards[i].start,
+                                            c->discards[i].n, err, errlen);
+
+        if (ret) {
+            return ret;
+        }
+    }
+    c->ndiscards = 0;
+    return 0;
+}
+
+/*
+ * Before the first frame is paged out (the writers' gate closed): the
+ * pre-fault threads joined, the receiver's own mappings of the RAM blocks
+ * dropped (a mapping is a reference: Xen refuses to page out a frame that
+ * has one; the special frames' stay until LISTEN), the pager and the
+ * page-request sender started.  Once only.
+ */
+static int recv_page_out_start(RecvCtx *c, char *err, size_t errlen)
+{
+    int ret;
+
+    if (c->pager) {
+        return 0;
+    }
+    for (unsigned i = 0; i < c->nprefault; i++) {
+        /* They touch the mappings: done before these go. */
+        pthread_join(c->prefault[i], NULL);
+    }
+    c->nprefault = 0;
+    for (size_t i = 0; i < c->nranges; i++) {
+        if (c->maps[i] && c->ranges[i].block) {
+            xen_unmap(c->xh, c->maps[i], c->ranges[i].n);
+            c->maps[i] = NULL;
+        }
+    }
+    ret = xen_pager_start(c->xh, recv_fault, c, &c->pager);
+    if (ret) {
+        return xr_error(err, errlen, ret, "starting Xen's memory paging for "
+                        "postcopy: %s%s", xen_last_error(), ret == -ENOSYS ?
+                        " (this hypervisor was built without "
+                        "CONFIG_MEM_PAGING: postcopy cannot work here)" : "");
+    }
+    ret = -pthread_create(&c->req_thread, NULL, recv_req_thread, c);
+    if (ret) {
+        return xr_error(err, errlen, ret, "cannot start the page-request "
+                        "sender: %s", strerror(-ret));
+    }
+    c->req_started = true;
+    return 0;
+}
+
+/*
+ * PREPARE, while the source's guest still runs: once every channel has
+ * written the rounds before it, the DISCARDs so far applied and every
+ * page not here paged out (after an earlier PREPARE: those DISCARDed
+ * since), the source told how far it got as it goes and when it is done.
+ * What LISTEN then pages out, with the guest paused on both sides, is
+ * only what the guest dirtied after it.
+ */
+static int recv_prepare(RecvCtx *c, uint32_t len, char *err, size_t errlen)
+{
+    uint64_t round, pages = 0, t0;
+    int ret;
+
+    if ((ret = stream_postcopy_prepare_decode(c->ctl.body, len, &round, err,
+                                              errlen))) {
+        return ret;
+    }
+    if (!c->advised) {
+        return xr_error(err, errlen, -EPROTO, "postcopy: PREPARE arrived "
+                        "before POSTCOPY_ADVISE: out of order");
+    }
+    if (round < c->prepare_round) {
+        return xr_error(err, errlen, -EPROTO, "postcopy: PREPARE after round "
+                        "%" PRIu64 ", but an earlier one came after round %"
+                        PRIu64, round, c->prepare_round);
+    }
+    if ((ret = recv_wait_round(c, round + 1))) {
+        return xr_error(err, errlen, ret, "another channel failed");
+    }
+    c->prepare_round = round;
+    if ((ret = recv_apply_discards(c, err, errlen))) {
+        return ret;
+    }
+    recv_gate_close(c);
+    t0 = mig_now_ns();
+    ret = recv_page_out_start(c, err, errlen);
+    if (!ret) {
+        c->prepare_pages = 0;
+        c->prepare_sent = t0;
+        c->prepare_t0 = t0;
+        ret = postcopy_incoming_prepare(&c->pi, &pages, err, errlen);
+        c->prepare_t0 = 0;
+    }
+    /* Paged from now on even if it failed half-way: no RAM writes. */
+    recv_gate_open(c, true);
+    c->prepare_ns += mig_now_ns() - t0;
+    if (!ret) {
+        ret = recv_send_prepared(c, pages, mig_now_ns() - t0,
+                                 STREAM_PREPARED_F_DONE, err, errlen);
+    }
+    recv_postcopy_info(c);
+    return ret;
+}
+
 /*
  * LISTEN: once every channel has written the rounds before it, the
  * DISCARDs applied, the rings cleared, the receiver's own mappings of the
- * guest dropped (a mapping is a reference: Xen refuses to page out a
- * frame that has one), the pager started and every page not here made
- * absent.  From then on pages are placed.
+ * guest dropped, the pager started (all of it done already by a PREPARE
+ * but the special frames' mappings and the DISCARDs since) and every page
+ * not here made absent.  From then on pages are placed.
  */
 static int recv_listen(RecvCtx *c, uint32_t len, char *err, size_t errlen)
 {
@@ -1324,57 +1634,45 @@ static int recv_listen(RecvCtx *c, uint32_t len, char *err, size_t errlen)
     if ((ret = recv_wait_round(c, round + 1))) {
         return xr_error(err, errlen, ret, "another channel failed");
     }
-    c->pc_round = round + 1;
-    for (size_t i = 0; i < c->ndiscards; i++) {
-        ret = postcopy_incoming_discard(&c->pi, c->discards[i].block->idstr,
-                                        c->discards[i].start,
-                                        c->discards[i].n, err, errlen);
-        if (ret) {
-            return ret;
-        }
+    if (round < c->prepare_round) {
+        return xr_error(err, errlen, -EPROTO, "postcopy: LISTEN after round "
+                        "%" PRIu64 ", but a PREPARE came after round %"
+                        PRIu64, round, c->prepare_round);
     }
+    c->pc_round = round + 1;
+    if ((ret = recv_apply_discards(c, err, errlen))) {
+        return ret;
+    }
+    recv_gate_close(c);
     for (unsigned i = 0; i < c->ncleared; i++) {
         size_t k = recv_range(c, c->cleared[i]);
 
-        if (k != SIZE_MAX) {
+        /* (A ring in a RAM block, paged out, is the source's to send.) */
+        if (k != SIZE_MAX && c->maps[k]) {
             memset(recv_addr(c, k, c->cleared[i]), 0, XR_PAGE_SIZE);
         }
     }
     c->ncleared = 0;
-    for (unsigned i = 0; i < c->nprefault; i++) {
-        /* They touch the mappings: done before these go. */
-        pthread_join(c->prefault[i], NULL);
-    }
-    c->nprefault = 0;
-    for (size_t i = 0; i < c->nranges; i++) {
+    ret = recv_page_out_start(c, err, errlen);
+    for (size_t i = 0; !ret && i < c->nranges; i++) {
         if (c->maps[i]) {
             xen_unmap(c->xh, c->maps[i], c->ranges[i].n);
             c->maps[i] = NULL;
         }
     }
-    ret = xen_pager_start(c->xh, recv_fault, c, &c->pager);
-    if (ret) {
-        return xr_error(err, errlen, ret, "starting Xen's memory paging for "
-                        "postcopy: %s%s", xen_last_error(), ret == -ENOSYS ?
-                        " (this hypervisor was built without "
-                        "CONFIG_MEM_PAGING: postcopy cannot work here)" : "");
-    }
-    ret = -pthread_create(&c->req_thread, NULL, recv_req_thread, c);
-    if (ret) {
-        return xr_error(err, errlen, ret, "cannot start the page-request "
-                        "sender: %s", strerror(-ret));
-    }
-    c->req_started = true;
-    if ((ret = postcopy_incoming_listen(&c->pi, err, errlen))) {
-        return ret;
+    if (!ret) {
+        ret = postcopy_incoming_listen(&c->pi, err, errlen);
     }
     pthread_mutex_lock(&c->lock);
-    /* Atomic: the writers look at it without the lock too. */
+    /* Atomic: the writers look at it without the lock too.  Set on a
+     * failure too: no precopy batch may write any more. */
     __atomic_store_n(&c->listening, true, __ATOMIC_RELEASE);
-    pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
-    recv_postcopy_info(c);
-    return 0;
+    recv_gate_open(c, true);
+    if (!ret) {
+        recv_postcopy_info(c);
+    }
+    return ret;
 }
 
 /*
@@ -1781,6 +2079,9 @@ static int recv_control(RecvCtx *c, char *err, size_t errlen)
         }
         case STREAM_REC_POSTCOPY_DISCARD:
             ret = recv_discard(c, len, err, errlen);
+            break;
+        case STREAM_REC_POSTCOPY_PREPARE:
+            ret = recv_prepare(c, len, err, errlen);
             break;
         case STREAM_REC_POSTCOPY_LISTEN:
             ret = c->have_dev ? recv_listen(c, len, err, errlen)

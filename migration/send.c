@@ -72,6 +72,8 @@ struct SendCtx {
     size_t nranges;
     RAMBlock *blocks[DEVSTATE_MAX_BLOCKS];
     size_t nblocks;
+    /* Postcopy: each block's pages a DISCARD carried already (PREPARE). */
+    unsigned long *taken[DEVSTATE_MAX_BLOCKS];
     bool bitmaps, logdirty, paused, devices_stopped;
     /*
      * END went out: the destination may be running the guest.  From then
@@ -1162,6 +1164,9 @@ static void send_cleanup(SendCtx *c, bool completed)
         }
         mig_hotplug_set_blocked(m, NULL);
     }
+    for (size_t i = 0; i < c->nblocks; i++) {
+        free(c->taken[i]);
+    }
     devstate_free(&c->layout_ds);
     free(c->ranges);
     free(c->plan);
@@ -1488,8 +1493,9 @@ static int send_switchover(SendCtx *c, uint64_t *t_pause, char *err,
 
 /*
  * DISCARD, block by block: the pages dirtied since they were sent (what
- * the bitmaps hold after the final CLEAN), in batches of ranges.  They
- * stay in the bitmaps: they are the pages postcopy sends.
+ * the bitmaps hold after the CLEAN) that no DISCARD carried yet, in
+ * batches of ranges, marked as carried.  They stay in the bitmaps: they
+ * are the pages postcopy sends.
  */
 static int send_discards(SendCtx *c, uint64_t *pages, char *err,
                          size_t errlen)
@@ -1513,11 +1519,18 @@ static int send_discards(SendCtx *c, uint64_t *pages, char *err,
         uint64_t end = b->postcopy_length >> XR_PAGE_BITS, from = 0;
         unsigned n;
 
-        while (!ret && (n = mig_discard_ranges(b->bmap, from, end, r,
+        if (!c->taken[i] && !(c->taken[i] = xr_bitmap_new(b->bmap->npages))) {
+            ret = -ENOMEM;
+            snprintf(err, errlen, "out of memory for the discard ranges");
+            break;
+        }
+        while (!ret && (n = mig_discard_ranges(b->bmap, c->taken[i], from,
+                                               end, r,
                                                STREAM_DISCARD_MAX_RANGES,
                                                &from)) > 0) {
             for (unsigned k = 0; k < n; k++) {
                 *pages += r[k].n;
+                xr_bitmap_set(c->taken[i], r[k].start, r[k].n);
             }
             stream_postcopy_discard_encode(b->idstr, r, n, body);
             ret = send_record(&c->ctl, STREAM_REC_POSTCOPY_DISCARD, body,
@@ -1996,11 +2009,147 @@ static int send_postcopy_recover(SendCtx *c, char *err, size_t errlen)
     }
 }
 
+/* The pages in the bitmaps that no DISCARD carried yet. */
+static uint64_t send_untaken(SendCtx *c)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < c->nblocks; i++) {
+        DirtyBitmap *bm = c->blocks[i]->bmap;
+
+        for (uint64_t p = dirty_bitmap_find_next(bm, 0); p < bm->npages;
+             p = dirty_bitmap_find_next(bm, p + 1)) {
+            n += !c->taken[i] || !xr_test_bit(p, c->taken[i]);
+        }
+    }
+    return n;
+}
+
 /*
- * The switch to postcopy: the guest paused, one last CLEAN (what it
- * dirtied since the pages were sent), the special frames, DISCARD for the
- * dirtied pages, device state and HVM context, LISTEN, RUN; then every
- * page left, requested ones first, and the destination's RESULT.
+ * A PREPARE's answer: POSTCOPY_PREPARED records until the one that says
+ * it is done, with the pages it paged out and the time that took.  A
+ * RESULT instead is the destination's failure.
+ */
+static int send_prepare_wait(SendCtx *c, uint8_t *body, uint64_t *pages,
+                             uint64_t *ns, char *err, size_t errlen)
+{
+    for (;;) {
+        uint32_t type, len;
+        uint64_t flags = 0;
+        char name[24];
+        int ret = send_rp_record(c, body, &type, &len, err, errlen);
+
+        if (ret) {
+            if (mig_cancelled(c->m)) {
+                snprintf(err, errlen, "cancelled");
+                return -ECANCELED;
+            }
+            return ret;
+        }
+        if (type == STREAM_REC_RESULT && len >= 4) {
+            snprintf(err, errlen, "the destination failed: %.*s",
+                     (int)MIN(len - 4, 400u), (const char *)body + 4);
+            return -EIO;
+        }
+        if (type != STREAM_REC_POSTCOPY_PREPARED) {
+            return xr_error(err, errlen, -EPROTO, "the destination answered "
+                            "POSTCOPY_PREPARE with a %s record",
+                            stream_record_name(type, name, sizeof(name)));
+        }
+        if ((ret = stream_postcopy_prepared_decode(body, len, pages, ns,
+                                                   &flags, err, errlen))) {
+            return ret;
+        }
+        if (flags & STREAM_PREPARED_F_DONE) {
+            return 0;
+        }
+    }
+}
+
+/*
+ * Before the pause (docs/postcopy.md, "The switch"): on Xen the
+ * destination pages out each frame whose page it does not have with two
+ * hypercalls, and at LISTEN the guest is paused on both sides while it
+ * does.  So while the guest still runs here, the pages the source does
+ * not have go as ABSENT (given back there, not paged out), then up to
+ * x-postcopy-prepare-passes times DISCARD and PREPARE: the destination
+ * pages out what the DISCARDs carried so far and says how long that took.
+ * Each pass carries what the guest dirtied during the one before; they
+ * end when what is left would take at most half the downtime limit to
+ * page out at the rate measured, or stops shrinking.
+ */
+static int send_postcopy_prepare(SendCtx *c, char *err, size_t errlen)
+{
+    Migration *m = c->m;
+    uint32_t passes = m->params.x_postcopy_prepare_passes;
+    uint64_t t0 = mig_now_ns(), total = 0, done = 0;
+    uint8_t rec[STREAM_POSTCOPY_PREPARE_LEN], *body;
+    int ret;
+
+    if (!passes) {
+        return 0;
+    }
+    if (!(body = malloc(STREAM_MAX_BODY))) {
+        snprintf(err, errlen, "out of memory for the return path");
+        return -ENOMEM;
+    }
+    /* A round of its own, if there are any (usually: round 1 gave them). */
+    c->round++;
+    if ((ret = plan_build(c, false, false, true))) {
+        snprintf(err, errlen, "out of memory for the round's plan");
+    } else if (c->plan_len) {
+        mig_event(m, MIGRATION_EVENT_PASS, c->round);
+        ret = send_round(c, err, errlen);
+    } else {
+        c->round--;
+    }
+    for (uint32_t pass = 0; !ret && pass < passes; pass++) {
+        uint64_t pages, paged = 0, ns = 0, left;
+        int64_t dirty;
+
+        if ((ret = send_discards(c, &pages, err, errlen))) {
+            break;
+        }
+        if (!pages) {
+            break;              /* nothing new to page out */
+        }
+        stream_postcopy_prepare_encode(c->round, rec);
+        if ((ret = send_record(&c->ctl, STREAM_REC_POSTCOPY_PREPARE, rec,
+                               sizeof(rec), err, errlen)) ||
+            (ret = send_prepare_wait(c, body, &paged, &ns, err, errlen))) {
+            break;
+        }
+        total += pages;
+        done++;
+        pthread_mutex_lock(&m->lock);
+        m->info.postcopy.prepares = done;
+        m->info.postcopy.prepared_pages = total;
+        pthread_mutex_unlock(&m->lock);
+        /* What the guest dirtied meanwhile, of the pages still there. */
+        if ((dirty = send_sync(c, err, errlen)) < 0) {
+            ret = (int)dirty;
+            break;
+        }
+        left = send_untaken(c);
+        if (!left || left >= pages ||
+            (paged && (double)left * (double)ns / (double)paged <=
+                      (double)m->params.downtime_limit * 1e6 / 2)) {
+            break;
+        }
+    }
+    pthread_mutex_lock(&m->lock);
+    m->info.postcopy.prepare_ms = (mig_now_ns() - t0) / 1000000;
+    pthread_mutex_unlock(&m->lock);
+    free(body);
+    return ret;
+}
+
+/*
+ * The switch to postcopy: the destination's paging out done ahead
+ * (send_postcopy_prepare()), then the guest paused, one last CLEAN (what
+ * it dirtied since the pages were sent), the special frames, DISCARD for
+ * the dirtied pages, device state and HVM context, LISTEN, RUN; then
+ * every page left, requested ones first, and the destination's RESULT.
  */
 static int send_postcopy(SendCtx *c, uint64_t *t_pause, char *err,
                          size_t errlen)
@@ -2011,6 +2160,9 @@ static int send_postcopy(SendCtx *c, uint64_t *t_pause, char *err,
     int64_t left;
     int ret;
 
+    if ((ret = send_postcopy_prepare(c, err, errlen))) {
+        return ret;
+    }
     *t_pause = mig_now_ns();
     if ((ret = xen_domain_pause(c->xh))) {
         snprintf(err, errlen, "pausing the domain: %s", xen_last_error());
@@ -2038,7 +2190,7 @@ static int send_postcopy(SendCtx *c, uint64_t *t_pause, char *err,
         return ret;
     }
     pthread_mutex_lock(&m->lock);
-    m->info.postcopy.discarded = discarded;
+    m->info.postcopy.discarded = discarded + m->info.postcopy.prepared_pages;
     m->info.ram.remaining = (uint64_t)left * XR_PAGE_SIZE;
     pthread_mutex_unlock(&m->lock);
     /*

@@ -153,6 +153,8 @@ const char *stream_record_name(uint32_t type, char *buf, size_t buflen)
         [STREAM_REC_POSTCOPY_RESUME] = "POSTCOPY_RESUME",
         [STREAM_REC_RECV_BITMAP] = "RECV_BITMAP",
         [STREAM_REC_RESUME_ACK] = "RESUME_ACK",
+        [STREAM_REC_POSTCOPY_PREPARE] = "POSTCOPY_PREPARE",
+        [STREAM_REC_POSTCOPY_PREPARED] = "POSTCOPY_PREPARED",
     };
 
     if (type >= 1 && type <= STREAM_REC_MAX) {
@@ -363,6 +365,63 @@ int stream_postcopy_listen_decode(const uint8_t *body, uint32_t len,
         return xr_error(err, errlen, -EINVAL, "POSTCOPY_LISTEN after round "
                         "0: round 1, the full pass, must come first");
     }
+    return 0;
+}
+
+void stream_postcopy_prepare_encode(uint64_t round, uint8_t *out)
+{
+    put_le64(out, round);
+    put_le64(out + 8, 0);
+}
+
+int stream_postcopy_prepare_decode(const uint8_t *body, uint32_t len,
+                                   uint64_t *round, char *err,
+                                   size_t errlen)
+{
+    if (len != STREAM_POSTCOPY_PREPARE_LEN) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_PREPARE of %" PRIu32
+                        " bytes (%d expected)", len,
+                        STREAM_POSTCOPY_PREPARE_LEN);
+    }
+    if (get_le64(body + 8)) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_PREPARE asks for "
+                        "flags %#" PRIx64 ", which this build does not know",
+                        get_le64(body + 8));
+    }
+    *round = get_le64(body);
+    if (*round == 0) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_PREPARE after round "
+                        "0: round 1, the full pass, must come first");
+    }
+    return 0;
+}
+
+void stream_postcopy_prepared_encode(uint64_t pages, uint64_t ns,
+                                     uint64_t flags, uint8_t *out)
+{
+    put_le64(out, pages);
+    put_le64(out + 8, ns);
+    put_le64(out + 16, flags);
+}
+
+int stream_postcopy_prepared_decode(const uint8_t *body, uint32_t len,
+                                    uint64_t *pages, uint64_t *ns,
+                                    uint64_t *flags, char *err,
+                                    size_t errlen)
+{
+    if (len != STREAM_POSTCOPY_PREPARED_LEN) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_PREPARED of %" PRIu32
+                        " bytes (%d expected)", len,
+                        STREAM_POSTCOPY_PREPARED_LEN);
+    }
+    if (get_le64(body + 16) & ~(uint64_t)STREAM_PREPARED_F_DONE) {
+        return xr_error(err, errlen, -EINVAL, "POSTCOPY_PREPARED has flags %#"
+                        PRIx64 ", which this build does not know",
+                        get_le64(body + 16));
+    }
+    *pages = get_le64(body);
+    *ns = get_le64(body + 8);
+    *flags = get_le64(body + 16);
     return 0;
 }
 

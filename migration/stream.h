@@ -76,7 +76,10 @@ typedef enum StreamRecordType {
     STREAM_REC_POSTCOPY_RESUME = 14,    /* source: go on with this round */
     STREAM_REC_RECV_BITMAP = 15,        /* destination: pages it has */
     STREAM_REC_RESUME_ACK = 16,         /* destination: bitmaps complete */
-    STREAM_REC_MAX = STREAM_REC_RESUME_ACK,
+    /* The switch's eviction done ahead, while the source's guest runs. */
+    STREAM_REC_POSTCOPY_PREPARE = 17,   /* page the missing pages out now */
+    STREAM_REC_POSTCOPY_PREPARED = 18,  /* destination: how far it got */
+    STREAM_REC_MAX = STREAM_REC_POSTCOPY_PREPARED,
 } StreamRecordType;
 
 typedef enum StreamPageKind {
@@ -287,6 +290,38 @@ void stream_postcopy_listen_encode(uint64_t round, uint64_t flags,
 int stream_postcopy_listen_decode(const uint8_t *body, uint32_t len,
                                   uint64_t *round, uint64_t *flags,
                                   char *err, size_t errlen);
+
+/*
+ * POSTCOPY_PREPARE: u64 the last round sent (as LISTEN's: every data
+ * channel ends it first; not 0, and never below an earlier PREPARE's),
+ * u64 flags (0).  The destination applies the DISCARDs so far and pages
+ * out every page it does not have, while the source's guest still runs,
+ * so that LISTEN has only what the guest dirtied since to page out.  It
+ * may come more than once before LISTEN; no RAM page of a block may
+ * follow it but as ABSENT.
+ */
+#define STREAM_POSTCOPY_PREPARE_LEN 16
+void stream_postcopy_prepare_encode(uint64_t round, uint8_t *out);
+int stream_postcopy_prepare_decode(const uint8_t *body, uint32_t len,
+                                   uint64_t *round, char *err,
+                                   size_t errlen);
+
+/*
+ * POSTCOPY_PREPARED, on the return path: u64 pages paged out for this
+ * PREPARE so far, u64 ns it took so far, u64 flags.  DONE: the PREPARE is
+ * complete; without it, progress (sent at least every
+ * STREAM_PREPARED_PROGRESS_MS, so that the source's stall timeout
+ * measures a destination that is stuck, not one that is busy).
+ */
+#define STREAM_POSTCOPY_PREPARED_LEN 24
+#define STREAM_PREPARED_F_DONE 0x1u
+#define STREAM_PREPARED_PROGRESS_MS 1000
+void stream_postcopy_prepared_encode(uint64_t pages, uint64_t ns,
+                                     uint64_t flags, uint8_t *out);
+int stream_postcopy_prepared_decode(const uint8_t *body, uint32_t len,
+                                    uint64_t *pages, uint64_t *ns,
+                                    uint64_t *flags, char *err,
+                                    size_t errlen);
 
 /* Ranges a DISCARD carries at most (16 bytes each: 64 KiB of ranges). */
 #define STREAM_DISCARD_MAX_RANGES 4096u

@@ -39,7 +39,7 @@ static void test_discard_ranges_are_the_runs_of_dirty_pages(void **state)
     set(&bm, 5, 3);
     set(&bm, 63, 2);            /* across a word */
     set(&bm, 99990, 10);        /* to the end */
-    n = mig_discard_ranges(&bm, 0, bm.npages, r, 8, &next);
+    n = mig_discard_ranges(&bm, NULL, 0, bm.npages, r, 8, &next);
     assert_int_equal(n, 4);
     assert_int_equal(r[0].start, 0);
     assert_int_equal(r[0].n, 1);
@@ -68,7 +68,7 @@ static void test_discard_ranges_come_in_batches(void **state)
         set(&bm, i, 1);         /* 2048 runs of one page */
     }
     do {
-        n = mig_discard_ranges(&bm, from, bm.npages, r, 3, &next);
+        n = mig_discard_ranges(&bm, NULL, from, bm.npages, r, 3, &next);
         for (unsigned i = 0; i < n; i++) {
             assert_int_equal(r[i].start, (total + i) * 2);
             assert_int_equal(r[i].n, 1);
@@ -92,11 +92,11 @@ static void test_discard_ranges_stop_at_the_end_asked(void **state)
     assert_int_equal(dirty_bitmap_init(&bm, 0, 1024), 0);
     set(&bm, 100, 200);
     /* A block's postcopy_length may end before its bitmap does. */
-    assert_int_equal(mig_discard_ranges(&bm, 0, 150, r, 4, &next), 1);
+    assert_int_equal(mig_discard_ranges(&bm, NULL, 0, 150, r, 4, &next), 1);
     assert_int_equal(r[0].start, 100);
     assert_int_equal(r[0].n, 50);
     assert_int_equal(next, 150);
-    assert_int_equal(mig_discard_ranges(&bm, 0, 50, r, 4, &next), 0);
+    assert_int_equal(mig_discard_ranges(&bm, NULL, 0, 50, r, 4, &next), 0);
     dirty_bitmap_destroy(&bm);
 }
 
@@ -108,7 +108,7 @@ static void test_no_dirty_page_no_discard(void **state)
 
     (void)state;
     assert_int_equal(dirty_bitmap_init(&bm, 0, 777), 0);
-    assert_int_equal(mig_discard_ranges(&bm, 0, 777, r, 4, &next), 0);
+    assert_int_equal(mig_discard_ranges(&bm, NULL, 0, 777, r, 4, &next), 0);
     assert_int_equal(next, 777);
     dirty_bitmap_destroy(&bm);
 }

@@ -31,6 +31,7 @@ static const ParamDesc params[] = {
     P32("cpu-throttle-increment", cpu_throttle_increment),
     P32("max-cpu-throttle", max_cpu_throttle),
     P32("x-postcopy-after-rounds", x_postcopy_after_rounds),
+    P32("x-postcopy-prepare-passes", x_postcopy_prepare_passes),
 };
 
 #define PARAMS_SCHEMA \
@@ -38,7 +39,7 @@ static const ParamDesc params[] = {
     "multifd-compression:s?,multifd-zstd-level:i?," \
     "throttle-trigger-threshold:i?,cpu-throttle-initial:i?," \
     "cpu-throttle-increment:i?,max-cpu-throttle:i?," \
-    "x-postcopy-after-rounds:i?"
+    "x-postcopy-after-rounds:i?,x-postcopy-prepare-passes:i?"
 
 static json_t *qmp_set_params(QmpClient *c, json_t *args, void *opaque,
                               QmpError *err)
@@ -256,20 +257,24 @@ json_t *dm_migrate_info_json(Migration *mig)
                                       (json_int_t)i.postcopy.hist[b]));
         }
         json_object_set_new(o, "postcopy-latency-dist", hist);
-        lat = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+        lat = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
                         "faults", (json_int_t)i.postcopy.faults,
                         "p50-ns", (json_int_t)i.postcopy.p50_ns,
                         "p99-ns", (json_int_t)i.postcopy.p99_ns,
                         "max-ns", (json_int_t)i.postcopy.max_ns,
                         "discarded", (json_int_t)i.postcopy.discarded,
                         "made-absent", (json_int_t)i.postcopy.made_absent,
+                        "made-absent-at-listen",
+                        (json_int_t)i.postcopy.made_absent_listen,
+                        "prepares", (json_int_t)i.postcopy.prepares,
+                        "prepare-ms", (json_int_t)i.postcopy.prepare_ms,
                         "placed", (json_int_t)i.postcopy.placed,
                         "duplicates", (json_int_t)i.postcopy.duplicates,
                         "recoveries", (json_int_t)i.postcopy.recoveries);
         json_object_set_new(o, "x-xenram-postcopy-latency", lat);
     } else if (i.postcopy.used) {
         json_object_set_new(o, "x-xenram-postcopy", json_pack(
-                                "{s:I,s:I,s:I,s:I}",
+                                "{s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
                                 "recoveries",
                                 (json_int_t)i.postcopy.recoveries,
                                 "requested-pages",
@@ -277,7 +282,13 @@ json_t *dm_migrate_info_json(Migration *mig)
                                 "background-pages",
                                 (json_int_t)i.postcopy.background,
                                 "resent-pages",
-                                (json_int_t)i.postcopy.resent));
+                                (json_int_t)i.postcopy.resent,
+                                "prepares",
+                                (json_int_t)i.postcopy.prepares,
+                                "prepared-pages",
+                                (json_int_t)i.postcopy.prepared_pages,
+                                "prepare-ms",
+                                (json_int_t)i.postcopy.prepare_ms));
     }
     json_object_set_new(o, "cpu-throttle-percentage",
                         json_integer(i.cpu_throttle_percentage));

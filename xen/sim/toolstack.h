@@ -297,6 +297,8 @@ struct ts_engine_opts {
                                    switch left to another QMP client's
                                    migrate-start-postcopy */
     bool postcopy_preempt;      /* --postcopy-preempt */
+    int prepare_passes;         /* --x-postcopy-prepare-passes N; -1:
+                                   xenram's default */
     /* --x-postcopy-pause SIDE:MS,...: a test hook.  Entry i: MS ms after
      * both sides (re)entered postcopy-active, migrate-pause to that side's
      * xenram; the toolstack then recovers (docs/toolstack.md, "Postcopy
@@ -308,14 +310,15 @@ struct ts_engine_opts {
     unsigned npauses;
 };
 
-#define TS_ENGINE_OPTS_INIT { .channels = -1, .postcopy_after = -1 }
+#define TS_ENGINE_OPTS_INIT { .channels = -1, .postcopy_after = -1, \
+                              .prepare_passes = -1 }
 #define TS_POSTCOPY_NEVER       (-2)
 
 /* Option values of TS_ENGINE_LONGOPTS (struct option, <getopt.h>). */
 enum { TS_EOPT_ENGINE = 0x1000, TS_EOPT_CHANNELS, TS_EOPT_COMPRESS,
        TS_EOPT_DOWNTIME, TS_EOPT_BANDWIDTH, TS_EOPT_AUTO_CONVERGE,
        TS_EOPT_POSTCOPY, TS_EOPT_POSTCOPY_AFTER, TS_EOPT_POSTCOPY_PREEMPT,
-       TS_EOPT_X_POSTCOPY_PAUSE };
+       TS_EOPT_X_POSTCOPY_PAUSE, TS_EOPT_X_PREPARE_PASSES };
 #define TS_ENGINE_LONGOPTS                                              \
     { "engine", required_argument, NULL, TS_EOPT_ENGINE },              \
     { "channels", required_argument, NULL, TS_EOPT_CHANNELS },          \
@@ -328,7 +331,9 @@ enum { TS_EOPT_ENGINE = 0x1000, TS_EOPT_CHANNELS, TS_EOPT_COMPRESS,
       TS_EOPT_POSTCOPY_AFTER },                                         \
     { "postcopy-preempt", no_argument, NULL, TS_EOPT_POSTCOPY_PREEMPT }, \
     { "x-postcopy-pause", required_argument, NULL,                      \
-      TS_EOPT_X_POSTCOPY_PAUSE }
+      TS_EOPT_X_POSTCOPY_PAUSE },                                       \
+    { "x-postcopy-prepare-passes", required_argument, NULL,             \
+      TS_EOPT_X_PREPARE_PASSES }
 
 /*
  * One of TS_ENGINE_LONGOPTS: 0 when @opt is one and @arg fits it,

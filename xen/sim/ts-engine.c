@@ -131,7 +131,8 @@ int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
         return 0;
     }
     if (opt == TS_EOPT_CHANNELS || opt == TS_EOPT_DOWNTIME ||
-        opt == TS_EOPT_BANDWIDTH || opt == TS_EOPT_POSTCOPY_AFTER) {
+        opt == TS_EOPT_BANDWIDTH || opt == TS_EOPT_POSTCOPY_AFTER ||
+        opt == TS_EOPT_X_PREPARE_PASSES) {
         errno = 0;
         v = strtoull(arg, &end, 10);
         if (errno || end == arg || *end || arg[0] == '-') {
@@ -198,6 +199,15 @@ int ts_engine_opt(struct ts_engine_opts *e, int opt, const char *arg,
         return 0;
     case TS_EOPT_X_POSTCOPY_PAUSE:
         return parse_pauses(e, arg, err, errlen);
+    case TS_EOPT_X_PREPARE_PASSES:
+        if (v > 10) {
+            ts_seterr(err, errlen, "--x-postcopy-prepare-passes is 0 (the "
+                      "whole paging out at the switch, paused) to 10");
+            return -EINVAL;
+        }
+        e->postcopy = true;
+        e->prepare_passes = (int)v;
+        return 0;
     }
     return -ENOENT;
 }
@@ -660,6 +670,10 @@ static int eng_start(struct eng *m, char *err, size_t errlen)
                                      ? 0 :
                                      e->postcopy_after < 0 ? 1 :
                                      e->postcopy_after));
+    /* Without --x-postcopy-prepare-passes: xenram's default, 5. */
+    json_object_set_new(p, "x-postcopy-prepare-passes",
+                        json_integer(e->prepare_passes >= 0 ?
+                                     e->prepare_passes : 5));
     rc = ts_qmp_do(&m->sq, "migrate-set-parameters", p, QMP_TIMEOUT_MS, err,
                    errlen);
     if (rc)

@@ -1441,7 +1441,8 @@ static const struct cmd cmds[] = {
       "[--engine libxc|xenram [--channels N] [--compress zstd] [--auto-converge] "
       "[--postcopy [--postcopy-after-rounds N|never] [--postcopy-preempt]] "
       "[--downtime-limit MS] [--max-bandwidth MiB/s] "
-      "[--x-postcopy-pause SIDE:MS[,SIDE:MS]...]] "
+      "[--x-postcopy-pause SIDE:MS[,SIDE:MS]...] "
+      "[--x-postcopy-prepare-passes N]] "
       "[--dm-timeout S]",
       "live-migrate a domain to the host in DIR, as xl migrate does; a "
       "live line on a terminal (--progress: on a pipe too), the rounds "
@@ -1449,7 +1450,9 @@ static const struct cmd cmds[] = {
       "that breaks is recovered (up to 10 attempts a pause). "
       "--x-postcopy-pause is a test hook: for each entry, MS ms after both "
       "sides (re)entered postcopy-active, migrate-pause to the src or "
-      "dst xenram (implies --postcopy)" },
+      "dst xenram (implies --postcopy); --x-postcopy-prepare-passes sets "
+      "xenram's x-postcopy-prepare-passes (0: page the destination out "
+      "with the guest paused, as before)" },
     { "hotplug", cmd_hotplug,
       "DOMAIN add SIZE [--at GPA] [--slot N] | DOMAIN remove SLOT | "
       "DOMAIN list [--timeout S]",

@@ -167,6 +167,9 @@ static void bg_join(struct bg *b)
     pthread_join(b->t, NULL);
 }
 
+/* What the destination paged out at LISTEN, and the PREPAREs it did. */
+static json_int_t last_at_listen, last_prepares;
+
 /* The destination's postcopy figures (x-xenram-postcopy-latency). */
 static void dest_figures(uint32_t nd, json_int_t *faults, json_int_t *placed,
                          json_int_t *dups, json_int_t *absent,
@@ -183,6 +186,12 @@ static void dest_figures(uint32_t nd, json_int_t *faults, json_int_t *placed,
     *placed = json_integer_value(json_object_get(l, "placed"));
     *dups = json_integer_value(json_object_get(l, "duplicates"));
     *absent = json_integer_value(json_object_get(l, "made-absent"));
+    assert_non_null(json_object_get(l, "made-absent-at-listen"));
+    last_at_listen = json_integer_value(json_object_get(
+                                            l, "made-absent-at-listen"));
+    last_prepares = json_integer_value(json_object_get(l, "prepares"));
+    /* LISTEN's part of the paging out is part of the whole. */
+    assert_true(last_at_listen >= 0 && last_at_listen <= *absent);
     *asked = json_integer_value(json_object_get(json_object_get(r, "ram"),
                                                 "postcopy-requests"));
     assert_non_null(json_object_get(r, "postcopy-blocktime"));
@@ -191,9 +200,10 @@ static void dest_figures(uint32_t nd, json_int_t *faults, json_int_t *placed,
 }
 
 /* Paused destination: the memory is the source's, page by page.  @after:
- * --postcopy-after-rounds N, or NULL (migrate-start-postcopy first). */
+ * --postcopy-after-rounds N, or NULL (migrate-start-postcopy first);
+ * @passes: --x-postcopy-prepare-passes, or NULL (xenram's default). */
 static void postcopy_paused(const char *name, const char *channels,
-                            const char *after)
+                            const char *after, const char *passes)
 {
     char sums[200];
     struct e2e_mem before, after_m;
@@ -210,10 +220,12 @@ static void postcopy_paused(const char *name, const char *channels,
     if (after)
         bg_start(&b, d, "--channels", channels, "--postcopy",
                  "--postcopy-after-rounds", after, "--downtime-limit",
-                 "2000", "--pause-dest", "--checksum-at-suspend", sums, NULL);
+                 "2000", "--pause-dest", "--checksum-at-suspend", sums,
+                 passes ? "--x-postcopy-prepare-passes" : NULL, passes, NULL);
     else
         bg_start(&b, d, "--channels", channels, "--postcopy",
-                 "--pause-dest", "--checksum-at-suspend", sums, NULL);
+                 "--pause-dest", "--checksum-at-suspend", sums,
+                 passes ? "--x-postcopy-prepare-passes" : NULL, passes, NULL);
     bg_join(&b);
     fprintf(stderr, "%s", b.out);
     assert_int_equal(b.rc, 0);
@@ -222,9 +234,11 @@ static void postcopy_paused(const char *name, const char *channels,
         char want[64];
 
         /* N precopy rounds, the last CLEAN, the postcopy round; straight
-         * away (0) is a round 1 cut short before its first batch. */
+         * away (0) is a round 1 cut short before its first batch, and the
+         * VGA hole's frames go as ABSENT in a round of their own before
+         * the PREPAREs (after round 1 they went in it). */
         snprintf(want, sizeof(want), "rounds      : %d (dirty-sync-count)",
-                 atoi(after) ? atoi(after) + 2 : 3);
+                 atoi(after) ? atoi(after) + 2 : 4);
         assert_non_null(strstr(b.out, want));
     }
     assert_non_null(strstr(b.out, "0 pages differ: identical"));
@@ -243,6 +257,20 @@ static void postcopy_paused(const char *name, const char *channels,
          * postcopy but the VGA hole's 32, which went as ABSENT before
          * LISTEN and stayed unpopulated (e2e_mem_compare() said so). */
         assert_int_equal(absent, 8192 - 32);
+        /* One PREPARE paged every one of them out while the guest ran
+         * on the source; what it dirtied meanwhile was out already, so
+         * LISTEN, with the guest paused, had nothing left to do. */
+        assert_int_equal(last_prepares, 1);
+        assert_int_equal(last_at_listen, 0);
+    } else if (passes && !atoi(passes)) {
+        /* No PREPARE: all of it at LISTEN, as before they existed. */
+        assert_int_equal(last_prepares, 0);
+        assert_int_equal(last_at_listen, absent);
+    } else {
+        /* The guest dirtied pages after round N: a PREPARE paged those
+         * out, and LISTEN only what it dirtied after that. */
+        assert_true(last_prepares >= 1);
+        assert_true(last_at_listen < absent);
     }
     e2e_mem_unmap(&after_m);
     e2e_mem_unmap(&before);
@@ -429,8 +457,14 @@ static void postcopy_running(const char *name, const char *channels,
     assert_true(nd > 0);
     dest_figures(nd, &faults, &placed, &dups, &absent, &asked);
     fprintf(stderr, "%lld faults, %lld asked, %lld placed of %lld absent, "
-            "%lld duplicates\n", (long long)faults, (long long)asked,
-            (long long)placed, (long long)absent, (long long)dups);
+            "%lld duplicates; %lld PREPAREs, %lld paged out at LISTEN\n",
+            (long long)faults, (long long)asked, (long long)placed,
+            (long long)absent, (long long)dups, (long long)last_prepares,
+            (long long)last_at_listen);
+    /* The guest wrote throughout: there was something to page out ahead,
+     * and the paused switch was left less than all of it. */
+    assert_true(last_prepares >= 1);
+    assert_true(last_at_listen < absent);
     {
         /* The fault service times (docs/PERFORMANCE.md quotes them). */
         json_t *r = e2e_qmp(&dst, nd, "query-migrate", NULL);
@@ -560,14 +594,14 @@ static void test_postcopy_after_round_1_one_channel(void **state)
 {
     (void)state;
     NEED_XENSTORE();
-    postcopy_paused("pc1", "1", NULL);
+    postcopy_paused("pc1", "1", NULL, "0");
 }
 
 static void test_postcopy_after_2_rounds_two_channels(void **state)
 {
     (void)state;
     NEED_XENSTORE();
-    postcopy_paused("pc2", "2", "2");
+    postcopy_paused("pc2", "2", "2", NULL);
 }
 
 /* migrate-start-postcopy before migrate: QEMU's straight away. */
@@ -575,7 +609,7 @@ static void test_postcopy_straight_away_two_channels(void **state)
 {
     (void)state;
     NEED_XENSTORE();
-    postcopy_paused("pc0", "2", "0");
+    postcopy_paused("pc0", "2", "0", NULL);
 }
 
 static void test_postcopy_running_straight_away_two_channels(void **state)
