@@ -2099,6 +2099,11 @@ static int recv_control(RecvCtx *c, char *err, size_t errlen)
                 return xr_error(err, errlen, -EPROTO, "postcopy: the stream "
                                 "ended between LISTEN and RUN");
             }
+            if (c->prepare_round && !c->listening) {
+                return xr_error(err, errlen, -EPROTO, "postcopy: the stream "
+                                "ended after POSTCOPY_PREPARE without LISTEN: "
+                                "the guest's frames are paged out here");
+            }
             if (!c->have_dev || !c->hvm_ctx) {
                 return xr_error(err, errlen, -EPROTO, "the stream ended "
                                  "without the device state or the HVM "

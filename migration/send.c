@@ -93,6 +93,9 @@ struct SendCtx {
     bool run_sent;                      /* RUN went out: never resume here */
     uint64_t t_run;                     /* when RUN went out (postcopy) */
     uint64_t listen_round;
+    bool preparing;                     /* in send_postcopy_prepare() */
+    /* Round 1 was cut short: some pages were never sent. */
+    bool round1_cut;
     pthread_mutex_t pc_lock;
     pthread_cond_t pc_cond;             /* a request, the end, a failure */
     size_t pc_range;                    /* background cursor: range ... */
@@ -1331,6 +1334,13 @@ static void send_cancel_reason(SendCtx *c, char *err, size_t errlen)
     pthread_mutex_lock(&c->m->lock);
     st = c->m->info.status;
     pthread_mutex_unlock(&c->m->lock);
+    if (c->preparing) {
+        snprintf(err, errlen, "migration cancelled by migrate_cancel while "
+                 "the destination paged out ahead of the switch to postcopy "
+                 "(after round %" PRIu64 "); the guest runs on here",
+                 c->round);
+        return;
+    }
     switch (st) {
     case MIGRATION_STATUS_SETUP:
         snprintf(err, errlen, "migration cancelled by migrate_cancel during "
@@ -1493,12 +1503,12 @@ static int send_switchover(SendCtx *c, uint64_t *t_pause, char *err,
 
 /*
  * DISCARD, block by block: the pages dirtied since they were sent (what
- * the bitmaps hold after the CLEAN) that no DISCARD carried yet, in
- * batches of ranges, marked as carried.  They stay in the bitmaps: they
- * are the pages postcopy sends.
+ * the bitmaps hold after the CLEAN) that no DISCARD carried yet, at most
+ * @max of them, in batches of ranges, marked as carried.  They stay in
+ * the bitmaps: they are the pages postcopy sends.
  */
-static int send_discards(SendCtx *c, uint64_t *pages, char *err,
-                         size_t errlen)
+static int send_discards(SendCtx *c, uint64_t max, uint64_t *pages,
+                         char *err, size_t errlen)
 {
     StreamRange *r = malloc(STREAM_DISCARD_MAX_RANGES * sizeof(*r));
     uint8_t *body = NULL;
@@ -1514,7 +1524,7 @@ static int send_discards(SendCtx *c, uint64_t *pages, char *err,
         snprintf(err, errlen, "out of memory for the discard ranges");
         return -ENOMEM;
     }
-    for (size_t i = 0; !ret && i < c->nblocks; i++) {
+    for (size_t i = 0; !ret && i < c->nblocks && *pages < max; i++) {
         RAMBlock *b = c->blocks[i];
         uint64_t end = b->postcopy_length >> XR_PAGE_BITS, from = 0;
         unsigned n;
@@ -1524,11 +1534,16 @@ static int send_discards(SendCtx *c, uint64_t *pages, char *err,
             snprintf(err, errlen, "out of memory for the discard ranges");
             break;
         }
-        while (!ret && (n = mig_discard_ranges(b->bmap, c->taken[i], from,
-                                               end, r,
-                                               STREAM_DISCARD_MAX_RANGES,
-                                               &from)) > 0) {
+        while (!ret && *pages < max &&
+               (n = mig_discard_ranges(b->bmap, c->taken[i], from, end, r,
+                                       STREAM_DISCARD_MAX_RANGES,
+                                       &from)) > 0) {
             for (unsigned k = 0; k < n; k++) {
+                if (*pages == max) {
+                    n = k;      /* @max reached: the rest waits */
+                    break;
+                }
+                r[k].n = MIN(r[k].n, max - *pages);
                 *pages += r[k].n;
                 xr_bitmap_set(c->taken[i], r[k].start, r[k].n);
             }
@@ -2066,6 +2081,22 @@ static int send_prepare_wait(SendCtx *c, uint8_t *body, uint64_t *pages,
     }
 }
 
+/* Pages a first PREPARE pages out to measure the destination's rate. */
+#define SEND_PREPARE_PROBE 512u
+
+/* The pages of the blocks the bitmaps do not hold: clean, received. */
+static uint64_t send_clean(SendCtx *c)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < c->nblocks; i++) {
+        DirtyBitmap *bm = c->blocks[i]->bmap;
+
+        n += bm->npages - dirty_bitmap_count(bm);
+    }
+    return n;
+}
+
 /*
  * Before the pause (docs/postcopy.md, "The switch"): on Xen the
  * destination pages out each frame whose page it does not have with two
@@ -2073,16 +2104,26 @@ static int send_prepare_wait(SendCtx *c, uint8_t *body, uint64_t *pages,
  * does.  So while the guest still runs here, the pages the source does
  * not have go as ABSENT (given back there, not paged out), then up to
  * x-postcopy-prepare-passes times DISCARD and PREPARE: the destination
- * pages out what the DISCARDs carried so far and says how long that took.
- * Each pass carries what the guest dirtied during the one before; they
- * end when what is left would take at most half the downtime limit to
- * page out at the rate measured, or stops shrinking.
+ * pages out what the DISCARDs carried and says how long that took, and a
+ * CLEAN finds what the guest dirtied meanwhile of the pages still there:
+ * the next pass's, or LISTEN's.
+ *
+ * A pass pays only if the guest dirties fewer pages during it than it
+ * pages out: a pass of n pages at c ns a page lasts n * c, and dirties
+ * at most min(clean pages, r * n * c) for r the rate at which clean
+ * pages were seen dirtied.  Neither rate is known at first, so the
+ * first pass (unless nothing is clean, or round 1 was cut short) is a
+ * probe of SEND_PREPARE_PROBE pages.  The passes end when what is left
+ * would take at most half the downtime limit to page out, or would not
+ * shrink.
  */
 static int send_postcopy_prepare(SendCtx *c, char *err, size_t errlen)
 {
     Migration *m = c->m;
     uint32_t passes = m->params.x_postcopy_prepare_passes;
     uint64_t t0 = mig_now_ns(), total = 0, done = 0;
+    double cost = 0, rate = 0;          /* ns a page; clean pages/ns */
+    double budget = (double)m->params.downtime_limit * 1e6 / 2;
     uint8_t rec[STREAM_POSTCOPY_PREPARE_LEN], *body;
     int ret;
 
@@ -2093,6 +2134,7 @@ static int send_postcopy_prepare(SendCtx *c, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory for the return path");
         return -ENOMEM;
     }
+    c->preparing = true;
     /* A round of its own, if there are any (usually: round 1 gave them). */
     c->round++;
     if ((ret = plan_build(c, false, false, true))) {
@@ -2104,14 +2146,32 @@ static int send_postcopy_prepare(SendCtx *c, char *err, size_t errlen)
         c->round--;
     }
     for (uint32_t pass = 0; !ret && pass < passes; pass++) {
-        uint64_t pages, paged = 0, ns = 0, left;
+        uint64_t n = send_untaken(c), clean = send_clean(c), max = n;
+        uint64_t pages, paged = 0, ns = 0, t1, left;
         int64_t dirty;
 
-        if ((ret = send_discards(c, &pages, err, errlen))) {
-            break;
-        }
-        if (!pages) {
+        if (!n) {
             break;              /* nothing new to page out */
+        }
+        if (cost > 0) {
+            double t = (double)n * cost;
+
+            if (t <= budget || MIN((double)clean, rate * t) >= (double)n) {
+                break;          /* LISTEN can do it, or it would not pay */
+            }
+        } else if (clean && !c->round1_cut) {
+            /*
+             * The probe.  Not when round 1 was cut short: the first
+             * PREPARE pages out every page the destination never
+             * received, whatever the DISCARDs say, and those are then
+             * untaken here all the same; all of them in it keeps the
+             * count of what is left exact.
+             */
+            max = MIN(n, SEND_PREPARE_PROBE);
+        }
+        t1 = mig_now_ns();
+        if ((ret = send_discards(c, max, &pages, err, errlen))) {
+            break;
         }
         stream_postcopy_prepare_encode(c->round, rec);
         if ((ret = send_record(&c->ctl, STREAM_REC_POSTCOPY_PREPARE, rec,
@@ -2131,16 +2191,20 @@ static int send_postcopy_prepare(SendCtx *c, char *err, size_t errlen)
             break;
         }
         left = send_untaken(c);
-        if (!left || left >= pages ||
-            (paged && (double)left * (double)ns / (double)paged <=
-                      (double)m->params.downtime_limit * 1e6 / 2)) {
-            break;
+        if (paged) {
+            cost = (double)ns / (double)paged;
         }
+        rate = (double)(left - (n - pages)) /
+               (double)MAX(mig_now_ns() - t1, 1);
     }
     pthread_mutex_lock(&m->lock);
     m->info.postcopy.prepare_ms = (mig_now_ns() - t0) / 1000000;
     pthread_mutex_unlock(&m->lock);
     free(body);
+    /* A cancel that came meanwhile is named by where it struck. */
+    if (!ret || !mig_cancelled(m)) {
+        c->preparing = false;
+    }
     return ret;
 }
 
@@ -2185,7 +2249,7 @@ static int send_postcopy(SendCtx *c, uint64_t *t_pause, char *err,
         return ret;
     }
     c->listen_round = c->round;
-    if ((ret = send_discards(c, &discarded, err, errlen)) ||
+    if ((ret = send_discards(c, UINT64_MAX, &discarded, err, errlen)) ||
         (ret = send_devstate_ctx(c, err, errlen))) {
         return ret;
     }
@@ -2298,6 +2362,7 @@ static int send_iterate(SendCtx *c, char *err, size_t errlen)
             plan_give_back(c, MIN(__atomic_load_n(&c->next_chunk,
                                                   __ATOMIC_RELAXED),
                                   c->ncuts));
+            c->round1_cut |= c->round == 1;
         }
         c->may_cut = false;
         if (ret) {

@@ -1154,6 +1154,12 @@ static void report(struct eng *m)
                m->postcopy_seen || x ? "switched" : "not reached (precopy "
                "completed first)", jnum(ram, "postcopy-requests"),
                jnum(x, "requested-pages"), jnum(x, "background-pages"));
+        if (x)
+            printf("  prepared    : %.0f pages paged out on the destination "
+                   "ahead of the pause, in %.0f PREPARE%s, %.0f ms\n",
+                   jnum(x, "prepared-pages"), jnum(x, "prepares"),
+                   jnum(x, "prepares") == 1 ? "" : "s",
+                   jnum(x, "prepare-ms"));
         if (m->rec_attempts > m->recoveries)
             printf("  recoveries  : %u (%u attempts)\n", m->recoveries,
                    m->rec_attempts);

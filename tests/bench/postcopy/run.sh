@@ -28,7 +28,9 @@
 # (default random:1024) through a VSBW (default 256) MiB/s link, precopy
 # with auto-converge (it converges only throttled) against postcopy after
 # round 1 with the destination running: total time, downtime, rounds,
-# the throttle, and the guest verified on the destination.
+# the throttle, and the guest verified on the destination; and postcopy
+# again without PREPARE (x-postcopy-prepare-passes 0), the baseline of
+# the time the guest ran on neither side at the switch (`switchover`).
 #
 # BUILD (default build) holds xensim, xenram and the benches.
 set -euo pipefail
@@ -130,16 +132,23 @@ VSBW=${VSBW:-256}
 vs_field() { sed -n "s/^  $1 *: \([0-9.]*\).*/\1/p"; }
 if [ "$VS" = 1 ]; then
     echo "== a 256 MiB guest writing $VSWL through a $VSBW MiB/s link"
-    for how in precopy postcopy; do
+    # postcopy0: no PREPARE (x-postcopy-prepare-passes 0), every frame
+    # still missing paged out with the guest paused: the baseline of the
+    # switchover, in the same run.
+    for how in precopy postcopy postcopy0; do
         d=$(xs "$work/a" create --mem 256 --vram $vram --name "vs$how" \
                 --workload "$VSWL" --dm "$BUILD/xenram")
         sleep 2
         if [ $how = precopy ]; then
             out=$(xs "$work/a" migrate "$d" --to "$work/b" --engine xenram \
                       --auto-converge --max-bandwidth "$VSBW" --no-progress)
-        else
+        elif [ $how = postcopy ]; then
             out=$(xs "$work/a" migrate "$d" --to "$work/b" --engine xenram \
                       --postcopy --max-bandwidth "$VSBW" --no-progress)
+        else
+            out=$(xs "$work/a" migrate "$d" --to "$work/b" --engine xenram \
+                      --postcopy --max-bandwidth "$VSBW" --no-progress \
+                      --x-postcopy-prepare-passes 0)
         fi
         echo "$out" | grep -v '^  [0-9]'
         nd=$(xs "$work/b" list | awk 'NR > 2 {print $2; exit}')
@@ -189,10 +198,13 @@ if [ "$VS" = 1 ]; then
         -v pthr="${vs_thr[precopy]:-0}" -v pok="${vs_ok[precopy]}" \
         -v qt="${vs_t[postcopy]}" -v qd="${vs_d[postcopy]}" -v qr="${vs_r[postcopy]}" \
         -v qok="${vs_ok[postcopy]}" -v qsw="${vs_sw[postcopy]:-?}" \
+        -v zt="${vs_t[postcopy0]}" -v zd="${vs_d[postcopy0]}" \
+        -v zok="${vs_ok[postcopy0]}" -v zsw="${vs_sw[postcopy0]:-?}" \
         -v wl="$VSWL" -v bw="$VSBW" 'BEGIN {
         printf "writer %s through %s MiB/s:\n", wl, bw
         printf "  precopy + auto-converge: %.3f s, downtime %s ms, %s rounds, throttle up to %s%%, guest %s\n", pt, pd, pr, pthr, pok ? "clean" : "CORRUPT"
         printf "  postcopy after round 1 : %.3f s, downtime %s ms (to RUN sent; the guest paused %s ms in all, to the destination'"'"'s RUN), %s rounds, no throttle, guest %s\n", qt, qd, qsw, qr, qok ? "clean" : "CORRUPT"
-        printf "  postcopy takes %.2fx the time of throttled precopy\n", qt / pt
+        printf "  the same without PREPARE: %.3f s, downtime %s ms, the guest paused %s ms in all, guest %s\n", zt, zd, zsw, zok ? "clean" : "CORRUPT"
+        printf "  postcopy takes %.2fx the time of throttled precopy; PREPARE leaves the guest paused %.3fx as long as without\n", qt / pt, (zsw > 0 ? qsw / zsw : 0)
     }'
 fi

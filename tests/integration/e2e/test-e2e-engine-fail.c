@@ -115,7 +115,8 @@ static int teardown(void **state)
 
 /* The stream's record types (docs/migration-stream.md). */
 enum { LAYOUT = 1, RAM = 2, ROUND_END = 3, DEVSTATE = 4, HVM_CONTEXT = 5,
-       END = 6, RESULT = 7, HVM_PARAMS = 8 };
+       END = 6, RESULT = 7, HVM_PARAMS = 8, POSTCOPY_PREPARE = 17,
+       POSTCOPY_PREPARED = 18 };
 #define HDR_LEN 24              /* stream header and record header alike */
 
 /* ---- the proxy -------------------------------------------------------------- */
@@ -665,6 +666,7 @@ struct mig_opts {
     bool pause_before_switchover;
     uint64_t max_bandwidth;     /* bytes/s, 0: none */
     uint64_t downtime_limit;    /* ms, 0: 300 */
+    bool postcopy;              /* postcopy-ram, the switch after round 1 */
 };
 
 /*
@@ -683,14 +685,16 @@ static void migrate(uint32_t d, const char *path, struct mig_opts o)
     json_t *p;
 
     json_decref(qmp(d, "migrate-set-capabilities", json_pack(
-        "{s:[{s:s,s:b},{s:s,s:b},{s:s,s:b}]}", "capabilities",
+        "{s:[{s:s,s:b},{s:s,s:b},{s:s,s:b},{s:s,s:b}]}", "capabilities",
         "capability", "multifd", "state", o.channels > 0,
         "capability", "events", "state", 1,
         "capability", "pause-before-switchover", "state",
-        o.pause_before_switchover)));
-    p = json_pack("{s:I,s:I}", "downtime-limit",
+        o.pause_before_switchover,
+        "capability", "postcopy-ram", "state", o.postcopy)));
+    p = json_pack("{s:I,s:I,s:I}", "downtime-limit",
                   (json_int_t)(o.downtime_limit ? o.downtime_limit : 300),
-                  "max-bandwidth", (json_int_t)o.max_bandwidth);
+                  "max-bandwidth", (json_int_t)o.max_bandwidth,
+                  "x-postcopy-after-rounds", (json_int_t)o.postcopy);
     if (o.channels > 0)
         json_object_set_new(p, "multifd-channels", json_integer(o.channels));
     json_decref(qmp(d, "migrate-set-parameters", p));
@@ -1129,6 +1133,69 @@ static void test_dest_killed_and_cancelled(void **state)
     assert_true(e2e_wait_exit(spid, 5000));
 }
 
+/*
+ * Postcopy's PREPARE (docs/postcopy.md, "The switch"): the destination
+ * pages out ahead while the guest still runs on the source, which waits
+ * for its PREPARED.  That is still before the pause: a destination
+ * killed then (PREPARE held at the proxy), or a migrate_cancel (PREPARED
+ * held on its way back), is a failed migration like any in precopy --
+ * the source's guest was never paused and runs on, the destination's
+ * never ran -- not a guest lost.
+ */
+static void test_postcopy_fails_while_preparing(void **state)
+{
+    struct rule prepare = { RULE_GATE, POSTCOPY_PREPARE, 0, false, false, 0,
+                            1 };
+    struct rule gate = { RULE_GATE, POSTCOPY_PREPARED, -1, true, false, 0,
+                         1 };
+    struct proxy px;
+    struct dest d;
+    uint32_t sd;
+    pid_t spid;
+
+    (void)state;
+    NEED_XENSTORE();
+    sd = guest("prep", FAST_WRITER, NULL);
+    spid = e2e_dm_pid(&src, sd);
+
+    fprintf(stderr, "== the destination killed while it pages out\n");
+    dest_start(sd, "prep-0", false, &d);
+    proxy_start(&px, d.sock, prepare);
+    migrate(sd, px.path, (struct mig_opts) { .channels = 2,
+                                             .postcopy = true });
+    proxy_wait_fired(&px, sd);
+    {
+        json_t *r = qmp(sd, "query-migrate", NULL);
+
+        /* Before the switch: active, and the guest not paused. */
+        assert_string_equal(status_of(r), "active");
+        json_decref(r);
+    }
+    dest_kill(&d);
+    proxy_release(&px);
+    source_reports(sd, "failed", "the peer closed the connection");
+    proxy_stop(&px);
+    e2e_destroy(&dst, d.dom);
+    ts_dm_release(&d.dm);
+    source_runs_on(sd, spid);
+
+    fprintf(stderr, "== migrate_cancel while the destination pages out\n");
+    dest_start(sd, "prep-1", false, &d);
+    proxy_start(&px, d.sock, gate);
+    migrate(sd, px.path, (struct mig_opts) { .channels = 2,
+                                             .postcopy = true });
+    proxy_wait_fired(&px, sd);
+    json_decref(qmp(sd, "migrate_cancel", NULL));
+    source_reports(sd, "cancelled", "cancelled by migrate_cancel while the "
+                   "destination paged out ahead of the switch to postcopy");
+    proxy_release(&px);
+    dest_failed(&d, NULL);
+    proxy_stop(&px);
+    source_runs_on(sd, spid);
+    e2e_destroy(&src, sd);
+    assert_true(e2e_wait_exit(spid, 5000));
+}
+
 /* ---- (d) no split brain -------------------------------------------------------- */
 
 /* `xensim hotplug D add 16M` on the source: refused, with its sentence. */
@@ -1221,6 +1288,7 @@ int main(void)
         cmocka_unit_test(test_source_killed_mid_round),
         cmocka_unit_test(test_source_killed_at_switchover),
         cmocka_unit_test(test_dest_killed_and_cancelled),
+        cmocka_unit_test(test_postcopy_fails_while_preparing),
         cmocka_unit_test(test_no_split_brain),
     };
 
