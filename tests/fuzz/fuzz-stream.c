@@ -9,8 +9,11 @@
  * The same function runs over the committed corpus in `make check`
  * (tests/fuzz/replay.c), so every input ever found stays a test.  The
  * seeds of tests/fuzz/corpus/fuzz-stream/ (the postcopy records: a RAM
- * batch with the POSTCOPY flag, LISTEN, DISCARD, PAGE_REQUEST, ADVISE,
- * each valid and broken) come from tests/fuzz/gen-stream-seeds.c.
+ * batch with the POSTCOPY flag, LISTEN, PREPARE, PREPARED, DISCARD,
+ * PAGE_REQUEST, ADVISE and recovery's, each valid and broken) come from
+ * tests/fuzz/gen-stream-seeds.c.  An accepted LISTEN, PREPARE or PREPARED
+ * carries only the flags this build knows, and PREPARE and PREPARED
+ * encode again to the very bytes that were accepted.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -98,6 +101,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                           err, sizeof(err)) == 0 &&
             (!round || (flags & ~(uint64_t)STREAM_LISTEN_F_PREEMPT))) {
             abort();
+        }
+    } else if (type == STREAM_REC_POSTCOPY_PREPARE) {
+        uint8_t again[STREAM_POSTCOPY_PREPARE_LEN];
+        uint64_t round;
+
+        if (stream_postcopy_prepare_decode(data + off, len, &round, err,
+                                           sizeof(err)) == 0) {
+            /* Accepted: its length, a round after the first, no flag. */
+            stream_postcopy_prepare_encode(round, again);
+            if (len != STREAM_POSTCOPY_PREPARE_LEN || !round ||
+                memcmp(again, data + off, sizeof(again))) {
+                abort();
+            }
+        }
+    } else if (type == STREAM_REC_POSTCOPY_PREPARED) {
+        uint8_t again[STREAM_POSTCOPY_PREPARED_LEN];
+        uint64_t pages, ns, flags;
+
+        if (stream_postcopy_prepared_decode(data + off, len, &pages, &ns,
+                                            &flags, err, sizeof(err)) == 0) {
+            /* Accepted: its length, DONE or no flag, the same figures. */
+            stream_postcopy_prepared_encode(pages, ns, flags, again);
+            if (len != STREAM_POSTCOPY_PREPARED_LEN ||
+                (flags & ~(uint64_t)STREAM_PREPARED_F_DONE) ||
+                memcmp(again, data + off, sizeof(again))) {
+                abort();
+            }
         }
     } else if (type == STREAM_REC_POSTCOPY_DISCARD) {
         static StreamRange r[STREAM_DISCARD_MAX_RANGES];

@@ -90,6 +90,41 @@ int main(int argc, char **argv)
         STREAM_POSTCOPY_LISTEN_LEN);
     put("refused-listen-short", STREAM_REC_POSTCOPY_LISTEN, buf, 8);
 
+    /* PREPARE (the eviction done ahead) and the destination's PREPARED. */
+    stream_postcopy_prepare_encode(2, buf);
+    put("prepare", STREAM_REC_POSTCOPY_PREPARE, buf,
+        STREAM_POSTCOPY_PREPARE_LEN);
+    stream_postcopy_prepare_encode(0, buf);
+    put("refused-prepare-round-0", STREAM_REC_POSTCOPY_PREPARE, buf,
+        STREAM_POSTCOPY_PREPARE_LEN);
+    stream_postcopy_prepare_encode(2, buf);
+    buf[8] = 1;                         /* a flag this build does not know */
+    put("refused-prepare-flags", STREAM_REC_POSTCOPY_PREPARE, buf,
+        STREAM_POSTCOPY_PREPARE_LEN);
+    put("refused-prepare-short", STREAM_REC_POSTCOPY_PREPARE, buf, 8);
+    stream_postcopy_prepare_encode(2, buf);
+    memset(buf + STREAM_POSTCOPY_PREPARE_LEN, 0, 8);
+    put("refused-prepare-long", STREAM_REC_POSTCOPY_PREPARE, buf,
+        STREAM_POSTCOPY_PREPARE_LEN + 8);
+    stream_postcopy_prepared_encode(65536, 7200000000ull,
+                                    STREAM_PREPARED_F_DONE, buf);
+    put("prepared-done", STREAM_REC_POSTCOPY_PREPARED, buf,
+        STREAM_POSTCOPY_PREPARED_LEN);
+    stream_postcopy_prepared_encode(9000, 1000000000ull, 0, buf);
+    put("prepared-progress", STREAM_REC_POSTCOPY_PREPARED, buf,
+        STREAM_POSTCOPY_PREPARED_LEN);
+    stream_postcopy_prepared_encode(9000, 1000000000ull,
+                                    STREAM_PREPARED_F_DONE | 0x2, buf);
+    put("refused-prepared-flags", STREAM_REC_POSTCOPY_PREPARED, buf,
+        STREAM_POSTCOPY_PREPARED_LEN);
+    put("refused-prepared-short", STREAM_REC_POSTCOPY_PREPARED, buf,
+        STREAM_POSTCOPY_PREPARED_LEN - 8);
+    stream_postcopy_prepared_encode(9000, 1000000000ull,
+                                    STREAM_PREPARED_F_DONE, buf);
+    memset(buf + STREAM_POSTCOPY_PREPARED_LEN, 0, 8);
+    put("refused-prepared-long", STREAM_REC_POSTCOPY_PREPARED, buf,
+        STREAM_POSTCOPY_PREPARED_LEN + 8);
+
     stream_postcopy_advise_encode(STREAM_PAGE_SIZE, buf);
     put("advise", STREAM_REC_POSTCOPY_ADVISE, buf, 16);
 

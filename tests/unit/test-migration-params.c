@@ -83,6 +83,36 @@ static void test_out_of_range_parameters_are_named_and_change_nothing(
     assert_int_equal(now.max_cpu_throttle, 80);
 }
 
+/* xenram's own: PREPAREs before the switch, 5 unless set, 0 to 10. */
+static void test_postcopy_prepare_passes_are_5_and_at_most_10(void **state)
+{
+    MigrationParams p, now;
+    char err[256];
+
+    migration_get_params(*state, &p);
+    assert_int_equal(p.x_postcopy_prepare_passes, 5);
+    p.x_postcopy_prepare_passes = 10;
+    assert_int_equal(migration_set_params(*state, &p, err, sizeof(err)), 0);
+    migration_get_params(*state, &now);
+    assert_int_equal(now.x_postcopy_prepare_passes, 10);
+    p.x_postcopy_prepare_passes = 0;
+    assert_int_equal(migration_set_params(*state, &p, err, sizeof(err)), 0);
+    migration_get_params(*state, &now);
+    assert_int_equal(now.x_postcopy_prepare_passes, 0);
+    p.x_postcopy_prepare_passes = 11;
+    assert_int_equal(migration_set_params(*state, &p, err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(err, "Parameter 'x-postcopy-prepare-passes' expects "
+                             "0 (none) to 10");
+    p.x_postcopy_prepare_passes = UINT32_MAX;
+    assert_int_equal(migration_set_params(*state, &p, err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "x-postcopy-prepare-passes"));
+    /* Refused: what was set stays. */
+    migration_get_params(*state, &now);
+    assert_int_equal(now.x_postcopy_prepare_passes, 0);
+}
+
 static void test_postcopy_ram_is_accepted(void **state)
 {
     MigrationCaps c = { .multifd = true, .postcopy_ram = true }, now;
@@ -164,6 +194,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_defaults_are_qemus),
         T(test_out_of_range_parameters_are_named_and_change_nothing),
+        T(test_postcopy_prepare_passes_are_5_and_at_most_10),
         T(test_postcopy_ram_is_accepted),
         T(test_postcopy_preempt_needs_postcopy_ram),
         T(test_start_postcopy_needs_the_capability),

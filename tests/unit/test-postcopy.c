@@ -2,8 +2,9 @@
 /*
  * test-postcopy.c - the postcopy destination's rules (migration/postcopy.h):
  * the order of messages, the received map, discards in ranges, pages
- * made absent in runs at LISTEN, a page placed exactly once, notifiers
- * that refuse, the fault-latency percentiles.
+ * made absent in runs at LISTEN, or ahead by PREPARE and then only those
+ * DISCARDs take back, a page placed exactly once, notifiers that refuse,
+ * the fault-latency percentiles.
  *
  * The back-end is a recorder: make_absent remembers the runs it was given,
  * place the pages, so that each test checks what would reach Xen.
@@ -285,6 +286,251 @@ static void test_precopy_pages_after_listen_are_refused(void **state)
                                                 sizeof(f->err)), -EPROTO);
 }
 
+/* ---- PREPARE: the paging out done ahead --------------------------------- */
+
+/* Pages [page, page + n) of @b received (precopy). */
+static void receive(Fixture *f, RAMBlock *b, uint64_t page, uint64_t n)
+{
+    for (uint64_t p = page; p < page + n; p++) {
+        assert_int_equal(postcopy_incoming_received(&f->pi, b, p, f->err,
+                                                    sizeof(f->err)), 0);
+    }
+}
+
+static void advise(Fixture *f)
+{
+    assert_int_equal(postcopy_incoming_advise(&f->pi, XR_PAGE_SIZE, f->err,
+                                              sizeof(f->err)), 0);
+}
+
+static void discard(Fixture *f, const char *idstr, uint64_t start,
+                    uint64_t n)
+{
+    assert_int_equal(postcopy_incoming_discard(&f->pi, idstr, start, n,
+                                               f->err, sizeof(f->err)), 0);
+}
+
+/* A PREPARE that succeeds: the pages it made absent. */
+static uint64_t prepare(Fixture *f)
+{
+    uint64_t pages = UINT64_MAX;
+
+    assert_int_equal(postcopy_incoming_prepare(&f->pi, &pages, f->err,
+                                               sizeof(f->err)), 0);
+    return pages;
+}
+
+static void assert_run(const Run *r, const RAMBlock *block, uint64_t page,
+                       uint64_t n)
+{
+    assert_ptr_equal(r->block, block);
+    assert_int_equal(r->page, page);
+    assert_int_equal(r->n, n);
+}
+
+static void test_prepare_makes_the_missing_pages_absent_and_listen_not_again(
+    void **state)
+{
+    Fixture *f = *state;
+    PostcopyStats st;
+
+    receive(f, f->big, 0, 512);
+    receive(f, f->small, 0, 5);
+    receive(f, f->small, 10, 502);
+    advise(f);
+    assert_int_equal(prepare(f), 512 + 5);
+    /* Every page missing, in runs: the big block's upper half, vram 5..9. */
+    assert_int_equal(f->nabsent, 2);
+    assert_run(&f->absent[0], f->big, 512, 512);
+    assert_run(&f->absent[1], f->small, 5, 5);
+    postcopy_incoming_stats(&f->pi, &st);
+    assert_int_equal(st.state, POSTCOPY_INCOMING_DISCARD);
+    assert_int_equal(st.prepares, 1);
+    assert_int_equal(st.made_absent, 517);
+    assert_int_equal(st.made_absent_listen, 0);
+    /* No DISCARD since: LISTEN has nothing left to page out. */
+    assert_int_equal(postcopy_incoming_listen(&f->pi, f->err,
+                                              sizeof(f->err)), 0);
+    assert_int_equal(f->nabsent, 2);
+    postcopy_incoming_stats(&f->pi, &st);
+    assert_int_equal(st.state, POSTCOPY_INCOMING_LISTENING);
+    assert_int_equal(st.made_absent, 517);
+    assert_int_equal(st.made_absent_listen, 0);
+    assert_int_equal(st.prepares, 1);
+    /* Still missing, to be placed: PREPARE made them absent, not here. */
+    assert_false(postcopy_incoming_has_page(&f->pi, f->big, 512));
+    assert_true(postcopy_incoming_has_page(&f->pi, f->big, 511));
+    assert_int_equal(postcopy_incoming_place(&f->pi, f->big, 512, NULL,
+                                             f->err, sizeof(f->err)), 0);
+    assert_int_equal(f->nplaced, 1);
+}
+
+static void test_after_prepare_only_what_discards_take_back_is_made_absent(
+    void **state)
+{
+    Fixture *f = *state;
+    PostcopyStats st;
+
+    receive(f, f->big, 0, 900);
+    receive_all(f, f->small);
+    advise(f);
+    assert_int_equal(prepare(f), 124);
+    assert_int_equal(f->nabsent, 1);
+    assert_run(&f->absent[0], f->big, 900, 124);
+    /* Received pages taken back by two DISCARDs that touch: one run. */
+    discard(f, "xen.ram", 10, 5);
+    discard(f, "xen.ram", 15, 3);
+    /* Taken back already, or never received (absent already): nothing. */
+    discard(f, "xen.ram", 12, 2);
+    discard(f, "xen.ram", 950, 10);
+    /* Half received, half absent already: the received half. */
+    discard(f, "xen.ram", 895, 10);
+    discard(f, "vga.vram", 0, 2);
+    /* A DISCARD makes nothing absent by itself. */
+    assert_int_equal(f->nabsent, 1);
+    postcopy_incoming_stats(&f->pi, &st);
+    assert_int_equal(st.discarded, 8 + 5 + 2);
+    assert_int_equal(prepare(f), 15);
+    assert_int_equal(f->nabsent, 4);
+    assert_run(&f->absent[1], f->big, 10, 8);
+    assert_run(&f->absent[2], f->big, 895, 5);
+    assert_run(&f->absent[3], f->small, 0, 2);
+    postcopy_incoming_stats(&f->pi, &st);
+    assert_int_equal(st.made_absent, 124 + 15);
+    assert_int_equal(st.prepares, 2);
+    assert_int_equal(st.made_absent_listen, 0);
+    /* Nothing taken back since: a PREPARE with nothing to page out. */
+    assert_int_equal(prepare(f), 0);
+    assert_int_equal(f->nabsent, 4);
+    /* A page marked received after a PREPARE (an ABSENT one) and taken
+     * back, and one of vram: LISTEN hands exactly those two. */
+    receive(f, f->big, 1000, 1);
+    discard(f, "xen.ram", 999, 3);
+    discard(f, "vga.vram", 100, 1);
+    assert_int_equal(postcopy_incoming_listen(&f->pi, f->err,
+                                              sizeof(f->err)), 0);
+    assert_int_equal(f->nabsent, 6);
+    assert_run(&f->absent[4], f->big, 1000, 1);
+    assert_run(&f->absent[5], f->small, 100, 1);
+    postcopy_incoming_stats(&f->pi, &st);
+    assert_int_equal(st.state, POSTCOPY_INCOMING_LISTENING);
+    assert_int_equal(st.prepares, 3);
+    assert_int_equal(st.discarded, 8 + 5 + 2 + 1 + 1);
+    assert_int_equal(st.made_absent, 124 + 15 + 2);
+    assert_int_equal(st.made_absent_listen, 2);
+    /* Every page made absent is one the destination does not have. */
+    for (unsigned i = 0; i < f->nabsent; i++) {
+        for (uint64_t p = 0; p < f->absent[i].n; p++) {
+            assert_false(postcopy_incoming_has_page(
+                &f->pi, (RAMBlock *)f->absent[i].block,
+                f->absent[i].page + p));
+        }
+    }
+}
+
+static void test_prepare_out_of_order_is_refused_by_name_and_changes_nothing(
+    void **state)
+{
+    Fixture *f = *state;
+    PostcopyStats st;
+    uint64_t pages = 99;
+
+    assert_int_equal(postcopy_incoming_prepare(&f->pi, &pages, f->err,
+                                               sizeof(f->err)), -EPROTO);
+    assert_non_null(strstr(f->err, "PREPARE arrived in state 'none'"));
+    assert_int_equal(pages, 0);
+    assert_int_equal(f->nabsent, 0);
+    postcopy_incoming_stats(&f->pi, &st);
+    assert_int_equal(st.state, POSTCOPY_INCOMING_NONE);
+    assert_int_equal(st.prepares, 0);
+    assert_int_equal(st.made_absent, 0);
+    receive_all(f, f->small);
+    to_listening(f);
+    assert_int_equal(f->nabsent, 1);
+    pages = 99;
+    assert_int_equal(postcopy_incoming_prepare(&f->pi, &pages, f->err,
+                                               sizeof(f->err)), -EPROTO);
+    assert_non_null(strstr(f->err, "PREPARE arrived in state 'listening'"));
+    assert_int_equal(pages, 0);
+    assert_int_equal(postcopy_incoming_run(&f->pi, f->err, sizeof(f->err)),
+                     0);
+    assert_int_equal(postcopy_incoming_prepare(&f->pi, &pages, f->err,
+                                               sizeof(f->err)), -EPROTO);
+    assert_non_null(strstr(f->err, "PREPARE arrived in state 'running'"));
+    /* Nothing made absent again, nothing counted. */
+    assert_int_equal(f->nabsent, 1);
+    postcopy_incoming_stats(&f->pi, &st);
+    assert_int_equal(st.state, POSTCOPY_INCOMING_RUNNING);
+    assert_int_equal(st.prepares, 0);
+    assert_int_equal(st.made_absent, 1024);
+    assert_int_equal(st.made_absent_listen, 1024);
+}
+
+static void test_a_failed_prepare_returns_the_error_and_loses_no_page(
+    void **state)
+{
+    Fixture *f = *state;
+    PostcopyStats st;
+    uint64_t pages = 99;
+
+    receive_all(f, f->big);
+    advise(f);
+    f->absent_ret = -EBUSY;
+    assert_int_equal(postcopy_incoming_prepare(&f->pi, &pages, f->err,
+                                               sizeof(f->err)), -EBUSY);
+    assert_string_equal(f->err, "evict refused");
+    assert_int_equal(pages, 0);
+    postcopy_incoming_stats(&f->pi, &st);
+    assert_int_equal(st.state, POSTCOPY_INCOMING_ADVISE);
+    assert_int_equal(st.prepares, 0);
+    assert_int_equal(st.made_absent, 0);
+    /* Nothing was paged out: the next one pages out every missing page. */
+    f->absent_ret = 0;
+    assert_int_equal(prepare(f), 512);
+    assert_int_equal(f->nabsent, 1);
+    assert_run(&f->absent[0], f->small, 0, 512);
+    /* A later PREPARE that fails keeps the pages taken back since... */
+    discard(f, "xen.ram", 0, 4);
+    f->absent_ret = -EIO;
+    assert_int_equal(postcopy_incoming_prepare(&f->pi, &pages, f->err,
+                                               sizeof(f->err)), -EIO);
+    assert_string_equal(f->err, "evict refused");
+    postcopy_incoming_stats(&f->pi, &st);
+    assert_int_equal(st.state, POSTCOPY_INCOMING_DISCARD);
+    assert_int_equal(st.prepares, 1);
+    assert_int_equal(st.made_absent, 512);
+    /* ... and LISTEN makes them absent. */
+    f->absent_ret = 0;
+    assert_int_equal(postcopy_incoming_listen(&f->pi, f->err,
+                                              sizeof(f->err)), 0);
+    assert_int_equal(f->nabsent, 2);
+    assert_run(&f->absent[1], f->big, 0, 4);
+    postcopy_incoming_stats(&f->pi, &st);
+    assert_int_equal(st.made_absent, 516);
+    assert_int_equal(st.made_absent_listen, 4);
+}
+
+static void test_without_prepare_listen_counts_what_it_made_absent(
+    void **state)
+{
+    Fixture *f = *state;
+    PostcopyStats st;
+
+    receive(f, f->big, 0, 100);
+    advise(f);
+    discard(f, "xen.ram", 50, 10);
+    assert_int_equal(postcopy_incoming_listen(&f->pi, f->err,
+                                              sizeof(f->err)), 0);
+    assert_int_equal(f->nabsent, 3);
+    assert_run(&f->absent[0], f->big, 50, 10);
+    assert_run(&f->absent[1], f->big, 100, 924);
+    assert_run(&f->absent[2], f->small, 0, 512);
+    postcopy_incoming_stats(&f->pi, &st);
+    assert_int_equal(st.prepares, 0);
+    assert_int_equal(st.made_absent, 10 + 924 + 512);
+    assert_int_equal(st.made_absent_listen, 10 + 924 + 512);
+}
+
 /* ---- placing ------------------------------------------------------------ */
 
 static void test_a_page_is_placed_once_and_a_second_place_is_no_error(
@@ -441,6 +687,11 @@ int main(void)
         T(test_discards_make_exactly_those_pages_absent_in_runs),
         T(test_a_discard_outside_a_block_or_of_an_unknown_one_changes_nothing),
         T(test_precopy_pages_after_listen_are_refused),
+        T(test_prepare_makes_the_missing_pages_absent_and_listen_not_again),
+        T(test_after_prepare_only_what_discards_take_back_is_made_absent),
+        T(test_prepare_out_of_order_is_refused_by_name_and_changes_nothing),
+        T(test_a_failed_prepare_returns_the_error_and_loses_no_page),
+        T(test_without_prepare_listen_counts_what_it_made_absent),
         T(test_a_page_is_placed_once_and_a_second_place_is_no_error),
         T(test_a_failed_place_leaves_the_page_missing),
         T(test_a_failed_listen_stays_where_it_was),

@@ -705,6 +705,167 @@ static void test_a_received_bitmap_round_trips_and_is_checked(void **state)
                          name, &first, &n, &w, err, sizeof(err)), -EINVAL);
 }
 
+static void test_postcopy_prepare_round_trips_and_is_checked(void **state)
+{
+    uint8_t body[STREAM_POSTCOPY_PREPARE_LEN + 8] = { 0 };
+    uint64_t round = 0;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(STREAM_POSTCOPY_PREPARE_LEN, 16);
+    stream_postcopy_prepare_encode(0x0102030405060708ull, body);
+    /* u64 round, u64 flags 0, little-endian. */
+    assert_int_equal(body[0], 0x08);
+    assert_int_equal(body[7], 0x01);
+    for (int i = 8; i < 16; i++) {
+        assert_int_equal(body[i], 0);
+    }
+    assert_int_equal(stream_postcopy_prepare_decode(
+                         body, STREAM_POSTCOPY_PREPARE_LEN, &round, err,
+                         sizeof(err)), 0);
+    assert_int_equal(round, 0x0102030405060708ull);
+    stream_postcopy_prepare_encode(1, body);
+    assert_int_equal(stream_postcopy_prepare_decode(
+                         body, STREAM_POSTCOPY_PREPARE_LEN, &round, err,
+                         sizeof(err)), 0);
+    assert_int_equal(round, 1);
+    /* A body a byte short or long. */
+    assert_int_equal(stream_postcopy_prepare_decode(
+                         body, STREAM_POSTCOPY_PREPARE_LEN - 1, &round, err,
+                         sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "POSTCOPY_PREPARE of 15 bytes (16 "
+                                "expected)"));
+    assert_int_equal(stream_postcopy_prepare_decode(
+                         body, STREAM_POSTCOPY_PREPARE_LEN + 1, &round, err,
+                         sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "of 17 bytes"));
+    assert_int_equal(stream_postcopy_prepare_decode(body, 0, &round, err,
+                                                    sizeof(err)), -EINVAL);
+    /* A flag, any: this build knows none. */
+    body[8] = 1;
+    assert_int_equal(stream_postcopy_prepare_decode(
+                         body, STREAM_POSTCOPY_PREPARE_LEN, &round, err,
+                         sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "flags 0x1,"));
+    body[8] = 0;
+    body[15] = 0x80;
+    assert_int_equal(stream_postcopy_prepare_decode(
+                         body, STREAM_POSTCOPY_PREPARE_LEN, &round, err,
+                         sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "flags 0x8000000000000000"));
+    /* Round 0: before the full pass. */
+    stream_postcopy_prepare_encode(0, body);
+    assert_int_equal(stream_postcopy_prepare_decode(
+                         body, STREAM_POSTCOPY_PREPARE_LEN, &round, err,
+                         sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "POSTCOPY_PREPARE after round 0"));
+}
+
+static void test_postcopy_prepared_round_trips_and_is_checked(void **state)
+{
+    uint8_t body[STREAM_POSTCOPY_PREPARED_LEN + 8] = { 0 };
+    uint64_t pages = 0, ns = 0, flags = 0;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(STREAM_POSTCOPY_PREPARED_LEN, 24);
+    /* Done, and progress (no flag). */
+    stream_postcopy_prepared_encode(65536, 7200000000ull,
+                                    STREAM_PREPARED_F_DONE, body);
+    assert_int_equal(stream_postcopy_prepared_decode(
+                         body, STREAM_POSTCOPY_PREPARED_LEN, &pages, &ns,
+                         &flags, err, sizeof(err)), 0);
+    assert_int_equal(pages, 65536);
+    assert_int_equal(ns, 7200000000ull);
+    assert_int_equal(flags, STREAM_PREPARED_F_DONE);
+    stream_postcopy_prepared_encode(UINT64_MAX, 1, 0, body);
+    assert_int_equal(stream_postcopy_prepared_decode(
+                         body, STREAM_POSTCOPY_PREPARED_LEN, &pages, &ns,
+                         &flags, err, sizeof(err)), 0);
+    assert_int_equal(pages, UINT64_MAX);
+    assert_int_equal(ns, 1);
+    assert_int_equal(flags, 0);
+    /* A body a byte short or long. */
+    assert_int_equal(stream_postcopy_prepared_decode(
+                         body, STREAM_POSTCOPY_PREPARED_LEN - 1, &pages, &ns,
+                         &flags, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "POSTCOPY_PREPARED of 23 bytes (24 "
+                                "expected)"));
+    assert_int_equal(stream_postcopy_prepared_decode(
+                         body, STREAM_POSTCOPY_PREPARED_LEN + 1, &pages, &ns,
+                         &flags, err, sizeof(err)), -EINVAL);
+    assert_int_equal(stream_postcopy_prepared_decode(
+                         body, STREAM_POSTCOPY_PREPARE_LEN, &pages, &ns,
+                         &flags, err, sizeof(err)), -EINVAL);
+    /* Flags other than DONE, with it or alone. */
+    stream_postcopy_prepared_encode(1, 2, STREAM_PREPARED_F_DONE | 0x2,
+                                    body);
+    assert_int_equal(stream_postcopy_prepared_decode(
+                         body, STREAM_POSTCOPY_PREPARED_LEN, &pages, &ns,
+                         &flags, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "POSTCOPY_PREPARED has flags 0x3"));
+    stream_postcopy_prepared_encode(1, 2, 1ull << 63, body);
+    assert_int_equal(stream_postcopy_prepared_decode(
+                         body, STREAM_POSTCOPY_PREPARED_LEN, &pages, &ns,
+                         &flags, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "flags 0x8000000000000000"));
+}
+
+static void test_prepare_records_are_known_and_named(void **state)
+{
+    uint8_t rec[STREAM_RECORD_HDR_LEN + STREAM_POSTCOPY_PREPARED_LEN];
+    uint8_t *body = rec + STREAM_RECORD_HDR_LEN;
+    struct iovec iov = { .iov_base = body };
+    uint32_t type, len;
+    uint64_t round;
+    char buf[32], err[256];
+
+    (void)state;
+    /* The numbers on the wire. */
+    assert_int_equal(STREAM_REC_POSTCOPY_PREPARE, 17);
+    assert_int_equal(STREAM_REC_POSTCOPY_PREPARED, 18);
+    assert_int_equal(STREAM_REC_MAX, STREAM_REC_POSTCOPY_PREPARED);
+    assert_string_equal(stream_record_name(STREAM_REC_POSTCOPY_PREPARE, buf,
+                                           sizeof(buf)), "POSTCOPY_PREPARE");
+    assert_string_equal(stream_record_name(STREAM_REC_POSTCOPY_PREPARED, buf,
+                                           sizeof(buf)), "POSTCOPY_PREPARED");
+    assert_string_equal(stream_record_name(19, buf, sizeof(buf)), "type 19");
+    /* A PREPARE record passes the header's checks and its checksum. */
+    stream_postcopy_prepare_encode(4, body);
+    iov.iov_len = STREAM_POSTCOPY_PREPARE_LEN;
+    stream_record_header(STREAM_REC_POSTCOPY_PREPARE, 9, &iov, 1, rec);
+    assert_int_equal(stream_record_header_check(rec, 9, &type, &len, err,
+                                                sizeof(err)), 0);
+    assert_int_equal(type, STREAM_REC_POSTCOPY_PREPARE);
+    assert_int_equal(len, STREAM_POSTCOPY_PREPARE_LEN);
+    assert_int_equal(stream_record_verify(rec, body, len, err, sizeof(err)),
+                     0);
+    assert_int_equal(stream_postcopy_prepare_decode(body, len, &round, err,
+                                                    sizeof(err)), 0);
+    assert_int_equal(round, 4);
+    /* Out of sequence, it is named. */
+    assert_int_equal(stream_record_header_check(rec, 10, &type, &len, err,
+                                                sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "record 9 (POSTCOPY_PREPARE) received"));
+    /* A PREPARED whose body was damaged: named in the checksum's refusal. */
+    stream_postcopy_prepared_encode(10, 20, STREAM_PREPARED_F_DONE, body);
+    iov.iov_len = STREAM_POSTCOPY_PREPARED_LEN;
+    stream_record_header(STREAM_REC_POSTCOPY_PREPARED, 3, &iov, 1, rec);
+    assert_int_equal(stream_record_header_check(rec, 3, &type, &len, err,
+                                                sizeof(err)), 0);
+    assert_int_equal(type, STREAM_REC_POSTCOPY_PREPARED);
+    body[0] ^= 1;
+    assert_int_equal(stream_record_verify(rec, body, len, err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "(POSTCOPY_PREPARED, 24 bytes) fails its "
+                                "checksum"));
+    /* One past the last type is unknown. */
+    stream_record_header(STREAM_REC_MAX + 1, 3, &iov, 1, rec);
+    assert_int_equal(stream_record_header_check(rec, 3, &type, &len, err,
+                                                sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "unknown type 19"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -727,6 +888,9 @@ int main(void)
         cmocka_unit_test(test_a_discard_round_trips),
         cmocka_unit_test(test_a_discard_with_bad_ranges_or_name_is_refused),
         cmocka_unit_test(test_a_page_request_round_trips_and_is_bounded),
+        cmocka_unit_test(test_postcopy_prepare_round_trips_and_is_checked),
+        cmocka_unit_test(test_postcopy_prepared_round_trips_and_is_checked),
+        cmocka_unit_test(test_prepare_records_are_known_and_named),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
