@@ -160,8 +160,17 @@ postcopy_tests() {
     placed=$(jget placed $E/pc-dst.out)
     echo "# source: postcopy-requests '$sreq', requested-pages '$rp', background-pages '$bp'; destination: postcopy-requests '$dreq', faults '$faults', made-absent '$absent', placed '$placed', p50 $(jget p50-ns $E/pc-dst.out) ns, p99 $(jget p99-ns $E/pc-dst.out) ns, max $(jget max-ns $E/pc-dst.out) ns"
     [ "${absent:-0}" -gt 0 ] 2>/dev/null &&
-        ok "postcopy: the destination made $absent pages absent (paged out) at LISTEN and placed $placed" ||
+        ok "postcopy: the destination made $absent pages absent (paged out) and placed $placed" ||
         notok "postcopy: the destination made no page absent (made-absent '$absent'): no postcopy happened"
+    # PREPARE (docs/postcopy.md, "The switch"): the paging out done while
+    # the guest still ran on the source, LISTEN left with what it dirtied
+    # after (straight away: nothing, every page was out already).
+    atl=$(jget made-absent-at-listen $E/pc-dst.out)
+    prep=$(jget prepares $E/pc-dst.out)
+    pms=$(jget prepare-ms $E/pc-dst.out)
+    [ "${prep:-0}" -gt 0 ] 2>/dev/null && [ "${atl:-x}" -lt "${absent:-0}" ] 2>/dev/null &&
+        ok "postcopy: $((absent - atl)) of $absent pages paged out ahead of the pause in $prep PREPARE(s), $pms ms ($(echo "$pms $absent $atl" | awk '{ if ($2 > $3) printf "%.1f", $1 * 1000 / ($2 - $3); else printf "?" }') us a frame on this Xen); $atl at LISTEN, with the guest paused" ||
+        notok "postcopy: the paging out was not done ahead of the pause (prepares '$prep', made-absent-at-listen '$atl' of '$absent')"
     [ "${sreq:-0}" -gt 0 ] 2>/dev/null &&
         ok "postcopy: faults served from the source over the return path ($sreq page requests, $rp pages sent on request, $bp in the background)" ||
         notok "postcopy: no page request reached the source (postcopy-requests '$sreq', destination faults '$faults')"

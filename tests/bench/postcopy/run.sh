@@ -32,6 +32,7 @@
 # again without PREPARE (x-postcopy-prepare-passes 0), the baseline of
 # the time the guest ran on neither side at the switch (`switchover`).
 #
+# PASSES sets x-postcopy-prepare-passes for the fault-latency runs.
 # BUILD (default build) holds xensim, xenram and the benches.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -84,9 +85,12 @@ dest_id() { xs "$work/b" list | awk -v n="$1" 'NR > 2 && $1 == n {print $2; exit
 
 declare -A res vs_t vs_d vs_r vs_thr vs_ok vs_sw
 for cfg in $CONFIGS; do
+    [ "$cfg" = none ] && continue      # CONFIGS=none: the VS part alone
     ch=${cfg%p}
     extra=()
     [ "$cfg" != "$ch" ] && extra=(--postcopy-preempt)
+    # PASSES: x-postcopy-prepare-passes for these runs (xenram's default).
+    [ -n "${PASSES:-}" ] && extra+=(--x-postcopy-prepare-passes "$PASSES")
     for ((i = 0; i < REPEAT; i++)); do
         name="pc$cfg$i"
         d=$(filled_guest "$name")
@@ -105,9 +109,11 @@ print(l["faults"], l["p50-ns"] / 1e3, l["p99-ns"] / 1e3, l["max-ns"] / 1e3,
       l["duplicates"], q["ram"].get("postcopy-requests", 0))
 ' "$q" "$vs")
         read -r nf p50 p99 mx vp50 vp99 vmx placed absent dups asked <<<"$line"
+        sw=$(sed -n 's/^  switchover *: \([0-9]*\).*/\1/p' <<<"$out")
         echo "$cfg run $((i + 1)): $nf faults; xenram p50 $p50 p99 $p99 max $mx us;" \
              "vcpu p50 $vp50 p99 $vp99 max $vmx us; placed $placed of $absent," \
-             "$dups dup, $asked asked; load $(cut -d' ' -f1-3 /proc/loadavg)"
+             "$dups dup, $asked asked; guest paused at the switch ${sw:-?} ms;" \
+             "load $(cut -d' ' -f1-3 /proc/loadavg)"
         # Duplicates: a requested page the background had in flight goes
         # again on the preempt channel; never placed twice.
         if [ "$placed" != "$absent" ] || [ "$dups" -gt "$asked" ] || [ "$nf" != "$asked" ]; then
@@ -170,6 +176,7 @@ echo
 echo "== summary ($mib MiB guest, $WL; medians of $REPEAT [min-max]; floor p50 $fp50 us, p99 $fp99 us;" \
      "the path's skeleton p50 ${sp50:-?} us, p99 ${sp99:-?} us)"
 for cfg in $CONFIGS; do
+    [ "$cfg" = none ] && continue
     python3 - "$cfg" "${res[$cfg]}" "$fp50" "$fp99" "${sp50:-0}" <<'EOF'
 import statistics, sys
 cfg, runs, fp50, fp99 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
