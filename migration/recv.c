@@ -1586,20 +1586,22 @@ static int recv_prepare(RecvCtx *c, uint32_t len, char *err, size_t errlen)
     recv_gate_close(c);
     t0 = mig_now_ns();
     ret = recv_page_out_start(c, err, errlen);
+    /* The time reported is the paging out's, the source's measure of
+     * what a page costs here: the pager's start is not part of it. */
+    c->prepare_t0 = mig_now_ns();
     if (!ret) {
         c->prepare_pages = 0;
-        c->prepare_sent = t0;
-        c->prepare_t0 = t0;
+        c->prepare_sent = c->prepare_t0;
         ret = postcopy_incoming_prepare(&c->pi, &pages, err, errlen);
-        c->prepare_t0 = 0;
     }
     /* Paged from now on even if it failed half-way: no RAM writes. */
     recv_gate_open(c, true);
     c->prepare_ns += mig_now_ns() - t0;
     if (!ret) {
-        ret = recv_send_prepared(c, pages, mig_now_ns() - t0,
+        ret = recv_send_prepared(c, pages, mig_now_ns() - c->prepare_t0,
                                  STREAM_PREPARED_F_DONE, err, errlen);
     }
+    c->prepare_t0 = 0;
     recv_postcopy_info(c);
     return ret;
 }
