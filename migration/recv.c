@@ -499,15 +499,19 @@ static bool recv_batch_writes_ram(const Receiver *r)
 
 /*
  * Through the writers' gate with @r's precopy batch (its pages checked
- * against the layout): 0, and recv_gate_leave() once it is written; or
- * -EPROTO with @err for a batch that may no longer come, -ECANCELED.
+ * against the layout), once the rounds before its own are complete on
+ * every channel: 0, and recv_gate_leave() once it is written; or -EPROTO
+ * with @err for a batch that may no longer come, -ECANCELED.
  */
 static int recv_gate_enter(Receiver *r, char *err, size_t errlen)
 {
     RecvCtx *c = r->ctx;
     bool ram = recv_batch_writes_ram(r);
-    int ret = 0;
+    int ret = recv_wait_round(c, r->view->round);
 
+    if (ret) {
+        return xr_error(err, errlen, ret, "another channel failed");
+    }
     pthread_mutex_lock(&c->lock);
     while (c->gate_closed && !__atomic_load_n(&c->abort, __ATOMIC_RELAXED)) {
         pthread_cond_wait(&c->cond, &c->lock);
@@ -530,13 +534,20 @@ static int recv_gate_enter(Receiver *r, char *err, size_t errlen)
     return ret;
 }
 
-static void recv_gate_leave(RecvCtx *c)
+/* Out of the gate with @r's batch, written with result @ret: @ret. */
+static int recv_gate_leave(Receiver *r, int ret)
 {
+    RecvCtx *c = r->ctx;
+
     pthread_mutex_lock(&c->lock);
     if (--c->writing == 0 && c->gate_closed) {
         pthread_cond_broadcast(&c->cond);
     }
     pthread_mutex_unlock(&c->lock);
+    if (!ret) {
+        __atomic_add_fetch(&c->pages, r->view->npages, __ATOMIC_RELAXED);
+    }
+    return ret;
 }
 
 /*
@@ -656,18 +667,10 @@ static int recv_ram(Receiver *r, uint32_t len, char *err, size_t errlen)
                              "layout it sent", v->pfn[i]);
         }
     }
-    if ((ret = recv_wait_round(c, v->round))) {
-        return xr_error(err, errlen, ret, "another channel failed");
-    }
     if ((ret = recv_gate_enter(r, err, errlen))) {
         return ret;
     }
-    ret = recv_ram_write(r, err, errlen);
-    recv_gate_leave(c);
-    if (!ret) {
-        __atomic_add_fetch(&c->pages, v->npages, __ATOMIC_RELAXED);
-    }
-    return ret;
+    return recv_gate_leave(r, recv_ram_write(r, err, errlen));
 }
 
 /* recv_ram()'s batch written, through the gate. */
@@ -783,18 +786,11 @@ static int recv_ram_record(Receiver *r, const uint8_t *hdr, uint32_t len,
             return recv_ram_refused(r, hdr, dl, len, ret, err, errlen);
         }
     }
-    if ((ret = recv_wait_round(c, v->round))) {
-        return xr_error(err, errlen, ret, "another channel failed");
-    }
     if ((ret = recv_gate_enter(r, err, errlen))) {
         return ret;
     }
-    ret = recv_ram_record_write(r, hdr, dl, err, errlen);
-    recv_gate_leave(c);
-    if (!ret) {
-        __atomic_add_fetch(&c->pages, v->npages, __ATOMIC_RELAXED);
-    }
-    return ret;
+    return recv_gate_leave(r, recv_ram_record_write(r, hdr, dl, err,
+                                                    errlen));
 }
 
 /* recv_ram_record()'s batch read into guest memory, through the gate. */

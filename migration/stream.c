@@ -320,22 +320,43 @@ void stream_postcopy_advise_encode(uint64_t page_size, uint8_t *out)
     put_le64(out + 8, 0);
 }
 
+/*
+ * The body of the control records that are a u64 value and u64 flags
+ * (ADVISE, LISTEN, PREPARE): @len must be 16 and the flags within
+ * @known.  0 and *@value, *@flags, or -EINVAL naming record @what.
+ */
+_Static_assert(STREAM_POSTCOPY_ADVISE_LEN == 16 &&
+               STREAM_POSTCOPY_LISTEN_LEN == 16 &&
+               STREAM_POSTCOPY_PREPARE_LEN == 16,
+               "decode_value_flags() reads 16-byte bodies");
+
+static int decode_value_flags(const uint8_t *body, uint32_t len,
+                              const char *what, uint64_t known,
+                              uint64_t *value, uint64_t *flags, char *err,
+                              size_t errlen)
+{
+    if (len != 16) {
+        return xr_error(err, errlen, -EINVAL, "%s of %" PRIu32 " bytes (16 "
+                        "expected)", what, len);
+    }
+    if (get_le64(body + 8) & ~known) {
+        return xr_error(err, errlen, -EINVAL, "%s asks for flags %#" PRIx64
+                        ", which this build does not know", what,
+                        get_le64(body + 8));
+    }
+    *value = get_le64(body);
+    *flags = get_le64(body + 8);
+    return 0;
+}
+
 int stream_postcopy_advise_decode(const uint8_t *body, uint32_t len,
                                   uint64_t *page_size, char *err,
                                   size_t errlen)
 {
-    if (len != STREAM_POSTCOPY_ADVISE_LEN) {
-        return xr_error(err, errlen, -EINVAL, "POSTCOPY_ADVISE of %" PRIu32
-                        " bytes (%d expected)", len,
-                        STREAM_POSTCOPY_ADVISE_LEN);
-    }
-    if (get_le64(body + 8)) {
-        return xr_error(err, errlen, -EINVAL, "POSTCOPY_ADVISE asks for "
-                        "flags %#" PRIx64 ", which this build does not know",
-                        get_le64(body + 8));
-    }
-    *page_size = get_le64(body);
-    return 0;
+    uint64_t flags;
+
+    return decode_value_flags(body, len, "POSTCOPY_ADVISE", 0, page_size,
+                              &flags, err, errlen);
 }
 
 void stream_postcopy_listen_encode(uint64_t round, uint64_t flags,
@@ -349,18 +370,13 @@ int stream_postcopy_listen_decode(const uint8_t *body, uint32_t len,
                                   uint64_t *round, uint64_t *flags,
                                   char *err, size_t errlen)
 {
-    if (len != STREAM_POSTCOPY_LISTEN_LEN) {
-        return xr_error(err, errlen, -EINVAL, "POSTCOPY_LISTEN of %" PRIu32
-                        " bytes (%d expected)", len,
-                        STREAM_POSTCOPY_LISTEN_LEN);
+    int ret = decode_value_flags(body, len, "POSTCOPY_LISTEN",
+                                 STREAM_LISTEN_F_PREEMPT, round, flags, err,
+                                 errlen);
+
+    if (ret) {
+        return ret;
     }
-    if (get_le64(body + 8) & ~(uint64_t)STREAM_LISTEN_F_PREEMPT) {
-        return xr_error(err, errlen, -EINVAL, "POSTCOPY_LISTEN asks for "
-                        "flags %#" PRIx64 ", which this build does not know",
-                        get_le64(body + 8));
-    }
-    *round = get_le64(body);
-    *flags = get_le64(body + 8);
     if (*round == 0) {
         return xr_error(err, errlen, -EINVAL, "POSTCOPY_LISTEN after round "
                         "0: round 1, the full pass, must come first");
@@ -378,17 +394,13 @@ int stream_postcopy_prepare_decode(const uint8_t *body, uint32_t len,
                                    uint64_t *round, char *err,
                                    size_t errlen)
 {
-    if (len != STREAM_POSTCOPY_PREPARE_LEN) {
-        return xr_error(err, errlen, -EINVAL, "POSTCOPY_PREPARE of %" PRIu32
-                        " bytes (%d expected)", len,
-                        STREAM_POSTCOPY_PREPARE_LEN);
+    uint64_t flags;
+    int ret = decode_value_flags(body, len, "POSTCOPY_PREPARE", 0, round,
+                                 &flags, err, errlen);
+
+    if (ret) {
+        return ret;
     }
-    if (get_le64(body + 8)) {
-        return xr_error(err, errlen, -EINVAL, "POSTCOPY_PREPARE asks for "
-                        "flags %#" PRIx64 ", which this build does not know",
-                        get_le64(body + 8));
-    }
-    *round = get_le64(body);
     if (*round == 0) {
         return xr_error(err, errlen, -EINVAL, "POSTCOPY_PREPARE after round "
                         "0: round 1, the full pass, must come first");

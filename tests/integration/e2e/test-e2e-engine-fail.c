@@ -1048,6 +1048,47 @@ static void test_source_killed_at_switchover(void **state)
 /* ---- (c) the destination's xenram killed, migrate_cancel ----------------------- */
 
 /*
+ * A migration of @sd to a new destination @name through a proxy whose
+ * @gate holds a record; once it does, query-migrate says @status (NULL:
+ * not checked), then the destination's xenram is killed (@kill) or the
+ * source gets migrate_cancel.  The source reports failed (cancelled)
+ * with @why, the destination never ran, the source's guest runs on.
+ */
+static void strike_at_gate(uint32_t sd, pid_t spid, const char *name,
+                           struct rule gate, struct mig_opts o,
+                           const char *status, bool kill, const char *why)
+{
+    struct proxy px;
+    struct dest d;
+
+    dest_start(sd, name, false, &d);
+    proxy_start(&px, d.sock, gate);
+    migrate(sd, px.path, o);
+    proxy_wait_fired(&px, sd);
+    if (status) {
+        json_t *r = qmp(sd, "query-migrate", NULL);
+
+        assert_string_equal(status_of(r), status);
+        json_decref(r);
+    }
+    if (kill) {
+        dest_kill(&d);
+        proxy_release(&px);
+        source_reports(sd, "failed", why);
+        proxy_stop(&px);
+        e2e_destroy(&dst, d.dom);
+        ts_dm_release(&d.dm);
+    } else {
+        json_decref(qmp(sd, "migrate_cancel", NULL));
+        source_reports(sd, "cancelled", why);
+        proxy_release(&px);
+        dest_failed(&d, NULL);
+        proxy_stop(&px);
+    }
+    source_runs_on(sd, spid);
+}
+
+/*
  * kill -9 of the destination's xenram: before the source connects (the
  * socket file is left, nobody listens), at its setup (the LAYOUT held),
  * at switchover (the source paused before it, then migrate-continue);
@@ -1058,7 +1099,6 @@ static void test_dest_killed_and_cancelled(void **state)
 {
     struct rule gate_layout = { RULE_GATE, LAYOUT, 0, false, false, 0, 1 };
     struct rule gate_ram = { RULE_GATE, RAM, 1, false, false, 0, 2 };
-    struct proxy px;
     struct dest d;
     uint32_t sd;
     pid_t spid;
@@ -1078,19 +1118,10 @@ static void test_dest_killed_and_cancelled(void **state)
     source_runs_on(sd, spid);
 
     fprintf(stderr, "== the destination killed at its setup\n");
-    dest_start(sd, "dstkill-1", false, &d);
-    proxy_start(&px, d.sock, gate_layout);
-    migrate(sd, px.path, (struct mig_opts) {
-        .channels = 2, .max_bandwidth = NEVER_CONVERGE_BW,
-        .downtime_limit = 1 });
-    proxy_wait_fired(&px, sd);
-    dest_kill(&d);
-    proxy_release(&px);
-    source_reports(sd, "failed", "the peer closed the connection");
-    proxy_stop(&px);
-    e2e_destroy(&dst, d.dom);
-    ts_dm_release(&d.dm);
-    source_runs_on(sd, spid);
+    strike_at_gate(sd, spid, "dstkill-1", gate_layout, (struct mig_opts) {
+                       .channels = 2, .max_bandwidth = NEVER_CONVERGE_BW,
+                       .downtime_limit = 1 },
+                   NULL, true, "the peer closed the connection");
 
     fprintf(stderr, "== the destination killed at switchover\n");
     dest_start(sd, "dstkill-2", false, &d);
@@ -1106,18 +1137,10 @@ static void test_dest_killed_and_cancelled(void **state)
     source_runs_on(sd, spid);
 
     fprintf(stderr, "== migrate_cancel in a round\n");
-    dest_start(sd, "dstkill-3", false, &d);
-    proxy_start(&px, d.sock, gate_ram);
-    migrate(sd, px.path, (struct mig_opts) {
-        .channels = 2, .max_bandwidth = NEVER_CONVERGE_BW,
-        .downtime_limit = 1 });
-    proxy_wait_fired(&px, sd);
-    json_decref(qmp(sd, "migrate_cancel", NULL));
-    source_reports(sd, "cancelled", "cancelled by migrate_cancel in round ");
-    proxy_release(&px);
-    dest_failed(&d, NULL);
-    proxy_stop(&px);
-    source_runs_on(sd, spid);
+    strike_at_gate(sd, spid, "dstkill-3", gate_ram, (struct mig_opts) {
+                       .channels = 2, .max_bandwidth = NEVER_CONVERGE_BW,
+                       .downtime_limit = 1 },
+                   NULL, false, "cancelled by migrate_cancel in round ");
 
     fprintf(stderr, "== migrate_cancel before switchover\n");
     dest_start(sd, "dstkill-4", false, &d);
@@ -1146,10 +1169,9 @@ static void test_postcopy_fails_while_preparing(void **state)
 {
     struct rule prepare = { RULE_GATE, POSTCOPY_PREPARE, 0, false, false, 0,
                             1 };
-    struct rule gate = { RULE_GATE, POSTCOPY_PREPARED, -1, true, false, 0,
-                         1 };
-    struct proxy px;
-    struct dest d;
+    struct rule prepared = { RULE_GATE, POSTCOPY_PREPARED, -1, true, false,
+                             0, 1 };
+    struct mig_opts pc = { .channels = 2, .postcopy = true };
     uint32_t sd;
     pid_t spid;
 
@@ -1158,40 +1180,14 @@ static void test_postcopy_fails_while_preparing(void **state)
     sd = guest("prep", FAST_WRITER, NULL);
     spid = e2e_dm_pid(&src, sd);
 
+    /* Before the switch: active, the guest not paused. */
     fprintf(stderr, "== the destination killed while it pages out\n");
-    dest_start(sd, "prep-0", false, &d);
-    proxy_start(&px, d.sock, prepare);
-    migrate(sd, px.path, (struct mig_opts) { .channels = 2,
-                                             .postcopy = true });
-    proxy_wait_fired(&px, sd);
-    {
-        json_t *r = qmp(sd, "query-migrate", NULL);
-
-        /* Before the switch: active, and the guest not paused. */
-        assert_string_equal(status_of(r), "active");
-        json_decref(r);
-    }
-    dest_kill(&d);
-    proxy_release(&px);
-    source_reports(sd, "failed", "the peer closed the connection");
-    proxy_stop(&px);
-    e2e_destroy(&dst, d.dom);
-    ts_dm_release(&d.dm);
-    source_runs_on(sd, spid);
-
+    strike_at_gate(sd, spid, "prep-0", prepare, pc, "active", true,
+                   "the peer closed the connection");
     fprintf(stderr, "== migrate_cancel while the destination pages out\n");
-    dest_start(sd, "prep-1", false, &d);
-    proxy_start(&px, d.sock, gate);
-    migrate(sd, px.path, (struct mig_opts) { .channels = 2,
-                                             .postcopy = true });
-    proxy_wait_fired(&px, sd);
-    json_decref(qmp(sd, "migrate_cancel", NULL));
-    source_reports(sd, "cancelled", "cancelled by migrate_cancel while the "
-                   "destination paged out ahead of the switch to postcopy");
-    proxy_release(&px);
-    dest_failed(&d, NULL);
-    proxy_stop(&px);
-    source_runs_on(sd, spid);
+    strike_at_gate(sd, spid, "prep-1", prepared, pc, "active", false,
+                   "cancelled by migrate_cancel while the destination "
+                   "paged out ahead of the switch to postcopy");
     e2e_destroy(&src, sd);
     assert_true(e2e_wait_exit(spid, 5000));
 }
